@@ -1,0 +1,330 @@
+"""EventStore conformance: every adapter (memory, sqlite, postgres) passes all of it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.contracts.harness import StoreHarness
+from write_model.envelope import EventMetadata, LogPosition, NewEvent, RecordedEvent
+from write_model.event_store.port import (
+    ANY,
+    NO_STREAM,
+    DuplicateEventError,
+    IdempotencyKeyConflict,
+    WrongExpectedVersion,
+)
+
+NOW = datetime(2026, 11, 26, 13, 24, tzinfo=UTC)
+
+
+def new_event(n: int = 0, type_: str = "ThingHappened", **metadata: str) -> NewEvent:
+    return NewEvent(
+        event_id=uuid.uuid4(),
+        type=type_,
+        data={"n": n, "amount": "12.30", "nested": {"list": [1, 2]}},
+        metadata=EventMetadata(correlation_id=metadata.get("correlation", "corr-1"),
+                               causation_id=metadata.get("causation"), user_id="u-1"),
+        occurred_at=NOW,
+    )
+
+
+async def read_everything_after(store, after: LogPosition) -> list[RecordedEvent]:
+    found: list[RecordedEvent] = []
+    while batch := await store.read_all(after, limit=50):
+        found.extend(batch)
+        after = batch[-1].log_position
+    return found
+
+
+# ------------------------------------------------------------ streams
+
+
+async def test_append_and_read_a_stream(harness: StoreHarness, unique: str) -> None:
+    store = harness.store
+    stream = f"Thing-{unique}"
+    sent = [new_event(1), new_event(2), new_event(3)]
+
+    result = await store.append_to_stream(stream, "Thing", NO_STREAM, sent)
+
+    assert result.stream_id == stream
+    assert result.version == 3
+    read = await store.read_stream(stream)
+    assert [e.version for e in read] == [1, 2, 3]
+    assert [e.event_id for e in read] == [e.event_id for e in sent]
+    assert read[0].data == {"n": 1, "amount": "12.30", "nested": {"list": [1, 2]}}
+    assert read[0].metadata == sent[0].metadata
+    assert read[0].occurred_at == NOW
+    assert read[0].stream_id == stream and read[0].type == "ThingHappened"
+    assert result.log_position == read[-1].log_position
+    assert await store.stream_version(stream) == 3
+
+
+async def test_read_stream_from_and_to_a_version(harness: StoreHarness, unique: str) -> None:
+    store = harness.store
+    stream = f"Thing-{unique}"
+    await store.append_to_stream(stream, "Thing", NO_STREAM, [new_event(i) for i in range(5)])
+
+    assert [e.version for e in await store.read_stream(stream, from_version=3)] == [3, 4, 5]
+    assert [e.version for e in await store.read_stream(stream, 2, to_version=3)] == [2, 3]
+
+
+async def test_unknown_stream_is_empty_at_version_zero(harness: StoreHarness, unique: str) -> None:
+    assert await harness.store.read_stream(f"Nothing-{unique}") == []
+    assert await harness.store.stream_version(f"Nothing-{unique}") == 0
+
+
+async def test_positions_grow_across_streams(harness: StoreHarness, unique: str) -> None:
+    store = harness.store
+    first = await store.append_to_stream(f"A-{unique}", "A", NO_STREAM, [new_event()])
+    second = await store.append_to_stream(f"B-{unique}", "B", NO_STREAM, [new_event()])
+    assert second.log_position > first.log_position
+
+
+# ------------------------------------------------------- expected version
+
+
+async def test_exact_expected_version_appends(harness: StoreHarness, unique: str) -> None:
+    store = harness.store
+    stream = f"Thing-{unique}"
+    await store.append_to_stream(stream, "Thing", NO_STREAM, [new_event(1)])
+    result = await store.append_to_stream(stream, "Thing", 1, [new_event(2), new_event(3)])
+    assert result.version == 3
+
+
+async def test_stale_expected_version_raises_and_appends_nothing(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    stream = f"Thing-{unique}"
+    await store.append_to_stream(stream, "Thing", NO_STREAM, [new_event(1), new_event(2)])
+
+    with pytest.raises(WrongExpectedVersion) as raised:
+        await store.append_to_stream(stream, "Thing", 1, [new_event(3), new_event(4)])
+
+    assert raised.value.expected == 1
+    assert raised.value.actual == 2
+    assert raised.value.stream_id == stream
+    assert await store.stream_version(stream) == 2
+    assert len(await store.read_stream(stream)) == 2
+
+
+async def test_expected_version_on_missing_stream_reports_zero(
+    harness: StoreHarness, unique: str
+) -> None:
+    with pytest.raises(WrongExpectedVersion) as raised:
+        await harness.store.append_to_stream(f"Thing-{unique}", "Thing", 3, [new_event()])
+    assert (raised.value.expected, raised.value.actual) == (3, 0)
+
+
+async def test_no_stream_on_existing_stream_raises(harness: StoreHarness, unique: str) -> None:
+    store = harness.store
+    stream = f"Thing-{unique}"
+    await store.append_to_stream(stream, "Thing", NO_STREAM, [new_event()])
+
+    with pytest.raises(WrongExpectedVersion) as raised:
+        await store.append_to_stream(stream, "Thing", NO_STREAM, [new_event()])
+
+    assert raised.value.expected is NO_STREAM
+    assert raised.value.actual == 1
+    assert await store.stream_version(stream) == 1
+
+
+async def test_any_appends_to_new_and_existing_streams(harness: StoreHarness, unique: str) -> None:
+    store = harness.store
+    stream = f"Thing-{unique}"
+    assert (await store.append_to_stream(stream, "Thing", ANY, [new_event()])).version == 1
+    assert (await store.append_to_stream(stream, "Thing", ANY, [new_event()])).version == 2
+
+
+async def test_empty_append_checks_the_version_and_writes_nothing(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    stream = f"Thing-{unique}"
+    appended = await store.append_to_stream(stream, "Thing", NO_STREAM, [new_event()])
+
+    result = await store.append_to_stream(stream, "Thing", 1, [])
+
+    assert result.version == 1
+    assert result.log_position == appended.log_position
+    with pytest.raises(WrongExpectedVersion):
+        await store.append_to_stream(stream, "Thing", 2, [])
+    assert await store.stream_version(stream) == 1
+
+
+# ---------------------------------------------------------- event ids
+
+
+async def test_duplicate_event_id_is_never_stored_twice(harness: StoreHarness, unique: str) -> None:
+    store = harness.store
+    event = new_event()
+    await store.append_to_stream(f"A-{unique}", "A", NO_STREAM, [event])
+
+    with pytest.raises(DuplicateEventError):
+        await store.append_to_stream(f"B-{unique}", "B", NO_STREAM, [new_event(), event])
+
+    assert await store.stream_version(f"B-{unique}") == 0
+    assert await store.read_stream(f"B-{unique}") == []
+
+
+# -------------------------------------------------------- idempotency
+
+
+async def test_idempotency_key_is_stored_with_the_append(harness: StoreHarness, unique: str) -> None:
+    store = harness.store
+    stream = f"Thing-{unique}"
+    key = f"key-{unique}"
+    result = await store.append_to_stream(
+        stream, "Thing", NO_STREAM, [new_event()], idempotency=(key, "fp-1")
+    )
+
+    record = await store.find_idempotency_record(key)
+
+    assert record is not None
+    assert (record.key, record.fingerprint, record.result) == (key, "fp-1", result)
+    assert await store.find_idempotency_record(f"other-{unique}") is None
+
+
+async def test_reused_idempotency_key_appends_nothing(harness: StoreHarness, unique: str) -> None:
+    store = harness.store
+    key = f"key-{unique}"
+    await store.append_to_stream(f"A-{unique}", "A", NO_STREAM, [new_event()], idempotency=(key, "x"))
+
+    with pytest.raises(IdempotencyKeyConflict):
+        await store.append_to_stream(
+            f"B-{unique}", "B", NO_STREAM, [new_event()], idempotency=(key, "x")
+        )
+
+    assert await store.stream_version(f"B-{unique}") == 0
+
+
+# -------------------------------------------------------- concurrency
+
+
+async def test_concurrent_appenders_lose_no_update(harness: StoreHarness, unique: str) -> None:
+    """20 writers read the version, then append with it: each version is won exactly once,
+    and every loser hears of it with the versions involved."""
+    store = harness.store
+    stream = f"Counter-{unique}"
+    await store.append_to_stream(stream, "Counter", NO_STREAM, [new_event(0)])
+    start = asyncio.Event()
+
+    async def writer(n: int) -> int | WrongExpectedVersion:
+        await start.wait()
+        version = await store.stream_version(stream)
+        await asyncio.sleep(0)
+        try:
+            return (await store.append_to_stream(stream, "Counter", version, [new_event(n)])).version
+        except WrongExpectedVersion as conflict:
+            return conflict
+
+    tasks = [asyncio.create_task(writer(n)) for n in range(1, 21)]
+    start.set()
+    outcomes = await asyncio.gather(*tasks)
+
+    won = [o for o in outcomes if isinstance(o, int)]
+    lost = [o for o in outcomes if isinstance(o, WrongExpectedVersion)]
+    assert len(won) + len(lost) == 20
+    assert len(won) >= 1
+    assert sorted(won) == list(range(2, 2 + len(won)))  # one winner per version, no gaps
+    assert all(c.actual > c.expected for c in lost)  # type: ignore[operator]
+    events = await store.read_stream(stream)
+    assert [e.version for e in events] == list(range(1, 2 + len(won)))
+    assert len({e.data["n"] for e in events}) == len(events)
+
+
+async def test_concurrent_retrying_appenders_all_land(harness: StoreHarness, unique: str) -> None:
+    store = harness.store
+    stream = f"Counter-{unique}"
+
+    async def writer(n: int) -> None:
+        while True:
+            version = await store.stream_version(stream)
+            try:
+                await store.append_to_stream(
+                    stream, "Counter", version or NO_STREAM, [new_event(n)]
+                )
+                return
+            except WrongExpectedVersion:
+                await asyncio.sleep(0)
+
+    await asyncio.gather(*(writer(n) for n in range(20)))
+
+    events = await store.read_stream(stream)
+    assert sorted(e.data["n"] for e in events) == list(range(20))
+    assert [e.version for e in events] == list(range(1, 21))
+
+
+# --------------------------------------------------------- global log
+
+
+async def test_read_all_from_a_checkpoint(harness: StoreHarness, unique: str) -> None:
+    store = harness.store
+    before = await store.head_position()
+    a = [new_event(1), new_event(2)]
+    b = [new_event(3)]
+    await store.append_to_stream(f"A-{unique}", "A", NO_STREAM, a)
+    await store.append_to_stream(f"B-{unique}", "B", NO_STREAM, b)
+
+    ours = [
+        e for e in await read_everything_after(store, before) if e.stream_id.endswith(unique)
+    ]
+
+    assert [e.event_id for e in ours] == [e.event_id for e in a + b]
+    middle = ours[0].log_position
+    after_first = [e for e in await read_everything_after(store, middle) if e.stream_id.endswith(unique)]
+    assert [e.event_id for e in after_first] == [a[1].event_id, b[0].event_id]
+    assert await store.head_position() >= ours[-1].log_position
+
+
+async def test_read_all_respects_the_limit(harness: StoreHarness, unique: str) -> None:
+    store = harness.store
+    before = await store.head_position()
+    await store.append_to_stream(f"A-{unique}", "A", NO_STREAM, [new_event(i) for i in range(5)])
+    assert len(await store.read_all(before, limit=2)) == 2
+
+
+async def test_reader_never_passes_an_open_append(harness: StoreHarness, unique: str) -> None:
+    """One append stays uncommitted while later ones commit. A reader polling the global log
+    must not move past the open one, and must see it once it commits: never a gap."""
+    store = harness.store
+    start = await store.head_position()
+    held = [new_event(100), new_event(101)]
+    seen: list[RecordedEvent] = []
+    checkpoint = start
+
+    async def poll() -> None:
+        nonlocal checkpoint
+        batch = await read_everything_after(store, checkpoint)
+        if batch:
+            seen.extend(batch)
+            checkpoint = batch[-1].log_position
+
+    async with harness.held_append(f"Held-{unique}", NO_STREAM, held):
+        later = [
+            asyncio.create_task(
+                store.append_to_stream(f"Later{n}-{unique}", "L", NO_STREAM, [new_event(n)])
+            )
+            for n in range(5)
+        ]
+        # Let the later appends commit where the adapter allows it, polling meanwhile.
+        for _ in range(10):
+            await asyncio.sleep(0.02)
+            await poll()
+        assert not any(e.stream_id == f"Held-{unique}" for e in seen)
+    await asyncio.gather(*later)
+    await poll()
+
+    ours = [e for e in seen if e.stream_id.endswith(unique)]
+    assert len(ours) == 7, "every event is read, the held ones included"
+    assert len({e.event_id for e in ours}) == 7, "and each exactly once"
+    positions = [e.log_position for e in seen]
+    assert positions == sorted(positions)
+    # A complete re-read from the same start gives exactly what the poller saw.
+    assert [e.event_id for e in await read_everything_after(store, start)] == [
+        e.event_id for e in seen
+    ]

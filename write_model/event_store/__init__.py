@@ -1,0 +1,21 @@
+from write_model.event_store.port import (
+    ANY,
+    NO_STREAM,
+    DuplicateEventError,
+    EventStore,
+    ExpectedVersion,
+    IdempotencyRecord,
+    IdempotencyKeyConflict,
+    WrongExpectedVersion,
+)
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "DuplicateEventError",
+    "EventStore",
+    "ExpectedVersion",
+    "IdempotencyKeyConflict",
+    "IdempotencyRecord",
+    "WrongExpectedVersion",
+]

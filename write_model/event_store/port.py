@@ -1,0 +1,98 @@
+"""The EventStore port. Adapters: memory, sqlite (embedded default), postgres.
+
+Every adapter passes the whole suite in tests/contracts/test_event_store.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from write_model.envelope import AppendResult, LogPosition, NewEvent, RecordedEvent
+
+
+class _StreamState(Enum):
+    ANY = "any"
+    NO_STREAM = "no-stream"
+
+
+ANY = _StreamState.ANY
+"""Append whatever the stream's version."""
+NO_STREAM = _StreamState.NO_STREAM
+"""Append only when the stream does not exist yet."""
+
+ExpectedVersion = int | _StreamState
+"""ANY, NO_STREAM, or the exact version (>= 1) the stream must be at."""
+
+
+class WrongExpectedVersion(Exception):
+    """The stream was not at the expected version; nothing was appended."""
+
+    def __init__(self, stream_id: str, expected: ExpectedVersion, actual: int) -> None:
+        shown = expected.value if isinstance(expected, _StreamState) else expected
+        super().__init__(f"stream {stream_id}: expected version {shown}, actual {actual}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual  # 0 when the stream does not exist
+
+
+class DuplicateEventError(Exception):
+    """An event id that is already stored; nothing was appended."""
+
+
+class IdempotencyKeyConflict(Exception):
+    """Another append already claimed this idempotency key; nothing was appended."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} is already used")
+        self.key = key
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """What an idempotent command returned the first time, stored with its events."""
+
+    key: str
+    fingerprint: str  # of the command's input: the same key with other input is an error
+    result: AppendResult
+
+
+class EventStore(Protocol):
+    async def append_to_stream(
+        self,
+        stream_id: str,
+        stream_type: str,
+        expected_version: ExpectedVersion,
+        events: Sequence[NewEvent],
+        *,
+        idempotency: tuple[str, str] | None = None,
+    ) -> AppendResult:
+        """Append atomically. `idempotency` is (key, fingerprint): stored in the same
+        transaction; raises IdempotencyKeyConflict when the key is taken (then nothing is
+        appended). An empty `events` checks the expected version and records the key."""
+        ...
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        """Events of one stream in version order; [] for an unknown stream."""
+        ...
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version; 0 when it does not exist."""
+        ...
+
+    async def read_all(self, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]:
+        """The global log after `after`, in (transaction_id, position) order. Never returns
+        an event while an event that sorts before it may still commit."""
+        ...
+
+    async def head_position(self) -> LogPosition:
+        """The last position that `read_all` can currently reach (start when empty)."""
+        ...
+
+    async def find_idempotency_record(self, key: str) -> IdempotencyRecord | None: ...
+
+    async def close(self) -> None: ...

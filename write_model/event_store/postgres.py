@@ -1,0 +1,209 @@
+"""PostgreSQL EventStore on an asyncpg pool. Schema and append function: postgres_schema.sql."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+from write_model.envelope import (
+    AppendResult,
+    EventMetadata,
+    LogPosition,
+    NewEvent,
+    RecordedEvent,
+)
+from write_model.event_store.port import (
+    ANY,
+    NO_STREAM,
+    DuplicateEventError,
+    ExpectedVersion,
+    IdempotencyKeyConflict,
+    IdempotencyRecord,
+    WrongExpectedVersion,
+)
+
+_MIGRATION_LOCK = 7_351_001  # advisory lock id: concurrent `orders migrate` runs take turns
+
+_APPEND = """
+SELECT ok, stream_version, transaction_id, log_position
+FROM append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+"""
+
+_COLUMNS = "position, transaction_id, stream_id, version, event_id, type, data, metadata, occurred_at"
+
+# Only events of transactions older than every running one: those can no longer be
+# overtaken by a commit with a lower position. Ordered as checkpointed.
+_READ_ALL = f"""
+SELECT {_COLUMNS} FROM events
+WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
+  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY transaction_id, position
+LIMIT $3
+"""
+
+_HEAD = """
+SELECT transaction_id, position FROM events
+WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY transaction_id DESC, position DESC
+LIMIT 1
+"""
+
+
+def schema_sql() -> str:
+    return resources.files(__package__).joinpath("postgres_schema.sql").read_text()
+
+
+async def init_connection(connection: asyncpg.Connection) -> None:
+    """Codecs every connection of the pool needs: jsonb as Python values, xid8 as int."""
+    await connection.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+    )
+    await connection.set_type_codec(
+        "xid8", encoder=str, decoder=int, schema="pg_catalog", format="text"
+    )
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init_connection)
+
+
+async def migrate(pool: asyncpg.Pool) -> None:
+    """Create or update the event store schema; safe to run any number of times at once."""
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await connection.execute(schema_sql())
+
+
+def _expected_code(expected: ExpectedVersion) -> int:
+    if expected is ANY:
+        return -1
+    if expected is NO_STREAM:
+        return 0
+    assert isinstance(expected, int)
+    if expected < 1:
+        raise ValueError(f"an exact expected version is >= 1, got {expected}")
+    return expected
+
+
+def _recorded(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        event_id=row["event_id"],
+        stream_id=row["stream_id"],
+        type=row["type"],
+        version=row["version"],
+        position=row["position"],
+        transaction_id=row["transaction_id"],
+        occurred_at=row["occurred_at"],
+        data=row["data"],
+        metadata=EventMetadata.from_json(row["metadata"]),
+    )
+
+
+class PostgresEventStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    async def append_to_stream(
+        self,
+        stream_id: str,
+        stream_type: str,
+        expected_version: ExpectedVersion,
+        events: Sequence[NewEvent],
+        *,
+        idempotency: tuple[str, str] | None = None,
+    ) -> AppendResult:
+        async with self._pool.acquire() as connection:
+            return await self.append_on(
+                connection, stream_id, stream_type, expected_version, events, idempotency
+            )
+
+    async def append_on(
+        self,
+        connection: asyncpg.Connection,
+        stream_id: str,
+        stream_type: str,
+        expected_version: ExpectedVersion,
+        events: Sequence[NewEvent],
+        idempotency: tuple[str, str] | None = None,
+    ) -> AppendResult:
+        """Append on a given connection, inside whatever transaction it has open."""
+        key, fingerprint = idempotency if idempotency else (None, None)
+        try:
+            row = await connection.fetchrow(
+                _APPEND,
+                stream_id,
+                stream_type,
+                _expected_code(expected_version),
+                [e.event_id for e in events],
+                [e.type for e in events],
+                [e.data for e in events],
+                [e.metadata.to_json() for e in events],
+                [e.occurred_at for e in events],
+                key,
+                fingerprint,
+            )
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name == "idempotency_keys_pkey" and key is not None:
+                raise IdempotencyKeyConflict(key) from error
+            if error.constraint_name == "events_event_id_key":
+                raise DuplicateEventError(str(error)) from error
+            raise
+        if not row["ok"]:
+            raise WrongExpectedVersion(stream_id, expected_version, row["stream_version"])
+        return AppendResult(
+            stream_id,
+            row["stream_version"],
+            LogPosition(row["transaction_id"], row["log_position"]),
+        )
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2"
+            " AND ($3::integer IS NULL OR version <= $3) ORDER BY version",
+            stream_id,
+            from_version,
+            to_version,
+        )
+        return [_recorded(row) for row in rows]
+
+    async def stream_version(self, stream_id: str) -> int:
+        version = await self._pool.fetchval(
+            "SELECT version FROM streams WHERE stream_id = $1", stream_id
+        )
+        return version or 0
+
+    async def read_all(self, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]:
+        rows = await self._pool.fetch(_READ_ALL, after.transaction_id, after.position, limit)
+        return [_recorded(row) for row in rows]
+
+    async def head_position(self) -> LogPosition:
+        row = await self._pool.fetchrow(_HEAD)
+        if row is None:
+            return LogPosition.start()
+        return LogPosition(row["transaction_id"], row["position"])
+
+    async def find_idempotency_record(self, key: str) -> IdempotencyRecord | None:
+        row: Any = await self._pool.fetchrow(
+            "SELECT key, fingerprint, stream_id, version, transaction_id, position"
+            " FROM idempotency_keys WHERE key = $1",
+            key,
+        )
+        if row is None:
+            return None
+        result = AppendResult(
+            row["stream_id"], row["version"], LogPosition(row["transaction_id"], row["position"])
+        )
+        return IdempotencyRecord(row["key"], row["fingerprint"], result)
+
+    async def close(self) -> None:
+        await self._pool.close()
