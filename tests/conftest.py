@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -23,3 +24,19 @@ def service_url(name: str) -> str:
 def unique() -> str:
     """A fresh id fragment, so tests never share streams or documents."""
     return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[object]:
+    """Each EventStore adapter in turn, with a way to hold one append open."""
+    from tests.contracts.harness import memory_harness, postgres_harness, sqlite_harness
+
+    match request.param:
+        case "memory":
+            factory = memory_harness()
+        case "sqlite":
+            factory = sqlite_harness()
+        case "postgres":
+            factory = postgres_harness(service_url("DATABASE_URL"))
+    async with factory as built:
+        yield built

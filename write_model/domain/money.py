@@ -49,6 +49,6 @@ def parse_price(value: Decimal | str, currency: str, field: str = "price") -> Mo
         raise ValidationFailed(f"price must be less than {MAX_AMOUNT}", field)
     if amount != amount.quantize(CENT):
         raise ValidationFailed(f"price {amount} has more than two decimal places", field)
-    if not _CURRENCY.match(currency):
+    if not _CURRENCY.fullmatch(currency):
         raise ValidationFailed(f"currency {currency!r} is not a 3-letter ISO 4217 code", "currency")
     return Money(amount.quantize(CENT), currency)

@@ -242,7 +242,7 @@ def decide(command: OrderCommand, state: OrderState) -> list[OrderEvent]:
         case CreateOrder(order_id, customer_id, tax_rate, items, shipping_address):
             if state is not None:
                 raise InvalidState(f"order {order_id} already exists")
-            if not Decimal(0) <= tax_rate < Decimal(1):
+            if not (tax_rate.is_finite() and Decimal(0) <= tax_rate < Decimal(1)):
                 raise ValidationFailed(f"tax rate {tax_rate} is not in [0, 1)", "taxRate")
             events: list[OrderEvent] = [
                 OrderCreated(require_id(order_id, "orderId"), customer_id, tax_rate)
@@ -278,7 +278,7 @@ def decide(command: OrderCommand, state: OrderState) -> list[OrderEvent]:
             order = _existing(state, order_id)
             if order.status not in (OrderStatus.DRAFT, OrderStatus.SUBMITTED):
                 raise InvalidState(f"order {order_id} is {order.status} and cannot be cancelled")
-            return [OrderCancelled(reason.strip() if reason else None)]
+            return [OrderCancelled((reason or "").strip() or None)]
         case ConfirmOrder(order_id):
             order = _existing(state, order_id)
             if order.status is OrderStatus.CONFIRMED:

@@ -25,7 +25,7 @@ def require_name(value: str, field: str = "name") -> str:
 
 
 def require_id(value: str, field: str) -> str:
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise ValidationFailed(
             f"{field} {value!r} must be 1-100 letters, digits, '_', '.', ':' or '-'", field
         )
@@ -57,6 +57,6 @@ def require_stock(value: int, field: str) -> int:
 
 
 def require_country(value: str, field: str = "country") -> str:
-    if not _COUNTRY.match(value):
+    if not _COUNTRY.fullmatch(value):
         raise ValidationFailed(f"{value!r} is not an ISO 3166-1 alpha-2 country code", field)
     return value

@@ -67,8 +67,12 @@ async def init_connection(connection: asyncpg.Connection) -> None:
     )
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init_connection)
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, timeout: float = 10.0
+) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, timeout=timeout, init=init_connection
+    )
 
 
 async def migrate(pool: asyncpg.Pool) -> None:

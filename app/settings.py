@@ -1,0 +1,29 @@
+"""Process settings, read once from the environment at start."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """An unset URL means the embedded default; a set one that cannot be reached is an error."""
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=False, extra="ignore")
+
+    database_url: str | None = Field(None, description="PostgreSQL event store; unset: SQLite")
+    mongo_url: str | None = Field(None, description="MongoDB read store; unset: in memory")
+    mongo_db: str = "orders"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    orders_data_dir: Path = Path(".orders")
+
+    tax_rate: Decimal = Field(Decimal("0.10"), ge=0, lt=1)
+    command_max_attempts: int = Field(5, ge=1, description="tries on a version conflict")
+    pg_pool_min_size: int = 2
+    pg_pool_max_size: int = 10
+    connect_timeout_seconds: float = 5.0
+    log_level: str = "INFO"

@@ -1,0 +1,334 @@
+"""SQLite EventStore on aiosqlite: the embedded default, one database file.
+
+SQLite lets one connection write at a time (appends take the write lock with BEGIN
+IMMEDIATE and wait up to the busy timeout for it), so commits are serialized: positions
+handed out under that lock grow in commit order, and a reader can never pass an event that
+is still to commit. Each batch takes the position of its first event as transaction id,
+which keeps (transaction_id, position) order equal to position order, as the port requires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import aiosqlite
+
+from write_model.envelope import (
+    AppendResult,
+    EventMetadata,
+    LogPosition,
+    NewEvent,
+    RecordedEvent,
+)
+from write_model.event_store.port import (
+    NO_STREAM,
+    DuplicateEventError,
+    ExpectedVersion,
+    IdempotencyKeyConflict,
+    IdempotencyRecord,
+    WrongExpectedVersion,
+)
+
+# How long an append waits for another connection (or process) to release the write lock.
+_BUSY_TIMEOUT_SECONDS = 10.0
+
+# Below SQLite's smallest default limit on bound parameters (999 before 3.32).
+_MAX_PARAMETERS = 500
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS streams (
+    stream_id TEXT PRIMARY KEY,
+    type      TEXT NOT NULL,
+    version   INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS events (
+    -- The rowid. append_on hands positions out itself (last + 1) under the write lock,
+    -- so that a batch knows its first position (its transaction id) before inserting.
+    -- The log is append-only, so no position is ever reused.
+    position       INTEGER PRIMARY KEY,
+    transaction_id INTEGER NOT NULL,
+    stream_id      TEXT NOT NULL,
+    version        INTEGER NOT NULL,
+    event_id       TEXT NOT NULL UNIQUE,
+    type           TEXT NOT NULL,
+    data           TEXT NOT NULL,        -- JSON
+    metadata       TEXT NOT NULL,        -- JSON, EventMetadata.to_json()
+    occurred_at    TEXT NOT NULL,        -- ISO 8601 in UTC, with its offset
+    UNIQUE (stream_id, version)
+);
+
+CREATE INDEX IF NOT EXISTS events_log_order ON events (transaction_id, position);
+
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key            TEXT PRIMARY KEY,
+    fingerprint    TEXT NOT NULL,
+    stream_id      TEXT NOT NULL,
+    version        INTEGER NOT NULL,
+    transaction_id INTEGER NOT NULL,
+    position       INTEGER NOT NULL,
+    created_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+"""
+
+_COLUMNS = (
+    "position, transaction_id, stream_id, version, event_id, type, data, metadata, occurred_at"
+)
+
+_INSERT_EVENT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+_READ_ALL = f"""
+SELECT {_COLUMNS} FROM events
+WHERE (transaction_id, position) > (?, ?)
+ORDER BY transaction_id, position
+LIMIT ?
+"""
+
+_HEAD = """
+SELECT transaction_id, position FROM events
+ORDER BY transaction_id DESC, position DESC
+LIMIT 1
+"""
+
+
+async def connect(path: str) -> aiosqlite.Connection:
+    """A connection in autocommit mode (callers BEGIN IMMEDIATE themselves to append), on a
+    WAL database so reads never wait for a writer, with the schema in place."""
+    connection = await aiosqlite.connect(
+        path,
+        isolation_level=None,
+        timeout=_BUSY_TIMEOUT_SECONDS,  # sqlite3's busy_timeout
+        # aiosqlite only uses the connection from its own thread; this lets append_on
+        # read `in_transaction` from the event loop's thread.
+        check_same_thread=False,
+    )
+    try:
+        await connection.execute("PRAGMA journal_mode = WAL")
+        await connection.executescript(_SCHEMA)
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
+
+
+async def append_on(
+    connection: aiosqlite.Connection,
+    stream_id: str,
+    stream_type: str,
+    expected_version: ExpectedVersion,
+    events: Sequence[NewEvent],
+    idempotency: tuple[str, str] | None = None,
+) -> AppendResult:
+    """Append on a connection inside the transaction its caller opened with BEGIN IMMEDIATE
+    (so that it holds the write lock); neither begins nor commits. Every check runs before
+    the first write, so an error leaves the transaction as it was."""
+    if not connection.in_transaction:
+        raise RuntimeError("append_on needs a transaction opened with BEGIN IMMEDIATE")
+    _check_expected(expected_version)
+
+    actual = await _scalar(
+        connection, "SELECT version FROM streams WHERE stream_id = ?", (stream_id,), default=0
+    )
+    if (expected_version is NO_STREAM and actual != 0) or (
+        isinstance(expected_version, int) and expected_version != actual
+    ):
+        raise WrongExpectedVersion(stream_id, expected_version, actual)
+    if idempotency is not None and await _scalar(
+        connection, "SELECT 1 FROM idempotency_keys WHERE key = ?", (idempotency[0],)
+    ):
+        raise IdempotencyKeyConflict(idempotency[0])
+    await _check_new_event_ids(connection, stream_id, events)
+
+    if events:
+        version = actual + len(events)
+        first = await _scalar(connection, "SELECT max(position) FROM events", default=0) + 1
+        last = LogPosition(first, first + len(events) - 1)
+        rows = [
+            _row(first, stream_id, actual, offset, event) for offset, event in enumerate(events)
+        ]
+        await connection.execute(
+            "INSERT INTO streams (stream_id, type, version) VALUES (?, ?, ?)"
+            " ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
+            (stream_id, stream_type, version),
+        )
+        await connection.executemany(_INSERT_EVENT, rows)
+    else:
+        # Nothing to write: the result names the stream's last event.
+        version = actual
+        found = await connection.execute_fetchall(
+            "SELECT transaction_id, position FROM events WHERE stream_id = ?"
+            " ORDER BY version DESC LIMIT 1",
+            (stream_id,),
+        )
+        last = LogPosition(*next(iter(found), (0, 0)))
+
+    if idempotency is not None:
+        key, fingerprint = idempotency
+        await connection.execute(
+            "INSERT INTO idempotency_keys"
+            " (key, fingerprint, stream_id, version, transaction_id, position)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (key, fingerprint, stream_id, version, last.transaction_id, last.position),
+        )
+    return AppendResult(stream_id, version, last)
+
+
+class SqliteEventStore:
+    """Appends go through one writer connection, reads through another: an aiosqlite
+    connection runs one transaction at a time, so concurrent appends take turns on a lock,
+    while WAL lets reads proceed during an append."""
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteEventStore:
+        if path in ("", ":memory:"):
+            # Each of the two connections would get a private database of its own.
+            raise ValueError("SqliteEventStore needs a file (InMemoryEventStore has no I/O)")
+        await asyncio.to_thread(Path(path).parent.mkdir, parents=True, exist_ok=True)
+        writer = await connect(path)
+        try:
+            reader = await connect(path)
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(writer, reader)
+
+    async def append_to_stream(
+        self,
+        stream_id: str,
+        stream_type: str,
+        expected_version: ExpectedVersion,
+        events: Sequence[NewEvent],
+        *,
+        idempotency: tuple[str, str] | None = None,
+    ) -> AppendResult:
+        async with self._lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                result = await append_on(
+                    self._writer, stream_id, stream_type, expected_version, events, idempotency
+                )
+                await self._writer.commit()
+            except BaseException:
+                # Also on cancellation, so the writer never stays inside a transaction.
+                # rollback() runs after the statement in flight (aiosqlite queues them in
+                # order) and does nothing if that statement was a successful COMMIT.
+                await self._writer.rollback()
+                raise
+            return result
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        rows = await self._reader.execute_fetchall(
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id = ?1 AND version >= ?2"
+            " AND (?3 IS NULL OR version <= ?3) ORDER BY version",
+            (stream_id, from_version, to_version),
+        )
+        return [_recorded(row) for row in rows]
+
+    async def stream_version(self, stream_id: str) -> int:
+        return await _scalar(
+            self._reader, "SELECT version FROM streams WHERE stream_id = ?", (stream_id,), default=0
+        )
+
+    async def read_all(self, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]:
+        # Only committed events are visible, and none can still commit before them.
+        rows = await self._reader.execute_fetchall(
+            _READ_ALL, (after.transaction_id, after.position, limit)
+        )
+        return [_recorded(row) for row in rows]
+
+    async def head_position(self) -> LogPosition:
+        rows = await self._reader.execute_fetchall(_HEAD)
+        return LogPosition(*next(iter(rows), (0, 0)))
+
+    async def find_idempotency_record(self, key: str) -> IdempotencyRecord | None:
+        rows = await self._reader.execute_fetchall(
+            "SELECT fingerprint, stream_id, version, transaction_id, position"
+            " FROM idempotency_keys WHERE key = ?",
+            (key,),
+        )
+        for fingerprint, stream_id, version, transaction_id, position in rows:
+            result = AppendResult(stream_id, version, LogPosition(transaction_id, position))
+            return IdempotencyRecord(key, fingerprint, result)
+        return None
+
+    async def close(self) -> None:
+        async with self._lock:  # let a running append finish
+            await self._writer.close()
+        await self._reader.close()
+
+
+def _check_expected(expected: ExpectedVersion) -> None:
+    if isinstance(expected, int) and expected < 1:
+        raise ValueError(f"an exact expected version is >= 1, got {expected}")
+
+
+async def _scalar(
+    connection: aiosqlite.Connection, sql: str, parameters: Iterable[Any] = (), default: Any = None
+) -> Any:
+    """The first column of the first row; `default` when there is no row or it is NULL."""
+    rows = await connection.execute_fetchall(sql, parameters)
+    value = next(iter(rows), (None,))[0]
+    return default if value is None else value
+
+
+async def _check_new_event_ids(
+    connection: aiosqlite.Connection, stream_id: str, events: Sequence[NewEvent]
+) -> None:
+    ids = [str(event.event_id) for event in events]
+    if len(set(ids)) != len(ids) or await _any_stored(connection, ids):
+        raise DuplicateEventError(f"an event id in the batch for {stream_id} is stored")
+
+
+async def _any_stored(connection: aiosqlite.Connection, ids: list[str]) -> bool:
+    for start in range(0, len(ids), _MAX_PARAMETERS):
+        chunk = ids[start : start + _MAX_PARAMETERS]
+        marks = ", ".join("?" * len(chunk))
+        sql = f"SELECT 1 FROM events WHERE event_id IN ({marks}) LIMIT 1"
+        if await _scalar(connection, sql, chunk):
+            return True
+    return False
+
+
+def _row(
+    first_position: int, stream_id: str, stream_version: int, offset: int, event: NewEvent
+) -> tuple[Any, ...]:
+    return (
+        first_position + offset,
+        first_position,  # the batch's transaction id
+        stream_id,
+        stream_version + offset + 1,
+        str(event.event_id),
+        event.type,
+        json.dumps(event.data),
+        json.dumps(event.metadata.to_json()),
+        # UTC, as timestamptz does (a naive time counts as local time, as with asyncpg).
+        event.occurred_at.astimezone(UTC).isoformat(),
+    )
+
+
+def _recorded(row: Sequence[Any]) -> RecordedEvent:
+    position, transaction_id, stream_id, version, event_id, type_, data, metadata, occurred_at = row
+    return RecordedEvent(
+        event_id=UUID(event_id),
+        stream_id=stream_id,
+        type=type_,
+        version=version,
+        position=position,
+        transaction_id=transaction_id,
+        occurred_at=datetime.fromisoformat(occurred_at),
+        data=json.loads(data),
+        metadata=EventMetadata.from_json(json.loads(metadata)),
+    )
