@@ -42,7 +42,7 @@ async def event_store(settings: Settings) -> AsyncIterator[EventStore]:
                 settings.database_url,
                 min_size=settings.pg_pool_min_size,
                 max_size=settings.pg_pool_max_size,
-                timeout=settings.connect_timeout_seconds,
+                connect_timeout=settings.connect_timeout_seconds,
             )
         except (OSError, TimeoutError, postgres.asyncpg.PostgresError) as error:
             raise ServiceUnavailable(
@@ -53,9 +53,7 @@ async def event_store(settings: Settings) -> AsyncIterator[EventStore]:
     else:
         from write_model.event_store import sqlite
 
-        store = await sqlite.SqliteEventStore.open(
-            str(settings.orders_data_dir / "events.db")
-        )
+        store = await sqlite.SqliteEventStore.open(str(settings.orders_data_dir / "events.db"))
     try:
         yield store
     finally:

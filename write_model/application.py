@@ -198,13 +198,23 @@ class OrdersApplication:
         replayed = await self.handler.replay(idempotency)
         if replayed is not None:
             return replayed
-        registered, _ = await self.handler.load(CUSTOMER, CUSTOMER.stream_id(customer_id))
+        order_id = order_id or self._generated_id(idempotency)
+        # One read for the customer, the catalog entries and the order stream.
+        loaded = await self.handler.load_many(
+            [
+                (CUSTOMER, CUSTOMER.stream_id(customer_id)),
+                (ORDER, ORDER.stream_id(order_id)),
+                *((PRODUCT, PRODUCT.stream_id(item.product_id)) for item in items),
+            ]
+        )
+        (registered, _), current_order, *entries = loaded
         if registered is None:
             raise NotFound(f"customer {customer_id} not found", customer_id)
-        priced = tuple([await self._priced(item) for item in items])
-        order_id = order_id or self._generated_id(idempotency)
+        priced = tuple(
+            _priced(item, entry) for item, (entry, _) in zip(items, entries, strict=True)
+        )
         command = order.CreateOrder(order_id, customer_id, self._tax_rate, priced, shipping_address)
-        return await self._order(command, order_id, context, None, idempotency)
+        return await self._order(command, order_id, context, None, idempotency, current_order)
 
     async def add_order_item(
         self,
@@ -217,8 +227,13 @@ class OrdersApplication:
         replayed = await self.handler.replay(idempotency)
         if replayed is not None:
             return replayed
-        command = order.AddOrderItem(order_id, await self._priced(item))
-        return await self._order(command, order_id, context, expected_version, idempotency)
+        (entry, _), current_order = await self.handler.load_many(
+            [(PRODUCT, PRODUCT.stream_id(item.product_id)), (ORDER, ORDER.stream_id(order_id))]
+        )
+        command = order.AddOrderItem(order_id, _priced(item, entry))
+        return await self._order(
+            command, order_id, context, expected_version, idempotency, current_order
+        )
 
     async def remove_order_item(
         self,
@@ -279,6 +294,7 @@ class OrdersApplication:
         context: CommandContext,
         expected_version: int | None,
         idempotency: Idempotency | None,
+        loaded: tuple[order.OrderState, int] | None = None,
     ) -> CommandOutcome:
         return await self.handler.handle(
             ORDER,
@@ -287,21 +303,22 @@ class OrdersApplication:
             context,
             expected_version=expected_version,
             idempotency=idempotency,
+            loaded=loaded,
         )
-
-    async def _priced(self, item: ItemRequest) -> order.PricedItem:
-        """The catalog's current name and price: the client never sends a price."""
-        if item.quantity <= 0:
-            raise ValidationFailed(
-                f"quantity must be a positive whole number, got {item.quantity}", "quantity"
-            )
-        entry, _ = await self.handler.load(PRODUCT, PRODUCT.stream_id(item.product_id))
-        if entry is None:
-            raise NotFound(f"product {item.product_id} not found", item.product_id)
-        return order.PricedItem(entry.product_id, entry.name, item.quantity, entry.price)
 
     def _generated_id(self, idempotency: Idempotency | None) -> str:
         # A retry under the same idempotency key must name the same entity.
         if idempotency is not None:
             return str(uuid.uuid5(_ID_NAMESPACE, idempotency.key))
         return self._new_id()
+
+
+def _priced(item: ItemRequest, entry: product.ProductState) -> order.PricedItem:
+    """The catalog's current name and price: the client never sends a price."""
+    if item.quantity <= 0:
+        raise ValidationFailed(
+            f"quantity must be a positive whole number, got {item.quantity}", "quantity"
+        )
+    if entry is None:
+        raise NotFound(f"product {item.product_id} not found", item.product_id)
+    return order.PricedItem(entry.product_id, entry.name, item.quantity, entry.price)

@@ -8,7 +8,7 @@ same append; the same key again returns the first result and appends nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -115,6 +115,16 @@ class CommandHandler:
         events = await self._store.read_stream(stream_id)
         return self.fold(decider, decider.initial_state, events), len(events)
 
+    async def load_many(
+        self, streams: Sequence[tuple[Decider[Any, Any, Any], str]]
+    ) -> list[tuple[Any, int]]:
+        """Several streams in one read of the store, each folded with its decider."""
+        found = await self._store.read_streams([stream_id for _, stream_id in streams])
+        return [
+            (self.fold(decider, decider.initial_state, found[stream_id]), len(found[stream_id]))
+            for decider, stream_id in streams
+        ]
+
     def fold(self, decider: Decider[C, E, S], state: S, events: list[RecordedEvent]) -> S:
         for recorded in events:
             state = decider.evolve(state, self.domain_event(recorded))
@@ -145,15 +155,21 @@ class CommandHandler:
         *,
         expected_version: int | None = None,
         idempotency: Idempotency | None = None,
+        loaded: tuple[S, int] | None = None,
     ) -> CommandOutcome:
         """Decide `command` on the stream's current state and append what it decided.
-        Domain errors from `decide` propagate unchanged; nothing is appended then."""
+        `loaded` is the (state, version) the caller already read with other streams; it
+        serves the first attempt. Domain errors from `decide` propagate unchanged; nothing
+        is appended then."""
         replayed = await self.replay(idempotency)
         if replayed is not None:
             return replayed
         attempts = 1 if expected_version is not None else self._max_attempts
         for attempt in range(1, attempts + 1):
-            state, version = await self.load(decider, stream_id)
+            if attempt == 1 and loaded is not None:
+                state, version = loaded
+            else:
+                state, version = await self.load(decider, stream_id)
             if expected_version is not None and expected_version != version:
                 raise ConcurrencyConflict(stream_id, expected_version, version)
             events = decider.decide(command, state)

@@ -71,9 +71,7 @@ class EventTypeRegistry:
         while version < registration.schema_version:
             upcaster = self._upcasters.get((type_name, version))
             if upcaster is None:
-                raise UnknownEventType(
-                    f"no upcaster for {type_name} from schema version {version}"
-                )
+                raise UnknownEventType(f"no upcaster for {type_name} from schema version {version}")
             data = upcaster(data)
             version += 1
         return registration.adapter.validate_python(data)

@@ -26,8 +26,11 @@ def new_event(n: int = 0, type_: str = "ThingHappened", **metadata: str) -> NewE
         event_id=uuid.uuid4(),
         type=type_,
         data={"n": n, "amount": "12.30", "nested": {"list": [1, 2]}},
-        metadata=EventMetadata(correlation_id=metadata.get("correlation", "corr-1"),
-                               causation_id=metadata.get("causation"), user_id="u-1"),
+        metadata=EventMetadata(
+            correlation_id=metadata.get("correlation", "corr-1"),
+            causation_id=metadata.get("causation"),
+            user_id="u-1",
+        ),
         occurred_at=NOW,
     )
 
@@ -70,6 +73,20 @@ async def test_read_stream_from_and_to_a_version(harness: StoreHarness, unique: 
 
     assert [e.version for e in await store.read_stream(stream, from_version=3)] == [3, 4, 5]
     assert [e.version for e in await store.read_stream(stream, 2, to_version=3)] == [2, 3]
+
+
+async def test_read_several_streams_at_once(harness: StoreHarness, unique: str) -> None:
+    store = harness.store
+    await store.append_to_stream(f"A-{unique}", "A", NO_STREAM, [new_event(1), new_event(2)])
+    await store.append_to_stream(f"B-{unique}", "B", NO_STREAM, [new_event(3)])
+
+    found = await store.read_streams([f"B-{unique}", f"None-{unique}", f"A-{unique}"])
+
+    assert set(found) == {f"A-{unique}", f"B-{unique}", f"None-{unique}"}
+    assert [e.data["n"] for e in found[f"A-{unique}"]] == [1, 2]
+    assert [e.version for e in found[f"A-{unique}"]] == [1, 2]
+    assert [e.data["n"] for e in found[f"B-{unique}"]] == [3]
+    assert found[f"None-{unique}"] == []
 
 
 async def test_unknown_stream_is_empty_at_version_zero(harness: StoreHarness, unique: str) -> None:
@@ -174,7 +191,9 @@ async def test_duplicate_event_id_is_never_stored_twice(harness: StoreHarness, u
 # -------------------------------------------------------- idempotency
 
 
-async def test_idempotency_key_is_stored_with_the_append(harness: StoreHarness, unique: str) -> None:
+async def test_idempotency_key_is_stored_with_the_append(
+    harness: StoreHarness, unique: str
+) -> None:
     store = harness.store
     stream = f"Thing-{unique}"
     key = f"key-{unique}"
@@ -192,7 +211,9 @@ async def test_idempotency_key_is_stored_with_the_append(harness: StoreHarness, 
 async def test_reused_idempotency_key_appends_nothing(harness: StoreHarness, unique: str) -> None:
     store = harness.store
     key = f"key-{unique}"
-    await store.append_to_stream(f"A-{unique}", "A", NO_STREAM, [new_event()], idempotency=(key, "x"))
+    await store.append_to_stream(
+        f"A-{unique}", "A", NO_STREAM, [new_event()], idempotency=(key, "x")
+    )
 
     with pytest.raises(IdempotencyKeyConflict):
         await store.append_to_stream(
@@ -218,7 +239,9 @@ async def test_concurrent_appenders_lose_no_update(harness: StoreHarness, unique
         version = await store.stream_version(stream)
         await asyncio.sleep(0)
         try:
-            return (await store.append_to_stream(stream, "Counter", version, [new_event(n)])).version
+            return (
+                await store.append_to_stream(stream, "Counter", version, [new_event(n)])
+            ).version
         except WrongExpectedVersion as conflict:
             return conflict
 
@@ -270,13 +293,13 @@ async def test_read_all_from_a_checkpoint(harness: StoreHarness, unique: str) ->
     await store.append_to_stream(f"A-{unique}", "A", NO_STREAM, a)
     await store.append_to_stream(f"B-{unique}", "B", NO_STREAM, b)
 
-    ours = [
-        e for e in await read_everything_after(store, before) if e.stream_id.endswith(unique)
-    ]
+    ours = [e for e in await read_everything_after(store, before) if e.stream_id.endswith(unique)]
 
     assert [e.event_id for e in ours] == [e.event_id for e in a + b]
     middle = ours[0].log_position
-    after_first = [e for e in await read_everything_after(store, middle) if e.stream_id.endswith(unique)]
+    after_first = [
+        e for e in await read_everything_after(store, middle) if e.stream_id.endswith(unique)
+    ]
     assert [e.event_id for e in after_first] == [a[1].event_id, b[0].event_id]
     assert await store.head_position() >= ours[-1].log_position
 

@@ -57,9 +57,7 @@ async def test_order_flow_prices_from_the_catalog(harness: StoreHarness, unique:
     app = build_app(harness)
     customer_id, pen, ink = await catalog(app, unique)
 
-    created = await app.create_order(
-        f"o-{unique}", customer_id, [ItemRequest(pen, 2)], None, ctx()
-    )
+    created = await app.create_order(f"o-{unique}", customer_id, [ItemRequest(pen, 2)], None, ctx())
     await app.add_order_item(f"o-{unique}", ItemRequest(ink, 3), ctx())
     await app.set_shipping_address(f"o-{unique}", ADDRESS, ctx())
     submitted = await app.submit_order(f"o-{unique}", ctx())
@@ -75,13 +73,19 @@ async def test_order_flow_prices_from_the_catalog(harness: StoreHarness, unique:
     )
     stored = await harness.store.read_stream(f"Order-o-{unique}")
     assert [e.type for e in stored] == [
-        "OrderCreated", "OrderItemAdded", "OrderItemAdded", "ShippingAddressSet", "OrderSubmitted"
+        "OrderCreated",
+        "OrderItemAdded",
+        "OrderItemAdded",
+        "ShippingAddressSet",
+        "OrderSubmitted",
     ]
     assert stored[2].data["unit_price"] == {"amount": "12.30", "currency": "USD"}
     assert stored[2].data["product_name"] == "Ink"
 
 
-async def test_metadata_carries_correlation_and_causation(harness: StoreHarness, unique: str) -> None:
+async def test_metadata_carries_correlation_and_causation(
+    harness: StoreHarness, unique: str
+) -> None:
     app = build_app(harness)
     context = CommandContext(f"corr-{unique}", causation_id=f"cause-{unique}", user_id="u-9")
 
@@ -97,7 +101,9 @@ async def test_consistency_token_names_the_last_appended_event(
     app = build_app(harness)
     customer_id, pen, _ = await catalog(app, unique)
 
-    outcome = await app.create_order(f"o-{unique}", customer_id, [ItemRequest(pen, 1)], ADDRESS, ctx())
+    outcome = await app.create_order(
+        f"o-{unique}", customer_id, [ItemRequest(pen, 1)], ADDRESS, ctx()
+    )
 
     last = (await harness.store.read_stream(f"Order-o-{unique}"))[-1]
     assert ConsistencyToken.decode(outcome.consistency_token) == last.log_position
@@ -168,7 +174,9 @@ async def test_same_idempotency_key_returns_the_first_result(
 
     assert again.replayed and not first.replayed
     assert (again.stream_id, again.version, again.consistency_token) == (
-        first.stream_id, first.version, first.consistency_token
+        first.stream_id,
+        first.version,
+        first.consistency_token,
     )
     assert await harness.store.stream_version(first.stream_id) == 2
 
@@ -200,8 +208,10 @@ async def test_concurrent_requests_with_one_key_append_once(
     key = Idempotency(f"k-{unique}", "same")
 
     outcomes = await asyncio.gather(
-        *(app.add_order_item(f"o-{unique}", ItemRequest(pen, 1), ctx(), idempotency=key)
-          for _ in range(5))
+        *(
+            app.add_order_item(f"o-{unique}", ItemRequest(pen, 1), ctx(), idempotency=key)
+            for _ in range(5)
+        )
     )
 
     assert len({(o.version, o.consistency_token) for o in outcomes}) == 1
@@ -264,14 +274,20 @@ async def test_version_one_payloads_are_upcast_on_load(harness: StoreHarness, un
         "Order",
         NO_STREAM,
         [
-            NewEvent(uuid.uuid4(), created_type, created, EventMetadata("c", schema_version=1), now),
-            NewEvent(uuid.uuid4(), "OrderItemAdded", old, EventMetadata("c", schema_version=1), now),
+            NewEvent(
+                uuid.uuid4(), created_type, created, EventMetadata("c", schema_version=1), now
+            ),
+            NewEvent(
+                uuid.uuid4(), "OrderItemAdded", old, EventMetadata("c", schema_version=1), now
+            ),
         ],
     )
 
     state, _ = await app.handler.load(ORDER, f"Order-o-{unique}")
-    [event] = [app.handler.domain_event(e) for e in await harness.store.read_stream(
-        f"Order-o-{unique}", from_version=2)]
+    [event] = [
+        app.handler.domain_event(e)
+        for e in await harness.store.read_stream(f"Order-o-{unique}", from_version=2)
+    ]
 
     assert event == OrderItemAdded("pen", "Pen", 2, Money(Decimal("1.25"), "USD"))
     assert state.totals().subtotal == Money(Decimal("2.50"), "USD")

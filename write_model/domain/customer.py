@@ -130,7 +130,9 @@ def decide_email(
                 return [CustomerEmailReserved(email_stream_key(email), customer_id)]
             if state == customer_id:
                 return []  # a retried registration of the same customer
-            raise ValidationFailed(f"email {email} is already registered to another customer", "email")
+            raise ValidationFailed(
+                f"email {email} is already registered to another customer", "email"
+            )
         case _:
             assert_never(command)
 

@@ -4,8 +4,8 @@ from write_model.event_store.port import (
     DuplicateEventError,
     EventStore,
     ExpectedVersion,
-    IdempotencyRecord,
     IdempotencyKeyConflict,
+    IdempotencyRecord,
     WrongExpectedVersion,
 )
 

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 from write_model.envelope import AppendResult, LogPosition, NewEvent, RecordedEvent
 from write_model.event_store.port import (
-    ANY,
     NO_STREAM,
     DuplicateEventError,
     ExpectedVersion,
@@ -41,9 +40,8 @@ class InMemoryEventStore:
         async with self._lock:
             stream = self._streams.get(stream_id, [])
             actual = len(stream)
-            if (
-                (expected_version is NO_STREAM and actual != 0)
-                or (isinstance(expected_version, int) and expected_version != actual)
+            if (expected_version is NO_STREAM and actual != 0) or (
+                isinstance(expected_version, int) and expected_version != actual
             ):
                 raise WrongExpectedVersion(stream_id, expected_version, actual)
             if idempotency is not None and idempotency[0] in self._idempotency:
@@ -85,6 +83,9 @@ class InMemoryEventStore:
         stream = self._streams.get(stream_id, [])
         end = len(stream) if to_version is None else min(to_version, len(stream))
         return stream[max(from_version, 1) - 1 : end]
+
+    async def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
+        return {stream_id: list(self._streams.get(stream_id, [])) for stream_id in stream_ids}
 
     async def stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, []))

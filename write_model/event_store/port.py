@@ -80,6 +80,10 @@ class EventStore(Protocol):
         """Events of one stream in version order; [] for an unknown stream."""
         ...
 
+    async def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
+        """Several whole streams in one read: every id is a key, [] for an unknown stream."""
+        ...
+
     async def stream_version(self, stream_id: str) -> int:
         """The stream's current version; 0 when it does not exist."""
         ...

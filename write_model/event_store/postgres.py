@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
 import asyncpg
+import orjson
 
 from write_model.envelope import (
     AppendResult,
@@ -33,7 +33,9 @@ SELECT ok, stream_version, transaction_id, log_position
 FROM append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 """
 
-_COLUMNS = "position, transaction_id, stream_id, version, event_id, type, data, metadata, occurred_at"
+_COLUMNS = (
+    "position, transaction_id, stream_id, version, event_id, type, data, metadata, occurred_at"
+)
 
 # Only events of transactions older than every running one: those can no longer be
 # overtaken by a commit with a lower position. Ordered as checkpointed.
@@ -60,18 +62,33 @@ def schema_sql() -> str:
 async def init_connection(connection: asyncpg.Connection) -> None:
     """Codecs every connection of the pool needs: jsonb as Python values, xid8 as int."""
     await connection.set_type_codec(
-        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        "jsonb", encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
     )
     await connection.set_type_codec(
         "xid8", encoder=str, decoder=int, schema="pg_catalog", format="text"
     )
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pool connections hold no session state (no SET, LISTEN or session locks: those take
+    connections of their own), so the reset query asyncpg runs on every release, a round
+    trip per query, is skipped."""
+
+
 async def create_pool(
-    dsn: str, *, min_size: int = 2, max_size: int = 10, timeout: float = 10.0
+    dsn: str, *, min_size: int = 2, max_size: int = 10, connect_timeout: float = 10.0
 ) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, timeout=timeout, init=init_connection
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=connect_timeout,
+        init=init_connection,
+        reset=_keep_session,
     )
 
 
@@ -179,6 +196,17 @@ class PostgresEventStore:
             to_version,
         )
         return [_recorded(row) for row in rows]
+
+    async def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id = ANY($1::text[])"
+            " ORDER BY stream_id, version",
+            list(stream_ids),
+        )
+        streams: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in stream_ids}
+        for row in rows:
+            streams[row["stream_id"]].append(_recorded(row))
+        return streams
 
     async def stream_version(self, stream_id: str) -> int:
         version = await self._pool.fetchval(
