@@ -12,7 +12,8 @@ MAX_NAME_LENGTH = 200
 MAX_QUANTITY = 10_000
 MAX_STOCK = 1_000_000_000
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+# No "." or "$": ids become field names in read documents (e.g. productNames.<id>).
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_:-]{0,99}$")
 
 
 def require_name(value: str, field: str = "name") -> str:
@@ -27,7 +28,7 @@ def require_name(value: str, field: str = "name") -> str:
 def require_id(value: str, field: str) -> str:
     if not _ID.fullmatch(value):
         raise ValidationFailed(
-            f"{field} {value!r} must be 1-100 letters, digits, '_', '.', ':' or '-'", field
+            f"{field} {value!r} must be 1-100 letters, digits, '_', ':' or '-'", field
         )
     return value
 

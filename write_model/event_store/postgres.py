@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -25,6 +28,8 @@ from write_model.event_store.port import (
     IdempotencyRecord,
     WrongExpectedVersion,
 )
+
+log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK = 7_351_001  # advisory lock id: concurrent `orders migrate` runs take turns
 
@@ -124,9 +129,45 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
     )
 
 
-class PostgresEventStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+class AppendNotifier:
+    """Sends NOTIFY on a channel after appends commit, outside their transactions (a NOTIFY
+    inside would take PostgreSQL's global notify lock at every commit). Bursts coalesce:
+    at most one NOTIFY in flight, then a short pause."""
+
+    def __init__(self, pool: asyncpg.Pool, channel: str, pause_seconds: float = 0.002) -> None:
         self._pool = pool
+        self._channel = channel
+        self._pause = pause_seconds
+        self._pending = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        self._pending.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="append-notifier")
+
+    async def _run(self) -> None:
+        while True:
+            await self._pending.wait()
+            self._pending.clear()
+            try:
+                await self._pool.execute("SELECT pg_notify($1, '')", self._channel)
+            except (asyncpg.PostgresError, OSError):
+                # Readers fall back to polling; the appended events are safe either way.
+                log.exception("append notification on %s failed", self._channel)
+            await asyncio.sleep(self._pause)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class PostgresEventStore:
+    def __init__(self, pool: asyncpg.Pool, notify_channel: str | None = None) -> None:
+        self._pool = pool
+        self._notifier = AppendNotifier(pool, notify_channel) if notify_channel else None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -179,6 +220,8 @@ class PostgresEventStore:
             raise
         if not row["ok"]:
             raise WrongExpectedVersion(stream_id, expected_version, row["stream_version"])
+        if self._notifier is not None and events and not connection.is_in_transaction():
+            self._notifier.poke()
         return AppendResult(
             stream_id,
             row["stream_version"],
@@ -238,4 +281,6 @@ class PostgresEventStore:
         return IdempotencyRecord(row["key"], row["fingerprint"], result)
 
     async def close(self) -> None:
+        if self._notifier is not None:
+            await self._notifier.close()
         await self._pool.close()

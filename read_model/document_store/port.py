@@ -1,0 +1,132 @@
+"""The DocumentStore port: where projections keep read documents. Adapters: mongo, memory.
+
+Every adapter passes tests/contracts/test_document_store.py. Only operations that FerretDB
+v1 also supports are used: no transactions, no change streams, no arrayFilters, and no
+Decimal128 (money is stored as decimal strings, with integer minor units where a sort needs
+a number).
+
+Replays are made harmless by a position guard: every document carries `_pos`, the sortable
+log position (see `position_key`) of the last event applied to it. A guarded put replaces a
+document only when the stored one has a lower `_pos` (or does not exist).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from write_model.envelope import LogPosition
+
+Document = dict[str, Any]
+POSITION_FIELD = "_pos"
+
+
+def position_key(position: LogPosition) -> str:
+    """A string that sorts like (transaction_id, position): both zero-padded to 20 digits."""
+    return f"{position.transaction_id:020d}:{position.position:020d}"
+
+
+def parse_position_key(key: str) -> LogPosition:
+    transaction_id, position = key.split(":")
+    return LogPosition(int(transaction_id), int(position))
+
+
+class DocumentWriteConflict(Exception):
+    """The store refused part of a bulk write for a reason other than the position guard
+    (e.g. an update that would change `_id`, a unique index, a type clash on a dotted path).
+    Statements before the refused one were applied; the rest of that bulk write was not."""
+
+    def __init__(self, collection: str, messages: Sequence[str]) -> None:
+        self.collection = collection
+        self.messages = list(messages)
+        super().__init__(f"write to {collection!r} refused: " + "; ".join(self.messages))
+
+
+@dataclass(frozen=True, slots=True)
+class GuardedPut:
+    """Replace `document` (which has `_id` and `_pos`) unless the stored one is as new."""
+
+    collection: str
+    document: Document
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateMany:
+    """Set fields on every document matching an equality filter (cross-document effects,
+    e.g. a customer's new name on that customer's orders). Applied after the puts of the
+    same bulk write, in the order given; replays re-run them in log order, so the last
+    one wins as it did the first time."""
+
+    collection: str
+    filter: Mapping[str, Any]
+    set: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    field: str
+    direction: Literal[1, -1] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    documents: list[Document]
+    has_next_page: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A subscriber's progress through the log, with what `projections status` shows."""
+
+    name: str
+    position: LogPosition
+    state: str = "RUNNING"  # RUNNING | CATCHING_UP | REBUILDING | STOPPED | FAILED
+    last_error: str | None = None
+    updated_at: Any = None  # datetime; set by the store when saved
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class DocumentStore(Protocol):
+    async def get(self, collection: str, document_id: str) -> Document | None: ...
+
+    async def get_many(self, collection: str, ids: Sequence[str]) -> dict[str, Document]:
+        """The documents that exist among `ids`, by id, in one round trip."""
+        ...
+
+    async def find(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        sort: Sequence[SortKey],
+        limit: int,
+        after: Sequence[Any] | None = None,
+    ) -> Page:
+        """Documents matching an equality `filter`, ordered by `sort` then `_id` ascending
+        (always appended as the tie-breaker). `after` is the values of the sort fields and
+        `_id` of the last document of the previous page (keyset pagination: stable under
+        inserts)."""
+        ...
+
+    async def count(self, collection: str, filter: Mapping[str, Any]) -> int: ...
+
+    async def bulk_write(
+        self, puts: Sequence[GuardedPut], updates: Sequence[UpdateMany] = ()
+    ) -> None:
+        """All puts (guarded, any order), then the updates in order. Not atomic: a crash
+        part-way leaves some applied; replaying the same writes converges."""
+        ...
+
+    async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int: ...
+
+    async def drop_collection(self, collection: str) -> None: ...
+
+    async def ensure_index(self, collection: str, keys: Sequence[SortKey]) -> None: ...
+
+    async def load_checkpoint(self, name: str) -> Checkpoint | None: ...
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None: ...
+
+    async def list_checkpoints(self) -> list[Checkpoint]: ...
+
+    async def close(self) -> None: ...
