@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -9,6 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.settings import Settings
+from read_model.document_store.port import DocumentStore
+from read_model.live import ProjectorDependencies
+from read_model.projector import RunnerSettings
 from write_model.application import OrdersApplication
 from write_model.event_store.port import EventStore
 from write_model.events import build_registry
@@ -49,7 +53,10 @@ async def event_store(settings: Settings) -> AsyncIterator[EventStore]:
                 f"cannot reach PostgreSQL at DATABASE_URL ({_redacted(settings.database_url)}): "
                 f"{error}"
             ) from error
-        store: EventStore = postgres.PostgresEventStore(pool)
+        from read_model.signals import APPENDED_CHANNEL
+
+        # Appends NOTIFY the projector after they commit, so it wakes without polling.
+        store: EventStore = postgres.PostgresEventStore(pool, notify_channel=APPENDED_CHANNEL)
     else:
         from write_model.event_store import sqlite
 
@@ -100,3 +107,77 @@ def _redacted(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return urlunsplit(parts._replace(netloc=netloc))
     return url
+
+
+@contextlib.asynccontextmanager
+async def document_store(settings: Settings) -> AsyncIterator[DocumentStore]:
+    if settings.mongo_url:
+        from read_model.document_store.mongo import MongoDocumentStore
+
+        try:
+            store: DocumentStore = await MongoDocumentStore.connect(
+                settings.mongo_url,
+                settings.mongo_db,
+                timeout_ms=int(settings.connect_timeout_seconds * 1000),
+            )
+        except Exception as error:
+            raise ServiceUnavailable(
+                f"cannot reach MongoDB at MONGO_URL ({_redacted(settings.mongo_url)}): {error}"
+            ) from error
+    else:
+        from read_model.document_store.memory import InMemoryDocumentStore
+
+        store = InMemoryDocumentStore()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def require_services(settings: Settings, what: str) -> None:
+    urls = (("DATABASE_URL", settings.database_url), ("MONGO_URL", settings.mongo_url))
+    missing = [name for name, url in urls if not url]
+    if missing:
+        raise ServiceUnavailable(
+            f"{what} needs {' and '.join(missing)}: it shares PostgreSQL and MongoDB with "
+            "the other processes. For everything in one process on the embedded defaults, "
+            "run `orders dev`."
+        )
+
+
+@contextlib.asynccontextmanager
+async def projector_side(settings: Settings) -> AsyncIterator[ProjectorDependencies]:
+    """What `orders projector` and `orders projections ...` run on: PostgreSQL + MongoDB."""
+    require_services(settings, "the projector")
+    assert settings.database_url is not None
+    from read_model.change_feed import PostgresChangeFeed
+    from read_model.signals import PostgresAppendSignal, PostgresLeaderLock
+    from write_model.event_store.postgres import PostgresEventStore
+
+    async with event_store(settings) as events, document_store(settings) as documents:
+        assert isinstance(events, PostgresEventStore)
+        signal = PostgresAppendSignal(settings.database_url)
+        await signal.start()
+        try:
+            yield ProjectorDependencies(
+                events=events,
+                documents=documents,
+                registry=build_registry(),
+                feed=PostgresChangeFeed(events.pool, settings.database_url),
+                signal=signal,
+                lock=PostgresLeaderLock(settings.database_url),
+                settings=RunnerSettings(batch_size=settings.projector_batch_size),
+                poll_seconds=settings.projector_poll_seconds,
+            )
+        finally:
+            await signal.close()
+
+
+async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
+    from read_model.live import run_projection
+    from read_model.projections import ALL_PROJECTIONS
+
+    async with projector_side(settings) as deps:
+        async with asyncio.TaskGroup() as tasks:
+            for projection in ALL_PROJECTIONS:
+                tasks.create_task(run_projection(deps, projection, stop), name=projection.name)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import signal
 import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import click
 
-from app.bootstrap import ServiceUnavailable, migrate
+from app.bootstrap import ServiceUnavailable, migrate, projector_side, run_projector
 from app.settings import Settings
+from write_model.envelope import LogPosition
 
 
 @click.group()
@@ -16,16 +21,115 @@ def main() -> None:
     """Orders: a GraphQL CQRS API server."""
 
 
+def _run(work: Callable[[], Awaitable[Any]]) -> Any:
+    """Run `work` on uvloop; a configured service that cannot be reached exits with 2."""
+    import uvloop
+
+    try:
+        return uvloop.run(work())
+    except ServiceUnavailable as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def _until_signalled(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    await work(stop)
+
+
 @main.command("migrate")
 def migrate_command() -> None:
     """Create or update the event store schema (safe to run again)."""
     settings = Settings()
-    try:
-        done = asyncio.run(migrate(settings))
-    except ServiceUnavailable as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(2)
+    done = _run(lambda: migrate(settings))
     click.echo(f"migrated: {done}")
+
+
+@main.command("projector")
+def projector_command() -> None:
+    """Keep the MongoDB read documents current from the PostgreSQL event log."""
+    settings = Settings()
+    _configure_logging(settings)
+    _run(lambda: _until_signalled(lambda stop: run_projector(settings, stop)))
+
+
+@main.group("projections")
+def projections_group() -> None:
+    """Inspect and rebuild projections."""
+
+
+@projections_group.command("status")
+def projections_status() -> None:
+    """Each projection's checkpoint, the head of the log, lag, state and last error."""
+    from read_model.status import projection_statuses
+
+    settings = Settings()
+
+    async def work() -> None:
+        async with projector_side(settings) as deps:
+            statuses = await projection_statuses(deps.events, deps.documents)
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("name", "position", "head", "lag", "state", "last error", "updated")
+        for s in statuses:
+            table.add_row(
+                s.name,
+                str(s.position.position),
+                str(s.head.position),
+                str(s.lag),
+                s.state,
+                s.last_error or "",
+                s.updated_at.isoformat(timespec="seconds") if s.updated_at else "",
+            )
+        Console().print(table)
+
+    _run(work)
+
+
+@projections_group.command("rebuild")
+@click.argument("name")
+def projections_rebuild(name: str) -> None:
+    """Build a fresh version of projection NAME from position zero, then switch readers."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from read_model.live import rebuild_projection
+    from read_model.projections import ALL_PROJECTIONS
+
+    by_name = {p.name: p for p in ALL_PROJECTIONS}
+    if name not in by_name:
+        raise click.BadParameter(f"unknown projection {name!r}; one of {', '.join(by_name)}")
+    settings = Settings()
+    _configure_logging(settings)
+
+    async def work() -> int:
+        async with projector_side(settings) as deps:
+            with Progress(
+                TextColumn(f"rebuilding {name}"),
+                BarColumn(),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f} positions"),
+                TimeRemainingColumn(),
+            ) as bar:
+                task = bar.add_task(name, total=None)
+
+                def progress(done: LogPosition, head: LogPosition) -> None:
+                    bar.update(task, completed=done.position, total=max(head.position, 1))
+
+                return await rebuild_projection(deps, by_name[name], progress)
+
+    version = _run(work)
+    click.echo(f"{name}: version {version} built")
 
 
 @main.command("dev")
@@ -35,5 +139,5 @@ def dev_command(host: str | None, port: int | None) -> None:
     """Run API and projector in one process on the embedded defaults."""
     click.echo(
         "orders dev: the GraphQL API is not built yet (it arrives with the GraphQL issue); "
-        "today this project provides the write model and `orders migrate`."
+        "today this project provides the write model, the projector and `orders migrate`."
     )

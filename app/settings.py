@@ -26,4 +26,6 @@ class Settings(BaseSettings):
     pg_pool_min_size: int = 2
     pg_pool_max_size: int = 10
     connect_timeout_seconds: float = 5.0
+    projector_batch_size: int = Field(500, ge=1, le=10_000)
+    projector_poll_seconds: float = Field(1.0, gt=0, description="poll when no NOTIFY arrives")
     log_level: str = "INFO"
