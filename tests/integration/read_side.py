@@ -1,0 +1,146 @@
+"""Builders for read-side integration tests: real PostgreSQL event store, real Mongo-wire
+document store, the real projections and runner."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import asyncpg
+
+from read_model.document_store.mongo import MongoDocumentStore
+from read_model.document_store.port import DocumentStore
+from read_model.projections import ALL_PROJECTIONS
+from read_model.projector import ProjectionRunner, physical_collection
+from tests.conftest import service_url
+from write_model.application import ItemRequest, OrdersApplication
+from write_model.domain.order import Address
+from write_model.envelope import AppendResult, NewEvent
+from write_model.event_store import postgres
+from write_model.event_store.port import ExpectedVersion
+from write_model.events import build_registry
+from write_model.handling import CommandContext, CommandHandler
+
+ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
+CONTEXT = CommandContext(correlation_id="read-side-test")
+
+
+def build_app(store) -> OrdersApplication:
+    handler = CommandHandler(
+        store,
+        build_registry(),
+        clock=lambda: datetime.now(UTC),
+        new_event_id=uuid.uuid4,
+        max_attempts=50,
+    )
+    return OrdersApplication(handler, tax_rate=Decimal("0.10"), new_id=lambda: uuid.uuid4().hex)
+
+
+@contextlib.asynccontextmanager
+async def postgres_store(max_size: int = 20) -> AsyncIterator[postgres.PostgresEventStore]:
+    pool = await postgres.create_pool(service_url("DATABASE_URL"), min_size=1, max_size=max_size)
+    await postgres.migrate(pool)
+    store = postgres.PostgresEventStore(pool)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def mongo_documents(database: str) -> AsyncIterator[MongoDocumentStore]:
+    store = await MongoDocumentStore.connect(service_url("MONGO_URL"), database)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def drop_database(database: str) -> None:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient = AsyncMongoClient(service_url("MONGO_URL"))
+    try:
+        await client.drop_database(database)
+    finally:
+        await client.close()
+
+
+def runners(events, documents: DocumentStore, **kwargs) -> list[ProjectionRunner]:
+    return [
+        ProjectionRunner(p, events, documents, build_registry(), **kwargs) for p in ALL_PROJECTIONS
+    ]
+
+
+async def catch_up(runners_: Sequence[ProjectionRunner]) -> None:
+    for runner in runners_:
+        while (await runner.run_batch()).events_read:
+            pass
+
+
+async def all_documents(documents: DocumentStore, version: int = 1) -> dict[str, dict[str, dict]]:
+    """Every document of every projection collection, by collection and id."""
+    found: dict[str, dict[str, dict]] = {}
+    for projection in ALL_PROJECTIONS:
+        for logical in projection.collections:
+            page = await documents.find(
+                physical_collection(logical, version), {}, [], limit=1_000_000
+            )
+            found[logical] = {doc["_id"]: doc for doc in page.documents}
+    return found
+
+
+@dataclass
+class HeldOpenStore:
+    """The PostgreSQL adapter, with every append kept uncommitted for a random while, so
+    that later appends commit before earlier positions do."""
+
+    inner: postgres.PostgresEventStore
+    max_hold_seconds: float = 0.05
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    async def append_to_stream(
+        self,
+        stream_id: str,
+        stream_type: str,
+        expected_version: ExpectedVersion,
+        events: Sequence[NewEvent],
+        *,
+        idempotency: tuple[str, str] | None = None,
+    ) -> AppendResult:
+        connection: asyncpg.Connection
+        async with self.inner.pool.acquire() as connection, connection.transaction():
+            result = await self.inner.append_on(
+                connection, stream_id, stream_type, expected_version, events, idempotency
+            )
+            await asyncio.sleep(random.uniform(0, self.max_hold_seconds))
+        return result
+
+
+async def order_workload(app: OrdersApplication, tag: str, orders: int) -> list[str]:
+    """Customers, products and `orders` orders through their whole draft life."""
+    customer = f"c-{tag}"
+    await app.register_customer(customer, f"Customer {tag}", f"{tag}@example.com", CONTEXT)
+    skus = [f"p{n}-{tag}" for n in range(3)]
+    for n, sku in enumerate(skus):
+        await app.add_product(
+            sku, f"Product {n}", Decimal("1.25") * (n + 1), "USD", 10_000, CONTEXT
+        )
+    order_ids = []
+    for n in range(orders):
+        order_id = f"o{n}-{tag}"
+        await app.create_order(order_id, customer, [ItemRequest(skus[0], 1)], None, CONTEXT)
+        await app.add_order_item(order_id, ItemRequest(skus[n % 3], 2), CONTEXT)
+        await app.set_shipping_address(order_id, ADDRESS, CONTEXT)
+        if n % 2 == 0:
+            await app.submit_order(order_id, CONTEXT)
+        order_ids.append(order_id)
+    return order_ids

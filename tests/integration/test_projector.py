@@ -1,0 +1,200 @@
+"""The projector on real PostgreSQL and the Mongo-wire server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from read_model.document_store.port import Document, UpdateMany
+from read_model.live import request_dead_letter_retry
+from read_model.projections.base import DocKey, ProjectedEvent, View
+from read_model.projections.orders import OrdersProjection
+from read_model.projector import DEAD_LETTERS, ProjectionRunner, RunnerSettings
+from tests.integration.read_side import (
+    CONTEXT,
+    HeldOpenStore,
+    all_documents,
+    build_app,
+    catch_up,
+    drop_database,
+    mongo_documents,
+    order_workload,
+    postgres_store,
+    runners,
+)
+from write_model.application import ItemRequest
+from write_model.events import build_registry
+
+
+async def test_documents_show_the_orders_customers_and_products(unique: str) -> None:
+    database = f"projector_{unique}"
+    async with postgres_store() as events, mongo_documents(database) as documents:
+        app = build_app(events)
+        await order_workload(app, unique, orders=2)
+        await app.rename_customer(f"c-{unique}", "Renamed Customer", CONTEXT)
+        projection_runners = runners(events, documents)
+
+        await catch_up(projection_runners)
+
+        order = await documents.get("orders_v1", f"o0-{unique}")
+        assert order is not None
+        assert order["status"] == "SUBMITTED"
+        assert order["customerName"] == "Renamed Customer"
+        assert [(i["productId"], i["quantity"]) for i in order["items"]] == [(f"p0-{unique}", 3)]
+        assert order["subtotal"] == {"amount": "3.75", "currency": "USD"}
+        assert order["tax"] == {"amount": "0.38", "currency": "USD"}
+        assert order["total"] == {"amount": "4.13", "currency": "USD"}
+        assert order["version"] == 5  # created + item, item, address, submitted
+        customer = await documents.get("customers_v1", f"c-{unique}")
+        assert customer is not None
+        assert (customer["name"], customer["orderCount"]) == ("Renamed Customer", 2)
+        product = await documents.get("products_v1", f"p1-{unique}")
+        assert product is not None
+        assert product["price"] == {"amount": "2.50", "currency": "USD"}
+    await drop_database(database)
+
+
+async def test_never_skips_an_event_of_a_late_committing_writer(unique: str) -> None:
+    """Writers hold their transactions open for random times, so commits land out of
+    position order; the projector runs all along and must still apply every event."""
+    database = f"projector_gap_{unique}"
+    async with postgres_store(max_size=30) as events, mongo_documents(database) as documents:
+        app = build_app(HeldOpenStore(events))
+        projection_runners = runners(events, documents)
+        writing = asyncio.gather(*(order_workload(app, f"{unique}-{w}", 6) for w in range(8)))
+        while not writing.done():
+            for runner in projection_runners:
+                await runner.run_batch()
+            await asyncio.sleep(0.005)
+        await writing
+        await catch_up(projection_runners)
+
+        orders = (await all_documents(documents))["orders"]
+        for w in range(8):
+            for n in range(6):
+                order_id = f"o{n}-{unique}-{w}"
+                stored = await events.read_stream(f"Order-{order_id}")
+                assert orders[order_id]["version"] == len(stored), order_id
+                assert sum(i["quantity"] for i in orders[order_id]["items"]) == 3
+    await drop_database(database)
+
+
+@dataclass
+class FailingFor:
+    """The orders projection, failing on one stream while `broken` (a bad deploy)."""
+
+    inner: OrdersProjection
+    stream_id: str
+    broken: bool = True
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def evolve(
+        self, key: DocKey, doc: Document | None, event: ProjectedEvent, view: View
+    ) -> Document | None:
+        if self.broken and event.recorded.stream_id == self.stream_id:
+            raise ValueError("projection bug on this stream")
+        return self.inner.evolve(key, doc, event, view)
+
+    def keys(self, event: ProjectedEvent, view: View) -> Sequence[DocKey]:
+        return self.inner.keys(event, view)
+
+    def effects(self, event: ProjectedEvent) -> Sequence[UpdateMany]:
+        return self.inner.effects(event)
+
+    def indexes(self) -> Mapping[str, Sequence[Sequence[tuple[str, int]]]]:
+        return self.inner.indexes()
+
+
+async def test_a_poison_event_parks_its_stream_and_retry_recovers_it(unique: str) -> None:
+    database = f"projector_poison_{unique}"
+    async with postgres_store() as events, mongo_documents(database) as documents:
+        app = build_app(events)
+        await order_workload(app, unique, orders=4)  # o1 and o3 stay drafts
+        poisoned = FailingFor(OrdersProjection(), f"Order-o1-{unique}")
+        runner = ProjectionRunner(
+            poisoned,
+            events,
+            documents,
+            build_registry(),
+            checkpoint_name=f"orders-{unique}",
+            settings=RunnerSettings(max_attempts=3, backoff_seconds=0.001),
+        )
+        await catch_up([runner])
+        # Later events on the parked stream and on a healthy one.
+        await app.add_order_item(f"o1-{unique}", ItemRequest(f"p2-{unique}", 1), CONTEXT)
+        await app.add_order_item(f"o3-{unique}", ItemRequest(f"p2-{unique}", 5), CONTEXT)
+        await catch_up([runner])
+
+        assert await documents.get("orders_v1", f"o1-{unique}") is None
+        healthy = await documents.get("orders_v1", f"o3-{unique}")
+        assert healthy is not None and healthy["version"] == 5
+        letters = await documents.find(
+            DEAD_LETTERS, {"subscriber": f"orders-{unique}"}, [], limit=100
+        )
+        assert {d["streamId"] for d in letters.documents} == {f"Order-o1-{unique}"}
+        assert len(letters.documents) == 5  # created, 2 items, address, then the later item
+        first = min(letters.documents, key=lambda d: d["streamVersion"])
+        assert first["attempts"] == 3 and "projection bug" in first["error"]
+
+        poisoned.broken = False
+        assert await request_dead_letter_retry(documents, first["_id"])
+        assert await runner.retry_parked(f"Order-o1-{unique}") == 5
+
+        recovered = await documents.get("orders_v1", f"o1-{unique}")
+        assert recovered is not None and recovered["version"] == 5
+        assert sum(i["quantity"] for i in recovered["items"]) == 4
+        remaining = await documents.find(
+            DEAD_LETTERS, {"subscriber": f"orders-{unique}"}, [], limit=100
+        )
+        assert remaining.documents == []
+        await app.add_order_item(f"o1-{unique}", ItemRequest(f"p0-{unique}", 1), CONTEXT)
+        await catch_up([runner])
+        flowing = await documents.get("orders_v1", f"o1-{unique}")
+        assert flowing is not None and flowing["version"] == 6
+    await drop_database(database)
+
+
+async def test_replaying_a_batch_after_a_crash_changes_nothing(unique: str) -> None:
+    """Documents written but checkpoint not saved (a crash in between): the batch is read
+    again and must converge to the same documents."""
+    database = f"projector_replay_{unique}"
+    async with postgres_store() as events, mongo_documents(database) as documents:
+        app = build_app(events)
+        await order_workload(app, unique, orders=3)
+        projection_runners = runners(events, documents)
+        before = {r.checkpoint_name: await r.position() for r in projection_runners}
+        await catch_up(projection_runners)
+        first = await all_documents(documents)
+
+        # Roll every checkpoint back, as if the process died before saving them.
+        for runner in projection_runners:
+            await runner.save_checkpoint(before[runner.checkpoint_name])
+        await catch_up(projection_runners)
+
+        assert await all_documents(documents) == first
+        assert first["customers"][f"c-{unique}"]["orderCount"] == 3
+    await drop_database(database)
+
+
+async def test_money_in_documents_is_exact(unique: str) -> None:
+    database = f"projector_money_{unique}"
+    async with postgres_store() as events, mongo_documents(database) as documents:
+        app = build_app(events)
+        await app.register_customer(f"c-{unique}", "Ada", f"m-{unique}@example.com", CONTEXT)
+        await app.add_product(f"p-{unique}", "Ink", Decimal("0.10"), "USD", 100, CONTEXT)
+        await app.create_order(
+            f"o-{unique}", f"c-{unique}", [ItemRequest(f"p-{unique}", 3)], None, CONTEXT
+        )
+        await catch_up(runners(events, documents))
+
+        order = await documents.get("orders_v1", f"o-{unique}")
+        assert order is not None
+        assert order["subtotal"]["amount"] == "0.30"
+        assert order["tax"]["amount"] == "0.03"
+        assert order["total"]["amount"] == "0.33"
+        assert order["totalMinor"] == 33
+    await drop_database(database)
