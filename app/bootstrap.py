@@ -165,7 +165,7 @@ async def projector_side(settings: Settings) -> AsyncIterator[ProjectorDependenc
                 registry=build_registry(),
                 feed=PostgresChangeFeed(events.pool, settings.database_url),
                 signal=signal,
-                lock=PostgresLeaderLock(settings.database_url),
+                lock=PostgresLeaderLock(settings.database_url, namespace=settings.mongo_db),
                 settings=RunnerSettings(batch_size=settings.projector_batch_size),
                 poll_seconds=settings.projector_poll_seconds,
             )

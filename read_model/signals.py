@@ -97,8 +97,9 @@ class PostgresLeaderLock:
     """A session advisory lock on a connection of its own: if the process dies, PostgreSQL
     ends the session and the lock passes to a standby within one retry interval."""
 
-    def __init__(self, dsn: str, retry_seconds: float = 0.5) -> None:
+    def __init__(self, dsn: str, namespace: str = "", retry_seconds: float = 0.5) -> None:
         self._dsn = dsn
+        self._namespace = namespace  # e.g. the read database: one leader per deployment
         self._retry_seconds = retry_seconds
         self._connections: dict[str, object] = {}
 
@@ -109,7 +110,8 @@ class PostgresLeaderLock:
         connection = await asyncpg.connect(self._dsn)
         try:
             announced = False
-            while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(name)):
+            key = lock_key(f"{self._namespace}/{name}")
+            while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", key):
                 if not announced:
                     log.info("projection %s is led by another process; standing by", name)
                     announced = True

@@ -155,13 +155,13 @@ def test_create_order_rejects_a_tax_rate_outside_zero_to_one(tax_rate: str) -> N
         order.decide(CreateOrder("o1", "c1", Decimal(tax_rate)), order.initial_state)
 
 
-@pytest.mark.parametrize("order_id", ["", "-o1", "o 1", "o/1", "o" * 101, "o1\n", "ö1"])
+@pytest.mark.parametrize("order_id", ["", "-o1", "o 1", "o/1", "o.1", "o" * 101, "o1\n", "ö1"])
 def test_create_order_rejects_a_malformed_order_id(order_id: str) -> None:
     with raises(ValidationFailed, field="orderId"):
         order.decide(CreateOrder(order_id, "c1", TAX), order.initial_state)
 
 
-@pytest.mark.parametrize("order_id", ["o1", "O", "a" * 100, "order_1.2:3-4"])
+@pytest.mark.parametrize("order_id", ["o1", "O", "a" * 100, "order_1:3-4"])
 def test_create_order_accepts_a_well_formed_order_id(order_id: str) -> None:
     events = order.decide(CreateOrder(order_id, "c1", TAX), order.initial_state)
 

@@ -90,7 +90,7 @@ def test_add_a_product_with_a_bad_initial_stock_fails(stock: int) -> None:
         product.decide(AddProduct("sku-1", "Widget", money("9.99"), stock), None)
 
 
-@pytest.mark.parametrize("product_id", ["", "-sku", "sku 1", "sku/1", "s" * 101, "sku\n"])
+@pytest.mark.parametrize("product_id", ["", "-sku", "sku 1", "sku/1", "sku.1", "s" * 101, "sku\n"])
 def test_add_a_product_with_a_malformed_id_fails(product_id: str) -> None:
     with raises(ValidationFailed, field="productId"):
         product.decide(AddProduct(product_id, "Widget", money("9.99"), 10), None)

@@ -38,9 +38,6 @@ from write_model.event_store.port import (
 # How long an append waits for another connection (or process) to release the write lock.
 _BUSY_TIMEOUT_SECONDS = 10.0
 
-# Below SQLite's smallest default limit on bound parameters (999 before 3.32).
-_MAX_PARAMETERS = 500
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (
     stream_id TEXT PRIMARY KEY,
@@ -213,16 +210,17 @@ class SqliteEventStore:
         idempotency: tuple[str, str] | None = None,
     ) -> AppendResult:
         async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                await self._writer.execute("BEGIN IMMEDIATE")
                 result = await append_on(
                     self._writer, stream_id, stream_type, expected_version, events, idempotency
                 )
                 await self._writer.commit()
             except BaseException:
-                # Also on cancellation, so the writer never stays inside a transaction.
-                # rollback() runs after the statement in flight (aiosqlite queues them in
-                # order) and does nothing if that statement was a successful COMMIT.
+                # Also on cancellation, which can land while a statement still runs in
+                # aiosqlite's thread (a BEGIN waiting for the lock, a COMMIT): rollback() is
+                # queued behind it and does nothing when no transaction is open, so the
+                # writer is never left inside one.
                 await self._writer.rollback()
                 raise
             return result
@@ -236,6 +234,19 @@ class SqliteEventStore:
             (stream_id, from_version, to_version),
         )
         return [_recorded(row) for row in rows]
+
+    async def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
+        streams: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in stream_ids}
+        # The ids go in as one JSON array: one statement (so one snapshot) for any number.
+        rows = await self._reader.execute_fetchall(
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id IN (SELECT value FROM json_each(?))"
+            " ORDER BY stream_id, version",
+            (json.dumps(list(streams)),),
+        )
+        for row in rows:
+            event = _recorded(row)
+            streams[event.stream_id].append(event)
+        return streams
 
     async def stream_version(self, stream_id: str) -> int:
         return await _scalar(
@@ -293,13 +304,13 @@ async def _check_new_event_ids(
 
 
 async def _any_stored(connection: aiosqlite.Connection, ids: list[str]) -> bool:
-    for start in range(0, len(ids), _MAX_PARAMETERS):
-        chunk = ids[start : start + _MAX_PARAMETERS]
-        marks = ", ".join("?" * len(chunk))
-        sql = f"SELECT 1 FROM events WHERE event_id IN ({marks}) LIMIT 1"
-        if await _scalar(connection, sql, chunk):
-            return True
-    return False
+    return bool(
+        await _scalar(
+            connection,
+            "SELECT 1 FROM events WHERE event_id IN (SELECT value FROM json_each(?)) LIMIT 1",
+            (json.dumps(ids),),
+        )
+    )
 
 
 def _row(

@@ -1,0 +1,349 @@
+"""The DocumentStore on MongoDB (or FerretDB v1) through pymongo's native asyncio client.
+
+Writes are sent as raw `update` commands rather than through `collection.bulk_write`:
+FerretDB v1 answers a failed statement without `nModified`, which pymongo's bulk API
+cannot parse (KeyError), and it stops at the first failed statement even when unordered.
+
+A guarded put is an upsert whose filter also requires the stored `_pos` to be lower:
+    {"q": {"_id": id, "_pos": {"$lt": new_pos}}, "u": document, "upsert": True}
+When the stored document is as new or newer, the filter misses, the upsert collides with
+the existing `_id` (E11000) and the server skips the rest of the command. FerretDB reports
+every write error of an `update` at index 0 (and omits `n`), so the reply does not say where
+it stopped: the adapter reads the stored `_pos` of the pending ids, drops the puts that are no
+longer newer (applied already, or stale: the guard working on a replay) and re-sends the
+rest. A duplicate key that dropping does not explain (a unique secondary index, a stored
+document without `_pos`) raises DocumentWriteConflict.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC
+from typing import Any
+
+import bson
+from bson.codec_options import CodecOptions
+from bson.int64 import Int64
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from read_model.document_store.memory import (
+    check_equality_filter,
+    check_guarded_put,
+    now_ms,
+    sort_keys_with_tiebreaker,
+)
+from read_model.document_store.port import (
+    POSITION_FIELD,
+    Checkpoint,
+    Document,
+    DocumentWriteConflict,
+    GuardedPut,
+    Page,
+    SortKey,
+    UpdateMany,
+)
+from write_model.envelope import LogPosition
+
+CHECKPOINTS = "projection_checkpoints"
+DUPLICATE_KEY = 11000
+# Statements per `update` command, and a byte budget well under the 16 MiB command limit.
+CHUNK_STATEMENTS = 500
+CHUNK_BYTES = 8 * 1024 * 1024
+
+
+class MongoUnavailableError(ConnectionError):
+    """The Mongo-wire server could not be reached (or the URL is not valid)."""
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, for messages and logs."""
+    return re.sub(r"^([a-z0-9+.-]+://)([^:/?#@]*):[^/?#@]*@", r"\1\2:***@", url, flags=re.I)
+
+
+class MongoDocumentStore:
+    def __init__(
+        self, client: AsyncMongoClient, database: str, *, owns_client: bool = False
+    ) -> None:
+        """`owns_client`: close() also closes the client (as it does after `connect`)."""
+        self._client = client
+        # Whatever the client's options, read datetimes back tz-aware in UTC.
+        self._db: AsyncDatabase = client.get_database(
+            database, codec_options=CodecOptions(tz_aware=True, tzinfo=UTC)
+        )
+        self._owns_client = owns_client
+
+    @classmethod
+    async def connect(
+        cls, url: str, database: str, *, timeout_ms: int = 5000
+    ) -> MongoDocumentStore:
+        """A store on a new client for `url`, after a ping proves the server answers."""
+        shown = redact_url(url)
+        try:
+            client: AsyncMongoClient = AsyncMongoClient(
+                url,
+                tz_aware=True,
+                serverSelectionTimeoutMS=timeout_ms,
+                connectTimeoutMS=timeout_ms,
+            )
+        except (PyMongoError, ValueError, TypeError) as exc:
+            # `from None`: a parse error may quote the URL, password included.
+            raise MongoUnavailableError(
+                f"invalid Mongo URL {shown}: {type(exc).__name__}"
+            ) from None
+        try:
+            await client.admin.command("ping")
+        except PyMongoError as exc:
+            await client.close()
+            reason = str(exc).split(", Timeout:")[0][:300]
+            raise MongoUnavailableError(
+                f"cannot reach the Mongo-wire server at {shown} within "
+                f"{timeout_ms / 1000:g} s: {reason}"
+            ) from exc
+        return cls(client, database, owns_client=True)
+
+    @property
+    def database(self) -> AsyncDatabase:
+        """The pymongo database (for admin tooling and tests; projections use the port)."""
+        return self._db
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, collection: str, document_id: str) -> Document | None:
+        return await self._db[collection].find_one({"_id": document_id})
+
+    async def get_many(self, collection: str, ids: Sequence[str]) -> dict[str, Document]:
+        unique_ids = list(dict.fromkeys(ids))
+        if not unique_ids:
+            return {}
+        cursor = self._db[collection].find({"_id": {"$in": unique_ids}})
+        return {document["_id"]: document async for document in cursor}
+
+    async def find(
+        self,
+        collection: str,
+        filter: Mapping[str, Any],
+        sort: Sequence[SortKey],
+        limit: int,
+        after: Sequence[Any] | None = None,
+    ) -> Page:
+        if limit <= 0:  # pymongo reads limit 0 as "no limit"
+            raise ValueError(f"limit must be positive, got {limit}")
+        check_equality_filter(filter)
+        keys = sort_keys_with_tiebreaker(sort)
+        query: dict[str, Any] = dict(filter)
+        if after is not None:
+            if len(after) != len(keys):
+                raise ValueError(
+                    f"`after` needs {len(keys)} values ({', '.join(k.field for k in keys)}), "
+                    f"got {len(after)}"
+                )
+            seek = keyset_filter(keys, after)
+            query = {"$and": [query, seek]} if query else seek
+        cursor = (
+            self._db[collection]
+            .find(query)
+            .sort([(k.field, k.direction) for k in keys])
+            .limit(limit + 1)
+        )
+        documents = [document async for document in cursor]
+        return Page(documents=documents[:limit], has_next_page=len(documents) > limit)
+
+    async def count(self, collection: str, filter: Mapping[str, Any]) -> int:
+        check_equality_filter(filter)
+        return await self._db[collection].count_documents(dict(filter))
+
+    # ----------------------------------------------------------------- writes
+
+    async def bulk_write(
+        self, puts: Sequence[GuardedPut], updates: Sequence[UpdateMany] = ()
+    ) -> None:
+        for put in puts:
+            check_guarded_put(put)
+        for update in updates:
+            check_equality_filter(update.filter)
+
+        by_collection: dict[str, list[Document]] = {}
+        for put in puts:
+            by_collection.setdefault(put.collection, []).append(dict(put.document))
+        for collection, documents in by_collection.items():
+            for chunk in _chunks([_guarded_put_statement(d) for d in documents]):
+                await self._run_guarded_puts(collection, chunk)
+
+        # Consecutive updates of one collection share a command; order is kept throughout.
+        run: list[dict[str, Any]] = []
+        run_collection = ""
+        for update in updates:
+            if not update.set:
+                continue
+            if update.collection != run_collection and run:
+                await self._run_updates(run_collection, run)
+                run = []
+            run_collection = update.collection
+            run.append({"q": dict(update.filter), "u": {"$set": dict(update.set)}, "multi": True})
+        if run:
+            await self._run_updates(run_collection, run)
+
+    async def _run_guarded_puts(self, collection: str, statements: list[dict[str, Any]]) -> None:
+        """Send guarded upserts until each is applied or known to be stale.
+
+        After an E11000 the reply cannot say which statements ran: FerretDB reports every
+        write error at index 0 and omits `n`. So the stored `_pos` of the pending ids is read
+        once, and every put that is no longer newer (already applied, or stale all along) is
+        dropped before the rest is sent again. A round that drops nothing means a duplicate
+        key the guard does not explain (a unique secondary index, a document without `_pos`).
+        """
+        pending = statements
+        while pending:
+            errors = await self._send(collection, pending)
+            if not errors:
+                return
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise DocumentWriteConflict(collection, _messages(errors))
+            stored = await self._stored_positions(collection, [s["u"]["_id"] for s in pending])
+            newer = [
+                s
+                for s in pending
+                if not isinstance(at := stored.get(s["u"]["_id"], ""), str)
+                or at < s["u"][POSITION_FIELD]
+            ]
+            if len(newer) == len(pending):
+                raise DocumentWriteConflict(
+                    collection,
+                    [*_messages(errors), f"not explained by a newer {POSITION_FIELD}"],
+                )
+            pending = newer
+
+    async def _run_updates(self, collection: str, statements: list[dict[str, Any]]) -> None:
+        for chunk in _chunks(statements):
+            if errors := await self._send(collection, chunk):
+                raise DocumentWriteConflict(collection, _messages(errors))
+
+    async def _send(self, collection: str, statements: list[dict[str, Any]]) -> list[Any]:
+        """One ordered `update` command; its write errors (FerretDB: always `index` 0)."""
+        reply = await self._db.command(
+            {"update": collection, "ordered": True, "updates": statements}
+        )
+        if concern := reply.get("writeConcernError"):
+            raise DocumentWriteConflict(collection, [str(concern.get("errmsg", concern))])
+        return list(reply.get("writeErrors") or [])
+
+    async def _stored_positions(self, collection: str, ids: list[Any]) -> dict[Any, Any]:
+        """Stored `_pos` by `_id` (None where a document has none), in one query."""
+        cursor = self._db[collection].find(
+            {"_id": {"$in": list(dict.fromkeys(ids))}}, {POSITION_FIELD: 1}
+        )
+        return {d["_id"]: d.get(POSITION_FIELD) async for d in cursor}
+
+    async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int:
+        check_equality_filter(filter)
+        result = await self._db[collection].delete_many(dict(filter))
+        return result.deleted_count
+
+    async def drop_collection(self, collection: str) -> None:
+        await self._db.drop_collection(collection)
+
+    async def ensure_index(self, collection: str, keys: Sequence[SortKey]) -> None:
+        if not keys:
+            raise ValueError("an index needs at least one key")
+        await self._db[collection].create_index([(k.field, k.direction) for k in keys])
+
+    async def indexes(self, collection: str) -> list[tuple[SortKey, ...]]:
+        """The collection's indexes other than the implicit `_id` one. Not part of the port."""
+        information = await self._db[collection].index_information()
+        return [
+            tuple(SortKey(field, int(direction)) for field, direction in index["key"])
+            for name, index in information.items()
+            if name != "_id_"
+        ]
+
+    # ------------------------------------------------------------ checkpoints
+
+    async def load_checkpoint(self, name: str) -> Checkpoint | None:
+        document = await self._db[CHECKPOINTS].find_one({"_id": name})
+        return _checkpoint_from(document) if document is not None else None
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        await self._db[CHECKPOINTS].replace_one(
+            {"_id": checkpoint.name},
+            {
+                "_id": checkpoint.name,
+                "transaction_id": Int64(checkpoint.position.transaction_id),
+                "position": Int64(checkpoint.position.position),
+                "state": checkpoint.state,
+                "last_error": checkpoint.last_error,
+                "updated_at": now_ms(),
+                "extra": dict(checkpoint.extra),
+            },
+            upsert=True,
+        )
+
+    async def list_checkpoints(self) -> list[Checkpoint]:
+        cursor = self._db[CHECKPOINTS].find({}).sort("_id", 1)
+        return [_checkpoint_from(document) async for document in cursor]
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.close()
+
+
+def keyset_filter(keys: Sequence[SortKey], after: Sequence[Any]) -> dict[str, Any]:
+    """Documents after the row `after` in the order `keys`, for any mix of directions:
+    (k1 past v1) or (k1 = v1 and k2 past v2) or ... Null (and missing) sorts first."""
+    branches: list[dict[str, Any]] = []
+    for i, key in enumerate(keys):
+        value = after[i]
+        branch: dict[str, Any] = {k.field: after[j] for j, k in enumerate(keys[:i])}
+        if key.direction == 1:
+            # Everything but null sorts after null; $gt does not cross types, null never passes.
+            branch[key.field] = {"$ne": None} if value is None else {"$gt": value}
+        elif value is None:
+            continue  # nothing sorts below null
+        else:
+            # $lt does not match null/missing, which sorts last in a descending order.
+            branch["$or"] = [{key.field: {"$lt": value}}, {key.field: None}]
+        branches.append(branch)
+    return {"$or": branches}
+
+
+def _checkpoint_from(document: Mapping[str, Any]) -> Checkpoint:
+    updated_at = document.get("updated_at")
+    return Checkpoint(
+        name=document["_id"],
+        position=LogPosition(int(document["transaction_id"]), int(document["position"])),
+        state=document.get("state", "RUNNING"),
+        last_error=document.get("last_error"),
+        updated_at=updated_at.astimezone(UTC) if updated_at is not None else None,
+        extra=dict(document.get("extra") or {}),
+    )
+
+
+def _guarded_put_statement(document: Document) -> dict[str, Any]:
+    return {
+        "q": {"_id": document["_id"], POSITION_FIELD: {"$lt": document[POSITION_FIELD]}},
+        "u": document,
+        "upsert": True,
+    }
+
+
+def _messages(errors: list[Any]) -> list[str]:
+    return [f"{e.get('errmsg', e)} (code {e.get('code')})" for e in errors]
+
+
+def _chunks(statements: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Statements in chunks bounded by count and by encoded size."""
+    chunks: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = 0
+    for statement in statements:
+        statement_size = len(bson.encode(statement))
+        if current and (len(current) >= CHUNK_STATEMENTS or size + statement_size > CHUNK_BYTES):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(statement)
+        size += statement_size
+    if current:
+        chunks.append(current)
+    return chunks

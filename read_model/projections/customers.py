@@ -1,0 +1,138 @@
+"""The `customers` projection: one document per customer, shaped for the GraphQL `Customer`.
+
+customers/<customerId>:
+    {_id, name, email, registeredAt, orderCount, lifetimeValue, version}
+
+customer_orders/<orderId>:  {_id, customerId, total}  (a lookup: whose order, and its
+    total once submitted, so that a confirmation can be credited to the customer)
+
+`orderCount` counts every order the customer created, whatever its status;
+`lifetimeValue` sums the totals of CONFIRMED orders. `version` is the Customer stream's
+version: order events change the counters, never the version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from read_model.document_store.port import Document, UpdateMany
+from read_model.projections.base import DocKey, ProjectedEvent, View
+from read_model.projections.money import money_doc, money_of, zero_money_doc
+from write_model.domain import customer, order
+from write_model.domain.customer import CustomerRegistered, CustomerRenamed
+from write_model.domain.money import Money
+from write_model.domain.order import OrderConfirmed, OrderCreated, OrderSubmitted
+
+CUSTOMERS = "customers"
+CUSTOMER_ORDERS = "customer_orders"
+
+_HANDLED = frozenset(
+    cls.__name__
+    for cls in (CustomerRegistered, CustomerRenamed, OrderCreated, OrderSubmitted, OrderConfirmed)
+)
+
+
+def _entity_id(event: ProjectedEvent, stream_type: str) -> str:
+    """The entity id of a `<Type>-<id>` stream."""
+    prefix, _, entity_id = event.recorded.stream_id.partition("-")
+    if prefix != stream_type or not entity_id:
+        raise ValueError(f"{event.recorded.stream_id!r} is not a {stream_type} stream")
+    return entity_id
+
+
+class CustomersProjection:
+    name = "customers"
+    collections: tuple[str, ...] = (CUSTOMERS, CUSTOMER_ORDERS)
+
+    def handles(self, event_type: str) -> bool:
+        return event_type in _HANDLED
+
+    def reads(self, event: ProjectedEvent) -> Sequence[DocKey]:
+        match event.event:
+            case OrderSubmitted() | OrderConfirmed():
+                return (_order_key(event),)
+            case _:
+                return ()
+
+    def keys(self, event: ProjectedEvent, view: View) -> Sequence[DocKey]:
+        match event.event:
+            case CustomerRegistered() | CustomerRenamed():
+                return (DocKey(CUSTOMERS, _entity_id(event, customer.STREAM_TYPE)),)
+            case OrderCreated(customer_id=customer_id):
+                return (_order_key(event), DocKey(CUSTOMERS, customer_id))
+            case OrderSubmitted():
+                return (_order_key(event),)
+            case OrderConfirmed():
+                return (DocKey(CUSTOMERS, _lookup(event, view)["customerId"]),)
+            case _:
+                return ()
+
+    def evolve(
+        self, key: DocKey, doc: Document | None, event: ProjectedEvent, view: View
+    ) -> Document | None:
+        recorded = event.recorded
+        match key.collection, event.event:
+            case "customers", CustomerRegistered(name=name, email=email):
+                return {
+                    **(doc or {}),
+                    "_id": key.id,
+                    "name": name,
+                    "email": email,
+                    "registeredAt": recorded.occurred_at,
+                    "orderCount": 0,
+                    "lifetimeValue": zero_money_doc(),
+                    "version": recorded.version,
+                }
+            case "customers", CustomerRenamed(name=name):
+                return {**_existing(key, doc, event), "name": name, "version": recorded.version}
+            case "customers", OrderCreated():
+                current = _existing(key, doc, event)
+                return {**current, "orderCount": current["orderCount"] + 1}
+            case "customers", OrderConfirmed():
+                return _credited(_existing(key, doc, event), event, view)
+            case "customer_orders", OrderCreated(customer_id=customer_id):
+                return {**(doc or {}), "_id": key.id, "customerId": customer_id, "total": None}
+            case "customer_orders", OrderSubmitted(total=total):
+                return {**_existing(key, doc, event), "total": money_doc(total)}
+            case _:
+                return doc
+
+    def effects(self, event: ProjectedEvent) -> Sequence[UpdateMany]:
+        return ()
+
+    def indexes(self) -> Mapping[str, Sequence[Sequence[tuple[str, int]]]]:
+        return {CUSTOMERS: ((("registeredAt", -1),), (("email", 1),))}
+
+
+def _order_key(event: ProjectedEvent) -> DocKey:
+    return DocKey(CUSTOMER_ORDERS, _entity_id(event, order.STREAM_TYPE))
+
+
+def _lookup(event: ProjectedEvent, view: View) -> Document:
+    key = _order_key(event)
+    found = view.get(key)
+    if found is None:
+        raise ValueError(f"{event.recorded.type} of order {key.id}, which was never created")
+    return found
+
+
+def _existing(key: DocKey, doc: Document | None, event: ProjectedEvent) -> Document:
+    if doc is None:
+        raise ValueError(f"{event.recorded.type} applied to {key.collection}/{key.id}, missing")
+    return doc
+
+
+def _credited(doc: Document, event: ProjectedEvent, view: View) -> Document:
+    """The customer with a confirmed order's total added to the lifetime value. The value
+    takes the currency of the first confirmed order; a total in another currency cannot be
+    added to it and is left out (the catalog is priced in one currency today)."""
+    found = _lookup(event, view)
+    if found["total"] is None:
+        raise ValueError(f"order {found['_id']} was confirmed without being submitted")
+    total = money_of(found["total"])
+    value = money_of(doc["lifetimeValue"])
+    if value.amount == 0:  # no confirmed order yet: confirmed totals are always positive
+        value = Money.zero(total.currency)
+    if total.currency != value.currency:
+        return {**doc}
+    return {**doc, "lifetimeValue": money_doc(value + total)}

@@ -1,0 +1,35 @@
+"""Money in read documents: {"amount": "12.30", "currency": "USD"}.
+
+FerretDB has no Decimal128, so the amount is a decimal string with exactly two places;
+where a query sorts by an amount, the document also carries it in integer minor units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from write_model.domain.money import CENT, Money
+
+DEFAULT_CURRENCY = "USD"
+
+MoneyDoc = dict[str, str]
+
+
+def money_doc(money: Money) -> MoneyDoc:
+    amount = money.amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    return {"amount": f"{amount:f}", "currency": money.currency}
+
+
+def zero_money_doc(currency: str = DEFAULT_CURRENCY) -> MoneyDoc:
+    return money_doc(Money.zero(currency))
+
+
+def money_of(doc: Mapping[str, Any]) -> Money:
+    return Money(Decimal(doc["amount"]), doc["currency"])
+
+
+def minor_units(money: Money) -> int:
+    """The amount in cents (for sorting), rounded half-up like every amount here."""
+    return int((money.amount.quantize(CENT, rounding=ROUND_HALF_UP) * 100).to_integral_value())
