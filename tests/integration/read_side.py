@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -43,8 +44,25 @@ def build_app(store) -> OrdersApplication:
 
 
 @contextlib.asynccontextmanager
-async def postgres_store(max_size: int = 20) -> AsyncIterator[postgres.PostgresEventStore]:
-    pool = await postgres.create_pool(service_url("DATABASE_URL"), min_size=1, max_size=max_size)
+async def own_postgres_database(name: str) -> AsyncIterator[str]:
+    """A database of its own, so a whole-log reader sees only this test's events."""
+    base = service_url("DATABASE_URL")
+    admin = await asyncpg.connect(base)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def postgres_store(
+    max_size: int = 20, dsn: str | None = None
+) -> AsyncIterator[postgres.PostgresEventStore]:
+    pool = await postgres.create_pool(
+        dsn or service_url("DATABASE_URL"), min_size=1, max_size=max_size
+    )
     await postgres.migrate(pool)
     store = postgres.PostgresEventStore(pool)
     try:
