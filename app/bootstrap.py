@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.settings import Settings
+from read_model.change_feed import InProcessChangeFeed
 from read_model.document_store.port import DocumentStore
 from read_model.live import ProjectorDependencies
 from read_model.projector import RunnerSettings
 from write_model.application import OrdersApplication
+from write_model.envelope import AppendResult
 from write_model.event_store.port import EventStore
 from write_model.events import build_registry
 from write_model.handling import CommandHandler
@@ -68,7 +70,9 @@ async def event_store(settings: Settings) -> AsyncIterator[EventStore]:
 
 
 @contextlib.asynccontextmanager
-async def write_side(settings: Settings) -> AsyncIterator[WriteSide]:
+async def write_side(
+    settings: Settings, after_append: Sequence[Callable[[AppendResult], None]] = ()
+) -> AsyncIterator[WriteSide]:
     async with event_store(settings) as store:
         registry = build_registry()
         handler = CommandHandler(
@@ -77,6 +81,7 @@ async def write_side(settings: Settings) -> AsyncIterator[WriteSide]:
             clock=utc_now,
             new_event_id=uuid.uuid4,
             max_attempts=settings.command_max_attempts,
+            after_append=after_append,
         )
         application = OrdersApplication(
             handler, tax_rate=settings.tax_rate, new_id=lambda: str(uuid.uuid4())
@@ -174,10 +179,51 @@ async def projector_side(settings: Settings) -> AsyncIterator[ProjectorDependenc
 
 
 async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
+    async with projector_side(settings) as deps:
+        await run_projections(deps, stop)
+
+
+@dataclass(frozen=True)
+class EmbeddedSide:
+    """`orders dev`: write side, read store and projector in one process."""
+
+    write: WriteSide
+    documents: DocumentStore
+    feed: InProcessChangeFeed
+    projector: ProjectorDependencies
+
+
+@contextlib.asynccontextmanager
+async def embedded_side(settings: Settings) -> AsyncIterator[EmbeddedSide]:
+    """The embedded defaults: an unset MONGO_URL means an in-memory read store, filled by
+    replaying the whole log when the projector starts, then tailing it; appends wake the
+    projector in-process. A set URL is used (and must be reachable) as anywhere else."""
+    from read_model.change_feed import InProcessChangeFeed
+    from read_model.signals import InProcessAppendSignal, InProcessLeaderLock
+
+    signal = InProcessAppendSignal()
+    feed = InProcessChangeFeed()
+    async with (
+        write_side(settings, after_append=[lambda _: signal.notify()]) as write,
+        document_store(settings) as documents,
+    ):
+        projector = ProjectorDependencies(
+            events=write.store,
+            documents=documents,
+            registry=write.registry,
+            feed=feed,
+            signal=signal,
+            lock=InProcessLeaderLock(),
+            settings=RunnerSettings(batch_size=settings.projector_batch_size),
+            poll_seconds=settings.projector_poll_seconds,
+        )
+        yield EmbeddedSide(write, documents, feed, projector)
+
+
+async def run_projections(deps: ProjectorDependencies, stop: asyncio.Event) -> None:
     from read_model.live import run_projection
     from read_model.projections import ALL_PROJECTIONS
 
-    async with projector_side(settings) as deps:
-        async with asyncio.TaskGroup() as tasks:
-            for projection in ALL_PROJECTIONS:
-                tasks.create_task(run_projection(deps, projection, stop), name=projection.name)
+    async with asyncio.TaskGroup() as tasks:
+        for projection in ALL_PROJECTIONS:
+            tasks.create_task(run_projection(deps, projection, stop), name=projection.name)

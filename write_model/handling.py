@@ -99,12 +99,14 @@ class CommandHandler:
         clock: Callable[[], datetime],
         new_event_id: Callable[[], UUID],
         max_attempts: int = 5,
+        after_append: Sequence[Callable[[AppendResult], None]] = (),
     ) -> None:
         self._store = store
         self._registry = registry
         self._clock = clock
         self._new_event_id = new_event_id
         self._max_attempts = max_attempts
+        self._after_append = tuple(after_append)  # e.g. wake an in-process projector
 
     @property
     def store(self) -> EventStore:
@@ -187,6 +189,9 @@ class CommandHandler:
                 if replayed is None:
                     raise
                 return replayed
+            if events:
+                for listener in self._after_append:
+                    listener(result)
             return CommandOutcome.of(result, tuple(events))
         raise AssertionError("unreachable: the loop returns or raises")
 

@@ -1,0 +1,72 @@
+"""The embedded defaults (`orders dev`): SQLite event store, in-memory read store filled by
+replaying the log at start, then tailing it in the same process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+from app.bootstrap import EmbeddedSide, embedded_side, run_projections
+from app.settings import Settings
+from read_model.document_store.port import Document
+from write_model.application import ItemRequest
+from write_model.handling import CommandContext
+
+CONTEXT = CommandContext(correlation_id="embedded-test")
+
+
+def embedded_settings(data_dir: Path) -> Settings:
+    # Explicit None: the test services' URLs in the environment must not apply here.
+    return Settings(
+        database_url=None, mongo_url=None, orders_data_dir=data_dir, projector_poll_seconds=30
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[EmbeddedSide]:
+    async with embedded_side(settings) as side:
+        stop = asyncio.Event()
+        projector = asyncio.create_task(run_projections(side.projector, stop))
+        try:
+            yield side
+        finally:
+            stop.set()
+            await projector
+
+
+async def document(side: EmbeddedSide, collection: str, id_: str, version: int) -> Document:
+    """The document once it reaches `version`; the long poll interval above means only the
+    in-process append signal can make this prompt."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        found = await side.documents.get(f"{collection}_v1", id_)
+        if found is not None and found.get("version") == version:
+            return found
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{collection}/{id_} did not reach version {version}")
+
+
+async def test_appends_reach_the_memory_store_and_survive_a_restart(
+    tmp_path: Path, unique: str
+) -> None:
+    settings = embedded_settings(tmp_path)
+    async with running(settings) as side:
+        app = side.write.application
+        await app.register_customer(f"c-{unique}", "Ada", f"{unique}@example.com", CONTEXT)
+        await app.add_product(f"p-{unique}", "Pen", Decimal("1.25"), "USD", 5, CONTEXT)
+        await app.create_order(
+            f"o-{unique}", f"c-{unique}", [ItemRequest(f"p-{unique}", 2)], None, CONTEXT
+        )
+        live = await document(side, "orders", f"o-{unique}", 2)
+        assert live["total"] == {"amount": "2.75", "currency": "USD"}
+
+    # A new process: the memory store starts empty and is rebuilt from the SQLite log.
+    async with running(settings) as side:
+        replayed = await document(side, "orders", f"o-{unique}", 2)
+        assert replayed == live
+        customer = await document(side, "customers", f"c-{unique}", 1)
+        assert customer["orderCount"] == 1
