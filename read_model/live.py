@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from read_model.change_feed import ChangeFeed
+from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.document_store.port import Checkpoint, DocumentStore, UpdateMany
 from read_model.projections.base import Projection
 from read_model.projector import (
@@ -211,23 +212,53 @@ async def rebuild_projection(
     take_over_seconds: float = 2.0,
 ) -> int:
     """Build a new version of `projection` from position zero; returns the new version.
-    Readers keep the old version until the new one has caught up and is switched to."""
+    Readers keep the old version until the new one has caught up and is switched to.
+
+    The events are projected into a scratch memory store, then the fresh collections are
+    written with plain inserts: on a fresh version nothing needs a guard, and inserts are
+    what a Mongo-wire server takes fastest (FerretDB scans a collection for every update).
+    Memory grows with the number of documents, not events."""
     current = await active_version(deps.documents, projection.name)
     new_version = current + 1
     name = projection.name + REBUILD_SUFFIX
     for logical in projection.collections:
         await deps.documents.drop_collection(physical_collection(logical, new_version))
     await deps.documents.delete_many(DEAD_LETTERS, {"subscriber": name})
-    builder = make_runner(deps, projection, new_version, name)
+    await deps.documents.save_checkpoint(
+        Checkpoint(
+            name,
+            LogPosition.start(),
+            state="REBUILDING",
+            extra={"version": new_version, "status": "BUILDING"},
+        )
+    )
+    scratch = InMemoryDocumentStore()
+    builder = ProjectionRunner(
+        projection,
+        deps.events,
+        scratch,
+        deps.registry,
+        version=new_version,
+        checkpoint_name=name,
+        settings=deps.settings,
+    )
     builder.state = "REBUILDING"
-    await builder.save_checkpoint(LogPosition.start(), status="BUILDING")
-    await builder.ensure_indexes()
     while True:
         result = await builder.run_batch()
         progress(await builder.position(), await deps.events.head_position())
         if result.events_read < deps.settings.batch_size:
             break
-    await builder.save_checkpoint(await builder.position(), status="READY")
+    for collection in [
+        *(physical_collection(logical, new_version) for logical in projection.collections),
+        DEAD_LETTERS,
+    ]:
+        built = await scratch.find(collection, {}, [], limit=_EVERYTHING)
+        if built.documents:
+            await deps.documents.insert_new(collection, built.documents)
+    target = make_runner(deps, projection, new_version, name)
+    await target.ensure_indexes()
+    target.state = "REBUILDING"
+    await target.save_checkpoint(await builder.position(), status="READY")
     # A leading projector switches at its next quiet moment; when none runs, do it here.
     async with contextlib.AsyncExitStack() as leading:
         try:
@@ -244,6 +275,9 @@ async def rebuild_projection(
         if rebuilt is not None and rebuilt.extra.get("status") == "READY":
             await switch_to_rebuilt(deps, projection, rebuilt)
     return new_version
+
+
+_EVERYTHING = 1 << 62
 
 
 async def _wait(signal: AppendSignal, stop: asyncio.Event, poll_seconds: float) -> None:

@@ -126,6 +126,15 @@ class InMemoryDocumentStore:
                     _set_path(update.collection, changed, path, copy.deepcopy(value))
                 stored_collection[document_id] = changed
 
+    async def insert_new(self, collection: str, documents: Sequence[Document]) -> None:
+        stored = self._collections.setdefault(collection, {})
+        ids = [document["_id"] for document in documents]
+        taken = [i for i in ids if i in stored]
+        if taken or len(set(ids)) != len(ids):
+            raise DocumentWriteConflict(collection, [f"ids already present: {taken or ids}"])
+        for document in documents:
+            stored[document["_id"]] = copy.deepcopy(document)
+
     async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int:
         check_equality_filter(filter)
         stored = self._collections.get(collection, {})

@@ -27,7 +27,7 @@ from bson.codec_options import CodecOptions
 from bson.int64 import Int64
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from read_model.document_store.memory import (
     check_equality_filter,
@@ -236,6 +236,16 @@ class MongoDocumentStore:
             {"_id": {"$in": list(dict.fromkeys(ids))}}, {POSITION_FIELD: 1}
         )
         return {d["_id"]: d.get(POSITION_FIELD) async for d in cursor}
+
+    async def insert_new(self, collection: str, documents: Sequence[Document]) -> None:
+        for start in range(0, len(documents), 1000):
+            chunk = [dict(d) for d in documents[start : start + 1000]]
+            try:
+                await self._db[collection].insert_many(chunk, ordered=True)
+            except BulkWriteError as error:
+                raise DocumentWriteConflict(
+                    collection, _messages(error.details.get("writeErrors", []))
+                ) from error
 
     async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int:
         check_equality_filter(filter)
