@@ -92,14 +92,13 @@ async def _follow(
             return
         try:
             result = await runner.run_batch()
-            failures = 0
-            runner.last_error = None
-            if result.events_read >= deps.settings.batch_size:
-                runner.state = "CATCHING_UP"
-                continue
-            if runner.state != "RUNNING":
-                runner.state = "RUNNING"
+            if failures and not result.events_read:
+                # Recovered with nothing new to read: the checkpoint still says FAILED.
+                runner.state, runner.last_error = "RUNNING", None
                 await runner.save_checkpoint(await runner.position())
+            failures = 0
+            if result.events_read >= deps.settings.batch_size:
+                continue
             await _retry_requested(runner, deps.documents)
             switched = await _switch_if_rebuilt(deps, runner)
             if switched is not None:

@@ -164,6 +164,9 @@ class ProjectionRunner:
             await self._park(dead)
             result.events_parked = len(dead)
         position = recorded[-1].log_position
+        if self.state != "REBUILDING":
+            self.state = "CATCHING_UP" if len(recorded) >= self._settings.batch_size else "RUNNING"
+        self.last_error = None
         await self.save_checkpoint(position)
         result.position = position
         await self._publish(working)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from read_model.change_feed import DocumentChanged, InProcessChangeFeed
 from read_model.document_store.port import Document, UpdateMany
 from read_model.live import request_dead_letter_retry
 from read_model.projections.base import DocKey, ProjectedEvent, View
@@ -197,4 +199,28 @@ async def test_money_in_documents_is_exact(unique: str) -> None:
         assert order["tax"]["amount"] == "0.03"
         assert order["total"]["amount"] == "0.33"
         assert order["totalMinor"] == 33
+    await drop_database(database)
+
+
+async def test_written_documents_are_published_on_the_change_feed(unique: str) -> None:
+    database = f"projector_feed_{unique}"
+    feed = InProcessChangeFeed()
+    async with postgres_store() as events, mongo_documents(database) as documents:
+        app = build_app(events)
+        await app.register_customer(f"c-{unique}", "Ada", f"f-{unique}@example.com", CONTEXT)
+        await app.add_product(f"p-{unique}", "Ink", Decimal("2.00"), "USD", 10, CONTEXT)
+        async with feed.subscribe() as changes:
+            await app.create_order(
+                f"o-{unique}", f"c-{unique}", [ItemRequest(f"p-{unique}", 1)], None, CONTEXT
+            )
+            await catch_up(runners(events, documents, feed=feed))
+            published: list[DocumentChanged] = []
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    async for batch in changes:
+                        published.extend(batch)
+
+        assert DocumentChanged("orders", f"o-{unique}", 2) in published
+        assert DocumentChanged("customers", f"c-{unique}", 1) in published
+        assert DocumentChanged("products", f"p-{unique}", 1) in published
     await drop_database(database)

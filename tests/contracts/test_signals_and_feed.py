@@ -1,0 +1,142 @@
+"""Conformance of the projector's coordination ports, for the in-process and PostgreSQL
+adapters: ChangeFeed (projector -> API processes), AppendSignal (writers -> projector) and
+LeaderLock (one active projector per projection)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+
+from read_model.change_feed import (
+    DocumentChanged,
+    InProcessChangeFeed,
+    PostgresChangeFeed,
+    decode,
+    encode,
+)
+from read_model.signals import (
+    APPENDED_CHANNEL,
+    InProcessAppendSignal,
+    InProcessLeaderLock,
+    PostgresAppendSignal,
+    PostgresLeaderLock,
+)
+from tests.conftest import service_url
+
+
+@dataclass
+class Coordination:
+    feed: Any
+    signal: Any
+    lock: Any
+    poke: Any  # what a writer does after an append: wakes the signal
+
+
+@pytest.fixture(params=["in-process", "postgres"])
+async def coordination(request: pytest.FixtureRequest) -> AsyncIterator[Coordination]:
+    if request.param == "in-process":
+        signal = InProcessAppendSignal()
+
+        async def poke() -> None:
+            signal.notify()
+
+        yield Coordination(InProcessChangeFeed(), signal, InProcessLeaderLock(), poke)
+        return
+    dsn = service_url("DATABASE_URL")
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    signal = PostgresAppendSignal(dsn)
+    await signal.start()
+
+    async def poke() -> None:
+        await pool.execute("SELECT pg_notify($1, '')", APPENDED_CHANNEL)
+
+    try:
+        yield Coordination(PostgresChangeFeed(pool, dsn), signal, PostgresLeaderLock(dsn), poke)
+    finally:
+        await signal.close()
+        await pool.close()
+
+
+async def next_batch(changes: AsyncIterator[list[DocumentChanged]]) -> list[DocumentChanged]:
+    async with asyncio.timeout(5):
+        return await anext(changes)
+
+
+async def test_subscribers_receive_what_is_published_after_they_subscribe(
+    coordination: Coordination, unique: str
+) -> None:
+    feed = coordination.feed
+    batch = [DocumentChanged("orders", f"o-{unique}", 3), DocumentChanged("customers", "c", 1)]
+    async with feed.subscribe() as first, feed.subscribe() as second:
+        await feed.publish(batch)
+
+        assert await next_batch(first) == batch
+        assert await next_batch(second) == batch
+
+
+async def test_a_large_batch_arrives_whole_in_order(
+    coordination: Coordination, unique: str
+) -> None:
+    """PostgreSQL refuses NOTIFY payloads of 8,000 bytes; large batches are split."""
+    batch = [DocumentChanged("orders", f"o-{unique}-{n:05d}", n) for n in range(2_000)]
+    received: list[DocumentChanged] = []
+    async with coordination.feed.subscribe() as changes:
+        await coordination.feed.publish(batch)
+        while len(received) < len(batch):
+            received.extend(await next_batch(changes))
+    assert received == batch
+
+
+async def test_a_wait_returns_early_when_an_append_is_signalled(
+    coordination: Coordination,
+) -> None:
+    await coordination.signal.wait(0.01)  # consume anything signalled before
+    started = time.monotonic()
+    waiter = asyncio.create_task(coordination.signal.wait(10))
+    await asyncio.sleep(0.05)
+    await coordination.poke()
+    await waiter
+    assert time.monotonic() - started < 5
+
+
+async def test_a_wait_without_appends_lasts_the_poll_interval(coordination: Coordination) -> None:
+    await coordination.signal.wait(0.01)
+    started = time.monotonic()
+    await coordination.signal.wait(0.3)
+    assert time.monotonic() - started >= 0.29
+
+
+async def test_one_leader_at_a_time_and_the_next_takes_over(
+    coordination: Coordination, unique: str
+) -> None:
+    lock = coordination.lock
+    name = f"projection-{unique}"
+    events: list[str] = []
+
+    async def leader(label: str, hold: float) -> None:
+        async with lock.hold(name):
+            events.append(f"{label} leads")
+            assert not lock.lost(name)
+            await asyncio.sleep(hold)
+            events.append(f"{label} done")
+
+    first = asyncio.create_task(leader("first", 0.5))
+    await asyncio.sleep(0.1)
+    second = asyncio.create_task(leader("second", 0))
+    await asyncio.gather(first, second)
+
+    assert events == ["first leads", "first done", "second leads", "second done"]
+
+
+def test_notify_payloads_stay_under_the_postgres_limit() -> None:
+    batch = [DocumentChanged("orders", f"order-{n:040d}", n) for n in range(5_000)]
+    payloads = encode(batch)
+    assert len(payloads) > 1
+    assert all(len(p.encode()) < 8_000 for p in payloads)
+    assert [c for p in payloads for c in decode(p)] == batch
