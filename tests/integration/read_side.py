@@ -73,21 +73,27 @@ async def postgres_store(
 
 @contextlib.asynccontextmanager
 async def mongo_documents(database: str) -> AsyncIterator[MongoDocumentStore]:
+    """A read store on a database of its own, dropped afterwards."""
     store = await MongoDocumentStore.connect(service_url("MONGO_URL"), database)
     try:
         yield store
     finally:
+        await store.database.client.drop_database(database)
         await store.close()
 
 
-async def drop_database(database: str) -> None:
-    from pymongo import AsyncMongoClient
-
-    client: AsyncMongoClient = AsyncMongoClient(service_url("MONGO_URL"))
-    try:
-        await client.drop_database(database)
-    finally:
-        await client.close()
+@contextlib.asynccontextmanager
+async def isolated_stack(
+    name: str, max_size: int = 20
+) -> AsyncIterator[tuple[str, postgres.PostgresEventStore, MongoDocumentStore]]:
+    """A PostgreSQL database and a Mongo database of their own, so whole-log readers (a
+    projector process, a rebuild) see only this test's events: (dsn, events, documents)."""
+    async with (
+        own_postgres_database(name) as dsn,
+        postgres_store(max_size=max_size, dsn=dsn) as events,
+        mongo_documents(name) as documents,
+    ):
+        yield dsn, events, documents
 
 
 def runners(events, documents: DocumentStore, **kwargs) -> list[ProjectionRunner]:

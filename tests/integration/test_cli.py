@@ -11,8 +11,7 @@ from tests.integration.read_side import (
     CONTEXT,
     build_app,
     catch_up,
-    drop_database,
-    mongo_documents,
+    isolated_stack,
     order_workload,
     own_postgres_database,
     postgres_store,
@@ -52,11 +51,7 @@ def test_an_unreachable_database_is_a_clear_error() -> None:
 
 async def test_projections_status_shows_checkpoint_head_and_lag(unique: str) -> None:
     database = f"status_{unique}"
-    async with (
-        own_postgres_database(database) as dsn,
-        postgres_store(dsn=dsn) as events,
-        mongo_documents(database) as documents,
-    ):
+    async with isolated_stack(database) as (dsn, events, documents):
         app = build_app(events)
         await order_workload(app, unique, orders=2)
         await catch_up(runners(events, documents))
@@ -81,4 +76,3 @@ async def test_projections_status_shows_checkpoint_head_and_lag(unique: str) -> 
         assert set(rows) == {"orders", "customers", "products"}
         cells = [c.strip() for c in rows["orders"].split("│")[1:-1]]
         assert cells[1:5] == [str(head), str(head + 1), "1", "RUNNING"]
-    await drop_database(database)

@@ -20,7 +20,6 @@ from tests.integration.read_side import (
     all_documents,
     build_app,
     catch_up,
-    drop_database,
     mongo_documents,
     order_workload,
     postgres_store,
@@ -55,7 +54,6 @@ async def test_documents_show_the_orders_customers_and_products(unique: str) -> 
         product = await documents.get("products_v1", f"p1-{unique}")
         assert product is not None
         assert product["price"] == {"amount": "2.50", "currency": "USD"}
-    await drop_database(database)
 
 
 async def test_never_skips_an_event_of_a_late_committing_writer(unique: str) -> None:
@@ -80,7 +78,6 @@ async def test_never_skips_an_event_of_a_late_committing_writer(unique: str) -> 
                 stored = await events.read_stream(f"Order-{order_id}")
                 assert orders[order_id]["version"] == len(stored), order_id
                 assert sum(i["quantity"] for i in orders[order_id]["items"]) == 3
-    await drop_database(database)
 
 
 @dataclass
@@ -157,7 +154,6 @@ async def test_a_poison_event_parks_its_stream_and_retry_recovers_it(unique: str
         await catch_up([runner])
         flowing = await documents.get("orders_v1", f"o1-{unique}")
         assert flowing is not None and flowing["version"] == 6
-    await drop_database(database)
 
 
 async def test_replaying_a_batch_after_a_crash_changes_nothing(unique: str) -> None:
@@ -179,7 +175,6 @@ async def test_replaying_a_batch_after_a_crash_changes_nothing(unique: str) -> N
 
         assert await all_documents(documents) == first
         assert first["customers"][f"c-{unique}"]["orderCount"] == 3
-    await drop_database(database)
 
 
 async def test_money_in_documents_is_exact(unique: str) -> None:
@@ -199,7 +194,6 @@ async def test_money_in_documents_is_exact(unique: str) -> None:
         assert order["tax"]["amount"] == "0.03"
         assert order["total"]["amount"] == "0.33"
         assert order["totalMinor"] == 33
-    await drop_database(database)
 
 
 async def test_written_documents_are_published_on_the_change_feed(unique: str) -> None:
@@ -223,4 +217,3 @@ async def test_written_documents_are_published_on_the_change_feed(unique: str) -
         assert DocumentChanged("orders", f"o-{unique}", 2) in published
         assert DocumentChanged("customers", f"c-{unique}", 1) in published
         assert DocumentChanged("products", f"p-{unique}", 1) in published
-    await drop_database(database)

@@ -20,11 +20,9 @@ from tests.integration.read_side import (
     all_documents,
     build_app,
     catch_up,
-    drop_database,
+    isolated_stack,
     mongo_documents,
     order_workload,
-    own_postgres_database,
-    postgres_store,
     runners,
 )
 from write_model.application import ItemRequest
@@ -100,11 +98,7 @@ async def test_killed_at_random_points_converges_to_a_clean_rebuild(
     database = f"killed_{unique}"
     rebuilt_database = f"clean_{unique}"
     rng = random.Random(unique)
-    async with (
-        own_postgres_database(database) as dsn,
-        postgres_store(max_size=20, dsn=dsn) as events,
-        mongo_documents(database) as documents,
-    ):
+    async with isolated_stack(database, max_size=20) as (dsn, events, documents):
         app = build_app(events)
         with projectors() as started:
             started.append(Projector(dsn, database, tmp_path / "projector.log"))
@@ -127,17 +121,11 @@ async def test_killed_at_random_points_converges_to_a_clean_rebuild(
         actual = await all_documents(documents)
         assert len(expected["orders"]) == 5 * 80
         assert actual == expected
-    await drop_database(database)
-    await drop_database(rebuilt_database)
 
 
 async def test_a_standby_takes_over_when_the_leader_dies(unique: str, tmp_path: Path) -> None:
     database = f"standby_{unique}"
-    async with (
-        own_postgres_database(database) as dsn,
-        postgres_store(dsn=dsn) as events,
-        mongo_documents(database) as documents,
-    ):
+    async with isolated_stack(database) as (dsn, events, documents):
         app = build_app(events)
         await order_workload(app, unique, orders=2)
         with projectors() as started:
@@ -163,7 +151,6 @@ async def test_a_standby_takes_over_when_the_leader_dies(unique: str, tmp_path: 
             order = await documents.get("orders_v1", f"o1-{unique}")
             assert order is not None and order["version"] == 6
             assert takeover < 15, f"took {takeover:.1f}s to take over"
-    await drop_database(database)
 
 
 async def _until(condition, what: str, seconds: float = 30.0) -> None:

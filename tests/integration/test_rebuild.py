@@ -19,11 +19,8 @@ from tests.integration.read_side import (
     all_documents,
     build_app,
     catch_up,
-    drop_database,
-    mongo_documents,
+    isolated_stack,
     order_workload,
-    own_postgres_database,
-    postgres_store,
     runners,
 )
 from write_model.application import ItemRequest
@@ -46,11 +43,7 @@ def dependencies(events, documents) -> ProjectorDependencies:
 
 async def test_rebuild_gives_the_same_documents_and_switches_readers(unique: str) -> None:
     database = f"rebuild_{unique}"
-    async with (
-        own_postgres_database(database) as dsn,
-        postgres_store(dsn=dsn) as events,
-        mongo_documents(database) as documents,
-    ):
+    async with isolated_stack(database) as (_, events, documents):
         app = build_app(events)
         await order_workload(app, unique, orders=6)
         await app.rename_customer(f"c-{unique}", "Renamed", CONTEXT)
@@ -69,16 +62,11 @@ async def test_rebuild_gives_the_same_documents_and_switches_readers(unique: str
         assert (await all_documents(documents, version=2))["orders"] == served
         assert (await all_documents(documents, version=1))["orders"] == {}, "old version dropped"
         assert seen and seen[-1][0] == seen[-1][1], "progress reached the head"
-    await drop_database(database)
 
 
 async def test_a_running_projector_switches_to_the_rebuilt_version(unique: str) -> None:
     database = f"rebuild_live_{unique}"
-    async with (
-        own_postgres_database(database) as dsn,
-        postgres_store(dsn=dsn) as events,
-        mongo_documents(database) as documents,
-    ):
+    async with isolated_stack(database) as (_, events, documents):
         app = build_app(events)
         await order_workload(app, unique, orders=3)
         deps = dependencies(events, documents)
@@ -102,4 +90,3 @@ async def test_a_running_projector_switches_to_the_rebuilt_version(unique: str) 
         finally:
             stop.set()
             await live
-    await drop_database(database)
