@@ -8,9 +8,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from app.settings import Settings
-from read_model.change_feed import InProcessChangeFeed
+from read_model.change_feed import ChangeFeed, InProcessChangeFeed
 from read_model.document_store.port import DocumentStore
 from read_model.live import ProjectorDependencies
 from read_model.projector import RunnerSettings
@@ -115,7 +116,10 @@ def _redacted(url: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def document_store(settings: Settings) -> AsyncIterator[DocumentStore]:
+async def document_store(
+    settings: Settings, *, mongo_event_listeners: Sequence[Any] = ()
+) -> AsyncIterator[DocumentStore]:
+    """`mongo_event_listeners`: pymongo monitoring listeners for the Mongo client."""
     if settings.mongo_url:
         from read_model.document_store.mongo import MongoDocumentStore
 
@@ -124,6 +128,7 @@ async def document_store(settings: Settings) -> AsyncIterator[DocumentStore]:
                 settings.mongo_url,
                 settings.mongo_db,
                 timeout_ms=int(settings.connect_timeout_seconds * 1000),
+                event_listeners=mongo_event_listeners,
             )
         except Exception as error:
             raise ServiceUnavailable(
@@ -227,3 +232,55 @@ async def run_projections(deps: ProjectorDependencies, stop: asyncio.Event) -> N
     async with asyncio.TaskGroup() as tasks:
         for projection in ALL_PROJECTIONS:
             tasks.create_task(run_projection(deps, projection, stop), name=projection.name)
+
+
+# ------------------------------------------------------------------ the API
+
+
+@dataclass(frozen=True)
+class ApiSide:
+    """What the GraphQL API serves from. `projector` is set in embedded mode (`orders
+    dev`), where the API process also runs the projections; otherwise the projector is a
+    process of its own (`orders projector`). `feed`: where the projector publishes the
+    documents it wrote (live updates for subscriptions)."""
+
+    write: WriteSide
+    documents: DocumentStore
+    feed: ChangeFeed | None = None
+    projector: ProjectorDependencies | None = None
+
+
+@contextlib.asynccontextmanager
+async def api_side(
+    settings: Settings, *, mongo_event_listeners: Sequence[Any] = ()
+) -> AsyncIterator[ApiSide]:
+    """`orders api`: PostgreSQL and MongoDB, shared with the projector and saga processes."""
+    require_services(settings, "orders api")
+    async with (
+        write_side(settings) as write,
+        document_store(settings, mongo_event_listeners=mongo_event_listeners) as documents,
+    ):
+        await _prepare_event_store(settings, write.store)
+        from read_model.change_feed import PostgresChangeFeed
+        from write_model.event_store.postgres import PostgresEventStore
+
+        assert isinstance(write.store, PostgresEventStore) and settings.database_url
+        feed = PostgresChangeFeed(write.store.pool, settings.database_url)
+        yield ApiSide(write, documents, feed)
+
+
+@contextlib.asynccontextmanager
+async def embedded_api_side(settings: Settings) -> AsyncIterator[ApiSide]:
+    """`orders dev`: the embedded defaults, with the projections run by the API process."""
+    async with embedded_side(settings) as side:
+        await _prepare_event_store(settings, side.write.store)
+        yield ApiSide(side.write, side.documents, side.feed, side.projector)
+
+
+async def _prepare_event_store(settings: Settings, store: EventStore) -> None:
+    """Apply the PostgreSQL schema when asked to (idempotent; concurrent starts are
+    serialized by an advisory lock). The SQLite store creates its schema when it opens."""
+    from write_model.event_store import postgres
+
+    if settings.migrate_on_start and isinstance(store, postgres.PostgresEventStore):
+        await postgres.migrate(store.pool)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -11,7 +10,14 @@ from typing import Any
 
 import click
 
-from app.bootstrap import ServiceUnavailable, migrate, projector_side, run_projector
+from app.bootstrap import (
+    ServiceUnavailable,
+    migrate,
+    projector_side,
+    require_services,
+    run_projector,
+)
+from app.logging import configure_logging
 from app.settings import Settings
 from write_model.envelope import LogPosition
 
@@ -33,11 +39,7 @@ def _run(work: Callable[[], Awaitable[Any]]) -> Any:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.log_format)
 
 
 async def _until_signalled(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -132,12 +134,61 @@ def projections_rebuild(name: str) -> None:
     click.echo(f"{name}: version {version} built")
 
 
+def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: bool) -> None:
+    """Serve the API with uvicorn (one worker, uvloop) until SIGINT / SIGTERM."""
+    import uvicorn
+
+    from app.server import create_app
+
+    app = create_app(settings, embedded=embedded)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host or settings.host,
+            port=port if port is not None else settings.port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            workers=1,
+            log_config=None,  # the root logger configured by _configure_logging
+            access_log=settings.access_log,
+            server_header=False,
+        )
+    )
+    try:
+        server.run()
+    except SystemExit:
+        # uvicorn exits with 3 when the lifespan fails; a service that cannot be reached
+        # is the operator's to fix, so say which one and exit with 2 like every command.
+        startup_error = getattr(app.state, "startup_error", None)
+        if startup_error is not None:
+            click.echo(f"error: {startup_error}", err=True)
+            sys.exit(2)
+        raise
+
+
+@main.command("api")
+@click.option("--host", default=None, help="listen address (default HOST or 127.0.0.1)")
+@click.option("--port", type=int, default=None, help="listen port (default PORT or 8000)")
+def api_command(host: str | None, port: int | None) -> None:
+    """Serve the GraphQL API on PostgreSQL and MongoDB (the projector runs apart:
+    `orders projector`)."""
+    settings = Settings()
+    _configure_logging(settings)
+    try:
+        require_services(settings, "orders api")
+    except ServiceUnavailable as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    _serve(settings, host, port, embedded=False)
+
+
 @main.command("dev")
 @click.option("--host", default=None, help="listen address (default HOST or 127.0.0.1)")
 @click.option("--port", type=int, default=None, help="listen port (default PORT or 8000)")
 def dev_command(host: str | None, port: int | None) -> None:
-    """Run API and projector in one process on the embedded defaults."""
-    click.echo(
-        "orders dev: the GraphQL API is not built yet (it arrives with the GraphQL issue); "
-        "today this project provides the write model, the projector and `orders migrate`."
-    )
+    """Run the API and the projector in one process on the embedded defaults (SQLite event
+    store in ORDERS_DATA_DIR, in-memory read store rebuilt from the log at start)."""
+    settings = Settings()
+    _configure_logging(settings)
+    _serve(settings, host, port, embedded=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,3 +30,23 @@ class Settings(BaseSettings):
     projector_batch_size: int = Field(500, ge=1, le=10_000)
     projector_poll_seconds: float = Field(1.0, gt=0, description="poll when no NOTIFY arrives")
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    # The API (`orders api`, `orders dev`).
+    migrate_on_start: bool = Field(
+        True, description="apply the event store schema at API start (idempotent, locked)"
+    )
+    consistency_wait_seconds: float = Field(
+        2.0, ge=0, le=60, description="how long a consistencyToken read waits for the projector"
+    )
+    consistency_poll_seconds: float = Field(0.015, gt=0, le=1)
+    read_model_version_ttl_seconds: float = Field(
+        1.0, ge=0, le=60, description="how long the API caches the active collection versions"
+    )
+    max_query_depth: int = Field(10, ge=1)
+    max_query_tokens: int = Field(2000, ge=100)
+    max_query_aliases: int = Field(30, ge=0)
+    access_log: bool = False
+    max_subscriptions_per_connection: int = Field(
+        20, ge=1, description="GraphQL subscriptions one websocket connection may run at once"
+    )

@@ -25,7 +25,7 @@ from typing import Any
 import bson
 from bson.codec_options import CodecOptions
 from bson.int64 import Int64
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
@@ -77,9 +77,16 @@ class MongoDocumentStore:
 
     @classmethod
     async def connect(
-        cls, url: str, database: str, *, timeout_ms: int = 5000
+        cls,
+        url: str,
+        database: str,
+        *,
+        timeout_ms: int = 5000,
+        event_listeners: Sequence[monitoring._EventListener] = (),
     ) -> MongoDocumentStore:
-        """A store on a new client for `url`, after a ping proves the server answers."""
+        """A store on a new client for `url`, after a ping proves the server answers.
+        `event_listeners`: pymongo monitoring listeners (command metrics, tests that count
+        round trips)."""
         shown = redact_url(url)
         try:
             client: AsyncMongoClient = AsyncMongoClient(
@@ -87,6 +94,7 @@ class MongoDocumentStore:
                 tz_aware=True,
                 serverSelectionTimeoutMS=timeout_ms,
                 connectTimeoutMS=timeout_ms,
+                event_listeners=list(event_listeners),
             )
         except (PyMongoError, ValueError, TypeError) as exc:
             # `from None`: a parse error may quote the URL, password included.
@@ -118,7 +126,10 @@ class MongoDocumentStore:
         unique_ids = list(dict.fromkeys(ids))
         if not unique_ids:
             return {}
-        cursor = self._db[collection].find({"_id": {"$in": unique_ids}})
+        # One id: an equality filter, which FerretDB pushes down (it scans for `$in`).
+        # The limit lets a server that scans stop once every id is found.
+        query = {"_id": unique_ids[0]} if len(unique_ids) == 1 else {"_id": {"$in": unique_ids}}
+        cursor = self._db[collection].find(query).limit(len(unique_ids))
         return {document["_id"]: document async for document in cursor}
 
     async def find(

@@ -1,0 +1,111 @@
+"""Prometheus metrics of an API process, served on /metrics.
+
+Each app gets its own registry (so tests can build several apps in one process). Request
+and command metrics are recorded as they happen; projector lag and dead letters are read
+from the stores when /metrics is scraped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from read_model.document_store.port import DocumentStore
+from read_model.projector import DEAD_LETTERS
+from read_model.status import projection_statuses
+from write_model.event_store.port import EventStore
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+STORES_TIMEOUT_SECONDS = 2.0
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "orders_http_requests",
+            "HTTP requests served",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "orders_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.command_seconds = Histogram(
+            "orders_command_duration_seconds",
+            "Command handling latency by mutation and outcome",
+            ["command", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.appended = Counter(
+            "orders_events_appended",
+            "Events appended to the event store by commands",
+            ["stream_type"],
+            registry=self.registry,
+        )
+        self.projection_lag = Gauge(
+            "orders_projection_lag_events",
+            "Events in the log a projection has not applied yet (read at scrape)",
+            ["projection"],
+            registry=self.registry,
+        )
+        self.projection_position = Gauge(
+            "orders_projection_position",
+            "Global log position a projection has applied up to (read at scrape)",
+            ["projection"],
+            registry=self.registry,
+        )
+        self.dead_letters = Gauge(
+            "orders_dead_letters",
+            "Events parked in the dead-letter collection (read at scrape)",
+            registry=self.registry,
+        )
+
+    # ---------------------------------------------------------- recording
+
+    def request_finished(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.request_seconds.labels(method, route).observe(seconds)
+
+    def command_finished(
+        self, command: str, outcome: str, seconds: float, stream_type: str, appended: int
+    ) -> None:
+        self.command_seconds.labels(command, outcome).observe(seconds)
+        if appended:
+            self.appended.labels(stream_type).inc(appended)
+
+    # ------------------------------------------------------------ scraping
+
+    def render_local(self) -> bytes:
+        """The exposition text of what this process recorded, without reading the stores."""
+        return generate_latest(self.registry)
+
+    async def render(self, events: EventStore, documents: DocumentStore) -> bytes:
+        """The exposition text, after reading projector state from the stores (skipped,
+        and logged, when they do not answer within STORES_TIMEOUT_SECONDS)."""
+        try:
+            async with asyncio.timeout(STORES_TIMEOUT_SECONDS):
+                for status in await projection_statuses(events, documents):
+                    self.projection_lag.labels(status.name).set(status.lag)
+                    self.projection_position.labels(status.name).set(status.position.position)
+                self.dead_letters.set(await documents.count(DEAD_LETTERS, {}))
+        except Exception:
+            log.warning("projector metrics not refreshed", exc_info=True)
+        return generate_latest(self.registry)

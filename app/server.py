@@ -1,0 +1,377 @@
+"""The Starlette application: /graphql, /healthz, /readyz, /metrics.
+
+`create_app(settings)` builds nothing that needs I/O: the lifespan opens the stores
+through app/bootstrap.py when the server starts and closes them when it stops. In embedded
+mode (`orders dev`) the lifespan also runs the projections in the same process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+# strawberry raises cross_web's HTTPException (its HTTP layer); it does not re-export it.
+from cross_web import HTTPException
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.exceptions import InvalidOperationTypeError
+
+from app import logging as app_logging
+from app.bootstrap import (
+    ApiSide,
+    ServiceUnavailable,
+    api_side,
+    embedded_api_side,
+    run_projections,
+)
+from app.metrics import CONTENT_TYPE, Metrics
+from app.settings import Settings
+from read_model.projections import OrdersProjection
+from schema.context import RequestContext, Services
+from schema.limits import Limits
+from schema.live import LiveOrders
+from schema.read_model import ReadModel
+from schema.schema import build_schema
+
+log = logging.getLogger(__name__)
+
+CORRELATION_HEADER = "x-correlation-id"
+_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+READY_TIMEOUT_SECONDS = 2.0
+ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics", "/")
+
+
+@dataclass
+class Runtime:
+    """What the lifespan started; None until the server has started."""
+
+    side: ApiSide
+    services: Services
+    projector: asyncio.Task[None] | None = None
+
+
+def create_app(
+    settings: Settings, *, embedded: bool = False, mongo_event_listeners: Sequence[Any] = ()
+) -> Starlette:
+    """The API. `embedded`: the `orders dev` mode (embedded stores, projector in process).
+    `mongo_event_listeners`: pymongo monitoring listeners for the API's Mongo client."""
+    metrics = Metrics()
+    schema = build_schema(
+        Limits(
+            max_depth=settings.max_query_depth,
+            max_tokens=settings.max_query_tokens,
+            max_aliases=settings.max_query_aliases,
+        )
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            async with _started(settings, embedded, mongo_event_listeners, metrics) as runtime:
+                app.state.runtime = runtime
+                _log_start(settings, embedded)
+                try:
+                    yield
+                finally:
+                    app.state.runtime = None
+        except ServiceUnavailable as error:
+            # `orders api` reads this to exit with a clear message and status 2.
+            app.state.startup_error = error
+            raise
+
+    def running(request: Request) -> Runtime | None:
+        return getattr(request.app.state, "runtime", None)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        runtime = running(request)
+        if runtime is None:
+            return JSONResponse({"status": "starting", "checks": {}}, status_code=503)
+        checks = await _readiness(settings, runtime)
+        ready = all(result == "ok" for result in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    async def metrics_endpoint(request: Request) -> Response:
+        runtime = running(request)
+        if runtime is None:
+            return Response(metrics.render_local(), media_type=CONTENT_TYPE)
+        body = await metrics.render(runtime.side.write.store, runtime.side.documents)
+        return Response(body, media_type=CONTENT_TYPE)
+
+    async def root(request: Request) -> Response:
+        return RedirectResponse("/graphql")
+
+    def services() -> Services:
+        runtime: Runtime | None = app.state.runtime
+        if runtime is None:
+            raise RuntimeError("the API is not started: its lifespan has not run")
+        return runtime.services
+
+    graphql = OrdersGraphQL(schema, services)
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            # Subscriptions: graphql-transport-ws and the legacy graphql-ws protocol.
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/", root, methods=["GET"]),
+        ],
+        middleware=[Middleware(RequestObservability, metrics=metrics)],
+        lifespan=lifespan,
+    )
+    app.state.runtime = None
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _started(
+    settings: Settings,
+    embedded: bool,
+    mongo_event_listeners: Sequence[Any],
+    metrics: Metrics,
+) -> AsyncIterator[Runtime]:
+    side_context = (
+        embedded_api_side(settings)
+        if embedded
+        else api_side(settings, mongo_event_listeners=mongo_event_listeners)
+    )
+    async with side_context as side:
+        read_model = ReadModel(
+            side.documents,
+            wait_seconds=settings.consistency_wait_seconds,
+            poll_seconds=settings.consistency_poll_seconds,
+            version_ttl_seconds=settings.read_model_version_ttl_seconds,
+        )
+        services = Services(
+            application=side.write.application,
+            events=side.write.store,
+            registry=side.write.registry,
+            documents=side.documents,
+            read_model=read_model,
+            observer=metrics,
+            live=LiveOrders(side.feed, read_model) if side.feed is not None else None,
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        )
+        async with contextlib.AsyncExitStack() as running:
+            if services.live is not None:
+                # Subscribed to the change feed before serving; cancelled on shutdown.
+                await running.enter_async_context(services.live.running())
+            async with _projector_running(side, services) as runtime:
+                yield runtime
+
+
+@contextlib.asynccontextmanager
+async def _projector_running(side: ApiSide, services: Services) -> AsyncIterator[Runtime]:
+    """In embedded mode, the projections run as a task of the API process."""
+    if side.projector is None:
+        yield Runtime(side, services)
+        return
+    stop = asyncio.Event()
+    projector = asyncio.create_task(run_projections(side.projector, stop), name="projector")
+    projector.add_done_callback(_report_projector_end)
+    try:
+        yield Runtime(side, services, projector)
+    finally:
+        stop.set()
+        await projector
+
+
+def _report_projector_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error(
+            "the in-process projector stopped: %s",
+            error,
+            exc_info=(type(error), error, error.__traceback__),
+        )
+
+
+def _log_start(settings: Settings, embedded: bool) -> None:
+    stores = (
+        f"event store {'PostgreSQL' if settings.database_url else 'SQLite'}, "
+        f"read store {'MongoDB ' + settings.mongo_db if settings.mongo_url else 'in memory'}"
+    )
+    mode = "embedded (projector in process)" if embedded else "API (projector runs apart)"
+    log.info("orders API started: %s; %s", mode, stores)
+    log.warning(
+        "authentication is not configured: the API is open to every client (no JWT secret "
+        "or public key is set)"
+    )
+
+
+async def _readiness(settings: Settings, runtime: Runtime) -> dict[str, str]:
+    side = runtime.side
+    probes: dict[str, Callable[[], Awaitable[object]]] = {
+        ("postgres" if settings.database_url else "sqlite"): side.write.store.head_position,
+        ("mongo" if settings.mongo_url else "memory"): lambda: side.documents.load_checkpoint(
+            OrdersProjection.name
+        ),
+    }
+
+    async def check(probe: Callable[[], Awaitable[object]]) -> str:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                await probe()
+        except Exception as error:  # reported in the response: that is the point of /readyz
+            log.warning("readiness check failed: %s: %s", type(error).__name__, error)
+            return f"unavailable: {type(error).__name__}: {error}"[:300]
+        return "ok"
+
+    names = list(probes)
+    results = await asyncio.gather(*(check(probes[name]) for name in names))
+    checks = dict(zip(names, results, strict=True))
+    if runtime.projector is not None:
+        checks["projector"] = "ok" if not runtime.projector.done() else "stopped"
+    return checks
+
+
+# ------------------------------------------------------------------ GraphQL
+
+
+class OrdersGraphQL(GraphQL[RequestContext, None]):
+    """strawberry's ASGI view with: the request context, JSON error bodies with a 400 for
+    requests that cannot run (malformed JSON, unknown operation, invalid document or
+    variables, limits) and a 405 for mutations over GET, and orjson."""
+
+    def __init__(self, schema: Any, services: Callable[[], Services]) -> None:
+        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
+        self._services = services
+
+    async def get_context(self, request: Any, response: Any) -> RequestContext:
+        correlation_id = getattr(request.state, "correlation_id", None) or str(uuid.uuid4())
+        return RequestContext(self._services(), correlation_id=correlation_id)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as error:
+            response = _error_response(error.status_code, error.reason)
+        await response(scope, receive, send)
+
+    async def execute_single(self, **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            return await super().execute_single(**kwargs)
+        except HTTPException as error:
+            if isinstance(error.__cause__, InvalidOperationTypeError):
+                raise HTTPException(405, error.reason) from error.__cause__
+            raise
+
+    def decode_json(self, data: str | bytes) -> object:
+        value = orjson.loads(data)
+        if not isinstance(value, dict | list):
+            raise HTTPException(
+                400, f"expected a JSON object, got a JSON {type(value).__name__} instead"
+            )
+        return value
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if not sub_response.status_code and _not_executed(response_data):
+            response.status_code = 400
+        return response
+
+
+def _not_executed(response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> bool:
+    """A request that never ran: no data, and only errors without a resolver path (syntax,
+    validation, variable coercion, limits). Errors of executed fields keep the 200."""
+    if isinstance(response_data, list):
+        return False
+    errors = response_data.get("errors")
+    return (
+        bool(errors)
+        and response_data.get("data") is None
+        and all("path" not in error for error in errors)
+    )
+
+
+def _error_response(status: int, message: str) -> Response:
+    # The only 405 the view raises itself: a mutation sent with GET.
+    headers = {"Allow": "POST"} if status == 405 else {}
+    code = {405: "METHOD_NOT_ALLOWED", 404: "NOT_FOUND"}.get(status, "BAD_REQUEST")
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+# --------------------------------------------------------------- middleware
+
+
+class RequestObservability:
+    """Per HTTP request: a correlation id (from X-Correlation-ID, else new) in the logs'
+    context, in `request.state` for commands and echoed in the response; and the request
+    metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        correlation_id = _correlation_id(scope)
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
+        token = app_logging.correlation_id.set(correlation_id)
+        status = 500
+        header = (CORRELATION_HEADER.encode(), correlation_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            path = scope["path"]
+            route = path if path in ROUTES else "other"
+            self.metrics.request_finished(
+                scope["method"], route, status, time.perf_counter() - started
+            )
+            app_logging.correlation_id.reset(token)
+
+
+def _correlation_id(scope: Scope) -> str:
+    wanted = CORRELATION_HEADER.encode()
+    for name, value in scope["headers"]:
+        if name == wanted:
+            given = value.decode("latin-1").strip()
+            if _CORRELATION_ID.fullmatch(given):
+                return given
+            log.info("ignoring a malformed %s header; using a new id", CORRELATION_HEADER)
+            break
+    return str(uuid.uuid4())

@@ -1,0 +1,83 @@
+"""What resolvers see: the process's services and the per-request context.
+
+`Services` is built once by the composition root (app/bootstrap.py via app/server.py) and
+shared by every request; `RequestContext` is made per request and holds the request's
+correlation id and its DataLoaders (built on first use, so a request that needs none pays
+nothing for them).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Protocol
+
+import strawberry
+
+from read_model.document_store.port import DocumentStore
+from schema.live import LiveOrders
+from schema.read_model import ReadModel, decode_consistency_token
+from write_model.application import OrdersApplication
+from write_model.event_store.port import EventStore
+from write_model.handling import CommandContext
+from write_model.registry import EventTypeRegistry
+
+if TYPE_CHECKING:
+    from schema.loaders import Loaders
+
+
+class CommandObserver(Protocol):
+    """Told about every command a mutation ran (metrics)."""
+
+    def command_finished(
+        self, command: str, outcome: str, seconds: float, stream_type: str, appended: int
+    ) -> None: ...
+
+
+class NoObserver:
+    def command_finished(
+        self, command: str, outcome: str, seconds: float, stream_type: str, appended: int
+    ) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Services:
+    application: OrdersApplication
+    events: EventStore
+    registry: EventTypeRegistry
+    documents: DocumentStore
+    read_model: ReadModel
+    observer: CommandObserver = field(default_factory=NoObserver)
+    # Live updates for subscriptions; None where no change feed runs.
+    live: LiveOrders | None = None
+    max_subscriptions_per_connection: int = 20
+
+
+@dataclass
+class RequestContext:
+    services: Services
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    user_id: str | None = None
+    # Over a websocket the context is the connection's: its running subscriptions.
+    subscriptions: int = 0
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        from schema.loaders import Loaders
+
+        return Loaders.build(self.services)
+
+    def command_context(self) -> CommandContext:
+        return CommandContext(correlation_id=self.correlation_id, user_id=self.user_id)
+
+    async def caught_up(self, consistency_token: str) -> None:
+        """Wait until the read model has applied the write named by `consistency_token`,
+        then forget what this request's loaders cached, which may predate it."""
+        position = decode_consistency_token(consistency_token)
+        await self.services.read_model.wait_for(position)
+        self.loaders.clear_all()
+
+
+Info = strawberry.Info[RequestContext, None]

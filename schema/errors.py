@@ -1,0 +1,123 @@
+"""Errors on both sides of the contract.
+
+Expected command failures are union members (`UserError` and its types), never GraphQL
+`errors`: `user_error_of` maps the write model's typed exceptions to them.
+
+A request the server cannot answer as asked (a malformed cursor or consistency token,
+`first` out of range, `orderAt` without exactly one of `version` / `at`, a read model that
+did not catch up in time) raises a `RequestError`: a GraphQL error with a clear message and
+an `extensions.code`, shown to the client as is. Anything else a resolver raises is
+unexpected and masked (see `schema.masking`).
+"""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+
+from write_model.domain.errors import DomainError, InvalidState, NotFound, ValidationFailed
+from write_model.handling import ConcurrencyConflict, IdempotencyKeyReused
+
+# ----------------------------------------------------------- request errors
+
+
+class RequestError(GraphQLError):
+    """The client's request cannot be served as asked; the message says why."""
+
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, extensions={"code": self.code})
+
+
+class BadRequest(RequestError):
+    code = "BAD_USER_INPUT"
+
+
+class ConsistencyTimeout(RequestError):
+    code = "CONSISTENCY_TIMEOUT"
+
+
+class SubscriptionLimit(RequestError):
+    code = "TOO_MANY_SUBSCRIPTIONS"
+
+
+class LiveUpdatesUnavailable(RequestError):
+    code = "SERVICE_UNAVAILABLE"
+
+
+# ----------------------------------------------------------- union members
+
+
+@strawberry.interface(description="An expected failure of a mutation.")
+class UserError:
+    code: str = strawberry.field(
+        description="VALIDATION | NOT_FOUND | CONCURRENCY | INVALID_STATE | IDEMPOTENCY_KEY_REUSED"
+    )
+    message: str
+
+
+@strawberry.type
+class ValidationError(UserError):
+    field: str | None = None
+
+
+@strawberry.type
+class NotFoundError(UserError):
+    id: strawberry.ID
+
+
+@strawberry.type
+class ConcurrencyError(UserError):
+    expected_version: int
+    actual_version: int
+
+
+@strawberry.type
+class InvalidStateError(UserError):
+    pass
+
+
+@strawberry.type
+class IdempotencyKeyReusedError(UserError):
+    pass
+
+
+CommandError = (
+    ValidationError
+    | NotFoundError
+    | ConcurrencyError
+    | InvalidStateError
+    | IdempotencyKeyReusedError
+)
+
+EXPECTED_FAILURES = (DomainError, ConcurrencyConflict, IdempotencyKeyReused)
+
+
+def user_error_of(error: Exception) -> CommandError:
+    """The union member for an expected failure; anything else is re-raised by the caller."""
+    match error:
+        case ValidationFailed():
+            return ValidationError(code=error.code, message=error.message, field=error.field)
+        case NotFound():
+            return NotFoundError(
+                code=error.code, message=error.message, id=strawberry.ID(error.entity_id)
+            )
+        case InvalidState():
+            return InvalidStateError(code=error.code, message=error.message)
+        case DomainError():  # a refusal without a more specific type: the state forbids it
+            return InvalidStateError(code=InvalidState.code, message=error.message)
+        case ConcurrencyConflict():
+            return ConcurrencyError(
+                code="CONCURRENCY",
+                message=str(error),
+                expected_version=error.expected,
+                actual_version=error.actual,
+            )
+        case IdempotencyKeyReused():
+            return IdempotencyKeyReusedError(code="IDEMPOTENCY_KEY_REUSED", message=str(error))
+    raise TypeError(f"{type(error).__name__} is not an expected command failure") from error
+
+
+def not_found(message: str, entity_id: str) -> NotFoundError:
+    return NotFoundError(code=NotFound.code, message=message, id=strawberry.ID(entity_id))

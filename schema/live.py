@@ -1,0 +1,193 @@
+"""Live order updates for GraphQL subscriptions: one change-feed subscription per API
+process, fanned out to the process's subscribers.
+
+`LiveOrders.running()` (entered by the server's lifespan) subscribes to the change feed
+once and starts a background task. For each batch the projector publishes, the task
+loads every changed order that has at least one local watcher, once, with one read of the
+active orders collection, and offers it to the matching watchers. Each watcher has a
+bounded queue that drops its oldest document when full, so a slow subscriber cannot grow
+memory; a dropped document is superseded by a later one of the same order (or, for a
+filter watcher, was one of many).
+
+`LiveOrders.order_updates(id, after_version)` first yields the current document when it
+is newer than `after_version`, then every newer version, never one at or below the last
+sent. `LiveOrders.orders_updates(match)` yields every update whose loaded document matches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from read_model.change_feed import ChangeBatch, ChangeFeed
+from read_model.document_store.port import Document
+from read_model.projections.orders import ORDERS
+from schema.read_model import ReadModel
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 100
+# How many orders a filter watcher remembers the last sent version of (to skip repeats).
+REMEMBERED_VERSIONS = 10_000
+
+Match = Callable[[Document], bool]
+
+
+@dataclass(eq=False)
+class _Watcher:
+    """One subscription: the documents offered to it, oldest first."""
+
+    match: Match
+    queue: asyncio.Queue[Document] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    dropped: int = 0
+
+    def offer(self, doc: Document) -> None:
+        while True:
+            try:
+                self.queue.put_nowait(doc)
+                return
+            except asyncio.QueueFull:
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    self.queue.get_nowait()
+                    self.dropped += 1
+
+
+def matches_filter(query: Mapping[str, Any]) -> Match:
+    """A predicate on an order document: equality on each of `query`'s fields (the
+    `OrderFilter.as_query()` shape: customerId, status)."""
+    items = tuple(query.items())
+    return lambda doc: all(doc.get(key) == value for key, value in items)
+
+
+class LiveOrders:
+    def __init__(self, feed: ChangeFeed, read_model: ReadModel) -> None:
+        self._feed = feed
+        self._read_model = read_model
+        self._by_id: dict[str, set[_Watcher]] = {}
+        self._filtered: set[_Watcher] = set()
+
+    # ----------------------------------------------------------- lifecycle
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Subscribe to the change feed (before returning, so no change published after
+        the server started is missed) and fan batches out until exited."""
+        async with self._feed.subscribe() as batches:
+            task = asyncio.create_task(self._pump(batches), name="live-orders")
+            task.add_done_callback(_report_end)
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _pump(self, batches: AsyncIterator[ChangeBatch]) -> None:
+        async for batch in batches:
+            try:
+                await self.deliver(batch)
+            except Exception:
+                # Mongo unreachable, say: this batch's watchers miss it; later ones still flow.
+                log.exception(
+                    "live updates: delivering a batch of %s document changes failed", len(batch)
+                )
+
+    async def deliver(self, batch: ChangeBatch) -> None:
+        """Load each changed order that someone watches, once, and offer it to them."""
+        wanted = sorted(
+            {
+                change.id
+                for change in batch
+                if change.collection == ORDERS and (self._filtered or change.id in self._by_id)
+            }
+        )
+        if not wanted:
+            return
+        docs = await self._read_model.get_many(ORDERS, wanted)
+        for order_id in wanted:
+            doc = docs.get(order_id)
+            if doc is None:
+                continue
+            for watcher in (*self._by_id.get(order_id, ()), *self._filtered):
+                if watcher.match(doc):
+                    watcher.offer(doc)
+
+    # ------------------------------------------------------------ watching
+
+    def watchers(self, order_id: str | None = None) -> int:
+        """How many subscriptions watch `order_id` (None: how many watch by filter)."""
+        if order_id is None:
+            return len(self._filtered)
+        return len(self._by_id.get(order_id, ()))
+
+    @contextlib.contextmanager
+    def _watching(self, order_id: str | None, match: Match) -> Iterator[_Watcher]:
+        watcher = _Watcher(match)
+        if order_id is None:
+            self._filtered.add(watcher)
+        else:
+            self._by_id.setdefault(order_id, set()).add(watcher)
+        try:
+            yield watcher
+        finally:
+            if order_id is None:
+                self._filtered.discard(watcher)
+            else:
+                watchers = self._by_id.get(order_id)
+                if watchers is not None:
+                    watchers.discard(watcher)
+                    if not watchers:
+                        del self._by_id[order_id]
+            if watcher.dropped:
+                log.info(
+                    "live updates: a slow subscriber missed %s superseded documents",
+                    watcher.dropped,
+                )
+
+    async def order_updates(
+        self, order_id: str, after_version: int | None
+    ) -> AsyncIterator[Document]:
+        """The order's document when newer than `after_version` (any, when None), then each
+        newer version as the projector writes it. An order that does not exist yet sends
+        nothing until it is created."""
+        with self._watching(order_id, lambda doc: True) as watcher:
+            # Watching before reading: a version written meanwhile is queued, not lost.
+            last = after_version if after_version is not None else 0
+            current = await self._read_model.get(ORDERS, order_id)
+            if current is not None and (after_version is None or current["version"] > last):
+                last = current["version"]
+                yield current
+            while True:
+                doc = await watcher.queue.get()
+                if doc["version"] > last:
+                    last = doc["version"]
+                    yield doc
+
+    async def orders_updates(self, match: Match) -> AsyncIterator[Document]:
+        """Every order document the projector writes from now on that `match`es."""
+        last: OrderedDict[str, int] = OrderedDict()
+        with self._watching(None, match) as watcher:
+            while True:
+                doc = await watcher.queue.get()
+                order_id, version = doc["_id"], doc["version"]
+                if last.get(order_id, 0) >= version:
+                    continue  # seen already (the same version loaded for two batches)
+                last[order_id] = version
+                last.move_to_end(order_id)
+                if len(last) > REMEMBERED_VERSIONS:
+                    last.popitem(last=False)
+                yield doc
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error(
+            "live updates stopped: subscriptions receive nothing more: %s",
+            error,
+            exc_info=(type(error), error, error.__traceback__),
+        )

@@ -1,0 +1,168 @@
+"""Query: the read model, except `orderHistory` and `orderAt` (the event store)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from read_model.projector import DEAD_LETTERS
+from read_model.status import projection_statuses
+from schema.context import Info
+from schema.errors import BadRequest
+from schema.pagination import page_size
+from schema.temporal import order_as_of
+from schema.types import (
+    DEAD_LETTER_ORDERING,
+    Customer,
+    CustomerConnection,
+    DeadLetter,
+    DomainEvent,
+    Order,
+    OrderConnection,
+    OrderSort,
+    OrderStatus,
+    Product,
+    ProductConnection,
+    ProjectionStatus,
+)
+from schema.unset import UNSET, Input, given
+from write_model.domain import order as order_domain
+from write_model.envelope import stream_id_for
+
+
+@strawberry.input
+class OrderFilter(Input):
+    customer_id: strawberry.ID | None = UNSET
+    status: OrderStatus | None = UNSET
+
+    def as_query(self) -> dict[str, str]:
+        query: dict[str, str] = {}
+        if self.customer_id is not None:
+            query["customerId"] = str(self.customer_id)
+        if self.status is not None:
+            query["status"] = self.status.value
+        return query
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def order(
+        self, info: Info, id: strawberry.ID, consistency_token: str | None = UNSET
+    ) -> Order | None:
+        if (consistency_token := given(consistency_token)) is not None:
+            await info.context.caught_up(consistency_token)
+        doc = await info.context.loaders.orders.load(str(id))
+        return Order.of(doc) if doc is not None else None
+
+    @strawberry.field
+    async def orders(
+        self,
+        info: Info,
+        filter: OrderFilter | None = UNSET,
+        sort: OrderSort | None = OrderSort.CREATED_AT_DESC,
+        first: int | None = 20,
+        after: str | None = UNSET,
+    ) -> OrderConnection:
+        return await OrderConnection.build(
+            info.context.services.read_model,
+            filter.as_query() if (filter := given(filter)) is not None else {},
+            sort or OrderSort.CREATED_AT_DESC,
+            first,
+            given(after),
+        )
+
+    @strawberry.field
+    async def customer(
+        self, info: Info, id: strawberry.ID, consistency_token: str | None = UNSET
+    ) -> Customer | None:
+        if (consistency_token := given(consistency_token)) is not None:
+            await info.context.caught_up(consistency_token)
+        doc = await info.context.loaders.customers.load(str(id))
+        return Customer.of(doc) if doc is not None else None
+
+    @strawberry.field
+    async def customers(
+        self, info: Info, first: int | None = 20, after: str | None = UNSET
+    ) -> CustomerConnection:
+        return await CustomerConnection.build(info.context.services.read_model, first, given(after))
+
+    @strawberry.field
+    async def product(
+        self, info: Info, id: strawberry.ID, consistency_token: str | None = UNSET
+    ) -> Product | None:
+        if (consistency_token := given(consistency_token)) is not None:
+            await info.context.caught_up(consistency_token)
+        doc = await info.context.loaders.products.load(str(id))
+        return Product.of(doc) if doc is not None else None
+
+    @strawberry.field
+    async def products(
+        self, info: Info, first: int | None = 20, after: str | None = UNSET
+    ) -> ProductConnection:
+        return await ProductConnection.build(info.context.services.read_model, first, given(after))
+
+    @strawberry.field(
+        description="The order as it was after `version`, or at instant `at`, folded from "
+        "the event store (not the read model). Exactly one of the two is required."
+    )
+    async def order_at(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        version: int | None = UNSET,
+        at: datetime | None = UNSET,
+    ) -> Order | None:
+        version, at = given(version), given(at)
+        if (version is None) == (at is None):
+            raise BadRequest("orderAt needs exactly one of `version` or `at`")
+        if version is not None and version < 1:
+            raise BadRequest(f"`version` counts from 1, got {version}")
+        services = info.context.services
+        doc = await order_as_of(
+            services.events,
+            services.registry,
+            services.read_model,
+            str(id),
+            version=version,
+            at=at,
+        )
+        return Order.of(doc, history_until=doc["version"]) if doc is not None else None
+
+    @strawberry.field(description="The order's events, read from the event store.")
+    async def order_history(self, info: Info, id: strawberry.ID) -> list[DomainEvent]:
+        stream_id = stream_id_for(order_domain.STREAM_TYPE, str(id))
+        events = await info.context.services.events.read_stream(stream_id)
+        return [DomainEvent.of(event) for event in events]
+
+    @strawberry.field
+    async def projections(self, info: Info) -> list[ProjectionStatus]:
+        services = info.context.services
+        statuses = await projection_statuses(services.events, services.documents)
+        return [ProjectionStatus.of(status) for status in statuses]
+
+    @strawberry.field(
+        description="Parked events, oldest first. `after`: a dead letter's `cursor` (or id)."
+    )
+    async def dead_letters(
+        self, info: Info, first: int | None = 20, after: str | None = UNSET
+    ) -> list[DeadLetter]:
+        documents = info.context.services.documents
+        size = page_size(first)
+        seek = None
+        if (after := given(after)) is not None:
+            try:
+                seek = DEAD_LETTER_ORDERING.after(after)
+            except BadRequest:
+                letter = await documents.get(DEAD_LETTERS, after)
+                if letter is None:
+                    raise BadRequest(
+                        f"`after` {after!r} is neither a dead letter's cursor nor the id of a "
+                        "dead letter (it may have been retried since)"
+                    ) from None
+                seek = DEAD_LETTER_ORDERING.row(letter)
+        if size == 0:
+            return []
+        page = await documents.find(DEAD_LETTERS, {}, DEAD_LETTER_ORDERING.keys, size, seek)
+        return [DeadLetter.of(doc) for doc in page.documents]

@@ -1,0 +1,141 @@
+"""What queries read: the projections' documents, through the DocumentStore port.
+
+Projections write versioned physical collections (`orders_v1`, then `orders_v2` after a
+rebuild); the active version of each projection is in its checkpoint. `ReadModel` resolves
+logical names to physical ones from one `list_checkpoints` read, cached for a short
+while (a setting), so a request costs no extra round trip for it.
+
+`wait_for` is read-your-writes: it polls the projections' checkpoints until they have all
+passed a log position (from a consistency token), bounded by a setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from read_model.document_store.port import Checkpoint, Document, DocumentStore, Page, SortKey
+from read_model.projections import ALL_PROJECTIONS
+from read_model.projector import physical_collection
+from schema.errors import BadRequest, ConsistencyTimeout
+from write_model.envelope import ConsistencyToken, LogPosition
+
+# Logical collection -> the projection that writes it.
+PROJECTION_OF: Mapping[str, str] = {
+    logical: projection.name for projection in ALL_PROJECTIONS for logical in projection.collections
+}
+PROJECTIONS: frozenset[str] = frozenset(PROJECTION_OF.values())
+
+
+def decode_consistency_token(token: str) -> LogPosition:
+    try:
+        return ConsistencyToken.decode(token)
+    except ValueError:
+        raise BadRequest(
+            f"{token!r} is not a consistency token: pass the `consistencyToken` of a "
+            "mutation result exactly as it was returned"
+        ) from None
+
+
+class ReadModel:
+    def __init__(
+        self,
+        documents: DocumentStore,
+        *,
+        wait_seconds: float,
+        poll_seconds: float,
+        version_ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.documents = documents
+        self._wait_seconds = wait_seconds
+        self._poll_seconds = poll_seconds
+        self._ttl = version_ttl_seconds
+        self._clock = clock
+        self._versions: dict[str, int] | None = None
+        self._expires = 0.0
+        self._refreshing = asyncio.Lock()
+
+    # --------------------------------------------------------------- naming
+
+    async def collection(self, logical: str) -> str:
+        projection = PROJECTION_OF[logical]
+        versions = await self._active_versions()
+        return physical_collection(logical, versions.get(projection, 1))
+
+    async def _active_versions(self) -> dict[str, int]:
+        versions = self._versions
+        if versions is not None and self._clock() < self._expires:
+            return versions
+        async with self._refreshing:
+            if self._versions is not None and self._clock() < self._expires:
+                return self._versions
+            checkpoints = await self.documents.list_checkpoints()
+            self._note_versions({c.name: c for c in checkpoints})
+            assert self._versions is not None
+            return self._versions
+
+    # ---------------------------------------------------------------- reads
+
+    async def get_many(self, logical: str, ids: Sequence[str]) -> dict[str, Document]:
+        return await self.documents.get_many(await self.collection(logical), ids)
+
+    async def get(self, logical: str, document_id: str) -> Document | None:
+        return await self.documents.get(await self.collection(logical), document_id)
+
+    async def find(
+        self,
+        logical: str,
+        filter: Mapping[str, Any],
+        sort: Sequence[SortKey],
+        limit: int,
+        after: Sequence[Any] | None = None,
+    ) -> Page:
+        collection = await self.collection(logical)
+        return await self.documents.find(collection, filter, sort, limit, after)
+
+    async def count(self, logical: str, filter: Mapping[str, Any]) -> int:
+        return await self.documents.count(await self.collection(logical), filter)
+
+    # ----------------------------------------------------------- consistency
+
+    async def wait_for(self, position: LogPosition) -> None:
+        """Return once every projection the API reads has applied everything up to
+        `position`, so that nested fields read from other projections (an order's
+        customer, its items' products) reflect the write too; raise ConsistencyTimeout when
+        they have not within the configured wait. One read of the checkpoints per poll."""
+        deadline = self._clock() + self._wait_seconds
+        while True:
+            checkpoints = {c.name: c for c in await self.documents.list_checkpoints()}
+            behind = sorted(
+                name
+                for name in PROJECTIONS
+                if (found := checkpoints.get(name)) is None or found.position < position
+            )
+            if not behind:
+                self._note_versions(checkpoints)
+                return
+            if self._clock() >= deadline:
+                reached = {
+                    name: checkpoints[name].position.position if name in checkpoints else 0
+                    for name in behind
+                }
+                shown = ", ".join(f"{name} at position {at}" for name, at in reached.items())
+                raise ConsistencyTimeout(
+                    f"the read model did not catch up with this write within "
+                    f"{self._wait_seconds:g} s ({shown}; the write is at position "
+                    f"{position.position}); try again shortly"
+                )
+            await asyncio.sleep(self._poll_seconds)
+
+    def _note_versions(self, checkpoints: Mapping[str, Checkpoint]) -> None:
+        """Fresh checkpoints in hand: take their active versions (a rebuild may have
+        switched one since the cache was filled)."""
+        self._versions = {
+            name: int(checkpoints[name].extra.get("version", 1))
+            for name in PROJECTIONS
+            if name in checkpoints
+        }
+        self._expires = self._clock() + self._ttl

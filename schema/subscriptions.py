@@ -1,0 +1,64 @@
+"""Subscription: live order documents, fanned out by `schema.live.LiveOrders`.
+
+Over a websocket the request context is the connection's, so it counts the connection's
+running subscriptions; one more than `Services.max_subscriptions_per_connection` is
+refused with a TOO_MANY_SUBSCRIPTIONS error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, Iterator
+
+import strawberry
+
+from schema.context import Info, RequestContext
+from schema.errors import BadRequest, LiveUpdatesUnavailable, SubscriptionLimit
+from schema.live import LiveOrders, matches_filter
+from schema.queries import OrderFilter
+from schema.types import Order
+from schema.unset import UNSET, given
+
+
+@contextlib.contextmanager
+def _counted(context: RequestContext) -> Iterator[LiveOrders]:
+    live = context.services.live
+    if live is None:
+        raise LiveUpdatesUnavailable("live updates are not available on this server")
+    limit = context.services.max_subscriptions_per_connection
+    if context.subscriptions >= limit:
+        raise SubscriptionLimit(
+            f"this connection already runs {context.subscriptions} subscriptions, the most "
+            f"allowed ({limit}); complete one, or open another connection"
+        )
+    context.subscriptions += 1
+    try:
+        yield live
+    finally:
+        context.subscriptions -= 1
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="The order's read document each time the projector writes a new "
+        "version. With `afterVersion`, the current document is sent first when it is newer."
+    )
+    async def order_updated(
+        self, info: Info, id: strawberry.ID, after_version: int | None = UNSET
+    ) -> AsyncGenerator[Order, None]:
+        after = given(after_version)
+        if after is not None and after < 0:
+            raise BadRequest(f"`afterVersion` cannot be negative, got {after}")
+        with _counted(info.context) as live:
+            async for doc in live.order_updates(str(id), after):
+                yield Order.of(doc)
+
+    @strawberry.subscription(description="Every order update that matches the filter.")
+    async def orders_updated(
+        self, info: Info, filter: OrderFilter | None = UNSET
+    ) -> AsyncGenerator[Order, None]:
+        query = filter.as_query() if (filter := given(filter)) is not None else {}
+        with _counted(info.context) as live:
+            async for doc in live.orders_updates(matches_filter(query)):
+                yield Order.of(doc)

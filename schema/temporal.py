@@ -1,0 +1,70 @@
+"""`orderAt`: an order as it was after a version or at an instant, folded from the event
+store with the same projection code the projector runs (`OrdersProjection`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from read_model.document_store.port import Document, position_key
+from read_model.projections.base import DocKey, ProjectedEvent
+from read_model.projections.orders import ORDERS, OrdersProjection
+from schema.read_model import ReadModel
+from write_model.domain import order
+from write_model.envelope import RecordedEvent, stream_id_for
+from write_model.event_store.port import EventStore
+from write_model.registry import EventTypeRegistry
+
+_PROJECTION = OrdersProjection()
+
+
+async def order_as_of(
+    events: EventStore,
+    registry: EventTypeRegistry,
+    read_model: ReadModel,
+    order_id: str,
+    *,
+    version: int | None = None,
+    at: datetime | None = None,
+) -> Document | None:
+    """The order's document after `version` (None when the stream never reached it), or
+    at instant `at` (None when the order did not exist yet). Exactly one is given."""
+    stream_id = stream_id_for(order.STREAM_TYPE, order_id)
+    if version is not None:
+        recorded = await events.read_stream(stream_id, to_version=version)
+        if len(recorded) < version:
+            return None
+    else:
+        assert at is not None
+        recorded = [e for e in await events.read_stream(stream_id) if e.occurred_at <= at]
+    return await fold(recorded, registry, read_model)
+
+
+async def fold(
+    recorded: Sequence[RecordedEvent], registry: EventTypeRegistry, read_model: ReadModel
+) -> Document | None:
+    """Apply the events to an empty order document. The lookup documents the projection
+    reads (the customer's name) are today's, from the read model."""
+    projected = [
+        ProjectedEvent(
+            event,
+            registry.deserialize(event.type, event.data, event.metadata.schema_version),
+            position_key(event.log_position),
+        )
+        for event in recorded
+        if _PROJECTION.handles(event.type)
+    ]
+    view: dict[DocKey, Document | None] = {}
+    wanted: dict[str, list[str]] = {}
+    for event in projected:
+        for key in _PROJECTION.reads(event):
+            wanted.setdefault(key.collection, []).append(key.id)
+    for logical, ids in wanted.items():
+        found = await read_model.get_many(logical, ids)
+        view.update({DocKey(logical, i): found.get(i) for i in ids})
+    doc: Document | None = None
+    for event in projected:
+        for key in _PROJECTION.keys(event, view):
+            if key.collection == ORDERS:
+                doc = _PROJECTION.evolve(key, doc, event, view)
+    return doc

@@ -1,0 +1,229 @@
+"""The HTTP side of /graphql and the operational endpoints: limits, malformed requests,
+GET, GraphiQL, /healthz, /readyz, /metrics, and `orders api` as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import service_url
+from tests.integration.graphql_stack import ApiStack, api_stack
+
+pytestmark = [pytest.mark.postgres, pytest.mark.mongo]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+async def stack() -> AsyncIterator[ApiStack]:
+    async with api_stack() as built:
+        yield built
+
+
+def nested_orders(repeats: int) -> str:
+    """order { customer { orders { edges { node { customer ... `repeats` times ... id"""
+    cycle = "customer { orders { edges { node { "
+    return '{ order(id: "x") { ' + cycle * repeats + "id" + " }" * (4 * repeats + 2)
+
+
+async def test_a_query_too_deep_is_refused_before_it_runs(stack: ApiStack) -> None:
+    assert (await stack.post(nested_orders(2))).status_code == 200  # depth 9
+    response = await stack.post(nested_orders(3))  # depth 13
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert "exceeds maximum operation depth of 10" in error["message"]
+
+
+async def test_too_many_aliases_are_refused(stack: ApiStack) -> None:
+    fields = " ".join(f"a{n}: projections {{ name }}" for n in range(31))
+    response = await stack.post(f"{{ {fields} }}")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["message"] == "31 aliases found. Allowed: 30"
+
+
+async def test_too_many_tokens_are_refused(stack: ApiStack) -> None:
+    response = await stack.post("{ " + " ".join(["__typename"] * 2100) + " }")
+    assert response.status_code == 400
+    assert "more than 2000 tokens" in response.json()["errors"][0]["message"]
+
+
+async def test_malformed_requests_get_a_clear_400(stack: ApiStack) -> None:
+    cases = [
+        (b'{"query": ', "Unable to parse request body as JSON"),
+        (b'"just a string"', "expected a JSON object"),
+        (b'{"query": "{ projections { name }"}', "Syntax Error"),
+        (b'{"query": "{ nope }"}', "Cannot query field 'nope' on type 'Query'."),
+        (
+            b'{"query": "query A { projections { name } }", "operationName": "B"}',
+            'Unknown operation named "B".',
+        ),
+        (
+            b'{"query": "query($n: Int) { orders(first: $n) { totalCount } }",'
+            b' "variables": {"n": "ten"}}',
+            "Variable '$n' has invalid value",
+        ),
+        (
+            b'{"query": "query($i: ID!) { order(id: $i) { id } }", "variables": {}}',
+            "Expected a value of non-null type 'ID!' to be provided.",
+        ),
+        (b'{"variables": {}}', "No GraphQL query found in the request"),
+        (
+            b'{"query": "query A { projections { name } } query B { projections { lag } }"}',
+            "Must provide operation name if query contains multiple operations.",
+        ),
+    ]
+    for body, message in cases:
+        response = await stack.client.post(
+            "/graphql", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400, (body, response.text)
+        assert response.headers["content-type"].startswith("application/json")
+        errors = response.json()["errors"]
+        assert message in errors[0]["message"], (body, errors)
+
+
+async def test_queries_over_get_and_mutations_refused_over_get(stack: ApiStack) -> None:
+    response = await stack.client.get("/graphql", params={"query": "{ projections { name } }"})
+    assert response.status_code == 200
+    assert "projections" in response.json()["data"]
+
+    refused = await stack.client.get(
+        "/graphql", params={"query": 'mutation { retryDeadLetter(id: "x") { __typename } }'}
+    )
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "POST"
+    assert "mutations are not allowed when using GET" in refused.json()["errors"][0]["message"]
+
+
+async def test_browsers_get_graphiql(stack: ApiStack) -> None:
+    response = await stack.client.get("/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+async def test_health_readiness_and_metrics(
+    stack: ApiStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (await stack.client.get("/healthz")).json() == {"status": "ok"}
+    ready = await stack.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"postgres": "ok", "mongo": "ok"}}
+
+    async def down(*args: object) -> None:
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(stack.services.documents, "load_checkpoint", down)
+    unready = await stack.client.get("/readyz")
+    assert unready.status_code == 503
+    checks = unready.json()["checks"]
+    assert checks["postgres"] == "ok"
+    assert checks["mongo"] == "unavailable: ConnectionError: no route to host"
+    monkeypatch.undo()
+
+    await stack.post(
+        'mutation { registerCustomer(input: {name: "M", email: "m@example.com"}) { __typename } }'
+    )
+    await stack.caught_up()
+    text = (await stack.client.get("/metrics")).text
+    assert 'orders_http_requests_total{method="POST",route="/graphql",status="200"}' in text
+    assert "orders_http_request_duration_seconds_bucket" in text
+    assert (
+        'orders_command_duration_seconds_count{command="registerCustomer",outcome="ACCEPTED"} 1.0'
+        in text
+    )
+    assert 'orders_events_appended_total{stream_type="Customer"} 1.0' in text
+    assert 'orders_projection_lag_events{projection="customers"} 0.0' in text
+    assert "orders_dead_letters 0.0" in text
+
+
+# ------------------------------------------------------------- the process
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def orders_api(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "app", "api", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_orders_api_needs_both_urls() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MONGO_URL")}
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "api"],
+        cwd=ROOT,
+        env={**env, "MONGO_URL": "mongodb://127.0.0.1:1"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "orders api needs DATABASE_URL" in result.stderr
+
+
+def test_orders_api_exits_2_when_a_service_cannot_be_reached() -> None:
+    process = orders_api(
+        {
+            "DATABASE_URL": service_url("DATABASE_URL"),
+            "MONGO_URL": f"mongodb://127.0.0.1:{free_port()}",
+            "CONNECT_TIMEOUT_SECONDS": "0.5",
+            "PORT": str(free_port()),
+        }
+    )
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 2, stderr
+    assert "error: cannot reach MongoDB at MONGO_URL" in stderr
+
+
+async def test_orders_api_serves_until_terminated() -> None:
+    port = free_port()
+    process = orders_api(
+        {
+            "DATABASE_URL": service_url("DATABASE_URL"),
+            "MONGO_URL": service_url("MONGO_URL"),
+            "MONGO_DB": f"api_process_{port}",
+        },
+        "--port",
+        str(port),
+    )
+    try:
+        deadline = time.monotonic() + 20
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            while True:
+                try:
+                    ready = await client.get("/readyz")
+                    break
+                except httpx.ConnectError:
+                    assert process.poll() is None, process.communicate()[1]
+                    assert time.monotonic() < deadline, "orders api did not start"
+                    await asyncio.sleep(0.1)
+            assert ready.status_code == 200, ready.text
+            answer = await client.post("/graphql", json={"query": "{ projections { name } }"})
+            assert answer.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    # uvicorn shuts down cleanly, then lets SIGTERM end the process as it would have.
+    assert process.returncode in (0, -signal.SIGTERM), stderr
+    assert "Application shutdown complete." in stderr
+    assert "the API is open to every client" in stderr
+    assert '"level":"INFO"' in stderr  # JSON logs

@@ -1,0 +1,272 @@
+"""GraphQL subscriptions over real websockets: the app served by uvicorn on a free port,
+PostgreSQL (change feed over LISTEN/NOTIFY) and the Mongo-wire server, the projector
+running as its own loop, driven by gql's websockets client in both protocols
+(`graphql-transport-ws` and the legacy `graphql-ws`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from gql import Client, GraphQLRequest
+from gql.transport.exceptions import TransportQueryError
+from gql.transport.websockets import WebsocketsTransport
+
+from app.server import create_app
+from app.settings import Settings
+from schema.live import LiveOrders
+from tests.conftest import service_url
+from tests.integration.graphql_stack import Projector, drop_mongo_database
+from tests.integration.read_side import own_postgres_database
+
+pytestmark = [pytest.mark.postgres, pytest.mark.mongo]
+
+PROTOCOLS = [WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL, WebsocketsTransport.APOLLO_SUBPROTOCOL]
+MAX_SUBSCRIPTIONS = 3
+WAIT = 10.0
+
+SETUP = """
+mutation {
+  ada: registerCustomer(input: {customerId: "ada", name: "Ada", email: "ada@example.com"}) {
+    __typename }
+  bob: registerCustomer(input: {customerId: "bob", name: "Bob", email: "bob@example.com"}) {
+    __typename }
+  addProduct(input: {productId: "pen", name: "Pen", price: "1.25", initialStock: 1000}) {
+    __typename }
+}"""
+CREATE = """
+mutation($order: ID!, $customer: ID!) {
+  createOrder(input: {orderId: $order, customerId: $customer}) {
+    ... on OrderAccepted { version } ... on UserError { message } }
+}"""
+ADD_ITEM = """
+mutation($order: ID!) {
+  addOrderItem(input: {orderId: $order, productId: "pen", quantity: 1}) {
+    ... on OrderAccepted { version } ... on UserError { message } }
+}"""
+ORDER_UPDATED = """
+subscription($id: ID!, $after: Int) {
+  orderUpdated(id: $id, afterVersion: $after) { id version customerId items { quantity } }
+}"""
+ORDERS_UPDATED = """
+subscription($customer: ID) {
+  ordersUpdated(filter: {customerId: $customer}) { id version customerId }
+}"""
+
+
+@dataclass
+class Served:
+    url: str
+    http: httpx.AsyncClient
+    live: LiveOrders
+
+    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = await self.http.post("/graphql", json={"query": query, "variables": variables})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    async def create(self, order_id: str, customer: str = "ada") -> int:
+        data = await self.gql(CREATE, {"order": order_id, "customer": customer})
+        return data["createOrder"]["version"]
+
+    async def add_item(self, order_id: str) -> int:
+        return (await self.gql(ADD_ITEM, {"order": order_id}))["addOrderItem"]["version"]
+
+    def websocket(self, protocol: str) -> WebsocketsTransport:
+        return WebsocketsTransport(url=self.url, subprotocols=[protocol])
+
+
+@pytest.fixture(scope="module")
+async def served() -> AsyncIterator[Served]:
+    name = f"gql_{uuid.uuid4().hex[:16]}"
+    async with own_postgres_database(name) as dsn:
+        settings = Settings(
+            database_url=dsn,
+            mongo_url=service_url("MONGO_URL"),
+            mongo_db=name,
+            pg_pool_min_size=1,
+            pg_pool_max_size=5,
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS,
+        )
+        app = create_app(settings)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
+        )
+        serving = asyncio.create_task(server.serve())
+        projector = Projector(settings)
+        try:
+            await _until(lambda: server.started or serving.done(), "uvicorn to start")
+            assert not serving.done(), "uvicorn did not start"
+            port = server.servers[0].sockets[0].getsockname()[1]
+            projector.start()
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                stack = Served(
+                    f"ws://127.0.0.1:{port}/graphql", http, app.state.runtime.services.live
+                )
+                await stack.gql(SETUP)
+                yield stack
+        finally:
+            if projector.running:
+                await projector.stop()
+            server.should_exit = True
+            await serving
+            await drop_mongo_database(name)
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class Stream:
+    """A subscription read in the background; `next()` takes its next result."""
+
+    def __init__(self, session: Any, query: str, variables: dict[str, Any]) -> None:
+        self.results: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
+        request = GraphQLRequest(query, variable_values=variables)
+        self._task = asyncio.create_task(self._read(session, request))
+
+    async def _read(self, session: Any, request: GraphQLRequest) -> None:
+        try:
+            async for result in session.subscribe(request):
+                await self.results.put(result)
+        except Exception as error:
+            await self.results.put(error)
+
+    async def next(self) -> dict[str, Any]:
+        async with asyncio.timeout(WAIT):
+            result = await self.results.get()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def nothing_within(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        assert self.results.empty(), self.results.get_nowait()
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+@contextlib.asynccontextmanager
+async def session(served: Served, protocol: str) -> AsyncIterator[Any]:
+    transport = served.websocket(protocol)
+    async with Client(transport=transport) as connected:
+        assert transport.subprotocol == protocol
+        yield connected
+
+
+def versions(result: dict[str, Any]) -> tuple[str, int]:
+    order = result["orderUpdated"]
+    return order["id"], order["version"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_order_updated_streams_each_version_then_resumes_after_one(
+    served: Served, protocol: str
+) -> None:
+    order_id = f"live-{protocol}"
+    async with session(served, protocol) as connected:
+        stream = Stream(connected, ORDER_UPDATED, {"id": order_id})
+        try:
+            # Subscribed to an order that does not exist yet: its creation is delivered.
+            await _until(lambda: served.live.watchers(order_id) == 1, "the subscription")
+            await stream.nothing_within(0.1)
+            assert await served.create(order_id) == 1
+            assert versions(await stream.next()) == (order_id, 1)
+            for expected in (2, 3):
+                assert await served.add_item(order_id) == expected
+                assert versions(await stream.next()) == (order_id, expected)
+            await stream.nothing_within(0.2)
+        finally:
+            await stream.close()
+        await _until(lambda: served.live.watchers(order_id) == 0, "the subscription to end")
+
+    async with session(served, protocol) as connected:
+        # Reconnecting after the last version seen: nothing is resent, the next one comes.
+        resumed = Stream(connected, ORDER_UPDATED, {"id": order_id, "after": 3})
+        # Reconnecting after an older version: the current document comes first.
+        behind = Stream(connected, ORDER_UPDATED, {"id": order_id, "after": 1})
+        try:
+            assert versions(await behind.next()) == (order_id, 3)
+            await _until(lambda: served.live.watchers(order_id) == 2, "both subscriptions")
+            await resumed.nothing_within(0.2)
+            assert await served.add_item(order_id) == 4
+            newest = (await resumed.next())["orderUpdated"]
+            assert (newest["version"], len(newest["items"])) == (4, 1)
+            assert newest["items"][0]["quantity"] == 3
+            assert versions(await behind.next()) == (order_id, 4)
+        finally:
+            await resumed.close()
+            await behind.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_orders_updated_sends_only_the_filtered_customers_orders(
+    served: Served, protocol: str
+) -> None:
+    async with session(served, protocol) as connected:
+        adas = Stream(connected, ORDERS_UPDATED, {"customer": "ada"})
+        everyone = Stream(connected, ORDERS_UPDATED, {})
+        try:
+            await _until(lambda: served.live.watchers() == 2, "the subscriptions")
+            await served.create(f"bob-{protocol}", customer="bob")
+            await served.create(f"ada-{protocol}", customer="ada")
+            await served.add_item(f"ada-{protocol}")
+            got = [(await adas.next())["ordersUpdated"] for _ in range(2)]
+            assert [(o["id"], o["version"], o["customerId"]) for o in got] == [
+                (f"ada-{protocol}", 1, "ada"),
+                (f"ada-{protocol}", 2, "ada"),
+            ]
+            seen = {
+                (o["id"], o["version"])
+                for o in [(await everyone.next())["ordersUpdated"] for _ in range(3)]
+            }
+            assert seen == {(f"bob-{protocol}", 1), (f"ada-{protocol}", 1), (f"ada-{protocol}", 2)}
+            await adas.nothing_within(0.2)
+        finally:
+            await adas.close()
+            await everyone.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_connection_runs_a_bounded_number_of_subscriptions(
+    served: Served, protocol: str
+) -> None:
+    async with session(served, protocol) as connected:
+        streams = [
+            Stream(connected, ORDER_UPDATED, {"id": f"limit-{protocol}-{n}"})
+            for n in range(MAX_SUBSCRIPTIONS)
+        ]
+        try:
+            await _until(
+                lambda: all(
+                    served.live.watchers(f"limit-{protocol}-{n}") == 1
+                    for n in range(MAX_SUBSCRIPTIONS)
+                ),
+                "the subscriptions",
+            )
+            refused = Stream(connected, ORDER_UPDATED, {"id": f"limit-{protocol}-more"})
+            with pytest.raises(TransportQueryError) as raised:
+                await refused.next()
+            assert raised.value.errors is not None
+            assert raised.value.errors[0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+            await refused.close()
+        finally:
+            for stream in streams:
+                await stream.close()
