@@ -13,7 +13,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +27,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from app import logging as app_logging
@@ -249,10 +251,26 @@ async def _readiness(settings: Settings, runtime: Runtime) -> dict[str, str]:
 # ------------------------------------------------------------------ GraphQL
 
 
+class TextWebSocketAdapter(ASGIWebSocketAdapter):
+    """Sends each websocket message as a text frame: `encode_json` gives bytes (orjson),
+    which strawberry would send as binary frames, and the subscription protocols are
+    text."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as error:
+            raise WebSocketDisconnected from error
+
+
 class OrdersGraphQL(GraphQL[RequestContext, None]):
     """strawberry's ASGI view with: the request context, JSON error bodies with a 400 for
     requests that cannot run (malformed JSON, unknown operation, invalid document or
-    variables, limits) and a 405 for mutations over GET, and orjson."""
+    variables, limits) and a 405 for mutations over GET, and orjson. Over a websocket:
+    subscriptions (and queries) in the graphql-transport-ws and legacy graphql-ws
+    protocols."""
+
+    websocket_adapter_class = TextWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, schema: Any, services: Callable[[], Services]) -> None:
         super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)

@@ -10,8 +10,10 @@ memory; a dropped document is superseded by a later one of the same order (or, f
 filter watcher, was one of many).
 
 `LiveOrders.order_updates(id, after_version)` first yields the current document when it
-is newer than `after_version`, then every newer version, never one at or below the last
-sent. `LiveOrders.orders_updates(match)` yields every update whose loaded document matches.
+is newer than `after_version`, then every newer version the projector writes, never one
+at or below the last sent. (The projector may fold quick successive writes to an order
+into one document write; only the version it wrote is published, and so delivered.)
+`LiveOrders.orders_updates(match)` yields every update whose loaded document matches.
 """
 
 from __future__ import annotations

@@ -226,10 +226,13 @@ async def test_orders_updated_sends_only_the_filtered_customers_orders(
         try:
             await _until(lambda: served.live.watchers() == 2, "the subscriptions")
             await served.create(f"bob-{protocol}", customer="bob")
+            # One write at a time: the projector may fold quick successive writes to a
+            # document into one, and publishes only the version it wrote.
             await served.create(f"ada-{protocol}", customer="ada")
+            first = (await adas.next())["ordersUpdated"]
             await served.add_item(f"ada-{protocol}")
-            got = [(await adas.next())["ordersUpdated"] for _ in range(2)]
-            assert [(o["id"], o["version"], o["customerId"]) for o in got] == [
+            second = (await adas.next())["ordersUpdated"]
+            assert [(o["id"], o["version"], o["customerId"]) for o in (first, second)] == [
                 (f"ada-{protocol}", 1, "ada"),
                 (f"ada-{protocol}", 2, "ada"),
             ]
