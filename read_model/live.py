@@ -26,7 +26,7 @@ from read_model.projector import (
     RunnerSettings,
     physical_collection,
 )
-from read_model.signals import AppendSignal, LeaderLock
+from read_model.signals import AppendListener, AppendSignal, LeaderLock
 from write_model.envelope import LogPosition
 from write_model.event_store.port import EventStore
 from write_model.registry import EventTypeRegistry
@@ -73,16 +73,20 @@ async def run_projection(
 ) -> None:
     """Lead `projection` and follow the log until `stop` is set; stand by while another
     process leads it; lead again if leadership is lost."""
+    appended = deps.signal.listener()
     while not stop.is_set():
         async with deps.lock.hold(projection.name):
             version = await active_version(deps.documents, projection.name)
             runner = make_runner(deps, projection, version, projection.name)
             await runner.ensure_indexes()
-            await _follow(deps, runner, stop)
+            await _follow(deps, runner, stop, appended)
 
 
 async def _follow(
-    deps: ProjectorDependencies, runner: ProjectionRunner, stop: asyncio.Event
+    deps: ProjectorDependencies,
+    runner: ProjectionRunner,
+    stop: asyncio.Event,
+    appended: AppendListener,
 ) -> None:
     name = runner.projection.name
     failures = 0
@@ -114,7 +118,7 @@ async def _follow(
             )
             await _sleep_or_stop(stop, delay)
             continue
-        await _wait(deps.signal, stop, deps.poll_seconds)
+        await _wait(appended, stop, deps.poll_seconds)
 
 
 async def _retry_requested(runner: ProjectionRunner, documents: DocumentStore) -> None:
@@ -279,8 +283,8 @@ async def rebuild_projection(
 _EVERYTHING = 1 << 62
 
 
-async def _wait(signal: AppendSignal, stop: asyncio.Event, poll_seconds: float) -> None:
-    waiter = asyncio.create_task(signal.wait(poll_seconds))
+async def _wait(appended: AppendListener, stop: asyncio.Event, poll_seconds: float) -> None:
+    waiter = asyncio.create_task(appended.wait(poll_seconds))
     stopper = asyncio.create_task(stop.wait())
     _, pending = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:

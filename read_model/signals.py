@@ -20,10 +20,45 @@ APPENDED_CHANNEL = "orders_appended"
 _LOCK_NAMESPACE = 0x6F72  # "or": keeps our advisory lock keys apart from other users'
 
 
-class AppendSignal(Protocol):
+class AppendListener(Protocol):
     async def wait(self, poll_seconds: float) -> None:
-        """Return when an append was signalled since the last call, or after `poll_seconds`."""
+        """Return when an append was signalled since this listener's last wait (also while
+        it was busy elsewhere), or after `poll_seconds`."""
         ...
+
+
+class AppendSignal(Protocol):
+    def listener(self) -> AppendListener:
+        """A listener of its own for each waiter (each projection), so one waking up never
+        consumes another's signal."""
+        ...
+
+
+class _Listeners:
+    """Fan-out of append signals to per-listener events."""
+
+    def __init__(self) -> None:
+        self._events: list[asyncio.Event] = []
+
+    def listener(self) -> _Listener:
+        event = asyncio.Event()
+        self._events.append(event)
+        return _Listener(event)
+
+    def notify(self) -> None:
+        for event in self._events:
+            event.set()
+
+
+class _Listener:
+    def __init__(self, event: asyncio.Event) -> None:
+        self._event = event
+
+    async def wait(self, poll_seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(poll_seconds):
+                await self._event.wait()
+        self._event.clear()
 
 
 class LeaderLock(Protocol):
@@ -36,18 +71,8 @@ class LeaderLock(Protocol):
         ...
 
 
-class InProcessAppendSignal:
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-
-    async def wait(self, poll_seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(poll_seconds):
-                await self._event.wait()
-        self._event.clear()
+class InProcessAppendSignal(_Listeners):
+    """Woken by the command handler's after-append hook in the same process."""
 
 
 class InProcessLeaderLock:
@@ -69,20 +94,17 @@ class PostgresAppendSignal:
     def __init__(self, dsn: str, channel: str = APPENDED_CHANNEL) -> None:
         self._dsn = dsn
         self._channel = channel
-        self._event = asyncio.Event()
+        self._listeners = _Listeners()
         self._connection = None
 
     async def start(self) -> None:
         import asyncpg
 
         self._connection = await asyncpg.connect(self._dsn)
-        await self._connection.add_listener(self._channel, lambda *_: self._event.set())
+        await self._connection.add_listener(self._channel, lambda *_: self._listeners.notify())
 
-    async def wait(self, poll_seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(poll_seconds):
-                await self._event.wait()
-        self._event.clear()
+    def listener(self) -> AppendListener:
+        return self._listeners.listener()
 
     async def close(self) -> None:
         if self._connection is not None and not self._connection.is_closed():

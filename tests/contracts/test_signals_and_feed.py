@@ -96,9 +96,9 @@ async def test_a_large_batch_arrives_whole_in_order(
 async def test_a_wait_returns_early_when_an_append_is_signalled(
     coordination: Coordination,
 ) -> None:
-    await coordination.signal.wait(0.01)  # consume anything signalled before
+    listener = coordination.signal.listener()
     started = time.monotonic()
-    waiter = asyncio.create_task(coordination.signal.wait(10))
+    waiter = asyncio.create_task(listener.wait(10))
     await asyncio.sleep(0.05)
     await coordination.poke()
     await waiter
@@ -106,10 +106,23 @@ async def test_a_wait_returns_early_when_an_append_is_signalled(
 
 
 async def test_a_wait_without_appends_lasts_the_poll_interval(coordination: Coordination) -> None:
-    await coordination.signal.wait(0.01)
+    listener = coordination.signal.listener()
     started = time.monotonic()
-    await coordination.signal.wait(0.3)
+    await listener.wait(0.3)
     assert time.monotonic() - started >= 0.29
+
+
+async def test_every_listener_hears_a_signal_even_while_busy(coordination: Coordination) -> None:
+    """Projections share one signal: one waking up must not consume another's wake-up, and
+    a signal that arrives while a listener is busy still ends its next wait at once."""
+    waiting, busy = coordination.signal.listener(), coordination.signal.listener()
+    woken = asyncio.create_task(waiting.wait(10))
+    await asyncio.sleep(0.05)
+    await coordination.poke()
+    await woken
+    started = time.monotonic()
+    await busy.wait(10)
+    assert time.monotonic() - started < 5
 
 
 async def test_one_leader_at_a_time_and_the_next_takes_over(
