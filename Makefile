@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install dev test unit lint bench bench-read services-shell
+.PHONY: install dev test unit lint bench bench-read bench-http
 
 # The project installs everything it needs: the virtualenv and its packages here,
 # PostgreSQL and the Mongo-wire server in tests/services/with-services.
@@ -35,3 +35,7 @@ bench: install
 # Projector rebuild rate and steady-state lag (see bench/read_model.py --help for options).
 bench-read: install
 	tests/services/with-services $(BIN)/python -m bench.read_model $(ARGS)
+
+# GraphQL over HTTP with wrk (falls back to an aiohttp client when wrk is missing).
+bench-http: install
+	tests/services/with-services $(BIN)/python -m bench.http $(ARGS)
