@@ -250,6 +250,8 @@ class ProjectionRunner:
                 wanted.update(self.projection.reads(event))
                 wanted.update(self.projection.keys(event, {}))
             except Exception:
+                # Prefetching is an optimization: the same event fails again in _evolve,
+                # where it is retried, logged and parked.
                 continue
         await self._load_missing(wanted, working)
 
