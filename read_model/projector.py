@@ -101,6 +101,9 @@ class ProjectionRunner:
         self._settings = settings
         self._sleep = sleep
         self._parked: set[str] | None = None  # stream ids with dead letters
+        # The checkpoint as last read or saved: while a runner leads, it is the checkpoint's
+        # only writer, so it is read from the store once, not once per batch.
+        self._position: LogPosition | None = None
         self.state = "CATCHING_UP"
         self.last_error: str | None = None
 
@@ -120,8 +123,10 @@ class ProjectionRunner:
     # ------------------------------------------------------- checkpoint
 
     async def position(self) -> LogPosition:
-        checkpoint = await self._documents.load_checkpoint(self.checkpoint_name)
-        return checkpoint.position if checkpoint else LogPosition.start()
+        if self._position is None:
+            checkpoint = await self._documents.load_checkpoint(self.checkpoint_name)
+            self._position = checkpoint.position if checkpoint else LogPosition.start()
+        return self._position
 
     async def save_checkpoint(self, position: LogPosition, **extra: Any) -> None:
         await self._documents.save_checkpoint(
@@ -133,6 +138,7 @@ class ProjectionRunner:
                 extra={"version": self.version, **extra},
             )
         )
+        self._position = position
 
     # ------------------------------------------------------------ batch
 
@@ -390,11 +396,6 @@ class ProjectionRunner:
                 for letter in letters
             ]
         )
-
-    # ---------------------------------------------------------- status
-
-    async def lag(self) -> tuple[LogPosition, LogPosition]:
-        return await self.position(), await self._events.head_position()
 
 
 def _apply_update_in_memory(working: _Working, update: UpdateMany) -> None:
