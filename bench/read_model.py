@@ -10,7 +10,7 @@ DATABASE_URL and MONGO_URL: run it as `make bench-read` (tests/services/with-ser
 2. rebuild rate into the memory store: a ProjectionRunner per projection, run_batch until
    idle, for the orders projection alone and for all three at once (one process);
 3. rebuild rate into the Mongo-wire server: read_model.live.rebuild_projection, which
-   projects into a scratch memory store and then inserts the fresh collection version;
+   writes the fresh collection version batch by batch with guarded bulk writes;
 4. steady-state lag under --lag-rate appended events/s for --lag-seconds, on a small log of
    its own (--lag-seed-events): for every append, its commit (when append_to_stream
    returns) -> the first change feed notice of its order document at that version or later.
@@ -744,7 +744,6 @@ def _documents_in(method: str, args: tuple, kwargs: dict) -> int:
     position, keyword = {
         "bulk_write": (0, "puts"),
         "get_many": (1, "ids"),
-        "insert_new": (1, "documents"),
     }.get(method, (None, ""))
     if position is None:
         return 0
@@ -945,16 +944,6 @@ async def lag_benchmark(
 # ------------------------------------------------------------------------ main
 
 
-def pinned_ferretdb_version() -> str:
-    """The FerretDB version tests/services/with-services builds."""
-    go_mod = Path(__file__).resolve().parent.parent / "tests/services/ferretdb/go.mod"
-    with contextlib.suppress(OSError):
-        for line in go_mod.read_text().splitlines():
-            if "github.com/FerretDB/FerretDB " in line:
-                return line.split()[-1]
-    return ""
-
-
 async def server_description(admin_dsn: str, mongo_url: str | None) -> tuple[str, str]:
     connection = await asyncpg.connect(admin_dsn)
     try:
@@ -970,15 +959,13 @@ async def server_description(admin_dsn: str, mongo_url: str | None) -> tuple[str
         info = await client.admin.command("buildInfo")
     finally:
         await client.close()
-    if "ferretdbVersion" in info:
-        pinned = pinned_ferretdb_version()
-        mongo = (
-            f"FerretDB (buildInfo: ferretdbVersion {info['ferretdbVersion']!r}, MongoDB "
-            f"{info.get('version')} compatible; tests/services/with-services runs FerretDB "
-            f"{pinned or 'v1'} on its SQLite backend when it starts the server itself)"
-        )
-    else:
-        mongo = f"MongoDB {info.get('version')}"
+    server = subprocess.run(
+        [str(Path(__file__).resolve().parent.parent / "tests/services/mongo-server"), "--describe"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    mongo = f"MongoDB {info.get('version')} wire (tests/services/mongo-server: {server})"
     return f"PostgreSQL {pg}", mongo
 
 
@@ -1063,16 +1050,12 @@ async def rebuild_benchmark(
                     )
                 gc.collect()
                 rate = log_events / seconds
-                inserted = totals.get("insert_new", [0, 0.0, 0, 0])
-                indexed = totals.get("ensure_index", [0, 0.0, 0, 0])
+                written = totals.get("bulk_write", [0, 0.0, 0, 0])
                 say(
                     f"rebuild into Mongo-wire, {label}: {log_events:,} log events in "
-                    f"{seconds:.2f} s = {rate:,.0f} events/s; projecting into the scratch "
-                    f"memory store took until {projecting:.2f} s, insert_new "
-                    f"{inserted[2]:,.0f} documents {inserted[1]:.2f} s "
-                    f"({inserted[1] * 1000 / max(inserted[2], 1):.2f} ms each), ensure_index "
-                    f"{indexed[0]:.0f} calls {indexed[1]:.2f} s; this process used {cpu:.2f} s of "
-                    f"CPU; {orders:,} orders documents"
+                    f"{seconds:.2f} s = {rate:,.0f} events/s; bulk_write {written[0]:.0f} calls "
+                    f"of {written[2]:,.0f} documents took {written[1]:.2f} s; this process used "
+                    f"{cpu:.2f} s of CPU; {orders:,} orders documents"
                 )
                 figures.append(
                     f"rebuild into Mongo-wire, {label:<21} {rate:10,.0f} events/s  "

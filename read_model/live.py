@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from read_model.change_feed import ChangeFeed
-from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.document_store.port import Checkpoint, DocumentStore, UpdateMany
 from read_model.projections.base import Projection
 from read_model.projector import (
@@ -217,10 +216,9 @@ async def rebuild_projection(
     """Build a new version of `projection` from position zero; returns the new version.
     Readers keep the old version until the new one has caught up and is switched to.
 
-    The events are projected into a scratch memory store, then the fresh collections are
-    written with plain inserts: on a fresh version nothing needs a guard, and inserts are
-    what a Mongo-wire server takes fastest (FerretDB scans a collection for every update).
-    Memory grows with the number of documents, not events."""
+    The new version's collections are written batch by batch like the live projection's
+    (guarded bulk writes of at most `batch_size` events' documents), so memory stays bounded
+    whatever the number of documents."""
     current = await active_version(deps.documents, projection.name)
     new_version = current + 1
     name = projection.name + REBUILD_SUFFIX
@@ -235,33 +233,24 @@ async def rebuild_projection(
             extra={"version": new_version, "status": "BUILDING"},
         )
     )
-    scratch = InMemoryDocumentStore()
+    # No change feed: readers still see the old version, so nothing they watch changed.
     builder = ProjectionRunner(
         projection,
         deps.events,
-        scratch,
+        deps.documents,
         deps.registry,
         version=new_version,
         checkpoint_name=name,
         settings=deps.settings,
     )
+    await builder.ensure_indexes()
     builder.state = "REBUILDING"
     while True:
         result = await builder.run_batch()
         progress(await builder.position(), await deps.events.head_position())
         if result.events_read < deps.settings.batch_size:
             break
-    for collection in [
-        *(physical_collection(logical, new_version) for logical in projection.collections),
-        DEAD_LETTERS,
-    ]:
-        built = await scratch.find(collection, {}, [], limit=_EVERYTHING)
-        if built.documents:
-            await deps.documents.insert_new(collection, built.documents)
-    target = make_runner(deps, projection, new_version, name)
-    await target.ensure_indexes()
-    target.state = "REBUILDING"
-    await target.save_checkpoint(await builder.position(), status="READY")
+    await builder.save_checkpoint(await builder.position(), status="READY")
     # A leading projector switches at its next quiet moment; when none runs, do it here.
     async with contextlib.AsyncExitStack() as leading:
         try:
@@ -278,9 +267,6 @@ async def rebuild_projection(
         if rebuilt is not None and rebuilt.extra.get("status") == "READY":
             await switch_to_rebuilt(deps, projection, rebuilt)
     return new_version
-
-
-_EVERYTHING = 1 << 62
 
 
 async def _wait(appended: AppendListener, stop: asyncio.Event, poll_seconds: float) -> None:

@@ -46,6 +46,11 @@ from write_model.registry import EventTypeRegistry
 log = logging.getLogger(__name__)
 
 DEAD_LETTERS = "dead_letters"
+# The dead-letter queries: a subscriber's letters (by stream, in log order), all in log order.
+DEAD_LETTER_INDEXES: tuple[tuple[SortKey, ...], ...] = (
+    (SortKey("subscriber"), SortKey("streamId"), SortKey(POSITION_FIELD)),
+    (SortKey(POSITION_FIELD), SortKey("_id")),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,8 @@ class ProjectionRunner:
                     self.collection(logical),
                     [SortKey(f, d) for f, d in keys],  # type: ignore[arg-type]
                 )
+        for keys in DEAD_LETTER_INDEXES:
+            await self._documents.ensure_index(DEAD_LETTERS, keys)
 
     # ------------------------------------------------------- checkpoint
 

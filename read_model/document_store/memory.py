@@ -25,6 +25,12 @@ from read_model.document_store.port import (
     SortKey,
     UpdateMany,
 )
+from read_model.document_store.rules import (
+    check_equality_filter,
+    check_guarded_put,
+    now_ms,
+    sort_keys_with_tiebreaker,
+)
 
 _MISSING = object()
 
@@ -126,15 +132,6 @@ class InMemoryDocumentStore:
                     _set_path(update.collection, changed, path, copy.deepcopy(value))
                 stored_collection[document_id] = changed
 
-    async def insert_new(self, collection: str, documents: Sequence[Document]) -> None:
-        stored = self._collections.setdefault(collection, {})
-        ids = [document["_id"] for document in documents]
-        taken = [i for i in ids if i in stored]
-        if taken or len(set(ids)) != len(ids):
-            raise DocumentWriteConflict(collection, [f"ids already present: {taken or ids}"])
-        for document in documents:
-            stored[document["_id"]] = copy.deepcopy(document)
-
     async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int:
         check_equality_filter(filter)
         stored = self._collections.get(collection, {})
@@ -182,46 +179,7 @@ class InMemoryDocumentStore:
         pass
 
 
-# ---------------------------------------------------------------- shared rules
-
-
-def sort_keys_with_tiebreaker(sort: Sequence[SortKey]) -> list[SortKey]:
-    """The sort as given, then `_id` ascending unless `_id` is already one of the keys."""
-    keys = list(sort)
-    for key in keys:
-        if key.direction not in (1, -1):
-            raise ValueError(f"sort direction must be 1 or -1, got {key.direction!r}")
-    if not any(k.field == "_id" for k in keys):
-        keys.append(SortKey("_id", 1))
-    return keys
-
-
-def check_guarded_put(put: GuardedPut) -> None:
-    document = put.document
-    if "_id" not in document:
-        raise ValueError(f"a guarded put into {put.collection!r} needs an _id")
-    if not isinstance(document.get(POSITION_FIELD), str):
-        raise ValueError(
-            f"a guarded put of {document['_id']!r} into {put.collection!r} needs "
-            f"{POSITION_FIELD} as a position_key string"
-        )
-
-
-def now_ms() -> datetime:
-    """Now in UTC, truncated to the millisecond precision BSON keeps."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 # ------------------------------------------------------------- matching, paths
-
-
-def check_equality_filter(filter: Mapping[str, Any]) -> None:
-    for field, value in filter.items():
-        if field.startswith("$") or (
-            isinstance(value, Mapping) and any(str(k).startswith("$") for k in value)
-        ):
-            raise ValueError(f"only equality filters are supported, got {field!r}: {value!r}")
 
 
 def _matches(document: Document, filter: Mapping[str, Any]) -> bool:

@@ -1,18 +1,11 @@
-"""The DocumentStore on MongoDB (or FerretDB v1) through pymongo's native asyncio client.
-
-Writes are sent as raw `update` commands rather than through `collection.bulk_write`:
-FerretDB v1 answers a failed statement without `nModified`, which pymongo's bulk API
-cannot parse (KeyError), and it stops at the first failed statement even when unordered.
+"""The DocumentStore on MongoDB through pymongo's native asyncio client.
 
 A guarded put is an upsert whose filter also requires the stored `_pos` to be lower:
-    {"q": {"_id": id, "_pos": {"$lt": new_pos}}, "u": document, "upsert": True}
-When the stored document is as new or newer, the filter misses, the upsert collides with
-the existing `_id` (E11000) and the server skips the rest of the command. FerretDB reports
-every write error of an `update` at index 0 (and omits `n`), so the reply does not say where
-it stopped: the adapter reads the stored `_pos` of the pending ids, drops the puts that are no
-longer newer (applied already, or stale: the guard working on a replay) and re-sends the
-rest. A duplicate key that dropping does not explain (a unique secondary index, a stored
-document without `_pos`) raises DocumentWriteConflict.
+    ReplaceOne({"_id": id, "_pos": {"$lt": new_pos}}, document, upsert=True)
+When the stored document is as new or newer, the filter misses and the upsert collides with
+the existing `_id`: MongoDB reports a duplicate key on the `_id` index (E11000) for that
+statement alone (the puts are unordered), which is the guard working on a replay. Any other
+write error (a unique secondary index, a type clash) raises DocumentWriteConflict.
 """
 
 from __future__ import annotations
@@ -22,19 +15,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
-import bson
 from bson.codec_options import CodecOptions
 from bson.int64 import Int64
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient, ReplaceOne, monitoring
+from pymongo import UpdateMany as UpdateManyOperation
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
-
-from read_model.document_store.memory import (
-    check_equality_filter,
-    check_guarded_put,
-    now_ms,
-    sort_keys_with_tiebreaker,
-)
 from read_model.document_store.port import (
     POSITION_FIELD,
     Checkpoint,
@@ -45,13 +31,16 @@ from read_model.document_store.port import (
     SortKey,
     UpdateMany,
 )
+from read_model.document_store.rules import (
+    check_equality_filter,
+    check_guarded_put,
+    now_ms,
+    sort_keys_with_tiebreaker,
+)
 from write_model.envelope import LogPosition
 
 CHECKPOINTS = "projection_checkpoints"
 DUPLICATE_KEY = 11000
-# Statements per `update` command, and a byte budget well under the 16 MiB command limit.
-CHUNK_STATEMENTS = 500
-CHUNK_BYTES = 8 * 1024 * 1024
 
 
 class MongoUnavailableError(ConnectionError):
@@ -126,10 +115,7 @@ class MongoDocumentStore:
         unique_ids = list(dict.fromkeys(ids))
         if not unique_ids:
             return {}
-        # One id: an equality filter, which FerretDB pushes down (it scans for `$in`).
-        # The limit lets a server that scans stop once every id is found.
-        query = {"_id": unique_ids[0]} if len(unique_ids) == 1 else {"_id": {"$in": unique_ids}}
-        cursor = self._db[collection].find(query).limit(len(unique_ids))
+        cursor = self._db[collection].find({"_id": {"$in": unique_ids}})
         return {document["_id"]: document async for document in cursor}
 
     async def find(
@@ -164,7 +150,9 @@ class MongoDocumentStore:
 
     async def count(self, collection: str, filter: Mapping[str, Any]) -> int:
         check_equality_filter(filter)
-        return await self._db[collection].count_documents(dict(filter))
+        # Counting everything walks the `_id` index rather than the documents.
+        hint = {} if filter else {"hint": "_id_"}
+        return await self._db[collection].count_documents(dict(filter), **hint)
 
     # ----------------------------------------------------------------- writes
 
@@ -176,15 +164,29 @@ class MongoDocumentStore:
         for update in updates:
             check_equality_filter(update.filter)
 
-        by_collection: dict[str, list[Document]] = {}
+        by_collection: dict[str, list[ReplaceOne]] = {}
         for put in puts:
-            by_collection.setdefault(put.collection, []).append(dict(put.document))
-        for collection, documents in by_collection.items():
-            for chunk in _chunks([_guarded_put_statement(d) for d in documents]):
-                await self._run_guarded_puts(collection, chunk)
+            document = dict(put.document)
+            by_collection.setdefault(put.collection, []).append(
+                ReplaceOne(
+                    {"_id": document["_id"], POSITION_FIELD: {"$lt": document[POSITION_FIELD]}},
+                    document,
+                    upsert=True,
+                )
+            )
+        for collection, operations in by_collection.items():
+            try:
+                await self._db[collection].bulk_write(operations, ordered=False)
+            except BulkWriteError as error:
+                refused = [e for e in error.details["writeErrors"] if not _guard_held(e)]
+                if refused or error.details.get("writeConcernErrors"):
+                    raise DocumentWriteConflict(
+                        collection,
+                        _messages(refused or error.details["writeConcernErrors"]),
+                    ) from error
 
         # Consecutive updates of one collection share a command; order is kept throughout.
-        run: list[dict[str, Any]] = []
+        run: list[UpdateManyOperation] = []
         run_collection = ""
         for update in updates:
             if not update.set:
@@ -193,70 +195,18 @@ class MongoDocumentStore:
                 await self._run_updates(run_collection, run)
                 run = []
             run_collection = update.collection
-            run.append({"q": dict(update.filter), "u": {"$set": dict(update.set)}, "multi": True})
+            run.append(UpdateManyOperation(dict(update.filter), {"$set": dict(update.set)}))
         if run:
             await self._run_updates(run_collection, run)
 
-    async def _run_guarded_puts(self, collection: str, statements: list[dict[str, Any]]) -> None:
-        """Send guarded upserts until each is applied or known to be stale.
-
-        After an E11000 the reply cannot say which statements ran: FerretDB reports every
-        write error at index 0 and omits `n`. So the stored `_pos` of the pending ids is read
-        once, and every put that is no longer newer (already applied, or stale all along) is
-        dropped before the rest is sent again. A round that drops nothing means a duplicate
-        key the guard does not explain (a unique secondary index, a document without `_pos`).
-        """
-        pending = statements
-        while pending:
-            errors = await self._send(collection, pending)
-            if not errors:
-                return
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise DocumentWriteConflict(collection, _messages(errors))
-            stored = await self._stored_positions(collection, [s["u"]["_id"] for s in pending])
-            newer = [
-                s
-                for s in pending
-                if not isinstance(at := stored.get(s["u"]["_id"], ""), str)
-                or at < s["u"][POSITION_FIELD]
-            ]
-            if len(newer) == len(pending):
-                raise DocumentWriteConflict(
-                    collection,
-                    [*_messages(errors), f"not explained by a newer {POSITION_FIELD}"],
-                )
-            pending = newer
-
-    async def _run_updates(self, collection: str, statements: list[dict[str, Any]]) -> None:
-        for chunk in _chunks(statements):
-            if errors := await self._send(collection, chunk):
-                raise DocumentWriteConflict(collection, _messages(errors))
-
-    async def _send(self, collection: str, statements: list[dict[str, Any]]) -> list[Any]:
-        """One ordered `update` command; its write errors (FerretDB: always `index` 0)."""
-        reply = await self._db.command(
-            {"update": collection, "ordered": True, "updates": statements}
-        )
-        if concern := reply.get("writeConcernError"):
-            raise DocumentWriteConflict(collection, [str(concern.get("errmsg", concern))])
-        return list(reply.get("writeErrors") or [])
-
-    async def _stored_positions(self, collection: str, ids: list[Any]) -> dict[Any, Any]:
-        """Stored `_pos` by `_id` (None where a document has none), in one query."""
-        cursor = self._db[collection].find(
-            {"_id": {"$in": list(dict.fromkeys(ids))}}, {POSITION_FIELD: 1}
-        )
-        return {d["_id"]: d.get(POSITION_FIELD) async for d in cursor}
-
-    async def insert_new(self, collection: str, documents: Sequence[Document]) -> None:
-        for start in range(0, len(documents), 1000):
-            chunk = [dict(d) for d in documents[start : start + 1000]]
-            try:
-                await self._db[collection].insert_many(chunk, ordered=True)
-            except BulkWriteError as error:
-                raise DocumentWriteConflict(
-                    collection, _messages(error.details.get("writeErrors", []))
-                ) from error
+    async def _run_updates(self, collection: str, operations: list[UpdateManyOperation]) -> None:
+        try:
+            await self._db[collection].bulk_write(operations, ordered=True)
+        except BulkWriteError as error:
+            raise DocumentWriteConflict(
+                collection,
+                _messages(error.details["writeErrors"] or error.details["writeConcernErrors"]),
+            ) from error
 
     async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int:
         check_equality_filter(filter)
@@ -341,30 +291,11 @@ def _checkpoint_from(document: Mapping[str, Any]) -> Checkpoint:
     )
 
 
-def _guarded_put_statement(document: Document) -> dict[str, Any]:
-    return {
-        "q": {"_id": document["_id"], POSITION_FIELD: {"$lt": document[POSITION_FIELD]}},
-        "u": document,
-        "upsert": True,
-    }
+def _guard_held(error: Mapping[str, Any]) -> bool:
+    """A write error that is the position guard refusing an older document: the upsert's
+    filter missed because the stored `_pos` is as new, and the insert collided on `_id`."""
+    return error.get("code") == DUPLICATE_KEY and set(error.get("keyPattern") or {}) == {"_id"}
 
 
-def _messages(errors: list[Any]) -> list[str]:
+def _messages(errors: Sequence[Any]) -> list[str]:
     return [f"{e.get('errmsg', e)} (code {e.get('code')})" for e in errors]
-
-
-def _chunks(statements: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Statements in chunks bounded by count and by encoded size."""
-    chunks: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
-    size = 0
-    for statement in statements:
-        statement_size = len(bson.encode(statement))
-        if current and (len(current) >= CHUNK_STATEMENTS or size + statement_size > CHUNK_BYTES):
-            chunks.append(current)
-            current, size = [], 0
-        current.append(statement)
-        size += statement_size
-    if current:
-        chunks.append(current)
-    return chunks

@@ -1,9 +1,8 @@
 """The DocumentStore port: where projections keep read documents. Adapters: mongo, memory.
 
-Every adapter passes tests/contracts/test_document_store.py. Only operations that FerretDB
-v1 also supports are used: no transactions, no change streams, no arrayFilters, and no
-Decimal128 (money is stored as decimal strings, with integer minor units where a sort needs
-a number).
+Every adapter passes tests/contracts/test_document_store.py. Writes are single-document
+atomic operations with a guard (no multi-document transactions), so any MongoDB deployment
+serves them.
 
 Replays are made harmless by a position guard: every document carries `_pos`, the sortable
 log position (see `position_key`) of the last event applied to it. A guarded put replaces a
@@ -115,12 +114,6 @@ class DocumentStore(Protocol):
     ) -> None:
         """All puts (guarded, any order), then the updates in order. Not atomic: a crash
         part-way leaves some applied; replaying the same writes converges."""
-        ...
-
-    async def insert_new(self, collection: str, documents: Sequence[Document]) -> None:
-        """Add documents that the collection does not hold yet (a rebuild filling a fresh
-        collection version): plain inserts, far cheaper than guarded puts on FerretDB. An id
-        that is already there raises DocumentWriteConflict."""
         ...
 
     async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int: ...

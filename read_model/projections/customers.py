@@ -101,7 +101,7 @@ class CustomersProjection:
         return ()
 
     def indexes(self) -> Mapping[str, Sequence[Sequence[tuple[str, int]]]]:
-        return {CUSTOMERS: ((("registeredAt", -1),), (("email", 1),))}
+        return {CUSTOMERS: ((("registeredAt", -1), ("_id", 1)), (("email", 1),))}
 
 
 def _order_key(event: ProjectedEvent) -> DocKey:

@@ -1,7 +1,8 @@
 """Money in read documents: {"amount": "12.30", "currency": "USD"}.
 
-FerretDB has no Decimal128, so the amount is a decimal string with exactly two places;
-where a query sorts by an amount, the document also carries it in integer minor units.
+The amount is a decimal string with exactly two places, the exact text the API serves, so
+a document reads the same from MongoDB and from the in-memory store of `orders dev`; where a
+query sorts by an amount, the document also carries it in integer minor units.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ orders/<orderId>:
 
 order_customers/<customerId>:  {_id, name}  (a lookup: the name a new order is given)
 
-Product names live in `productNames`, not in the items, because FerretDB has no positional
-`$` update operator: a rename sets `productNames.<productId>` on every order whose
-`productIds` array holds the product. Likewise a customer rename sets `customerName` on
+Product names live in `productNames`, not in the items, so that a rename is one `$set` of
+`productNames.<productId>` on every order whose `productIds` array holds the product,
+however many lines name it (no array filters to keep in step with the items). Likewise a customer rename sets `customerName` on
 that customer's orders. Lines follow the domain's rules exactly (`write_model.domain.order`
 evolve and `order_totals`), so the read totals equal the ones the write side computes.
 """
@@ -129,13 +129,17 @@ class OrdersProjection:
 
     def indexes(self) -> Mapping[str, Sequence[Sequence[tuple[str, int]]]]:
         return {
+            # Each sort with its `_id` tie-breaker, so a page is read in index order.
             ORDERS: (
-                (("customerId", 1), ("createdAt", -1)),
-                (("status", 1), ("createdAt", -1)),
-                (("createdAt", -1),),
-                (("updatedAt", -1),),
-                (("totalMinor", -1),),
+                (("customerId", 1), ("createdAt", -1), ("_id", 1)),
+                (("status", 1), ("createdAt", -1), ("_id", 1)),
+                (("createdAt", -1), ("_id", 1)),
+                (("createdAt", 1), ("_id", 1)),
+                (("updatedAt", -1), ("_id", 1)),
+                (("totalMinor", -1), ("_id", 1)),
                 (("productIds", 1),),
+                # What changed after a position (re-sent to subscribers after a gap).
+                (("_pos", 1),),
             )
         }
 

@@ -1,8 +1,8 @@
 """The e2e tests' GraphQL client: the real `gql` client over aiohttp, as a frontend uses it.
 
-When the public contract (`../shared/contract/schema.graphql`) is present, the client is
-built with it as its schema, so every document a test sends is first validated against the
-contract itself: a test cannot lean on a field the contract does not have.
+The client is built with the public contract (`schema/contract.graphql`) as its schema, so
+every document a test sends is first validated against the contract itself: a test cannot
+lean on a field the contract does not have.
 """
 
 from __future__ import annotations
@@ -18,18 +18,12 @@ from gql import Client, GraphQLRequest
 from gql.transport.aiohttp import AIOHTTPTransport
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTRACT_CANDIDATES = (
-    ROOT.parent / "shared" / "contract" / "schema.graphql",
-    ROOT / "contract" / "schema.graphql",
-)
+CONTRACT = ROOT / "schema" / "contract.graphql"
 REQUEST_TIMEOUT_SECONDS = 30
 
 
-def contract_sdl() -> str | None:
-    for path in CONTRACT_CANDIDATES:
-        if path.is_file():
-            return path.read_text()
-    return None
+def contract_sdl() -> str:
+    return CONTRACT.read_text()
 
 
 # ------------------------------------------------------------ mutation documents

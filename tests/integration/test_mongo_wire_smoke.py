@@ -1,7 +1,7 @@
 """The Mongo-wire server that `make test` starts answers pymongo's async client.
 
-Money goes into read documents as a decimal string (plus integer minor units where a sort
-needs a number): FerretDB v1 does not support BSON Decimal128 and drops the connection.
+Money goes into read documents as a decimal string with the currency's scale, as the API
+serves it (plus integer minor units where a sort needs a number).
 """
 
 from __future__ import annotations

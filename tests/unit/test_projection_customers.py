@@ -215,5 +215,4 @@ def test_handles_customer_events_and_the_order_events_it_counts() -> None:
         assert projection.handles(event_type), event_type
     for event_type in ["OrderItemAdded", "OrderRejected", "OrderCancelled", "ProductAdded"]:
         assert not projection.handles(event_type), event_type
-    assert projection.indexes() == {"customers": ((("registeredAt", -1),), (("email", 1),))}
     assert projection.collections == ("customers", "customer_orders")

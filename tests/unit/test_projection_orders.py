@@ -587,17 +587,7 @@ def test_product_added_is_ignored_by_the_orders_projection() -> None:
     assert h.store == {}
 
 
-def test_indexes_serve_the_order_queries() -> None:
-    assert OrdersProjection().indexes() == {
-        "orders": (
-            (("customerId", 1), ("createdAt", -1)),
-            (("status", 1), ("createdAt", -1)),
-            (("createdAt", -1),),
-            (("updatedAt", -1),),
-            (("totalMinor", -1),),
-            (("productIds", 1),),
-        )
-    }
+def test_the_projection_keeps_orders_and_the_customer_name_lookup() -> None:
     assert OrdersProjection.collections == ("orders", "order_customers")
 
 
