@@ -13,11 +13,11 @@ import click
 from app.bootstrap import (
     ServiceUnavailable,
     migrate,
-    projector_side,
+    projector_tools,
     require_services,
     run_projector,
 )
-from app.logging import configure_logging
+from app.log_config import configure_logging
 from app.settings import Settings
 from write_model.envelope import LogPosition
 
@@ -79,7 +79,7 @@ def projections_status() -> None:
     settings = Settings()
 
     async def work() -> None:
-        async with projector_side(settings) as deps:
+        async with projector_tools(settings) as deps:
             statuses = await projection_statuses(deps.events, deps.documents)
         from rich.console import Console
         from rich.table import Table
@@ -106,8 +106,8 @@ def projections_rebuild(name: str) -> None:
     """Build a fresh version of projection NAME from position zero, then switch readers."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from read_model.live import rebuild_projection
     from read_model.projections import ALL_PROJECTIONS
+    from read_model.projector_process import rebuild_projection
 
     by_name = {p.name: p for p in ALL_PROJECTIONS}
     if name not in by_name:
@@ -116,7 +116,7 @@ def projections_rebuild(name: str) -> None:
     _configure_logging(settings)
 
     async def work() -> int:
-        async with projector_side(settings) as deps:
+        async with projector_tools(settings) as deps:
             with Progress(
                 TextColumn(f"rebuilding {name}"),
                 BarColumn(),

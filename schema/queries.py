@@ -6,8 +6,6 @@ from datetime import datetime
 
 import strawberry
 
-from read_model.projector import DEAD_LETTERS
-from read_model.status import projection_statuses
 from schema.context import Info
 from schema.errors import BadRequest
 from schema.pagination import page_size
@@ -138,8 +136,7 @@ class Query:
 
     @strawberry.field
     async def projections(self, info: Info) -> list[ProjectionStatus]:
-        services = info.context.services
-        statuses = await projection_statuses(services.events, services.documents)
+        statuses = await info.context.services.read_model.statuses()
         return [ProjectionStatus.of(status) for status in statuses]
 
     @strawberry.field(
@@ -148,14 +145,14 @@ class Query:
     async def dead_letters(
         self, info: Info, first: int | None = 20, after: str | None = UNSET
     ) -> list[DeadLetter]:
-        documents = info.context.services.documents
+        dead_letters = info.context.services.read_model.dead_letters
         size = page_size(first)
         seek = None
         if (after := given(after)) is not None:
             try:
                 seek = DEAD_LETTER_ORDERING.after(after)
             except BadRequest:
-                letter = await documents.get(DEAD_LETTERS, after)
+                letter = await dead_letters.get(after)
                 if letter is None:
                     raise BadRequest(
                         f"`after` {after!r} is neither a dead letter's cursor nor the id of a "
@@ -164,5 +161,4 @@ class Query:
                 seek = DEAD_LETTER_ORDERING.row(letter)
         if size == 0:
             return []
-        page = await documents.find(DEAD_LETTERS, {}, DEAD_LETTER_ORDERING.keys, size, seek)
-        return [DeadLetter.of(doc) for doc in page.documents]
+        return [DeadLetter.of(doc) for doc in await dead_letters.page(size, seek)]

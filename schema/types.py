@@ -16,14 +16,15 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from read_model.document_store.port import POSITION_FIELD, Document, SortKey
+from read_model import dead_letters
+from read_model.document_store.port import Document, SortKey
 from read_model.projections.customers import CUSTOMERS
 from read_model.projections.orders import ORDERS
 from read_model.projections.products import PRODUCTS
+from read_model.service import ReadModel
 from read_model.status import ProjectionStatus as Status
 from schema.context import Info
 from schema.pagination import Ordering, page_size
-from schema.read_model import ReadModel
 from schema.unset import UNSET, given
 from write_model.envelope import RecordedEvent
 
@@ -474,7 +475,7 @@ class ProjectionStatus:
         )
 
 
-DEAD_LETTER_ORDERING = Ordering("deadLetters", (SortKey(POSITION_FIELD, 1),))
+DEAD_LETTER_ORDERING = Ordering("deadLetters", dead_letters.ORDERING)
 
 
 @strawberry.type

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 
-from read_model.live import (
+from read_model.append_signal.in_process import InProcessAppendSignal
+from read_model.leader_lock.in_process import InProcessLeaderLock
+from read_model.projections.orders import OrdersProjection
+from read_model.projector_process import (
     ProjectorDependencies,
     active_version,
     rebuild_projection,
     run_projection,
 )
-from read_model.projections.orders import OrdersProjection
-from read_model.projector import RunnerSettings
-from read_model.signals import InProcessAppendSignal, InProcessLeaderLock
+from read_model.runner import RunnerSettings
 from tests.integration.read_side import (
     CONTEXT,
     all_documents,

@@ -16,16 +16,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from read_model.change_feed import ChangeFeed
-from read_model.document_store.port import Checkpoint, DocumentStore, UpdateMany
-from read_model.projections.base import Projection
-from read_model.projector import (
-    DEAD_LETTERS,
-    ProjectionRunner,
-    RunnerSettings,
-    physical_collection,
+from read_model.append_signal.port import AppendListener, AppendSignal
+from read_model.change_feed.port import ChangeFeed
+from read_model.dead_letters import DeadLetters
+from read_model.document_store.port import (
+    Checkpoint,
+    DocumentStore,
+    ProjectionState,
+    RebuildStatus,
 )
-from read_model.signals import AppendListener, AppendSignal, LeaderLock
+from read_model.leader_lock.port import LeaderLock
+from read_model.projections.base import Projection
+from read_model.runner import ProjectionRunner, RunnerSettings, physical_collection
 from write_model.envelope import LogPosition
 from write_model.event_store.port import EventStore
 from write_model.registry import EventTypeRegistry
@@ -49,7 +51,7 @@ class ProjectorDependencies:
 
 async def active_version(documents: DocumentStore, name: str) -> int:
     checkpoint = await documents.load_checkpoint(name)
-    return int(checkpoint.extra.get("version", 1)) if checkpoint else 1
+    return checkpoint.version if checkpoint else 1
 
 
 def make_runner(
@@ -97,7 +99,7 @@ async def _follow(
             result = await runner.run_batch()
             if failures and not result.events_read:
                 # Recovered with nothing new to read: the checkpoint still says FAILED.
-                runner.state, runner.last_error = "RUNNING", None
+                runner.state, runner.last_error = ProjectionState.RUNNING, None
                 await runner.save_checkpoint(await runner.position())
             failures = 0
             if result.events_read >= deps.settings.batch_size:
@@ -109,7 +111,7 @@ async def _follow(
                 continue
         except Exception as error:  # storage down or a bug outside any one event: back off
             failures += 1
-            runner.state = "FAILED"
+            runner.state = ProjectionState.FAILED
             runner.last_error = f"{type(error).__name__}: {error}"
             delay = min(0.1 * 2**failures, 5.0)
             log.exception(
@@ -123,19 +125,11 @@ async def _follow(
 async def _retry_requested(runner: ProjectionRunner, documents: DocumentStore) -> None:
     """Dead letters an operator asked to retry (`retryDeadLetter`) are re-applied here, by
     the leading projector, so no other process writes these documents meanwhile."""
-    page = await documents.find(
-        DEAD_LETTERS,
-        {"subscriber": runner.checkpoint_name, "retryRequested": True},
-        [],
-        limit=1000,
-    )
-    for stream_id in sorted({doc["streamId"] for doc in page.documents}):
+    dead_letters = DeadLetters(documents)
+    for stream_id in await dead_letters.retry_requested(runner.checkpoint_name):
         applied = await runner.retry_parked(stream_id)
         if applied == 0:
-            await documents.bulk_write(
-                [],
-                [_clear_request(runner.checkpoint_name, stream_id)],
-            )
+            await dead_letters.clear_retry_request(runner.checkpoint_name, stream_id)
         log.info(
             "retried parked stream %s for %s: %s events applied",
             stream_id,
@@ -144,37 +138,11 @@ async def _retry_requested(runner: ProjectionRunner, documents: DocumentStore) -
         )
 
 
-def _clear_request(subscriber: str, stream_id: str):
-    from read_model.document_store.port import UpdateMany
-
-    return UpdateMany(
-        DEAD_LETTERS, {"subscriber": subscriber, "streamId": stream_id}, {"retryRequested": False}
-    )
-
-
-async def request_dead_letter_retry(documents: DocumentStore, dead_letter_id: str) -> bool:
-    """Ask the leading projector to retry the dead letter's stream. False: no such letter."""
-    letter = await documents.get(DEAD_LETTERS, dead_letter_id)
-    if letter is None:
-        return False
-    await documents.bulk_write(
-        [],
-        [
-            UpdateMany(
-                DEAD_LETTERS,
-                {"subscriber": letter["subscriber"], "streamId": letter["streamId"]},
-                {"retryRequested": True},
-            )
-        ],
-    )
-    return True
-
-
 async def _switch_if_rebuilt(
     deps: ProjectorDependencies, runner: ProjectionRunner
 ) -> ProjectionRunner | None:
     rebuilt = await deps.documents.load_checkpoint(runner.projection.name + REBUILD_SUFFIX)
-    if rebuilt is None or rebuilt.extra.get("status") != "READY":
+    if rebuilt is None or rebuilt.rebuild != RebuildStatus.READY:
         return None
     return await switch_to_rebuilt(deps, runner.projection, rebuilt)
 
@@ -184,20 +152,21 @@ async def switch_to_rebuilt(
 ) -> ProjectionRunner:
     """Catch the rebuilt version up, point readers at it, drop the old collections.
     Called only by the process that leads the projection."""
-    new_version = int(rebuilt.extra["version"])
+    new_version = rebuilt.version
     builder = make_runner(deps, projection, new_version, rebuilt.name)
     while (await builder.run_batch()).events_read:
         pass
     old_version = await active_version(deps.documents, projection.name)
     live = make_runner(deps, projection, new_version, projection.name)
-    live.state = "RUNNING"
+    live.state = ProjectionState.RUNNING
     await live.save_checkpoint(await builder.position())
     await deps.documents.save_checkpoint(
         Checkpoint(
             rebuilt.name,
             await builder.position(),
-            state="STOPPED",
-            extra={"version": new_version, "status": "SWITCHED"},
+            version=new_version,
+            state=ProjectionState.STOPPED,
+            rebuild=RebuildStatus.SWITCHED,
         )
     )
     if old_version != new_version:
@@ -224,13 +193,14 @@ async def rebuild_projection(
     name = projection.name + REBUILD_SUFFIX
     for logical in projection.collections:
         await deps.documents.drop_collection(physical_collection(logical, new_version))
-    await deps.documents.delete_many(DEAD_LETTERS, {"subscriber": name})
+    await DeadLetters(deps.documents).remove_subscriber(name)
     await deps.documents.save_checkpoint(
         Checkpoint(
             name,
             LogPosition.start(),
-            state="REBUILDING",
-            extra={"version": new_version, "status": "BUILDING"},
+            version=new_version,
+            state=ProjectionState.REBUILDING,
+            rebuild=RebuildStatus.BUILDING,
         )
     )
     # No change feed: readers still see the old version, so nothing they watch changed.
@@ -244,13 +214,13 @@ async def rebuild_projection(
         settings=deps.settings,
     )
     await builder.ensure_indexes()
-    builder.state = "REBUILDING"
+    builder.state = ProjectionState.REBUILDING
     while True:
         result = await builder.run_batch()
         progress(await builder.position(), await deps.events.head_position())
         if result.events_read < deps.settings.batch_size:
             break
-    await builder.save_checkpoint(await builder.position(), status="READY")
+    await builder.save_checkpoint(await builder.position(), RebuildStatus.READY)
     # A leading projector switches at its next quiet moment; when none runs, do it here.
     async with contextlib.AsyncExitStack() as leading:
         try:
@@ -264,7 +234,7 @@ async def rebuild_projection(
             )
             return new_version
         rebuilt = await deps.documents.load_checkpoint(name)
-        if rebuilt is not None and rebuilt.extra.get("status") == "READY":
+        if rebuilt is not None and rebuilt.rebuild == RebuildStatus.READY:
             await switch_to_rebuilt(deps, projection, rebuilt)
     return new_version
 

@@ -10,34 +10,36 @@ Crash anywhere and the batch is simply read again. Each document records in `_po
 event applied to it, so an event at or below that is skipped in memory and the guarded put
 never regresses a document: a restart converges to what a clean rebuild gives.
 
-A failing event is retried with exponential backoff, then parked in the dead-letter
-collection with every later event of its stream, so that stream keeps its order while the
-others keep flowing.
+A failing event is retried with exponential backoff, then parked as a dead letter
+(read_model/dead_letters.py) with every later event of its stream, so that stream keeps its
+order while the others keep flowing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import time
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
-from read_model.change_feed import ChangeFeed, DocumentChanged
+from read_model.change_feed.port import ChangeFeed, DocumentChanged
+from read_model.dead_letters import DeadLetters, Failure
 from read_model.document_store.port import (
     POSITION_FIELD,
     Checkpoint,
     Document,
     DocumentStore,
     GuardedPut,
+    ProjectionState,
+    RebuildStatus,
     SortKey,
     UpdateMany,
     position_key,
 )
+from read_model.document_store.rules import apply_set, matches
 from read_model.projections.base import DocKey, ProjectedEvent, Projection
 from write_model.envelope import LogPosition, RecordedEvent
 from write_model.event_store.port import EventStore
@@ -45,12 +47,8 @@ from write_model.registry import EventTypeRegistry
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTERS = "dead_letters"
-# The dead-letter queries: a subscriber's letters (by stream, in log order), all in log order.
-DEAD_LETTER_INDEXES: tuple[tuple[SortKey, ...], ...] = (
-    (SortKey("subscriber"), SortKey("streamId"), SortKey(POSITION_FIELD)),
-    (SortKey(POSITION_FIELD), SortKey("_id")),
-)
+
+PARKED_BEHIND = "parked behind an earlier failed event of its stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +103,12 @@ class ProjectionRunner:
         self.checkpoint_name = checkpoint_name or projection.name
         self._settings = settings
         self._sleep = sleep
+        self._dead_letters = DeadLetters(documents)
         self._parked: set[str] | None = None  # stream ids with dead letters
         # The checkpoint as last read or saved: while a runner leads, it is the checkpoint's
         # only writer, so it is read from the store once, not once per batch.
         self._position: LogPosition | None = None
-        self.state = "CATCHING_UP"
+        self.state = ProjectionState.CATCHING_UP
         self.last_error: str | None = None
 
     # ----------------------------------------------------------- naming
@@ -124,8 +123,7 @@ class ProjectionRunner:
                     self.collection(logical),
                     [SortKey(f, d) for f, d in keys],  # type: ignore[arg-type]
                 )
-        for keys in DEAD_LETTER_INDEXES:
-            await self._documents.ensure_index(DEAD_LETTERS, keys)
+        await self._dead_letters.ensure_indexes()
 
     # ------------------------------------------------------- checkpoint
 
@@ -135,14 +133,17 @@ class ProjectionRunner:
             self._position = checkpoint.position if checkpoint else LogPosition.start()
         return self._position
 
-    async def save_checkpoint(self, position: LogPosition, **extra: Any) -> None:
+    async def save_checkpoint(
+        self, position: LogPosition, rebuild: RebuildStatus | None = None
+    ) -> None:
         await self._documents.save_checkpoint(
             Checkpoint(
                 self.checkpoint_name,
                 position,
+                version=self.version,
                 state=self.state,
+                rebuild=rebuild,
                 last_error=self.last_error,
-                extra={"version": self.version, **extra},
             )
         )
         self._position = position
@@ -152,7 +153,7 @@ class ProjectionRunner:
     async def run_batch(self) -> BatchResult:
         """Project the next batch of the log. Returns what it did (events_read 0: idle)."""
         if self._parked is None:
-            self._parked = await self._load_parked()
+            self._parked = await self._dead_letters.parked_streams(self.checkpoint_name)
         after = await self.position()
         recorded = await self._events.read_all(after, self._settings.batch_size)
         result = BatchResult(events_read=len(recorded))
@@ -161,24 +162,27 @@ class ProjectionRunner:
         projected = [e for e in recorded if self.projection.handles(e.type)]
         working = _Working()
         await self._prefetch(projected, working)
-        dead: list[tuple[RecordedEvent, str, int]] = []
+        dead: list[Failure] = []
         for event in projected:
             if event.stream_id in self._parked:
-                dead.append((event, "parked behind an earlier failed event of its stream", 0))
+                dead.append(
+                    Failure(event, "parked behind an earlier failed event of its stream", 0)
+                )
                 continue
             error, attempts = await self._apply_with_retries(event, working)
             if error is None:
                 result.events_applied += 1
             else:
                 self._parked.add(event.stream_id)
-                dead.append((event, error, attempts))
+                dead.append(Failure(event, error, attempts))
         result.documents_written = await self._write(working)
         if dead:
             await self._park(dead)
             result.events_parked = len(dead)
         position = recorded[-1].log_position
-        if self.state != "REBUILDING":
-            self.state = "CATCHING_UP" if len(recorded) >= self._settings.batch_size else "RUNNING"
+        if self.state != ProjectionState.REBUILDING:
+            full = len(recorded) >= self._settings.batch_size
+            self.state = ProjectionState.CATCHING_UP if full else ProjectionState.RUNNING
         self.last_error = None
         await self.save_checkpoint(position)
         result.position = position
@@ -308,58 +312,27 @@ class ProjectionRunner:
 
     # ----------------------------------------------------- dead letters
 
-    async def _load_parked(self) -> set[str]:
-        page = await self._documents.find(
-            DEAD_LETTERS, {"subscriber": self.checkpoint_name}, [], limit=100_000
-        )
-        return {doc["streamId"] for doc in page.documents}
-
-    async def _park(self, dead: Sequence[tuple[RecordedEvent, str, int]]) -> None:
-        now = datetime.now(UTC)
-        puts = [
-            GuardedPut(
-                DEAD_LETTERS,
-                {
-                    "_id": f"{self.checkpoint_name}:{event.event_id}",
-                    POSITION_FIELD: position_key(event.log_position),
-                    "subscriber": self.checkpoint_name,
-                    "eventId": str(event.event_id),
-                    "streamId": event.stream_id,
-                    "streamVersion": event.version,
-                    "position": str(event.position),
-                    "transactionId": str(event.transaction_id),
-                    "type": event.type,
-                    "error": error,
-                    "attempts": attempts,
-                    "failedAt": now,
-                },
-            )
-            for event, error, attempts in dead
-        ]
-        await self._documents.bulk_write(puts)
-        for event, error, _ in dead:
+    async def _park(self, dead: Sequence[Failure]) -> None:
+        await self._dead_letters.park(self.checkpoint_name, dead)
+        for failure in dead:
+            event = failure.event
             log.error(
                 "projection %s parked event %s (%s #%s): %s",
                 self.projection.name,
                 event.event_id,
                 event.stream_id,
                 event.version,
-                error,
+                failure.error,
             )
 
     async def retry_parked(self, stream_id: str) -> int:
         """Re-apply a parked stream's events in order; on success they leave the dead-letter
         collection and the stream flows again. Returns how many were applied (0: still
         failing, and the dead letters record the new error)."""
-        page = await self._documents.find(
-            DEAD_LETTERS,
-            {"subscriber": self.checkpoint_name, "streamId": stream_id},
-            [SortKey(POSITION_FIELD, 1)],
-            limit=100_000,
-        )
-        if not page.documents:
+        letters = await self._dead_letters.of_stream(self.checkpoint_name, stream_id)
+        if not letters:
             return 0
-        first_version = min(doc["streamVersion"] for doc in page.documents)
+        first_version = min(doc["streamVersion"] for doc in letters)
         checkpoint = await self.position()
         # Only what the checkpoint has passed is parked; later events arrive normally.
         events = [
@@ -372,60 +345,18 @@ class ProjectionRunner:
             error, attempts = await self._apply_with_retries(event, working, retrying_parked=True)
             if error is not None:
                 await self._write(working)
-                await self._record_retry_failure(page.documents, error, attempts)
+                await self._dead_letters.record_retry_failure(letters, error, attempts)
                 return 0
         await self._write(working)
-        await self._documents.delete_many(
-            DEAD_LETTERS, {"subscriber": self.checkpoint_name, "streamId": stream_id}
-        )
+        await self._dead_letters.remove_stream(self.checkpoint_name, stream_id)
         if self._parked is not None:
             self._parked.discard(stream_id)
         await self._publish(working)
         return len(events)
 
-    async def _record_retry_failure(
-        self, letters: Sequence[Document], error: str, attempts: int
-    ) -> None:
-        now = datetime.now(UTC)
-        await self._documents.bulk_write(
-            [
-                GuardedPut(
-                    DEAD_LETTERS,
-                    {
-                        **letter,
-                        # Advance the guard so the new error replaces the old record.
-                        POSITION_FIELD: f"{letter[POSITION_FIELD]}.{time.time_ns():020d}",
-                        "error": error,
-                        "attempts": letter["attempts"] + attempts,
-                        "failedAt": now,
-                    },
-                )
-                for letter in letters
-            ]
-        )
-
 
 def _apply_update_in_memory(working: _Working, update: UpdateMany) -> None:
     """Keep the batch's in-memory view as the database will be after the update."""
     for key, doc in working.docs.items():
-        if key.collection != update.collection or doc is None:
-            continue
-        if all(_matches(doc.get(f), v) for f, v in update.filter.items()):
-            updated = copy.deepcopy(doc)
-            for path, value in update.set.items():
-                _set_path(updated, path, value)
-            working.docs[key] = updated
-
-
-def _matches(stored: Any, wanted: Any) -> bool:
-    if isinstance(stored, list) and not isinstance(wanted, list):
-        return wanted in stored
-    return stored == wanted
-
-
-def _set_path(doc: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    target = doc
-    for part in parents:
-        target = target.setdefault(part, {})
-    target[last] = value
+        if key.collection == update.collection and doc is not None and matches(doc, update.filter):
+            working.docs[key] = apply_set(update.collection, doc, update.set)

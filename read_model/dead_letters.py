@@ -1,0 +1,175 @@
+"""Dead letters: events a subscriber (a projection, later the saga) could not apply, parked
+with every later event of the same stream so that stream keeps its order while the others
+keep flowing.
+
+One document per parked event in the `dead_letters` collection, `_id` =
+`<subscriber>:<event id>`, carrying the event's log position in `_pos`. An operator asks for
+a retry (`retryDeadLetter`: `retryRequested` set on the stream's letters); the subscriber's
+leading process re-applies the stream and removes the letters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from read_model.document_store.port import (
+    POSITION_FIELD,
+    Document,
+    DocumentStore,
+    GuardedPut,
+    SortKey,
+    UpdateMany,
+    position_key,
+)
+from write_model.envelope import RecordedEvent
+
+DEAD_LETTERS = "dead_letters"
+# The queries below: a subscriber's letters (by stream, in log order), all in log order.
+DEAD_LETTER_INDEXES: tuple[tuple[SortKey, ...], ...] = (
+    (SortKey("subscriber"), SortKey("streamId"), SortKey(POSITION_FIELD)),
+    (SortKey(POSITION_FIELD), SortKey("_id")),
+)
+ORDERING: tuple[SortKey, ...] = (SortKey(POSITION_FIELD),)  # oldest first, then by `_id`
+# More letters than any one query reads at once: a subscriber this far gone is failing on
+# every stream, and its letters are read in pages by the API.
+_ALL = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An event that is to be parked: why, and after how many tries."""
+
+    event: RecordedEvent
+    error: str
+    attempts: int
+
+
+class DeadLetters:
+    """The dead-letter collection, through the DocumentStore port."""
+
+    def __init__(self, documents: DocumentStore) -> None:
+        self._documents = documents
+
+    async def ensure_indexes(self) -> None:
+        for keys in DEAD_LETTER_INDEXES:
+            await self._documents.ensure_index(DEAD_LETTERS, keys)
+
+    # ------------------------------------------------------------- subscriber
+
+    async def parked_streams(self, subscriber: str) -> set[str]:
+        page = await self._documents.find(DEAD_LETTERS, {"subscriber": subscriber}, [], _ALL)
+        return {doc["streamId"] for doc in page.documents}
+
+    async def park(self, subscriber: str, failures: Sequence[Failure]) -> None:
+        now = datetime.now(UTC)
+        await self._documents.bulk_write(
+            [GuardedPut(DEAD_LETTERS, _letter(subscriber, f, now)) for f in failures]
+        )
+
+    async def of_stream(self, subscriber: str, stream_id: str) -> list[Document]:
+        """The stream's letters, in log order."""
+        page = await self._documents.find(
+            DEAD_LETTERS,
+            {"subscriber": subscriber, "streamId": stream_id},
+            ORDERING,
+            _ALL,
+        )
+        return page.documents
+
+    async def remove_stream(self, subscriber: str, stream_id: str) -> None:
+        await self._documents.delete_many(
+            DEAD_LETTERS, {"subscriber": subscriber, "streamId": stream_id}
+        )
+
+    async def remove_subscriber(self, subscriber: str) -> None:
+        await self._documents.delete_many(DEAD_LETTERS, {"subscriber": subscriber})
+
+    async def record_retry_failure(
+        self, letters: Sequence[Document], error: str, attempts: int
+    ) -> None:
+        now = datetime.now(UTC)
+        await self._documents.bulk_write(
+            [
+                GuardedPut(
+                    DEAD_LETTERS,
+                    {
+                        **letter,
+                        # Advance the guard so the new error replaces the old record.
+                        POSITION_FIELD: f"{letter[POSITION_FIELD]}.{time.time_ns():020d}",
+                        "error": error,
+                        "attempts": letter["attempts"] + attempts,
+                        "failedAt": now,
+                    },
+                )
+                for letter in letters
+            ]
+        )
+
+    # --------------------------------------------------------------- retries
+
+    async def request_retry(self, letter_id: str) -> bool:
+        """Ask the subscriber's leading process to retry the letter's stream. False: no such
+        letter."""
+        letter = await self._documents.get(DEAD_LETTERS, letter_id)
+        if letter is None:
+            return False
+        await self._set_retry_requested(letter["subscriber"], letter["streamId"], True)
+        return True
+
+    async def retry_requested(self, subscriber: str) -> list[str]:
+        """The streams an operator asked to retry, sorted."""
+        page = await self._documents.find(
+            DEAD_LETTERS, {"subscriber": subscriber, "retryRequested": True}, [], _ALL
+        )
+        return sorted({doc["streamId"] for doc in page.documents})
+
+    async def clear_retry_request(self, subscriber: str, stream_id: str) -> None:
+        await self._set_retry_requested(subscriber, stream_id, False)
+
+    async def _set_retry_requested(self, subscriber: str, stream_id: str, value: bool) -> None:
+        await self._documents.bulk_write(
+            [],
+            [
+                UpdateMany(
+                    DEAD_LETTERS,
+                    {"subscriber": subscriber, "streamId": stream_id},
+                    {"retryRequested": value},
+                )
+            ],
+        )
+
+    # ---------------------------------------------------------- operators
+
+    async def get(self, letter_id: str) -> Document | None:
+        return await self._documents.get(DEAD_LETTERS, letter_id)
+
+    async def page(self, limit: int, after: Sequence[Any] | None = None) -> list[Document]:
+        """Letters of every subscriber, oldest first; `after`: the `(_pos, _id)` of the last
+        letter of the previous page."""
+        found = await self._documents.find(DEAD_LETTERS, {}, ORDERING, limit, after)
+        return found.documents
+
+    async def count(self) -> int:
+        return await self._documents.count(DEAD_LETTERS, {})
+
+
+def _letter(subscriber: str, failure: Failure, now: datetime) -> Document:
+    event = failure.event
+    return {
+        "_id": f"{subscriber}:{event.event_id}",
+        POSITION_FIELD: position_key(event.log_position),
+        "subscriber": subscriber,
+        "eventId": str(event.event_id),
+        "streamId": event.stream_id,
+        "streamVersion": event.version,
+        "position": str(event.position),
+        "transactionId": str(event.transaction_id),
+        "type": event.type,
+        "error": failure.error,
+        "attempts": failure.attempts,
+        "failedAt": now,
+    }
