@@ -11,21 +11,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import strawberry
 
 from read_model.service import ReadModel, ReadModelBehind
 from schema.errors import BadRequest, ConsistencyTimeout
+from schema.loaders import Loaders
 from schema.order_updates import LiveOrders
 from write_model.application import OrdersApplication
 from write_model.envelope import ConsistencyToken, LogPosition
 from write_model.event_store.port import EventStore
 from write_model.handling import CommandContext
 from write_model.registry import EventTypeRegistry
-
-if TYPE_CHECKING:
-    from schema.loaders import Loaders
 
 
 def decode_consistency_token(token: str) -> LogPosition:
@@ -75,9 +73,7 @@ class RequestContext:
 
     @cached_property
     def loaders(self) -> Loaders:
-        from schema.loaders import Loaders
-
-        return Loaders.build(self.services)
+        return Loaders.build(self.services.read_model, self.services.events)
 
     def command_context(self) -> CommandContext:
         return CommandContext(correlation_id=self.correlation_id, user_id=self.user_id)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import strawberry
 
+from schema.connections import Connection
 from schema.context import Info
 from schema.errors import BadRequest
 from schema.pagination import page_size
@@ -13,16 +14,16 @@ from schema.temporal import order_as_of
 from schema.types import (
     DEAD_LETTER_ORDERING,
     Customer,
-    CustomerConnection,
     DeadLetter,
     DomainEvent,
     Order,
-    OrderConnection,
     OrderSort,
     OrderStatus,
     Product,
-    ProductConnection,
     ProjectionStatus,
+    customer_connection,
+    order_connection,
+    product_connection,
 )
 from schema.unset import UNSET, Input, given
 from write_model.domain import order as order_domain
@@ -62,8 +63,8 @@ class Query:
         sort: OrderSort | None = OrderSort.CREATED_AT_DESC,
         first: int | None = 20,
         after: str | None = UNSET,
-    ) -> OrderConnection:
-        return await OrderConnection.build(
+    ) -> Connection[Order]:
+        return await order_connection(
             info.context.services.read_model,
             filter.as_query() if (filter := given(filter)) is not None else {},
             sort or OrderSort.CREATED_AT_DESC,
@@ -83,8 +84,8 @@ class Query:
     @strawberry.field
     async def customers(
         self, info: Info, first: int | None = 20, after: str | None = UNSET
-    ) -> CustomerConnection:
-        return await CustomerConnection.build(info.context.services.read_model, first, given(after))
+    ) -> Connection[Customer]:
+        return await customer_connection(info.context.services.read_model, first, given(after))
 
     @strawberry.field
     async def product(
@@ -98,8 +99,8 @@ class Query:
     @strawberry.field
     async def products(
         self, info: Info, first: int | None = 20, after: str | None = UNSET
-    ) -> ProductConnection:
-        return await ProductConnection.build(info.context.services.read_model, first, given(after))
+    ) -> Connection[Product]:
+        return await product_connection(info.context.services.read_model, first, given(after))
 
     @strawberry.field(
         description="The order as it was after `version`, or at instant `at`, folded from "
