@@ -3,9 +3,11 @@ with every later event of the same stream so that stream keeps its order while t
 keep flowing.
 
 One document per parked event in the `dead_letters` collection, `_id` =
-`<subscriber>:<event id>`, carrying the event's log position in `_pos`. An operator asks for
-a retry (`retryDeadLetter`: `retryRequested` set on the stream's letters); the subscriber's
-leading process re-applies the stream and removes the letters.
+`<subscriber>:v<version>:<event id>`, carrying the event's log position in `_pos`. Letters
+belong to a version of the subscriber's collections: a rebuild parks under the version it
+builds, so its letters become the live ones when readers switch to it, and the old version's
+go with its collections. An operator asks for a retry (`retryDeadLetter`: `retryRequested`
+set on the stream's letters); the subscriber's leading process re-applies the stream.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from write_model.envelope import RecordedEvent
 DEAD_LETTERS = "dead_letters"
 # The queries below: a subscriber's letters (by stream, in log order), all in log order.
 DEAD_LETTER_INDEXES: tuple[tuple[SortKey, ...], ...] = (
-    (SortKey("subscriber"), SortKey("streamId"), SortKey(POSITION_FIELD)),
+    (SortKey("subscriber"), SortKey("version"), SortKey("streamId"), SortKey(POSITION_FIELD)),
     (SortKey(POSITION_FIELD), SortKey("_id")),
 )
 ORDERING: tuple[SortKey, ...] = (SortKey(POSITION_FIELD),)  # oldest first, then by `_id`
@@ -60,33 +62,33 @@ class DeadLetters:
 
     # ------------------------------------------------------------- subscriber
 
-    async def parked_streams(self, subscriber: str) -> set[str]:
-        page = await self._documents.find(DEAD_LETTERS, {"subscriber": subscriber}, [], _ALL)
+    async def parked_streams(self, subscriber: str, version: int) -> set[str]:
+        page = await self._documents.find(DEAD_LETTERS, _of(subscriber, version), [], _ALL)
         return {doc["streamId"] for doc in page.documents}
 
-    async def park(self, subscriber: str, failures: Sequence[Failure]) -> None:
+    async def park(self, subscriber: str, version: int, failures: Sequence[Failure]) -> None:
         now = datetime.now(UTC)
         await self._documents.bulk_write(
-            [GuardedPut(DEAD_LETTERS, _letter(subscriber, f, now)) for f in failures]
+            [GuardedPut(DEAD_LETTERS, _letter(subscriber, version, f, now)) for f in failures]
         )
 
-    async def of_stream(self, subscriber: str, stream_id: str) -> list[Document]:
+    async def of_stream(self, subscriber: str, version: int, stream_id: str) -> list[Document]:
         """The stream's letters, in log order."""
         page = await self._documents.find(
-            DEAD_LETTERS,
-            {"subscriber": subscriber, "streamId": stream_id},
-            ORDERING,
-            _ALL,
+            DEAD_LETTERS, {**_of(subscriber, version), "streamId": stream_id}, ORDERING, _ALL
         )
         return page.documents
 
-    async def remove_stream(self, subscriber: str, stream_id: str) -> None:
+    async def remove(self, letter_id: str) -> None:
+        await self._documents.delete_many(DEAD_LETTERS, {"_id": letter_id})
+
+    async def remove_stream(self, subscriber: str, version: int, stream_id: str) -> None:
         await self._documents.delete_many(
-            DEAD_LETTERS, {"subscriber": subscriber, "streamId": stream_id}
+            DEAD_LETTERS, {**_of(subscriber, version), "streamId": stream_id}
         )
 
-    async def remove_subscriber(self, subscriber: str) -> None:
-        await self._documents.delete_many(DEAD_LETTERS, {"subscriber": subscriber})
+    async def remove_version(self, subscriber: str, version: int) -> None:
+        await self._documents.delete_many(DEAD_LETTERS, _of(subscriber, version))
 
     async def record_retry_failure(
         self, letters: Sequence[Document], error: str, attempts: int
@@ -117,26 +119,30 @@ class DeadLetters:
         letter = await self._documents.get(DEAD_LETTERS, letter_id)
         if letter is None:
             return False
-        await self._set_retry_requested(letter["subscriber"], letter["streamId"], True)
+        await self._set_retry_requested(
+            letter["subscriber"], letter["version"], letter["streamId"], True
+        )
         return True
 
-    async def retry_requested(self, subscriber: str) -> list[str]:
+    async def retry_requested(self, subscriber: str, version: int) -> list[str]:
         """The streams an operator asked to retry, sorted."""
         page = await self._documents.find(
-            DEAD_LETTERS, {"subscriber": subscriber, "retryRequested": True}, [], _ALL
+            DEAD_LETTERS, {**_of(subscriber, version), "retryRequested": True}, [], _ALL
         )
         return sorted({doc["streamId"] for doc in page.documents})
 
-    async def clear_retry_request(self, subscriber: str, stream_id: str) -> None:
-        await self._set_retry_requested(subscriber, stream_id, False)
+    async def clear_retry_request(self, subscriber: str, version: int, stream_id: str) -> None:
+        await self._set_retry_requested(subscriber, version, stream_id, False)
 
-    async def _set_retry_requested(self, subscriber: str, stream_id: str, value: bool) -> None:
+    async def _set_retry_requested(
+        self, subscriber: str, version: int, stream_id: str, value: bool
+    ) -> None:
         await self._documents.bulk_write(
             [],
             [
                 UpdateMany(
                     DEAD_LETTERS,
-                    {"subscriber": subscriber, "streamId": stream_id},
+                    {**_of(subscriber, version), "streamId": stream_id},
                     {"retryRequested": value},
                 )
             ],
@@ -157,12 +163,17 @@ class DeadLetters:
         return await self._documents.count(DEAD_LETTERS, {})
 
 
-def _letter(subscriber: str, failure: Failure, now: datetime) -> Document:
+def _of(subscriber: str, version: int) -> dict[str, Any]:
+    return {"subscriber": subscriber, "version": version}
+
+
+def _letter(subscriber: str, version: int, failure: Failure, now: datetime) -> Document:
     event = failure.event
     return {
-        "_id": f"{subscriber}:{event.event_id}",
+        "_id": f"{subscriber}:v{version}:{event.event_id}",
         POSITION_FIELD: position_key(event.log_position),
         "subscriber": subscriber,
+        "version": version,
         "eventId": str(event.event_id),
         "streamId": event.stream_id,
         "streamVersion": event.version,

@@ -1,11 +1,15 @@
 """The projector process's loop: lead a projection (or stand by), follow the log, sleep
-when it is quiet, act on dead-letter retry requests, and switch to a rebuilt version.
+when it is quiet, and between batches (at least every `maintenance_seconds`, however busy
+the log) act on dead-letter retry requests and move a rebuild towards its switch.
 
 Rebuild: `rebuild_projection` builds version n+1 from position zero under the checkpoint
-`<name>:rebuild`, leaving version n serving readers. When it has caught up it marks itself
-ready; the leading projector (or the rebuild itself, when no projector runs) catches the
-new version up to the head, moves the `<name>` checkpoint to it, which switches readers,
-and drops the old collections.
+`<name>:rebuild`, leaving version n serving readers, then marks it READY. The leading
+projector (or the rebuild itself, when no projector runs) then runs the new version's
+batches between its own until the new version reaches the head captured when the switch
+began, and hands over: the `<name>` checkpoint moves to the new version, which switches
+readers, and the new version's runner follows the log from there. The old version's
+collections and dead letters are dropped `old_version_grace_seconds` later, once every
+reader has refreshed its cached versions.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from read_model.append_signal.port import AppendListener, AppendSignal
 from read_model.change_feed.port import ChangeFeed
@@ -47,6 +53,10 @@ class ProjectorDependencies:
     lock: LeaderLock
     settings: RunnerSettings = field(default_factory=RunnerSettings)
     poll_seconds: float = 1.0
+    # Retry requests and rebuild switches are looked at least this often, even under load.
+    maintenance_seconds: float = 1.0
+    # How long the old version outlives a switch: longer than readers cache versions.
+    old_version_grace_seconds: float = 30.0
 
 
 async def active_version(documents: DocumentStore, name: str) -> int:
@@ -55,16 +65,19 @@ async def active_version(documents: DocumentStore, name: str) -> int:
 
 
 def make_runner(
-    deps: ProjectorDependencies, projection: Projection, version: int, checkpoint_name: str
+    deps: ProjectorDependencies, projection: Projection, version: int, *, rebuild: bool = False
 ) -> ProjectionRunner:
+    """The runner of `projection`'s collections at `version`: the live one, or (`rebuild`)
+    the one building a new version, which publishes nothing (readers see the old version)."""
     return ProjectionRunner(
         projection,
         deps.events,
         deps.documents,
         deps.registry,
-        feed=deps.feed,
+        feed=None if rebuild else deps.feed,
         version=version,
-        checkpoint_name=checkpoint_name,
+        checkpoint_name=projection.name + REBUILD_SUFFIX if rebuild else projection.name,
+        subscriber=projection.name,
         settings=deps.settings,
     )
 
@@ -78,102 +91,169 @@ async def run_projection(
     while not stop.is_set():
         async with deps.lock.hold(projection.name):
             version = await active_version(deps.documents, projection.name)
-            runner = make_runner(deps, projection, version, projection.name)
+            runner = make_runner(deps, projection, version)
             await runner.ensure_indexes()
-            await _follow(deps, runner, stop, appended)
+            await _Follower(deps, runner, stop, appended).follow()
 
 
-async def _follow(
-    deps: ProjectorDependencies,
-    runner: ProjectionRunner,
-    stop: asyncio.Event,
-    appended: AppendListener,
-) -> None:
-    name = runner.projection.name
-    failures = 0
-    while not stop.is_set():
-        if deps.lock.lost(name):
-            log.error("lost leadership of projection %s; standing by again", name)
+@dataclass
+class _Switch:
+    """A rebuilt version being caught up to `target`, batch by batch between live ones."""
+
+    builder: ProjectionRunner
+    target: LogPosition
+
+
+class _Follower:
+    def __init__(
+        self,
+        deps: ProjectorDependencies,
+        runner: ProjectionRunner,
+        stop: asyncio.Event,
+        appended: AppendListener,
+    ) -> None:
+        self.deps = deps
+        self.runner = runner
+        self.stop = stop
+        self.appended = appended
+        self.switch: _Switch | None = None
+        self.dead_letters = DeadLetters(deps.documents)
+        self._maintained_at = -float("inf")
+
+    @property
+    def name(self) -> str:
+        return self.runner.projection.name
+
+    async def follow(self) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            if self.deps.lock.lost(self.name):
+                log.error("lost leadership of projection %s; standing by again", self.name)
+                return
+            try:
+                result = await self.runner.run_batch()
+                if failures and not result.events_read:
+                    # Recovered with nothing new to read: the checkpoint still says FAILED.
+                    self.runner.state = ProjectionState.RUNNING
+                    self.runner.last_error = None
+                    await self.runner.save_checkpoint(await self.runner.position())
+                failures = 0
+                busy = result.events_read >= self.deps.settings.batch_size
+                await self._maintain(busy)
+                if busy or self.switch is not None:
+                    continue
+            except Exception as error:  # storage down or a bug outside any event: back off
+                failures += 1
+                self.runner.state = ProjectionState.FAILED
+                self.runner.last_error = f"{type(error).__name__}: {error}"
+                delay = min(0.1 * 2**failures, 5.0)
+                log.exception(
+                    "projection %s batch failed (try %s); retrying in %.1fs",
+                    self.name,
+                    failures,
+                    delay,
+                )
+                await _sleep_or_stop(self.stop, delay)
+                continue
+            await _wait(self.appended, self.stop, self.deps.poll_seconds)
+
+    async def _maintain(self, busy: bool) -> None:
+        """Between live batches: one batch of a switch in progress; and, when the log is
+        quiet or `maintenance_seconds` passed, retry requests and rebuild checks."""
+        if self.switch is not None:
+            await self._advance_switch()
+        now = time.monotonic()
+        if busy and now - self._maintained_at < self.deps.maintenance_seconds:
             return
-        try:
-            result = await runner.run_batch()
-            if failures and not result.events_read:
-                # Recovered with nothing new to read: the checkpoint still says FAILED.
-                runner.state, runner.last_error = ProjectionState.RUNNING, None
-                await runner.save_checkpoint(await runner.position())
-            failures = 0
-            if result.events_read >= deps.settings.batch_size:
-                continue
-            await _retry_requested(runner, deps.documents)
-            switched = await _switch_if_rebuilt(deps, runner)
-            if switched is not None:
-                runner = switched
-                continue
-        except Exception as error:  # storage down or a bug outside any one event: back off
-            failures += 1
-            runner.state = ProjectionState.FAILED
-            runner.last_error = f"{type(error).__name__}: {error}"
-            delay = min(0.1 * 2**failures, 5.0)
-            log.exception(
-                "projection %s batch failed (try %s); retrying in %.1fs", name, failures, delay
+        self._maintained_at = now
+        await self._retry_requested()
+        if self.switch is None:
+            await self._start_switch_if_rebuilt()
+        await self._drop_old_version_if_due()
+
+    async def _retry_requested(self) -> None:
+        """Dead letters an operator asked to retry (`retryDeadLetter`) are re-applied here,
+        by the leading projector, so no other process writes these documents meanwhile."""
+        runner = self.runner
+        for stream_id in await self.dead_letters.retry_requested(runner.subscriber, runner.version):
+            retried = await runner.retry_parked(stream_id)
+            if not retried.done:
+                await self.dead_letters.clear_retry_request(
+                    runner.subscriber, runner.version, stream_id
+                )
+            log.info(
+                "retried parked stream %s of projection %s: %s events applied%s",
+                stream_id,
+                self.name,
+                retried.applied,
+                "" if retried.done else "; it still fails",
             )
-            await _sleep_or_stop(stop, delay)
-            continue
-        await _wait(appended, stop, deps.poll_seconds)
 
-
-async def _retry_requested(runner: ProjectionRunner, documents: DocumentStore) -> None:
-    """Dead letters an operator asked to retry (`retryDeadLetter`) are re-applied here, by
-    the leading projector, so no other process writes these documents meanwhile."""
-    dead_letters = DeadLetters(documents)
-    for stream_id in await dead_letters.retry_requested(runner.checkpoint_name):
-        applied = await runner.retry_parked(stream_id)
-        if applied == 0:
-            await dead_letters.clear_retry_request(runner.checkpoint_name, stream_id)
+    async def _start_switch_if_rebuilt(self) -> None:
+        rebuilt = await self.deps.documents.load_checkpoint(self.name + REBUILD_SUFFIX)
+        if rebuilt is None or rebuilt.rebuild != RebuildStatus.READY:
+            return
+        projection = self.runner.projection
+        builder = make_runner(self.deps, projection, rebuilt.version, rebuild=True)
+        builder.state = ProjectionState.REBUILDING
+        self.switch = _Switch(builder, await self.runner.position())
         log.info(
-            "retried parked stream %s for %s: %s events applied",
-            stream_id,
-            runner.checkpoint_name,
-            applied,
+            "projection %s: catching version %s up to switch to it", self.name, rebuilt.version
         )
 
+    async def _advance_switch(self) -> None:
+        assert self.switch is not None
+        builder = self.switch.builder
+        if await builder.position() < self.switch.target:
+            await builder.run_batch()
+            return
+        self.runner = await hand_over(self.deps, builder)
+        self.switch = None
 
-async def _switch_if_rebuilt(
-    deps: ProjectorDependencies, runner: ProjectionRunner
-) -> ProjectionRunner | None:
-    rebuilt = await deps.documents.load_checkpoint(runner.projection.name + REBUILD_SUFFIX)
-    if rebuilt is None or rebuilt.rebuild != RebuildStatus.READY:
-        return None
-    return await switch_to_rebuilt(deps, runner.projection, rebuilt)
+    async def _drop_old_version_if_due(self) -> None:
+        rebuilt = await self.deps.documents.load_checkpoint(self.name + REBUILD_SUFFIX)
+        if rebuilt is None or rebuilt.rebuild != RebuildStatus.SWITCHED:
+            return
+        switched_at = rebuilt.updated_at
+        if switched_at is not None:
+            age = (datetime.now(UTC) - switched_at).total_seconds()
+            if age < self.deps.old_version_grace_seconds:
+                return
+        await retire_old_version(self.deps, self.runner.projection, rebuilt)
 
 
-async def switch_to_rebuilt(
-    deps: ProjectorDependencies, projection: Projection, rebuilt: Checkpoint
-) -> ProjectionRunner:
-    """Catch the rebuilt version up, point readers at it, drop the old collections.
-    Called only by the process that leads the projection."""
-    new_version = rebuilt.version
-    builder = make_runner(deps, projection, new_version, rebuilt.name)
-    while (await builder.run_batch()).events_read:
-        pass
-    old_version = await active_version(deps.documents, projection.name)
-    live = make_runner(deps, projection, new_version, projection.name)
+async def hand_over(deps: ProjectorDependencies, builder: ProjectionRunner) -> ProjectionRunner:
+    """Point readers at the builder's version (its position becomes the projection's
+    checkpoint) and return the live runner of that version. Called only by the process
+    that leads the projection."""
+    projection = builder.projection
+    position = await builder.position()
+    live = make_runner(deps, projection, builder.version)
     live.state = ProjectionState.RUNNING
-    await live.save_checkpoint(await builder.position())
+    await live.save_checkpoint(position)
     await deps.documents.save_checkpoint(
         Checkpoint(
-            rebuilt.name,
-            await builder.position(),
-            version=new_version,
+            builder.checkpoint_name,
+            position,
+            version=builder.version,
             state=ProjectionState.STOPPED,
             rebuild=RebuildStatus.SWITCHED,
         )
     )
-    if old_version != new_version:
-        for logical in projection.collections:
-            await deps.documents.drop_collection(physical_collection(logical, old_version))
-    log.info("projection %s switched to version %s", projection.name, new_version)
+    log.info("projection %s switched to version %s", projection.name, builder.version)
     return live
+
+
+async def retire_old_version(
+    deps: ProjectorDependencies, projection: Projection, rebuilt: Checkpoint
+) -> None:
+    """Drop the collections and dead letters of the version before `rebuilt`'s."""
+    old_version = rebuilt.version - 1
+    for logical in projection.collections:
+        await deps.documents.drop_collection(physical_collection(logical, old_version))
+    await DeadLetters(deps.documents).remove_version(projection.name, old_version)
+    await deps.documents.save_checkpoint(replace(rebuilt, rebuild=RebuildStatus.RETIRED))
+    log.info("projection %s: dropped version %s", projection.name, old_version)
 
 
 async def rebuild_projection(
@@ -187,55 +267,45 @@ async def rebuild_projection(
 
     The new version's collections are written batch by batch like the live projection's
     (guarded bulk writes of at most `batch_size` events' documents), so memory stays bounded
-    whatever the number of documents."""
+    whatever the number of documents. Its dead letters are filed under the new version."""
     current = await active_version(deps.documents, projection.name)
     new_version = current + 1
-    name = projection.name + REBUILD_SUFFIX
+    builder = make_runner(deps, projection, new_version, rebuild=True)
     for logical in projection.collections:
         await deps.documents.drop_collection(physical_collection(logical, new_version))
-    await DeadLetters(deps.documents).remove_subscriber(name)
-    await deps.documents.save_checkpoint(
-        Checkpoint(
-            name,
-            LogPosition.start(),
-            version=new_version,
-            state=ProjectionState.REBUILDING,
-            rebuild=RebuildStatus.BUILDING,
-        )
-    )
-    # No change feed: readers still see the old version, so nothing they watch changed.
-    builder = ProjectionRunner(
-        projection,
-        deps.events,
-        deps.documents,
-        deps.registry,
-        version=new_version,
-        checkpoint_name=name,
-        settings=deps.settings,
-    )
-    await builder.ensure_indexes()
+    await DeadLetters(deps.documents).remove_version(projection.name, new_version)
     builder.state = ProjectionState.REBUILDING
+    await builder.save_checkpoint(LogPosition.start(), RebuildStatus.BUILDING)
+    await builder.ensure_indexes()
+    head = await deps.events.head_position()
     while True:
         result = await builder.run_batch()
-        progress(await builder.position(), await deps.events.head_position())
-        if result.events_read < deps.settings.batch_size:
+        done = await builder.position()
+        progress(done, max(head, done))
+        if done >= head or result.events_read == 0:
             break
     await builder.save_checkpoint(await builder.position(), RebuildStatus.READY)
-    # A leading projector switches at its next quiet moment; when none runs, do it here.
+    # A leading projector switches between its batches; when none runs, do it here.
     async with contextlib.AsyncExitStack() as leading:
         try:
             async with asyncio.timeout(take_over_seconds):
                 await leading.enter_async_context(deps.lock.hold(projection.name))
         except TimeoutError:
             log.info(
-                "projection %s: the leading projector switches to version %s when quiet",
+                "projection %s: the leading projector switches to version %s",
                 projection.name,
                 new_version,
             )
             return new_version
-        rebuilt = await deps.documents.load_checkpoint(name)
+        rebuilt = await deps.documents.load_checkpoint(builder.checkpoint_name)
         if rebuilt is not None and rebuilt.rebuild == RebuildStatus.READY:
-            await switch_to_rebuilt(deps, projection, rebuilt)
+            # Nobody else projects meanwhile: catch up to the head as it is now and switch;
+            # the next leading projector drops the old version after the grace period.
+            target = await deps.events.head_position()
+            while await builder.position() < target:
+                if not (await builder.run_batch()).events_read:
+                    break
+            await hand_over(deps, builder)
     return new_version
 
 

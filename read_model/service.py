@@ -138,8 +138,6 @@ class ReadModel:
         """Fresh checkpoints in hand: take their active versions (a rebuild may have
         switched one since the cache was filled)."""
         self._versions = {
-            name: checkpoints[name].version
-            for name in PROJECTIONS
-            if name in checkpoints
+            name: checkpoints[name].version for name in PROJECTIONS if name in checkpoints
         }
         self._expires = self._clock() + self._ttl

@@ -27,7 +27,7 @@ async def projection_statuses(
     head = await events.head_position()
     statuses = []
     for checkpoint in sorted(await documents.list_checkpoints(), key=lambda c: c.name):
-        if checkpoint.rebuild == RebuildStatus.SWITCHED:
+        if checkpoint.rebuild in (RebuildStatus.SWITCHED, RebuildStatus.RETIRED):
             continue  # a finished rebuild: its version now serves under the projection's name
         # Positions are handed out densely, so their difference counts the events behind
         # (a rolled-back append leaves a gap, which only ever overstates the lag).

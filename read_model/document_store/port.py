@@ -83,6 +83,7 @@ class RebuildStatus(StrEnum):
     BUILDING = "BUILDING"
     READY = "READY"  # caught up once; the leading projector switches readers to it
     SWITCHED = "SWITCHED"  # readers use it now, under the projection's own checkpoint
+    RETIRED = "RETIRED"  # and the version before it is dropped
 
 
 @dataclass(frozen=True, slots=True)

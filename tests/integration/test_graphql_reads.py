@@ -296,6 +296,7 @@ async def test_dead_letters_page_and_retry(stack: ApiStack) -> None:
             "_id": f"orders:event-{n}",
             "_pos": f"{n:020d}:{n:020d}",
             "subscriber": "orders",
+            "version": 1,
             "eventId": f"event-{n}",
             "streamId": "Order-poison",
             "streamVersion": n,

@@ -110,6 +110,7 @@ async def test_no_query_of_the_api_or_the_projector_is_a_collection_scan(unique:
                         "_id": f"l{i}",
                         POSITION_FIELD: f"{i:040d}",
                         "subscriber": "orders",
+                        "version": 1,
                         "streamId": f"Order-o{i % 2}",
                     },
                 )
@@ -146,12 +147,14 @@ async def test_no_query_of_the_api_or_the_projector_is_a_collection_scan(unique:
         letters = DeadLetters(store)
         first_page = await letters.page(2)
         await letters.page(2, after=[first_page[-1][POSITION_FIELD], first_page[-1]["_id"]])
-        await letters.parked_streams("orders")
-        await letters.of_stream("orders", "Order-o1")
+        await letters.parked_streams("orders", 1)
+        await letters.of_stream("orders", 1, "Order-o1")
         assert await letters.request_retry("l1")
-        await letters.retry_requested("orders")
-        await letters.clear_retry_request("orders", "Order-o1")
-        await letters.remove_stream("orders", "Order-o0")
+        await letters.retry_requested("orders", 1)
+        await letters.clear_retry_request("orders", 1, "Order-o1")
+        await letters.remove("l2")
+        await letters.remove_stream("orders", 1, "Order-o0")
+        await letters.remove_version("orders", 1)
         await letters.count()
         await store.list_checkpoints()
         # What changed after a position (re-sent to subscribers after a gap).

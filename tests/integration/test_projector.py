@@ -14,7 +14,7 @@ from read_model.dead_letters import DEAD_LETTERS, DeadLetters
 from read_model.document_store.port import Document, UpdateMany
 from read_model.projections.base import DocKey, ProjectedEvent, View
 from read_model.projections.orders import OrdersProjection
-from read_model.runner import ProjectionRunner, RunnerSettings
+from read_model.runner import ProjectionRunner, RetryResult, RunnerSettings
 from tests.integration.read_side import (
     CONTEXT,
     HeldOpenStore,
@@ -142,7 +142,7 @@ async def test_a_poison_event_parks_its_stream_and_retry_recovers_it(unique: str
 
         poisoned.broken = False
         assert await DeadLetters(documents).request_retry(first["_id"])
-        assert await runner.retry_parked(f"Order-o1-{unique}") == 5
+        assert await runner.retry_parked(f"Order-o1-{unique}") == RetryResult(5, done=True)
 
         recovered = await documents.get("orders_v1", f"o1-{unique}")
         assert recovered is not None and recovered["version"] == 5
