@@ -9,7 +9,7 @@ DATABASE_URL and MONGO_URL: run it as `make bench-read` (tests/services/with-ser
    customer and product renames in between) with concurrent appends, one per order stream;
 2. rebuild rate into the memory store: a ProjectionRunner per projection, run_batch until
    idle, for the orders projection alone and for all three at once (one process);
-3. rebuild rate into the Mongo-wire server: read_model.live.rebuild_projection, which
+3. rebuild rate into the Mongo-wire server: read_model.projector_process.rebuild_projection, which
    writes the fresh collection version batch by batch with guarded bulk writes;
 4. steady-state lag under --lag-rate appended events/s for --lag-seconds, on a small log of
    its own (--lag-seed-events): for every append, its commit (when append_to_stream

@@ -24,11 +24,12 @@ from bench.read_model.services import (
     rebuild_dependencies,
 )
 from bench.read_model.timing import Timings, report_timings, timings_from_now
-from read_model.change_feed import PostgresChangeFeed
+from read_model.append_signal.postgres import APPENDED_CHANNEL
+from read_model.change_feed.postgres import PostgresChangeFeed
 from read_model.document_store.memory import InMemoryDocumentStore
-from read_model.live import rebuild_projection
+from read_model.postgres_listener import PostgresListener
 from read_model.projections import ALL_PROJECTIONS
-from read_model.signals import APPENDED_CHANNEL
+from read_model.projector_process import rebuild_projection
 from write_model.events import build_registry
 
 
@@ -42,6 +43,10 @@ async def lag_benchmark(
         store = await stack.enter_async_context(
             event_store(dsn, max_size=20, notify_channel=APPENDED_CHANNEL)
         )
+        # The API's side of the change feed: one LISTEN connection, as `orders api` has.
+        listener = PostgresListener(dsn)
+        await listener.start()
+        stack.push_async_callback(listener.close)
         plan = seed_plan(args.lag_seed_events, registry, seed=11)
         await seed(store, plan, args.seed_concurrency)
         say(
@@ -82,7 +87,7 @@ async def lag_benchmark(
                     )
                     result = await paced_lag_run(
                         store,
-                        PostgresChangeFeed(store.pool, dsn),
+                        PostgresChangeFeed(store.pool, listener),
                         documents,
                         plan.catalog,
                         registry,

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from bench.common import AppProcess, percentile, say, verdict
 from bench.read_model.seeding import Append, Catalog, EventFactory, paced_order_appends
 from bench.read_model.services import caught_up, lag_in_events
-from read_model.change_feed import ChangeFeed
+from read_model.change_feed.port import ChangeFeed
 from read_model.document_store.port import DocumentStore
-from read_model.live import active_version
-from read_model.projector import physical_collection
+from read_model.projector_process import active_version
+from read_model.runner import physical_collection
 from write_model.event_store import postgres
 from write_model.registry import EventTypeRegistry
 

@@ -1,7 +1,7 @@
 """Rebuild rate: the seeded log projected from scratch, for the orders projection alone and
 for all three at once (one process), into the memory store (a ProjectionRunner per
 projection, run_batch until idle) and into the Mongo-wire server
-(read_model.live.rebuild_projection, which writes the fresh collection version batch by
+(read_model.projector_process.rebuild_projection, which writes the fresh collection version batch by
 batch with guarded bulk writes).
 """
 
@@ -20,10 +20,10 @@ from bench.read_model.services import event_store, mongo_database, rebuild_depen
 from bench.read_model.timing import Timed
 from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.document_store.mongo import MongoDocumentStore
-from read_model.live import rebuild_projection
 from read_model.projections import ALL_PROJECTIONS, OrdersProjection
 from read_model.projections.base import Projection
-from read_model.projector import ProjectionRunner, RunnerSettings, physical_collection
+from read_model.projector_process import rebuild_projection
+from read_model.runner import ProjectionRunner, RunnerSettings, physical_collection
 from write_model.event_store import postgres
 from write_model.events import build_registry
 from write_model.registry import EventTypeRegistry

@@ -15,13 +15,16 @@ from pathlib import Path
 
 from bench.common import AppProcess, drop_mongo_database
 from bench.read_model.timing import Timed, Timings
-from read_model.change_feed import InProcessChangeFeed
+from read_model.append_signal.in_process import InProcessAppendSignal
+from read_model.append_signal.postgres import PostgresAppendSignal
+from read_model.change_feed.in_process import InProcessChangeFeed
 from read_model.document_store.mongo import MongoDocumentStore
 from read_model.document_store.port import DocumentStore
-from read_model.live import ProjectorDependencies, run_projection
+from read_model.leader_lock.in_process import InProcessLeaderLock
+from read_model.postgres_listener import PostgresListener
 from read_model.projections import ALL_PROJECTIONS
-from read_model.projector import RunnerSettings
-from read_model.signals import InProcessAppendSignal, InProcessLeaderLock, PostgresAppendSignal
+from read_model.projector_process import ProjectorDependencies, run_projection
+from read_model.runner import RunnerSettings
 from write_model.event_store import postgres
 from write_model.registry import EventTypeRegistry
 
@@ -142,7 +145,9 @@ async def in_process_projector(
     """run_projection for each projection in this process, woken by PostgreSQL NOTIFY,
     publishing on an in-process change feed; with `timings`, each projection's store calls
     are timed apart."""
-    signal_ = PostgresAppendSignal(dsn)
+    listener = PostgresListener(dsn)
+    await listener.start()
+    signal_ = PostgresAppendSignal(listener)
     await signal_.start()
     feed = InProcessChangeFeed()
     stop = asyncio.Event()
@@ -169,3 +174,4 @@ async def in_process_projector(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await signal_.close()
+        await listener.close()
