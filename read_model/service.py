@@ -100,6 +100,14 @@ class ReadModel:
     async def count(self, logical: str, filter: Mapping[str, Any]) -> int:
         return await self._documents.count(await self.collection(logical), filter)
 
+    async def changed_after(self, logical: str, position: str, limit: int) -> list[Document]:
+        return await self._documents.changed_after(await self.collection(logical), position, limit)
+
+    async def position(self, projection: str) -> LogPosition:
+        """How far `projection` has applied the log."""
+        checkpoint = await self._documents.load_checkpoint(projection)
+        return checkpoint.position if checkpoint else LogPosition.start()
+
     async def statuses(self) -> list[ProjectionStatus]:
         return await projection_statuses(self._events, self._documents)
 

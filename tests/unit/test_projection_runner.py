@@ -374,7 +374,7 @@ async def test_retries_and_switches_do_not_wait_for_the_projector_to_catch_up() 
     # a retry requested, and a long backlog: every batch the projector reads is full.
     held = InProcessLeaderLock()
     deps = replace(dependencies(events, memory, batch_size=10), lock=held)
-    async with held.hold("orders"):
+    async with held.hold("projection orders"):
         version = await rebuild_projection(deps, OrdersProjection(), take_over_seconds=0.01)
     assert await DeadLetters(memory).request_retry(letter["_id"])
     for n in range(1, 400):
