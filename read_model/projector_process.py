@@ -58,6 +58,8 @@ class ProjectorDependencies:
     maintenance_seconds: float = 1.0
     # How long the old version outlives a switch: longer than readers cache versions.
     old_version_grace_seconds: float = 30.0
+    # A leader saves its checkpoint at least this often, moving or not: its heartbeat.
+    heartbeat_seconds: float = 2.0
 
 
 async def active_version(documents: DocumentStore, name: str) -> int:
@@ -205,6 +207,8 @@ class _Follower:
         if self.switch is not None:
             await self._advance_switch()
         now = time.monotonic()
+        if now - self.runner.saved_at >= self.deps.heartbeat_seconds:
+            await self.runner.save_checkpoint(await self.runner.position())
         if busy and now - self._maintained_at < self.deps.maintenance_seconds:
             return
         self._maintained_at = now

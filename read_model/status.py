@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from read_model.document_store.port import DocumentStore, ProjectionState, RebuildStatus
 from write_model.envelope import LogPosition
@@ -22,9 +22,13 @@ class ProjectionStatus:
 
 
 async def projection_statuses(
-    events: EventStore, documents: DocumentStore
+    events: EventStore, documents: DocumentStore, stale_seconds: float = 10.0
 ) -> list[ProjectionStatus]:
+    """One per checkpoint. A projection whose checkpoint has not been saved for
+    `stale_seconds` (its leader saves at least every heartbeat) while events wait for it
+    is STOPPED, whatever state its last save recorded."""
     head = await events.head_position()
+    now = datetime.now(UTC)
     statuses = []
     for checkpoint in sorted(await documents.list_checkpoints(), key=lambda c: c.name):
         if checkpoint.rebuild in (RebuildStatus.SWITCHED, RebuildStatus.RETIRED):
@@ -32,13 +36,17 @@ async def projection_statuses(
         # Positions are handed out densely, so their difference counts the events behind
         # (a rolled-back append leaves a gap, which only ever overstates the lag).
         lag = max(head.position - checkpoint.position.position, 0)
+        state = checkpoint.state
+        saved = checkpoint.updated_at
+        if lag and saved is not None and (now - saved).total_seconds() > stale_seconds:
+            state = ProjectionState.STOPPED
         statuses.append(
             ProjectionStatus(
                 checkpoint.name,
                 checkpoint.position,
                 head,
                 lag,
-                checkpoint.state,
+                state,
                 checkpoint.last_error,
                 checkpoint.updated_at,
             )
