@@ -94,6 +94,8 @@ class LiveOrders:
     async def _pump(self, items: AsyncIterator[FeedItem]) -> None:
         missed: FeedGap | None = None
         async for item in items:
+            # Documents were written, so checkpoints moved: consistency waits look now.
+            self._read_model.checkpoints_moved()
             try:
                 if missed is not None:
                     await self.resync(missed)
