@@ -13,7 +13,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -26,10 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocketDisconnect
-from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
-from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from app import log_config
@@ -37,6 +35,7 @@ from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime
 from app.health import readiness
 from app.metrics import CONTENT_TYPE, Metrics
 from app.settings import Settings
+from app.websockets import GraphQLTransportWSHandler, GraphQLWSHandler, TextWebSocketAdapter
 from schema.context import RequestContext, Services
 from schema.limits import Limits
 from schema.schema import build_schema
@@ -163,18 +162,6 @@ async def _readiness(settings: Settings, runtime: Runtime) -> dict[str, str]:
 # ------------------------------------------------------------------ GraphQL
 
 
-class TextWebSocketAdapter(ASGIWebSocketAdapter):
-    """Sends each websocket message as a text frame: `encode_json` gives bytes (orjson),
-    which strawberry would send as binary frames, and the subscription protocols are
-    text."""
-
-    async def send_json(self, message: Mapping[str, object]) -> None:
-        try:
-            await self.ws.send_text(orjson.dumps(message).decode())
-        except WebSocketDisconnect as error:
-            raise WebSocketDisconnected from error
-
-
 class OrdersGraphQL(GraphQL[RequestContext, None]):
     """strawberry's ASGI view with: the request context, JSON error bodies with a 400 for
     requests that cannot run (malformed JSON, unknown operation, invalid document or
@@ -183,6 +170,8 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
     protocols."""
 
     websocket_adapter_class = TextWebSocketAdapter  # type: ignore[assignment]
+    graphql_transport_ws_handler_class = GraphQLTransportWSHandler
+    graphql_ws_handler_class = GraphQLWSHandler
 
     def __init__(self, schema: Any, services: Callable[[], Services]) -> None:
         super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)

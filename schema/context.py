@@ -64,16 +64,44 @@ class Services:
 
 
 @dataclass
+class Connection:
+    """What the operations of one websocket connection share."""
+
+    subscriptions: int = 0  # running now
+    connection_params: dict[str, object] | None = None  # the `connection_init` payload
+
+
+@dataclass
 class RequestContext:
+    """One HTTP request, or one operation of a websocket connection (`for_operation`): its
+    DataLoaders cache what this operation read, never longer."""
+
     services: Services
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     user_id: str | None = None
-    # Over a websocket the context is the connection's: its running subscriptions.
-    subscriptions: int = 0
+    connection: Connection = field(default_factory=Connection)
+
+    @property
+    def connection_params(self) -> dict[str, object] | None:
+        return self.connection.connection_params
+
+    @connection_params.setter
+    def connection_params(self, payload: dict[str, object] | None) -> None:
+        # strawberry stores `connection_init`'s payload on the connection's context.
+        self.connection.connection_params = payload
 
     @cached_property
     def loaders(self) -> Loaders:
         return Loaders.build(self.services.read_model, self.services.events)
+
+    def for_operation(self) -> RequestContext:
+        """A context for one operation of this connection: same services, caller and
+        connection, loaders of its own."""
+        return RequestContext(self.services, self.correlation_id, self.user_id, self.connection)
+
+    def fresh_loaders(self) -> None:
+        """Forget what the loaders cached: each event a subscription pushes is read anew."""
+        self.__dict__.pop("loaders", None)
 
     def command_context(self) -> CommandContext:
         return CommandContext(correlation_id=self.correlation_id, user_id=self.user_id)

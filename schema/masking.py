@@ -40,27 +40,33 @@ class MaskUnexpectedErrors(SchemaExtension):
         errors = getattr(result, "errors", None)
         if result is None or not errors:
             return
-        result.errors = [self._masked(error) if is_unexpected(error) else error for error in errors]
+        result.errors = masked(errors, self.execution_context.operation_name)
 
-    def _masked(self, error: GraphQLError) -> GraphQLError:
-        error_id = uuid.uuid4().hex
-        original = error.original_error
-        assert original is not None
-        log.error(
-            "unexpected error in %s at %s (error id %s): %s: %s",
-            self.execution_context.operation_name or "anonymous operation",
-            ".".join(str(part) for part in error.path or ()),
-            error_id,
-            type(original).__name__,
-            original,
-            exc_info=(type(original), original, original.__traceback__),
-            extra={"error_id": error_id},
-        )
-        return GraphQLError(
-            f"Internal server error (error id {error_id})",
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions={"code": INTERNAL_ERROR_CODE, "errorId": error_id},
-        )
+
+def masked(errors: list[GraphQLError], operation_name: str | None) -> list[GraphQLError]:
+    """The errors, each unexpected one replaced by its masked form (and logged)."""
+    return [_masked(error, operation_name) if is_unexpected(error) else error for error in errors]
+
+
+def _masked(error: GraphQLError, operation_name: str | None) -> GraphQLError:
+    error_id = uuid.uuid4().hex
+    original = error.original_error
+    assert original is not None
+    log.error(
+        "unexpected error in %s at %s (error id %s): %s: %s",
+        operation_name or "anonymous operation",
+        ".".join(str(part) for part in error.path or ()),
+        error_id,
+        type(original).__name__,
+        original,
+        exc_info=(type(original), original, original.__traceback__),
+        extra={"error_id": error_id},
+    )
+    return GraphQLError(
+        f"Internal server error (error id {error_id})",
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": INTERNAL_ERROR_CODE, "errorId": error_id},
+    )

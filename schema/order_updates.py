@@ -138,9 +138,7 @@ class LiveOrders:
         if not self._filtered:
             return
         for _ in range(RESYNC_PAGES):
-            changed = await self._read_model.changed_after(
-                ORDERS, self._seen_position, RESYNC_PAGE
-            )
+            changed = await self._read_model.changed_after(ORDERS, self._seen_position, RESYNC_PAGE)
             for doc in changed:
                 self._offer(doc)
             if len(changed) < RESYNC_PAGE:

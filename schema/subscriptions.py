@@ -1,8 +1,9 @@
 """Subscription: live order documents, fanned out by `schema.live.LiveOrders`.
 
-Over a websocket the request context is the connection's, so it counts the connection's
-running subscriptions; one more than `Services.max_subscriptions_per_connection` is
-refused with a TOO_MANY_SUBSCRIPTIONS error.
+Each operation has a context of its own (app/websockets.py), and its loaders are fresh for
+every event pushed, so nested fields (customer, items' products) are read as they are then.
+The connection counts its running subscriptions; one more than
+`Services.max_subscriptions_per_connection` is refused with a TOO_MANY_SUBSCRIPTIONS error.
 """
 
 from __future__ import annotations
@@ -26,16 +27,17 @@ def _counted(context: RequestContext) -> Iterator[LiveOrders]:
     if live is None:
         raise LiveUpdatesUnavailable("live updates are not available on this server")
     limit = context.services.max_subscriptions_per_connection
-    if context.subscriptions >= limit:
+    connection = context.connection
+    if connection.subscriptions >= limit:
         raise SubscriptionLimit(
-            f"this connection already runs {context.subscriptions} subscriptions, the most "
+            f"this connection already runs {connection.subscriptions} subscriptions, the most "
             f"allowed ({limit}); complete one, or open another connection"
         )
-    context.subscriptions += 1
+    connection.subscriptions += 1
     try:
         yield live
     finally:
-        context.subscriptions -= 1
+        connection.subscriptions -= 1
 
 
 @strawberry.type
@@ -52,6 +54,7 @@ class Subscription:
             raise BadRequest(f"`afterVersion` cannot be negative, got {after}")
         with _counted(info.context) as live:
             async for doc in live.order_updates(str(id), after):
+                info.context.fresh_loaders()
                 yield Order.of(doc)
 
     @strawberry.subscription(description="Every order update that matches the filter.")
@@ -61,4 +64,5 @@ class Subscription:
         query = filter.as_query() if (filter := given(filter)) is not None else {}
         with _counted(info.context) as live:
             async for doc in live.orders_updates(matches_filter(query)):
+                info.context.fresh_loaders()
                 yield Order.of(doc)

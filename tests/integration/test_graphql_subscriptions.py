@@ -273,3 +273,68 @@ async def test_a_connection_runs_a_bounded_number_of_subscriptions(
         finally:
             for stream in streams:
                 await stream.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_nested_fields_of_each_push_are_read_as_they_are_then(
+    served: Served, protocol: str
+) -> None:
+    """Loaders belong to one pushed event, not to the connection: a customer renamed
+    between two pushes shows its new name in the second."""
+    customer, order_id = f"nested-{protocol}", f"nested-order-{protocol}"
+    await served.gql(
+        'mutation($id: ID!) { registerCustomer(input: {customerId: $id, name: "Before", '
+        'email: "nested-' + protocol + '@example.com"}) { __typename } }',
+        {"id": customer},
+    )
+    query = """subscription($id: ID!) {
+      orderUpdated(id: $id) { version customer { name } items { product { name } } }
+    }"""
+    async with session(served, protocol) as connected:
+        stream = Stream(connected, query, {"id": order_id})
+        try:
+            await _until(lambda: served.live.watchers(order_id) == 1, "the subscription")
+            await served.create(order_id, customer=customer)
+            first = (await stream.next())["orderUpdated"]
+            assert first["customer"] == {"name": "Before"}
+            await served.gql(
+                "mutation($id: ID!) { renameCustomer(input: {customerId: $id, "
+                'name: "After"}) { __typename } }',
+                {"id": customer},
+            )
+            await asyncio.sleep(0.3)  # the customer document has the new name
+            await served.add_item(order_id)
+            second = (await stream.next())["orderUpdated"]
+            assert second["version"] == 2
+            assert second["customer"] == {"name": "After"}
+        finally:
+            await stream.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_an_unexpected_error_in_a_pushed_event_is_masked_with_an_error_id(
+    served: Served, protocol: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    order_id = f"masked-{protocol}"
+
+    async def broken(ids: list[str]) -> list[Any]:
+        raise RuntimeError("secret driver detail")
+
+    query = "subscription($id: ID!) { orderUpdated(id: $id) { version customer { name } } }"
+    async with session(served, protocol) as connected:
+        stream = Stream(connected, query, {"id": order_id})
+        try:
+            await _until(lambda: served.live.watchers(order_id) == 1, "the subscription")
+            monkeypatch.setattr(
+                "schema.loaders._documents_by_id", lambda read_model, logical: broken
+            )
+            await served.create(order_id)
+            with pytest.raises(TransportQueryError) as raised:
+                await stream.next()
+        finally:
+            await stream.close()
+    (error,) = raised.value.errors or [None]
+    assert error is not None
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert "secret driver detail" not in str(raised.value)
+    assert error["extensions"]["errorId"] in caplog.text
