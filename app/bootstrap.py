@@ -18,7 +18,7 @@ from read_model.projector import RunnerSettings
 from write_model.application import OrdersApplication
 from write_model.envelope import AppendResult
 from write_model.event_store.port import EventStore
-from write_model.events import build_registry
+from write_model.event_types import build_registry
 from write_model.handling import CommandHandler
 from write_model.registry import EventTypeRegistry
 

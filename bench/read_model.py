@@ -75,7 +75,7 @@ from write_model.domain.order import Address, PricedItem
 from write_model.envelope import EventMetadata, NewEvent
 from write_model.event_store import postgres
 from write_model.event_store.port import ANY, NO_STREAM, ExpectedVersion
-from write_model.events import build_registry
+from write_model.event_types import build_registry
 from write_model.registry import EventTypeRegistry
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")

@@ -23,7 +23,7 @@ import uvloop
 from write_model.application import ItemRequest, OrdersApplication
 from write_model.domain.order import Address
 from write_model.event_store import postgres
-from write_model.events import build_registry
+from write_model.event_types import build_registry
 from write_model.handling import CommandContext, CommandHandler
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")

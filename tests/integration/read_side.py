@@ -25,7 +25,7 @@ from write_model.domain.order import Address
 from write_model.envelope import AppendResult, NewEvent
 from write_model.event_store import postgres
 from write_model.event_store.port import ExpectedVersion
-from write_model.events import build_registry
+from write_model.event_types import build_registry
 from write_model.handling import CommandContext, CommandHandler
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")

@@ -17,7 +17,7 @@ from write_model.domain.money import Money
 from write_model.domain.order import Address, OrderCreated, OrderItemAdded, OrderSubmitted
 from write_model.envelope import ConsistencyToken, EventMetadata, NewEvent
 from write_model.event_store.port import NO_STREAM
-from write_model.events import build_registry
+from write_model.event_types import build_registry
 from write_model.handling import (
     CommandContext,
     CommandHandler,

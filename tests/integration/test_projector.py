@@ -26,7 +26,7 @@ from tests.integration.read_side import (
     runners,
 )
 from write_model.application import ItemRequest
-from write_model.events import build_registry
+from write_model.event_types import build_registry
 
 
 async def test_documents_show_the_orders_customers_and_products(unique: str) -> None:

@@ -25,7 +25,7 @@ from tests.integration.read_side import (
 )
 from write_model.application import ItemRequest
 from write_model.envelope import LogPosition
-from write_model.events import build_registry
+from write_model.event_types import build_registry
 
 
 def dependencies(events, documents) -> ProjectorDependencies:
