@@ -69,6 +69,7 @@ from read_model.signals import (
     InProcessLeaderLock,
     PostgresAppendSignal,
 )
+from write_model import stream_ids
 from write_model.domain import customer, order, product
 from write_model.domain.money import Money
 from write_model.domain.order import Address, PricedItem
@@ -158,7 +159,7 @@ def catalog_appends(
         email = f"{customer_id}@example.com"
         appends.append(
             Append(
-                f"{customer.EMAIL_STREAM_TYPE}-{email}",
+                stream_ids.stream_id(customer.EMAIL_STREAM_TYPE, email),
                 customer.EMAIL_STREAM_TYPE,
                 NO_STREAM,
                 factory.new([customer.CustomerEmailReserved(email, customer_id)]),
@@ -166,7 +167,7 @@ def catalog_appends(
         )
         appends.append(
             Append(
-                f"{customer.STREAM_TYPE}-{customer_id}",
+                stream_ids.stream_id(customer.STREAM_TYPE, customer_id),
                 customer.STREAM_TYPE,
                 NO_STREAM,
                 factory.new(
@@ -181,7 +182,7 @@ def catalog_appends(
         entries.append((product_id, f"Product {n}", price))
         appends.append(
             Append(
-                f"{product.STREAM_TYPE}-{product_id}",
+                stream_ids.stream_id(product.STREAM_TYPE, product_id),
                 product.STREAM_TYPE,
                 NO_STREAM,
                 factory.new([product.ProductAdded(product_id, f"Product {n}", price, 1_000_000)]),
@@ -208,7 +209,10 @@ def whole_order_append(
         commands.append(order.ConfirmOrder(order_id))
     events = [e for per_command in decided(commands) for e in per_command]
     return Append(
-        f"{order.STREAM_TYPE}-{order_id}", order.STREAM_TYPE, NO_STREAM, factory.new(events)
+        stream_ids.stream_id(order.STREAM_TYPE, order_id),
+        order.STREAM_TYPE,
+        NO_STREAM,
+        factory.new(events),
     )
 
 
@@ -228,7 +232,7 @@ def paced_order_appends(
             ),
         ]
     )
-    stream_id = f"{order.STREAM_TYPE}-{order_id}"
+    stream_id = stream_ids.stream_id(order.STREAM_TYPE, order_id)
     appends = []
     version = 0
     for events in per_command:
@@ -274,7 +278,7 @@ def seed_plan(target_events: int, registry: EventTypeRegistry, seed: int = 7) ->
         customer_id = rng.choice(catalog.customers)
         renames.append(
             Append(
-                f"{customer.STREAM_TYPE}-{customer_id}",
+                stream_ids.stream_id(customer.STREAM_TYPE, customer_id),
                 customer.STREAM_TYPE,
                 ANY,
                 factory.new([customer.CustomerRenamed(f"Customer {customer_id} renamed {n}")]),
@@ -284,7 +288,7 @@ def seed_plan(target_events: int, registry: EventTypeRegistry, seed: int = 7) ->
         product_id, name, _ = rng.choice(catalog.products)
         renames.append(
             Append(
-                f"{product.STREAM_TYPE}-{product_id}",
+                stream_ids.stream_id(product.STREAM_TYPE, product_id),
                 product.STREAM_TYPE,
                 ANY,
                 factory.new([product.ProductRenamed(f"{name} renamed {n}")]),

@@ -15,7 +15,8 @@ from read_model.projections.orders import ORDERS
 from read_model.projections.products import PRODUCTS
 from schema.context import Services
 from write_model.domain import order
-from write_model.envelope import RecordedEvent, stream_id_for
+from write_model.envelope import RecordedEvent
+from write_model.stream_ids import stream_id
 
 
 def _documents_by_id(
@@ -32,7 +33,7 @@ def _order_histories(
     services: Services,
 ) -> Callable[[list[str]], Awaitable[Sequence[list[RecordedEvent]]]]:
     async def load(order_ids: list[str]) -> list[list[RecordedEvent]]:
-        stream_ids = [stream_id_for(order.STREAM_TYPE, order_id) for order_id in order_ids]
+        stream_ids = [stream_id(order.STREAM_TYPE, order_id) for order_id in order_ids]
         found = await services.events.read_streams(stream_ids)
         return [found[stream_id] for stream_id in stream_ids]
 

@@ -35,6 +35,7 @@ from schema.errors import (
 from schema.scalars import MalformedDecimal
 from schema.types import Customer, Order, Product
 from schema.unset import UNSET, Input
+from write_model import stream_ids
 from write_model.application import ItemRequest, OrdersApplication
 from write_model.domain import customer, order, product
 from write_model.domain.errors import ValidationFailed
@@ -44,8 +45,7 @@ from write_model.handling import CommandContext, CommandOutcome, Idempotency
 
 
 def _entity_id(outcome: CommandOutcome) -> strawberry.ID:
-    """`Order-<id>` -> `<id>`."""
-    return strawberry.ID(outcome.stream_id.partition("-")[2])
+    return strawberry.ID(stream_ids.entity_id(outcome.stream_id))
 
 
 @strawberry.type

@@ -27,8 +27,8 @@ from schema.types import (
     ProjectionStatus,
 )
 from schema.unset import UNSET, Input, given
+from write_model import stream_ids
 from write_model.domain import order as order_domain
-from write_model.envelope import stream_id_for
 
 
 @strawberry.input
@@ -132,7 +132,7 @@ class Query:
 
     @strawberry.field(description="The order's events, read from the event store.")
     async def order_history(self, info: Info, id: strawberry.ID) -> list[DomainEvent]:
-        stream_id = stream_id_for(order_domain.STREAM_TYPE, str(id))
+        stream_id = stream_ids.stream_id(order_domain.STREAM_TYPE, str(id))
         events = await info.context.services.events.read_stream(stream_id)
         return [DomainEvent.of(event) for event in events]
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+from write_model import stream_ids
 from write_model.envelope import AppendResult, EventMetadata, NewEvent, RecordedEvent
 from write_model.event_store.port import (
     NO_STREAM,
@@ -37,7 +38,7 @@ class Decider(Generic[C, E, S]):
     initial_state: S
 
     def stream_id(self, entity_id: str) -> str:
-        return f"{self.stream_type}-{entity_id}"
+        return stream_ids.stream_id(self.stream_type, entity_id)
 
 
 @dataclass(frozen=True, slots=True)
