@@ -15,11 +15,11 @@ from read_model.change_feed import ChangeFeed, InProcessChangeFeed
 from read_model.document_store.port import DocumentStore
 from read_model.live import ProjectorDependencies
 from read_model.projector import RunnerSettings
-from write_model.application import OrdersApplication
+from write_model.bus import CommandBus
 from write_model.envelope import AppendResult
 from write_model.event_store.port import EventStore
 from write_model.event_types import build_registry
-from write_model.handling import CommandHandler
+from write_model.handlers import command_handlers
 from write_model.registry import EventTypeRegistry
 
 
@@ -31,8 +31,7 @@ class ServiceUnavailable(RuntimeError):
 class WriteSide:
     store: EventStore
     registry: EventTypeRegistry
-    handler: CommandHandler
-    application: OrdersApplication
+    commands: CommandBus
 
 
 def utc_now() -> datetime:
@@ -76,18 +75,17 @@ async def write_side(
 ) -> AsyncIterator[WriteSide]:
     async with event_store(settings) as store:
         registry = build_registry()
-        handler = CommandHandler(
+        commands = CommandBus(
             store,
             registry,
+            command_handlers(tax_rate=settings.tax_rate),
             clock=utc_now,
             new_event_id=uuid.uuid4,
+            new_entity_id=lambda: str(uuid.uuid4()),
             max_attempts=settings.command_max_attempts,
             after_append=after_append,
         )
-        application = OrdersApplication(
-            handler, tax_rate=settings.tax_rate, new_id=lambda: str(uuid.uuid4())
-        )
-        yield WriteSide(store, registry, handler, application)
+        yield WriteSide(store, registry, commands)
 
 
 async def migrate(settings: Settings) -> str:

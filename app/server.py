@@ -167,7 +167,7 @@ async def _started(
             version_ttl_seconds=settings.read_model_version_ttl_seconds,
         )
         services = Services(
-            application=side.write.application,
+            commands=side.write.commands,
             events=side.write.store,
             registry=side.write.registry,
             documents=side.documents,

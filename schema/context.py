@@ -18,9 +18,9 @@ import strawberry
 from read_model.document_store.port import DocumentStore
 from schema.live import LiveOrders
 from schema.read_model import ReadModel, decode_consistency_token
-from write_model.application import OrdersApplication
+from write_model.bus import CommandBus
+from write_model.command_context import ANONYMOUS, CommandContext, Principal
 from write_model.event_store.port import EventStore
-from write_model.handling import CommandContext
 from write_model.registry import EventTypeRegistry
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class NoObserver:
 
 @dataclass(frozen=True)
 class Services:
-    application: OrdersApplication
+    commands: CommandBus
     events: EventStore
     registry: EventTypeRegistry
     documents: DocumentStore
@@ -59,7 +59,7 @@ class Services:
 class RequestContext:
     services: Services
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    user_id: str | None = None
+    principal: Principal = ANONYMOUS  # who asks; nothing authenticates requests yet
     # Over a websocket the context is the connection's: its running subscriptions.
     subscriptions: int = 0
 
@@ -70,7 +70,7 @@ class RequestContext:
         return Loaders.build(self.services)
 
     def command_context(self) -> CommandContext:
-        return CommandContext(correlation_id=self.correlation_id, user_id=self.user_id)
+        return CommandContext(correlation_id=self.correlation_id, principal=self.principal)
 
     async def caught_up(self, consistency_token: str) -> None:
         """Wait until the read model has applied the write named by `consistency_token`,
