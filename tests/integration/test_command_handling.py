@@ -85,8 +85,8 @@ async def test_order_flow_prices_from_the_catalog(harness: StoreHarness, unique:
         "ShippingAddressSet",
         "OrderSubmitted",
     ]
-    assert stored[2].data["unit_price"] == {"amount": "12.30", "currency": "USD"}
-    assert stored[2].data["product_name"] == "Ink"
+    assert stored[2].data["unitPrice"] == {"amount": "12.30", "currency": "USD"}
+    assert stored[2].data["productName"] == "Ink"
 
 
 async def test_metadata_carries_correlation_and_causation(
@@ -108,7 +108,7 @@ async def test_metadata_carries_correlation_and_causation(
     )
 
     [event] = await harness.store.read_stream(f"Product-p-{unique}")
-    assert event.metadata == EventMetadata(f"corr-{unique}", f"cause-{unique}", "u-9", 1)
+    assert event.metadata == EventMetadata(f"corr-{unique}", f"cause-{unique}", "u-9", 2)
 
 
 async def test_consistency_token_names_the_last_appended_event(
@@ -341,36 +341,40 @@ async def test_bad_input_is_a_typed_error_and_appends_nothing(
     assert await harness.store.head_position() == head
 
 
-async def test_version_one_payloads_are_upcast_on_load(harness: StoreHarness, unique: str) -> None:
-    """An OrderItemAdded stored under schema version 1 (bare USD amount) loads as Money."""
-    registry = build_registry()
-    created_type, created, _ = registry.serialize(
-        OrderCreated(f"o-{unique}", "c-1", Decimal("0.10"))
-    )
-    old = {"product_id": "pen", "product_name": "Pen", "quantity": 2, "unit_price": "1.25"}
+async def test_an_order_stored_before_payloads_went_camel_case_takes_new_commands(
+    harness: StoreHarness, unique: str
+) -> None:
+    """Schema version 1 payloads (snake_case; OrderItemAdded with a bare USD amount) fold
+    into today's state, and the stream goes on with today's events."""
+    bus = build_bus(harness.store)
+    customer_id, _, ink = await catalog(bus, unique)
+    created = {"order_id": f"o-{unique}", "customer_id": customer_id, "tax_rate": "0.10"}
+    added = {"product_id": "pen", "product_name": "Pen", "quantity": 2, "unit_price": "1.25"}
     now = datetime.now(UTC)
     await harness.store.append_to_stream(
         f"Order-o-{unique}",
         "Order",
         NO_STREAM,
         [
-            NewEvent(
-                uuid.uuid4(), created_type, created, EventMetadata("c", schema_version=1), now
-            ),
-            NewEvent(
-                uuid.uuid4(), "OrderItemAdded", old, EventMetadata("c", schema_version=1), now
-            ),
+            NewEvent(uuid.uuid4(), type_, data, EventMetadata("c", schema_version=1), now)
+            for type_, data in (("OrderCreated", created), ("OrderItemAdded", added))
         ],
     )
 
-    state, _ = await Streams(harness.store, registry).load(ORDER, f"o-{unique}")
-    [event] = [
-        registry.deserialize(e.type, e.data, e.metadata.schema_version)
-        for e in await harness.store.read_stream(f"Order-o-{unique}", from_version=2)
-    ]
+    await bus.dispatch(
+        commands.AddOrderItem(order_id=f"o-{unique}", product_id=ink, quantity=1), ctx()
+    )
 
-    assert event == OrderItemAdded("pen", "Pen", 2, Money(Decimal("1.25"), "USD"))
-    assert state.totals().subtotal == Money(Decimal("2.50"), "USD")
+    registry = build_registry()
+    state, version = await Streams(harness.store, registry).load(ORDER, f"o-{unique}")
+    assert version == 3
+    assert [(line.product_id, line.quantity) for line in state.lines] == [("pen", 2), (ink, 1)]
+    assert state.totals().subtotal == Money(Decimal("14.80"), "USD")
+    [first_item] = [
+        registry.deserialize(e.type, e.data, e.metadata.schema_version)
+        for e in await harness.store.read_stream(f"Order-o-{unique}", from_version=2, to_version=2)
+    ]
+    assert first_item == OrderItemAdded("pen", "Pen", 2, Money(Decimal("1.25"), "USD"))
 
 
 async def submitted_order(bus: CommandBus, unique: str) -> tuple[str, str, str]:
