@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from write_model import stream_ids
 from write_model.command_context import CommandContext
+from write_model.commands import Command
 from write_model.envelope import AppendResult, EventMetadata, NewEvent, RecordedEvent
 from write_model.event_store.port import (
     NO_STREAM,
@@ -59,6 +60,7 @@ class Decision:
     decider: Decider[Any, Any, Any]
     entity_id: str
     command: Any  # the domain command that `decider.decide` takes
+    _: KW_ONLY
     expected_version: int | None = None
     # The (state, version) the handler already read with its lookups: serves the first try.
     loaded: tuple[Any, int] | None = None
@@ -201,7 +203,7 @@ class CommandBus:
         self._after_append = tuple(after_append)  # e.g. wake an in-process projector
 
     async def dispatch(
-        self, command: object, context: CommandContext, idempotency: Idempotency | None = None
+        self, command: Command, context: CommandContext, idempotency: Idempotency | None = None
     ) -> CommandOutcome:
         handler = self._handlers.get(type(command))
         if handler is None:

@@ -73,7 +73,9 @@ async def register_customer(command: commands.RegisterCustomer, lookup: Lookup) 
 
 async def rename_customer(command: commands.RenameCustomer, lookup: Lookup) -> Decision:
     rename = customer.RenameCustomer(command.customer_id, command.name)
-    return Decision(CUSTOMER, command.customer_id, rename, command.expected_version)
+    return Decision(
+        CUSTOMER, command.customer_id, rename, expected_version=command.expected_version
+    )
 
 
 # ---------------------------------------------------------------- products
@@ -87,7 +89,7 @@ async def add_product(command: commands.AddProduct, lookup: Lookup) -> Decision:
 
 async def rename_product(command: commands.RenameProduct, lookup: Lookup) -> Decision:
     rename = product.RenameProduct(command.product_id, command.name)
-    return Decision(PRODUCT, command.product_id, rename, command.expected_version)
+    return Decision(PRODUCT, command.product_id, rename, expected_version=command.expected_version)
 
 
 async def change_product_price(command: commands.ChangeProductPrice, lookup: Lookup) -> Decision:
@@ -96,7 +98,13 @@ async def change_product_price(command: commands.ChangeProductPrice, lookup: Loo
     # The currency stays the product's; the decider refuses a mismatch.
     currency = state.price.currency if state is not None else "USD"
     change = product.ChangeProductPrice(command.product_id, Money(command.price, currency))
-    return Decision(PRODUCT, command.product_id, change, command.expected_version, loaded)
+    return Decision(
+        PRODUCT,
+        command.product_id,
+        change,
+        expected_version=command.expected_version,
+        loaded=loaded,
+    )
 
 
 async def restock_product(command: commands.RestockProduct, lookup: Lookup) -> Decision:
@@ -148,27 +156,33 @@ async def add_order_item(command: commands.AddOrderItem, lookup: Lookup) -> Deci
     )
     item = _priced(commands.OrderItem(command.product_id, command.quantity), entry)
     add = order.AddOrderItem(command.order_id, item)
-    return Decision(ORDER, command.order_id, add, command.expected_version, current_order)
+    return Decision(
+        ORDER,
+        command.order_id,
+        add,
+        expected_version=command.expected_version,
+        loaded=current_order,
+    )
 
 
 async def remove_order_item(command: commands.RemoveOrderItem, lookup: Lookup) -> Decision:
     remove = order.RemoveOrderItem(command.order_id, command.product_id)
-    return Decision(ORDER, command.order_id, remove, command.expected_version)
+    return Decision(ORDER, command.order_id, remove, expected_version=command.expected_version)
 
 
 async def set_shipping_address(command: commands.SetShippingAddress, lookup: Lookup) -> Decision:
     set_address = order.SetShippingAddress(command.order_id, command.address)
-    return Decision(ORDER, command.order_id, set_address, command.expected_version)
+    return Decision(ORDER, command.order_id, set_address, expected_version=command.expected_version)
 
 
 async def submit_order(command: commands.SubmitOrder, lookup: Lookup) -> Decision:
     submit = order.SubmitOrder(command.order_id)
-    return Decision(ORDER, command.order_id, submit, command.expected_version)
+    return Decision(ORDER, command.order_id, submit, expected_version=command.expected_version)
 
 
 async def cancel_order(command: commands.CancelOrder, lookup: Lookup) -> Decision:
     cancel = order.CancelOrder(command.order_id, command.reason)
-    return Decision(ORDER, command.order_id, cancel, command.expected_version)
+    return Decision(ORDER, command.order_id, cancel, expected_version=command.expected_version)
 
 
 async def confirm_order(command: commands.ConfirmOrder, lookup: Lookup) -> Decision:
