@@ -11,6 +11,7 @@ registered for (type, from_version).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import typing
 from collections.abc import Callable
@@ -39,18 +40,29 @@ def snake_case_keys(data: Any) -> Any:
 
 
 def _renamed_keys(data: Any, rename: Callable[[str], str]) -> Any:
+    # Scalars are passed over without a call: this runs for every payload the bus reads.
     if isinstance(data, dict):
-        return {rename(key): _renamed_keys(value, rename) for key, value in data.items()}
+        return {
+            rename(key): _renamed_keys(value, rename) if isinstance(value, dict | list) else value
+            for key, value in data.items()
+        }
     if isinstance(data, list):
-        return [_renamed_keys(value, rename) for value in data]
+        return [
+            _renamed_keys(value, rename) if isinstance(value, dict | list) else value
+            for value in data
+        ]
     return data
 
 
+# Keys are the events' field names, a small set: each is converted once (the bus converts
+# every payload it writes and reads).
+@functools.lru_cache(maxsize=4096)
 def _camel(name: str) -> str:
     first, *rest = name.split("_")
     return first + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+@functools.lru_cache(maxsize=4096)
 def _snake(name: str) -> str:
     return _UPPER.sub("_", name).lower()
 
