@@ -60,9 +60,8 @@ async def test_projections_status_shows_checkpoint_head_and_lag(unique: str) -> 
         await order_workload(bus, unique, orders=2)
         await catch_up(runners(events, documents))
         head = (await events.head_position()).position
-        await bus.dispatch(
-            commands.RenameCustomer(customer_id=f"c-{unique}", name="Later"), CONTEXT
-        )  # one event behind
+        rename = commands.RenameCustomer(customer_id=f"c-{unique}", name="Later")
+        await bus.dispatch(rename, CONTEXT)  # one event behind
 
         result = orders(
             "projections",
