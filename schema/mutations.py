@@ -1,6 +1,7 @@
-"""Mutations: each parses its input into one command (schema/mutation_inputs.py builds it),
-dispatches it on the command bus and returns the contract's union: the success payload, or the union
-member for an expected failure. `_dispatch` is that plumbing, once for every mutation.
+"""Mutations: each parses its input into one command (schema/mutation_inputs.py builds
+it), dispatches it on the command bus and returns the contract's union: the success
+payload, or the union member for an expected failure. `_dispatch` is that plumbing, written
+once for every mutation.
 
 `idempotencyKey` is passed with a fingerprint of the input (sha256 of the mutation name and
 the canonical JSON of the input without the key), so the same key with other input is an
