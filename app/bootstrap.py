@@ -7,7 +7,7 @@ A `Backend` is every adapter a process runs on, as ports:
 - `embedded_backend`: `orders dev`, everything in one process: the SQLite event store and
   an in-memory read store unless URLs are set, and in-process signals, feed and locks.
 
-On a backend: `write_side` (command handling), `projector_dependencies` (the projector's
+On a backend: `command_bus` (command handling), `projector_dependencies` (the projector's
 loop), and for the API `api_runtime` (what GraphQL resolvers use, plus the projector task in
 embedded mode). Everything is built inside a lifespan or a command's run, never at import.
 """
@@ -37,11 +37,11 @@ from read_model.runner import RunnerSettings
 from read_model.service import ReadModel
 from schema.context import CommandObserver, NoObserver, Services
 from schema.order_updates import LiveOrders
-from write_model.application import OrdersApplication
+from write_model.bus import CommandBus
 from write_model.envelope import AppendResult
 from write_model.event_store.port import EventStore
-from write_model.events import build_registry
-from write_model.handling import CommandHandler
+from write_model.event_types import build_registry
+from write_model.handlers import command_handlers
 from write_model.registry import EventTypeRegistry
 
 log = logging.getLogger(__name__)
@@ -282,25 +282,18 @@ async def embedded_backend(settings: Settings) -> AsyncIterator[Backend]:
 # ------------------------------------------------------------ on a backend
 
 
-@dataclass(frozen=True)
-class WriteSide:
-    handler: CommandHandler
-    application: OrdersApplication
-
-
-def write_side(settings: Settings, backend: Backend) -> WriteSide:
-    handler = CommandHandler(
+def command_bus(settings: Settings, backend: Backend) -> CommandBus:
+    """The one way in for every command (GraphQL mutations, the CLI, the saga)."""
+    return CommandBus(
         backend.events,
         backend.registry,
+        command_handlers(tax_rate=settings.tax_rate),
         clock=utc_now,
         new_event_id=uuid.uuid4,
+        new_entity_id=lambda: str(uuid.uuid4()),
         max_attempts=settings.command_max_attempts,
         after_append=backend.after_append,
     )
-    application = OrdersApplication(
-        handler, tax_rate=settings.tax_rate, new_id=lambda: str(uuid.uuid4())
-    )
-    return WriteSide(handler, application)
 
 
 def projector_dependencies(settings: Settings, backend: Backend) -> ProjectorDependencies:
@@ -392,7 +385,7 @@ async def api_runtime(
         # Subscribed to the change feed before serving, so no later change is missed.
         await running.enter_async_context(live.running())
         services = Services(
-            application=write_side(settings, backend).application,
+            commands=command_bus(settings, backend),
             events=backend.events,
             registry=backend.registry,
             read_model=reader,

@@ -1,7 +1,7 @@
 """Write-model benchmark: the 5-command order workload against the PostgreSQL event store.
 
 Each order is create (with a shipping address), add 3 items, submit: five commands, each its
-own load -> decide -> append through the application layer (adding an item also loads the
+own dispatch on the command bus (load -> decide -> append) (adding an item also loads the
 product for its catalog price). Run with DATABASE_URL set, e.g. under `make bench`.
 
     python -m bench.write_model [--seconds 10] [--clients 1,8]
@@ -20,11 +20,13 @@ from decimal import Decimal
 import uvloop
 
 from bench.common import p50_p99_ms
-from write_model.application import ItemRequest, OrdersApplication
+from write_model import commands
+from write_model.bus import CommandBus
+from write_model.command_context import CommandContext
 from write_model.domain.order import Address
 from write_model.event_store import postgres
-from write_model.events import build_registry
-from write_model.handling import CommandContext, CommandHandler
+from write_model.event_types import build_registry
+from write_model.handlers import command_handlers
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 
@@ -32,20 +34,34 @@ ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 async def run(dsn: str, clients: int, seconds: float) -> None:
     pool = await postgres.create_pool(dsn, min_size=clients, max_size=clients)
     await postgres.migrate(pool)
-    handler = CommandHandler(
+    bus = CommandBus(
         postgres.PostgresEventStore(pool),
         build_registry(),
+        command_handlers(tax_rate=Decimal("0.10")),
         clock=lambda: datetime.now(UTC),
         new_event_id=uuid.uuid4,
+        new_entity_id=lambda: uuid.uuid4().hex,
     )
-    app = OrdersApplication(handler, tax_rate=Decimal("0.10"), new_id=lambda: uuid.uuid4().hex)
     run_id = uuid.uuid4().hex[:8]
     context = CommandContext(correlation_id=f"bench-{run_id}")
     customer = f"bench-{run_id}"
-    await app.register_customer(customer, "Bench", f"bench-{run_id}@example.com", context)
+    await bus.dispatch(
+        commands.RegisterCustomer(
+            customer_id=customer, name="Bench", email=f"bench-{run_id}@example.com"
+        ),
+        context,
+    )
     skus = [f"bench-{run_id}-{n}" for n in range(3)]
     for sku in skus:
-        await app.add_product(sku, sku, Decimal("9.99"), "USD", 1_000_000, context)
+        await bus.dispatch(
+            commands.AddProduct(
+                product_id=sku,
+                name=sku,
+                price=Decimal("9.99"),
+                initial_stock=1_000_000,
+            ),
+            context,
+        )
 
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -58,10 +74,22 @@ async def run(dsn: str, clients: int, seconds: float) -> None:
     async def client() -> None:
         while time.perf_counter() < deadline:
             order_id = uuid.uuid4().hex
-            await timed(app.create_order(order_id, customer, [], ADDRESS, context))
+            await timed(
+                bus.dispatch(
+                    commands.CreateOrder(
+                        order_id=order_id, customer_id=customer, shipping_address=ADDRESS
+                    ),
+                    context,
+                )
+            )
             for sku in skus:
-                await timed(app.add_order_item(order_id, ItemRequest(sku, 1), context))
-            await timed(app.submit_order(order_id, context))
+                await timed(
+                    bus.dispatch(
+                        commands.AddOrderItem(order_id=order_id, product_id=sku, quantity=1),
+                        context,
+                    )
+                )
+            await timed(bus.dispatch(commands.SubmitOrder(order_id=order_id), context))
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))

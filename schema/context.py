@@ -19,10 +19,10 @@ from read_model.service import ReadModel, ReadModelBehind
 from schema.errors import BadRequest, ConsistencyTimeout, StaleReadModel
 from schema.loaders import Loaders
 from schema.order_updates import LiveOrders
-from write_model.application import OrdersApplication
+from write_model.bus import CommandBus
+from write_model.command_context import ANONYMOUS, CommandContext, Principal
 from write_model.envelope import ConsistencyToken, LogPosition
 from write_model.event_store.port import EventStore
-from write_model.handling import CommandContext
 from write_model.registry import EventTypeRegistry
 
 
@@ -53,7 +53,7 @@ class NoObserver:
 
 @dataclass(frozen=True)
 class Services:
-    application: OrdersApplication
+    commands: CommandBus
     events: EventStore
     registry: EventTypeRegistry
     read_model: ReadModel
@@ -78,7 +78,7 @@ class RequestContext:
 
     services: Services
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    user_id: str | None = None
+    principal: Principal = ANONYMOUS  # who asks; nothing authenticates requests yet
     connection: Connection = field(default_factory=Connection)
 
     @property
@@ -97,14 +97,14 @@ class RequestContext:
     def for_operation(self) -> RequestContext:
         """A context for one operation of this connection: same services, caller and
         connection, loaders of its own."""
-        return RequestContext(self.services, self.correlation_id, self.user_id, self.connection)
+        return RequestContext(self.services, self.correlation_id, self.principal, self.connection)
 
     def fresh_loaders(self) -> None:
         """Forget what the loaders cached: each event a subscription pushes is read anew."""
         self.__dict__.pop("loaders", None)
 
     def command_context(self) -> CommandContext:
-        return CommandContext(correlation_id=self.correlation_id, user_id=self.user_id)
+        return CommandContext(correlation_id=self.correlation_id, principal=self.principal)
 
     async def caught_up(self, consistency_token: str, stream_id: str | None = None) -> None:
         """Wait until the read model has applied the write named by `consistency_token`,

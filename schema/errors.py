@@ -15,8 +15,8 @@ from __future__ import annotations
 import strawberry
 from graphql import GraphQLError
 
+from write_model.bus import ConcurrencyConflict, IdempotencyKeyReused
 from write_model.domain.errors import DomainError, InvalidState, NotFound, ValidationFailed
-from write_model.handling import ConcurrencyConflict, IdempotencyKeyReused
 
 # ----------------------------------------------------------- request errors
 

@@ -15,8 +15,9 @@ from read_model.projections.orders import ORDERS
 from read_model.projections.products import PRODUCTS
 from read_model.service import ReadModel
 from write_model.domain import order
-from write_model.envelope import RecordedEvent, stream_id_for
+from write_model.envelope import RecordedEvent
 from write_model.event_store.port import EventStore
+from write_model.stream_ids import stream_id
 
 
 def _documents_by_id(
@@ -33,7 +34,7 @@ def _order_histories(
     events: EventStore,
 ) -> Callable[[list[str]], Awaitable[Sequence[list[RecordedEvent]]]]:
     async def load(order_ids: list[str]) -> list[list[RecordedEvent]]:
-        stream_ids = [stream_id_for(order.STREAM_TYPE, order_id) for order_id in order_ids]
+        stream_ids = [stream_id(order.STREAM_TYPE, order_id) for order_id in order_ids]
         found = await events.read_streams(stream_ids)
         return [found[stream_id] for stream_id in stream_ids]
 

@@ -1,10 +1,12 @@
-"""Mutation: each maps its input to one OrdersApplication call and returns the contract's
-union: the success payload, or the union member for an expected failure.
+"""Mutations: each parses its input into one command (schema/mutation_inputs.py builds
+it), dispatches it on the command bus and returns the contract's union: the success
+payload, or the union member for an expected failure. `_dispatch` is that plumbing, written
+once for every mutation.
 
 `idempotencyKey` is passed with a fingerprint of the input (sha256 of the mutation name and
 the canonical JSON of the input without the key), so the same key with other input is an
-`IdempotencyKeyReusedError`. `expectedVersion` is passed through; a `ConcurrencyError` comes
-back only when it was given and is stale, or when the handler's retries ran out.
+`IdempotencyKeyReusedError`. `expectedVersion` goes into the command; a `ConcurrencyError`
+comes back only when it was given and is stale, or when the bus's retries ran out.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Protocol, TypeVar
 
 import orjson
 import strawberry
@@ -31,24 +31,33 @@ from schema.errors import (
     not_found,
     user_error_of,
 )
-from schema.scalars import MalformedDecimal
+from schema.mutation_inputs import (
+    AddOrderItemInput,
+    AddProductInput,
+    CancelOrderInput,
+    ChangeProductPriceInput,
+    CreateOrderInput,
+    RegisterCustomerInput,
+    RemoveOrderItemInput,
+    RenameCustomerInput,
+    RenameProductInput,
+    RestockProductInput,
+    SetShippingAddressInput,
+    SubmitOrderInput,
+)
 from schema.types import Customer, Order, Product
-from schema.unset import UNSET, Input
-from write_model.application import ItemRequest, OrdersApplication
+from write_model import commands, stream_ids
+from write_model.bus import Idempotency
 from write_model.domain import customer, order, product
-from write_model.domain.errors import ValidationFailed
-from write_model.handling import CommandContext, CommandOutcome, Idempotency
 
 # ---------------------------------------------------------------- payloads
 
 
-def _entity_id(outcome: CommandOutcome) -> strawberry.ID:
-    """`Order-<id>` -> `<id>`."""
-    return strawberry.ID(outcome.stream_id.partition("-")[2])
-
-
 @strawberry.type
 class OrderAccepted:
+    id_field: ClassVar[str] = "order_id"
+    stream_type: ClassVar[str] = order.STREAM_TYPE
+
     order_id: strawberry.ID
     version: int
     consistency_token: str
@@ -62,6 +71,9 @@ class OrderAccepted:
 
 @strawberry.type
 class CustomerAccepted:
+    id_field: ClassVar[str] = "customer_id"
+    stream_type: ClassVar[str] = customer.STREAM_TYPE
+
     customer_id: strawberry.ID
     version: int
     consistency_token: str
@@ -75,6 +87,9 @@ class CustomerAccepted:
 
 @strawberry.type
 class ProductAccepted:
+    id_field: ClassVar[str] = "product_id"
+    stream_type: ClassVar[str] = product.STREAM_TYPE
+
     product_id: strawberry.ID
     version: int
     consistency_token: str
@@ -103,127 +118,16 @@ ProductResult = Annotated[
 ]
 RetryResult = Annotated[DeadLetterRetried | NotFoundError, strawberry.union("RetryResult")]
 
-# ------------------------------------------------------------------ inputs
-
-
-@strawberry.input
-class AddressInput(Input):
-    line1: str
-    city: str
-    postal_code: str
-    country: str = strawberry.field(description="ISO 3166-1 alpha-2")
-
-    def to_domain(self) -> order.Address:
-        return order.Address(self.line1, self.city, self.postal_code, self.country)
-
-
-@strawberry.input
-class RegisterCustomerInput(Input):
-    customer_id: strawberry.ID | None = UNSET
-    name: str
-    email: str
-    idempotency_key: str | None = UNSET
-
-
-@strawberry.input
-class RenameCustomerInput(Input):
-    customer_id: strawberry.ID
-    name: str
-    expected_version: int | None = UNSET
-    idempotency_key: str | None = UNSET
-
-
-@strawberry.input
-class AddProductInput(Input):
-    product_id: strawberry.ID
-    name: str
-    price: Decimal
-    currency: str | None = "USD"
-    initial_stock: int | None = 0
-    idempotency_key: str | None = UNSET
-
-
-@strawberry.input
-class RenameProductInput(Input):
-    product_id: strawberry.ID
-    name: str
-    expected_version: int | None = UNSET
-    idempotency_key: str | None = UNSET
-
-
-@strawberry.input
-class ChangeProductPriceInput(Input):
-    product_id: strawberry.ID
-    price: Decimal
-    expected_version: int | None = UNSET
-    idempotency_key: str | None = UNSET
-
-
-@strawberry.input
-class RestockProductInput(Input):
-    product_id: strawberry.ID
-    quantity: int
-    idempotency_key: str | None = UNSET
-
-
-@strawberry.input
-class OrderItemInput(Input):
-    product_id: strawberry.ID
-    quantity: int
-
-
-@strawberry.input
-class CreateOrderInput(Input):
-    order_id: strawberry.ID | None = UNSET
-    customer_id: strawberry.ID
-    items: list[OrderItemInput] | None = strawberry.field(default_factory=list)
-    shipping_address: AddressInput | None = UNSET
-    idempotency_key: str | None = UNSET
-
-
-@strawberry.input
-class AddOrderItemInput(Input):
-    order_id: strawberry.ID
-    product_id: strawberry.ID
-    quantity: int
-    expected_version: int | None = UNSET
-    idempotency_key: str | None = UNSET
-
-
-@strawberry.input
-class RemoveOrderItemInput(Input):
-    order_id: strawberry.ID
-    product_id: strawberry.ID
-    expected_version: int | None = UNSET
-    idempotency_key: str | None = UNSET
-
-
-@strawberry.input
-class SetShippingAddressInput(Input):
-    order_id: strawberry.ID
-    address: AddressInput
-    expected_version: int | None = UNSET
-    idempotency_key: str | None = UNSET
-
-
-@strawberry.input
-class SubmitOrderInput(Input):
-    order_id: strawberry.ID
-    expected_version: int | None = UNSET
-    idempotency_key: str | None = UNSET
-
-
-@strawberry.input
-class CancelOrderInput(Input):
-    order_id: strawberry.ID
-    reason: str | None = UNSET
-    expected_version: int | None = UNSET
-    idempotency_key: str | None = UNSET
-
-
 # ----------------------------------------------------------------- running
 
-Call = Callable[[OrdersApplication, CommandContext, Idempotency | None], Awaitable[CommandOutcome]]
+
+class CommandInput(Protocol):
+    idempotency_key: str | None
+
+    def to_command(self) -> commands.Command: ...
+
+
+Accepted = TypeVar("Accepted", OrderAccepted, CustomerAccepted, ProductAccepted)
 
 
 def fingerprint(mutation: str, input: Any) -> str:
@@ -234,81 +138,41 @@ def fingerprint(mutation: str, input: Any) -> str:
     return hashlib.sha256(mutation.encode() + b"\n" + canonical).hexdigest()
 
 
-def _idempotency(mutation: str, input: Any) -> Idempotency | None:
-    key = getattr(input, "idempotency_key", None)
-    if key is None:
+def _idempotency(mutation: str, input: CommandInput) -> Idempotency | None:
+    if input.idempotency_key is None:
         return None
-    return Idempotency(key, fingerprint(mutation, input))
+    return Idempotency(input.idempotency_key, fingerprint(mutation, input))
 
 
-async def _run(
-    info: Info, mutation: str, stream_type: str, input: Any, call: Call
-) -> CommandOutcome | CommandError:
-    """Run one command; expected failures come back as union members."""
+async def _dispatch(
+    info: Info, input: CommandInput, accepted: type[Accepted]
+) -> Accepted | CommandError:
+    """Parse, dispatch, answer: expected failures (bad input included) are union members."""
     context = info.context
     services = context.services
+    mutation = info.field_name  # e.g. "createOrder", as the client and the metrics name it
     started = time.perf_counter()
+    result, appended = "ERROR", 0  # what the metrics record when neither branch below ran
     try:
-        outcome = await call(
-            services.application, context.command_context(), _idempotency(mutation, input)
+        outcome = await services.commands.dispatch(
+            input.to_command(), context.command_context(), _idempotency(mutation, input)
         )
+        result = "REPLAYED" if outcome.replayed else "ACCEPTED"
+        appended = len(outcome.events)
     except EXPECTED_FAILURES as error:
         failure = user_error_of(error)
-        services.observer.command_finished(
-            mutation, failure.code, time.perf_counter() - started, stream_type, 0
-        )
+        result = failure.code
         return failure
-    except BaseException:
+    finally:
+        seconds = time.perf_counter() - started
         services.observer.command_finished(
-            mutation, "ERROR", time.perf_counter() - started, stream_type, 0
+            mutation, result, seconds, accepted.stream_type, appended
         )
-        raise
-    services.observer.command_finished(
-        mutation,
-        "REPLAYED" if outcome.replayed else "ACCEPTED",
-        time.perf_counter() - started,
-        stream_type,
-        len(outcome.events),
-    )
-    return outcome
-
-
-def _decimal(value: Decimal | MalformedDecimal, field: str) -> Decimal:
-    if isinstance(value, MalformedDecimal):
-        raise ValidationFailed(f"{value.raw!r} is not a decimal number", field)
-    return value
-
-
-async def _customer(info: Info, mutation: str, input: Any, call: Call) -> CustomerResult:
-    result = await _run(info, mutation, customer.STREAM_TYPE, input, call)
-    if not isinstance(result, CommandOutcome):
-        return result
-    return CustomerAccepted(
-        customer_id=_entity_id(result),
-        version=result.version,
-        consistency_token=result.consistency_token,
-    )
-
-
-async def _product(info: Info, mutation: str, input: Any, call: Call) -> ProductResult:
-    result = await _run(info, mutation, product.STREAM_TYPE, input, call)
-    if not isinstance(result, CommandOutcome):
-        return result
-    return ProductAccepted(
-        product_id=_entity_id(result),
-        version=result.version,
-        consistency_token=result.consistency_token,
-    )
-
-
-async def _order(info: Info, mutation: str, input: Any, call: Call) -> OrderResult:
-    result = await _run(info, mutation, order.STREAM_TYPE, input, call)
-    if not isinstance(result, CommandOutcome):
-        return result
-    return OrderAccepted(
-        order_id=_entity_id(result),
-        version=result.version,
-        consistency_token=result.consistency_token,
+    entity_id = strawberry.ID(stream_ids.entity_id(outcome.stream_id, accepted.stream_type))
+    return accepted(
+        **{accepted.id_field: entity_id},
+        version=outcome.version,
+        consistency_token=outcome.consistency_token,
     )
 
 
@@ -321,170 +185,57 @@ class Mutation:
 
     @strawberry.mutation
     async def register_customer(self, info: Info, input: RegisterCustomerInput) -> CustomerResult:
-        async def call(
-            app: OrdersApplication, context: CommandContext, idempotency: Idempotency | None
-        ) -> CommandOutcome:
-            customer_id = str(input.customer_id) if input.customer_id is not None else None
-            return await app.register_customer(
-                customer_id, input.name, input.email, context, idempotency
-            )
-
-        return await _customer(info, "registerCustomer", input, call)
+        return await _dispatch(info, input, CustomerAccepted)
 
     @strawberry.mutation
     async def rename_customer(self, info: Info, input: RenameCustomerInput) -> CustomerResult:
-        async def call(
-            app: OrdersApplication, context: CommandContext, idempotency: Idempotency | None
-        ) -> CommandOutcome:
-            return await app.rename_customer(
-                str(input.customer_id), input.name, context, input.expected_version, idempotency
-            )
-
-        return await _customer(info, "renameCustomer", input, call)
+        return await _dispatch(info, input, CustomerAccepted)
 
     # ------------------------------------------------------------- products
 
     @strawberry.mutation
     async def add_product(self, info: Info, input: AddProductInput) -> ProductResult:
-        async def call(
-            app: OrdersApplication, context: CommandContext, idempotency: Idempotency | None
-        ) -> CommandOutcome:
-            return await app.add_product(
-                str(input.product_id),
-                input.name,
-                _decimal(input.price, "price"),
-                input.currency if input.currency is not None else "USD",
-                input.initial_stock if input.initial_stock is not None else 0,
-                context,
-                idempotency,
-            )
-
-        return await _product(info, "addProduct", input, call)
+        return await _dispatch(info, input, ProductAccepted)
 
     @strawberry.mutation(description="Rename a catalog entry (orders show the new name).")
     async def rename_product(self, info: Info, input: RenameProductInput) -> ProductResult:
-        async def call(
-            app: OrdersApplication, context: CommandContext, idempotency: Idempotency | None
-        ) -> CommandOutcome:
-            return await app.rename_product(
-                str(input.product_id), input.name, context, input.expected_version, idempotency
-            )
-
-        return await _product(info, "renameProduct", input, call)
+        return await _dispatch(info, input, ProductAccepted)
 
     @strawberry.mutation
     async def change_product_price(
         self, info: Info, input: ChangeProductPriceInput
     ) -> ProductResult:
-        async def call(
-            app: OrdersApplication, context: CommandContext, idempotency: Idempotency | None
-        ) -> CommandOutcome:
-            return await app.change_product_price(
-                str(input.product_id),
-                _decimal(input.price, "price"),
-                context,
-                input.expected_version,
-                idempotency,
-            )
-
-        return await _product(info, "changeProductPrice", input, call)
+        return await _dispatch(info, input, ProductAccepted)
 
     @strawberry.mutation
     async def restock_product(self, info: Info, input: RestockProductInput) -> ProductResult:
-        async def call(
-            app: OrdersApplication, context: CommandContext, idempotency: Idempotency | None
-        ) -> CommandOutcome:
-            return await app.restock_product(
-                str(input.product_id), input.quantity, context, idempotency
-            )
-
-        return await _product(info, "restockProduct", input, call)
+        return await _dispatch(info, input, ProductAccepted)
 
     # --------------------------------------------------------------- orders
 
     @strawberry.mutation
     async def create_order(self, info: Info, input: CreateOrderInput) -> OrderResult:
-        async def call(
-            app: OrdersApplication, context: CommandContext, idempotency: Idempotency | None
-        ) -> CommandOutcome:
-            address = input.shipping_address
-            return await app.create_order(
-                str(input.order_id) if input.order_id is not None else None,
-                str(input.customer_id),
-                [ItemRequest(str(i.product_id), i.quantity) for i in input.items or ()],
-                address.to_domain() if address is not None else None,
-                context,
-                idempotency,
-            )
-
-        return await _order(info, "createOrder", input, call)
+        return await _dispatch(info, input, OrderAccepted)
 
     @strawberry.mutation
     async def add_order_item(self, info: Info, input: AddOrderItemInput) -> OrderResult:
-        async def call(
-            app: OrdersApplication, context: CommandContext, idempotency: Idempotency | None
-        ) -> CommandOutcome:
-            return await app.add_order_item(
-                str(input.order_id),
-                ItemRequest(str(input.product_id), input.quantity),
-                context,
-                input.expected_version,
-                idempotency,
-            )
-
-        return await _order(info, "addOrderItem", input, call)
+        return await _dispatch(info, input, OrderAccepted)
 
     @strawberry.mutation
     async def remove_order_item(self, info: Info, input: RemoveOrderItemInput) -> OrderResult:
-        async def call(
-            app: OrdersApplication, context: CommandContext, idempotency: Idempotency | None
-        ) -> CommandOutcome:
-            return await app.remove_order_item(
-                str(input.order_id),
-                str(input.product_id),
-                context,
-                input.expected_version,
-                idempotency,
-            )
-
-        return await _order(info, "removeOrderItem", input, call)
+        return await _dispatch(info, input, OrderAccepted)
 
     @strawberry.mutation
     async def set_shipping_address(self, info: Info, input: SetShippingAddressInput) -> OrderResult:
-        async def call(
-            app: OrdersApplication, context: CommandContext, idempotency: Idempotency | None
-        ) -> CommandOutcome:
-            return await app.set_shipping_address(
-                str(input.order_id),
-                input.address.to_domain(),
-                context,
-                input.expected_version,
-                idempotency,
-            )
-
-        return await _order(info, "setShippingAddress", input, call)
+        return await _dispatch(info, input, OrderAccepted)
 
     @strawberry.mutation
     async def submit_order(self, info: Info, input: SubmitOrderInput) -> OrderResult:
-        async def call(
-            app: OrdersApplication, context: CommandContext, idempotency: Idempotency | None
-        ) -> CommandOutcome:
-            return await app.submit_order(
-                str(input.order_id), context, input.expected_version, idempotency
-            )
-
-        return await _order(info, "submitOrder", input, call)
+        return await _dispatch(info, input, OrderAccepted)
 
     @strawberry.mutation
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> OrderResult:
-        async def call(
-            app: OrdersApplication, context: CommandContext, idempotency: Idempotency | None
-        ) -> CommandOutcome:
-            return await app.cancel_order(
-                str(input.order_id), input.reason, context, input.expected_version, idempotency
-            )
-
-        return await _order(info, "cancelOrder", input, call)
+        return await _dispatch(info, input, OrderAccepted)
 
     # --------------------------------------------------------- dead letters
 

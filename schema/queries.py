@@ -26,10 +26,10 @@ from schema.types import (
     product_connection,
 )
 from schema.unset import UNSET, Input, given
+from write_model import stream_ids
 from write_model.domain import customer as customer_domain
 from write_model.domain import order as order_domain
 from write_model.domain import product as product_domain
-from write_model.envelope import stream_id_for
 
 
 @strawberry.input
@@ -54,7 +54,7 @@ class Query:
     ) -> Order | None:
         if (consistency_token := given(consistency_token)) is not None:
             await info.context.caught_up(
-                consistency_token, stream_id_for(order_domain.STREAM_TYPE, str(id))
+                consistency_token, stream_ids.stream_id(order_domain.STREAM_TYPE, str(id))
             )
         doc = await info.context.loaders.orders.load(str(id))
         return Order.of(doc) if doc is not None else None
@@ -82,7 +82,7 @@ class Query:
     ) -> Customer | None:
         if (consistency_token := given(consistency_token)) is not None:
             await info.context.caught_up(
-                consistency_token, stream_id_for(customer_domain.STREAM_TYPE, str(id))
+                consistency_token, stream_ids.stream_id(customer_domain.STREAM_TYPE, str(id))
             )
         doc = await info.context.loaders.customers.load(str(id))
         return Customer.of(doc) if doc is not None else None
@@ -99,7 +99,7 @@ class Query:
     ) -> Product | None:
         if (consistency_token := given(consistency_token)) is not None:
             await info.context.caught_up(
-                consistency_token, stream_id_for(product_domain.STREAM_TYPE, str(id))
+                consistency_token, stream_ids.stream_id(product_domain.STREAM_TYPE, str(id))
             )
         doc = await info.context.loaders.products.load(str(id))
         return Product.of(doc) if doc is not None else None
@@ -139,7 +139,7 @@ class Query:
 
     @strawberry.field(description="The order's events, read from the event store.")
     async def order_history(self, info: Info, id: strawberry.ID) -> list[DomainEvent]:
-        stream_id = stream_id_for(order_domain.STREAM_TYPE, str(id))
+        stream_id = stream_ids.stream_id(order_domain.STREAM_TYPE, str(id))
         events = await info.context.services.events.read_stream(stream_id)
         return [DomainEvent.of(event) for event in events]
 

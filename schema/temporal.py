@@ -10,8 +10,9 @@ from read_model.document_store.port import Document, position_key
 from read_model.projections.base import DocKey, ProjectedEvent
 from read_model.projections.orders import ORDERS, OrdersProjection
 from read_model.service import ReadModel
+from write_model import stream_ids
 from write_model.domain import order
-from write_model.envelope import RecordedEvent, stream_id_for
+from write_model.envelope import RecordedEvent
 from write_model.event_store.port import EventStore
 from write_model.registry import EventTypeRegistry
 
@@ -29,7 +30,7 @@ async def order_as_of(
 ) -> Document | None:
     """The order's document after `version` (None when the stream never reached it), or
     at instant `at` (None when the order did not exist yet). Exactly one is given."""
-    stream_id = stream_id_for(order.STREAM_TYPE, order_id)
+    stream_id = stream_ids.stream_id(order.STREAM_TYPE, order_id)
     if version is not None:
         recorded = await events.read_stream(stream_id, to_version=version)
         if len(recorded) < version:

@@ -112,7 +112,3 @@ class ConsistencyToken:
         if transaction_id < 0 or position < 0:
             raise ValueError("not a consistency token")
         return LogPosition(transaction_id, position)
-
-
-def stream_id_for(stream_type: str, entity_id: str) -> str:
-    return f"{stream_type}-{entity_id}"

@@ -30,7 +30,7 @@ from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.postgres_listener import PostgresListener
 from read_model.projections import ALL_PROJECTIONS
 from read_model.projector_process import rebuild_projection
-from write_model.events import build_registry
+from write_model.event_types import build_registry
 
 
 async def lag_benchmark(

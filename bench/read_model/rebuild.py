@@ -25,7 +25,7 @@ from read_model.projections.base import Projection
 from read_model.projector_process import rebuild_projection
 from read_model.runner import ProjectionRunner, RunnerSettings, physical_collection
 from write_model.event_store import postgres
-from write_model.events import build_registry
+from write_model.event_types import build_registry
 from write_model.registry import EventTypeRegistry
 
 MEMORY_TARGET = 10_000  # events/s

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from write_model import stream_ids
 from write_model.domain import customer, order, product
 from write_model.domain.money import Money
 from write_model.domain.order import Address, PricedItem
@@ -91,7 +92,7 @@ def catalog_appends(
         email = f"{customer_id}@example.com"
         appends.append(
             Append(
-                f"{customer.EMAIL_STREAM_TYPE}-{email}",
+                stream_ids.stream_id(customer.EMAIL_STREAM_TYPE, email),
                 customer.EMAIL_STREAM_TYPE,
                 NO_STREAM,
                 factory.new([customer.CustomerEmailReserved(email, customer_id)]),
@@ -99,7 +100,7 @@ def catalog_appends(
         )
         appends.append(
             Append(
-                f"{customer.STREAM_TYPE}-{customer_id}",
+                stream_ids.stream_id(customer.STREAM_TYPE, customer_id),
                 customer.STREAM_TYPE,
                 NO_STREAM,
                 factory.new(
@@ -114,7 +115,7 @@ def catalog_appends(
         entries.append((product_id, f"Product {n}", price))
         appends.append(
             Append(
-                f"{product.STREAM_TYPE}-{product_id}",
+                stream_ids.stream_id(product.STREAM_TYPE, product_id),
                 product.STREAM_TYPE,
                 NO_STREAM,
                 factory.new([product.ProductAdded(product_id, f"Product {n}", price, 1_000_000)]),
@@ -141,7 +142,10 @@ def whole_order_append(
         commands.append(order.ConfirmOrder(order_id))
     events = [e for per_command in decided(commands) for e in per_command]
     return Append(
-        f"{order.STREAM_TYPE}-{order_id}", order.STREAM_TYPE, NO_STREAM, factory.new(events)
+        stream_ids.stream_id(order.STREAM_TYPE, order_id),
+        order.STREAM_TYPE,
+        NO_STREAM,
+        factory.new(events),
     )
 
 
@@ -161,7 +165,7 @@ def paced_order_appends(
             ),
         ]
     )
-    stream_id = f"{order.STREAM_TYPE}-{order_id}"
+    stream_id = stream_ids.stream_id(order.STREAM_TYPE, order_id)
     appends = []
     version = 0
     for events in per_command:
@@ -207,7 +211,7 @@ def seed_plan(target_events: int, registry: EventTypeRegistry, seed: int = 7) ->
         customer_id = rng.choice(catalog.customers)
         renames.append(
             Append(
-                f"{customer.STREAM_TYPE}-{customer_id}",
+                stream_ids.stream_id(customer.STREAM_TYPE, customer_id),
                 customer.STREAM_TYPE,
                 ANY,
                 factory.new([customer.CustomerRenamed(f"Customer {customer_id} renamed {n}")]),
@@ -217,7 +221,7 @@ def seed_plan(target_events: int, registry: EventTypeRegistry, seed: int = 7) ->
         product_id, name, _ = rng.choice(catalog.products)
         renames.append(
             Append(
-                f"{product.STREAM_TYPE}-{product_id}",
+                stream_ids.stream_id(product.STREAM_TYPE, product_id),
                 product.STREAM_TYPE,
                 ANY,
                 factory.new([product.ProductRenamed(f"{name} renamed {n}")]),

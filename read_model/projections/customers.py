@@ -22,6 +22,7 @@ from write_model.domain import customer, order
 from write_model.domain.customer import CustomerRegistered, CustomerRenamed
 from write_model.domain.money import Money
 from write_model.domain.order import OrderConfirmed, OrderCreated, OrderSubmitted
+from write_model.stream_ids import entity_id
 
 CUSTOMERS = "customers"
 CUSTOMER_ORDERS = "customer_orders"
@@ -30,14 +31,6 @@ _HANDLED = frozenset(
     cls.__name__
     for cls in (CustomerRegistered, CustomerRenamed, OrderCreated, OrderSubmitted, OrderConfirmed)
 )
-
-
-def _entity_id(event: ProjectedEvent, stream_type: str) -> str:
-    """The entity id of a `<Type>-<id>` stream."""
-    prefix, _, entity_id = event.recorded.stream_id.partition("-")
-    if prefix != stream_type or not entity_id:
-        raise ValueError(f"{event.recorded.stream_id!r} is not a {stream_type} stream")
-    return entity_id
 
 
 class CustomersProjection:
@@ -57,7 +50,9 @@ class CustomersProjection:
     def keys(self, event: ProjectedEvent, view: View) -> Sequence[DocKey]:
         match event.event:
             case CustomerRegistered() | CustomerRenamed():
-                return (DocKey(CUSTOMERS, _entity_id(event, customer.STREAM_TYPE)),)
+                return (
+                    DocKey(CUSTOMERS, entity_id(event.recorded.stream_id, customer.STREAM_TYPE)),
+                )
             case OrderCreated(customer_id=customer_id):
                 return (_order_key(event), DocKey(CUSTOMERS, customer_id))
             case OrderSubmitted():
@@ -105,7 +100,7 @@ class CustomersProjection:
 
 
 def _order_key(event: ProjectedEvent) -> DocKey:
-    return DocKey(CUSTOMER_ORDERS, _entity_id(event, order.STREAM_TYPE))
+    return DocKey(CUSTOMER_ORDERS, entity_id(event.recorded.stream_id, order.STREAM_TYPE))
 
 
 def _lookup(event: ProjectedEvent, view: View) -> Document:

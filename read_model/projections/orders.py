@@ -49,6 +49,7 @@ from write_model.domain.order import (
     OrderSubmitted,
     ShippingAddressSet,
 )
+from write_model.stream_ids import entity_id
 
 ORDERS = "orders"
 ORDER_CUSTOMERS = "order_customers"
@@ -65,14 +66,6 @@ NOT_STARTED = "NOT_STARTED"
 RUNNING = "RUNNING"
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
-
-
-def _entity_id(event: ProjectedEvent, stream_type: str) -> str:
-    """The entity id of a `<Type>-<id>` stream."""
-    prefix, _, entity_id = event.recorded.stream_id.partition("-")
-    if prefix != stream_type or not entity_id:
-        raise ValueError(f"{event.recorded.stream_id!r} is not a {stream_type} stream")
-    return entity_id
 
 
 class OrdersProjection:
@@ -92,11 +85,15 @@ class OrdersProjection:
     def keys(self, event: ProjectedEvent, view: View) -> Sequence[DocKey]:
         match event.event:
             case customer.CustomerRegistered() | customer.CustomerRenamed():
-                return (DocKey(ORDER_CUSTOMERS, _entity_id(event, customer.STREAM_TYPE)),)
+                return (
+                    DocKey(
+                        ORDER_CUSTOMERS, entity_id(event.recorded.stream_id, customer.STREAM_TYPE)
+                    ),
+                )
             case product.ProductRenamed():
                 return ()  # an effect only
             case _ if type(event.event) in _ORDER_EVENT_TYPES:
-                return (DocKey(ORDERS, _entity_id(event, order.STREAM_TYPE)),)
+                return (DocKey(ORDERS, entity_id(event.recorded.stream_id, order.STREAM_TYPE)),)
             case _:
                 return ()
 
@@ -127,10 +124,10 @@ class OrdersProjection:
     def effects(self, event: ProjectedEvent) -> Sequence[UpdateMany]:
         match event.event:
             case customer.CustomerRenamed(name=name):
-                customer_id = _entity_id(event, customer.STREAM_TYPE)
+                customer_id = entity_id(event.recorded.stream_id, customer.STREAM_TYPE)
                 return (UpdateMany(ORDERS, {"customerId": customer_id}, {"customerName": name}),)
             case product.ProductRenamed(name=name):
-                product_id = _entity_id(event, product.STREAM_TYPE)
+                product_id = entity_id(event.recorded.stream_id, product.STREAM_TYPE)
                 return (
                     UpdateMany(
                         ORDERS, {"productIds": product_id}, {f"productNames.{product_id}": name}

@@ -24,18 +24,11 @@ from write_model.domain.product import (
     StockReservationReleased,
     StockReserved,
 )
+from write_model.stream_ids import entity_id
 
 PRODUCTS = "products"
 
 _HANDLED = frozenset(cls.__name__ for cls in typing.get_args(product.ProductEvent))
-
-
-def _entity_id(event: ProjectedEvent, stream_type: str) -> str:
-    """The entity id of a `<Type>-<id>` stream."""
-    prefix, _, entity_id = event.recorded.stream_id.partition("-")
-    if prefix != stream_type or not entity_id:
-        raise ValueError(f"{event.recorded.stream_id!r} is not a {stream_type} stream")
-    return entity_id
 
 
 class ProductsProjection:
@@ -51,7 +44,7 @@ class ProductsProjection:
     def keys(self, event: ProjectedEvent, view: View) -> Sequence[DocKey]:
         if type(event.event).__name__ not in _HANDLED:
             return ()
-        return (DocKey(PRODUCTS, _entity_id(event, product.STREAM_TYPE)),)
+        return (DocKey(PRODUCTS, entity_id(event.recorded.stream_id, product.STREAM_TYPE)),)
 
     def evolve(
         self, key: DocKey, doc: Document | None, event: ProjectedEvent, view: View

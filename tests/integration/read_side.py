@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,27 +18,22 @@ from read_model.document_store.port import DocumentStore
 from read_model.projections import ALL_PROJECTIONS
 from read_model.runner import ProjectionRunner, physical_collection
 from tests.conftest import service_url
-from write_model.application import ItemRequest, OrdersApplication
+from tests.integration import write_side
+from write_model import commands
+from write_model.bus import CommandBus
+from write_model.command_context import CommandContext
 from write_model.domain.order import Address
 from write_model.envelope import AppendResult, NewEvent
 from write_model.event_store import postgres
-from write_model.event_store.port import ExpectedVersion
-from write_model.events import build_registry
-from write_model.handling import CommandContext, CommandHandler
+from write_model.event_store.port import EventStore, ExpectedVersion
+from write_model.event_types import build_registry
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 CONTEXT = CommandContext(correlation_id="read-side-test")
 
 
-def build_app(store) -> OrdersApplication:
-    handler = CommandHandler(
-        store,
-        build_registry(),
-        clock=lambda: datetime.now(UTC),
-        new_event_id=uuid.uuid4,
-        max_attempts=50,
-    )
-    return OrdersApplication(handler, tax_rate=Decimal("0.10"), new_id=lambda: uuid.uuid4().hex)
+def build_bus(store: EventStore) -> CommandBus:
+    return write_side.build_bus(store, max_attempts=50)
 
 
 @contextlib.asynccontextmanager
@@ -149,22 +142,40 @@ class HeldOpenStore:
         return result
 
 
-async def order_workload(app: OrdersApplication, tag: str, orders: int) -> list[str]:
+async def order_workload(bus: CommandBus, tag: str, orders: int) -> list[str]:
     """Customers, products and `orders` orders through their whole draft life."""
     customer = f"c-{tag}"
-    await app.register_customer(customer, f"Customer {tag}", f"{tag}@example.com", CONTEXT)
+    await bus.dispatch(
+        commands.RegisterCustomer(
+            customer_id=customer, name=f"Customer {tag}", email=f"{tag}@example.com"
+        ),
+        CONTEXT,
+    )
     skus = [f"p{n}-{tag}" for n in range(3)]
     for n, sku in enumerate(skus):
-        await app.add_product(
-            sku, f"Product {n}", Decimal("1.25") * (n + 1), "USD", 10_000, CONTEXT
+        await bus.dispatch(
+            commands.AddProduct(
+                product_id=sku,
+                name=f"Product {n}",
+                price=Decimal("1.25") * (n + 1),
+                initial_stock=10_000,
+            ),
+            CONTEXT,
         )
     order_ids = []
     for n in range(orders):
         order_id = f"o{n}-{tag}"
-        await app.create_order(order_id, customer, [ItemRequest(skus[0], 1)], None, CONTEXT)
-        await app.add_order_item(order_id, ItemRequest(skus[n % 3], 2), CONTEXT)
-        await app.set_shipping_address(order_id, ADDRESS, CONTEXT)
+        await bus.dispatch(
+            commands.CreateOrder(
+                order_id=order_id, customer_id=customer, items=(commands.OrderItem(skus[0], 1),)
+            ),
+            CONTEXT,
+        )
+        await bus.dispatch(
+            commands.AddOrderItem(order_id=order_id, product_id=skus[n % 3], quantity=2), CONTEXT
+        )
+        await bus.dispatch(commands.SetShippingAddress(order_id=order_id, address=ADDRESS), CONTEXT)
         if n % 2 == 0:
-            await app.submit_order(order_id, CONTEXT)
+            await bus.dispatch(commands.SubmitOrder(order_id=order_id), CONTEXT)
         order_ids.append(order_id)
     return order_ids

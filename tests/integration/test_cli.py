@@ -9,7 +9,7 @@ import sys
 from tests.conftest import service_url
 from tests.integration.read_side import (
     CONTEXT,
-    build_app,
+    build_bus,
     catch_up,
     isolated_stack,
     order_workload,
@@ -17,6 +17,7 @@ from tests.integration.read_side import (
     postgres_store,
     runners,
 )
+from write_model import commands
 
 
 def orders(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -37,8 +38,11 @@ async def test_migrate_twice_is_fine(unique: str) -> None:
         assert second.returncode == 0, second.stderr
         assert "migrated: PostgreSQL event store" in second.stdout
         async with postgres_store(dsn=dsn) as events:
-            await build_app(events).register_customer(
-                f"c-{unique}", "Ada", f"{unique}@example.com", CONTEXT
+            await build_bus(events).dispatch(
+                commands.RegisterCustomer(
+                    customer_id=f"c-{unique}", name="Ada", email=f"{unique}@example.com"
+                ),
+                CONTEXT,
             )
 
 
@@ -56,11 +60,12 @@ def test_an_unreachable_database_is_a_clear_error() -> None:
 async def test_projections_status_shows_checkpoint_head_and_lag(unique: str) -> None:
     database = f"status_{unique}"
     async with isolated_stack(database) as (dsn, events, documents):
-        app = build_app(events)
-        await order_workload(app, unique, orders=2)
+        bus = build_bus(events)
+        await order_workload(bus, unique, orders=2)
         await catch_up(runners(events, documents))
         head = (await events.head_position()).position
-        await app.rename_customer(f"c-{unique}", "Later", CONTEXT)  # one event behind
+        rename = commands.RenameCustomer(customer_id=f"c-{unique}", name="Later")
+        await bus.dispatch(rename, CONTEXT)  # one event behind
 
         result = orders(
             "projections",

@@ -1,5 +1,5 @@
-"""Command handling over every EventStore adapter: load -> decide -> append, retries,
-expected versions, idempotency, metadata and consistency tokens."""
+"""Commands through the bus over every EventStore adapter: load -> decide -> append,
+retries, expected versions, idempotency, metadata and consistency tokens."""
 
 from __future__ import annotations
 
@@ -11,56 +11,62 @@ from decimal import Decimal
 import pytest
 
 from tests.contracts.harness import StoreHarness
-from write_model.application import ORDER, ItemRequest, OrdersApplication
+from tests.integration.write_side import build_bus
+from write_model import commands
+from write_model.bus import (
+    CommandBus,
+    ConcurrencyConflict,
+    Idempotency,
+    IdempotencyKeyReused,
+    Streams,
+    UnknownCommand,
+)
+from write_model.command_context import CommandContext, Principal
 from write_model.domain.errors import InvalidState, NotFound, ValidationFailed
 from write_model.domain.money import Money
 from write_model.domain.order import Address, OrderCreated, OrderItemAdded, OrderSubmitted
 from write_model.envelope import ConsistencyToken, EventMetadata, NewEvent
 from write_model.event_store.port import NO_STREAM
-from write_model.events import build_registry
-from write_model.handling import (
-    CommandContext,
-    CommandHandler,
-    ConcurrencyConflict,
-    Idempotency,
-    IdempotencyKeyReused,
-)
+from write_model.event_types import build_registry
+from write_model.handlers import ORDER, PRODUCT
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 
 
-def build_app(harness: StoreHarness, max_attempts: int = 5) -> OrdersApplication:
-    handler = CommandHandler(
-        harness.store,
-        build_registry(),
-        clock=lambda: datetime.now(UTC),
-        new_event_id=uuid.uuid4,
-        max_attempts=max_attempts,
-    )
-    return OrdersApplication(handler, tax_rate=Decimal("0.10"), new_id=lambda: uuid.uuid4().hex)
+def ctx() -> CommandContext:
+    return CommandContext("corr-test", causation_id="req-1", principal=Principal.staff("staff-1"))
 
 
-def ctx(correlation: str = "corr-test", user: str | None = "staff-1") -> CommandContext:
-    return CommandContext(correlation_id=correlation, causation_id="req-1", user_id=user)
-
-
-async def catalog(app: OrdersApplication, unique: str) -> tuple[str, str, str]:
+async def catalog(bus: CommandBus, unique: str) -> tuple[str, str, str]:
     """A customer and two products; returns their ids."""
     customer_id = f"c-{unique}"
-    await app.register_customer(customer_id, "Ada", f"ada-{unique}@example.com", ctx())
-    await app.add_product(f"pen-{unique}", "Pen", Decimal("1.25"), "USD", 100, ctx())
-    await app.add_product(f"ink-{unique}", "Ink", Decimal("12.30"), "USD", 100, ctx())
+    register = commands.RegisterCustomer(
+        customer_id=customer_id, name="Ada", email=f"ada-{unique}@example.com"
+    )
+    await bus.dispatch(register, ctx())
+    for sku, name, price in ((f"pen-{unique}", "Pen", "1.25"), (f"ink-{unique}", "Ink", "12.30")):
+        add = commands.AddProduct(
+            product_id=sku, name=name, price=Decimal(price), initial_stock=100
+        )
+        await bus.dispatch(add, ctx())
     return customer_id, f"pen-{unique}", f"ink-{unique}"
 
 
 async def test_order_flow_prices_from_the_catalog(harness: StoreHarness, unique: str) -> None:
-    app = build_app(harness)
-    customer_id, pen, ink = await catalog(app, unique)
+    bus = build_bus(harness.store)
+    customer_id, pen, ink = await catalog(bus, unique)
 
-    created = await app.create_order(f"o-{unique}", customer_id, [ItemRequest(pen, 2)], None, ctx())
-    await app.add_order_item(f"o-{unique}", ItemRequest(ink, 3), ctx())
-    await app.set_shipping_address(f"o-{unique}", ADDRESS, ctx())
-    submitted = await app.submit_order(f"o-{unique}", ctx())
+    created = await bus.dispatch(
+        commands.CreateOrder(
+            order_id=f"o-{unique}", customer_id=customer_id, items=(commands.OrderItem(pen, 2),)
+        ),
+        ctx(),
+    )
+    await bus.dispatch(
+        commands.AddOrderItem(order_id=f"o-{unique}", product_id=ink, quantity=3), ctx()
+    )
+    await bus.dispatch(commands.SetShippingAddress(order_id=f"o-{unique}", address=ADDRESS), ctx())
+    submitted = await bus.dispatch(commands.SubmitOrder(order_id=f"o-{unique}"), ctx())
 
     assert created.version == 2 and created.stream_id == f"Order-o-{unique}"
     assert submitted.version == 5
@@ -79,30 +85,46 @@ async def test_order_flow_prices_from_the_catalog(harness: StoreHarness, unique:
         "ShippingAddressSet",
         "OrderSubmitted",
     ]
-    assert stored[2].data["unit_price"] == {"amount": "12.30", "currency": "USD"}
-    assert stored[2].data["product_name"] == "Ink"
+    assert stored[2].data["unitPrice"] == {"amount": "12.30", "currency": "USD"}
+    assert stored[2].data["productName"] == "Ink"
 
 
 async def test_metadata_carries_correlation_and_causation(
     harness: StoreHarness, unique: str
 ) -> None:
-    app = build_app(harness)
-    context = CommandContext(f"corr-{unique}", causation_id=f"cause-{unique}", user_id="u-9")
+    bus = build_bus(harness.store)
+    context = CommandContext(
+        f"corr-{unique}", causation_id=f"cause-{unique}", principal=Principal.staff("u-9")
+    )
 
-    await app.add_product(f"p-{unique}", "Pen", Decimal("1.00"), "USD", 1, context)
+    await bus.dispatch(
+        commands.AddProduct(
+            product_id=f"p-{unique}",
+            name="Pen",
+            price=Decimal("1.00"),
+            initial_stock=1,
+        ),
+        context,
+    )
 
     [event] = await harness.store.read_stream(f"Product-p-{unique}")
-    assert event.metadata == EventMetadata(f"corr-{unique}", f"cause-{unique}", "u-9", 1)
+    assert event.metadata == EventMetadata(f"corr-{unique}", f"cause-{unique}", "u-9", 2)
 
 
 async def test_consistency_token_names_the_last_appended_event(
     harness: StoreHarness, unique: str
 ) -> None:
-    app = build_app(harness)
-    customer_id, pen, _ = await catalog(app, unique)
+    bus = build_bus(harness.store)
+    customer_id, pen, _ = await catalog(bus, unique)
 
-    outcome = await app.create_order(
-        f"o-{unique}", customer_id, [ItemRequest(pen, 1)], ADDRESS, ctx()
+    outcome = await bus.dispatch(
+        commands.CreateOrder(
+            order_id=f"o-{unique}",
+            customer_id=customer_id,
+            items=(commands.OrderItem(pen, 1),),
+            shipping_address=ADDRESS,
+        ),
+        ctx(),
     )
 
     last = (await harness.store.read_stream(f"Order-o-{unique}"))[-1]
@@ -112,13 +134,23 @@ async def test_consistency_token_names_the_last_appended_event(
 async def test_stale_expected_version_is_a_conflict_and_appends_nothing(
     harness: StoreHarness, unique: str
 ) -> None:
-    app = build_app(harness)
-    customer_id, pen, ink = await catalog(app, unique)
-    await app.create_order(f"o-{unique}", customer_id, [], None, ctx())
-    await app.add_order_item(f"o-{unique}", ItemRequest(pen, 1), ctx(), expected_version=1)
+    bus = build_bus(harness.store)
+    customer_id, pen, ink = await catalog(bus, unique)
+    await bus.dispatch(commands.CreateOrder(order_id=f"o-{unique}", customer_id=customer_id), ctx())
+    await bus.dispatch(
+        commands.AddOrderItem(
+            order_id=f"o-{unique}", product_id=pen, quantity=1, expected_version=1
+        ),
+        ctx(),
+    )
 
     with pytest.raises(ConcurrencyConflict) as raised:
-        await app.add_order_item(f"o-{unique}", ItemRequest(ink, 1), ctx(), expected_version=1)
+        await bus.dispatch(
+            commands.AddOrderItem(
+                order_id=f"o-{unique}", product_id=ink, quantity=1, expected_version=1
+            ),
+            ctx(),
+        )
 
     assert (raised.value.expected, raised.value.actual) == (1, 2)
     assert await harness.store.stream_version(f"Order-o-{unique}") == 2
@@ -127,32 +159,48 @@ async def test_stale_expected_version_is_a_conflict_and_appends_nothing(
 async def test_concurrent_commands_without_expected_version_all_land(
     harness: StoreHarness, unique: str
 ) -> None:
-    app = build_app(harness, max_attempts=20)
-    customer_id, *_ = await catalog(app, unique)
+    bus = build_bus(harness.store, max_attempts=20)
+    customer_id, *_ = await catalog(bus, unique)
     products = [f"p{n}-{unique}" for n in range(8)]
     for sku in products:
-        await app.add_product(sku, sku, Decimal("2.00"), "USD", 10, ctx())
-    await app.create_order(f"o-{unique}", customer_id, [], None, ctx())
+        await bus.dispatch(
+            commands.AddProduct(product_id=sku, name=sku, price=Decimal("2.00"), initial_stock=10),
+            ctx(),
+        )
+    await bus.dispatch(commands.CreateOrder(order_id=f"o-{unique}", customer_id=customer_id), ctx())
 
     await asyncio.gather(
-        *(app.add_order_item(f"o-{unique}", ItemRequest(sku, 1), ctx()) for sku in products)
+        *(
+            bus.dispatch(
+                commands.AddOrderItem(order_id=f"o-{unique}", product_id=sku, quantity=1), ctx()
+            )
+            for sku in products
+        )
     )
 
-    state, version = await app.handler.load(ORDER, f"Order-o-{unique}")
+    state, version = await Streams(harness.store, build_registry()).load(ORDER, f"o-{unique}")
     assert version == 9
     assert sorted(line.product_id for line in state.lines) == sorted(products)
 
 
 async def test_retries_are_bounded(harness: StoreHarness, unique: str) -> None:
-    app = build_app(harness, max_attempts=1)
-    customer_id, *_ = await catalog(app, unique)
+    bus = build_bus(harness.store, max_attempts=1)
+    customer_id, *_ = await catalog(bus, unique)
     products = [f"p{n}-{unique}" for n in range(6)]
     for sku in products:
-        await app.add_product(sku, sku, Decimal("2.00"), "USD", 10, ctx())
-    await app.create_order(f"o-{unique}", customer_id, [], None, ctx())
+        await bus.dispatch(
+            commands.AddProduct(product_id=sku, name=sku, price=Decimal("2.00"), initial_stock=10),
+            ctx(),
+        )
+    await bus.dispatch(commands.CreateOrder(order_id=f"o-{unique}", customer_id=customer_id), ctx())
 
     outcomes = await asyncio.gather(
-        *(app.add_order_item(f"o-{unique}", ItemRequest(sku, 1), ctx()) for sku in products),
+        *(
+            bus.dispatch(
+                commands.AddOrderItem(order_id=f"o-{unique}", product_id=sku, quantity=1), ctx()
+            )
+            for sku in products
+        ),
         return_exceptions=True,
     )
 
@@ -165,12 +213,20 @@ async def test_retries_are_bounded(harness: StoreHarness, unique: str) -> None:
 async def test_same_idempotency_key_returns_the_first_result(
     harness: StoreHarness, unique: str
 ) -> None:
-    app = build_app(harness)
-    customer_id, pen, _ = await catalog(app, unique)
+    bus = build_bus(harness.store)
+    customer_id, pen, _ = await catalog(bus, unique)
     key = Idempotency(f"key-{unique}", "createOrder:pen x1")
 
-    first = await app.create_order(None, customer_id, [ItemRequest(pen, 1)], None, ctx(), key)
-    again = await app.create_order(None, customer_id, [ItemRequest(pen, 1)], None, ctx(), key)
+    first = await bus.dispatch(
+        commands.CreateOrder(customer_id=customer_id, items=(commands.OrderItem(pen, 1),)),
+        ctx(),
+        key,
+    )
+    again = await bus.dispatch(
+        commands.CreateOrder(customer_id=customer_id, items=(commands.OrderItem(pen, 1),)),
+        ctx(),
+        key,
+    )
 
     assert again.replayed and not first.replayed
     assert (again.stream_id, again.version, again.consistency_token) == (
@@ -184,16 +240,20 @@ async def test_same_idempotency_key_returns_the_first_result(
 async def test_same_idempotency_key_with_other_input_is_refused(
     harness: StoreHarness, unique: str
 ) -> None:
-    app = build_app(harness)
-    customer_id, pen, ink = await catalog(app, unique)
-    await app.create_order(f"o-{unique}", customer_id, [], None, ctx())
-    await app.add_order_item(
-        f"o-{unique}", ItemRequest(pen, 1), ctx(), idempotency=Idempotency(f"k-{unique}", "a")
+    bus = build_bus(harness.store)
+    customer_id, pen, ink = await catalog(bus, unique)
+    await bus.dispatch(commands.CreateOrder(order_id=f"o-{unique}", customer_id=customer_id), ctx())
+    await bus.dispatch(
+        commands.AddOrderItem(order_id=f"o-{unique}", product_id=pen, quantity=1),
+        ctx(),
+        Idempotency(f"k-{unique}", "a"),
     )
 
     with pytest.raises(IdempotencyKeyReused):
-        await app.add_order_item(
-            f"o-{unique}", ItemRequest(ink, 1), ctx(), idempotency=Idempotency(f"k-{unique}", "b")
+        await bus.dispatch(
+            commands.AddOrderItem(order_id=f"o-{unique}", product_id=ink, quantity=1),
+            ctx(),
+            Idempotency(f"k-{unique}", "b"),
         )
 
     assert await harness.store.stream_version(f"Order-o-{unique}") == 2
@@ -202,14 +262,18 @@ async def test_same_idempotency_key_with_other_input_is_refused(
 async def test_concurrent_requests_with_one_key_append_once(
     harness: StoreHarness, unique: str
 ) -> None:
-    app = build_app(harness)
-    customer_id, pen, _ = await catalog(app, unique)
-    await app.create_order(f"o-{unique}", customer_id, [], None, ctx())
+    bus = build_bus(harness.store)
+    customer_id, pen, _ = await catalog(bus, unique)
+    await bus.dispatch(commands.CreateOrder(order_id=f"o-{unique}", customer_id=customer_id), ctx())
     key = Idempotency(f"k-{unique}", "same")
 
     outcomes = await asyncio.gather(
         *(
-            app.add_order_item(f"o-{unique}", ItemRequest(pen, 1), ctx(), idempotency=key)
+            bus.dispatch(
+                commands.AddOrderItem(order_id=f"o-{unique}", product_id=pen, quantity=1),
+                ctx(),
+                key,
+            )
             for _ in range(5)
         )
     )
@@ -219,11 +283,21 @@ async def test_concurrent_requests_with_one_key_append_once(
 
 
 async def test_emails_are_unique_whatever_their_case(harness: StoreHarness, unique: str) -> None:
-    app = build_app(harness)
-    await app.register_customer(f"a-{unique}", "Ada", f"Ada.{unique}@Example.com", ctx())
+    bus = build_bus(harness.store)
+    await bus.dispatch(
+        commands.RegisterCustomer(
+            customer_id=f"a-{unique}", name="Ada", email=f"Ada.{unique}@Example.com"
+        ),
+        ctx(),
+    )
 
     with pytest.raises(ValidationFailed) as raised:
-        await app.register_customer(f"b-{unique}", "Bob", f"ada.{unique}@example.COM", ctx())
+        await bus.dispatch(
+            commands.RegisterCustomer(
+                customer_id=f"b-{unique}", name="Bob", email=f"ada.{unique}@example.COM"
+            ),
+            ctx(),
+        )
 
     assert raised.value.field == "email"
     assert await harness.store.stream_version(f"Customer-b-{unique}") == 0
@@ -232,25 +306,32 @@ async def test_emails_are_unique_whatever_their_case(harness: StoreHarness, uniq
 async def test_bad_input_is_a_typed_error_and_appends_nothing(
     harness: StoreHarness, unique: str
 ) -> None:
-    app = build_app(harness)
-    customer_id, pen, _ = await catalog(app, unique)
-    await app.create_order(f"o-{unique}", customer_id, [], None, ctx())
+    bus = build_bus(harness.store)
+    customer_id, pen, _ = await catalog(bus, unique)
+    await bus.dispatch(commands.CreateOrder(order_id=f"o-{unique}", customer_id=customer_id), ctx())
     head = await harness.store.head_position()
 
     with pytest.raises(NotFound) as unknown_product:
-        await app.add_order_item(f"o-{unique}", ItemRequest(f"nope-{unique}", 1), ctx())
+        await bus.dispatch(
+            commands.AddOrderItem(order_id=f"o-{unique}", product_id=f"nope-{unique}", quantity=1),
+            ctx(),
+        )
     with pytest.raises(ValidationFailed) as zero:
-        await app.add_order_item(f"o-{unique}", ItemRequest(pen, 0), ctx())
+        await bus.dispatch(
+            commands.AddOrderItem(order_id=f"o-{unique}", product_id=pen, quantity=0), ctx()
+        )
     with pytest.raises(ValidationFailed) as negative:
-        await app.add_order_item(f"o-{unique}", ItemRequest(pen, -2), ctx())
+        await bus.dispatch(
+            commands.AddOrderItem(order_id=f"o-{unique}", product_id=pen, quantity=-2), ctx()
+        )
     with pytest.raises(ValidationFailed) as email:
-        await app.register_customer(None, "Eve", "not-an-email", ctx())
+        await bus.dispatch(commands.RegisterCustomer(name="Eve", email="not-an-email"), ctx())
     with pytest.raises(NotFound) as unknown_order:
-        await app.submit_order(f"missing-{unique}", ctx())
+        await bus.dispatch(commands.SubmitOrder(order_id=f"missing-{unique}"), ctx())
     with pytest.raises(NotFound) as unknown_customer:
-        await app.create_order(None, f"nobody-{unique}", [], None, ctx())
+        await bus.dispatch(commands.CreateOrder(customer_id=f"nobody-{unique}"), ctx())
     with pytest.raises(InvalidState, match="no items"):
-        await app.submit_order(f"o-{unique}", ctx())
+        await bus.dispatch(commands.SubmitOrder(order_id=f"o-{unique}"), ctx())
 
     assert unknown_product.value.entity_id == f"nope-{unique}"
     assert zero.value.field == negative.value.field == "quantity"
@@ -260,34 +341,118 @@ async def test_bad_input_is_a_typed_error_and_appends_nothing(
     assert await harness.store.head_position() == head
 
 
-async def test_version_one_payloads_are_upcast_on_load(harness: StoreHarness, unique: str) -> None:
-    """An OrderItemAdded stored under schema version 1 (bare USD amount) loads as Money."""
-    app = build_app(harness)
-    registry = build_registry()
-    created_type, created, _ = registry.serialize(
-        OrderCreated(f"o-{unique}", "c-1", Decimal("0.10"))
-    )
-    old = {"product_id": "pen", "product_name": "Pen", "quantity": 2, "unit_price": "1.25"}
+async def test_an_order_stored_before_payloads_went_camel_case_takes_new_commands(
+    harness: StoreHarness, unique: str
+) -> None:
+    """Schema version 1 payloads (snake_case; OrderItemAdded with a bare USD amount) fold
+    into today's state, and the stream goes on with today's events."""
+    bus = build_bus(harness.store)
+    customer_id, _, ink = await catalog(bus, unique)
+    created = {"order_id": f"o-{unique}", "customer_id": customer_id, "tax_rate": "0.10"}
+    added = {"product_id": "pen", "product_name": "Pen", "quantity": 2, "unit_price": "1.25"}
     now = datetime.now(UTC)
     await harness.store.append_to_stream(
         f"Order-o-{unique}",
         "Order",
         NO_STREAM,
         [
-            NewEvent(
-                uuid.uuid4(), created_type, created, EventMetadata("c", schema_version=1), now
-            ),
-            NewEvent(
-                uuid.uuid4(), "OrderItemAdded", old, EventMetadata("c", schema_version=1), now
-            ),
+            NewEvent(uuid.uuid4(), type_, data, EventMetadata("c", schema_version=1), now)
+            for type_, data in (("OrderCreated", created), ("OrderItemAdded", added))
         ],
     )
 
-    state, _ = await app.handler.load(ORDER, f"Order-o-{unique}")
-    [event] = [
-        app.handler.domain_event(e)
-        for e in await harness.store.read_stream(f"Order-o-{unique}", from_version=2)
-    ]
+    await bus.dispatch(
+        commands.AddOrderItem(order_id=f"o-{unique}", product_id=ink, quantity=1), ctx()
+    )
 
-    assert event == OrderItemAdded("pen", "Pen", 2, Money(Decimal("1.25"), "USD"))
-    assert state.totals().subtotal == Money(Decimal("2.50"), "USD")
+    registry = build_registry()
+    state, version = await Streams(harness.store, registry).load(ORDER, f"o-{unique}")
+    assert version == 3
+    assert [(line.product_id, line.quantity) for line in state.lines] == [("pen", 2), (ink, 1)]
+    assert state.totals().subtotal == Money(Decimal("14.80"), "USD")
+    [first_item] = [
+        registry.deserialize(e.type, e.data, e.metadata.schema_version)
+        for e in await harness.store.read_stream(f"Order-o-{unique}", from_version=2, to_version=2)
+    ]
+    assert first_item == OrderItemAdded("pen", "Pen", 2, Money(Decimal("1.25"), "USD"))
+
+
+async def submitted_order(bus: CommandBus, unique: str) -> tuple[str, str, str]:
+    """A submitted order of 2 pens and 3 inks; returns the order id and the two skus."""
+    customer_id, pen, ink = await catalog(bus, unique)
+    items = (commands.OrderItem(pen, 2), commands.OrderItem(ink, 3))
+    create = commands.CreateOrder(
+        order_id=f"o-{unique}", customer_id=customer_id, items=items, shipping_address=ADDRESS
+    )
+    await bus.dispatch(create, ctx())
+    await bus.dispatch(commands.SubmitOrder(order_id=f"o-{unique}"), ctx())
+    return f"o-{unique}", pen, ink
+
+
+async def test_the_saga_reserves_stock_and_confirms_as_the_system(
+    harness: StoreHarness, unique: str
+) -> None:
+    bus = build_bus(harness.store)
+    order_id, pen, ink = await submitted_order(bus, unique)
+    saga = CommandContext(
+        f"saga-{unique}", causation_id="OrderSubmitted", principal=Principal.system("saga")
+    )
+
+    await bus.dispatch(commands.ReserveStock(product_id=pen, order_id=order_id, quantity=2), saga)
+    await bus.dispatch(commands.ReserveStock(product_id=ink, order_id=order_id, quantity=3), saga)
+    confirmed = await bus.dispatch(commands.ConfirmOrder(order_id=order_id), saga)
+    # A saga step repeated after a crash changes nothing.
+    again = await bus.dispatch(commands.ConfirmOrder(order_id=order_id), saga)
+    reserved = await bus.dispatch(
+        commands.ReserveStock(product_id=pen, order_id=order_id, quantity=2), saga
+    )
+
+    assert confirmed.version == 6 and again.version == 6 and again.events == ()
+    assert reserved.version == 2 and reserved.events == ()
+    (pen_state, _), (ink_state, _) = await Streams(harness.store, build_registry()).load_many(
+        [(PRODUCT, pen), (PRODUCT, ink)]
+    )
+    assert (pen_state.stock_available, ink_state.stock_available) == (98, 97)
+    [*_, last] = await harness.store.read_stream(f"Order-{order_id}")
+    assert last.type == "OrderConfirmed"
+    assert last.metadata == EventMetadata(
+        f"saga-{unique}", "OrderSubmitted", "system:saga", last.metadata.schema_version
+    )
+
+
+async def test_the_saga_releases_stock_and_rejects_an_order_it_cannot_fill(
+    harness: StoreHarness, unique: str
+) -> None:
+    bus = build_bus(harness.store)
+    order_id, pen, ink = await submitted_order(bus, unique)
+    saga = CommandContext(f"saga-{unique}", principal=Principal.system("saga"))
+    await bus.dispatch(commands.ReserveStock(product_id=pen, order_id=order_id, quantity=2), saga)
+
+    with pytest.raises(InvalidState, match="insufficient stock"):
+        await bus.dispatch(
+            commands.ReserveStock(product_id=ink, order_id=order_id, quantity=101), saga
+        )
+    await bus.dispatch(commands.ReleaseStockReservation(product_id=pen, order_id=order_id), saga)
+    rejected = await bus.dispatch(
+        commands.RejectOrder(order_id=order_id, reason="out of ink"), saga
+    )
+
+    (pen_state, _), (order_state, _) = await Streams(harness.store, build_registry()).load_many(
+        [(PRODUCT, pen), (ORDER, order_id)]
+    )
+    assert pen_state.stock_available == 100 and pen_state.reservations == ()
+    assert rejected.version == 6 and order_state.status == "REJECTED"
+    with pytest.raises(InvalidState, match="cannot be confirmed"):
+        await bus.dispatch(commands.ConfirmOrder(order_id=order_id), saga)
+
+
+async def test_a_command_without_a_handler_is_refused_and_appends_nothing(
+    harness: StoreHarness, unique: str
+) -> None:
+    bus = build_bus(harness.store)
+    head = await harness.store.head_position()
+
+    with pytest.raises(UnknownCommand, match="OrderCreated"):
+        await bus.dispatch(OrderCreated(f"o-{unique}", "c-1", Decimal("0.10")), ctx())
+
+    assert await harness.store.head_position() == head

@@ -8,21 +8,20 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 from app.bootstrap import (
     Backend,
-    WriteSide,
+    command_bus,
     embedded_backend,
     projector_dependencies,
     run_projections,
-    write_side,
 )
 from app.settings import Settings
 from read_model.document_store.port import Document
-from write_model.application import ItemRequest
-from write_model.handling import CommandContext
+from tests.integration.write_side import customer_and_product, one_item_order
+from write_model.bus import CommandBus
+from write_model.command_context import CommandContext
 
 CONTEXT = CommandContext(correlation_id="embedded-test")
 
@@ -37,7 +36,7 @@ def embedded_settings(data_dir: Path) -> Settings:
 @dataclass(frozen=True)
 class Embedded:
     backend: Backend
-    write: WriteSide
+    commands: CommandBus
 
 
 @contextlib.asynccontextmanager
@@ -47,7 +46,7 @@ async def running(settings: Settings) -> AsyncIterator[Embedded]:
         deps = projector_dependencies(settings, backend)
         projector = asyncio.create_task(run_projections(deps, stop))
         try:
-            yield Embedded(backend, write_side(settings, backend))
+            yield Embedded(backend, command_bus(settings, backend))
         finally:
             stop.set()
             await projector
@@ -70,12 +69,9 @@ async def test_appends_reach_the_memory_store_and_survive_a_restart(
 ) -> None:
     settings = embedded_settings(tmp_path)
     async with running(settings) as side:
-        app = side.write.application
-        await app.register_customer(f"c-{unique}", "Ada", f"{unique}@example.com", CONTEXT)
-        await app.add_product(f"p-{unique}", "Pen", Decimal("1.25"), "USD", 5, CONTEXT)
-        await app.create_order(
-            f"o-{unique}", f"c-{unique}", [ItemRequest(f"p-{unique}", 2)], None, CONTEXT
-        )
+        bus = side.commands
+        await customer_and_product(bus, CONTEXT, unique, price="1.25", stock=5)
+        await bus.dispatch(one_item_order(unique, 2), CONTEXT)
         live = await document(side, "orders", f"o-{unique}", 2)
         assert live["total"] == {"amount": "2.75", "currency": "USD"}
 

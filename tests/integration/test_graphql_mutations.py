@@ -312,7 +312,7 @@ async def test_an_unexpected_exception_is_masked_with_an_error_id(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("connection string postgres://admin:hunter2@db")
 
-    monkeypatch.setattr(stack.services.application, "submit_order", broken)
+    monkeypatch.setattr(stack.services.commands, "dispatch", broken)
     with caplog.at_level(logging.ERROR, logger="schema.errors"):
         response = await stack.post(
             'mutation { submitOrder(input: {orderId: "any"}) { __typename } }'

@@ -228,7 +228,8 @@ async def test_order_history_and_order_at_read_the_event_store(stack: ApiStack) 
     assert [e["type"] for e in history] == ["OrderCreated", "OrderItemAdded", "OrderItemAdded"]
     assert [e["version"] for e in history] == [1, 2, 3]
     assert all(e["streamId"] == "Order-timeline" for e in history)
-    assert [e["schemaVersion"] for e in history] == [1, 2, 2]  # OrderItemAdded is at v2
+    # camelCase payloads: OrderCreated at v2, OrderItemAdded at v3 (v2 made its price Money)
+    assert [e["schemaVersion"] for e in history] == [2, 3, 3]
     assert int(history[0]["position"]) < int(history[2]["position"])
     assert history[2]["data"]["quantity"] == 4
 

@@ -28,7 +28,7 @@ from schema.types import (
 )
 from tests.conftest import service_url
 from write_model.event_store.memory import InMemoryEventStore
-from write_model.events import build_registry
+from write_model.event_types import build_registry
 
 QUERY_COMMANDS = {"find", "aggregate", "update", "delete", "count"}
 SESSION_FIELDS = {"$db", "lsid", "$clusterTime", "$readPreference", "txnNumber"}

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 
 from read_model.change_feed.in_process import InProcessChangeFeed
 from read_model.change_feed.port import DocumentChanged
@@ -19,23 +18,26 @@ from tests.integration.read_side import (
     CONTEXT,
     HeldOpenStore,
     all_documents,
-    build_app,
+    build_bus,
     catch_up,
     mongo_documents,
     order_workload,
     postgres_store,
     runners,
 )
-from write_model.application import ItemRequest
-from write_model.events import build_registry
+from tests.integration.write_side import customer_and_product, one_item_order
+from write_model import commands
+from write_model.event_types import build_registry
 
 
 async def test_documents_show_the_orders_customers_and_products(unique: str) -> None:
     database = f"projector_{unique}"
     async with postgres_store() as events, mongo_documents(database) as documents:
-        app = build_app(events)
-        await order_workload(app, unique, orders=2)
-        await app.rename_customer(f"c-{unique}", "Renamed Customer", CONTEXT)
+        bus = build_bus(events)
+        await order_workload(bus, unique, orders=2)
+        await bus.dispatch(
+            commands.RenameCustomer(customer_id=f"c-{unique}", name="Renamed Customer"), CONTEXT
+        )
         projection_runners = runners(events, documents)
 
         await catch_up(projection_runners)
@@ -62,9 +64,9 @@ async def test_never_skips_an_event_of_a_late_committing_writer(unique: str) -> 
     position order; the projector runs all along and must still apply every event."""
     database = f"projector_gap_{unique}"
     async with postgres_store(max_size=30) as events, mongo_documents(database) as documents:
-        app = build_app(HeldOpenStore(events))
+        bus = build_bus(HeldOpenStore(events))
         projection_runners = runners(events, documents)
-        writing = asyncio.gather(*(order_workload(app, f"{unique}-{w}", 6) for w in range(8)))
+        writing = asyncio.gather(*(order_workload(bus, f"{unique}-{w}", 6) for w in range(8)))
         while not writing.done():
             for runner in projection_runners:
                 await runner.run_batch()
@@ -112,8 +114,8 @@ class FailingFor:
 async def test_a_poison_event_parks_its_stream_and_retry_recovers_it(unique: str) -> None:
     database = f"projector_poison_{unique}"
     async with postgres_store() as events, mongo_documents(database) as documents:
-        app = build_app(events)
-        await order_workload(app, unique, orders=4)  # o1 and o3 stay drafts
+        bus = build_bus(events)
+        await order_workload(bus, unique, orders=4)  # o1 and o3 stay drafts
         poisoned = FailingFor(OrdersProjection(), f"Order-o1-{unique}")
         runner = ProjectionRunner(
             poisoned,
@@ -125,8 +127,14 @@ async def test_a_poison_event_parks_its_stream_and_retry_recovers_it(unique: str
         )
         await catch_up([runner])
         # Later events on the parked stream and on a healthy one.
-        await app.add_order_item(f"o1-{unique}", ItemRequest(f"p2-{unique}", 1), CONTEXT)
-        await app.add_order_item(f"o3-{unique}", ItemRequest(f"p2-{unique}", 5), CONTEXT)
+        await bus.dispatch(
+            commands.AddOrderItem(order_id=f"o1-{unique}", product_id=f"p2-{unique}", quantity=1),
+            CONTEXT,
+        )
+        await bus.dispatch(
+            commands.AddOrderItem(order_id=f"o3-{unique}", product_id=f"p2-{unique}", quantity=5),
+            CONTEXT,
+        )
         await catch_up([runner])
 
         assert await documents.get("orders_v1", f"o1-{unique}") is None
@@ -151,7 +159,10 @@ async def test_a_poison_event_parks_its_stream_and_retry_recovers_it(unique: str
             DEAD_LETTERS, {"subscriber": f"orders-{unique}"}, [], limit=100
         )
         assert remaining.documents == []
-        await app.add_order_item(f"o1-{unique}", ItemRequest(f"p0-{unique}", 1), CONTEXT)
+        await bus.dispatch(
+            commands.AddOrderItem(order_id=f"o1-{unique}", product_id=f"p0-{unique}", quantity=1),
+            CONTEXT,
+        )
         await catch_up([runner])
         flowing = await documents.get("orders_v1", f"o1-{unique}")
         assert flowing is not None and flowing["version"] == 6
@@ -162,8 +173,8 @@ async def test_replaying_a_batch_after_a_crash_changes_nothing(unique: str) -> N
     again and must converge to the same documents."""
     database = f"projector_replay_{unique}"
     async with postgres_store() as events, mongo_documents(database) as documents:
-        app = build_app(events)
-        await order_workload(app, unique, orders=3)
+        bus = build_bus(events)
+        await order_workload(bus, unique, orders=3)
         projection_runners = runners(events, documents)
         before = {r.checkpoint_name: await r.position() for r in projection_runners}
         await catch_up(projection_runners)
@@ -181,12 +192,9 @@ async def test_replaying_a_batch_after_a_crash_changes_nothing(unique: str) -> N
 async def test_money_in_documents_is_exact(unique: str) -> None:
     database = f"projector_money_{unique}"
     async with postgres_store() as events, mongo_documents(database) as documents:
-        app = build_app(events)
-        await app.register_customer(f"c-{unique}", "Ada", f"m-{unique}@example.com", CONTEXT)
-        await app.add_product(f"p-{unique}", "Ink", Decimal("0.10"), "USD", 100, CONTEXT)
-        await app.create_order(
-            f"o-{unique}", f"c-{unique}", [ItemRequest(f"p-{unique}", 3)], None, CONTEXT
-        )
+        bus = build_bus(events)
+        await customer_and_product(bus, CONTEXT, unique, price="0.10", stock=100)
+        await bus.dispatch(one_item_order(unique, 3), CONTEXT)
         await catch_up(runners(events, documents))
 
         order = await documents.get("orders_v1", f"o-{unique}")
@@ -201,13 +209,10 @@ async def test_written_documents_are_published_on_the_change_feed(unique: str) -
     database = f"projector_feed_{unique}"
     feed = InProcessChangeFeed()
     async with postgres_store() as events, mongo_documents(database) as documents:
-        app = build_app(events)
-        await app.register_customer(f"c-{unique}", "Ada", f"f-{unique}@example.com", CONTEXT)
-        await app.add_product(f"p-{unique}", "Ink", Decimal("2.00"), "USD", 10, CONTEXT)
+        bus = build_bus(events)
+        await customer_and_product(bus, CONTEXT, unique, price="2.00", stock=10)
         async with feed.subscribe() as changes:
-            await app.create_order(
-                f"o-{unique}", f"c-{unique}", [ItemRequest(f"p-{unique}", 1)], None, CONTEXT
-            )
+            await bus.dispatch(one_item_order(unique, 1), CONTEXT)
             await catch_up(runners(events, documents, feed=feed))
             published: list[DocumentChanged] = []
             with contextlib.suppress(TimeoutError):

@@ -18,14 +18,14 @@ from tests.conftest import service_url
 from tests.integration.read_side import (
     CONTEXT,
     all_documents,
-    build_app,
+    build_bus,
     catch_up,
     isolated_stack,
     mongo_documents,
     order_workload,
     runners,
 )
-from write_model.application import ItemRequest
+from write_model import commands
 
 
 class Projector:
@@ -99,12 +99,12 @@ async def test_killed_at_random_points_converges_to_a_clean_rebuild(
     rebuilt_database = f"clean_{unique}"
     rng = random.Random(unique)
     async with isolated_stack(database, max_size=20) as (dsn, events, documents):
-        app = build_app(events)
+        bus = build_bus(events)
         with projectors() as started:
             started.append(Projector(dsn, database, tmp_path / "projector-0.log"))
             # About 2,000 commands from 5 writers, while the projector is killed with SIGKILL
             # at random moments (and at least 4 times, catching up included) and restarted.
-            load = asyncio.gather(*(order_workload(app, f"{unique}-{w}", 80) for w in range(5)))
+            load = asyncio.gather(*(order_workload(bus, f"{unique}-{w}", 80) for w in range(5)))
             kills = 0
             while not load.done() or kills < 4:
                 await asyncio.sleep(rng.uniform(0.5, 1.5))
@@ -130,8 +130,8 @@ async def test_killed_at_random_points_converges_to_a_clean_rebuild(
 async def test_a_standby_takes_over_when_the_leader_dies(unique: str, tmp_path: Path) -> None:
     database = f"standby_{unique}"
     async with isolated_stack(database) as (dsn, events, documents):
-        app = build_app(events)
-        await order_workload(app, unique, orders=2)
+        bus = build_bus(events)
+        await order_workload(bus, unique, orders=2)
         with projectors() as started:
             first = Projector(dsn, database, tmp_path / "first.log")
             started.append(first)
@@ -140,14 +140,24 @@ async def test_a_standby_takes_over_when_the_leader_dies(unique: str, tmp_path: 
             started.append(second)
             await _until(lambda: "standing by" in second.log(), "second process stands by")
 
-            await app.add_order_item(f"o1-{unique}", ItemRequest(f"p2-{unique}", 7), CONTEXT)
+            await bus.dispatch(
+                commands.AddOrderItem(
+                    order_id=f"o1-{unique}", product_id=f"p2-{unique}", quantity=7
+                ),
+                CONTEXT,
+            )
             await caught_up(documents, events)
             assert "leading projection orders" in first.log()
             assert "leading projection" not in second.log(), "only one process applies"
 
             first.kill()
             killed_at = time.monotonic()
-            await app.add_order_item(f"o1-{unique}", ItemRequest(f"p0-{unique}", 9), CONTEXT)
+            await bus.dispatch(
+                commands.AddOrderItem(
+                    order_id=f"o1-{unique}", product_id=f"p0-{unique}", quantity=9
+                ),
+                CONTEXT,
+            )
             await caught_up(documents, events, seconds=30)
             takeover = time.monotonic() - killed_at
 

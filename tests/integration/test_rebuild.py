@@ -18,15 +18,15 @@ from read_model.runner import RunnerSettings
 from tests.integration.read_side import (
     CONTEXT,
     all_documents,
-    build_app,
+    build_bus,
     catch_up,
     isolated_stack,
     order_workload,
     runners,
 )
-from write_model.application import ItemRequest
+from write_model import commands
 from write_model.envelope import LogPosition
-from write_model.events import build_registry
+from write_model.event_types import build_registry
 
 
 def dependencies(events, documents, grace_seconds: float = 30.0) -> ProjectorDependencies:
@@ -46,9 +46,11 @@ def dependencies(events, documents, grace_seconds: float = 30.0) -> ProjectorDep
 async def test_rebuild_gives_the_same_documents_and_switches_readers(unique: str) -> None:
     database = f"rebuild_{unique}"
     async with isolated_stack(database) as (_, events, documents):
-        app = build_app(events)
-        await order_workload(app, unique, orders=6)
-        await app.rename_customer(f"c-{unique}", "Renamed", CONTEXT)
+        bus = build_bus(events)
+        await order_workload(bus, unique, orders=6)
+        await bus.dispatch(
+            commands.RenameCustomer(customer_id=f"c-{unique}", name="Renamed"), CONTEXT
+        )
         await catch_up(runners(events, documents))
         served = (await all_documents(documents, version=1))["orders"]
         seen: list[tuple[LogPosition, LogPosition]] = []
@@ -84,8 +86,8 @@ async def test_rebuild_gives_the_same_documents_and_switches_readers(unique: str
 async def test_a_running_projector_switches_to_the_rebuilt_version(unique: str) -> None:
     database = f"rebuild_live_{unique}"
     async with isolated_stack(database) as (_, events, documents):
-        app = build_app(events)
-        await order_workload(app, unique, orders=3)
+        bus = build_bus(events)
+        await order_workload(bus, unique, orders=3)
         deps = dependencies(events, documents)
         stop = asyncio.Event()
         live = asyncio.create_task(run_projection(deps, OrdersProjection(), stop))
@@ -96,7 +98,12 @@ async def test_a_running_projector_switches_to_the_rebuilt_version(unique: str) 
             while await active_version(documents, "orders") != version:
                 assert time.monotonic() < deadline, "the live projector never switched"
                 await asyncio.sleep(0.05)
-            await app.add_order_item(f"o1-{unique}", ItemRequest(f"p2-{unique}", 4), CONTEXT)
+            await bus.dispatch(
+                commands.AddOrderItem(
+                    order_id=f"o1-{unique}", product_id=f"p2-{unique}", quantity=4
+                ),
+                CONTEXT,
+            )
             deps.signal.notify()  # type: ignore[attr-defined]
             while True:
                 order = await documents.get(f"orders_v{version}", f"o1-{unique}")

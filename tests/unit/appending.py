@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from write_model.envelope import EventMetadata, NewEvent
 from write_model.event_store.memory import InMemoryEventStore
 from write_model.event_store.port import ANY
-from write_model.events import build_registry
+from write_model.event_types import build_registry
 
 REGISTRY = build_registry()
 

@@ -25,7 +25,7 @@ from typing import Any
 from read_model.document_store.port import POSITION_FIELD, Document, UpdateMany, position_key
 from read_model.projections.base import DocKey, ProjectedEvent, Projection
 from write_model.envelope import EventMetadata, LogPosition, RecordedEvent
-from write_model.events import build_registry
+from write_model.event_types import build_registry
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 STEP = timedelta(minutes=1)

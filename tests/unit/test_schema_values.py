@@ -22,7 +22,8 @@ from schema.errors import (
     user_error_of,
 )
 from schema.masking import is_unexpected
-from schema.mutations import AddProductInput, CreateOrderInput, OrderItemInput, fingerprint
+from schema.mutation_inputs import AddProductInput, CreateOrderInput, OrderItemInput
+from schema.mutations import fingerprint
 from schema.pagination import Ordering, decode_cursor, encode_cursor, page_size
 from schema.scalars import (
     MalformedDecimal,
@@ -31,9 +32,9 @@ from schema.scalars import (
     serialize_datetime,
     serialize_decimal,
 )
+from write_model.bus import ConcurrencyConflict, IdempotencyKeyReused
 from write_model.domain.errors import InvalidState, NotFound, ValidationFailed
 from write_model.envelope import ConsistencyToken, LogPosition
-from write_model.handling import ConcurrencyConflict, IdempotencyKeyReused
 
 # ------------------------------------------------------------------ scalars
 

@@ -1,0 +1,296 @@
+"""The command bus: the one way in for every command (write_model/commands.py).
+
+`CommandBus.dispatch(command, context, idempotency)` runs the same pipeline for each:
+
+1. A known idempotency key returns the first result and appends nothing; the same key with
+   other input (another fingerprint) is an `IdempotencyKeyReused`.
+2. The command's handler (write_model/handlers.py) looks up what the domain needs and
+   returns a `Decision`: which decider decides which domain command on which stream.
+3. Load the stream, decide, append at the loaded version. Without an `expected_version`, a
+   conflicting concurrent append makes the bus reload and decide again, a bounded number of
+   times; with one, a stale version is the sender's to resolve and is reported at once. The
+   idempotency key is stored with the events, in the same append.
+
+Domain errors from handlers and deciders propagate unchanged; nothing is appended then.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from write_model import stream_ids
+from write_model.command_context import CommandContext
+from write_model.commands import Command
+from write_model.envelope import AppendResult, EventMetadata, NewEvent, RecordedEvent
+from write_model.event_store.port import (
+    NO_STREAM,
+    EventStore,
+    ExpectedVersion,
+    IdempotencyKeyConflict,
+    WrongExpectedVersion,
+)
+from write_model.registry import EventTypeRegistry
+
+C = TypeVar("C")
+E = TypeVar("E")
+S = TypeVar("S")
+
+_ID_NAMESPACE = uuid.UUID("6f1c7f2e-4d3b-4a59-9a67-0c5d2f8e1b10")
+
+
+@dataclass(frozen=True, slots=True)
+class Decider(Generic[C, E, S]):
+    stream_type: str
+    decide: Callable[[C, S], list[E]]
+    evolve: Callable[[S, E], S]
+    initial_state: S
+
+    def stream_id(self, entity_id: str) -> str:
+        return stream_ids.stream_id(self.stream_type, entity_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a handler asks of the bus: `decider` decides `command` on the entity's stream."""
+
+    decider: Decider[Any, Any, Any]
+    entity_id: str
+    command: Any  # the domain command that `decider.decide` takes
+    _: KW_ONLY
+    expected_version: int | None = None
+    # The (state, version) the handler already read with its lookups: serves the first try.
+    loaded: tuple[Any, int] | None = None
+    # Decided and appended first, without the idempotency key (e.g. reserving an email).
+    before: tuple[Decision, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    key: str
+    fingerprint: str  # of the sender's input, so other input under the same key is caught
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    stream_id: str
+    version: int
+    consistency_token: str
+    events: tuple[Any, ...]  # the domain events appended; () when replayed or a no-op
+    replayed: bool = False  # the result of an earlier command with the same idempotency key
+
+    @staticmethod
+    def of(result: AppendResult, events: tuple[Any, ...], replayed: bool = False) -> CommandOutcome:
+        return CommandOutcome(
+            result.stream_id, result.version, result.consistency_token, events, replayed
+        )
+
+
+class ConcurrencyConflict(Exception):
+    """The stream moved past the version the command was decided on."""
+
+    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"{stream_id} is at version {actual}, the command expected version {expected}"
+        )
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class IdempotencyKeyReused(Exception):
+    """The idempotency key was first used with other input."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used with different input")
+        self.key = key
+
+
+class UnknownCommand(TypeError):
+    """No handler is registered for the command's type."""
+
+
+class Streams:
+    """The write side's streams, each folded by its decider."""
+
+    def __init__(self, store: EventStore, registry: EventTypeRegistry) -> None:
+        self._store = store
+        self._registry = registry
+
+    async def load(self, decider: Decider[C, E, S], entity_id: str) -> tuple[S, int]:
+        """The state folded from the entity's stream, and its version (0: no stream)."""
+        events = await self._store.read_stream(decider.stream_id(entity_id))
+        return self._fold(decider, events), len(events)
+
+    async def load_many(
+        self, targets: Sequence[tuple[Decider[Any, Any, Any], str]]
+    ) -> list[tuple[Any, int]]:
+        """Several entities' streams in one read of the store, each folded by its decider."""
+        ids = [decider.stream_id(entity_id) for decider, entity_id in targets]
+        found = await self._store.read_streams(ids)
+        return [
+            (self._fold(decider, found[stream_id]), len(found[stream_id]))
+            for (decider, _), stream_id in zip(targets, ids, strict=True)
+        ]
+
+    def _fold(self, decider: Decider[C, E, S], events: list[RecordedEvent]) -> S:
+        state = decider.initial_state
+        for recorded in events:
+            event = self._registry.deserialize(
+                recorded.type, recorded.data, recorded.metadata.schema_version
+            )
+            state = decider.evolve(state, event)
+        return state
+
+
+class Lookup(Protocol):
+    """What a handler may use: the streams, and ids for the entities a command creates."""
+
+    async def load(self, decider: Decider[C, E, S], entity_id: str) -> tuple[S, int]: ...
+
+    async def load_many(
+        self, targets: Sequence[tuple[Decider[Any, Any, Any], str]]
+    ) -> list[tuple[Any, int]]: ...
+
+    def new_entity_id(self) -> str: ...
+
+
+Handler = Callable[[Any, Lookup], Awaitable[Decision]]
+
+
+class _DispatchLookup(Streams):
+    def __init__(
+        self,
+        store: EventStore,
+        registry: EventTypeRegistry,
+        idempotency: Idempotency | None,
+        new_id: Callable[[], str],
+    ) -> None:
+        super().__init__(store, registry)
+        self._idempotency = idempotency
+        self._new_id = new_id
+
+    def new_entity_id(self) -> str:
+        # A retry under the same idempotency key must name the same entity.
+        if self._idempotency is not None:
+            return str(uuid.uuid5(_ID_NAMESPACE, self._idempotency.key))
+        return self._new_id()
+
+
+class CommandBus:
+    def __init__(
+        self,
+        store: EventStore,
+        registry: EventTypeRegistry,
+        handlers: Mapping[type, Handler],
+        *,
+        clock: Callable[[], datetime],
+        new_event_id: Callable[[], uuid.UUID],
+        new_entity_id: Callable[[], str],
+        max_attempts: int = 5,
+        after_append: Sequence[Callable[[AppendResult], None]] = (),
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._handlers = dict(handlers)
+        self._clock = clock
+        self._new_event_id = new_event_id
+        self._new_entity_id = new_entity_id
+        self._max_attempts = max_attempts
+        self._after_append = tuple(after_append)  # e.g. wake an in-process projector
+
+    async def dispatch(
+        self, command: Command, context: CommandContext, idempotency: Idempotency | None = None
+    ) -> CommandOutcome:
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise UnknownCommand(f"no handler is registered for {type(command).__name__}")
+        replayed = await self._replay(idempotency)
+        if replayed is not None:
+            return replayed
+        lookup = _DispatchLookup(self._store, self._registry, idempotency, self._new_entity_id)
+        decision = await handler(command, lookup)
+        return await self._decide_and_append(decision, lookup, context, idempotency)
+
+    async def _replay(self, idempotency: Idempotency | None) -> CommandOutcome | None:
+        """The first result for this key, or None when the key is new."""
+        if idempotency is None:
+            return None
+        record = await self._store.find_idempotency_record(idempotency.key)
+        if record is None:
+            return None
+        if record.fingerprint != idempotency.fingerprint:
+            raise IdempotencyKeyReused(idempotency.key)
+        return CommandOutcome.of(record.result, (), replayed=True)
+
+    async def _decide_and_append(
+        self,
+        decision: Decision,
+        streams: Streams,
+        context: CommandContext,
+        idempotency: Idempotency | None,
+    ) -> CommandOutcome:
+        for step in decision.before:
+            await self._decide_and_append(step, streams, context, None)
+        decider, expected_version = decision.decider, decision.expected_version
+        stream_id = decider.stream_id(decision.entity_id)
+        attempts = 1 if expected_version is not None else self._max_attempts
+        for attempt in range(1, attempts + 1):
+            if attempt == 1 and decision.loaded is not None:
+                state, version = decision.loaded
+            else:
+                state, version = await streams.load(decider, decision.entity_id)
+            if expected_version is not None and expected_version != version:
+                raise ConcurrencyConflict(stream_id, expected_version, version)
+            events = decider.decide(decision.command, state)
+            try:
+                result = await self._append(
+                    decider.stream_type, stream_id, version, events, context, idempotency
+                )
+            except WrongExpectedVersion as conflict:
+                if attempt == attempts:
+                    raise ConcurrencyConflict(stream_id, version, conflict.actual) from conflict
+                continue
+            except IdempotencyKeyConflict:
+                # A concurrent request with the same key won the race; answer as it did.
+                replayed = await self._replay(idempotency)
+                if replayed is None:
+                    raise
+                return replayed
+            if events:
+                for listener in self._after_append:
+                    listener(result)
+            return CommandOutcome.of(result, tuple(events))
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def _append(
+        self,
+        stream_type: str,
+        stream_id: str,
+        version: int,
+        events: list[Any],
+        context: CommandContext,
+        idempotency: Idempotency | None,
+    ) -> AppendResult:
+        now = self._clock()
+        new_events = []
+        for event in events:
+            type_name, data, schema_version = self._registry.serialize(event)
+            metadata = EventMetadata(
+                correlation_id=context.correlation_id,
+                causation_id=context.causation_id,
+                user_id=context.principal.user_id,
+                schema_version=schema_version,
+            )
+            new_events.append(NewEvent(self._new_event_id(), type_name, data, metadata, now))
+        expected: ExpectedVersion = version if version > 0 else NO_STREAM
+        return await self._store.append_to_stream(
+            stream_id,
+            stream_type,
+            expected,
+            new_events,
+            idempotency=(idempotency.key, idempotency.fingerprint) if idempotency else None,
+        )
