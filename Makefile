@@ -3,11 +3,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install dev test unit lint bench bench-read bench-http
+.PHONY: install assets dev test unit lint bench bench-read bench-http
 
 # The project installs everything it needs: the virtualenv and its packages here,
 # PostgreSQL and the Mongo-wire server in tests/services/with-services.
-install: $(STAMP)
+install: $(STAMP) assets
+
+# GraphiQL's browser assets from app/graphiql_assets/package-lock.json (npm ci, cached by
+# the lock's hash outside the clone); the server serves them itself.
+assets:
+	app/graphiql_assets/build
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +25,7 @@ dev: install
 	$(BIN)/orders dev
 
 test: install
+	tests/services/chromium
 	tests/services/with-services $(BIN)/python -m pytest -q
 
 unit: install

@@ -41,6 +41,7 @@ from app.bootstrap import (
     embedded_api_side,
     run_projections,
 )
+from app.graphiql import GraphiQL
 from app.metrics import CONTENT_TYPE, Metrics
 from app.settings import Settings
 from read_model.projections import OrdersProjection
@@ -129,7 +130,8 @@ def create_app(
             raise RuntimeError("the API is not started: its lifespan has not run")
         return runtime.services
 
-    graphql = OrdersGraphQL(schema, services)
+    graphiql = GraphiQL()
+    graphql = OrdersGraphQL(schema, services, graphiql)
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -139,6 +141,7 @@ def create_app(
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/", root, methods=["GET"]),
+            graphiql.assets_route(),
         ],
         middleware=[Middleware(RequestObservability, metrics=metrics)],
         lifespan=lifespan,
@@ -272,9 +275,14 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
 
     websocket_adapter_class = TextWebSocketAdapter  # type: ignore[assignment]
 
-    def __init__(self, schema: Any, services: Callable[[], Services]) -> None:
+    def __init__(self, schema: Any, services: Callable[[], Services], graphiql: GraphiQL) -> None:
         super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
         self._services = services
+        self._graphiql = graphiql
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Our page with the server's own assets, instead of strawberry's CDN-based one.
+        return self._graphiql.response()
 
     async def get_context(self, request: Any, response: Any) -> RequestContext:
         correlation_id = getattr(request.state, "correlation_id", None) or str(uuid.uuid4())
