@@ -21,8 +21,12 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The quick start: migrate, add the demo data (once: `orders seed` adds nothing the second
+# time), then the API and the projector in one process; it prints the GraphiQL URL.
 dev: install
-	$(BIN)/orders dev
+	@$(BIN)/orders migrate
+	@$(BIN)/orders seed
+	@$(BIN)/orders dev
 
 test: install
 	tests/services/chromium

@@ -6,9 +6,11 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import click
+import uvicorn
 
 from app.bootstrap import (
     ServiceUnavailable,
@@ -56,6 +58,48 @@ def migrate_command() -> None:
     settings = Settings()
     done = _run(lambda: migrate(settings))
     click.echo(f"migrated: {done}")
+
+
+@main.group("schema")
+def schema_group() -> None:
+    """The GraphQL schema the server serves."""
+
+
+@schema_group.command("export")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="write to this file (default: standard output)",
+)
+def schema_export(output: str | None) -> None:
+    """Print the schema as SDL (schema/schema.graphql is this output, committed)."""
+    from schema.export import schema_sdl
+
+    sdl = schema_sdl()
+    if output is None:
+        click.echo(sdl, nl=False)
+    else:
+        Path(output).write_text(sdl)
+        click.echo(f"schema written to {output}", err=True)
+
+
+@main.command("seed")
+def seed_command() -> None:
+    """Add a small demo catalog and customers (safe to run again: a second run adds
+    nothing). Migrates the event store first."""
+    from app.bootstrap import write_side
+    from app.seed import seed
+
+    settings = Settings()
+
+    async def work() -> str:
+        await migrate(settings)
+        async with write_side(settings) as write:
+            return (await seed(write.application)).summary()
+
+    click.echo(f"seed: {_run(work)}")
 
 
 @main.command("projector")
@@ -134,14 +178,23 @@ def projections_rebuild(name: str) -> None:
     click.echo(f"{name}: version {version} built")
 
 
+class AnnouncingServer(uvicorn.Server):
+    """Says where GraphiQL is, on standard output, once the server listens."""
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            host = self.config.host
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            click.echo(f"GraphiQL: http://{shown}:{self.config.port}/graphql")
+
+
 def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: bool) -> None:
     """Serve the API with uvicorn (one worker, uvloop) until SIGINT / SIGTERM."""
-    import uvicorn
-
     from app.server import create_app
 
     app = create_app(settings, embedded=embedded)
-    server = uvicorn.Server(
+    server = AnnouncingServer(
         uvicorn.Config(
             app,
             host=host or settings.host,

@@ -30,7 +30,9 @@ class Settings(BaseSettings):
     projector_batch_size: int = Field(500, ge=1, le=10_000)
     projector_poll_seconds: float = Field(1.0, gt=0, description="poll when no NOTIFY arrives")
     log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: human-readable text on a terminal, JSON lines otherwise"
+    )
 
     # The API (`orders api`, `orders dev`).
     migrate_on_start: bool = Field(
