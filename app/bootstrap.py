@@ -156,9 +156,12 @@ def require_services(settings: Settings, what: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def projector_side(settings: Settings) -> AsyncIterator[ProjectorDependencies]:
-    """What `orders projector` and `orders projections ...` run on: PostgreSQL + MongoDB."""
-    require_services(settings, "the projector")
+async def projector_side(
+    settings: Settings, command: str = "orders projector"
+) -> AsyncIterator[ProjectorDependencies]:
+    """What `orders projector` and `orders projections ...` run on: PostgreSQL + MongoDB.
+    `command`: the one named when a setting is missing."""
+    require_services(settings, command)
     assert settings.database_url is not None
     from read_model.change_feed import PostgresChangeFeed
     from read_model.signals import PostgresAppendSignal, PostgresLeaderLock

@@ -14,6 +14,8 @@ import uvicorn
 
 from app.bootstrap import (
     ServiceUnavailable,
+    document_store,
+    event_store,
     migrate,
     projector_side,
     require_services,
@@ -25,6 +27,7 @@ from write_model.envelope import LogPosition
 
 
 @click.group()
+@click.version_option(package_name="orders", prog_name="orders")
 def main() -> None:
     """Orders: a GraphQL CQRS API server."""
 
@@ -123,7 +126,7 @@ def projections_status() -> None:
     settings = Settings()
 
     async def work() -> None:
-        async with projector_side(settings) as deps:
+        async with projector_side(settings, "orders projections status") as deps:
             statuses = await projection_statuses(deps.events, deps.documents)
         from rich.console import Console
         from rich.table import Table
@@ -160,7 +163,7 @@ def projections_rebuild(name: str) -> None:
     _configure_logging(settings)
 
     async def work() -> int:
-        async with projector_side(settings) as deps:
+        async with projector_side(settings, "orders projections rebuild") as deps:
             with Progress(
                 TextColumn(f"rebuilding {name}"),
                 BarColumn(),
@@ -189,8 +192,22 @@ class AnnouncingServer(uvicorn.Server):
             click.echo(f"GraphiQL: http://{shown}:{self.config.port}/graphql")
 
 
+def _check_reachable(settings: Settings) -> None:
+    """Connect to the configured services once before serving, so an unreachable one is a
+    single clear line and exit status 2, not a startup traceback from the server."""
+    if not (settings.database_url or settings.mongo_url):
+        return
+
+    async def probe() -> None:
+        async with event_store(settings), document_store(settings):
+            pass
+
+    _run(probe)
+
+
 def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: bool) -> None:
     """Serve the API with uvicorn (one worker, uvloop) until SIGINT / SIGTERM."""
+    _check_reachable(settings)
     from app.server import create_app
 
     app = create_app(settings, embedded=embedded)
