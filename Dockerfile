@@ -9,13 +9,20 @@ RUN ORDERS_CACHE_DIR=/tmp/cache ./build /build/dist
 
 FROM python:3.11-slim
 WORKDIR /srv/orders
-COPY pyproject.toml README.md ./
+# The locked dependencies (uv.lock) into /opt/orders, the image's environment; no Python is
+# downloaded: uv uses the image's own.
+ENV UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=/opt/orders UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy PATH=/opt/orders/bin:$PATH
+RUN pip install --no-cache-dir uv==0.13.8
+COPY pyproject.toml uv.lock README.md ./
+# Dependencies first, in a layer of their own that code changes do not invalidate.
+RUN uv sync --frozen --no-install-project --no-editable --no-cache
 COPY app app
 COPY schema schema
 COPY write_model write_model
 COPY read_model read_model
 COPY --from=graphiql-assets /build/dist app/graphiql_assets/dist
-RUN pip install --no-cache-dir . \
+RUN uv sync --frozen --no-editable --no-cache \
     && useradd --system --uid 10001 --home-dir /srv/orders orders \
     && mkdir -p /srv/orders/.orders && chown orders /srv/orders/.orders
 USER orders

@@ -1,24 +1,24 @@
-"""`orders seed`: a small demo catalog and a few customers, through the same command path
-as the GraphQL mutations (the application layer, events in the event store; the projector
-makes the read documents).
+"""`orders seed`: a small demo catalog and a few customers, sent as the GraphQL mutations a
+client would send, to the API running in process (its lifespan opens the same stores
+`orders api` or `orders dev` would), so the demo data takes the normal command path.
 
-Idempotent: every command carries an idempotency key derived from what it seeds, so a
-second run replays the first run's outcomes and appends nothing. Fixed ids make the demo
+Idempotent: every mutation carries an idempotency key derived from what it seeds, so a
+second run replays the first run's results and appends nothing. Fixed ids make the demo
 data easy to query (`product(id: "demo-espresso")`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
+from typing import Any
 
+import httpx
 import orjson
 
-from write_model.application import OrdersApplication
-from write_model.handling import CommandContext, CommandOutcome, Idempotency
-
-SEED_CORRELATION_ID = "orders-seed"
+from app.bootstrap import require_services
+from app.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -52,51 +52,86 @@ CUSTOMERS = (
 )
 
 
-@dataclass(frozen=True)
-class SeedReport:
-    added: int  # commands that appended events this run
-    already_there: int  # commands replayed from an earlier run
+def _mutation(field: str, input_type: str) -> str:
+    return (
+        f"mutation Seed($input: {input_type}!) {{ result: {field}(input: $input) "
+        "{ __typename ... on UserError { code message } } }"
+    )
 
-    def summary(self) -> str:
-        if self.added == 0:
-            return f"demo data already there ({self.already_there} items): nothing added"
-        return (
-            f"demo data added: {len(PRODUCTS)} products and {len(CUSTOMERS)} customers "
-            f"({self.added} new, {self.already_there} already there)"
+
+ADD_PRODUCT = _mutation("addProduct", "AddProductInput")
+REGISTER_CUSTOMER = _mutation("registerCustomer", "RegisterCustomerInput")
+
+
+class SeedFailed(RuntimeError):
+    """The API refused a demo command (for example: the demo email belongs to someone else)."""
+
+
+def _key(kind: str, item: DemoProduct | DemoCustomer) -> str:
+    """Stable per item and content: changed demo data gets a new key, not a refusal."""
+    digest = hashlib.sha256(orjson.dumps(asdict(item), default=str)).hexdigest()[:12]
+    return f"seed:{kind}:{digest}"
+
+
+def mutations() -> list[tuple[str, dict[str, Any]]]:
+    """Every demo command as (GraphQL document, input)."""
+    products = [
+        (
+            ADD_PRODUCT,
+            {
+                "productId": item.product_id,
+                "name": item.name,
+                "price": str(item.price),
+                "currency": item.currency,
+                "initialStock": item.stock,
+                "idempotencyKey": _key("product", item),
+            },
         )
+        for item in PRODUCTS
+    ]
+    customers = [
+        (
+            REGISTER_CUSTOMER,
+            {
+                "customerId": person.customer_id,
+                "name": person.name,
+                "email": person.email,
+                "idempotencyKey": _key("customer", person),
+            },
+        )
+        for person in CUSTOMERS
+    ]
+    return products + customers
 
 
-def _idempotency(kind: str, item: object) -> Idempotency:
-    payload = orjson.dumps(item, option=orjson.OPT_SORT_KEYS, default=str)
-    fingerprint = hashlib.sha256(kind.encode() + b"\n" + payload).hexdigest()
-    return Idempotency(f"seed:{kind}:{getattr(item, kind + '_id')}", fingerprint)
+async def seed(settings: Settings) -> str:
+    """Send the demo commands; returns a one-line summary."""
+    from app.server import create_app
 
-
-async def seed(application: OrdersApplication) -> SeedReport:
-    """Add the demo data that is not there yet."""
-    context = CommandContext(correlation_id=SEED_CORRELATION_ID)
-    outcomes: list[CommandOutcome] = []
-    for item in PRODUCTS:
-        outcomes.append(
-            await application.add_product(
-                item.product_id,
-                item.name,
-                item.price,
-                item.currency,
-                item.stock,
-                context,
-                _idempotency("product", item),
+    embedded = not (settings.database_url or settings.mongo_url)
+    if not embedded:
+        require_services(settings, "orders seed")
+    app = create_app(settings, embedded=embedded)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://orders-seed") as client,
+    ):
+        for document, variables in mutations():
+            response = await client.post(
+                "/graphql",
+                json={"query": document, "variables": {"input": variables}},
+                headers={"X-Correlation-ID": "orders-seed"},
             )
-        )
-    for person in CUSTOMERS:
-        outcomes.append(
-            await application.register_customer(
-                person.customer_id,
-                person.name,
-                person.email,
-                context,
-                _idempotency("customer", person),
-            )
-        )
-    already_there = sum(outcome.replayed for outcome in outcomes)
-    return SeedReport(added=len(outcomes) - already_there, already_there=already_there)
+            body = response.json()
+            result = (body.get("data") or {}).get("result")
+            if response.status_code != 200 or result is None:
+                raise SeedFailed(f"the API refused a demo command: {body}")
+            if not result["__typename"].endswith("Accepted"):
+                raise SeedFailed(
+                    f"the API refused {variables}: {result.get('code')}: {result.get('message')}"
+                )
+    return (
+        f"the demo catalog ({len(PRODUCTS)} products) and {len(CUSTOMERS)} customers are in "
+        "place (a second run adds nothing)"
+    )

@@ -83,6 +83,7 @@ TAX_RATE = Decimal("0.10")
 
 MEMORY_TARGET = 10_000  # events/s
 MONGO_TARGET = 5_000  # events/s
+MONGO_SERVER_SCRIPT = Path(__file__).resolve().parent.parent / "tests/services/mongo-server"
 LAG_P99_TARGET_MS = 100.0
 
 
@@ -959,12 +960,14 @@ async def server_description(admin_dsn: str, mongo_url: str | None) -> tuple[str
         info = await client.admin.command("buildInfo")
     finally:
         await client.close()
-    server = subprocess.run(
-        [str(Path(__file__).resolve().parent.parent / "tests/services/mongo-server"), "--describe"],
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [str(MONGO_SERVER_SCRIPT), "--describe"],
         capture_output=True,
         text=True,
         check=False,
-    ).stdout.strip()
+    )
+    server = done.stdout.strip()
     mongo = f"MongoDB {info.get('version')} wire (tests/services/mongo-server: {server})"
     return f"PostgreSQL {pg}", mongo
 
@@ -1037,7 +1040,7 @@ async def rebuild_benchmark(
                 async with mongo_database(mongo_url, name) as documents:
                     totals: dict[str, list[float]] = {}
                     cpu = time.process_time()
-                    seconds, projecting, versions = await rebuild_into_mongo(
+                    seconds, _projecting, versions = await rebuild_into_mongo(
                         store,
                         Timed(documents, totals),  # type: ignore[arg-type]
                         registry,

@@ -21,6 +21,7 @@ from pymongo import AsyncMongoClient, ReplaceOne, monitoring
 from pymongo import UpdateMany as UpdateManyOperation
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
+
 from read_model.document_store.port import (
     POSITION_FIELD,
     Checkpoint,

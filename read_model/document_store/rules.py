@@ -44,5 +44,3 @@ def check_equality_filter(filter: Mapping[str, Any]) -> None:
             isinstance(value, Mapping) and any(str(k).startswith("$") for k in value)
         ):
             raise ValueError(f"only equality filters are supported, got {field!r}: {value!r}")
-
-

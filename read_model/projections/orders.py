@@ -10,9 +10,10 @@ order_customers/<customerId>:  {_id, name}  (a lookup: the name a new order is g
 
 Product names live in `productNames`, not in the items, so that a rename is one `$set` of
 `productNames.<productId>` on every order whose `productIds` array holds the product,
-however many lines name it (no array filters to keep in step with the items). Likewise a customer rename sets `customerName` on
-that customer's orders. Lines follow the domain's rules exactly (`write_model.domain.order`
-evolve and `order_totals`), so the read totals equal the ones the write side computes.
+however many lines name it (no array filters to keep in step with the items). Likewise a
+customer rename sets `customerName` on that customer's orders. Lines follow the domain's
+rules exactly (`write_model.domain.order` evolve and `order_totals`), so the read totals
+equal the ones the write side computes.
 """
 
 from __future__ import annotations

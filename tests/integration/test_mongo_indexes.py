@@ -158,9 +158,12 @@ async def test_no_query_of_the_api_or_the_projector_is_a_collection_scan(unique:
         await store.count(DEAD_LETTERS, {})
         await store.list_checkpoints()
         # What changed after a position (re-sent to subscribers after a gap).
-        await store.database[orders].find({POSITION_FIELD: {"$gt": f"{30:040d}"}}).sort(
-            POSITION_FIELD, 1
-        ).to_list()
+        await (
+            store.database[orders]
+            .find({POSITION_FIELD: {"$gt": f"{30:040d}"}})
+            .sort(POSITION_FIELD, 1)
+            .to_list()
+        )
         recorder.recording = False
 
         assert len(recorder.commands) > 40
