@@ -57,7 +57,7 @@ lint: install
 bench: install
 	tests/services/with-services $(BIN)/python -m bench.write_model
 
-# Projector rebuild rate and steady-state lag (see bench/read_model.py --help for options).
+# Projector rebuild rate and steady-state lag (see `python -m bench.read_model --help`).
 bench-read: install
 	tests/services/with-services $(BIN)/python -m bench.read_model $(ARGS)
 

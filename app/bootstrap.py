@@ -1,20 +1,40 @@
-"""The composition root: the one place that builds adapters from settings."""
+"""The composition root: the one place that builds adapters from settings, and the
+long-running tasks of each process.
+
+A `Backend` is every adapter a process runs on, as ports:
+- `shared_backend`: PostgreSQL (event store, LISTEN/NOTIFY, advisory locks) and MongoDB,
+  shared by the `api`, `projector` (and later `saga` and `relay`) processes;
+- `embedded_backend`: `orders dev`, everything in one process: the SQLite event store and
+  an in-memory read store unless URLs are set, and in-process signals, feed and locks.
+
+On a backend: `write_side` (command handling), `projector_dependencies` (the projector's
+loop), and for the API `api_runtime` (what GraphQL resolvers use, plus the projector task in
+embedded mode). Everything is built inside a lifespan or a command's run, never at import.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from app.settings import Settings
-from read_model.change_feed import ChangeFeed, InProcessChangeFeed
+from read_model.append_signal.port import AppendSignal
+from read_model.change_feed.port import ChangeFeed
 from read_model.document_store.port import DocumentStore
-from read_model.live import ProjectorDependencies
-from read_model.projector import RunnerSettings
+from read_model.leader_lock.port import LeaderLock
+from read_model.projections import ALL_PROJECTIONS
+from read_model.projector_process import ProjectorDependencies, run_projection
+from read_model.runner import RunnerSettings
+from read_model.service import ReadModel
+from schema.context import CommandObserver, NoObserver, Services
+from schema.order_updates import LiveOrders
 from write_model.application import OrdersApplication
 from write_model.envelope import AppendResult
 from write_model.event_store.port import EventStore
@@ -22,126 +42,24 @@ from write_model.events import build_registry
 from write_model.handling import CommandHandler
 from write_model.registry import EventTypeRegistry
 
+log = logging.getLogger(__name__)
+
 
 class ServiceUnavailable(RuntimeError):
     """A configured service that cannot be reached: never silently replaced by a default."""
-
-
-@dataclass(frozen=True)
-class WriteSide:
-    store: EventStore
-    registry: EventTypeRegistry
-    handler: CommandHandler
-    application: OrdersApplication
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@contextlib.asynccontextmanager
-async def event_store(settings: Settings) -> AsyncIterator[EventStore]:
-    if settings.database_url:
-        from write_model.event_store import postgres
-
-        try:
-            pool = await postgres.create_pool(
-                settings.database_url,
-                min_size=settings.pg_pool_min_size,
-                max_size=settings.pg_pool_max_size,
-                connect_timeout=settings.connect_timeout_seconds,
-            )
-        except (OSError, TimeoutError, postgres.asyncpg.PostgresError) as error:
-            raise ServiceUnavailable(
-                f"cannot reach PostgreSQL at DATABASE_URL ({_redacted(settings.database_url)}): "
-                f"{error}"
-            ) from error
-        from read_model.signals import APPENDED_CHANNEL
-
-        # Appends NOTIFY the projector after they commit, so it wakes without polling.
-        store: EventStore = postgres.PostgresEventStore(pool, notify_channel=APPENDED_CHANNEL)
-    else:
-        from write_model.event_store import sqlite
-
-        store = await sqlite.SqliteEventStore.open(str(settings.orders_data_dir / "events.db"))
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-@contextlib.asynccontextmanager
-async def write_side(
-    settings: Settings, after_append: Sequence[Callable[[AppendResult], None]] = ()
-) -> AsyncIterator[WriteSide]:
-    async with event_store(settings) as store:
-        registry = build_registry()
-        handler = CommandHandler(
-            store,
-            registry,
-            clock=utc_now,
-            new_event_id=uuid.uuid4,
-            max_attempts=settings.command_max_attempts,
-            after_append=after_append,
-        )
-        application = OrdersApplication(
-            handler, tax_rate=settings.tax_rate, new_id=lambda: str(uuid.uuid4())
-        )
-        yield WriteSide(store, registry, handler, application)
-
-
-async def migrate(settings: Settings) -> str:
-    """Create or update the event store schema; returns what was migrated."""
-    if not settings.database_url:
-        # The embedded SQLite store creates its schema when it opens.
-        async with event_store(settings):
-            return f"SQLite event store at {settings.orders_data_dir / 'events.db'}"
-    from write_model.event_store import postgres
-
-    async with event_store(settings) as store:
-        assert isinstance(store, postgres.PostgresEventStore)
-        await postgres.migrate(store.pool)
-    return f"PostgreSQL event store at {_redacted(settings.database_url)}"
-
-
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     """The URL without its password, for messages and logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return urlunsplit(parts._replace(netloc=netloc))
     return url
-
-
-@contextlib.asynccontextmanager
-async def document_store(
-    settings: Settings, *, mongo_event_listeners: Sequence[Any] = ()
-) -> AsyncIterator[DocumentStore]:
-    """`mongo_event_listeners`: pymongo monitoring listeners for the Mongo client."""
-    if settings.mongo_url:
-        from read_model.document_store.mongo import MongoDocumentStore
-
-        try:
-            store: DocumentStore = await MongoDocumentStore.connect(
-                settings.mongo_url,
-                settings.mongo_db,
-                timeout_ms=int(settings.connect_timeout_seconds * 1000),
-                event_listeners=mongo_event_listeners,
-            )
-        except Exception as error:
-            raise ServiceUnavailable(
-                f"cannot reach MongoDB at MONGO_URL ({_redacted(settings.mongo_url)}): {error}"
-            ) from error
-    else:
-        from read_model.document_store.memory import InMemoryDocumentStore
-
-        store = InMemoryDocumentStore()
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def require_services(settings: Settings, what: str) -> None:
@@ -155,135 +73,314 @@ def require_services(settings: Settings, what: str) -> None:
         )
 
 
+# ------------------------------------------------------------------ stores
+
+
 @contextlib.asynccontextmanager
-async def projector_side(
-    settings: Settings, command: str = "orders projector"
-) -> AsyncIterator[ProjectorDependencies]:
-    """What `orders projector` and `orders projections ...` run on: PostgreSQL + MongoDB.
-    `command`: the one named when a setting is missing."""
-    require_services(settings, command)
+async def _postgres_pool(settings: Settings) -> AsyncIterator[Any]:
+    from write_model.event_store import postgres
+
     assert settings.database_url is not None
-    from read_model.change_feed import PostgresChangeFeed
-    from read_model.signals import PostgresAppendSignal, PostgresLeaderLock
-    from write_model.event_store.postgres import PostgresEventStore
+    try:
+        pool = await postgres.create_pool(
+            settings.database_url,
+            min_size=settings.pg_pool_min_size,
+            max_size=settings.pg_pool_max_size,
+            connect_timeout=settings.connect_timeout_seconds,
+        )
+    except (OSError, TimeoutError, postgres.asyncpg.PostgresError) as error:
+        raise ServiceUnavailable(
+            f"cannot reach PostgreSQL at DATABASE_URL ({redacted(settings.database_url)}): {error}"
+        ) from error
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
-    async with event_store(settings) as events, document_store(settings) as documents:
-        assert isinstance(events, PostgresEventStore)
-        signal = PostgresAppendSignal(settings.database_url)
-        await signal.start()
+
+@contextlib.asynccontextmanager
+async def _event_store(settings: Settings) -> AsyncIterator[EventStore]:
+    """PostgreSQL when DATABASE_URL is set, else the SQLite file in ORDERS_DATA_DIR."""
+    if settings.database_url:
+        from read_model.append_signal.postgres import APPENDED_CHANNEL
+        from write_model.event_store import postgres
+
+        async with _postgres_pool(settings) as pool:
+            if settings.migrate_on_start:
+                await postgres.migrate(pool)
+            # Appends NOTIFY after they commit, so followers of the log wake without polling.
+            store: EventStore = postgres.PostgresEventStore(pool, notify_channel=APPENDED_CHANNEL)
+            yield store
+        return
+    from write_model.event_store import sqlite
+
+    store = await sqlite.SqliteEventStore.open(str(settings.orders_data_dir / "events.db"))
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def _document_store(
+    settings: Settings, mongo_event_listeners: Sequence[Any] = ()
+) -> AsyncIterator[DocumentStore]:
+    """MongoDB when MONGO_URL is set, else an in-memory store (filled from the log by the
+    in-process projector). `mongo_event_listeners`: pymongo monitoring listeners."""
+    if settings.mongo_url:
+        from read_model.document_store.mongo import MongoDocumentStore, MongoUnavailableError
+
         try:
-            yield ProjectorDependencies(
-                events=events,
-                documents=documents,
-                registry=build_registry(),
-                feed=PostgresChangeFeed(events.pool, settings.database_url),
-                signal=signal,
-                lock=PostgresLeaderLock(settings.database_url, namespace=settings.mongo_db),
-                settings=RunnerSettings(batch_size=settings.projector_batch_size),
-                poll_seconds=settings.projector_poll_seconds,
+            store: DocumentStore = await MongoDocumentStore.connect(
+                settings.mongo_url,
+                settings.mongo_db,
+                timeout_ms=int(settings.connect_timeout_seconds * 1000),
+                event_listeners=mongo_event_listeners,
             )
-        finally:
-            await signal.close()
+        except MongoUnavailableError as error:
+            raise ServiceUnavailable(
+                f"cannot reach MongoDB at MONGO_URL ({redacted(settings.mongo_url)}): {error}"
+            ) from error
+    else:
+        from read_model.document_store.memory import InMemoryDocumentStore
+
+        store = InMemoryDocumentStore()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
-async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
-    async with projector_side(settings) as deps:
-        await run_projections(deps, stop)
+async def migrate(settings: Settings) -> str:
+    """Create or update the event store schema; returns what was migrated."""
+    if not settings.database_url:
+        # The embedded SQLite store creates its schema when it opens.
+        async with _event_store(settings):
+            return f"SQLite event store at {settings.orders_data_dir / 'events.db'}"
+    from write_model.event_store import postgres
+
+    async with _postgres_pool(settings) as pool:
+        await postgres.migrate(pool)
+    return f"PostgreSQL event store at {redacted(settings.database_url)}"
+
+
+# ---------------------------------------------------------------- backends
 
 
 @dataclass(frozen=True)
-class EmbeddedSide:
-    """`orders dev`: write side, read store and projector in one process."""
+class Backend:
+    """Every adapter a process of one deployment mode runs on, as ports."""
 
-    write: WriteSide
+    events: EventStore
     documents: DocumentStore
-    feed: InProcessChangeFeed
-    projector: ProjectorDependencies
+    registry: EventTypeRegistry
+    feed: ChangeFeed
+    signal: AppendSignal
+    lock: LeaderLock
+    # Called after each append of this process (embedded: wakes the in-process projector).
+    after_append: Sequence[Callable[[AppendResult], None]] = ()
 
 
 @contextlib.asynccontextmanager
-async def embedded_side(settings: Settings) -> AsyncIterator[EmbeddedSide]:
-    """The embedded defaults: an unset MONGO_URL means an in-memory read store, filled by
-    replaying the whole log when the projector starts, then tailing it; appends wake the
-    projector in-process. A set URL is used (and must be reachable) as anywhere else."""
-    from read_model.change_feed import InProcessChangeFeed
-    from read_model.signals import InProcessAppendSignal, InProcessLeaderLock
+async def shared_backend(
+    settings: Settings,
+    *,
+    follows_log: bool,
+    migrates: bool = False,
+    mongo_event_listeners: Sequence[Any] = (),
+) -> AsyncIterator[Backend]:
+    """PostgreSQL and MongoDB, shared between processes. `follows_log`: the process reads
+    the log as it grows (projector, saga), so it listens for append notifications.
+    `migrates`: apply the event store schema first (`orders api`, MIGRATE_ON_START)."""
+    require_services(settings, "this process")
+    assert settings.database_url is not None
+    from read_model.append_signal.postgres import APPENDED_CHANNEL, PostgresAppendSignal
+    from read_model.change_feed.postgres import PostgresChangeFeed
+    from read_model.leader_lock.postgres import PostgresLeaderLock
+    from read_model.postgres_listener import PostgresListener
+    from write_model.event_store import postgres
+
+    async with (
+        _postgres_pool(settings) as pool,
+        _document_store(settings, mongo_event_listeners) as documents,
+        contextlib.AsyncExitStack() as running,
+    ):
+        if migrates:
+            # Idempotent; concurrent starts are serialized by an advisory lock.
+            await postgres.migrate(pool)
+        events = postgres.PostgresEventStore(pool, notify_channel=APPENDED_CHANNEL)
+        listener = PostgresListener(settings.database_url)
+        await listener.start()
+        running.push_async_callback(listener.close)
+        signal = PostgresAppendSignal(listener)
+        if follows_log:
+            await signal.start()
+            running.push_async_callback(signal.close)
+        yield Backend(
+            events=events,
+            documents=documents,
+            registry=build_registry(),
+            feed=PostgresChangeFeed(pool, listener),
+            signal=signal,
+            lock=PostgresLeaderLock(settings.database_url, namespace=settings.mongo_db),
+        )
+
+
+@contextlib.asynccontextmanager
+async def embedded_backend(settings: Settings) -> AsyncIterator[Backend]:
+    """`orders dev`: an unset MONGO_URL means an in-memory read store, filled by replaying
+    the whole log when the projector starts, then tailing it; appends wake the projector
+    in-process. A set URL is used (and must be reachable) as anywhere else."""
+    from read_model.append_signal.in_process import InProcessAppendSignal
+    from read_model.change_feed.in_process import InProcessChangeFeed
+    from read_model.leader_lock.in_process import InProcessLeaderLock
 
     signal = InProcessAppendSignal()
-    feed = InProcessChangeFeed()
-    async with (
-        write_side(settings, after_append=[lambda _: signal.notify()]) as write,
-        document_store(settings) as documents,
-    ):
-        projector = ProjectorDependencies(
-            events=write.store,
+    async with _event_store(settings) as events, _document_store(settings) as documents:
+        yield Backend(
+            events=events,
             documents=documents,
-            registry=write.registry,
-            feed=feed,
+            registry=build_registry(),
+            feed=InProcessChangeFeed(),
             signal=signal,
             lock=InProcessLeaderLock(),
-            settings=RunnerSettings(batch_size=settings.projector_batch_size),
-            poll_seconds=settings.projector_poll_seconds,
+            after_append=(lambda _: signal.notify(),),
         )
-        yield EmbeddedSide(write, documents, feed, projector)
+
+
+# ------------------------------------------------------------ on a backend
+
+
+@dataclass(frozen=True)
+class WriteSide:
+    handler: CommandHandler
+    application: OrdersApplication
+
+
+def write_side(settings: Settings, backend: Backend) -> WriteSide:
+    handler = CommandHandler(
+        backend.events,
+        backend.registry,
+        clock=utc_now,
+        new_event_id=uuid.uuid4,
+        max_attempts=settings.command_max_attempts,
+        after_append=backend.after_append,
+    )
+    application = OrdersApplication(
+        handler, tax_rate=settings.tax_rate, new_id=lambda: str(uuid.uuid4())
+    )
+    return WriteSide(handler, application)
+
+
+def projector_dependencies(settings: Settings, backend: Backend) -> ProjectorDependencies:
+    return ProjectorDependencies(
+        events=backend.events,
+        documents=backend.documents,
+        registry=backend.registry,
+        feed=backend.feed,
+        signal=backend.signal,
+        lock=backend.lock,
+        settings=RunnerSettings(batch_size=settings.projector_batch_size),
+        poll_seconds=settings.projector_poll_seconds,
+    )
 
 
 async def run_projections(deps: ProjectorDependencies, stop: asyncio.Event) -> None:
-    from read_model.live import run_projection
-    from read_model.projections import ALL_PROJECTIONS
-
     async with asyncio.TaskGroup() as tasks:
         for projection in ALL_PROJECTIONS:
             tasks.create_task(run_projection(deps, projection, stop), name=projection.name)
 
 
+async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
+    """`orders projector`: lead (or stand by for) every projection until `stop`."""
+    async with shared_backend(settings, follows_log=True) as backend:
+        await run_projections(projector_dependencies(settings, backend), stop)
+
+
+@contextlib.asynccontextmanager
+async def projector_tools(settings: Settings) -> AsyncIterator[ProjectorDependencies]:
+    """`orders projections status|rebuild`: the projector's dependencies, no loop."""
+    async with shared_backend(settings, follows_log=False) as backend:
+        yield projector_dependencies(settings, backend)
+
+
 # ------------------------------------------------------------------ the API
 
 
-@dataclass(frozen=True)
-class ApiSide:
-    """What the GraphQL API serves from. `projector` is set in embedded mode (`orders
-    dev`), where the API process also runs the projections; otherwise the projector is a
-    process of its own (`orders projector`). `feed`: where the projector publishes the
-    documents it wrote (live updates for subscriptions)."""
+@dataclass
+class ApiRuntime:
+    """What the API process runs on once started. `projector`: the in-process projections
+    task of embedded mode (`orders dev`); None where the projector is a process of its
+    own."""
 
-    write: WriteSide
-    documents: DocumentStore
-    feed: ChangeFeed | None = None
-    projector: ProjectorDependencies | None = None
-
-
-@contextlib.asynccontextmanager
-async def api_side(
-    settings: Settings, *, mongo_event_listeners: Sequence[Any] = ()
-) -> AsyncIterator[ApiSide]:
-    """`orders api`: PostgreSQL and MongoDB, shared with the projector and saga processes."""
-    require_services(settings, "orders api")
-    async with (
-        write_side(settings) as write,
-        document_store(settings, mongo_event_listeners=mongo_event_listeners) as documents,
-    ):
-        await _prepare_event_store(settings, write.store)
-        from read_model.change_feed import PostgresChangeFeed
-        from write_model.event_store.postgres import PostgresEventStore
-
-        assert isinstance(write.store, PostgresEventStore) and settings.database_url
-        feed = PostgresChangeFeed(write.store.pool, settings.database_url)
-        yield ApiSide(write, documents, feed)
+    settings: Settings
+    backend: Backend
+    services: Services
+    projector: asyncio.Task[None] | None = None
 
 
 @contextlib.asynccontextmanager
-async def embedded_api_side(settings: Settings) -> AsyncIterator[ApiSide]:
-    """`orders dev`: the embedded defaults, with the projections run by the API process."""
-    async with embedded_side(settings) as side:
-        await _prepare_event_store(settings, side.write.store)
-        yield ApiSide(side.write, side.documents, side.feed, side.projector)
+async def api_runtime(
+    settings: Settings,
+    *,
+    embedded: bool,
+    observer: CommandObserver | None = None,
+    mongo_event_listeners: Sequence[Any] = (),
+) -> AsyncIterator[ApiRuntime]:
+    backend_context = (
+        embedded_backend(settings)
+        if embedded
+        else shared_backend(
+            settings,
+            follows_log=False,
+            migrates=settings.migrate_on_start,
+            mongo_event_listeners=mongo_event_listeners,
+        )
+    )
+    async with backend_context as backend, contextlib.AsyncExitStack() as running:
+        read_model = ReadModel(
+            backend.documents,
+            backend.events,
+            wait_seconds=settings.consistency_wait_seconds,
+            poll_seconds=settings.consistency_poll_seconds,
+            version_ttl_seconds=settings.read_model_version_ttl_seconds,
+        )
+        live = LiveOrders(backend.feed, read_model)
+        # Subscribed to the change feed before serving, so no later change is missed.
+        await running.enter_async_context(live.running())
+        services = Services(
+            application=write_side(settings, backend).application,
+            events=backend.events,
+            registry=backend.registry,
+            read_model=read_model,
+            observer=observer or NoObserver(),
+            live=live,
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        )
+        runtime = ApiRuntime(settings, backend, services)
+        if embedded:
+            deps = projector_dependencies(settings, backend)
+            runtime.projector = await running.enter_async_context(_projections_running(deps))
+        yield runtime
 
 
-async def _prepare_event_store(settings: Settings, store: EventStore) -> None:
-    """Apply the PostgreSQL schema when asked to (idempotent; concurrent starts are
-    serialized by an advisory lock). The SQLite store creates its schema when it opens."""
-    from write_model.event_store import postgres
+@contextlib.asynccontextmanager
+async def _projections_running(deps: ProjectorDependencies) -> AsyncIterator[asyncio.Task[None]]:
+    """The projections as a task of this process, stopped (not cancelled) on exit."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_projections(deps, stop), name="projector")
+    task.add_done_callback(_report_projector_end)
+    try:
+        yield task
+    finally:
+        stop.set()
+        await task
 
-    if settings.migrate_on_start and isinstance(store, postgres.PostgresEventStore):
-        await postgres.migrate(store.pool)
+
+def _report_projector_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error(
+            "the in-process projector stopped: %s",
+            error,
+            exc_info=(type(error), error, error.__traceback__),
+        )

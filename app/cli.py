@@ -14,14 +14,14 @@ import uvicorn
 
 from app.bootstrap import (
     ServiceUnavailable,
-    document_store,
-    event_store,
+    embedded_backend,
     migrate,
-    projector_side,
+    projector_tools,
     require_services,
     run_projector,
+    shared_backend,
 )
-from app.logging import configure_logging
+from app.log_config import configure_logging
 from app.settings import Settings
 from write_model.envelope import LogPosition
 
@@ -110,6 +110,7 @@ def projector_command() -> None:
     """Keep the MongoDB read documents current from the PostgreSQL event log."""
     settings = Settings()
     _configure_logging(settings)
+    _require_services(settings, "orders projector")
     _run(lambda: _until_signalled(lambda stop: run_projector(settings, stop)))
 
 
@@ -124,9 +125,10 @@ def projections_status() -> None:
     from read_model.status import projection_statuses
 
     settings = Settings()
+    _require_services(settings, "orders projections status")
 
     async def work() -> None:
-        async with projector_side(settings, "orders projections status") as deps:
+        async with projector_tools(settings) as deps:
             statuses = await projection_statuses(deps.events, deps.documents)
         from rich.console import Console
         from rich.table import Table
@@ -153,17 +155,18 @@ def projections_rebuild(name: str) -> None:
     """Build a fresh version of projection NAME from position zero, then switch readers."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from read_model.live import rebuild_projection
     from read_model.projections import ALL_PROJECTIONS
+    from read_model.projector_process import rebuild_projection
 
     by_name = {p.name: p for p in ALL_PROJECTIONS}
     if name not in by_name:
         raise click.BadParameter(f"unknown projection {name!r}; one of {', '.join(by_name)}")
     settings = Settings()
     _configure_logging(settings)
+    _require_services(settings, "orders projections rebuild")
 
     async def work() -> int:
-        async with projector_side(settings, "orders projections rebuild") as deps:
+        async with projector_tools(settings) as deps:
             with Progress(
                 TextColumn(f"rebuilding {name}"),
                 BarColumn(),
@@ -181,6 +184,15 @@ def projections_rebuild(name: str) -> None:
     click.echo(f"{name}: version {version} built")
 
 
+def _require_services(settings: Settings, command: str) -> None:
+    """Exit 2 naming `command` when a setting it needs is missing."""
+    try:
+        require_services(settings, command)
+    except ServiceUnavailable as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+
+
 class AnnouncingServer(uvicorn.Server):
     """Says where GraphiQL is, on standard output, once the server listens."""
 
@@ -192,14 +204,17 @@ class AnnouncingServer(uvicorn.Server):
             click.echo(f"GraphiQL: http://{shown}:{self.config.port}/graphql")
 
 
-def _check_reachable(settings: Settings) -> None:
+def _check_reachable(settings: Settings, *, embedded: bool) -> None:
     """Connect to the configured services once before serving, so an unreachable one is a
     single clear line and exit status 2, not a startup traceback from the server."""
     if not (settings.database_url or settings.mongo_url):
         return
 
     async def probe() -> None:
-        async with event_store(settings), document_store(settings):
+        backend = (
+            embedded_backend(settings) if embedded else shared_backend(settings, follows_log=False)
+        )
+        async with backend:
             pass
 
     _run(probe)
@@ -207,9 +222,9 @@ def _check_reachable(settings: Settings) -> None:
 
 def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: bool) -> None:
     """Serve the API with uvicorn (one worker, uvloop) until SIGINT / SIGTERM."""
-    _check_reachable(settings)
     from app.server import create_app
 
+    _check_reachable(settings, embedded=embedded)
     app = create_app(settings, embedded=embedded)
     server = AnnouncingServer(
         uvicorn.Config(
@@ -245,11 +260,7 @@ def api_command(host: str | None, port: int | None) -> None:
     `orders projector`)."""
     settings = Settings()
     _configure_logging(settings)
-    try:
-        require_services(settings, "orders api")
-    except ServiceUnavailable as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(2)
+    _require_services(settings, "orders api")
     _serve(settings, host, port, embedded=False)
 
 

@@ -19,10 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from read_model.document_store.port import DocumentStore
-from read_model.projector import DEAD_LETTERS
-from read_model.status import projection_statuses
-from write_model.event_store.port import EventStore
+from read_model.service import ReadModel
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +94,15 @@ class Metrics:
         """The exposition text of what this process recorded, without reading the stores."""
         return generate_latest(self.registry)
 
-    async def render(self, events: EventStore, documents: DocumentStore) -> bytes:
+    async def render(self, read_model: ReadModel) -> bytes:
         """The exposition text, after reading projector state from the stores (skipped,
         and logged, when they do not answer within STORES_TIMEOUT_SECONDS)."""
         try:
             async with asyncio.timeout(STORES_TIMEOUT_SECONDS):
-                for status in await projection_statuses(events, documents):
+                for status in await read_model.statuses():
                     self.projection_lag.labels(status.name).set(status.lag)
                     self.projection_position.labels(status.name).set(status.position.position)
-                self.dead_letters.set(await documents.count(DEAD_LETTERS, {}))
+                self.dead_letters.set(await read_model.dead_letters.count())
         except Exception:
             log.warning("projector metrics not refreshed", exc_info=True)
         return generate_latest(self.registry)

@@ -1,8 +1,9 @@
 """The Starlette application: /graphql, /healthz, /readyz, /metrics.
 
-`create_app(settings)` builds nothing that needs I/O: the lifespan opens the stores
-through app/bootstrap.py when the server starts and closes them when it stops. In embedded
-mode (`orders dev`) the lifespan also runs the projections in the same process.
+`create_app(settings)` builds nothing that needs I/O: the lifespan enters
+`app.bootstrap.api_runtime`, which builds every adapter when the server starts and closes
+them when it stops. In embedded mode (`orders dev`) it also runs the projections in the
+same process.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -33,22 +33,14 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
-from app import logging as app_logging
-from app.bootstrap import (
-    ApiSide,
-    ServiceUnavailable,
-    api_side,
-    embedded_api_side,
-    run_projections,
-)
+from app import log_config
+from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime
 from app.graphiql import GraphiQL
 from app.metrics import CONTENT_TYPE, Metrics
 from app.settings import Settings
 from read_model.projections import OrdersProjection
 from schema.context import RequestContext, Services
 from schema.limits import Limits
-from schema.live import LiveOrders
-from schema.read_model import ReadModel
 from schema.schema import build_schema
 
 log = logging.getLogger(__name__)
@@ -59,13 +51,7 @@ READY_TIMEOUT_SECONDS = 2.0
 ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics", "/")
 
 
-@dataclass
-class Runtime:
-    """What the lifespan started; None until the server has started."""
-
-    side: ApiSide
-    services: Services
-    projector: asyncio.Task[None] | None = None
+Runtime = ApiRuntime
 
 
 def create_app(
@@ -85,7 +71,12 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            async with _started(settings, embedded, mongo_event_listeners, metrics) as runtime:
+            async with api_runtime(
+                settings,
+                embedded=embedded,
+                observer=metrics,
+                mongo_event_listeners=mongo_event_listeners,
+            ) as runtime:
                 app.state.runtime = runtime
                 _log_start(settings, embedded)
                 try:
@@ -118,7 +109,7 @@ def create_app(
         runtime = running(request)
         if runtime is None:
             return Response(metrics.render_local(), media_type=CONTENT_TYPE)
-        body = await metrics.render(runtime.side.write.store, runtime.side.documents)
+        body = await metrics.render(runtime.services.read_model)
         return Response(body, media_type=CONTENT_TYPE)
 
     async def root(request: Request) -> Response:
@@ -150,68 +141,6 @@ def create_app(
     return app
 
 
-@contextlib.asynccontextmanager
-async def _started(
-    settings: Settings,
-    embedded: bool,
-    mongo_event_listeners: Sequence[Any],
-    metrics: Metrics,
-) -> AsyncIterator[Runtime]:
-    side_context = (
-        embedded_api_side(settings)
-        if embedded
-        else api_side(settings, mongo_event_listeners=mongo_event_listeners)
-    )
-    async with side_context as side:
-        read_model = ReadModel(
-            side.documents,
-            wait_seconds=settings.consistency_wait_seconds,
-            poll_seconds=settings.consistency_poll_seconds,
-            version_ttl_seconds=settings.read_model_version_ttl_seconds,
-        )
-        services = Services(
-            application=side.write.application,
-            events=side.write.store,
-            registry=side.write.registry,
-            documents=side.documents,
-            read_model=read_model,
-            observer=metrics,
-            live=LiveOrders(side.feed, read_model) if side.feed is not None else None,
-            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
-        )
-        async with contextlib.AsyncExitStack() as running:
-            if services.live is not None:
-                # Subscribed to the change feed before serving; cancelled on shutdown.
-                await running.enter_async_context(services.live.running())
-            async with _projector_running(side, services) as runtime:
-                yield runtime
-
-
-@contextlib.asynccontextmanager
-async def _projector_running(side: ApiSide, services: Services) -> AsyncIterator[Runtime]:
-    """In embedded mode, the projections run as a task of the API process."""
-    if side.projector is None:
-        yield Runtime(side, services)
-        return
-    stop = asyncio.Event()
-    projector = asyncio.create_task(run_projections(side.projector, stop), name="projector")
-    projector.add_done_callback(_report_projector_end)
-    try:
-        yield Runtime(side, services, projector)
-    finally:
-        stop.set()
-        await projector
-
-
-def _report_projector_end(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (error := task.exception()) is not None:
-        log.error(
-            "the in-process projector stopped: %s",
-            error,
-            exc_info=(type(error), error, error.__traceback__),
-        )
-
-
 def _log_start(settings: Settings, embedded: bool) -> None:
     stores = (
         f"event store {'PostgreSQL' if settings.database_url else 'SQLite'}, "
@@ -226,10 +155,10 @@ def _log_start(settings: Settings, embedded: bool) -> None:
 
 
 async def _readiness(settings: Settings, runtime: Runtime) -> dict[str, str]:
-    side = runtime.side
+    backend = runtime.backend
     probes: dict[str, Callable[[], Awaitable[object]]] = {
-        ("postgres" if settings.database_url else "sqlite"): side.write.store.head_position,
-        ("mongo" if settings.mongo_url else "memory"): lambda: side.documents.load_checkpoint(
+        ("postgres" if settings.database_url else "sqlite"): backend.events.head_position,
+        ("mongo" if settings.mongo_url else "memory"): lambda: backend.documents.load_checkpoint(
             OrdersProjection.name
         ),
     }
@@ -368,7 +297,7 @@ class RequestObservability:
             return
         correlation_id = _correlation_id(scope)
         scope.setdefault("state", {})["correlation_id"] = correlation_id
-        token = app_logging.correlation_id.set(correlation_id)
+        token = log_config.correlation_id.set(correlation_id)
         status = 500
         header = (CORRELATION_HEADER.encode(), correlation_id.encode())
 
@@ -388,7 +317,7 @@ class RequestObservability:
             self.metrics.request_finished(
                 scope["method"], route, status, time.perf_counter() - started
             )
-            app_logging.correlation_id.reset(token)
+            log_config.correlation_id.reset(token)
 
 
 def _correlation_id(scope: Scope) -> str:

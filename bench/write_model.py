@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import time
 import uuid
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from decimal import Decimal
 
 import uvloop
 
+from bench.common import p50_p99_ms
 from write_model.application import ItemRequest, OrdersApplication
 from write_model.domain.order import Address
 from write_model.event_store import postgres
@@ -68,11 +68,11 @@ async def run(dsn: str, clients: int, seconds: float) -> None:
     elapsed = time.perf_counter() - started
     await pool.close()
 
-    quantiles = statistics.quantiles(latencies, n=100)
+    p50_ms, p99_ms = p50_p99_ms(latencies)
     print(
         f"clients={clients:<3} commands={len(latencies):<7} "
         f"commands/s={len(latencies) / elapsed:8.0f}  "
-        f"p50={quantiles[49] * 1000:6.2f} ms  p99={quantiles[98] * 1000:6.2f} ms"
+        f"p50={p50_ms:6.2f} ms  p99={p99_ms:6.2f} ms"
     )
 
 

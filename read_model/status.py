@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from read_model.document_store.port import DocumentStore
+from read_model.document_store.port import DocumentStore, ProjectionState, RebuildStatus
 from write_model.envelope import LogPosition
 from write_model.event_store.port import EventStore
 
@@ -16,7 +16,7 @@ class ProjectionStatus:
     position: LogPosition
     head: LogPosition
     lag: int
-    state: str
+    state: ProjectionState
     last_error: str | None
     updated_at: datetime | None
 
@@ -27,7 +27,7 @@ async def projection_statuses(
     head = await events.head_position()
     statuses = []
     for checkpoint in sorted(await documents.list_checkpoints(), key=lambda c: c.name):
-        if checkpoint.extra.get("status") == "SWITCHED":
+        if checkpoint.rebuild in (RebuildStatus.SWITCHED, RebuildStatus.RETIRED):
             continue  # a finished rebuild: its version now serves under the projection's name
         # Positions are handed out densely, so their difference counts the events behind
         # (a rolled-back append leaves a gap, which only ever overstates the lag).

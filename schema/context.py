@@ -11,20 +11,29 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import strawberry
 
-from read_model.document_store.port import DocumentStore
-from schema.live import LiveOrders
-from schema.read_model import ReadModel, decode_consistency_token
+from read_model.service import ReadModel, ReadModelBehind
+from schema.errors import BadRequest, ConsistencyTimeout
+from schema.loaders import Loaders
+from schema.order_updates import LiveOrders
 from write_model.application import OrdersApplication
+from write_model.envelope import ConsistencyToken, LogPosition
 from write_model.event_store.port import EventStore
 from write_model.handling import CommandContext
 from write_model.registry import EventTypeRegistry
 
-if TYPE_CHECKING:
-    from schema.loaders import Loaders
+
+def decode_consistency_token(token: str) -> LogPosition:
+    try:
+        return ConsistencyToken.decode(token)
+    except ValueError:
+        raise BadRequest(
+            f"{token!r} is not a consistency token: pass the `consistencyToken` of a "
+            "mutation result exactly as it was returned"
+        ) from None
 
 
 class CommandObserver(Protocol):
@@ -47,7 +56,6 @@ class Services:
     application: OrdersApplication
     events: EventStore
     registry: EventTypeRegistry
-    documents: DocumentStore
     read_model: ReadModel
     observer: CommandObserver = field(default_factory=NoObserver)
     # Live updates for subscriptions; None where no change feed runs.
@@ -65,9 +73,7 @@ class RequestContext:
 
     @cached_property
     def loaders(self) -> Loaders:
-        from schema.loaders import Loaders
-
-        return Loaders.build(self.services)
+        return Loaders.build(self.services.read_model, self.services.events)
 
     def command_context(self) -> CommandContext:
         return CommandContext(correlation_id=self.correlation_id, user_id=self.user_id)
@@ -76,7 +82,10 @@ class RequestContext:
         """Wait until the read model has applied the write named by `consistency_token`,
         then forget what this request's loaders cached, which may predate it."""
         position = decode_consistency_token(consistency_token)
-        await self.services.read_model.wait_for(position)
+        try:
+            await self.services.read_model.wait_for(position)
+        except ReadModelBehind as behind:
+            raise ConsistencyTimeout(str(behind)) from None
         self.loaders.clear_all()
 
 

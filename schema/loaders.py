@@ -13,27 +13,28 @@ from read_model.document_store.port import Document
 from read_model.projections.customers import CUSTOMERS
 from read_model.projections.orders import ORDERS
 from read_model.projections.products import PRODUCTS
-from schema.context import Services
+from read_model.service import ReadModel
 from write_model.domain import order
 from write_model.envelope import RecordedEvent, stream_id_for
+from write_model.event_store.port import EventStore
 
 
 def _documents_by_id(
-    services: Services, logical: str
+    read_model: ReadModel, logical: str
 ) -> Callable[[list[str]], Awaitable[Sequence[Document | None]]]:
     async def load(ids: list[str]) -> list[Document | None]:
-        found = await services.read_model.get_many(logical, ids)
+        found = await read_model.get_many(logical, ids)
         return [found.get(document_id) for document_id in ids]
 
     return load
 
 
 def _order_histories(
-    services: Services,
+    events: EventStore,
 ) -> Callable[[list[str]], Awaitable[Sequence[list[RecordedEvent]]]]:
     async def load(order_ids: list[str]) -> list[list[RecordedEvent]]:
         stream_ids = [stream_id_for(order.STREAM_TYPE, order_id) for order_id in order_ids]
-        found = await services.events.read_streams(stream_ids)
+        found = await events.read_streams(stream_ids)
         return [found[stream_id] for stream_id in stream_ids]
 
     return load
@@ -47,12 +48,12 @@ class Loaders:
     order_histories: DataLoader[str, list[RecordedEvent]]
 
     @staticmethod
-    def build(services: Services) -> Loaders:
+    def build(read_model: ReadModel, events: EventStore) -> Loaders:
         return Loaders(
-            customers=DataLoader(_documents_by_id(services, CUSTOMERS)),
-            products=DataLoader(_documents_by_id(services, PRODUCTS)),
-            orders=DataLoader(_documents_by_id(services, ORDERS)),
-            order_histories=DataLoader(_order_histories(services)),
+            customers=DataLoader(_documents_by_id(read_model, CUSTOMERS)),
+            products=DataLoader(_documents_by_id(read_model, PRODUCTS)),
+            orders=DataLoader(_documents_by_id(read_model, ORDERS)),
+            order_histories=DataLoader(_order_histories(events)),
         )
 
     def clear_all(self) -> None:

@@ -19,7 +19,6 @@ from typing import Annotated, Any
 import orjson
 import strawberry
 
-from read_model.live import request_dead_letter_retry
 from schema.context import Info
 from schema.errors import (
     EXPECTED_FAILURES,
@@ -493,6 +492,6 @@ class Mutation:
         description="Ask the leading projector to re-apply a dead letter's stream."
     )
     async def retry_dead_letter(self, info: Info, id: strawberry.ID) -> RetryResult:
-        if await request_dead_letter_retry(info.context.services.documents, str(id)):
+        if await info.context.services.read_model.dead_letters.request_retry(str(id)):
             return DeadLetterRetried(id=id)
         return not_found(f"dead letter {id} not found", str(id))

@@ -6,8 +6,7 @@ from datetime import datetime
 
 import strawberry
 
-from read_model.projector import DEAD_LETTERS
-from read_model.status import projection_statuses
+from schema.connections import Connection
 from schema.context import Info
 from schema.errors import BadRequest
 from schema.pagination import page_size
@@ -15,16 +14,16 @@ from schema.temporal import order_as_of
 from schema.types import (
     DEAD_LETTER_ORDERING,
     Customer,
-    CustomerConnection,
     DeadLetter,
     DomainEvent,
     Order,
-    OrderConnection,
     OrderSort,
     OrderStatus,
     Product,
-    ProductConnection,
     ProjectionStatus,
+    customer_connection,
+    order_connection,
+    product_connection,
 )
 from schema.unset import UNSET, Input, given
 from write_model.domain import order as order_domain
@@ -64,8 +63,8 @@ class Query:
         sort: OrderSort | None = OrderSort.CREATED_AT_DESC,
         first: int | None = 20,
         after: str | None = UNSET,
-    ) -> OrderConnection:
-        return await OrderConnection.build(
+    ) -> Connection[Order]:
+        return await order_connection(
             info.context.services.read_model,
             filter.as_query() if (filter := given(filter)) is not None else {},
             sort or OrderSort.CREATED_AT_DESC,
@@ -85,8 +84,8 @@ class Query:
     @strawberry.field
     async def customers(
         self, info: Info, first: int | None = 20, after: str | None = UNSET
-    ) -> CustomerConnection:
-        return await CustomerConnection.build(info.context.services.read_model, first, given(after))
+    ) -> Connection[Customer]:
+        return await customer_connection(info.context.services.read_model, first, given(after))
 
     @strawberry.field
     async def product(
@@ -100,8 +99,8 @@ class Query:
     @strawberry.field
     async def products(
         self, info: Info, first: int | None = 20, after: str | None = UNSET
-    ) -> ProductConnection:
-        return await ProductConnection.build(info.context.services.read_model, first, given(after))
+    ) -> Connection[Product]:
+        return await product_connection(info.context.services.read_model, first, given(after))
 
     @strawberry.field(
         description="The order as it was after `version`, or at instant `at`, folded from "
@@ -138,8 +137,7 @@ class Query:
 
     @strawberry.field
     async def projections(self, info: Info) -> list[ProjectionStatus]:
-        services = info.context.services
-        statuses = await projection_statuses(services.events, services.documents)
+        statuses = await info.context.services.read_model.statuses()
         return [ProjectionStatus.of(status) for status in statuses]
 
     @strawberry.field(
@@ -148,14 +146,14 @@ class Query:
     async def dead_letters(
         self, info: Info, first: int | None = 20, after: str | None = UNSET
     ) -> list[DeadLetter]:
-        documents = info.context.services.documents
+        dead_letters = info.context.services.read_model.dead_letters
         size = page_size(first)
         seek = None
         if (after := given(after)) is not None:
             try:
                 seek = DEAD_LETTER_ORDERING.after(after)
             except BadRequest:
-                letter = await documents.get(DEAD_LETTERS, after)
+                letter = await dead_letters.get(after)
                 if letter is None:
                     raise BadRequest(
                         f"`after` {after!r} is neither a dead letter's cursor nor the id of a "
@@ -164,5 +162,4 @@ class Query:
                 seek = DEAD_LETTER_ORDERING.row(letter)
         if size == 0:
             return []
-        page = await documents.find(DEAD_LETTERS, {}, DEAD_LETTER_ORDERING.keys, size, seek)
-        return [DeadLetter.of(doc) for doc in page.documents]
+        return [DeadLetter.of(doc) for doc in await dead_letters.page(size, seek)]

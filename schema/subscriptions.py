@@ -14,7 +14,7 @@ import strawberry
 
 from schema.context import Info, RequestContext
 from schema.errors import BadRequest, LiveUpdatesUnavailable, SubscriptionLimit
-from schema.live import LiveOrders, matches_filter
+from schema.order_updates import LiveOrders, matches_filter
 from schema.queries import OrderFilter
 from schema.types import Order
 from schema.unset import UNSET, given

@@ -9,7 +9,7 @@ from datetime import datetime
 from read_model.document_store.port import Document, position_key
 from read_model.projections.base import DocKey, ProjectedEvent
 from read_model.projections.orders import ORDERS, OrdersProjection
-from schema.read_model import ReadModel
+from read_model.service import ReadModel
 from write_model.domain import order
 from write_model.envelope import RecordedEvent, stream_id_for
 from write_model.event_store.port import EventStore

@@ -7,7 +7,7 @@ than a resolver per field; relations (`Order.customer`, `OrderItem.product`,
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -16,27 +16,25 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from read_model.document_store.port import POSITION_FIELD, Document, SortKey
+from read_model import dead_letters
+from read_model.document_store.port import Document, SortKey
 from read_model.projections.customers import CUSTOMERS
 from read_model.projections.orders import ORDERS
 from read_model.projections.products import PRODUCTS
+from read_model.service import ReadModel
 from read_model.status import ProjectionStatus as Status
+from schema.connections import Connection, connection
 from schema.context import Info
-from schema.pagination import Ordering, page_size
-from schema.read_model import ReadModel
+from schema.pagination import Ordering
 from schema.unset import UNSET, given
+from write_model.domain import order as order_domain
 from write_model.envelope import RecordedEvent
 
 # ------------------------------------------------------------------- enums
 
 
-@strawberry.enum
-class OrderStatus(Enum):
-    DRAFT = "DRAFT"
-    SUBMITTED = "SUBMITTED"
-    CONFIRMED = "CONFIRMED"
-    REJECTED = "REJECTED"
-    CANCELLED = "CANCELLED"
+# The domain's own statuses, so a new one reaches the API (and the contract test) at once.
+OrderStatus = strawberry.enum(order_domain.OrderStatus, name="OrderStatus")
 
 
 @strawberry.enum
@@ -108,12 +106,6 @@ class Address:
         )
 
 
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
-
-
 # --------------------------------------------------------------- products
 
 
@@ -168,8 +160,8 @@ class Customer:
     @strawberry.field
     async def orders(
         self, info: Info, first: int | None = 20, after: str | None = UNSET
-    ) -> OrderConnection:
-        return await OrderConnection.build(
+    ) -> Connection[Order]:
+        return await order_connection(
             info.context.services.read_model,
             {"customerId": str(self.id)},
             OrderSort.CREATED_AT_DESC,
@@ -326,124 +318,27 @@ class Order:
 # ------------------------------------------------------------ connections
 
 
-async def fetch_page(
+async def order_connection(
     read_model: ReadModel,
-    logical: str,
-    ordering: Ordering,
     filter: Mapping[str, Any],
+    sort: OrderSort,
     first: int | None,
     after: str | None,
-) -> tuple[list[Document], bool]:
-    """One page of documents and whether more follow (`first: 0` reads one to tell)."""
-    size = page_size(first)
-    seek = ordering.after(after)
-    page = await read_model.find(logical, filter, ordering.keys, max(size, 1), seek)
-    if size == 0:
-        return [], bool(page.documents)
-    return page.documents, page.has_next_page
+) -> Connection[Order]:
+    ordering = ORDER_ORDERINGS[sort]
+    return await connection(read_model, ORDERS, ordering, filter, first, after, Order.of)
 
 
-def page_info(ordering: Ordering, documents: Sequence[Document], has_next: bool) -> PageInfo:
-    end = ordering.cursor(documents[-1]) if documents else None
-    return PageInfo(has_next_page=has_next, end_cursor=end)
+async def customer_connection(
+    read_model: ReadModel, first: int | None, after: str | None
+) -> Connection[Customer]:
+    return await connection(read_model, CUSTOMERS, CUSTOMER_ORDERING, {}, first, after, Customer.of)
 
 
-def _counter(read_model: ReadModel, logical: str, filter: Mapping[str, Any]):
-    async def count() -> int:
-        return await read_model.count(logical, filter)
-
-    return count
-
-
-@strawberry.type
-class OrderEdge:
-    cursor: str
-    node: Order
-
-
-@strawberry.type
-class OrderConnection:
-    edges: list[OrderEdge]
-    page_info: PageInfo
-    count: strawberry.Private[Callable[[], Awaitable[int]]]
-
-    @strawberry.field
-    async def total_count(self) -> int:
-        return await self.count()
-
-    @staticmethod
-    async def build(
-        read_model: ReadModel,
-        filter: Mapping[str, Any],
-        sort: OrderSort,
-        first: int | None,
-        after: str | None,
-    ) -> OrderConnection:
-        ordering = ORDER_ORDERINGS[sort]
-        docs, more = await fetch_page(read_model, ORDERS, ordering, filter, first, after)
-        return OrderConnection(
-            edges=[OrderEdge(cursor=ordering.cursor(d), node=Order.of(d)) for d in docs],
-            page_info=page_info(ordering, docs, more),
-            count=_counter(read_model, ORDERS, filter),
-        )
-
-
-@strawberry.type
-class CustomerEdge:
-    cursor: str
-    node: Customer
-
-
-@strawberry.type
-class CustomerConnection:
-    edges: list[CustomerEdge]
-    page_info: PageInfo
-    count: strawberry.Private[Callable[[], Awaitable[int]]]
-
-    @strawberry.field
-    async def total_count(self) -> int:
-        return await self.count()
-
-    @staticmethod
-    async def build(
-        read_model: ReadModel, first: int | None, after: str | None
-    ) -> CustomerConnection:
-        ordering = CUSTOMER_ORDERING
-        docs, more = await fetch_page(read_model, CUSTOMERS, ordering, {}, first, after)
-        return CustomerConnection(
-            edges=[CustomerEdge(cursor=ordering.cursor(d), node=Customer.of(d)) for d in docs],
-            page_info=page_info(ordering, docs, more),
-            count=_counter(read_model, CUSTOMERS, {}),
-        )
-
-
-@strawberry.type
-class ProductEdge:
-    cursor: str
-    node: Product
-
-
-@strawberry.type
-class ProductConnection:
-    edges: list[ProductEdge]
-    page_info: PageInfo
-    count: strawberry.Private[Callable[[], Awaitable[int]]]
-
-    @strawberry.field
-    async def total_count(self) -> int:
-        return await self.count()
-
-    @staticmethod
-    async def build(
-        read_model: ReadModel, first: int | None, after: str | None
-    ) -> ProductConnection:
-        ordering = PRODUCT_ORDERING
-        docs, more = await fetch_page(read_model, PRODUCTS, ordering, {}, first, after)
-        return ProductConnection(
-            edges=[ProductEdge(cursor=ordering.cursor(d), node=Product.of(d)) for d in docs],
-            page_info=page_info(ordering, docs, more),
-            count=_counter(read_model, PRODUCTS, {}),
-        )
+async def product_connection(
+    read_model: ReadModel, first: int | None, after: str | None
+) -> Connection[Product]:
+    return await connection(read_model, PRODUCTS, PRODUCT_ORDERING, {}, first, after, Product.of)
 
 
 # --------------------------------------------------------------- operations
@@ -474,7 +369,7 @@ class ProjectionStatus:
         )
 
 
-DEAD_LETTER_ORDERING = Ordering("deadLetters", (SortKey(POSITION_FIELD, 1),))
+DEAD_LETTER_ORDERING = Ordering("deadLetters", dead_letters.ORDERING)
 
 
 @strawberry.type

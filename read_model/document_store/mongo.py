@@ -10,7 +10,6 @@ write error (a unique secondary index, a type clash) raises DocumentWriteConflic
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
@@ -29,6 +28,8 @@ from read_model.document_store.port import (
     DocumentWriteConflict,
     GuardedPut,
     Page,
+    ProjectionState,
+    RebuildStatus,
     SortKey,
     UpdateMany,
 )
@@ -46,11 +47,6 @@ DUPLICATE_KEY = 11000
 
 class MongoUnavailableError(ConnectionError):
     """The Mongo-wire server could not be reached (or the URL is not valid)."""
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***, for messages and logs."""
-    return re.sub(r"^([a-z0-9+.-]+://)([^:/?#@]*):[^/?#@]*@", r"\1\2:***@", url, flags=re.I)
 
 
 class MongoDocumentStore:
@@ -76,8 +72,8 @@ class MongoDocumentStore:
     ) -> MongoDocumentStore:
         """A store on a new client for `url`, after a ping proves the server answers.
         `event_listeners`: pymongo monitoring listeners (command metrics, tests that count
-        round trips)."""
-        shown = redact_url(url)
+        round trips). Errors never quote the URL (it may hold a password): the caller names
+        the setting it came from."""
         try:
             client: AsyncMongoClient = AsyncMongoClient(
                 url,
@@ -88,17 +84,14 @@ class MongoDocumentStore:
             )
         except (PyMongoError, ValueError, TypeError) as exc:
             # `from None`: a parse error may quote the URL, password included.
-            raise MongoUnavailableError(
-                f"invalid Mongo URL {shown}: {type(exc).__name__}"
-            ) from None
+            raise MongoUnavailableError(f"invalid Mongo URL: {type(exc).__name__}") from None
         try:
             await client.admin.command("ping")
         except PyMongoError as exc:
             await client.close()
             reason = str(exc).split(", Timeout:")[0][:300]
             raise MongoUnavailableError(
-                f"cannot reach the Mongo-wire server at {shown} within "
-                f"{timeout_ms / 1000:g} s: {reason}"
+                f"no answer within {timeout_ms / 1000:g} s: {reason}"
             ) from exc
         return cls(client, database, owns_client=True)
 
@@ -244,10 +237,11 @@ class MongoDocumentStore:
                 "_id": checkpoint.name,
                 "transaction_id": Int64(checkpoint.position.transaction_id),
                 "position": Int64(checkpoint.position.position),
-                "state": checkpoint.state,
+                "version": checkpoint.version,
+                "state": str(checkpoint.state),
+                "rebuild": str(checkpoint.rebuild) if checkpoint.rebuild else None,
                 "last_error": checkpoint.last_error,
                 "updated_at": now_ms(),
-                "extra": dict(checkpoint.extra),
             },
             upsert=True,
         )
@@ -285,10 +279,11 @@ def _checkpoint_from(document: Mapping[str, Any]) -> Checkpoint:
     return Checkpoint(
         name=document["_id"],
         position=LogPosition(int(document["transaction_id"]), int(document["position"])),
-        state=document.get("state", "RUNNING"),
+        version=int(document.get("version", 1)),
+        state=ProjectionState(document.get("state", ProjectionState.RUNNING)),
+        rebuild=RebuildStatus(document["rebuild"]) if document.get("rebuild") else None,
         last_error=document.get("last_error"),
         updated_at=updated_at.astimezone(UTC) if updated_at is not None else None,
-        extra=dict(document.get("extra") or {}),
     )
 
 

@@ -12,7 +12,9 @@ document only when the stored one has a lower `_pos` (or does not exist).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 from write_model.envelope import LogPosition
@@ -24,11 +26,6 @@ POSITION_FIELD = "_pos"
 def position_key(position: LogPosition) -> str:
     """A string that sorts like (transaction_id, position): both zero-padded to 20 digits."""
     return f"{position.transaction_id:020d}:{position.position:020d}"
-
-
-def parse_position_key(key: str) -> LogPosition:
-    transaction_id, position = key.split(":")
-    return LogPosition(int(transaction_id), int(position))
 
 
 class DocumentWriteConflict(Exception):
@@ -74,16 +71,34 @@ class Page:
     has_next_page: bool
 
 
+class ProjectionState(StrEnum):
+    RUNNING = "RUNNING"  # at the head of the log
+    CATCHING_UP = "CATCHING_UP"  # its last batch was full: more is waiting
+    REBUILDING = "REBUILDING"  # a new version being built from position zero
+    STOPPED = "STOPPED"
+    FAILED = "FAILED"  # its last batch failed (storage down, a bug); retried with backoff
+
+
+class RebuildStatus(StrEnum):
+    BUILDING = "BUILDING"
+    READY = "READY"  # caught up once; the leading projector switches readers to it
+    SWITCHED = "SWITCHED"  # readers use it now, under the projection's own checkpoint
+    RETIRED = "RETIRED"  # and the version before it is dropped
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """A subscriber's progress through the log, with what `projections status` shows."""
+    """A subscriber's progress through the log, with what `projections status` shows.
+    `version`: the collection version it writes (`orders_v<version>`); `rebuild`: set on a
+    rebuild's own checkpoint (`<name>:rebuild`)."""
 
     name: str
     position: LogPosition
-    state: str = "RUNNING"  # RUNNING | CATCHING_UP | REBUILDING | STOPPED | FAILED
+    version: int = 1
+    state: ProjectionState = ProjectionState.RUNNING
+    rebuild: RebuildStatus | None = None
     last_error: str | None = None
-    updated_at: Any = None  # datetime; set by the store when saved
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    updated_at: datetime | None = None  # set by the store when saved
 
 
 class DocumentStore(Protocol):

@@ -11,16 +11,21 @@ order_customers/<customerId>:  {_id, name}  (a lookup: the name a new order is g
 Product names live in `productNames`, not in the items, so that a rename is one `$set` of
 `productNames.<productId>` on every order whose `productIds` array holds the product,
 however many lines name it (no array filters to keep in step with the items). Likewise a
-customer rename sets `customerName` on that customer's orders. Lines follow the domain's
-rules exactly (`write_model.domain.order` evolve and `order_totals`), so the read totals
-equal the ones the write side computes.
+customer rename sets `customerName` on that customer's orders.
+
+The lines and totals are computed here from the event payloads and the document alone, never
+from the write side's `Order` state, so that the aggregate can change its state shape freely.
+They follow the same rules (a unit test pins the totals to the decider's): an item of a
+product already ordered merges into its line, which takes the new quantity sum, unit price
+and name; the order's currency is its first line's (USD while empty); the tax is the
+subtotal times the rate recorded on OrderCreated, rounded half-up to the cent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, assert_never, get_args
 
 from read_model.document_store.port import Document, UpdateMany
 from read_model.projections.base import DocKey, ProjectedEvent, View
@@ -31,17 +36,16 @@ from read_model.projections.money import (
     money_of,
 )
 from write_model.domain import customer, order, product
+from write_model.domain.money import Money
 from write_model.domain.order import (
     Address,
-    Order,
     OrderCancelled,
     OrderConfirmed,
     OrderCreated,
+    OrderEvent,
     OrderItemAdded,
     OrderItemRemoved,
-    OrderLine,
     OrderRejected,
-    OrderStatus,
     OrderSubmitted,
     ShippingAddressSet,
 )
@@ -49,6 +53,14 @@ from write_model.domain.order import (
 ORDERS = "orders"
 ORDER_CUSTOMERS = "order_customers"
 
+# Order statuses as the document (and the GraphQL `OrderStatus`) spells them.
+DRAFT = "DRAFT"
+SUBMITTED = "SUBMITTED"
+CONFIRMED = "CONFIRMED"
+REJECTED = "REJECTED"
+CANCELLED = "CANCELLED"
+
+# Fulfillment states.
 NOT_STARTED = "NOT_STARTED"
 RUNNING = "RUNNING"
 COMPLETED = "COMPLETED"
@@ -98,17 +110,16 @@ class OrdersProjection:
             return doc
         if key.collection != ORDERS:
             return doc
+        if type(event.event) not in _ORDER_EVENT_TYPES:
+            return doc
         if isinstance(event.event, OrderCreated):
             changed = _created(key, event, view)
+        elif doc is None:
+            raise ValueError(
+                f"{event.recorded.type} applied to order {key.id}, which was never created"
+            )
         else:
-            evolver = _ORDER_EVOLVERS.get(type(event.event))
-            if evolver is None:
-                return doc
-            if doc is None:
-                raise ValueError(
-                    f"{event.recorded.type} applied to order {key.id}, which was never created"
-                )
-            changed = evolver(doc, event)
+            changed = _evolved(doc, event.event)
         changed["updatedAt"] = event.recorded.occurred_at
         changed["version"] = event.recorded.version
         return changed
@@ -147,20 +158,19 @@ class OrdersProjection:
 
 # ------------------------------------------------------------ order events
 #
-# Each evolver returns a NEW document (the input is never mutated: nested lists and dicts
+# Each function returns a NEW document (the input is never mutated: nested lists and dicts
 # that change are rebuilt); `evolve` then stamps updatedAt and version.
 
 
 def _created(key: DocKey, event: ProjectedEvent, view: View) -> Document:
     created: OrderCreated = event.event
     known = view.get(DocKey(ORDER_CUSTOMERS, created.customer_id))
-    state = Order(key.id, created.customer_id, created.tax_rate)
     return {
         "_id": key.id,
         "customerId": created.customer_id,
         "customerName": known["name"] if known else "",
-        "status": state.status.value,
-        **_lines_fields(state),
+        "status": DRAFT,
+        **_lines_fields([], {}, created.tax_rate),
         "taxRate": str(created.tax_rate),
         "shippingAddress": None,
         "fulfillment": _fulfillment(NOT_STARTED),
@@ -169,80 +179,67 @@ def _created(key: DocKey, event: ProjectedEvent, view: View) -> Document:
     }
 
 
-def _lines_changed(doc: Document, event: ProjectedEvent) -> Document:
-    """OrderItemAdded / OrderItemRemoved, through the domain's own evolve (merge rules)."""
-    state = order.evolve(_state_of(doc), event.event)
-    assert state is not None
-    return {**doc, **_lines_fields(state)}
-
-
-def _address_set(doc: Document, event: ProjectedEvent) -> Document:
-    address: Address = event.event.address
-    return {
-        **doc,
-        "shippingAddress": {
-            "line1": address.line1,
-            "city": address.city,
-            "postalCode": address.postal_code,
-            "country": address.country,
-        },
-    }
-
-
-def _submitted(doc: Document, event: ProjectedEvent) -> Document:
-    submitted: OrderSubmitted = event.event
-    # The totals the customer is charged, as recorded (equal to the recomputed ones).
-    return {
-        **doc,
-        "status": OrderStatus.SUBMITTED.value,
-        "subtotal": money_doc(submitted.subtotal),
-        "tax": money_doc(submitted.tax),
-        "total": money_doc(submitted.total),
-        "totalMinor": minor_units(submitted.total),
-        "fulfillment": _fulfillment(RUNNING, _steps(doc)),
-    }
-
-
-def _confirmed(doc: Document, event: ProjectedEvent) -> Document:
-    return {
-        **doc,
-        "status": OrderStatus.CONFIRMED.value,
-        "fulfillment": _fulfillment(COMPLETED, _steps(doc)),
-    }
-
-
-def _rejected(doc: Document, event: ProjectedEvent) -> Document:
-    rejected: OrderRejected = event.event
-    return {
-        **doc,
-        "status": OrderStatus.REJECTED.value,
-        "fulfillment": _fulfillment(FAILED, _steps(doc), rejected.reason),
-    }
-
-
-def _cancelled(doc: Document, event: ProjectedEvent) -> Document:
-    cancelled: OrderCancelled = event.event
-    # The fulfillment is left as it is: for a SUBMITTED order, the saga's own events
-    # (compensation) will say what became of it.
-    return {**doc, "status": OrderStatus.CANCELLED.value, "cancelReason": cancelled.reason}
-
-
-# How each event of an existing order changes its document (OrderCreated is `_created`).
-_ORDER_EVOLVERS: dict[type, Callable[[Document, ProjectedEvent], Document]] = {
-    OrderItemAdded: _lines_changed,
-    OrderItemRemoved: _lines_changed,
-    ShippingAddressSet: _address_set,
-    OrderSubmitted: _submitted,
-    OrderConfirmed: _confirmed,
-    OrderRejected: _rejected,
-    OrderCancelled: _cancelled,
+def _evolved(doc: Document, event: OrderEvent) -> Document:
+    """The document of an existing order after one of its events."""
     # Fulfillment saga step events go here (a step PENDING / DONE / FAILED / COMPENSATED,
-    # the saga COMPENSATING): add their types to this table, keyed on the order they are
-    # about (`keys` takes the order id from the stream; a saga stream needs its own rule),
-    # and evolve `fulfillment` = {state, steps: [{name, status, detail, updatedAt}], reason}
-    # by replacing the step of the same name (or appending it) in a new list.
-}
-_ORDER_EVENT_TYPES = frozenset({OrderCreated, *_ORDER_EVOLVERS})
+    # the saga COMPENSATING), keyed on the order they are about (`keys` takes the order id
+    # from the stream; a saga stream needs its own rule): evolve `fulfillment` = {state,
+    # steps: [{name, status, detail, updatedAt}], reason} by replacing the step of the same
+    # name (or appending it) in a new list.
+    match event:
+        case OrderCreated():
+            raise ValueError(f"order {doc['_id']} is created again (its stream's first event)")
+        case OrderItemAdded():
+            return _item_added(doc, event)
+        case OrderItemRemoved(product_id=product_id):
+            items = [dict(item) for item in doc["items"] if item["productId"] != product_id]
+            return {**doc, **_lines_fields(items, doc["productNames"], _tax_rate(doc))}
+        case ShippingAddressSet(address=address):
+            return {**doc, "shippingAddress": _address_doc(address)}
+        case OrderSubmitted(subtotal=subtotal, tax=tax, total=total):
+            # The totals the customer is charged, as recorded (equal to the computed ones).
+            return {
+                **doc,
+                "status": SUBMITTED,
+                "subtotal": money_doc(subtotal),
+                "tax": money_doc(tax),
+                "total": money_doc(total),
+                "totalMinor": minor_units(total),
+                "fulfillment": _fulfillment(RUNNING, _steps(doc)),
+            }
+        case OrderConfirmed():
+            return {**doc, "status": CONFIRMED, "fulfillment": _fulfillment(COMPLETED, _steps(doc))}
+        case OrderRejected(reason=reason):
+            return {
+                **doc,
+                "status": REJECTED,
+                "fulfillment": _fulfillment(FAILED, _steps(doc), reason),
+            }
+        case OrderCancelled(reason=reason):
+            # The fulfillment is left as it is: for a SUBMITTED order, the saga's own events
+            # (compensation) will say what became of it.
+            return {**doc, "status": CANCELLED, "cancelReason": reason}
+        case _:
+            assert_never(event)
+
+
+def _item_added(doc: Document, added: OrderItemAdded) -> Document:
+    """A product already ordered merges into its line, in place: the quantities add up and
+    the line takes the new unit price (and name); a new product is a line at the end."""
+    items = [dict(item) for item in doc["items"]]
+    position = next(
+        (i for i, item in enumerate(items) if item["productId"] == added.product_id), None
+    )
+    if position is None:
+        items.append(_item(added.product_id, added.quantity, added.unit_price))
+    else:
+        quantity = items[position]["quantity"] + added.quantity
+        items[position] = _item(added.product_id, quantity, added.unit_price)
+    names = {**doc["productNames"], added.product_id: added.product_name}
+    return {**doc, **_lines_fields(items, names, _tax_rate(doc))}
+
+
+_ORDER_EVENT_TYPES: frozenset[type] = frozenset(get_args(OrderEvent))
 _HANDLED = frozenset(
     {
         *(cls.__name__ for cls in _ORDER_EVENT_TYPES),
@@ -266,45 +263,48 @@ def _steps(doc: Document) -> list[dict[str, Any]]:
     return [dict(step) for step in doc["fulfillment"]["steps"]]
 
 
-def _state_of(doc: Document) -> Order:
-    """The domain's view of the order's lines, rebuilt from the document."""
-    names = doc["productNames"]
-    lines = tuple(
-        OrderLine(
-            item["productId"],
-            names.get(item["productId"], ""),
-            item["quantity"],
-            money_of(item["unitPrice"]),
-        )
-        for item in doc["items"]
-    )
-    return Order(
-        doc["_id"],
-        doc["customerId"],
-        Decimal(doc["taxRate"]),
-        OrderStatus(doc["status"]),
-        lines,
-    )
-
-
-def _lines_fields(state: Order) -> dict[str, Any]:
-    """Items, product names and ids, and the totals, from the domain state's lines."""
-    totals = state.totals(DEFAULT_CURRENCY)
+def _address_doc(address: Address) -> dict[str, str]:
     return {
-        "items": [
-            {
-                "productId": line.product_id,
-                "quantity": line.quantity,
-                "unitPrice": money_doc(line.unit_price),
-                "lineTotal": money_doc(line.line_total),
-            }
-            for line in state.lines
-        ],
-        "productNames": {line.product_id: line.product_name for line in state.lines},
-        "productIds": [line.product_id for line in state.lines],
-        "subtotal": money_doc(totals.subtotal),
-        "tax": money_doc(totals.tax),
-        "total": money_doc(totals.total),
-        "totalMinor": minor_units(totals.total),
-        "currency": state.currency or DEFAULT_CURRENCY,
+        "line1": address.line1,
+        "city": address.city,
+        "postalCode": address.postal_code,
+        "country": address.country,
+    }
+
+
+def _tax_rate(doc: Document) -> Decimal:
+    """The rate recorded on OrderCreated (kept as its exact decimal text)."""
+    return Decimal(doc["taxRate"])
+
+
+def _item(product_id: str, quantity: int, unit_price: Money) -> dict[str, Any]:
+    return {
+        "productId": product_id,
+        "quantity": quantity,
+        "unitPrice": money_doc(unit_price),
+        "lineTotal": money_doc(unit_price.times(quantity)),
+    }
+
+
+def _lines_fields(
+    items: list[dict[str, Any]], names: Mapping[str, str], tax_rate: Decimal
+) -> dict[str, Any]:
+    """Items, product names and ids, currency and totals of the order's lines: the subtotal
+    of unit price times quantity in the first line's currency, the tax on it rounded half-up
+    to the cent, and their sum. Lines in two currencies fail (the decider never adds one)."""
+    currency = items[0]["unitPrice"]["currency"] if items else DEFAULT_CURRENCY
+    subtotal = Money.zero(currency)
+    for item in items:
+        subtotal = subtotal + money_of(item["unitPrice"]).times(item["quantity"])
+    tax = subtotal.rate(tax_rate)
+    total = subtotal + tax
+    return {
+        "items": items,
+        "productNames": {item["productId"]: names[item["productId"]] for item in items},
+        "productIds": [item["productId"] for item in items],
+        "subtotal": money_doc(subtotal),
+        "tax": money_doc(tax),
+        "total": money_doc(total),
+        "totalMinor": minor_units(total),
+        "currency": currency,
     }

@@ -13,20 +13,14 @@ from typing import Any
 import asyncpg
 import pytest
 
-from read_model.change_feed import (
-    DocumentChanged,
-    InProcessChangeFeed,
-    PostgresChangeFeed,
-    decode,
-    encode,
-)
-from read_model.signals import (
-    APPENDED_CHANNEL,
-    InProcessAppendSignal,
-    InProcessLeaderLock,
-    PostgresAppendSignal,
-    PostgresLeaderLock,
-)
+from read_model.append_signal.in_process import InProcessAppendSignal
+from read_model.append_signal.postgres import APPENDED_CHANNEL, PostgresAppendSignal
+from read_model.change_feed.in_process import InProcessChangeFeed
+from read_model.change_feed.port import DocumentChanged
+from read_model.change_feed.postgres import PostgresChangeFeed, decode, encode
+from read_model.leader_lock.in_process import InProcessLeaderLock
+from read_model.leader_lock.postgres import PostgresLeaderLock
+from read_model.postgres_listener import PostgresListener
 from tests.conftest import service_url
 
 
@@ -50,16 +44,21 @@ async def coordination(request: pytest.FixtureRequest) -> AsyncIterator[Coordina
         return
     dsn = service_url("DATABASE_URL")
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-    signal = PostgresAppendSignal(dsn)
+    listener = PostgresListener(dsn)
+    await listener.start()
+    signal = PostgresAppendSignal(listener)
     await signal.start()
 
     async def poke() -> None:
         await pool.execute("SELECT pg_notify($1, '')", APPENDED_CHANNEL)
 
     try:
-        yield Coordination(PostgresChangeFeed(pool, dsn), signal, PostgresLeaderLock(dsn), poke)
+        yield Coordination(
+            PostgresChangeFeed(pool, listener), signal, PostgresLeaderLock(dsn), poke
+        )
     finally:
         await signal.close()
+        await listener.close()
         await pool.close()
 
 

@@ -20,8 +20,8 @@ import httpx
 from pymongo import AsyncMongoClient, monitoring
 from starlette.applications import Starlette
 
-from app.bootstrap import run_projector
-from app.server import Runtime, create_app
+from app.bootstrap import ApiRuntime, run_projector
+from app.server import create_app
 from app.settings import Settings
 from schema.context import Services
 from tests.conftest import service_url
@@ -82,9 +82,12 @@ class ApiStack:
     projector: Projector
 
     @property
+    def runtime(self) -> ApiRuntime:
+        return self.app.state.runtime
+
+    @property
     def services(self) -> Services:
-        runtime: Runtime = self.app.state.runtime
-        return runtime.services
+        return self.runtime.services
 
     async def post(
         self,

@@ -18,7 +18,7 @@ import asyncpg
 from read_model.document_store.mongo import MongoDocumentStore
 from read_model.document_store.port import DocumentStore
 from read_model.projections import ALL_PROJECTIONS
-from read_model.projector import ProjectionRunner, physical_collection
+from read_model.runner import ProjectionRunner, physical_collection
 from tests.conftest import service_url
 from write_model.application import ItemRequest, OrdersApplication
 from write_model.domain.order import Address

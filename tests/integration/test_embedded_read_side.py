@@ -7,10 +7,18 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from app.bootstrap import EmbeddedSide, embedded_side, run_projections
+from app.bootstrap import (
+    Backend,
+    WriteSide,
+    embedded_backend,
+    projector_dependencies,
+    run_projections,
+    write_side,
+)
 from app.settings import Settings
 from read_model.document_store.port import Document
 from write_model.application import ItemRequest
@@ -26,24 +34,31 @@ def embedded_settings(data_dir: Path) -> Settings:
     )
 
 
+@dataclass(frozen=True)
+class Embedded:
+    backend: Backend
+    write: WriteSide
+
+
 @contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[EmbeddedSide]:
-    async with embedded_side(settings) as side:
+async def running(settings: Settings) -> AsyncIterator[Embedded]:
+    async with embedded_backend(settings) as backend:
         stop = asyncio.Event()
-        projector = asyncio.create_task(run_projections(side.projector, stop))
+        deps = projector_dependencies(settings, backend)
+        projector = asyncio.create_task(run_projections(deps, stop))
         try:
-            yield side
+            yield Embedded(backend, write_side(settings, backend))
         finally:
             stop.set()
             await projector
 
 
-async def document(side: EmbeddedSide, collection: str, id_: str, version: int) -> Document:
+async def document(side: Embedded, collection: str, id_: str, version: int) -> Document:
     """The document once it reaches `version`; the long poll interval above means only the
     in-process append signal can make this prompt."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        found = await side.documents.get(f"{collection}_v1", id_)
+        found = await side.backend.documents.get(f"{collection}_v1", id_)
         if found is not None and found.get("version") == version:
             return found
         await asyncio.sleep(0.01)

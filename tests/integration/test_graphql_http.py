@@ -122,7 +122,7 @@ async def test_health_readiness_and_metrics(
     async def down(*args: object) -> None:
         raise ConnectionError("no route to host")
 
-    monkeypatch.setattr(stack.services.documents, "load_checkpoint", down)
+    monkeypatch.setattr(stack.runtime.backend.documents, "load_checkpoint", down)
     unready = await stack.client.get("/readyz")
     assert unready.status_code == 503
     checks = unready.json()["checks"]

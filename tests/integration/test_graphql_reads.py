@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import pytest
 
+from read_model.dead_letters import DEAD_LETTERS
 from read_model.document_store.port import GuardedPut
-from read_model.projector import DEAD_LETTERS
 from tests.integration.graphql_stack import ApiStack, api_stack
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mongo]
@@ -289,13 +289,14 @@ async def test_projection_statuses(stack: ApiStack) -> None:
 
 
 async def test_dead_letters_page_and_retry(stack: ApiStack) -> None:
-    documents = stack.services.documents
+    documents = stack.runtime.backend.documents
     failed_at = datetime.now(UTC)
     letters = [
         {
             "_id": f"orders:event-{n}",
             "_pos": f"{n:020d}:{n:020d}",
             "subscriber": "orders",
+            "version": 1,
             "eventId": f"event-{n}",
             "streamId": "Order-poison",
             "streamVersion": n,

@@ -22,7 +22,7 @@ from gql.transport.websockets import WebsocketsTransport
 
 from app.server import create_app
 from app.settings import Settings
-from schema.live import LiveOrders
+from schema.order_updates import LiveOrders
 from tests.conftest import service_url
 from tests.integration.graphql_stack import Projector, drop_mongo_database
 from tests.integration.read_side import own_postgres_database

@@ -8,12 +8,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from read_model.change_feed import DocumentChanged, InProcessChangeFeed
+from read_model.change_feed.in_process import InProcessChangeFeed
+from read_model.change_feed.port import DocumentChanged
+from read_model.dead_letters import DEAD_LETTERS, DeadLetters
 from read_model.document_store.port import Document, UpdateMany
-from read_model.live import request_dead_letter_retry
 from read_model.projections.base import DocKey, ProjectedEvent, View
 from read_model.projections.orders import OrdersProjection
-from read_model.projector import DEAD_LETTERS, ProjectionRunner, RunnerSettings
+from read_model.runner import ProjectionRunner, RetryResult, RunnerSettings
 from tests.integration.read_side import (
     CONTEXT,
     HeldOpenStore,
@@ -140,8 +141,8 @@ async def test_a_poison_event_parks_its_stream_and_retry_recovers_it(unique: str
         assert first["attempts"] == 3 and "projection bug" in first["error"]
 
         poisoned.broken = False
-        assert await request_dead_letter_retry(documents, first["_id"])
-        assert await runner.retry_parked(f"Order-o1-{unique}") == 5
+        assert await DeadLetters(documents).request_retry(first["_id"])
+        assert await runner.retry_parked(f"Order-o1-{unique}") == RetryResult(5, done=True)
 
         recovered = await documents.get("orders_v1", f"o1-{unique}")
         assert recovered is not None and recovered["version"] == 5

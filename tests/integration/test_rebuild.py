@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 
-from read_model.live import (
+from read_model.append_signal.in_process import InProcessAppendSignal
+from read_model.leader_lock.in_process import InProcessLeaderLock
+from read_model.projections.orders import OrdersProjection
+from read_model.projector_process import (
     ProjectorDependencies,
     active_version,
     rebuild_projection,
     run_projection,
 )
-from read_model.projections.orders import OrdersProjection
-from read_model.projector import RunnerSettings
-from read_model.signals import InProcessAppendSignal, InProcessLeaderLock
+from read_model.runner import RunnerSettings
 from tests.integration.read_side import (
     CONTEXT,
     all_documents,
@@ -28,7 +29,7 @@ from write_model.envelope import LogPosition
 from write_model.events import build_registry
 
 
-def dependencies(events, documents) -> ProjectorDependencies:
+def dependencies(events, documents, grace_seconds: float = 30.0) -> ProjectorDependencies:
     return ProjectorDependencies(
         events=events,
         documents=documents,
@@ -38,6 +39,7 @@ def dependencies(events, documents) -> ProjectorDependencies:
         lock=InProcessLeaderLock(),
         settings=RunnerSettings(batch_size=100),
         poll_seconds=0.05,
+        old_version_grace_seconds=grace_seconds,
     )
 
 
@@ -60,8 +62,23 @@ async def test_rebuild_gives_the_same_documents_and_switches_readers(unique: str
         assert version == 2
         assert await active_version(documents, "orders") == 2
         assert (await all_documents(documents, version=2))["orders"] == served
-        assert (await all_documents(documents, version=1))["orders"] == {}, "old version dropped"
         assert seen and seen[-1][0] == seen[-1][1], "progress reached the head"
+        # The old version outlives the switch for readers that cached it, until a leading
+        # projector retires it after the grace period.
+        assert (await all_documents(documents, version=1))["orders"] == served
+        stop = asyncio.Event()
+        leading = asyncio.create_task(
+            run_projection(dependencies(events, documents, 0.0), OrdersProjection(), stop)
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while (await all_documents(documents, version=1))["orders"]:
+                assert time.monotonic() < deadline, "the old version was never dropped"
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await leading
+        assert (await all_documents(documents, version=2))["orders"] == served
 
 
 async def test_a_running_projector_switches_to_the_rebuilt_version(unique: str) -> None:

@@ -13,14 +13,17 @@ from hypothesis import strategies as st
 from read_model.document_store.port import UpdateMany
 from read_model.projections import ALL_PROJECTIONS
 from read_model.projections.base import DocKey
+from read_model.projections.money import money_of
 from read_model.projections.orders import OrdersProjection
-from tests.unit.given_when_then import raises
+from tests.unit.given_when_then import raises, when
 from tests.unit.projection_harness import Played, ProjectionHarness, at, projected
 from write_model.domain import order
 from write_model.domain.customer import CustomerEmailReserved, CustomerRegistered, CustomerRenamed
 from write_model.domain.money import Money
 from write_model.domain.order import (
+    AddOrderItem,
     Address,
+    CreateOrder,
     OrderCancelled,
     OrderConfirmed,
     OrderCreated,
@@ -28,6 +31,8 @@ from write_model.domain.order import (
     OrderItemRemoved,
     OrderRejected,
     OrderSubmitted,
+    PricedItem,
+    RemoveOrderItem,
     ShippingAddressSet,
 )
 from write_model.domain.product import ProductAdded, ProductRenamed
@@ -407,6 +412,79 @@ def test_items_and_totals_equal_the_write_sides(
     assert Decimal(doc["total"]["amount"]) == totals.total.amount
     assert doc["totalMinor"] == int(totals.total.amount * 100)
     assert all(len(doc[f]["amount"].split(".")[1]) == 2 for f in ("subtotal", "tax", "total"))
+
+
+_PRODUCTS = st.sampled_from(["p1", "p2", "p3", "p4"])
+_order_commands = st.tuples(
+    st.sampled_from(["USD", "EUR"]),
+    st.decimals("0", "0.9999", places=4),  # any tax rate the decider accepts
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("add"),
+                _PRODUCTS,
+                st.integers(1, 40),
+                st.decimals("0.01", "9999.99", places=2),
+            ),
+            st.tuples(st.just("remove"), _PRODUCTS),
+        ),
+        max_size=10,
+    ),
+)
+
+
+def decided(
+    order_id: str, currency: str, tax_rate: Decimal, steps: list[tuple[Any, ...]]
+) -> tuple[list[Played], order.Order]:
+    """An order built by the decider: its events (to project) and the write side's state."""
+    state: order.OrderState = order.initial_state
+    played: list[Played] = []
+
+    def decide(command: order.OrderCommand) -> None:
+        nonlocal state
+        events, state = when(order.decide, order.evolve, state, command)
+        played.extend(on(order_id, event) for event in events)
+
+    decide(CreateOrder(order_id, "c1", tax_rate))
+    for step in steps:
+        assert state is not None
+        if step[0] == "add":
+            _, product_id, quantity, price = step
+            name = f"Product {product_id} at {price}"  # a merged line takes the new name
+            item = PricedItem(product_id, name, quantity, Money(price, currency))
+            decide(AddOrderItem(order_id, item))
+        elif state.line(step[1]) is not None:  # the decider refuses to remove a missing line
+            decide(RemoveOrderItem(order_id, step[1]))
+    assert state is not None
+    return played, state
+
+
+@settings(max_examples=60, deadline=None)
+@for_all(st.lists(_order_commands, min_size=1, max_size=4), st.integers(1, 8))
+def test_the_read_totals_of_decided_orders_equal_the_write_sides(
+    orders: list[tuple[str, Decimal, list[tuple[Any, ...]]]], batch_size: int
+) -> None:
+    built = [decided(f"o{n}", *commands) for n, commands in enumerate(orders, start=1)]
+    h = harness(batch_size).given(registered("c1"))
+
+    h.when(*(event for played, _ in built for event in played))
+
+    for played, state in built:
+        doc = h.doc("orders", state.order_id)
+        assert doc is not None
+        totals = state.totals()
+        read = {
+            field: Money(Decimal(doc[field]["amount"]), doc[field]["currency"])
+            for field in ("subtotal", "tax", "total")
+        }
+        assert read == {"subtotal": totals.subtotal, "tax": totals.tax, "total": totals.total}
+        assert doc["currency"] == totals.total.currency
+        assert doc["totalMinor"] == totals.total.amount * 100
+        assert [
+            (i["productId"], i["quantity"], money_of(i["unitPrice"])) for i in doc["items"]
+        ] == [(line.product_id, line.quantity, line.unit_price) for line in state.lines]
+        assert doc["productNames"] == {line.product_id: line.product_name for line in state.lines}
+        assert doc["version"] == len(played)
 
 
 # ------------------------------------------------------ denormalized names

@@ -11,6 +11,7 @@ from graphql import GraphQLError
 from strawberry.exceptions import StrawberryInputCoercionError
 
 from read_model.document_store.port import SortKey
+from schema.context import decode_consistency_token
 from schema.errors import (
     BadRequest,
     ConcurrencyError,
@@ -23,7 +24,6 @@ from schema.errors import (
 from schema.masking import is_unexpected
 from schema.mutations import AddProductInput, CreateOrderInput, OrderItemInput, fingerprint
 from schema.pagination import Ordering, decode_cursor, encode_cursor, page_size
-from schema.read_model import decode_consistency_token
 from schema.scalars import (
     MalformedDecimal,
     parse_datetime,

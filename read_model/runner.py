@@ -10,34 +10,37 @@ Crash anywhere and the batch is simply read again. Each document records in `_po
 event applied to it, so an event at or below that is skipped in memory and the guarded put
 never regresses a document: a restart converges to what a clean rebuild gives.
 
-A failing event is retried with exponential backoff, then parked in the dead-letter
-collection with every later event of its stream, so that stream keeps its order while the
-others keep flowing.
+A failing event is retried with exponential backoff, then parked as a dead letter
+(read_model/dead_letters.py) with every later event of its stream, so that stream keeps its
+order while the others keep flowing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
+import contextlib
 import logging
 import time
 from collections import ChainMap
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
-from read_model.change_feed import ChangeFeed, DocumentChanged
+from read_model.change_feed.port import ChangeFeed, DocumentChanged
+from read_model.dead_letters import DeadLetters, Failure
 from read_model.document_store.port import (
     POSITION_FIELD,
     Checkpoint,
     Document,
     DocumentStore,
     GuardedPut,
+    ProjectionState,
+    RebuildStatus,
     SortKey,
     UpdateMany,
     position_key,
 )
+from read_model.document_store.rules import apply_set, matches
 from read_model.projections.base import DocKey, ProjectedEvent, Projection
 from write_model.envelope import LogPosition, RecordedEvent
 from write_model.event_store.port import EventStore
@@ -45,12 +48,12 @@ from write_model.registry import EventTypeRegistry
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTERS = "dead_letters"
-# The dead-letter queries: a subscriber's letters (by stream, in log order), all in log order.
-DEAD_LETTER_INDEXES: tuple[tuple[SortKey, ...], ...] = (
-    (SortKey("subscriber"), SortKey("streamId"), SortKey(POSITION_FIELD)),
-    (SortKey(POSITION_FIELD), SortKey("_id")),
-)
+
+PARKED_BEHIND = "parked behind an earlier failed event of its stream"
+# Parked events applied to a document by a retry, by event id: a retry run again after a
+# crash skips them. Only the crash window needs covering, so a few suffice.
+RETRIED_FIELD = "_retried"
+REMEMBERED_RETRIES = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,12 @@ class BatchResult:
     events_parked: int = 0
     documents_written: int = 0
     position: LogPosition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryResult:
+    applied: int  # parked events applied
+    done: bool  # every letter of the stream is gone: it flows again
 
 
 @dataclass
@@ -93,6 +102,7 @@ class ProjectionRunner:
         feed: ChangeFeed | None = None,
         version: int = 1,
         checkpoint_name: str | None = None,
+        subscriber: str | None = None,
         settings: RunnerSettings = RunnerSettings(),
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
@@ -103,13 +113,18 @@ class ProjectionRunner:
         self._feed = feed
         self.version = version
         self.checkpoint_name = checkpoint_name or projection.name
+        # Whose dead letters these are: a rebuild (checkpoint `<name>:rebuild`) files them
+        # under the projection's name and its new version, so they are the live ones once
+        # readers switch to that version.
+        self.subscriber = subscriber or self.checkpoint_name
         self._settings = settings
         self._sleep = sleep
+        self._dead_letters = DeadLetters(documents)
         self._parked: set[str] | None = None  # stream ids with dead letters
         # The checkpoint as last read or saved: while a runner leads, it is the checkpoint's
         # only writer, so it is read from the store once, not once per batch.
         self._position: LogPosition | None = None
-        self.state = "CATCHING_UP"
+        self.state = ProjectionState.CATCHING_UP
         self.last_error: str | None = None
 
     # ----------------------------------------------------------- naming
@@ -124,8 +139,7 @@ class ProjectionRunner:
                     self.collection(logical),
                     [SortKey(f, d) for f, d in keys],  # type: ignore[arg-type]
                 )
-        for keys in DEAD_LETTER_INDEXES:
-            await self._documents.ensure_index(DEAD_LETTERS, keys)
+        await self._dead_letters.ensure_indexes()
 
     # ------------------------------------------------------- checkpoint
 
@@ -135,14 +149,17 @@ class ProjectionRunner:
             self._position = checkpoint.position if checkpoint else LogPosition.start()
         return self._position
 
-    async def save_checkpoint(self, position: LogPosition, **extra: Any) -> None:
+    async def save_checkpoint(
+        self, position: LogPosition, rebuild: RebuildStatus | None = None
+    ) -> None:
         await self._documents.save_checkpoint(
             Checkpoint(
                 self.checkpoint_name,
                 position,
+                version=self.version,
                 state=self.state,
+                rebuild=rebuild,
                 last_error=self.last_error,
-                extra={"version": self.version, **extra},
             )
         )
         self._position = position
@@ -150,9 +167,19 @@ class ProjectionRunner:
     # ------------------------------------------------------------ batch
 
     async def run_batch(self) -> BatchResult:
-        """Project the next batch of the log. Returns what it did (events_read 0: idle)."""
+        """Project the next batch of the log. Returns what it did (events_read 0: idle).
+        A storage error (or any error outside one event's projection) propagates, and the
+        batch is read again next time; the parked streams are then re-read from the store,
+        since what this batch would have parked was not recorded."""
+        try:
+            return await self._run_batch()
+        except BaseException:
+            self._parked = None
+            raise
+
+    async def _run_batch(self) -> BatchResult:
         if self._parked is None:
-            self._parked = await self._load_parked()
+            self._parked = await self._dead_letters.parked_streams(self.subscriber, self.version)
         after = await self.position()
         recorded = await self._events.read_all(after, self._settings.batch_size)
         result = BatchResult(events_read=len(recorded))
@@ -161,24 +188,29 @@ class ProjectionRunner:
         projected = [e for e in recorded if self.projection.handles(e.type)]
         working = _Working()
         await self._prefetch(projected, working)
-        dead: list[tuple[RecordedEvent, str, int]] = []
+        dead: list[Failure] = []
+        parking = set(self._parked)  # streams parked so far, this batch's included
         for event in projected:
-            if event.stream_id in self._parked:
-                dead.append((event, "parked behind an earlier failed event of its stream", 0))
+            if event.stream_id in parking:
+                dead.append(Failure(event, PARKED_BEHIND, 0))
                 continue
             error, attempts = await self._apply_with_retries(event, working)
             if error is None:
                 result.events_applied += 1
             else:
-                self._parked.add(event.stream_id)
-                dead.append((event, error, attempts))
-        result.documents_written = await self._write(working)
+                parking.add(event.stream_id)
+                dead.append(Failure(event, error, attempts))
         if dead:
+            # Recorded before anything else is written: a stream is skipped only once its
+            # letters are durable, so a crash never leaves a failed event unaccounted for.
             await self._park(dead)
+            self._parked = parking
             result.events_parked = len(dead)
+        result.documents_written = await self._write(working)
         position = recorded[-1].log_position
-        if self.state != "REBUILDING":
-            self.state = "CATCHING_UP" if len(recorded) >= self._settings.batch_size else "RUNNING"
+        if self.state != ProjectionState.REBUILDING:
+            full = len(recorded) >= self._settings.batch_size
+            self.state = ProjectionState.CATCHING_UP if full else ProjectionState.RUNNING
         self.last_error = None
         await self.save_checkpoint(position)
         result.position = position
@@ -192,7 +224,8 @@ class ProjectionRunner:
         for attempt in range(1, self._settings.max_attempts + 1):
             try:
                 staged, updates = await self._evolve(event, working, retrying_parked)
-            except Exception as error:  # a projection bug or bad data: retried, then parked
+            except EventFailed as failed:  # a projection bug or bad data: retried, then parked
+                error = failed.__cause__
                 log.warning(
                     "projection %s failed on event %s (%s #%s) attempt %s: %r",
                     self.projection.name,
@@ -219,47 +252,59 @@ class ProjectionRunner:
         self, recorded: RecordedEvent, working: _Working, retrying_parked: bool
     ) -> tuple[dict[DocKey, Document | None], Sequence[UpdateMany]]:
         """The documents the event changes, staged apart from `working` so that a failure
-        leaves the batch as it was."""
-        event = ProjectedEvent(
+        leaves the batch as it was. What the projection's own code raises (and a payload
+        that cannot be read) is the event's failure, EventFailed; storage errors are not."""
+        with _event_failure():
+            event = self._projected(recorded)
+            reads = self.projection.reads(event)
+        await self._load_missing(reads, working)
+        view = ChainMap({}, working.docs)
+        staged = view.maps[0]
+        with _event_failure():
+            keys = self.projection.keys(event, view)
+        await self._load_missing(keys, working)
+        event_id = str(recorded.event_id)
+        for key in keys:
+            doc = view.get(key)
+            stored_position = doc.get(POSITION_FIELD, "") if doc is not None else ""
+            new_position = event.position_key
+            retried: list[str] = list(doc.get(RETRIED_FIELD, ())) if doc is not None else []
+            if retrying_parked:
+                if event_id in retried:
+                    continue  # a retry that crashed after writing this document
+                if stored_position >= new_position:
+                    # Later events of other streams touched this document while the event
+                    # was parked: apply it now, moving the guard strictly forward.
+                    new_position = f"{stored_position}.{time.time_ns():020d}"
+                retried = [*retried[-(REMEMBERED_RETRIES - 1) :], event_id]
+            elif stored_position >= new_position:
+                continue  # applied before a crash: a replay must not apply it twice
+            with _event_failure():
+                evolved = self.projection.evolve(key, doc, event, view)
+            if evolved is not None:
+                evolved = {**evolved, "_id": key.id, POSITION_FIELD: new_position}
+                if retried:
+                    evolved[RETRIED_FIELD] = retried
+            staged[key] = evolved
+        with _event_failure():
+            effects = self.projection.effects(event)
+        return dict(staged), effects
+
+    def _projected(self, recorded: RecordedEvent) -> ProjectedEvent:
+        return ProjectedEvent(
             recorded,
             self._registry.deserialize(
                 recorded.type, recorded.data, recorded.metadata.schema_version
             ),
             position_key(recorded.log_position),
         )
-        await self._load_missing(self.projection.reads(event), working)
-        view = ChainMap({}, working.docs)
-        staged = view.maps[0]
-        keys = self.projection.keys(event, view)
-        await self._load_missing(keys, working)
-        for key in keys:
-            doc = view.get(key)
-            stored_position = doc.get(POSITION_FIELD, "") if doc is not None else ""
-            new_position = event.position_key
-            if stored_position >= new_position:
-                if not retrying_parked:
-                    continue  # applied before a crash: a replay must not apply it twice
-                # A parked event re-applied after later events of other streams touched
-                # this document: apply it, and move the guard strictly forward.
-                new_position = f"{stored_position}.{time.time_ns():020d}"
-            evolved = self.projection.evolve(key, doc, event, view)
-            if evolved is not None:
-                evolved = {**evolved, "_id": key.id, POSITION_FIELD: new_position}
-            staged[key] = evolved
-        return dict(staged), self.projection.effects(event)
 
     async def _prefetch(self, events: Sequence[RecordedEvent], working: _Working) -> None:
         """One query per collection for what the batch's events name up front."""
         wanted: set[DocKey] = set()
         for recorded in events:
             try:
-                event = ProjectedEvent(
-                    recorded,
-                    self._registry.deserialize(
-                        recorded.type, recorded.data, recorded.metadata.schema_version
-                    ),
-                    position_key(recorded.log_position),
-                )
+                event = self._projected(recorded)
                 wanted.update(self.projection.reads(event))
                 wanted.update(self.projection.keys(event, {}))
             except Exception:
@@ -308,58 +353,29 @@ class ProjectionRunner:
 
     # ----------------------------------------------------- dead letters
 
-    async def _load_parked(self) -> set[str]:
-        page = await self._documents.find(
-            DEAD_LETTERS, {"subscriber": self.checkpoint_name}, [], limit=100_000
-        )
-        return {doc["streamId"] for doc in page.documents}
-
-    async def _park(self, dead: Sequence[tuple[RecordedEvent, str, int]]) -> None:
-        now = datetime.now(UTC)
-        puts = [
-            GuardedPut(
-                DEAD_LETTERS,
-                {
-                    "_id": f"{self.checkpoint_name}:{event.event_id}",
-                    POSITION_FIELD: position_key(event.log_position),
-                    "subscriber": self.checkpoint_name,
-                    "eventId": str(event.event_id),
-                    "streamId": event.stream_id,
-                    "streamVersion": event.version,
-                    "position": str(event.position),
-                    "transactionId": str(event.transaction_id),
-                    "type": event.type,
-                    "error": error,
-                    "attempts": attempts,
-                    "failedAt": now,
-                },
-            )
-            for event, error, attempts in dead
-        ]
-        await self._documents.bulk_write(puts)
-        for event, error, _ in dead:
+    async def _park(self, dead: Sequence[Failure]) -> None:
+        await self._dead_letters.park(self.subscriber, self.version, dead)
+        for failure in dead:
+            event = failure.event
             log.error(
                 "projection %s parked event %s (%s #%s): %s",
                 self.projection.name,
                 event.event_id,
                 event.stream_id,
                 event.version,
-                error,
+                failure.error,
             )
 
-    async def retry_parked(self, stream_id: str) -> int:
-        """Re-apply a parked stream's events in order; on success they leave the dead-letter
-        collection and the stream flows again. Returns how many were applied (0: still
-        failing, and the dead letters record the new error)."""
-        page = await self._documents.find(
-            DEAD_LETTERS,
-            {"subscriber": self.checkpoint_name, "streamId": stream_id},
-            [SortKey(POSITION_FIELD, 1)],
-            limit=100_000,
-        )
-        if not page.documents:
-            return 0
-        first_version = min(doc["streamVersion"] for doc in page.documents)
+    async def retry_parked(self, stream_id: str) -> RetryResult:
+        """Re-apply a parked stream's events in order; each leaves the dead letters as soon
+        as its documents are written, and the stream flows again once all have (`done`);
+        an event that still fails stops the retry, and the letters left record the error.
+        Safe to crash anywhere: a document records the ids of the parked events applied to
+        it (`_retried`), so a retry run again never applies one twice."""
+        letters = await self._dead_letters.of_stream(self.subscriber, self.version, stream_id)
+        if not letters:
+            return RetryResult(0, done=True)
+        first_version = min(doc["streamVersion"] for doc in letters)
         checkpoint = await self.position()
         # Only what the checkpoint has passed is parked; later events arrive normally.
         events = [
@@ -367,65 +383,41 @@ class ProjectionRunner:
             for e in await self._events.read_stream(stream_id, from_version=first_version)
             if e.log_position <= checkpoint and self.projection.handles(e.type)
         ]
-        working = _Working()
+        by_event = {letter["eventId"]: letter for letter in letters}
+        applied = 0
         for event in events:
+            working = _Working()
             error, attempts = await self._apply_with_retries(event, working, retrying_parked=True)
             if error is not None:
-                await self._write(working)
-                await self._record_retry_failure(page.documents, error, attempts)
-                return 0
-        await self._write(working)
-        await self._documents.delete_many(
-            DEAD_LETTERS, {"subscriber": self.checkpoint_name, "streamId": stream_id}
-        )
+                left = await self._dead_letters.of_stream(self.subscriber, self.version, stream_id)
+                await self._dead_letters.record_retry_failure(left, error, attempts)
+                return RetryResult(applied, done=False)
+            await self._write(working)
+            if (letter := by_event.get(str(event.event_id))) is not None:
+                await self._dead_letters.remove(letter["_id"])
+            await self._publish(working)
+            applied += 1
+        # Letters of events the projection no longer handles, if any, go too.
+        await self._dead_letters.remove_stream(self.subscriber, self.version, stream_id)
         if self._parked is not None:
             self._parked.discard(stream_id)
-        await self._publish(working)
-        return len(events)
+        return RetryResult(applied, done=True)
 
-    async def _record_retry_failure(
-        self, letters: Sequence[Document], error: str, attempts: int
-    ) -> None:
-        now = datetime.now(UTC)
-        await self._documents.bulk_write(
-            [
-                GuardedPut(
-                    DEAD_LETTERS,
-                    {
-                        **letter,
-                        # Advance the guard so the new error replaces the old record.
-                        POSITION_FIELD: f"{letter[POSITION_FIELD]}.{time.time_ns():020d}",
-                        "error": error,
-                        "attempts": letter["attempts"] + attempts,
-                        "failedAt": now,
-                    },
-                )
-                for letter in letters
-            ]
-        )
+
+class EventFailed(Exception):
+    """The projection's own code failed on an event (the cause says how)."""
+
+
+@contextlib.contextmanager
+def _event_failure() -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:
+        raise EventFailed() from error
 
 
 def _apply_update_in_memory(working: _Working, update: UpdateMany) -> None:
     """Keep the batch's in-memory view as the database will be after the update."""
     for key, doc in working.docs.items():
-        if key.collection != update.collection or doc is None:
-            continue
-        if all(_matches(doc.get(f), v) for f, v in update.filter.items()):
-            updated = copy.deepcopy(doc)
-            for path, value in update.set.items():
-                _set_path(updated, path, value)
-            working.docs[key] = updated
-
-
-def _matches(stored: Any, wanted: Any) -> bool:
-    if isinstance(stored, list) and not isinstance(wanted, list):
-        return wanted in stored
-    return stored == wanted
-
-
-def _set_path(doc: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    target = doc
-    for part in parents:
-        target = target.setdefault(part, {})
-    target[last] = value
+        if key.collection == update.collection and doc is not None and matches(doc, update.filter):
+            working.docs[key] = apply_set(update.collection, doc, update.set)

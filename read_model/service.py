@@ -1,4 +1,6 @@
-"""What queries read: the projections' documents, through the DocumentStore port.
+"""The read model as its readers (the GraphQL API, metrics) see it: the projections'
+documents of the active collection versions, read-your-writes waits, projection statuses and
+dead letters. Readers never reach into the projector's collections or checkpoints.
 
 Projections write versioned physical collections (`orders_v1`, then `orders_v2` after a
 rebuild); the active version of each projection is in its checkpoint. `ReadModel` resolves
@@ -16,11 +18,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from read_model.dead_letters import DeadLetters
 from read_model.document_store.port import Checkpoint, Document, DocumentStore, Page, SortKey
 from read_model.projections import ALL_PROJECTIONS
-from read_model.projector import physical_collection
-from schema.errors import BadRequest, ConsistencyTimeout
-from write_model.envelope import ConsistencyToken, LogPosition
+from read_model.runner import physical_collection
+from read_model.status import ProjectionStatus, projection_statuses
+from write_model.envelope import LogPosition
+from write_model.event_store.port import EventStore
 
 # Logical collection -> the projection that writes it.
 PROJECTION_OF: Mapping[str, str] = {
@@ -29,27 +33,24 @@ PROJECTION_OF: Mapping[str, str] = {
 PROJECTIONS: frozenset[str] = frozenset(PROJECTION_OF.values())
 
 
-def decode_consistency_token(token: str) -> LogPosition:
-    try:
-        return ConsistencyToken.decode(token)
-    except ValueError:
-        raise BadRequest(
-            f"{token!r} is not a consistency token: pass the `consistencyToken` of a "
-            "mutation result exactly as it was returned"
-        ) from None
+class ReadModelBehind(Exception):
+    """The projections did not pass a position within the configured wait."""
 
 
 class ReadModel:
     def __init__(
         self,
         documents: DocumentStore,
+        events: EventStore,
         *,
         wait_seconds: float,
         poll_seconds: float,
         version_ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.documents = documents
+        self._documents = documents
+        self._events = events
+        self.dead_letters = DeadLetters(documents)
         self._wait_seconds = wait_seconds
         self._poll_seconds = poll_seconds
         self._ttl = version_ttl_seconds
@@ -72,7 +73,7 @@ class ReadModel:
         async with self._refreshing:
             if self._versions is not None and self._clock() < self._expires:
                 return self._versions
-            checkpoints = await self.documents.list_checkpoints()
+            checkpoints = await self._documents.list_checkpoints()
             self._note_versions({c.name: c for c in checkpoints})
             assert self._versions is not None
             return self._versions
@@ -80,10 +81,10 @@ class ReadModel:
     # ---------------------------------------------------------------- reads
 
     async def get_many(self, logical: str, ids: Sequence[str]) -> dict[str, Document]:
-        return await self.documents.get_many(await self.collection(logical), ids)
+        return await self._documents.get_many(await self.collection(logical), ids)
 
     async def get(self, logical: str, document_id: str) -> Document | None:
-        return await self.documents.get(await self.collection(logical), document_id)
+        return await self._documents.get(await self.collection(logical), document_id)
 
     async def find(
         self,
@@ -94,21 +95,24 @@ class ReadModel:
         after: Sequence[Any] | None = None,
     ) -> Page:
         collection = await self.collection(logical)
-        return await self.documents.find(collection, filter, sort, limit, after)
+        return await self._documents.find(collection, filter, sort, limit, after)
 
     async def count(self, logical: str, filter: Mapping[str, Any]) -> int:
-        return await self.documents.count(await self.collection(logical), filter)
+        return await self._documents.count(await self.collection(logical), filter)
+
+    async def statuses(self) -> list[ProjectionStatus]:
+        return await projection_statuses(self._events, self._documents)
 
     # ----------------------------------------------------------- consistency
 
     async def wait_for(self, position: LogPosition) -> None:
         """Return once every projection the API reads has applied everything up to
         `position`, so that nested fields read from other projections (an order's
-        customer, its items' products) reflect the write too; raise ConsistencyTimeout when
+        customer, its items' products) reflect the write too; raise ReadModelBehind when
         they have not within the configured wait. One read of the checkpoints per poll."""
         deadline = self._clock() + self._wait_seconds
         while True:
-            checkpoints = {c.name: c for c in await self.documents.list_checkpoints()}
+            checkpoints = {c.name: c for c in await self._documents.list_checkpoints()}
             behind = sorted(
                 name
                 for name in PROJECTIONS
@@ -123,7 +127,7 @@ class ReadModel:
                     for name in behind
                 }
                 shown = ", ".join(f"{name} at position {at}" for name, at in reached.items())
-                raise ConsistencyTimeout(
+                raise ReadModelBehind(
                     f"the read model did not catch up with this write within "
                     f"{self._wait_seconds:g} s ({shown}; the write is at position "
                     f"{position.position}); try again shortly"
@@ -134,8 +138,6 @@ class ReadModel:
         """Fresh checkpoints in hand: take their active versions (a rebuild may have
         switched one since the cache was filled)."""
         self._versions = {
-            name: int(checkpoints[name].extra.get("version", 1))
-            for name in PROJECTIONS
-            if name in checkpoints
+            name: checkpoints[name].version for name in PROJECTIONS if name in checkpoints
         }
         self._expires = self._clock() + self._ttl

@@ -26,10 +26,11 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from read_model.change_feed import ChangeBatch, ChangeFeed
+from read_model.bounded_queue import DropOldestQueue
+from read_model.change_feed.port import ChangeBatch, ChangeFeed
 from read_model.document_store.port import Document
 from read_model.projections.orders import ORDERS
-from schema.read_model import ReadModel
+from read_model.service import ReadModel
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +46,7 @@ class _Watcher:
     """One subscription: the documents offered to it, oldest first."""
 
     match: Match
-    queue: asyncio.Queue[Document] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
-    dropped: int = 0
-
-    def offer(self, doc: Document) -> None:
-        while True:
-            try:
-                self.queue.put_nowait(doc)
-                return
-            except asyncio.QueueFull:
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    self.queue.get_nowait()
-                    self.dropped += 1
+    queue: DropOldestQueue[Document] = field(default_factory=lambda: DropOldestQueue(QUEUE_SIZE))
 
 
 def matches_filter(query: Mapping[str, Any]) -> Match:
@@ -117,7 +107,7 @@ class LiveOrders:
                 continue
             for watcher in (*self._by_id.get(order_id, ()), *self._filtered):
                 if watcher.match(doc):
-                    watcher.offer(doc)
+                    watcher.queue.offer(doc)
 
     # ------------------------------------------------------------ watching
 
@@ -145,10 +135,10 @@ class LiveOrders:
                     watchers.discard(watcher)
                     if not watchers:
                         del self._by_id[order_id]
-            if watcher.dropped:
+            if watcher.queue.dropped:
                 log.info(
                     "live updates: a slow subscriber missed %s superseded documents",
-                    watcher.dropped,
+                    watcher.queue.dropped,
                 )
 
     async def order_updates(

@@ -1,0 +1,28 @@
+"""Change feed port: the projector publishes which documents it wrote, API processes listen."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentChanged:
+    collection: str  # logical collection, e.g. "orders"
+    id: str
+    version: int
+
+
+ChangeBatch = list[DocumentChanged]
+# How many batches a subscriber may fall behind before it loses the oldest.
+SUBSCRIBER_QUEUE_SIZE = 1000
+
+
+class ChangeFeed(Protocol):
+    async def publish(self, changes: Sequence[DocumentChanged]) -> None: ...
+
+    def subscribe(self) -> contextlib.AbstractAsyncContextManager[AsyncIterator[ChangeBatch]]:
+        """Batches of changes published after the subscription started."""
+        ...

@@ -1,0 +1,72 @@
+"""The change feed between processes: NOTIFY on publish, LISTEN through the process's
+shared PostgresListener on subscribe. Payloads are split under PostgreSQL's size limit."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import asyncpg
+import orjson
+
+from read_model.bounded_queue import DropOldestQueue
+from read_model.change_feed.in_process import drain
+from read_model.change_feed.port import SUBSCRIBER_QUEUE_SIZE, ChangeBatch, DocumentChanged
+from read_model.postgres_listener import PostgresListener
+
+log = logging.getLogger(__name__)
+
+DOCUMENTS_CHANNEL = "orders_documents"
+NOTIFY_PAYLOAD_LIMIT = 7_000  # bytes; PostgreSQL refuses payloads of 8,000 or more
+
+
+def encode(changes: Sequence[DocumentChanged]) -> list[str]:
+    """NOTIFY payloads, each under the size limit."""
+    payloads: list[str] = []
+    chunk: list[list[object]] = []
+    size = 2
+    for change in changes:
+        item = [change.collection, change.id, change.version]
+        item_size = len(orjson.dumps(item)) + 1
+        if chunk and size + item_size > NOTIFY_PAYLOAD_LIMIT:
+            payloads.append(orjson.dumps(chunk).decode())
+            chunk, size = [], 2
+        chunk.append(item)
+        size += item_size
+    if chunk:
+        payloads.append(orjson.dumps(chunk).decode())
+    return payloads
+
+
+def decode(payload: str) -> list[DocumentChanged]:
+    return [DocumentChanged(c, i, v) for c, i, v in orjson.loads(payload)]
+
+
+class PostgresChangeFeed:
+    def __init__(
+        self, pool: asyncpg.Pool, listener: PostgresListener, channel: str = DOCUMENTS_CHANNEL
+    ) -> None:
+        self._pool = pool
+        self._listener = listener
+        self._channel = channel
+
+    async def publish(self, changes: Sequence[DocumentChanged]) -> None:
+        for payload in encode(changes):
+            await self._pool.execute("SELECT pg_notify($1, $2)", self._channel, payload)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[AsyncIterator[ChangeBatch]]:
+        queue: DropOldestQueue[ChangeBatch] = DropOldestQueue(SUBSCRIBER_QUEUE_SIZE)
+
+        def on_notify(_connection: object, _pid: int, _channel: str, payload: str) -> None:
+            try:
+                queue.offer(decode(payload))
+            except (ValueError, TypeError):
+                log.exception("malformed change notification %r", payload[:200])
+
+        await self._listener.add(self._channel, on_notify)
+        try:
+            yield drain(queue)
+        finally:
+            await self._listener.remove(self._channel, on_notify)

@@ -1,0 +1,406 @@
+"""The real ProjectionRunner and projector loop on the in-memory adapters (no I/O): dead
+letters, retries that crash, rebuild switches under load, storage errors.
+
+Events are appended to an InMemoryEventStore as the write side would; the runner reads them
+back through the port, so these tests drive exactly the code the projector process runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from read_model.append_signal.in_process import InProcessAppendSignal
+from read_model.dead_letters import DeadLetters
+from read_model.document_store.memory import InMemoryDocumentStore
+from read_model.document_store.port import Checkpoint, Document, UpdateMany
+from read_model.leader_lock.in_process import InProcessLeaderLock
+from read_model.projections.base import DocKey, ProjectedEvent, Projection, View
+from read_model.projections.customers import CustomersProjection
+from read_model.projections.orders import OrdersProjection
+from read_model.projector_process import (
+    ProjectorDependencies,
+    active_version,
+    rebuild_projection,
+    run_projection,
+)
+from read_model.runner import ProjectionRunner, RetryResult, RunnerSettings
+from write_model.domain.customer import CustomerRegistered
+from write_model.domain.money import Money
+from write_model.domain.order import (
+    OrderConfirmed,
+    OrderCreated,
+    OrderItemAdded,
+    OrderSubmitted,
+)
+from write_model.envelope import EventMetadata, LogPosition, NewEvent
+from write_model.event_store.memory import InMemoryEventStore
+from write_model.event_store.port import ANY
+from write_model.events import build_registry
+
+REGISTRY = build_registry()
+FAST = RunnerSettings(batch_size=50, max_attempts=2, backoff_seconds=0.0)
+
+
+async def append(events: InMemoryEventStore, stream_id: str, *domain_events: object) -> None:
+    new = []
+    for event in domain_events:
+        type_name, data, schema_version = REGISTRY.serialize(event)
+        new.append(
+            NewEvent(
+                uuid.uuid4(),
+                type_name,
+                data,
+                EventMetadata("runner-test", schema_version=schema_version),
+                datetime.now(UTC),
+            )
+        )
+    await events.append_to_stream(stream_id, stream_id.split("-")[0], ANY, new)
+
+
+def item(product: str, quantity: int = 1) -> OrderItemAdded:
+    return OrderItemAdded(product, product.upper(), quantity, Money(Decimal("1.00"), "USD"))
+
+
+@dataclass
+class Breakable:
+    """A projection that fails on the events `broken` says, as a bad deploy would, and
+    takes `seconds_per_event` of CPU for each (a heavy projection)."""
+
+    inner: Projection
+    broken: Callable[[ProjectedEvent], bool] = lambda event: False
+    seconds_per_event: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def collections(self) -> tuple[str, ...]:
+        return self.inner.collections
+
+    def handles(self, event_type: str) -> bool:
+        return self.inner.handles(event_type)
+
+    def reads(self, event: ProjectedEvent) -> Sequence[DocKey]:
+        return self.inner.reads(event)
+
+    def keys(self, event: ProjectedEvent, view: View) -> Sequence[DocKey]:
+        return self.inner.keys(event, view)
+
+    def evolve(
+        self, key: DocKey, doc: Document | None, event: ProjectedEvent, view: View
+    ) -> Document | None:
+        if self.broken(event):
+            raise ValueError(f"projection bug on {event.recorded.stream_id}")
+        if self.seconds_per_event:
+            time.sleep(self.seconds_per_event)  # busy, as CPU-bound code is
+        return self.inner.evolve(key, doc, event, view)
+
+    def effects(self, event: ProjectedEvent) -> Sequence[UpdateMany]:
+        return self.inner.effects(event)
+
+    def indexes(self) -> Mapping[str, Sequence[Sequence[tuple[str, int]]]]:
+        return self.inner.indexes()
+
+
+def on_stream(stream_id: str, from_version: int = 1) -> Callable[[ProjectedEvent], bool]:
+    return lambda e: e.recorded.stream_id == stream_id and e.recorded.version >= from_version
+
+
+@dataclass
+class FlakyStore:
+    """The memory store, with chosen operations failing like a dropped connection:
+    `failing[method]` calls fail, counted among those whose first argument (the collection)
+    is `only_on` when that is set."""
+
+    inner: InMemoryDocumentStore
+    failing: dict[str, int] = field(default_factory=dict)  # method -> failures left
+    only_on: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+        if not callable(method):
+            return method
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            targeted = self.only_on is None or (args and args[0] == self.only_on)
+            if targeted and self.failing.get(name, 0) > 0:
+                self.failing[name] -= 1
+                raise ConnectionError(f"{name}: connection reset")
+            return await method(*args, **kwargs)
+
+        return call
+
+
+async def until_idle(runner: ProjectionRunner) -> None:
+    while (await runner.run_batch()).events_read:
+        pass
+
+
+async def customer_with_orders(events: InMemoryEventStore, orders: int) -> None:
+    await append(events, "Customer-c1", CustomerRegistered("c1", "Ada", "ada@example.com"))
+    for n in range(orders):
+        await append(events, f"Order-o{n}", OrderCreated(f"o{n}", "c1", Decimal("0.10")))
+
+
+# ------------------------------------------------------------------ retries
+
+
+async def test_a_retried_event_counts_once_even_when_the_retry_crashes_and_runs_again() -> None:
+    events, store = InMemoryEventStore(), InMemoryDocumentStore()
+    await customer_with_orders(events, 1)
+    projection = Breakable(CustomersProjection(), on_stream("Order-o1"))
+    runner = ProjectionRunner(projection, events, store, REGISTRY, settings=FAST)
+    await append(events, "Order-o1", OrderCreated("o1", "c1", Decimal("0.10")))
+    # Later orders of the same customer move the customer document past the parked event.
+    for n in range(2, 5):
+        await append(events, f"Order-o{n}", OrderCreated(f"o{n}", "c1", Decimal("0.10")))
+    await until_idle(runner)
+    customer = await store.get("customers_v1", "c1")
+    assert customer is not None and customer["orderCount"] == 4  # o0, o2, o3, o4
+
+    projection.broken = lambda event: False
+    flaky = FlakyStore(store, {"delete_many": 1})  # the crash: letter not yet removed
+    crashing = ProjectionRunner(projection, events, flaky, REGISTRY, settings=FAST)  # type: ignore[arg-type]
+    with pytest.raises(ConnectionError):
+        await crashing.retry_parked("Order-o1")
+    assert (await store.get("customers_v1", "c1"))["orderCount"] == 5  # type: ignore[index]
+
+    restarted = ProjectionRunner(projection, events, store, REGISTRY, settings=FAST)
+    assert await restarted.retry_parked("Order-o1") == RetryResult(1, done=True)
+
+    customer = await store.get("customers_v1", "c1")
+    assert customer is not None and customer["orderCount"] == 5, "o1 counted once"
+    assert await DeadLetters(store).parked_streams("customers", 1) == set()
+
+
+async def test_a_retry_that_fails_part_way_keeps_only_the_letters_of_what_did_not_land() -> None:
+    events, store = InMemoryEventStore(), InMemoryDocumentStore()
+    await customer_with_orders(events, 0)
+    projection = Breakable(OrdersProjection(), on_stream("Order-o1"))
+    runner = ProjectionRunner(projection, events, store, REGISTRY, settings=FAST)
+    await append(events, "Order-o1", OrderCreated("o1", "c1", Decimal("0.10")), item("pen"))
+    await append(events, "Order-o1", item("ink"), item("pad"))
+    await until_idle(runner)
+    letters = DeadLetters(store)
+    assert len(await letters.of_stream("orders", 1, "Order-o1")) == 4
+
+    projection.broken = on_stream("Order-o1", from_version=3)  # a partial fix
+    assert await runner.retry_parked("Order-o1") == RetryResult(2, done=False)
+
+    left = await letters.of_stream("orders", 1, "Order-o1")
+    assert [letter["streamVersion"] for letter in left] == [3, 4]
+    assert "projection bug" in left[0]["error"]
+    order = await store.get("orders_v1", "o1")
+    assert order is not None and order["version"] == 2
+    # A new event of the stream stays parked behind the ones still failing.
+    await append(events, "Order-o1", item("cap"))
+    await until_idle(runner)
+    assert [x["streamVersion"] for x in await letters.of_stream("orders", 1, "Order-o1")] == [
+        3,
+        4,
+        5,
+    ]
+    projection.broken = lambda event: False
+    assert await runner.retry_parked("Order-o1") == RetryResult(3, done=True)
+    order = await store.get("orders_v1", "o1")
+    assert order is not None and order["version"] == 5
+    assert [i["productId"] for i in order["items"]] == ["pen", "ink", "pad", "cap"]
+
+
+# --------------------------------------------------------------- storage errors
+
+
+async def test_a_storage_error_fails_the_batch_and_parks_nothing() -> None:
+    events, memory = InMemoryEventStore(), InMemoryDocumentStore()
+    await customer_with_orders(events, 2)
+    runner = ProjectionRunner(CustomersProjection(), events, memory, REGISTRY, settings=FAST)
+    await until_idle(runner)
+    total = Money(Decimal("2.00"), "USD")
+    await append(events, "Order-o1", OrderSubmitted(total, Money.zero("USD"), total))
+    # The confirmation names its customer only through the order's lookup document, so
+    # the customer is read in the middle of the batch: that read fails, twice.
+    await append(events, "Order-o1", OrderConfirmed())
+    store = FlakyStore(memory, {"get_many": 2}, only_on="customers_v1")
+    runner = ProjectionRunner(CustomersProjection(), events, store, REGISTRY, settings=FAST)  # type: ignore[arg-type]
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            await runner.run_batch()
+    for method in ("bulk_write", "save_checkpoint"):
+        store.failing, store.only_on = {method: 1}, None
+        with pytest.raises(ConnectionError):
+            await runner.run_batch()
+
+    await until_idle(runner)
+
+    customer = await memory.get("customers_v1", "c1")
+    assert customer is not None and customer["lifetimeValue"]["amount"] == "2.00"
+    assert await DeadLetters(memory).count() == 0, "a healthy stream was parked"
+
+
+async def test_a_stream_is_skipped_only_once_its_letters_are_stored() -> None:
+    events, memory = InMemoryEventStore(), InMemoryDocumentStore()
+    await customer_with_orders(events, 0)
+    projection = Breakable(OrdersProjection(), on_stream("Order-o1"))
+    store = FlakyStore(memory, {"bulk_write": 1})  # the first write is the letters'
+    runner = ProjectionRunner(projection, events, store, REGISTRY, settings=FAST)  # type: ignore[arg-type]
+    await append(events, "Order-o1", OrderCreated("o1", "c1", Decimal("0.10")))
+    await append(events, "Order-o2", OrderCreated("o2", "c1", Decimal("0.10")))
+    with pytest.raises(ConnectionError):
+        await runner.run_batch()
+
+    await until_idle(runner)
+
+    [letter] = await DeadLetters(memory).of_stream("orders", 1, "Order-o1")
+    assert "projection bug" in letter["error"] and letter["attempts"] == FAST.max_attempts
+    assert await memory.get("orders_v1", "o2") is not None
+
+
+# ------------------------------------------------------------------ rebuilds
+
+
+def dependencies(
+    events: InMemoryEventStore, store: Any, batch_size: int = 50
+) -> ProjectorDependencies:
+    return ProjectorDependencies(
+        events=events,
+        documents=store,
+        registry=REGISTRY,
+        feed=None,
+        signal=InProcessAppendSignal(),
+        lock=InProcessLeaderLock(),
+        settings=RunnerSettings(batch_size=batch_size, max_attempts=2, backoff_seconds=0.0),
+        poll_seconds=0.01,
+        maintenance_seconds=0.05,
+        old_version_grace_seconds=0.0,
+    )
+
+
+async def eventually(condition: Callable[[], Any], what: str, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        await asyncio.sleep(0.01)
+
+
+async def test_letters_follow_their_version_through_a_rebuild_and_switch() -> None:
+    events, store = InMemoryEventStore(), InMemoryDocumentStore()
+    await customer_with_orders(events, 0)
+    await append(events, "Order-o1", OrderCreated("o1", "c1", Decimal("0.10")))
+    await append(events, "Order-o2", OrderCreated("o2", "c1", Decimal("0.10")))
+    letters = DeadLetters(store)
+    # Version 1 fails on o1 (a bug since fixed); the rebuild fails on o2 (a new one).
+    live = Breakable(OrdersProjection(), on_stream("Order-o1"))
+    runner = ProjectionRunner(live, events, store, REGISTRY, settings=FAST)
+    await until_idle(runner)
+    assert await letters.parked_streams("orders", 1) == {"Order-o1"}
+
+    rebuilt = Breakable(OrdersProjection(), on_stream("Order-o2"))
+    deps = dependencies(events, store)
+    assert await rebuild_projection(deps, rebuilt, take_over_seconds=1) == 2
+
+    assert await active_version(store, "orders") == 2
+    assert await letters.parked_streams("orders", 2) == {"Order-o2"}
+    stop = asyncio.Event()
+    leading = asyncio.create_task(run_projection(deps, OrdersProjection(), stop))
+    try:
+        # The new version is not blocked by the old version's letters, and those go with it.
+        await append(events, "Order-o1", item("pen"))
+        deps.signal.notify()  # type: ignore[attr-defined]
+
+        async def o1_flows() -> bool:
+            order = await store.get("orders_v2", "o1")
+            return order is not None and order["version"] == 2
+
+        await eventually(o1_flows, "o1 reached version 2 in the new version")
+        await eventually(
+            lambda: _no_letters(letters, "orders", 1), "the old version's letters were dropped"
+        )
+        # The rebuild's letter is the live version's now: a retry request clears it.
+        [letter] = await letters.of_stream("orders", 2, "Order-o2")
+        assert await letters.request_retry(letter["_id"])
+        await eventually(lambda: _no_letters(letters, "orders", 2), "o2 was retried")
+        assert await store.get("orders_v2", "o2") is not None
+    finally:
+        stop.set()
+        await leading
+
+
+async def _no_letters(letters: DeadLetters, subscriber: str, version: int) -> bool:
+    return not await letters.parked_streams(subscriber, version)
+
+
+@dataclass
+class CheckpointRecorder:
+    """The memory store, remembering each save of the live `orders` checkpoint and where
+    that checkpoint was when dead letters were deleted (a retry landing)."""
+
+    inner: InMemoryDocumentStore
+    saved: list[Checkpoint] = field(default_factory=list)
+    retried_at: list[LogPosition] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        if checkpoint.name == "orders":
+            self.saved.append(checkpoint)
+        await self.inner.save_checkpoint(checkpoint)
+
+    async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int:
+        if collection == "dead_letters":
+            live = await self.inner.load_checkpoint("orders")
+            self.retried_at.append(live.position if live else LogPosition.start())
+        return await self.inner.delete_many(collection, filter)
+
+
+async def test_retries_and_switches_do_not_wait_for_the_projector_to_catch_up() -> None:
+    events, memory = InMemoryEventStore(), InMemoryDocumentStore()
+    await customer_with_orders(events, 0)
+    await append(events, "Order-o0", OrderCreated("o0", "c1", Decimal("0.10")))
+    broken = Breakable(OrdersProjection(), on_stream("Order-o0"))
+    await until_idle(ProjectionRunner(broken, events, memory, REGISTRY, settings=FAST))
+    [letter] = await DeadLetters(memory).of_stream("orders", 1, "Order-o0")
+    # A rebuild made ready while another process led (its switch is left to the leader),
+    # a retry requested, and a long backlog: every batch the projector reads is full.
+    held = InProcessLeaderLock()
+    deps = replace(dependencies(events, memory, batch_size=10), lock=held)
+    async with held.hold("orders"):
+        version = await rebuild_projection(deps, OrdersProjection(), take_over_seconds=0.01)
+    assert await DeadLetters(memory).request_retry(letter["_id"])
+    for n in range(1, 400):
+        await append(events, f"Order-b{n}", OrderCreated(f"b{n}", "c1", Decimal("0.10")))
+    head = await events.head_position()
+
+    store = CheckpointRecorder(memory)
+    stop = asyncio.Event()
+    leading = asyncio.create_task(
+        run_projection(replace(deps, documents=store), OrdersProjection(), stop)
+    )
+    try:
+        await eventually(
+            lambda: _at_head(memory, version, head), "the projector caught up in the new version"
+        )
+    finally:
+        stop.set()
+        await leading
+
+    assert store.retried_at and store.retried_at[0] < head, "the retry waited for the backlog"
+    first_of_new_version = next(c for c in store.saved if c.version == version)
+    assert first_of_new_version.position < head, "the switch waited for the backlog"
+    assert await memory.get(f"orders_v{version}", "o0") is not None
+    assert await memory.count(f"orders_v{version}", {}) == 400
+
+
+async def _at_head(store: InMemoryDocumentStore, version: int, head: LogPosition) -> bool:
+    checkpoint = await store.load_checkpoint("orders")
+    return checkpoint is not None and checkpoint.version == version and checkpoint.position >= head
