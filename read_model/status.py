@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from read_model.document_store.port import DocumentStore, ProjectionState, RebuildStatus
+from read_model.projections import ALL_PROJECTIONS
 from write_model.envelope import LogPosition
 from write_model.event_store.port import EventStore
 
@@ -24,9 +25,12 @@ class ProjectionStatus:
 async def projection_statuses(
     events: EventStore, documents: DocumentStore
 ) -> list[ProjectionStatus]:
+    """Every projection, sorted by name. One with no checkpoint yet has applied nothing:
+    position 0; RUNNING on an empty log (it is at the head), else STOPPED (no projector has
+    saved progress for it yet)."""
     head = await events.head_position()
     statuses = []
-    for checkpoint in sorted(await documents.list_checkpoints(), key=lambda c: c.name):
+    for checkpoint in await documents.list_checkpoints():
         if checkpoint.rebuild in (RebuildStatus.SWITCHED, RebuildStatus.RETIRED):
             continue  # a finished rebuild: its version now serves under the projection's name
         # Positions are handed out densely, so their difference counts the events behind
@@ -43,4 +47,13 @@ async def projection_statuses(
                 checkpoint.updated_at,
             )
         )
-    return statuses
+    saved = {status.name for status in statuses}
+    for projection in ALL_PROJECTIONS:
+        if projection.name not in saved:
+            state = ProjectionState.RUNNING if head.position == 0 else ProjectionState.STOPPED
+            statuses.append(
+                ProjectionStatus(
+                    projection.name, LogPosition.start(), head, head.position, state, None, None
+                )
+            )
+    return sorted(statuses, key=lambda status: status.name)

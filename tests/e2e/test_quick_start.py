@@ -4,10 +4,12 @@ seeding again appends nothing to the event log."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -34,14 +36,24 @@ def orders(args: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
-async def dev_serves_the_demo_data(env: dict[str, str], logs: Path) -> None:
+@contextlib.asynccontextmanager
+async def running_dev(env: dict[str, str], log: Path) -> AsyncIterator[Stack]:
+    """`orders dev` on a free port, as `make dev` starts it."""
     port = free_port()
     stack = Stack("dev", f"http://127.0.0.1:{port}")
     stack.processes.append(
-        ServerProcess("orders dev", ["dev", "--port", str(port)], env, logs).start()
+        ServerProcess("orders dev", ["dev", "--port", str(port)], env, log).start()
     )
     try:
         await stack.wait_healthy()
+        yield stack
+    finally:
+        await asyncio.to_thread(stack.stop)
+
+
+async def dev_serves_the_demo_data(env: dict[str, str], log: Path) -> None:
+    async with running_dev(env, log) as stack:
+        port = stack.base_url.rsplit(":", 1)[1]
         assert f"GraphiQL: http://127.0.0.1:{port}/graphql" in stack.log_tail().splitlines()
         async with httpx.AsyncClient(timeout=10) as http:
             response = await http.post(stack.graphql_url, json={"query": DEMO_QUERY})
@@ -58,8 +70,6 @@ async def dev_serves_the_demo_data(env: dict[str, str], logs: Path) -> None:
         }
         customers = {edge["node"]["email"] for edge in data["customers"]["edges"]}
         assert customers == {person.email for person in CUSTOMERS}
-    finally:
-        stack.stop()
 
 
 def events_in_log(data_dir: Path) -> int:
@@ -83,3 +93,27 @@ async def test_seed_then_dev_serves_demo_data_across_restarts(tmp_path: Path) ->
     orders(["seed"], env)
     assert events_in_log(data_dir) == seeded
     await dev_serves_the_demo_data(env, tmp_path / "dev-2.log")
+
+
+async def test_a_fresh_dev_lists_every_projection_at_position_zero(tmp_path: Path) -> None:
+    env = {**_base_env(), "ORDERS_DATA_DIR": str(tmp_path / "data")}
+    async with running_dev(env, tmp_path / "dev.log") as stack:
+        async with httpx.AsyncClient(timeout=10) as http:
+            response = await http.post(
+                stack.graphql_url,
+                json={"query": "{ projections { name position headPosition lag lastError } }"},
+            )
+        assert response.json() == {
+            "data": {
+                "projections": [
+                    {
+                        "name": name,
+                        "position": "0",
+                        "headPosition": "0",
+                        "lag": 0,
+                        "lastError": None,
+                    }
+                    for name in ("customers", "orders", "products")
+                ]
+            }
+        }
