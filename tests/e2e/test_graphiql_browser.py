@@ -146,6 +146,11 @@ async def test_graphiql_runs_a_query_and_a_subscription_offline(
             )
             assert response is not None and response.status == 200
             await page.page.wait_for_selector(".graphiql-query-editor .CodeMirror")
+            # The explorer plugin loads and lists the schema's fields (introspection).
+            await page.page.click("button[aria-label='Show GraphiQL Explorer']")
+            await page.page.wait_for_selector(
+                ".graphiql-explorer-root :text('orderHistory')", timeout=WAIT_MS
+            )
 
             # A query, and its result in the response pane.
             await page.set_query(
