@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from app.settings import Settings
@@ -43,6 +45,7 @@ from write_model.handling import CommandHandler
 from write_model.registry import EventTypeRegistry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ServiceUnavailable(RuntimeError):
@@ -76,22 +79,41 @@ def require_services(settings: Settings, what: str) -> None:
 # ------------------------------------------------------------------ stores
 
 
+async def _retrying_start(
+    settings: Settings, what: str, connect: Callable[[], Awaitable[T]], errors: tuple[type, ...]
+) -> T:
+    """`connect()`, retried with backoff for up to STARTUP_TIMEOUT_SECONDS (a database that
+    starts with the process, or a blip); then ServiceUnavailable naming `what`."""
+    deadline = time.monotonic() + settings.startup_timeout_seconds
+    delay = 0.25
+    while True:
+        try:
+            return await connect()
+        except errors as error:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ServiceUnavailable(f"cannot reach {what}: {error}") from error
+            log.warning("cannot reach %s yet (%s); retrying for %.0f s more", what, error, left)
+            await asyncio.sleep(min(delay * random.uniform(0.5, 1.5), left))
+            delay = min(delay * 2, 5.0)
+
+
 @contextlib.asynccontextmanager
 async def _postgres_pool(settings: Settings) -> AsyncIterator[Any]:
     from write_model.event_store import postgres
 
     assert settings.database_url is not None
-    try:
-        pool = await postgres.create_pool(
-            settings.database_url,
+    pool = await _retrying_start(
+        settings,
+        f"PostgreSQL at DATABASE_URL ({redacted(settings.database_url)})",
+        lambda: postgres.create_pool(
+            settings.database_url,  # type: ignore[arg-type]
             min_size=settings.pg_pool_min_size,
             max_size=settings.pg_pool_max_size,
             connect_timeout=settings.connect_timeout_seconds,
-        )
-    except (OSError, TimeoutError, postgres.asyncpg.PostgresError) as error:
-        raise ServiceUnavailable(
-            f"cannot reach PostgreSQL at DATABASE_URL ({redacted(settings.database_url)}): {error}"
-        ) from error
+        ),
+        (OSError, TimeoutError, postgres.asyncpg.PostgresError),
+    )
     try:
         yield pool
     finally:
@@ -130,17 +152,18 @@ async def _document_store(
     if settings.mongo_url:
         from read_model.document_store.mongo import MongoDocumentStore, MongoUnavailableError
 
-        try:
-            store: DocumentStore = await MongoDocumentStore.connect(
-                settings.mongo_url,
+        url = settings.mongo_url
+        store: DocumentStore = await _retrying_start(
+            settings,
+            f"MongoDB at MONGO_URL ({redacted(url)})",
+            lambda: MongoDocumentStore.connect(
+                url,
                 settings.mongo_db,
                 timeout_ms=int(settings.connect_timeout_seconds * 1000),
                 event_listeners=mongo_event_listeners,
-            )
-        except MongoUnavailableError as error:
-            raise ServiceUnavailable(
-                f"cannot reach MongoDB at MONGO_URL ({redacted(settings.mongo_url)}): {error}"
-            ) from error
+            ),
+            (MongoUnavailableError,),
+        )
     else:
         from read_model.document_store.memory import InMemoryDocumentStore
 
@@ -179,6 +202,8 @@ class Backend:
     lock: LeaderLock
     # Called after each append of this process (embedded: wakes the in-process projector).
     after_append: Sequence[Callable[[AppendResult], None]] = ()
+    # Whether the process's PostgreSQL LISTEN connection is up (None: it has none).
+    listener_healthy: Callable[[], bool] | None = None
 
 
 @contextlib.asynccontextmanager
@@ -210,7 +235,12 @@ async def shared_backend(
             await postgres.migrate(pool)
         events = postgres.PostgresEventStore(pool, notify_channel=APPENDED_CHANNEL)
         listener = PostgresListener(settings.database_url)
-        await listener.start()
+        await _retrying_start(
+            settings,
+            f"PostgreSQL at DATABASE_URL ({redacted(settings.database_url)}) to LISTEN",
+            listener.start,
+            (OSError, TimeoutError, postgres.asyncpg.PostgresError),
+        )
         running.push_async_callback(listener.close)
         signal = PostgresAppendSignal(listener)
         if follows_log:
@@ -223,6 +253,7 @@ async def shared_backend(
             feed=PostgresChangeFeed(pool, listener),
             signal=signal,
             lock=PostgresLeaderLock(settings.database_url, namespace=settings.mongo_db),
+            listener_healthy=lambda: listener.healthy,
         )
 
 
@@ -282,6 +313,7 @@ def projector_dependencies(settings: Settings, backend: Backend) -> ProjectorDep
         lock=backend.lock,
         settings=RunnerSettings(batch_size=settings.projector_batch_size),
         poll_seconds=settings.projector_poll_seconds,
+        heartbeat_seconds=settings.projector_heartbeat_seconds,
     )
 
 
@@ -291,9 +323,26 @@ async def run_projections(deps: ProjectorDependencies, stop: asyncio.Event) -> N
             tasks.create_task(run_projection(deps, projection, stop), name=projection.name)
 
 
+def build_read_model(settings: Settings, backend: Backend) -> ReadModel:
+    return ReadModel(
+        backend.documents,
+        backend.events,
+        wait_seconds=settings.consistency_wait_seconds,
+        poll_seconds=settings.consistency_poll_seconds,
+        version_ttl_seconds=settings.read_model_version_ttl_seconds,
+        stale_seconds=settings.projection_stale_seconds,
+    )
+
+
 async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
-    """`orders projector`: lead (or stand by for) every projection until `stop`."""
-    async with shared_backend(settings, follows_log=True) as backend:
+    """`orders projector`: lead (or stand by for) every projection until `stop`, with the
+    ops endpoints on OPS_PORT when it is set."""
+    from app.ops_server import ops_server
+
+    async with (
+        shared_backend(settings, follows_log=True) as backend,
+        ops_server(settings, backend, build_read_model(settings, backend)),
+    ):
         await run_projections(projector_dependencies(settings, backend), stop)
 
 
@@ -338,21 +387,15 @@ async def api_runtime(
         )
     )
     async with backend_context as backend, contextlib.AsyncExitStack() as running:
-        read_model = ReadModel(
-            backend.documents,
-            backend.events,
-            wait_seconds=settings.consistency_wait_seconds,
-            poll_seconds=settings.consistency_poll_seconds,
-            version_ttl_seconds=settings.read_model_version_ttl_seconds,
-        )
-        live = LiveOrders(backend.feed, read_model)
+        reader = build_read_model(settings, backend)
+        live = LiveOrders(backend.feed, reader)
         # Subscribed to the change feed before serving, so no later change is missed.
         await running.enter_async_context(live.running())
         services = Services(
             application=write_side(settings, backend).application,
             events=backend.events,
             registry=backend.registry,
-            read_model=read_model,
+            read_model=reader,
             observer=observer or NoObserver(),
             live=live,
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,

@@ -69,6 +69,17 @@ class Metrics:
             ["projection"],
             registry=self.registry,
         )
+        self.listener_connected = Gauge(
+            "orders_postgres_listener_connected",
+            "1 while the process's PostgreSQL LISTEN connection is up",
+            registry=self.registry,
+        )
+        self.feed_gaps = Gauge(
+            "orders_change_feed_gaps",
+            "Change-feed gaps (reconnects, batches dropped for a slow consumer) made up for "
+            "by re-reading watched documents, since start",
+            registry=self.registry,
+        )
         self.dead_letters = Gauge(
             "orders_dead_letters",
             "Events parked in the dead-letter collection (read at scrape)",

@@ -8,13 +8,12 @@ same process.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -36,9 +35,9 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from app import log_config
 from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime
 from app.graphiql import GraphiQL
+from app.health import readiness
 from app.metrics import CONTENT_TYPE, Metrics
 from app.settings import Settings
-from read_model.projections import OrdersProjection
 from schema.context import RequestContext, Services
 from schema.limits import Limits
 from schema.schema import build_schema
@@ -47,7 +46,6 @@ log = logging.getLogger(__name__)
 
 CORRELATION_HEADER = "x-correlation-id"
 _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
-READY_TIMEOUT_SECONDS = 2.0
 ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics", "/")
 
 
@@ -109,6 +107,10 @@ def create_app(
         runtime = running(request)
         if runtime is None:
             return Response(metrics.render_local(), media_type=CONTENT_TYPE)
+        if runtime.backend.listener_healthy is not None:
+            metrics.listener_connected.set(1 if runtime.backend.listener_healthy() else 0)
+        if runtime.services.live is not None:
+            metrics.feed_gaps.set(runtime.services.live.gaps)
         body = await metrics.render(runtime.services.read_model)
         return Response(body, media_type=CONTENT_TYPE)
 
@@ -155,26 +157,7 @@ def _log_start(settings: Settings, embedded: bool) -> None:
 
 
 async def _readiness(settings: Settings, runtime: Runtime) -> dict[str, str]:
-    backend = runtime.backend
-    probes: dict[str, Callable[[], Awaitable[object]]] = {
-        ("postgres" if settings.database_url else "sqlite"): backend.events.head_position,
-        ("mongo" if settings.mongo_url else "memory"): lambda: backend.documents.load_checkpoint(
-            OrdersProjection.name
-        ),
-    }
-
-    async def check(probe: Callable[[], Awaitable[object]]) -> str:
-        try:
-            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-                await probe()
-        except Exception as error:  # reported in the response: that is the point of /readyz
-            log.warning("readiness check failed: %s: %s", type(error).__name__, error)
-            return f"unavailable: {type(error).__name__}: {error}"[:300]
-        return "ok"
-
-    names = list(probes)
-    results = await asyncio.gather(*(check(probes[name]) for name in names))
-    checks = dict(zip(names, results, strict=True))
+    checks = await readiness(settings, runtime.backend, runtime.services.read_model)
     if runtime.projector is not None:
         checks["projector"] = "ok" if not runtime.projector.done() else "stopped"
     return checks

@@ -30,13 +30,29 @@ class Settings(BaseSettings):
     command_max_attempts: int = Field(5, ge=1, description="tries on a version conflict")
     pg_pool_min_size: int = Field(2, description="PostgreSQL connections kept open")
     pg_pool_max_size: int = Field(10, description="PostgreSQL connections at most")
-    connect_timeout_seconds: float = Field(
-        5.0, description="how long a first connection to a store may take"
+    connect_timeout_seconds: float = Field(5.0, gt=0, description="one connection attempt")
+    startup_timeout_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="how long a starting process retries a set but unreachable database "
+        "before it exits with status 2",
     )
     projector_batch_size: int = Field(
         500, ge=1, le=10_000, description="events a projector applies per batch"
     )
     projector_poll_seconds: float = Field(1.0, gt=0, description="poll when no NOTIFY arrives")
+    projector_heartbeat_seconds: float = Field(
+        2.0, gt=0, description="how often a leading projector records that it is alive"
+    )
+    projection_stale_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="a projection whose leader has not moved or beaten for this long while "
+        "events wait is shown STOPPED (and the API is not ready)",
+    )
+    ops_port: int | None = Field(
+        None, description="`orders projector`: serve /healthz, /readyz and /metrics here"
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="auto: human-readable text on a terminal, JSON lines otherwise"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -57,6 +58,8 @@ class ProjectorDependencies:
     maintenance_seconds: float = 1.0
     # How long the old version outlives a switch: longer than readers cache versions.
     old_version_grace_seconds: float = 30.0
+    # A leader saves its checkpoint at least this often, moving or not: its heartbeat.
+    heartbeat_seconds: float = 2.0
 
 
 async def active_version(documents: DocumentStore, name: str) -> int:
@@ -82,18 +85,59 @@ def make_runner(
     )
 
 
+def lock_name(projection: Projection) -> str:
+    return f"projection {projection.name}"
+
+
 async def run_projection(
     deps: ProjectorDependencies, projection: Projection, stop: asyncio.Event
 ) -> None:
     """Lead `projection` and follow the log until `stop` is set; stand by while another
-    process leads it; lead again if leadership is lost."""
+    process leads it; lead again if leadership is lost. Storage that cannot be reached
+    (at takeover, or a lost lock connection) is retried with backoff for as long as it
+    lasts: the process never dies of an outage."""
     appended = deps.signal.listener()
+    failures = 0
     while not stop.is_set():
-        async with deps.lock.hold(projection.name):
-            version = await active_version(deps.documents, projection.name)
-            runner = make_runner(deps, projection, version)
-            await runner.ensure_indexes()
-            await _Follower(deps, runner, stop, appended).follow()
+        leading = asyncio.Event()
+        turn = asyncio.create_task(_lead_once(deps, projection, stop, appended, leading))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({turn, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not turn.done() and not leading.is_set():
+            turn.cancel()  # standing by: nothing to finish
+        try:
+            await turn
+            failures = 0
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
+        except Exception as error:  # the lock's connection: down, or lost at takeover
+            failures += 1
+            delay = min(0.1 * 2**failures, 5.0) * random.uniform(0.5, 1.5)
+            log.warning(
+                "projection %s: cannot lead (%s: %s); retrying in %.1fs",
+                projection.name,
+                type(error).__name__,
+                error,
+                delay,
+            )
+            await _sleep_or_stop(stop, delay)
+
+
+async def _lead_once(
+    deps: ProjectorDependencies,
+    projection: Projection,
+    stop: asyncio.Event,
+    appended: AppendListener,
+    leading: asyncio.Event,
+) -> None:
+    async with deps.lock.hold(lock_name(projection)):
+        leading.set()
+        version = await active_version(deps.documents, projection.name)
+        runner = make_runner(deps, projection, version)
+        await runner.ensure_indexes()
+        await _Follower(deps, runner, stop, appended).follow()
 
 
 @dataclass
@@ -127,7 +171,7 @@ class _Follower:
     async def follow(self) -> None:
         failures = 0
         while not self.stop.is_set():
-            if self.deps.lock.lost(self.name):
+            if self.deps.lock.lost(lock_name(self.runner.projection)):
                 log.error("lost leadership of projection %s; standing by again", self.name)
                 return
             try:
@@ -163,6 +207,8 @@ class _Follower:
         if self.switch is not None:
             await self._advance_switch()
         now = time.monotonic()
+        if now - self.runner.saved_at >= self.deps.heartbeat_seconds:
+            await self.runner.save_checkpoint(await self.runner.position())
         if busy and now - self._maintained_at < self.deps.maintenance_seconds:
             return
         self._maintained_at = now
@@ -289,7 +335,7 @@ async def rebuild_projection(
     async with contextlib.AsyncExitStack() as leading:
         try:
             async with asyncio.timeout(take_over_seconds):
-                await leading.enter_async_context(deps.lock.hold(projection.name))
+                await leading.enter_async_context(deps.lock.hold(lock_name(projection)))
         except TimeoutError:
             log.info(
                 "projection %s: the leading projector switches to version %s",

@@ -126,6 +126,7 @@ class ProjectionRunner:
         self._position: LogPosition | None = None
         self.state = ProjectionState.CATCHING_UP
         self.last_error: str | None = None
+        self.saved_at = -float("inf")  # time.monotonic() of the last checkpoint save
 
     # ----------------------------------------------------------- naming
 
@@ -163,6 +164,7 @@ class ProjectionRunner:
             )
         )
         self._position = position
+        self.saved_at = time.monotonic()
 
     # ------------------------------------------------------------ batch
 

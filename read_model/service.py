@@ -46,6 +46,7 @@ class ReadModel:
         wait_seconds: float,
         poll_seconds: float,
         version_ttl_seconds: float,
+        stale_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._documents = documents
@@ -54,6 +55,7 @@ class ReadModel:
         self._wait_seconds = wait_seconds
         self._poll_seconds = poll_seconds
         self._ttl = version_ttl_seconds
+        self._stale_seconds = stale_seconds
         self._clock = clock
         self._versions: dict[str, int] | None = None
         self._expires = 0.0
@@ -100,8 +102,16 @@ class ReadModel:
     async def count(self, logical: str, filter: Mapping[str, Any]) -> int:
         return await self._documents.count(await self.collection(logical), filter)
 
+    async def changed_after(self, logical: str, position: str, limit: int) -> list[Document]:
+        return await self._documents.changed_after(await self.collection(logical), position, limit)
+
+    async def position(self, projection: str) -> LogPosition:
+        """How far `projection` has applied the log."""
+        checkpoint = await self._documents.load_checkpoint(projection)
+        return checkpoint.position if checkpoint else LogPosition.start()
+
     async def statuses(self) -> list[ProjectionStatus]:
-        return await projection_statuses(self._events, self._documents)
+        return await projection_statuses(self._events, self._documents, self._stale_seconds)
 
     # ----------------------------------------------------------- consistency
 

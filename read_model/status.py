@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from read_model.document_store.port import DocumentStore, ProjectionState, RebuildStatus
 from read_model.projections import ALL_PROJECTIONS
@@ -23,12 +23,15 @@ class ProjectionStatus:
 
 
 async def projection_statuses(
-    events: EventStore, documents: DocumentStore
+    events: EventStore, documents: DocumentStore, stale_seconds: float = 10.0
 ) -> list[ProjectionStatus]:
-    """Every projection, sorted by name. One with no checkpoint yet has applied nothing:
-    position 0; RUNNING on an empty log (it is at the head), else STOPPED (no projector has
-    saved progress for it yet)."""
+    """Every projection, sorted by name. A projection whose checkpoint has not been saved
+    for `stale_seconds` (its leader saves at least every heartbeat) while events wait for it
+    is STOPPED, whatever state its last save recorded. One with no checkpoint yet has
+    applied nothing: position 0; RUNNING on an empty log (it is at the head), else STOPPED
+    (no projector has saved progress for it yet)."""
     head = await events.head_position()
+    now = datetime.now(UTC)
     statuses = []
     for checkpoint in await documents.list_checkpoints():
         if checkpoint.rebuild in (RebuildStatus.SWITCHED, RebuildStatus.RETIRED):
@@ -36,20 +39,24 @@ async def projection_statuses(
         # Positions are handed out densely, so their difference counts the events behind
         # (a rolled-back append leaves a gap, which only ever overstates the lag).
         lag = max(head.position - checkpoint.position.position, 0)
+        state = checkpoint.state
+        saved = checkpoint.updated_at
+        if lag and saved is not None and (now - saved).total_seconds() > stale_seconds:
+            state = ProjectionState.STOPPED
         statuses.append(
             ProjectionStatus(
                 checkpoint.name,
                 checkpoint.position,
                 head,
                 lag,
-                checkpoint.state,
+                state,
                 checkpoint.last_error,
                 checkpoint.updated_at,
             )
         )
-    saved = {status.name for status in statuses}
+    with_checkpoint = {status.name for status in statuses}
     for projection in ALL_PROJECTIONS:
-        if projection.name not in saved:
+        if projection.name not in with_checkpoint:
             state = ProjectionState.RUNNING if head.position == 0 else ProjectionState.STOPPED
             statuses.append(
                 ProjectionStatus(

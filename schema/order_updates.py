@@ -9,6 +9,11 @@ bounded queue that drops its oldest document when full, so a slow subscriber can
 memory; a dropped document is superseded by a later one of the same order (or, for a
 filter watcher, was one of many).
 
+Where the feed says changes may have been missed (a FeedGap: its connection was replaced,
+or this process fell behind), every watched order is loaded again, and every order written
+since the last one seen (by `_pos`) is offered to the filter watchers, so no subscriber
+misses an update made during the gap.
+
 `LiveOrders.order_updates(id, after_version)` first yields the current document when it
 is newer than `after_version`, then every newer version the projector writes, never one
 at or below the last sent. (The projector may fold quick successive writes to an order
@@ -27,14 +32,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from read_model.bounded_queue import DropOldestQueue
-from read_model.change_feed.port import ChangeBatch, ChangeFeed
-from read_model.document_store.port import Document
-from read_model.projections.orders import ORDERS
+from read_model.change_feed.port import ChangeBatch, ChangeFeed, FeedGap, FeedItem
+from read_model.document_store.port import POSITION_FIELD, Document, position_key
+from read_model.projections.orders import ORDERS, OrdersProjection
 from read_model.service import ReadModel
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 100
+# Orders re-read per query after a gap, and at most this many pages of them.
+RESYNC_PAGE = 500
+RESYNC_PAGES = 20
 # How many orders a filter watcher remembers the last sent version of (to skip repeats).
 REMEMBERED_VERSIONS = 10_000
 
@@ -62,6 +70,8 @@ class LiveOrders:
         self._read_model = read_model
         self._by_id: dict[str, set[_Watcher]] = {}
         self._filtered: set[_Watcher] = set()
+        self._seen_position = ""  # the highest `_pos` of an order this process loaded
+        self.gaps = 0  # FeedGaps made up for, for /metrics
 
     # ----------------------------------------------------------- lifecycle
 
@@ -70,6 +80,8 @@ class LiveOrders:
         """Subscribe to the change feed (before returning, so no change published after
         the server started is missed) and fan batches out until exited."""
         async with self._feed.subscribe() as batches:
+            since = await self._read_model.position(OrdersProjection.name)
+            self._seen_position = position_key(since)
             task = asyncio.create_task(self._pump(batches), name="live-orders")
             task.add_done_callback(_report_end)
             try:
@@ -79,15 +91,16 @@ class LiveOrders:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    async def _pump(self, batches: AsyncIterator[ChangeBatch]) -> None:
-        async for batch in batches:
+    async def _pump(self, items: AsyncIterator[FeedItem]) -> None:
+        async for item in items:
             try:
-                await self.deliver(batch)
+                if isinstance(item, FeedGap):
+                    await self.resync(item)
+                else:
+                    await self.deliver(item)
             except Exception:
                 # Mongo unreachable, say: this batch's watchers miss it; later ones still flow.
-                log.exception(
-                    "live updates: delivering a batch of %s document changes failed", len(batch)
-                )
+                log.exception("live updates: delivering %r failed", item)
 
     async def deliver(self, batch: ChangeBatch) -> None:
         """Load each changed order that someone watches, once, and offer it to them."""
@@ -102,12 +115,37 @@ class LiveOrders:
             return
         docs = await self._read_model.get_many(ORDERS, wanted)
         for order_id in wanted:
-            doc = docs.get(order_id)
-            if doc is None:
-                continue
-            for watcher in (*self._by_id.get(order_id, ()), *self._filtered):
-                if watcher.match(doc):
-                    watcher.queue.offer(doc)
+            if (doc := docs.get(order_id)) is not None:
+                self._offer(doc)
+
+    async def resync(self, gap: FeedGap) -> None:
+        """After changes may have been missed: every watched order as it is now, and every
+        order written since the last one seen to the filter watchers."""
+        self.gaps += 1
+        log.info("live updates: resyncing subscribers (%s)", gap.reason)
+        if self._by_id:
+            docs = await self._read_model.get_many(ORDERS, sorted(self._by_id))
+            for doc in docs.values():
+                self._offer(doc)
+        if not self._filtered:
+            return
+        for _ in range(RESYNC_PAGES):
+            changed = await self._read_model.changed_after(ORDERS, self._seen_position, RESYNC_PAGE)
+            for doc in changed:
+                self._offer(doc)
+            if len(changed) < RESYNC_PAGE:
+                return
+        log.warning(
+            "live updates: more than %s orders changed during the gap; filter subscribers "
+            "get the first of them, and every later change as usual",
+            RESYNC_PAGE * RESYNC_PAGES,
+        )
+
+    def _offer(self, doc: Document) -> None:
+        self._seen_position = max(self._seen_position, doc.get(POSITION_FIELD, ""))
+        for watcher in (*self._by_id.get(doc["_id"], ()), *self._filtered):
+            if watcher.match(doc):
+                watcher.queue.offer(doc)
 
     # ------------------------------------------------------------ watching
 
@@ -163,6 +201,11 @@ class LiveOrders:
     async def orders_updates(self, match: Match) -> AsyncIterator[Document]:
         """Every order document the projector writes from now on that `match`es."""
         last: OrderedDict[str, int] = OrderedDict()
+        if not self._filtered:
+            # Nobody watched by filter, so orders were loaded only for id watchers: a gap
+            # from now on is made up for from where the projection is now.
+            since = position_key(await self._read_model.position(OrdersProjection.name))
+            self._seen_position = max(self._seen_position, since)
         with self._watching(None, match) as watcher:
             while True:
                 doc = await watcher.queue.get()

@@ -3,6 +3,8 @@ after each commit; this LISTENs through the process's shared PostgresListener.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from read_model.append_signal.in_process import AppendListeners
 from read_model.append_signal.port import AppendListener
 from read_model.postgres_listener import PostgresListener
@@ -15,9 +17,12 @@ class PostgresAppendSignal:
         self._listener = listener
         self._channel = channel
         self._listeners = AppendListeners()
+        self._unregister: Callable[[], None] = lambda: None
 
     async def start(self) -> None:
         await self._listener.add(self._channel, self._notified)
+        # Appends made while the connection was down sent nothing: look at the log now.
+        self._unregister = self._listener.on_reconnect(self._listeners.notify)
 
     def _notified(self, _connection: object, _pid: int, _channel: str, _payload: str) -> None:
         self._listeners.notify()
@@ -26,4 +31,5 @@ class PostgresAppendSignal:
         return self._listeners.listener()
 
     async def close(self) -> None:
+        self._unregister()
         await self._listener.remove(self._channel, self._notified)

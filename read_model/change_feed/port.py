@@ -15,7 +15,16 @@ class DocumentChanged:
     version: int
 
 
+@dataclass(frozen=True, slots=True)
+class FeedGap:
+    """Changes may have been missed here (the feed's connection dropped, or the subscriber
+    fell behind and lost batches): a subscriber re-reads what it watches."""
+
+    reason: str
+
+
 ChangeBatch = list[DocumentChanged]
+FeedItem = ChangeBatch | FeedGap
 # How many batches a subscriber may fall behind before it loses the oldest.
 SUBSCRIBER_QUEUE_SIZE = 1000
 
@@ -23,6 +32,7 @@ SUBSCRIBER_QUEUE_SIZE = 1000
 class ChangeFeed(Protocol):
     async def publish(self, changes: Sequence[DocumentChanged]) -> None: ...
 
-    def subscribe(self) -> contextlib.AbstractAsyncContextManager[AsyncIterator[ChangeBatch]]:
-        """Batches of changes published after the subscription started."""
+    def subscribe(self) -> contextlib.AbstractAsyncContextManager[AsyncIterator[FeedItem]]:
+        """Batches of changes published after the subscription started, and a FeedGap
+        wherever some may have been lost."""
         ...

@@ -12,7 +12,12 @@ import orjson
 
 from read_model.bounded_queue import DropOldestQueue
 from read_model.change_feed.in_process import drain
-from read_model.change_feed.port import SUBSCRIBER_QUEUE_SIZE, ChangeBatch, DocumentChanged
+from read_model.change_feed.port import (
+    SUBSCRIBER_QUEUE_SIZE,
+    DocumentChanged,
+    FeedGap,
+    FeedItem,
+)
 from read_model.postgres_listener import PostgresListener
 
 log = logging.getLogger(__name__)
@@ -56,8 +61,8 @@ class PostgresChangeFeed:
             await self._pool.execute("SELECT pg_notify($1, $2)", self._channel, payload)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[AsyncIterator[ChangeBatch]]:
-        queue: DropOldestQueue[ChangeBatch] = DropOldestQueue(SUBSCRIBER_QUEUE_SIZE)
+    async def subscribe(self) -> AsyncIterator[AsyncIterator[FeedItem]]:
+        queue: DropOldestQueue[FeedItem] = DropOldestQueue(SUBSCRIBER_QUEUE_SIZE)
 
         def on_notify(_connection: object, _pid: int, _channel: str, payload: str) -> None:
             try:
@@ -66,7 +71,12 @@ class PostgresChangeFeed:
                 log.exception("malformed change notification %r", payload[:200])
 
         await self._listener.add(self._channel, on_notify)
+        # Whatever was published while the connection was down is lost: say so.
+        unregister = self._listener.on_reconnect(
+            lambda: queue.offer(FeedGap("the LISTEN connection was replaced"))
+        )
         try:
             yield drain(queue)
         finally:
+            unregister()
             await self._listener.remove(self._channel, on_notify)

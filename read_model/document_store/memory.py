@@ -96,6 +96,17 @@ class InMemoryDocumentStore:
         check_equality_filter(filter)
         return sum(1 for d in self._collections.get(collection, {}).values() if matches(d, filter))
 
+    async def changed_after(self, collection: str, position: str, limit: int) -> list[Document]:
+        if limit <= 0:
+            raise ValueError(f"limit must be positive, got {limit}")
+        newer = [
+            d
+            for d in self._collections.get(collection, {}).values()
+            if isinstance(d.get(POSITION_FIELD), str) and d[POSITION_FIELD] > position
+        ]
+        newer.sort(key=lambda d: d[POSITION_FIELD])
+        return [copy.deepcopy(d) for d in newer[:limit]]
+
     # ----------------------------------------------------------------- writes
 
     async def bulk_write(

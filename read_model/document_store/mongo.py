@@ -148,6 +148,17 @@ class MongoDocumentStore:
         hint = {} if filter else {"hint": "_id_"}
         return await self._db[collection].count_documents(dict(filter), **hint)
 
+    async def changed_after(self, collection: str, position: str, limit: int) -> list[Document]:
+        if limit <= 0:
+            raise ValueError(f"limit must be positive, got {limit}")
+        cursor = (
+            self._db[collection]
+            .find({POSITION_FIELD: {"$gt": position}})
+            .sort(POSITION_FIELD, 1)
+            .limit(limit)
+        )
+        return [document async for document in cursor]
+
     # ----------------------------------------------------------------- writes
 
     async def bulk_write(

@@ -124,6 +124,11 @@ class DocumentStore(Protocol):
 
     async def count(self, collection: str, filter: Mapping[str, Any]) -> int: ...
 
+    async def changed_after(self, collection: str, position: str, limit: int) -> list[Document]:
+        """Documents whose `_pos` is above `position` (a position_key), lowest first: what
+        changed since a reader last looked (a subscriber catching up after a gap)."""
+        ...
+
     async def bulk_write(
         self, puts: Sequence[GuardedPut], updates: Sequence[UpdateMany] = ()
     ) -> None:

@@ -582,6 +582,29 @@ async def test_count_by_equality_filter(doc_harness: DocumentStoreHarness) -> No
     assert await doc_harness.store.count(doc_harness.collection("none"), {}) == 0
 
 
+async def test_changed_after_lists_the_documents_past_a_position_lowest_first(
+    doc_harness: DocumentStoreHarness,
+) -> None:
+    collection = doc_harness.collection()
+    await put_all(
+        doc_harness,
+        collection,
+        *(doc(f"d{i}", pos(2**40 + i, i), n=i) for i in (5, 1, 4, 2, 3)),
+    )
+    # A retried event moves `_pos` past its own position with a suffix: it sorts after.
+    await put_all(doc_harness, collection, doc("d1", pos(2**40 + 1, 1) + ".9", n=10))
+
+    after_two = await doc_harness.store.changed_after(collection, pos(2**40 + 2, 2), 10)
+    assert [d["_id"] for d in after_two] == ["d3", "d4", "d5"]
+    everything = await doc_harness.store.changed_after(collection, "", 10)
+    assert [d["_id"] for d in everything] == ["d1", "d2", "d3", "d4", "d5"]
+    assert everything[0]["n"] == 10
+    first_two = await doc_harness.store.changed_after(collection, "", 2)
+    assert [d["_id"] for d in first_two] == ["d1", "d2"]
+    assert await doc_harness.store.changed_after(collection, pos(2**41), 10) == []
+    assert await doc_harness.store.changed_after(doc_harness.collection("none"), "", 10) == []
+
+
 async def test_delete_many_removes_only_the_matching_documents(
     doc_harness: DocumentStoreHarness,
 ) -> None:

@@ -16,7 +16,7 @@ import pytest
 from read_model.append_signal.in_process import InProcessAppendSignal
 from read_model.append_signal.postgres import APPENDED_CHANNEL, PostgresAppendSignal
 from read_model.change_feed.in_process import InProcessChangeFeed
-from read_model.change_feed.port import DocumentChanged
+from read_model.change_feed.port import DocumentChanged, FeedGap
 from read_model.change_feed.postgres import PostgresChangeFeed, decode, encode
 from read_model.leader_lock.in_process import InProcessLeaderLock
 from read_model.leader_lock.postgres import PostgresLeaderLock
@@ -152,3 +152,68 @@ def test_notify_payloads_stay_under_the_postgres_limit() -> None:
     assert len(payloads) > 1
     assert all(len(p.encode()) < 8_000 for p in payloads)
     assert [c for p in payloads for c in decode(p)] == batch
+
+
+# ------------------------------------------------- PostgreSQL connections that drop
+
+
+async def terminate(dsn: str, application_name: str) -> int:
+    """pg_terminate_backend of every session with that application_name: a dropped
+    connection, as a network cut or a failover gives."""
+    admin = await asyncpg.connect(dsn)
+    try:
+        return await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = $1",
+            application_name,
+        )
+    finally:
+        await admin.close()
+
+
+async def test_a_dropped_listen_connection_is_replaced_and_subscribers_are_told(
+    unique: str,
+) -> None:
+    dsn = service_url("DATABASE_URL")
+    name = f"listener {unique}"
+    listener = PostgresListener(dsn, application_name=name, check_seconds=0.2)
+    await listener.start()
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    feed = PostgresChangeFeed(pool, listener, channel=f"docs_{unique}")
+    signal = PostgresAppendSignal(listener, channel=f"appended_{unique}")
+    await signal.start()
+    woken = signal.listener()
+    try:
+        async with feed.subscribe() as changes:
+            assert await terminate(dsn, name) == 1
+            # The reconnect itself tells the subscriber that it may have missed changes,
+            assert await next_batch(changes) == FeedGap("the LISTEN connection was replaced")  # type: ignore[comparison-overlap]
+            assert listener.healthy and listener.reconnects == 1
+            # and wakes every follower of the log to look for appends it was not told of.
+            started = time.monotonic()
+            await woken.wait(10)
+            assert time.monotonic() - started < 5
+            # Notifications flow on the new connection.
+            batch = [DocumentChanged("orders", f"o-{unique}", 2)]
+            await feed.publish(batch)
+            assert await next_batch(changes) == batch
+    finally:
+        await signal.close()
+        await listener.close()
+        await pool.close()
+
+
+async def test_a_leader_whose_lock_connection_drops_knows_it_lost_the_lead(unique: str) -> None:
+    dsn = service_url("DATABASE_URL")
+    lock = PostgresLeaderLock(dsn, heartbeat_seconds=0.2)
+    name = f"projection-{unique}"
+    async with lock.hold(name):
+        assert not lock.lost(name)
+        await terminate(dsn, f"orders-lock {name}")
+        deadline = time.monotonic() + 5
+        while not lock.lost(name):
+            assert time.monotonic() < deadline, "the dropped lock went unnoticed"
+            await asyncio.sleep(0.05)
+    # Another process can lead now; so can this one again.
+    async with lock.hold(name):
+        assert not lock.lost(name)

@@ -43,7 +43,11 @@ async def test_migrate_twice_is_fine(unique: str) -> None:
 
 
 def test_an_unreachable_database_is_a_clear_error() -> None:
-    result = orders("migrate", DATABASE_URL="postgresql://orders:secret@127.0.0.1:1/none")
+    result = orders(
+        "migrate",
+        DATABASE_URL="postgresql://orders:secret@127.0.0.1:1/none",
+        STARTUP_TIMEOUT_SECONDS="0.5",
+    )
     assert result.returncode == 2
     assert "cannot reach PostgreSQL at DATABASE_URL" in result.stderr
     assert "secret" not in result.stderr

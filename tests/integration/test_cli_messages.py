@@ -67,6 +67,7 @@ def test_an_unreachable_url_is_one_line_and_exit_2(command: str, tmp_path: Path)
         DATABASE_URL=f"postgresql://orders:secret@127.0.0.1:{closed_port()}/orders",
         MONGO_URL=f"mongodb://127.0.0.1:{closed_port()}/",
         CONNECT_TIMEOUT_SECONDS="0.5",
+        STARTUP_TIMEOUT_SECONDS="0",
         PORT=str(closed_port()),
     )
     assert result.returncode == 2, result.stderr

@@ -43,7 +43,7 @@ async def test_dev_mode_serves_writes_and_reads_and_replays_the_log_at_start(
         ready = await client.get("/readyz")
         assert ready.json() == {
             "status": "ready",
-            "checks": {"sqlite": "ok", "memory": "ok", "projector": "ok"},
+            "checks": {"sqlite": "ok", "memory": "ok", "projections": "ok", "projector": "ok"},
         }
         data = await graphql(
             client,

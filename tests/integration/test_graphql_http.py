@@ -117,7 +117,10 @@ async def test_health_readiness_and_metrics(
     assert (await stack.client.get("/healthz")).json() == {"status": "ok"}
     ready = await stack.client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"postgres": "ok", "mongo": "ok"}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"postgres": "ok", "mongo": "ok", "projections": "ok", "listener": "ok"},
+    }
 
     async def down(*args: object) -> None:
         raise ConnectionError("no route to host")
@@ -186,6 +189,7 @@ def test_orders_api_exits_2_when_a_service_cannot_be_reached() -> None:
             "DATABASE_URL": service_url("DATABASE_URL"),
             "MONGO_URL": f"mongodb://127.0.0.1:{free_port()}",
             "CONNECT_TIMEOUT_SECONDS": "0.5",
+            "STARTUP_TIMEOUT_SECONDS": "0.5",
             "PORT": str(free_port()),
         }
     )

@@ -21,7 +21,7 @@ import pytest
 from read_model.append_signal.in_process import InProcessAppendSignal
 from read_model.dead_letters import DeadLetters
 from read_model.document_store.memory import InMemoryDocumentStore
-from read_model.document_store.port import Checkpoint, Document, UpdateMany
+from read_model.document_store.port import Checkpoint, Document, ProjectionState, UpdateMany
 from read_model.leader_lock.in_process import InProcessLeaderLock
 from read_model.projections.base import DocKey, ProjectedEvent, Projection, View
 from read_model.projections.customers import CustomersProjection
@@ -33,6 +33,7 @@ from read_model.projector_process import (
     run_projection,
 )
 from read_model.runner import ProjectionRunner, RetryResult, RunnerSettings
+from read_model.status import projection_statuses
 from write_model.domain.customer import CustomerRegistered
 from write_model.domain.money import Money
 from write_model.domain.order import (
@@ -374,7 +375,7 @@ async def test_retries_and_switches_do_not_wait_for_the_projector_to_catch_up() 
     # a retry requested, and a long backlog: every batch the projector reads is full.
     held = InProcessLeaderLock()
     deps = replace(dependencies(events, memory, batch_size=10), lock=held)
-    async with held.hold("orders"):
+    async with held.hold("projection orders"):
         version = await rebuild_projection(deps, OrdersProjection(), take_over_seconds=0.01)
     assert await DeadLetters(memory).request_retry(letter["_id"])
     for n in range(1, 400):
@@ -404,3 +405,27 @@ async def test_retries_and_switches_do_not_wait_for_the_projector_to_catch_up() 
 async def _at_head(store: InMemoryDocumentStore, version: int, head: LogPosition) -> bool:
     checkpoint = await store.load_checkpoint("orders")
     return checkpoint is not None and checkpoint.version == version and checkpoint.position >= head
+
+
+# ------------------------------------------------------------------- liveness
+
+
+async def test_a_projection_whose_leader_went_quiet_while_events_wait_is_stopped() -> None:
+    events, store = InMemoryEventStore(), InMemoryDocumentStore()
+    await customer_with_orders(events, 1)
+    runner = ProjectionRunner(OrdersProjection(), events, store, REGISTRY, settings=FAST)
+    await until_idle(runner)
+
+    async def state() -> ProjectionState:
+        statuses = await projection_statuses(events, store, stale_seconds=0.2)
+        [status] = [s for s in statuses if s.name == OrdersProjection.name]
+        return status.state
+
+    assert await state() == ProjectionState.RUNNING
+    await asyncio.sleep(0.3)
+    assert await state() == ProjectionState.RUNNING, "quiet, but nothing waits for it"
+    await append(events, "Order-o9", OrderCreated("o9", "c1", Decimal("0.10")))
+    assert await state() == ProjectionState.STOPPED
+    # A leader that beats (saves its checkpoint without moving) is alive, lag or not.
+    await runner.save_checkpoint(await runner.position())
+    assert await state() == ProjectionState.RUNNING
