@@ -28,8 +28,10 @@ async def projection_statuses(
     """Every projection, sorted by name. A projection whose checkpoint has not been saved
     for `stale_seconds` (its leader saves at least every heartbeat) while events wait for it
     is STOPPED, whatever state its last save recorded. One with no checkpoint yet has
-    applied nothing: position 0; RUNNING on an empty log (it is at the head), else STOPPED
-    (no projector has saved progress for it yet)."""
+    applied nothing: position 0; RUNNING on an empty log (it is at the head), else
+    CATCHING_UP (events wait for its first batch; without a saved checkpoint there is no
+    heartbeat to call it stopped by, so a process starting beside its projector stays
+    ready)."""
     head = await events.head_position()
     now = datetime.now(UTC)
     statuses = []
@@ -57,7 +59,7 @@ async def projection_statuses(
     with_checkpoint = {status.name for status in statuses}
     for projection in ALL_PROJECTIONS:
         if projection.name not in with_checkpoint:
-            state = ProjectionState.RUNNING if head.position == 0 else ProjectionState.STOPPED
+            state = ProjectionState.RUNNING if head.position == 0 else ProjectionState.CATCHING_UP
             statuses.append(
                 ProjectionStatus(
                     projection.name, LogPosition.start(), head, head.position, state, None, None
