@@ -34,6 +34,7 @@ DEAD_LETTERS = "dead_letters"
 DEAD_LETTER_INDEXES: tuple[tuple[SortKey, ...], ...] = (
     (SortKey("subscriber"), SortKey("version"), SortKey("streamId"), SortKey(POSITION_FIELD)),
     (SortKey(POSITION_FIELD), SortKey("_id")),
+    (SortKey("streamId"), SortKey(POSITION_FIELD)),
 )
 ORDERING: tuple[SortKey, ...] = (SortKey(POSITION_FIELD),)  # oldest first, then by `_id`
 # More letters than any one query reads at once: a subscriber this far gone is failing on
@@ -149,6 +150,11 @@ class DeadLetters:
         )
 
     # ---------------------------------------------------------- operators
+
+    async def of_stream_anywhere(self, stream_id: str) -> list[Document]:
+        """The stream's letters of every subscriber and version, in log order."""
+        page = await self._documents.find(DEAD_LETTERS, {"streamId": stream_id}, ORDERING, _ALL)
+        return page.documents
 
     async def get(self, letter_id: str) -> Document | None:
         return await self._documents.get(DEAD_LETTERS, letter_id)

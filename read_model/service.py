@@ -7,19 +7,29 @@ rebuild); the active version of each projection is in its checkpoint. `ReadModel
 logical names to physical ones from one `list_checkpoints` read, cached for a short
 while (a setting), so a request costs no extra round trip for it.
 
-`wait_for` is read-your-writes: it polls the projections' checkpoints until they have all
-passed a log position (from a consistency token), bounded by a setting.
+`wait_for` is read-your-writes: it waits, bounded by a setting, until the projections'
+checkpoints have all passed a log position (from a consistency token); one watcher task per
+process reads them for every waiting request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from read_model.dead_letters import DeadLetters
-from read_model.document_store.port import Checkpoint, Document, DocumentStore, Page, SortKey
+from read_model.document_store.port import (
+    POSITION_FIELD,
+    Checkpoint,
+    Document,
+    DocumentStore,
+    Page,
+    SortKey,
+    position_key,
+)
 from read_model.projections import ALL_PROJECTIONS
 from read_model.runner import physical_collection
 from read_model.status import ProjectionStatus, projection_statuses
@@ -58,6 +68,10 @@ class ReadModel:
         self._stale_seconds = stale_seconds
         self._clock = clock
         self._versions: dict[str, int] | None = None
+        self._checkpoints: dict[str, Checkpoint] = {}  # as the watcher last read them
+        self._waiters: list[tuple[LogPosition, asyncio.Future[None]]] = []
+        self._watcher: asyncio.Task[None] | None = None
+        self._moved = asyncio.Event()
         self._expires = 0.0
         self._refreshing = asyncio.Lock()
 
@@ -119,30 +133,75 @@ class ReadModel:
         """Return once every projection the API reads has applied everything up to
         `position`, so that nested fields read from other projections (an order's
         customer, its items' products) reflect the write too; raise ReadModelBehind when
-        they have not within the configured wait. One read of the checkpoints per poll."""
-        deadline = self._clock() + self._wait_seconds
-        while True:
+        they have not within the configured wait.
+
+        However many requests wait, one task per process reads the checkpoints: when the
+        change feed says documents were written (`checkpoints_moved`), and every
+        `poll_seconds` while anyone waits (a projection that skips an event publishes
+        nothing)."""
+        if self._passed(position):
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (position, waiter)
+        self._waiters.append(entry)
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch(), name="consistency-watcher")
+        try:
+            async with asyncio.timeout(self._wait_seconds):
+                await waiter
+        except TimeoutError:
+            raise ReadModelBehind(self._behind_message(position)) from None
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    def checkpoints_moved(self) -> None:
+        """The projector wrote documents (a change-feed notice): look at the checkpoints."""
+        self._moved.set()
+
+    def _passed(self, position: LogPosition) -> bool:
+        return all(
+            (found := self._checkpoints.get(name)) is not None and found.position >= position
+            for name in PROJECTIONS
+        )
+
+    async def _watch(self) -> None:
+        while self._waiters:
+            self._moved.clear()
             checkpoints = {c.name: c for c in await self._documents.list_checkpoints()}
-            behind = sorted(
-                name
-                for name in PROJECTIONS
-                if (found := checkpoints.get(name)) is None or found.position < position
-            )
-            if not behind:
-                self._note_versions(checkpoints)
+            self._checkpoints = checkpoints
+            self._note_versions(checkpoints)
+            for position, waiter in list(self._waiters):
+                if self._passed(position) and not waiter.done():
+                    waiter.set_result(None)
+            if not any(not waiter.done() for _, waiter in self._waiters):
                 return
-            if self._clock() >= deadline:
-                reached = {
-                    name: checkpoints[name].position.position if name in checkpoints else 0
-                    for name in behind
-                }
-                shown = ", ".join(f"{name} at position {at}" for name, at in reached.items())
-                raise ReadModelBehind(
-                    f"the read model did not catch up with this write within "
-                    f"{self._wait_seconds:g} s ({shown}; the write is at position "
-                    f"{position.position}); try again shortly"
-                )
-            await asyncio.sleep(self._poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_seconds):
+                    await self._moved.wait()
+
+    def _behind_message(self, position: LogPosition) -> str:
+        behind: dict[str, int] = {}
+        for name in sorted(PROJECTIONS):
+            found = self._checkpoints.get(name)
+            if found is None or found.position < position:
+                behind[name] = found.position.position if found is not None else 0
+        shown = ", ".join(f"{name} at position {at}" for name, at in behind.items())
+        return (
+            f"the read model did not catch up with this write within {self._wait_seconds:g} s "
+            f"({shown}; the write is at position {position.position}); try again shortly"
+        )
+
+    async def parked_letter(self, stream_id: str, position: LogPosition) -> Document | None:
+        """A dead letter of `stream_id` at or before `position` in a version readers use:
+        the read model passed that write without applying it to the stream's documents."""
+        versions = await self._active_versions()
+        for letter in await self.dead_letters.of_stream_anywhere(stream_id):
+            if letter.get("version") != versions.get(letter["subscriber"], 1):
+                continue
+            if letter[POSITION_FIELD] <= position_key(position):
+                return letter
+        return None
 
     def _note_versions(self, checkpoints: Mapping[str, Checkpoint]) -> None:
         """Fresh checkpoints in hand: take their active versions (a rebuild may have

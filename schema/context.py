@@ -16,7 +16,7 @@ from typing import Protocol
 import strawberry
 
 from read_model.service import ReadModel, ReadModelBehind
-from schema.errors import BadRequest, ConsistencyTimeout
+from schema.errors import BadRequest, ConsistencyTimeout, StaleReadModel
 from schema.loaders import Loaders
 from schema.order_updates import LiveOrders
 from write_model.application import OrdersApplication
@@ -78,14 +78,24 @@ class RequestContext:
     def command_context(self) -> CommandContext:
         return CommandContext(correlation_id=self.correlation_id, user_id=self.user_id)
 
-    async def caught_up(self, consistency_token: str) -> None:
+    async def caught_up(self, consistency_token: str, stream_id: str | None = None) -> None:
         """Wait until the read model has applied the write named by `consistency_token`,
-        then forget what this request's loaders cached, which may predate it."""
+        then forget what this request's loaders cached, which may predate it. `stream_id`:
+        the stream whose documents the request reads; if the projector parked one of its
+        events at or before the write, the wait cannot be satisfied: StaleReadModel."""
         position = decode_consistency_token(consistency_token)
+        read_model = self.services.read_model
         try:
-            await self.services.read_model.wait_for(position)
+            await read_model.wait_for(position)
         except ReadModelBehind as behind:
             raise ConsistencyTimeout(str(behind)) from None
+        letter = await read_model.parked_letter(stream_id, position) if stream_id else None
+        if letter is not None:
+            raise StaleReadModel(
+                f"the read model passed this write without applying it to {stream_id}: "
+                f"event {letter['eventId']} is parked as dead letter {letter['_id']} "
+                f"({letter['error']}); an operator can retry it with retryDeadLetter"
+            )
         self.loaders.clear_all()
 
 

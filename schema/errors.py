@@ -38,6 +38,13 @@ class ConsistencyTimeout(RequestError):
     code = "CONSISTENCY_TIMEOUT"
 
 
+class StaleReadModel(RequestError):
+    """A consistency token that the read model cannot honour: it passed the write, but an
+    event of the stream read is parked as a dead letter."""
+
+    code = "STALE_READ_MODEL"
+
+
 class SubscriptionLimit(RequestError):
     code = "TOO_MANY_SUBSCRIPTIONS"
 

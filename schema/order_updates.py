@@ -92,15 +92,23 @@ class LiveOrders:
                     await task
 
     async def _pump(self, items: AsyncIterator[FeedItem]) -> None:
+        missed: FeedGap | None = None
         async for item in items:
+            # Documents were written, so checkpoints moved: consistency waits look now.
+            self._read_model.checkpoints_moved()
             try:
+                if missed is not None:
+                    await self.resync(missed)
+                    missed = None
                 if isinstance(item, FeedGap):
                     await self.resync(item)
                 else:
                     await self.deliver(item)
-            except Exception:
-                # Mongo unreachable, say: this batch's watchers miss it; later ones still flow.
-                log.exception("live updates: delivering %r failed", item)
+            except Exception as error:
+                # The read store unreachable, say: what this item announced is made up for
+                # by a resync as soon as a later item can be delivered.
+                log.warning("live updates: delivering %r failed: %r", item, error)
+                missed = FeedGap(f"a delivery failed ({type(error).__name__})")
 
     async def deliver(self, batch: ChangeBatch) -> None:
         """Load each changed order that someone watches, once, and offer it to them."""

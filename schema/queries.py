@@ -26,7 +26,9 @@ from schema.types import (
     product_connection,
 )
 from schema.unset import UNSET, Input, given
+from write_model.domain import customer as customer_domain
 from write_model.domain import order as order_domain
+from write_model.domain import product as product_domain
 from write_model.envelope import stream_id_for
 
 
@@ -51,7 +53,9 @@ class Query:
         self, info: Info, id: strawberry.ID, consistency_token: str | None = UNSET
     ) -> Order | None:
         if (consistency_token := given(consistency_token)) is not None:
-            await info.context.caught_up(consistency_token)
+            await info.context.caught_up(
+                consistency_token, stream_id_for(order_domain.STREAM_TYPE, str(id))
+            )
         doc = await info.context.loaders.orders.load(str(id))
         return Order.of(doc) if doc is not None else None
 
@@ -77,7 +81,9 @@ class Query:
         self, info: Info, id: strawberry.ID, consistency_token: str | None = UNSET
     ) -> Customer | None:
         if (consistency_token := given(consistency_token)) is not None:
-            await info.context.caught_up(consistency_token)
+            await info.context.caught_up(
+                consistency_token, stream_id_for(customer_domain.STREAM_TYPE, str(id))
+            )
         doc = await info.context.loaders.customers.load(str(id))
         return Customer.of(doc) if doc is not None else None
 
@@ -92,7 +98,9 @@ class Query:
         self, info: Info, id: strawberry.ID, consistency_token: str | None = UNSET
     ) -> Product | None:
         if (consistency_token := given(consistency_token)) is not None:
-            await info.context.caught_up(consistency_token)
+            await info.context.caught_up(
+                consistency_token, stream_id_for(product_domain.STREAM_TYPE, str(id))
+            )
         doc = await info.context.loaders.products.load(str(id))
         return Product.of(doc) if doc is not None else None
 

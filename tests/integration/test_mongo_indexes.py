@@ -149,6 +149,7 @@ async def test_no_query_of_the_api_or_the_projector_is_a_collection_scan(unique:
         await letters.page(2, after=[first_page[-1][POSITION_FIELD], first_page[-1]["_id"]])
         await letters.parked_streams("orders", 1)
         await letters.of_stream("orders", 1, "Order-o1")
+        await letters.of_stream_anywhere("Order-o1")
         assert await letters.request_retry("l1")
         await letters.retry_requested("orders", 1)
         await letters.clear_retry_request("orders", 1, "Order-o1")

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +32,7 @@ from read_model.projector_process import (
 )
 from read_model.runner import ProjectionRunner, RetryResult, RunnerSettings
 from read_model.status import projection_statuses
+from tests.unit.appending import REGISTRY, append
 from write_model.domain.customer import CustomerRegistered
 from write_model.domain.money import Money
 from write_model.domain.order import (
@@ -42,29 +41,10 @@ from write_model.domain.order import (
     OrderItemAdded,
     OrderSubmitted,
 )
-from write_model.envelope import EventMetadata, LogPosition, NewEvent
+from write_model.envelope import LogPosition
 from write_model.event_store.memory import InMemoryEventStore
-from write_model.event_store.port import ANY
-from write_model.events import build_registry
 
-REGISTRY = build_registry()
 FAST = RunnerSettings(batch_size=50, max_attempts=2, backoff_seconds=0.0)
-
-
-async def append(events: InMemoryEventStore, stream_id: str, *domain_events: object) -> None:
-    new = []
-    for event in domain_events:
-        type_name, data, schema_version = REGISTRY.serialize(event)
-        new.append(
-            NewEvent(
-                uuid.uuid4(),
-                type_name,
-                data,
-                EventMetadata("runner-test", schema_version=schema_version),
-                datetime.now(UTC),
-            )
-        )
-    await events.append_to_stream(stream_id, stream_id.split("-")[0], ANY, new)
 
 
 def item(product: str, quantity: int = 1) -> OrderItemAdded:
