@@ -194,9 +194,11 @@ async def test_a_storage_restart_under_write_load_loses_nothing(
                     assert sum(i["quantity"] for i in data["order"]["items"]) == WRITES // ORDERS
 
                 async def subscribers_have_the_final_versions() -> bool:
-                    return watch_one.last_versions("orderUpdated").get(
-                        order_ids[0]
-                    ) == final[order_ids[0]] and watch_all.last_versions("ordersUpdated") == final
+                    return (
+                        watch_one.last_versions("orderUpdated").get(order_ids[0])
+                        == final[order_ids[0]]
+                        and watch_all.last_versions("ordersUpdated") == final
+                    )
 
                 try:
                     await until(subscribers_have_the_final_versions, "subscribers caught up", 30)
