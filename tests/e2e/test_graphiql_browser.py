@@ -18,7 +18,8 @@ import pytest
 from playwright.async_api import BrowserContext, Page, Request, Route, async_playwright
 
 from tests.e2e.client import Api, accepted, add_item, add_product, create_order, register_customer
-from tests.e2e.conftest import ROOT, Stack, embedded_stack
+from tests.e2e.conftest import embedded_stack
+from tests.e2e.processes import ROOT, Stack
 
 CHROMIUM = os.environ.get("ORDERS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [

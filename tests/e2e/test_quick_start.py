@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from app.seed import CUSTOMERS, PRODUCTS
-from tests.e2e.conftest import ROOT, ServerProcess, Stack, _base_env, free_port
+from tests.e2e.processes import ROOT, ServerProcess, Stack, base_env, free_port
 
 DEMO_QUERY = """{
   products(first: 50) { totalCount edges { node { id name price { amount } stockAvailable } } }
@@ -79,7 +79,7 @@ def events_in_log(data_dir: Path) -> int:
 
 async def test_seed_then_dev_serves_demo_data_across_restarts(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    env = {**_base_env(), "ORDERS_DATA_DIR": str(data_dir)}
+    env = {**base_env(), "ORDERS_DATA_DIR": str(data_dir)}
     summary = "seed: the demo catalog (5 products) and 3 customers are in place"
     assert orders(["seed"], env).startswith(summary)
     seeded = events_in_log(data_dir)
@@ -96,7 +96,7 @@ async def test_seed_then_dev_serves_demo_data_across_restarts(tmp_path: Path) ->
 
 
 async def test_a_fresh_dev_lists_every_projection_at_position_zero(tmp_path: Path) -> None:
-    env = {**_base_env(), "ORDERS_DATA_DIR": str(tmp_path / "data")}
+    env = {**base_env(), "ORDERS_DATA_DIR": str(tmp_path / "data")}
     async with running_dev(env, tmp_path / "dev.log") as stack:
         async with httpx.AsyncClient(timeout=10) as http:
             response = await http.post(
@@ -123,7 +123,7 @@ async def test_the_readme_examples_run_on_the_demo_data(tmp_path: Path) -> None:
     from tests.unit.test_readme import readme_graphql
 
     mutation, query = readme_graphql()[:2]
-    env = {**_base_env(), "ORDERS_DATA_DIR": str(tmp_path / "data")}
+    env = {**base_env(), "ORDERS_DATA_DIR": str(tmp_path / "data")}
     orders(["seed"], env)
     async with (
         running_dev(env, tmp_path / "dev.log") as stack,
