@@ -1,25 +1,49 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# uv installs the locked dependencies (uv.lock); it lives outside the clone, once per version.
+UV_VERSION := 0.13.8
+CACHE_DIR ?= $(or $(ORDERS_CACHE_DIR),$(HOME)/.cache/orders)
+UV := $(CACHE_DIR)/uv-$(UV_VERSION)/bin/uv
+# No Python is ever downloaded: the environment uses the machine's python3.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha256sum | cut -c1-12)
 
-.PHONY: install dev test unit lint bench bench-read bench-http
+.PHONY: install assets dev test unit lint bench bench-read bench-http lock
 
-# The project installs everything it needs: the virtualenv and its packages here,
-# PostgreSQL and the Mongo-wire server in tests/services/with-services.
-install: $(STAMP)
+# The project installs everything it needs: the virtualenv and its locked packages here,
+# GraphiQL's assets (below), PostgreSQL and the Mongo-wire server in
+# tests/services/with-services, chromium in tests/services/chromium.
+install: $(STAMP) assets
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+$(UV):
+	$(PYTHON) -m venv $(CACHE_DIR)/uv-$(UV_VERSION)
+	$(CACHE_DIR)/uv-$(UV_VERSION)/bin/pip install -q uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra dev --python $(PYTHON) --quiet
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-dev: install
-	$(BIN)/orders dev
+# After changing dependencies in pyproject.toml: re-resolve uv.lock (commit it).
+lock: | $(UV)
+	$(UV) lock --python $(PYTHON)
 
-test: install
+# GraphiQL's browser assets from app/graphiql_assets/package-lock.json (npm ci, cached by
+# the lock's hash outside the clone); the server serves them itself.
+assets:
+	app/graphiql_assets/build
+
+# The quick start: migrate, add the demo data (once: `orders seed` adds nothing the second
+# time), then the API and the projector in one process; it prints the GraphiQL URL.
+dev: install
+	@$(BIN)/orders migrate
+	@$(BIN)/orders seed
+	@$(BIN)/orders dev
+
+test: install lint
+	tests/services/chromium
 	tests/services/with-services $(BIN)/python -m pytest -q
 
 unit: install
@@ -28,6 +52,7 @@ unit: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: install
 	tests/services/with-services $(BIN)/python -m bench.write_model

@@ -6,16 +6,20 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import click
+import uvicorn
 
 from app.bootstrap import (
     ServiceUnavailable,
+    embedded_backend,
     migrate,
     projector_tools,
     require_services,
     run_projector,
+    shared_backend,
 )
 from app.log_config import configure_logging
 from app.settings import Settings
@@ -23,6 +27,7 @@ from write_model.envelope import LogPosition
 
 
 @click.group()
+@click.version_option(package_name="orders", prog_name="orders")
 def main() -> None:
     """Orders: a GraphQL CQRS API server."""
 
@@ -58,11 +63,54 @@ def migrate_command() -> None:
     click.echo(f"migrated: {done}")
 
 
+@main.group("schema")
+def schema_group() -> None:
+    """The GraphQL schema the server serves."""
+
+
+@schema_group.command("export")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="write to this file (default: standard output)",
+)
+def schema_export(output: str | None) -> None:
+    """Print the schema as SDL (schema/schema.graphql is this output, committed)."""
+    from schema.export import schema_sdl
+
+    sdl = schema_sdl()
+    if output is None:
+        click.echo(sdl, nl=False)
+    else:
+        Path(output).write_text(sdl)
+        click.echo(f"schema written to {output}", err=True)
+
+
+@main.command("seed")
+def seed_command() -> None:
+    """Add a small demo catalog and customers through the GraphQL API (safe to run again:
+    a second run adds nothing)."""
+    from app.seed import SeedFailed, seed
+
+    settings = Settings()
+    # The in-process API's start-up and request lines would bury the one-line summary.
+    configure_logging("ERROR", settings.log_format)
+    try:
+        summary = _run(lambda: seed(settings))
+    except SeedFailed as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    click.echo(f"seed: {summary}")
+
+
 @main.command("projector")
 def projector_command() -> None:
     """Keep the MongoDB read documents current from the PostgreSQL event log."""
     settings = Settings()
     _configure_logging(settings)
+    _require_services(settings, "orders projector")
     _run(lambda: _until_signalled(lambda stop: run_projector(settings, stop)))
 
 
@@ -77,6 +125,7 @@ def projections_status() -> None:
     from read_model.status import projection_statuses
 
     settings = Settings()
+    _require_services(settings, "orders projections status")
 
     async def work() -> None:
         async with projector_tools(settings) as deps:
@@ -114,6 +163,7 @@ def projections_rebuild(name: str) -> None:
         raise click.BadParameter(f"unknown projection {name!r}; one of {', '.join(by_name)}")
     settings = Settings()
     _configure_logging(settings)
+    _require_services(settings, "orders projections rebuild")
 
     async def work() -> int:
         async with projector_tools(settings) as deps:
@@ -134,14 +184,49 @@ def projections_rebuild(name: str) -> None:
     click.echo(f"{name}: version {version} built")
 
 
+def _require_services(settings: Settings, command: str) -> None:
+    """Exit 2 naming `command` when a setting it needs is missing."""
+    try:
+        require_services(settings, command)
+    except ServiceUnavailable as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+
+
+class AnnouncingServer(uvicorn.Server):
+    """Says where GraphiQL is, on standard output, once the server listens."""
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            host = self.config.host
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            click.echo(f"GraphiQL: http://{shown}:{self.config.port}/graphql")
+
+
+def _check_reachable(settings: Settings, *, embedded: bool) -> None:
+    """Connect to the configured services once before serving, so an unreachable one is a
+    single clear line and exit status 2, not a startup traceback from the server."""
+    if not (settings.database_url or settings.mongo_url):
+        return
+
+    async def probe() -> None:
+        backend = (
+            embedded_backend(settings) if embedded else shared_backend(settings, follows_log=False)
+        )
+        async with backend:
+            pass
+
+    _run(probe)
+
+
 def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: bool) -> None:
     """Serve the API with uvicorn (one worker, uvloop) until SIGINT / SIGTERM."""
-    import uvicorn
-
     from app.server import create_app
 
+    _check_reachable(settings, embedded=embedded)
     app = create_app(settings, embedded=embedded)
-    server = uvicorn.Server(
+    server = AnnouncingServer(
         uvicorn.Config(
             app,
             host=host or settings.host,
@@ -175,11 +260,7 @@ def api_command(host: str | None, port: int | None) -> None:
     `orders projector`)."""
     settings = Settings()
     _configure_logging(settings)
-    try:
-        require_services(settings, "orders api")
-    except ServiceUnavailable as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(2)
+    _require_services(settings, "orders api")
     _serve(settings, host, port, embedded=False)
 
 

@@ -1,4 +1,5 @@
-"""Process logging: one JSON object per line on stderr, carrying the request's correlation id.
+"""Process logging on stderr: JSON lines (text on a terminal), carrying the request's
+correlation id.
 
 The correlation id lives in a context variable that the HTTP middleware sets for each
 request (app/server.py), so every log line written while serving it carries the id, from
@@ -59,9 +60,12 @@ class TextFormatter(logging.Formatter):
         return f"{line} [correlation {current}]" if current is not None else line
 
 
-def configure_logging(level: str, log_format: Literal["json", "text"] = "json") -> None:
-    """Replace the root logger's handlers with one writing `log_format` lines to stderr.
-    Uvicorn's loggers propagate here (the server starts it with `log_config=None`)."""
+def configure_logging(level: str, log_format: Literal["auto", "json", "text"] = "json") -> None:
+    """Replace the root logger's handlers with one writing `log_format` lines to stderr
+    (`auto`: text when stderr is a terminal, JSON otherwise). Uvicorn's loggers propagate
+    here (the server starts it with `log_config=None`)."""
+    if log_format == "auto":
+        log_format = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()

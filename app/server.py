@@ -32,6 +32,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from app import log_config
 from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime
+from app.graphiql import GraphiQL
 from app.health import readiness
 from app.metrics import CONTENT_TYPE, Metrics
 from app.settings import Settings
@@ -121,7 +122,8 @@ def create_app(
             raise RuntimeError("the API is not started: its lifespan has not run")
         return runtime.services
 
-    graphql = OrdersGraphQL(schema, services)
+    graphiql = GraphiQL()
+    graphql = OrdersGraphQL(schema, services, graphiql)
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -131,6 +133,7 @@ def create_app(
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/", root, methods=["GET"]),
+            graphiql.assets_route(),
         ],
         middleware=[Middleware(RequestObservability, metrics=metrics)],
         lifespan=lifespan,
@@ -173,9 +176,14 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
     graphql_transport_ws_handler_class = GraphQLTransportWSHandler
     graphql_ws_handler_class = GraphQLWSHandler
 
-    def __init__(self, schema: Any, services: Callable[[], Services]) -> None:
+    def __init__(self, schema: Any, services: Callable[[], Services], graphiql: GraphiQL) -> None:
         super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
         self._services = services
+        self._graphiql = graphiql
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Our page with the server's own assets, instead of strawberry's CDN-based one.
+        return self._graphiql.response()
 
     async def get_context(self, request: Any, response: Any) -> RequestContext:
         correlation_id = getattr(request.state, "correlation_id", None) or str(uuid.uuid4())

@@ -17,15 +17,19 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(None, description="PostgreSQL event store; unset: SQLite")
     mongo_url: str | None = Field(None, description="MongoDB read store; unset: in memory")
-    mongo_db: str = "orders"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    orders_data_dir: Path = Path(".orders")
+    mongo_db: str = Field("orders", description="MongoDB database of the read documents")
+    host: str = Field("127.0.0.1", description="listen address of `orders api` / `orders dev`")
+    port: int = Field(8000, description="listen port of `orders api` / `orders dev`")
+    orders_data_dir: Path = Field(
+        Path(".orders"), description="where the embedded SQLite event store lives (events.db)"
+    )
 
-    tax_rate: Decimal = Field(Decimal("0.10"), ge=0, lt=1)
+    tax_rate: Decimal = Field(
+        Decimal("0.10"), ge=0, lt=1, description="tax on new orders, a fraction in [0, 1)"
+    )
     command_max_attempts: int = Field(5, ge=1, description="tries on a version conflict")
-    pg_pool_min_size: int = 2
-    pg_pool_max_size: int = 10
+    pg_pool_min_size: int = Field(2, description="PostgreSQL connections kept open")
+    pg_pool_max_size: int = Field(10, description="PostgreSQL connections at most")
     connect_timeout_seconds: float = Field(5.0, gt=0, description="one connection attempt")
     startup_timeout_seconds: float = Field(
         30.0,
@@ -33,7 +37,9 @@ class Settings(BaseSettings):
         description="how long a starting process retries a set but unreachable database "
         "before it exits with status 2",
     )
-    projector_batch_size: int = Field(500, ge=1, le=10_000)
+    projector_batch_size: int = Field(
+        500, ge=1, le=10_000, description="events a projector applies per batch"
+    )
     projector_poll_seconds: float = Field(1.0, gt=0, description="poll when no NOTIFY arrives")
     projector_heartbeat_seconds: float = Field(
         2.0, gt=0, description="how often a leading projector records that it is alive"
@@ -47,8 +53,10 @@ class Settings(BaseSettings):
     ops_port: int | None = Field(
         None, description="`orders projector`: serve /healthz, /readyz and /metrics here"
     )
-    log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: human-readable text on a terminal, JSON lines otherwise"
+    )
 
     # The API (`orders api`, `orders dev`).
     migrate_on_start: bool = Field(
@@ -57,14 +65,16 @@ class Settings(BaseSettings):
     consistency_wait_seconds: float = Field(
         2.0, ge=0, le=60, description="how long a consistencyToken read waits for the projector"
     )
-    consistency_poll_seconds: float = Field(0.015, gt=0, le=1)
+    consistency_poll_seconds: float = Field(
+        0.015, gt=0, le=1, description="how often such a read checks the projector again"
+    )
     read_model_version_ttl_seconds: float = Field(
         1.0, ge=0, le=60, description="how long the API caches the active collection versions"
     )
-    max_query_depth: int = Field(10, ge=1)
-    max_query_tokens: int = Field(2000, ge=100)
-    max_query_aliases: int = Field(30, ge=0)
-    access_log: bool = False
+    max_query_depth: int = Field(10, ge=1, description="deepest selection a query may nest")
+    max_query_tokens: int = Field(2000, ge=100, description="longest query document, in tokens")
+    max_query_aliases: int = Field(30, ge=0, description="aliases one query may use")
+    access_log: bool = Field(False, description="log every HTTP request (uvicorn's access log)")
     max_subscriptions_per_connection: int = Field(
         20, ge=1, description="GraphQL subscriptions one websocket connection may run at once"
     )

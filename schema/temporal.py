@@ -10,6 +10,7 @@ from read_model.document_store.port import Document, position_key
 from read_model.projections.base import DocKey, ProjectedEvent
 from read_model.projections.orders import ORDERS, OrdersProjection
 from read_model.service import ReadModel
+from schema.errors import BadRequest
 from write_model import stream_ids
 from write_model.domain import order
 from write_model.envelope import RecordedEvent
@@ -28,13 +29,21 @@ async def order_as_of(
     version: int | None = None,
     at: datetime | None = None,
 ) -> Document | None:
-    """The order's document after `version` (None when the stream never reached it), or
-    at instant `at` (None when the order did not exist yet). Exactly one is given."""
+    """The order's document after `version`, or at instant `at` (None when the order did
+    not exist yet). Exactly one is given; a `version` past the end is a BadRequest naming
+    the last one."""
     stream_id = stream_ids.stream_id(order.STREAM_TYPE, order_id)
     if version is not None:
         recorded = await events.read_stream(stream_id, to_version=version)
+        if not recorded:
+            return None  # no such order: null, like `order`
         if len(recorded) < version:
-            return None
+            # Said only once the order was found (and, when auth comes, only to a caller
+            # allowed to read it), so it never tells whether someone else's order exists.
+            raise BadRequest(
+                f"order {order_id} has no version {version}: its last version is "
+                f"{recorded[-1].version}"
+            )
     else:
         assert at is not None
         recorded = [e for e in await events.read_stream(stream_id) if e.occurred_at <= at]

@@ -250,7 +250,14 @@ async def test_order_history_and_order_at_read_the_event_store(stack: ApiStack) 
     three = (await stack.gql(at_version, {"version": 3}))["orderAt"]
     assert three["total"]["amount"] == current_total
 
-    assert (await stack.gql(at_version, {"version": 4}))["orderAt"] is None
+    past_the_end = (await stack.post(at_version, {"version": 99})).json()
+    assert past_the_end["data"] == {"orderAt": None}
+    assert past_the_end["errors"][0]["message"] == (
+        "order timeline has no version 99: its last version is 3"
+    )
+    assert past_the_end["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    unknown = await stack.gql('{ orderAt(id: "no-such-order", version: 1) { id } }')
+    assert unknown == {"orderAt": None}
 
     # createOrder appended versions 1 and 2 at one instant; addOrderItem came later.
     at = datetime.fromisoformat(history[0]["occurredAt"])

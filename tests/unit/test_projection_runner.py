@@ -397,7 +397,8 @@ async def test_a_projection_whose_leader_went_quiet_while_events_wait_is_stopped
     await until_idle(runner)
 
     async def state() -> ProjectionState:
-        [status] = await projection_statuses(events, store, stale_seconds=0.2)
+        statuses = await projection_statuses(events, store, stale_seconds=0.2)
+        [status] = [s for s in statuses if s.name == OrdersProjection.name]
         return status.state
 
     assert await state() == ProjectionState.RUNNING

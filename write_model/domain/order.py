@@ -250,7 +250,7 @@ def decide(command: OrderCommand, state: OrderState) -> list[OrderEvent]:
             order = Order(order_id, customer_id, tax_rate)
             for item in items:
                 added = _add_item(order, item)
-                order = evolve(order, added)
+                order = _require(evolve(order, added))
                 events.append(added)
             if shipping_address is not None:
                 events.append(ShippingAddressSet(_valid_address(shipping_address)))

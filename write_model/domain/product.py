@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import assert_never
+from typing import Any, assert_never
 
 from write_model.domain.errors import InvalidState, NotFound, ValidationFailed
 from write_model.domain.money import Money, parse_price
@@ -235,5 +235,5 @@ def _require(state: ProductState) -> Product:
     return state
 
 
-def _replace(state: ProductState, **changes: object) -> Product:
+def _replace(state: ProductState, **changes: Any) -> Product:
     return replace(_require(state), **changes)

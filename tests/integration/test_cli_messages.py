@@ -1,0 +1,85 @@
+"""What the `orders` command says when something is missing or down: one clear line that
+names the command and the setting, exit status 2, and no traceback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE_URLS = ("DATABASE_URL", "MONGO_URL")
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def orders(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in SERVICE_URLS}
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        cwd=tmp_path,
+        env={**base, "ORDERS_DATA_DIR": str(tmp_path / "data"), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_version(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    result = orders(["--version"], tmp_path)
+    assert result.returncode == 0
+    assert result.stdout == f"orders, version {version('orders')}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ("projector", "orders projector"),
+        ("api", "orders api"),
+        ("projections status", "orders projections status"),
+        ("projections rebuild orders", "orders projections rebuild"),
+    ],
+)
+def test_a_missing_setting_names_the_command_that_needs_it(
+    args: str, named: str, tmp_path: Path
+) -> None:
+    result = orders(args.split(), tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: {named} needs DATABASE_URL and MONGO_URL")
+
+
+@pytest.mark.parametrize("command", ["api", "dev", "migrate", "seed", "projector"])
+def test_an_unreachable_url_is_one_line_and_exit_2(command: str, tmp_path: Path) -> None:
+    result = orders(
+        [command],
+        tmp_path,
+        DATABASE_URL=f"postgresql://orders:secret@127.0.0.1:{closed_port()}/orders",
+        MONGO_URL=f"mongodb://127.0.0.1:{closed_port()}/",
+        CONNECT_TIMEOUT_SECONDS="0.5",
+        STARTUP_TIMEOUT_SECONDS="0",
+        PORT=str(closed_port()),
+    )
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: cannot reach PostgreSQL at DATABASE_URL (postgresql://")
+    assert "secret" not in line
+    assert "Traceback" not in result.stderr
+
+
+def test_migrate_without_database_url_says_which_store(tmp_path: Path) -> None:
+    result = orders(["migrate"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    events_db = tmp_path / "data" / "events.db"
+    assert result.stdout == f"migrated: SQLite event store at {events_db}\n"
+    assert events_db.exists()
