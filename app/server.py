@@ -39,6 +39,7 @@ from app.settings import Settings
 from app.websockets import GraphQLTransportWSHandler, GraphQLWSHandler, TextWebSocketAdapter
 from schema.context import RequestContext, Services
 from schema.limits import Limits
+from schema.masking import RETRY_AFTER_SECONDS, UNAVAILABLE_CODE
 from schema.schema import build_schema
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,19 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         response = super().create_response(response_data, sub_response)
         if not sub_response.status_code and _not_executed(response_data):
             response.status_code = 400
+        elif _storage_unavailable(response_data):
+            response.status_code = 503
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+
+def _storage_unavailable(response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> bool:
+    responses = response_data if isinstance(response_data, list) else [response_data]
+    return any(
+        (error.get("extensions") or {}).get("code") == UNAVAILABLE_CODE
+        for response in responses
+        for error in response.get("errors") or ()
+    )
 
 
 def _not_executed(response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> bool:

@@ -27,7 +27,12 @@ class Settings(BaseSettings):
     tax_rate: Decimal = Field(
         Decimal("0.10"), ge=0, lt=1, description="tax on new orders, a fraction in [0, 1)"
     )
-    command_max_attempts: int = Field(5, ge=1, description="tries on a version conflict")
+    command_max_attempts: int = Field(
+        10,
+        ge=1,
+        description="tries of a command without expectedVersion when concurrent writes to "
+        "its stream conflict (with jittered backoff between them)",
+    )
     pg_pool_min_size: int = Field(2, description="PostgreSQL connections kept open")
     pg_pool_max_size: int = Field(10, description="PostgreSQL connections at most")
     connect_timeout_seconds: float = Field(5.0, gt=0, description="one connection attempt")

@@ -168,7 +168,14 @@ class ReadModel:
     async def _watch(self) -> None:
         while self._waiters:
             self._moved.clear()
-            checkpoints = {c.name: c for c in await self._documents.list_checkpoints()}
+            try:
+                listed = await self._documents.list_checkpoints()
+            except Exception as error:  # the store is down, say: every waiter is told so
+                for _, waiter in self._waiters:
+                    if not waiter.done():
+                        waiter.set_exception(error)
+                return
+            checkpoints = {c.name: c for c in listed}
             self._checkpoints = checkpoints
             self._note_versions(checkpoints)
             for position, waiter in list(self._waiters):

@@ -38,9 +38,9 @@ async def projection_statuses(
     for checkpoint in await documents.list_checkpoints():
         if checkpoint.rebuild in (RebuildStatus.SWITCHED, RebuildStatus.RETIRED):
             continue  # a finished rebuild: its version now serves under the projection's name
-        # Positions are handed out densely, so their difference counts the events behind
-        # (a rolled-back append leaves a gap, which only ever overstates the lag).
-        lag = max(head.position - checkpoint.position.position, 0)
+        # Counted, not computed from positions: the log is ordered by (transaction id,
+        # position), so a position difference can hide events behind the checkpoint.
+        lag = await events.count_after(checkpoint.position)
         state = checkpoint.state
         saved = checkpoint.updated_at
         if lag and saved is not None and (now - saved).total_seconds() > stale_seconds:

@@ -5,6 +5,11 @@ message to clients. The client gets "Internal server error" with an error id (al
 `extensions.errorId`); the log gets the traceback under the same id, so an operator can
 find it from a user's report.
 
+Storage that cannot be reached (a ConnectionError: the stores' ...Unavailable errors) is no
+bug: it becomes a typed, retryable error, `extensions.code: UNAVAILABLE` (HTTP 503 with
+Retry-After); for a mutation the message says it may or may not have been applied, so the
+client retries with the same `idempotencyKey`.
+
 Not masked: errors of the request itself (syntax, validation, variable coercion, limits:
 they carry no resolver path) and `RequestError`s that resolvers raise on purpose.
 """
@@ -17,12 +22,15 @@ from collections.abc import Iterator
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from schema.errors import RequestError
 
 log = logging.getLogger("schema.errors")
 
 INTERNAL_ERROR_CODE = "INTERNAL_SERVER_ERROR"
+UNAVAILABLE_CODE = "UNAVAILABLE"
+RETRY_AFTER_SECONDS = 1
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -40,12 +48,42 @@ class MaskUnexpectedErrors(SchemaExtension):
         errors = getattr(result, "errors", None)
         if result is None or not errors:
             return
-        result.errors = masked(errors, self.execution_context.operation_name)
+        context = self.execution_context
+        mutation = context.operation_type == OperationType.MUTATION
+        result.errors = masked(errors, context.operation_name, mutation=mutation)
 
 
-def masked(errors: list[GraphQLError], operation_name: str | None) -> list[GraphQLError]:
-    """The errors, each unexpected one replaced by its masked form (and logged)."""
-    return [_masked(error, operation_name) if is_unexpected(error) else error for error in errors]
+def masked(
+    errors: list[GraphQLError], operation_name: str | None, *, mutation: bool = False
+) -> list[GraphQLError]:
+    """The errors, each unexpected one replaced by its masked form (and logged), each
+    storage outage by an UNAVAILABLE error."""
+    return [_replaced(error, operation_name, mutation) for error in errors]
+
+
+def _replaced(error: GraphQLError, operation_name: str | None, mutation: bool) -> GraphQLError:
+    if not is_unexpected(error):
+        return error
+    if isinstance(error.original_error, ConnectionError):
+        return _unavailable(error, mutation)
+    return _masked(error, operation_name)
+
+
+def _unavailable(error: GraphQLError, mutation: bool) -> GraphQLError:
+    log.warning("storage unavailable at %s: %s", ".".join(map(str, error.path or ())), error)
+    retry = (
+        "; it may or may not have been applied: retry it with the same idempotencyKey"
+        if mutation
+        else "; try again shortly"
+    )
+    return GraphQLError(
+        f"storage is unavailable right now{retry}",
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": UNAVAILABLE_CODE, "retryAfterSeconds": RETRY_AFTER_SECONDS},
+    )
 
 
 def _masked(error: GraphQLError, operation_name: str | None) -> GraphQLError:

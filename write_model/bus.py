@@ -8,14 +8,17 @@
    returns a `Decision`: which decider decides which domain command on which stream.
 3. Load the stream, decide, append at the loaded version. Without an `expected_version`, a
    conflicting concurrent append makes the bus reload and decide again, a bounded number of
-   times; with one, a stale version is the sender's to resolve and is reported at once. The
-   idempotency key is stored with the events, in the same append.
+   times, after a jittered backoff; with one, a stale version is the sender's to resolve
+   and is reported at once. The idempotency key is stored with the events, in the same
+   append.
 
 Domain errors from handlers and deciders propagate unchanged; nothing is appended then.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
@@ -40,6 +43,7 @@ E = TypeVar("E")
 S = TypeVar("S")
 
 _ID_NAMESPACE = uuid.UUID("6f1c7f2e-4d3b-4a59-9a67-0c5d2f8e1b10")
+MAX_RETRY_BACKOFF_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +94,25 @@ class CommandOutcome:
 
 
 class ConcurrencyConflict(Exception):
-    """The stream moved past the version the command was decided on."""
+    """The stream moved past the version the command was decided on: the sender's
+    `expectedVersion` is stale, or (`tries` set: no expectedVersion was given) other
+    writers kept moving it through every try of the bus."""
 
-    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
-        super().__init__(
-            f"{stream_id} is at version {actual}, the command expected version {expected}"
-        )
+    def __init__(
+        self, stream_id: str, expected: int, actual: int, *, tries: int | None = None
+    ) -> None:
+        if tries is not None:
+            message = (
+                f"{stream_id} kept changing while this command was tried {tries} times; "
+                f"it is at version {actual} now: send the command again"
+            )
+        else:
+            message = f"{stream_id} is at version {actual}, the command expected version {expected}"
+        super().__init__(message)
         self.stream_id = stream_id
         self.expected = expected
         self.actual = actual
+        self.tries = tries
 
 
 class IdempotencyKeyReused(Exception):
@@ -190,7 +204,8 @@ class CommandBus:
         clock: Callable[[], datetime],
         new_event_id: Callable[[], uuid.UUID],
         new_entity_id: Callable[[], str],
-        max_attempts: int = 5,
+        max_attempts: int = 10,
+        retry_backoff_seconds: float = 0.005,
         after_append: Sequence[Callable[[AppendResult], None]] = (),
     ) -> None:
         self._store = store
@@ -200,6 +215,7 @@ class CommandBus:
         self._new_event_id = new_event_id
         self._new_entity_id = new_entity_id
         self._max_attempts = max_attempts
+        self._retry_backoff_seconds = retry_backoff_seconds
         self._after_append = tuple(after_append)  # e.g. wake an in-process projector
 
     async def dispatch(
@@ -252,7 +268,12 @@ class CommandBus:
                 )
             except WrongExpectedVersion as conflict:
                 if attempt == attempts:
-                    raise ConcurrencyConflict(stream_id, version, conflict.actual) from conflict
+                    raise ConcurrencyConflict(
+                        stream_id, version, conflict.actual, tries=attempts
+                    ) from conflict
+                # Full jitter: writers that collided spread out instead of colliding again.
+                cap = min(self._retry_backoff_seconds * 2**attempt, MAX_RETRY_BACKOFF_SECONDS)
+                await asyncio.sleep(random.uniform(0, cap))
                 continue
             except IdempotencyKeyConflict:
                 # A concurrent request with the same key won the race; answer as it did.

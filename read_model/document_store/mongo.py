@@ -10,21 +10,23 @@ write error (a unique secondary index, a type clash) raises DocumentWriteConflic
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC
-from typing import Any
+from typing import Any, TypeVar
 
 from bson.codec_options import CodecOptions
 from bson.int64 import Int64
 from pymongo import AsyncMongoClient, ReplaceOne, monitoring
 from pymongo import UpdateMany as UpdateManyOperation
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
 
 from read_model.document_store.port import (
     POSITION_FIELD,
     Checkpoint,
     Document,
+    DocumentStoreUnavailable,
     DocumentWriteConflict,
     GuardedPut,
     Page,
@@ -47,6 +49,26 @@ DUPLICATE_KEY = 11000
 
 class MongoUnavailableError(ConnectionError):
     """The Mongo-wire server could not be reached (or the URL is not valid)."""
+
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def _unavailable_when_disconnected(method: F) -> F:
+    """The port's DocumentStoreUnavailable for a connection that failed or a server that
+    could not be selected in time, so callers can tell an outage (retryable) from a bug."""
+
+    @functools.wraps(method)
+    async def translated(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except ConnectionFailure as error:
+            reason = str(error).split(", Timeout:")[0][:300]
+            raise DocumentStoreUnavailable(
+                f"MongoDB is unavailable: {type(error).__name__}: {reason}"
+            ) from error
+
+    return translated  # type: ignore[return-value]
 
 
 class MongoDocumentStore:
@@ -102,9 +124,11 @@ class MongoDocumentStore:
 
     # ------------------------------------------------------------------ reads
 
+    @_unavailable_when_disconnected
     async def get(self, collection: str, document_id: str) -> Document | None:
         return await self._db[collection].find_one({"_id": document_id})
 
+    @_unavailable_when_disconnected
     async def get_many(self, collection: str, ids: Sequence[str]) -> dict[str, Document]:
         unique_ids = list(dict.fromkeys(ids))
         if not unique_ids:
@@ -112,6 +136,7 @@ class MongoDocumentStore:
         cursor = self._db[collection].find({"_id": {"$in": unique_ids}})
         return {document["_id"]: document async for document in cursor}
 
+    @_unavailable_when_disconnected
     async def find(
         self,
         collection: str,
@@ -142,12 +167,14 @@ class MongoDocumentStore:
         documents = [document async for document in cursor]
         return Page(documents=documents[:limit], has_next_page=len(documents) > limit)
 
+    @_unavailable_when_disconnected
     async def count(self, collection: str, filter: Mapping[str, Any]) -> int:
         check_equality_filter(filter)
         # Counting everything walks the `_id` index rather than the documents.
         hint = {} if filter else {"hint": "_id_"}
         return await self._db[collection].count_documents(dict(filter), **hint)
 
+    @_unavailable_when_disconnected
     async def changed_after(self, collection: str, position: str, limit: int) -> list[Document]:
         if limit <= 0:
             raise ValueError(f"limit must be positive, got {limit}")
@@ -161,6 +188,7 @@ class MongoDocumentStore:
 
     # ----------------------------------------------------------------- writes
 
+    @_unavailable_when_disconnected
     async def bulk_write(
         self, puts: Sequence[GuardedPut], updates: Sequence[UpdateMany] = ()
     ) -> None:
@@ -213,14 +241,17 @@ class MongoDocumentStore:
                 _messages(error.details["writeErrors"] or error.details["writeConcernErrors"]),
             ) from error
 
+    @_unavailable_when_disconnected
     async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int:
         check_equality_filter(filter)
         result = await self._db[collection].delete_many(dict(filter))
         return result.deleted_count
 
+    @_unavailable_when_disconnected
     async def drop_collection(self, collection: str) -> None:
         await self._db.drop_collection(collection)
 
+    @_unavailable_when_disconnected
     async def ensure_index(self, collection: str, keys: Sequence[SortKey]) -> None:
         if not keys:
             raise ValueError("an index needs at least one key")
@@ -237,10 +268,12 @@ class MongoDocumentStore:
 
     # ------------------------------------------------------------ checkpoints
 
+    @_unavailable_when_disconnected
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
         document = await self._db[CHECKPOINTS].find_one({"_id": name})
         return _checkpoint_from(document) if document is not None else None
 
+    @_unavailable_when_disconnected
     async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         await self._db[CHECKPOINTS].replace_one(
             {"_id": checkpoint.name},
@@ -257,6 +290,7 @@ class MongoDocumentStore:
             upsert=True,
         )
 
+    @_unavailable_when_disconnected
     async def list_checkpoints(self) -> list[Checkpoint]:
         cursor = self._db[CHECKPOINTS].find({}).sort("_id", 1)
         return [_checkpoint_from(document) async for document in cursor]

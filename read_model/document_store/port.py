@@ -28,6 +28,10 @@ def position_key(position: LogPosition) -> str:
     return f"{position.transaction_id:020d}:{position.position:020d}"
 
 
+class DocumentStoreUnavailable(ConnectionError):
+    """The document store cannot be reached right now (a restart, a network cut): retryable."""
+
+
 class DocumentWriteConflict(Exception):
     """The store refused part of a bulk write for a reason other than the position guard
     (e.g. an update that would change `_id`, a unique index, a type clash on a dotted path).

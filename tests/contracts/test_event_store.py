@@ -304,6 +304,25 @@ async def test_read_all_from_a_checkpoint(harness: StoreHarness, unique: str) ->
     assert await store.head_position() >= ours[-1].log_position
 
 
+async def test_count_after_counts_what_read_all_would_still_return(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    before = await store.head_position()
+    await store.append_to_stream(f"A-{unique}", "A", NO_STREAM, [new_event(1), new_event(2)])
+    await store.append_to_stream(f"B-{unique}", "B", NO_STREAM, [new_event(3)])
+    first = (await store.read_all(before, limit=1))[0].log_position
+
+    assert await store.count_after(before) == 3
+    assert await store.count_after(first) == 2
+    assert await store.count_after(await store.head_position()) == 0
+    # An append still open is not counted, as read_all does not return it yet.
+    head = await store.head_position()
+    async with harness.held_append(f"Held-{unique}", NO_STREAM, [new_event(4)]):
+        assert await store.count_after(head) == 0
+    assert await store.count_after(head) == 1
+
+
 async def test_read_all_respects_the_limit(harness: StoreHarness, unique: str) -> None:
     store = harness.store
     before = await store.head_position()

@@ -220,3 +220,61 @@ async def test_a_storage_restart_under_write_load_loses_nothing(
             finally:
                 await served.close()
                 await clean.close()
+
+
+async def test_requests_during_an_outage_get_a_retryable_unavailable_error(
+    tmp_path: Path, uid: str
+) -> None:
+    with private_services(tmp_path) as (postgres, mongo):
+        env = {
+            **base_env(),
+            "DATABASE_URL": postgres.url,
+            "MONGO_URL": mongo.url,
+            "MONGO_DB": "unavailable",
+            "CONNECT_TIMEOUT_SECONDS": "1",
+        }
+        await asyncio.to_thread(run_admin, ["migrate"], env, tmp_path / "migrate.log")
+        port = free_port()
+        api = Stack("api", f"http://127.0.0.1:{port}")
+        api.processes.append(
+            ServerProcess("orders api", ["api", "--port", str(port)], env, tmp_path / "api.log")
+        )
+        api.processes[0].start()
+        try:
+            await api.wait_healthy()
+            async with Api.connect(api.graphql_url) as client:
+                mutation = {
+                    "query": 'mutation { registerCustomer(input: {customerId: "c-' + uid
+                    + '", name: "Ada", email: "' + uid + '@example.com", idempotencyKey: "k-'
+                    + uid + '"}) { __typename } }'
+                }  # fmt: skip
+                query = {"query": '{ customer(id: "c-' + uid + '") { name } }'}
+
+                await asyncio.to_thread(postgres.stop)
+                refused = await client.post(mutation)
+                assert refused.status_code == 503, refused.text
+                assert refused.headers["Retry-After"] == "1"
+                (error,) = refused.json()["errors"]
+                assert error["extensions"]["code"] == "UNAVAILABLE"
+                assert "retry it with the same idempotencyKey" in error["message"]
+                assert "asyncpg" not in refused.text and "Traceback" not in refused.text
+                await asyncio.to_thread(postgres.start)
+                # The client's retry, with the same key, lands once.
+                await until(lambda: _succeeds(client, mutation), "the write landed")
+
+                await asyncio.to_thread(mongo.stop)
+                unavailable = await client.post(query)
+                assert unavailable.status_code == 503, unavailable.text
+                (error,) = unavailable.json()["errors"]
+                assert error["extensions"]["code"] == "UNAVAILABLE"
+                assert "pymongo" not in unavailable.text
+                await asyncio.to_thread(mongo.start)
+                await until(lambda: _succeeds(client, query), "reads work again")
+            api.check_running()
+        finally:
+            await asyncio.to_thread(api.stop)
+
+
+async def _succeeds(client: Api, body: dict[str, Any]) -> bool:
+    response = await client.post(body)
+    return response.status_code == 200 and "errors" not in response.json()

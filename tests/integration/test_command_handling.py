@@ -159,9 +159,10 @@ async def test_stale_expected_version_is_a_conflict_and_appends_nothing(
 async def test_concurrent_commands_without_expected_version_all_land(
     harness: StoreHarness, unique: str
 ) -> None:
-    bus = build_bus(harness.store, max_attempts=20)
+    """20 writers to one order at once, on the default retry settings: all land."""
+    bus = build_bus(harness.store)
     customer_id, *_ = await catalog(bus, unique)
-    products = [f"p{n}-{unique}" for n in range(8)]
+    products = [f"p{n}-{unique}" for n in range(20)]
     for sku in products:
         await bus.dispatch(
             commands.AddProduct(product_id=sku, name=sku, price=Decimal("2.00"), initial_stock=10),
@@ -179,7 +180,7 @@ async def test_concurrent_commands_without_expected_version_all_land(
     )
 
     state, version = await Streams(harness.store, build_registry()).load(ORDER, f"o-{unique}")
-    assert version == 9
+    assert version == 21
     assert sorted(line.product_id for line in state.lines) == sorted(products)
 
 
@@ -207,6 +208,10 @@ async def test_retries_are_bounded(harness: StoreHarness, unique: str) -> None:
     landed = [o for o in outcomes if not isinstance(o, BaseException)]
     conflicts = [o for o in outcomes if isinstance(o, ConcurrencyConflict)]
     assert len(landed) + len(conflicts) == 6
+    for conflict in conflicts:
+        # Versions the sender can act on: where the order is, not one it never sent.
+        assert conflict.tries == 1 and conflict.actual > conflict.expected
+        assert f"at version {conflict.actual} now" in str(conflict)
     assert await harness.store.stream_version(f"Order-o-{unique}") == 1 + len(landed)
 
 

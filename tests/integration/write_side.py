@@ -16,7 +16,7 @@ from write_model.handlers import command_handlers
 TAX_RATE = Decimal("0.10")
 
 
-def build_bus(store: EventStore, *, max_attempts: int = 5) -> CommandBus:
+def build_bus(store: EventStore, *, max_attempts: int = 10) -> CommandBus:
     return CommandBus(
         store,
         build_registry(),

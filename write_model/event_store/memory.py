@@ -95,6 +95,9 @@ class InMemoryEventStore:
         start = bisect_right(self._log, after, key=lambda e: e.log_position)
         return self._log[start : start + limit]
 
+    async def count_after(self, after: LogPosition) -> int:
+        return len(self._log) - bisect_right(self._log, after, key=lambda e: e.log_position)
+
     async def head_position(self) -> LogPosition:
         return self._head()
 

@@ -38,6 +38,11 @@ class WrongExpectedVersion(Exception):
         self.actual = actual  # 0 when the stream does not exist
 
 
+class EventStoreUnavailable(ConnectionError):
+    """The event store cannot be reached right now (a restart, a network cut): retryable.
+    A write that failed this way may or may not have been applied."""
+
+
 class DuplicateEventError(Exception):
     """An event id that is already stored; nothing was appended."""
 
@@ -91,6 +96,10 @@ class EventStore(Protocol):
     async def read_all(self, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]:
         """The global log after `after`, in (transaction_id, position) order. Never returns
         an event while an event that sorts before it may still commit."""
+        ...
+
+    async def count_after(self, after: LogPosition) -> int:
+        """How many events `read_all(after)` would still return: a follower's lag."""
         ...
 
     async def head_position(self) -> LogPosition:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -23,6 +24,7 @@ from write_model.event_store.port import (
     ANY,
     NO_STREAM,
     DuplicateEventError,
+    EventStoreUnavailable,
     ExpectedVersion,
     IdempotencyKeyConflict,
     IdempotencyRecord,
@@ -50,6 +52,12 @@ WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY transaction_id, position
 LIMIT $3
+"""
+
+_COUNT_AFTER = """
+SELECT count(*) FROM events
+WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
+  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 """
 
 _HEAD = """
@@ -164,6 +172,36 @@ class AppendNotifier:
                 await self._task
 
 
+# What a lost or refused connection raises: the server restarting, shutting down, not
+# accepting connections yet, or the network between.
+_DISCONNECTED = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.OperatorInterventionError,
+)
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def _unavailable_when_disconnected(method: F) -> F:
+    """The port's EventStoreUnavailable for a connection that failed, whatever the driver
+    calls it, so callers can tell an outage (retryable) from a bug."""
+
+    @functools.wraps(method)
+    async def translated(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except _DISCONNECTED as error:
+            raise EventStoreUnavailable(
+                f"PostgreSQL is unavailable: {type(error).__name__}: {error}"
+            ) from error
+
+    return translated  # type: ignore[return-value]
+
+
 class PostgresEventStore:
     def __init__(self, pool: asyncpg.Pool, notify_channel: str | None = None) -> None:
         self._pool = pool
@@ -173,6 +211,7 @@ class PostgresEventStore:
     def pool(self) -> asyncpg.Pool:
         return self._pool
 
+    @_unavailable_when_disconnected
     async def append_to_stream(
         self,
         stream_id: str,
@@ -228,6 +267,7 @@ class PostgresEventStore:
             LogPosition(row["transaction_id"], row["log_position"]),
         )
 
+    @_unavailable_when_disconnected
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
     ) -> list[RecordedEvent]:
@@ -240,6 +280,7 @@ class PostgresEventStore:
         )
         return [_recorded(row) for row in rows]
 
+    @_unavailable_when_disconnected
     async def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
         rows = await self._pool.fetch(
             f"SELECT {_COLUMNS} FROM events WHERE stream_id = ANY($1::text[])"
@@ -251,22 +292,30 @@ class PostgresEventStore:
             streams[row["stream_id"]].append(_recorded(row))
         return streams
 
+    @_unavailable_when_disconnected
     async def stream_version(self, stream_id: str) -> int:
         version = await self._pool.fetchval(
             "SELECT version FROM streams WHERE stream_id = $1", stream_id
         )
         return version or 0
 
+    @_unavailable_when_disconnected
     async def read_all(self, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]:
         rows = await self._pool.fetch(_READ_ALL, after.transaction_id, after.position, limit)
         return [_recorded(row) for row in rows]
 
+    @_unavailable_when_disconnected
+    async def count_after(self, after: LogPosition) -> int:
+        return await self._pool.fetchval(_COUNT_AFTER, after.transaction_id, after.position)
+
+    @_unavailable_when_disconnected
     async def head_position(self) -> LogPosition:
         row = await self._pool.fetchrow(_HEAD)
         if row is None:
             return LogPosition.start()
         return LogPosition(row["transaction_id"], row["position"])
 
+    @_unavailable_when_disconnected
     async def find_idempotency_record(self, key: str) -> IdempotencyRecord | None:
         row: Any = await self._pool.fetchrow(
             "SELECT key, fingerprint, stream_id, version, transaction_id, position"

@@ -260,6 +260,13 @@ class SqliteEventStore:
         )
         return [_recorded(row) for row in rows]
 
+    async def count_after(self, after: LogPosition) -> int:
+        rows = await self._reader.execute_fetchall(
+            "SELECT count(*) FROM events WHERE (transaction_id, position) > (?, ?)",
+            (after.transaction_id, after.position),
+        )
+        return int(next(iter(rows))[0])
+
     async def head_position(self) -> LogPosition:
         rows = await self._reader.execute_fetchall(_HEAD)
         return LogPosition(*next(iter(rows), (0, 0)))
