@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
@@ -209,6 +210,14 @@ async def test_a_storage_restart_under_write_load_loses_nothing(
 
             for stack in (projector, api_a, api_b):
                 stack.check_running()
+            # The projector's ops port: ready again, its lag and listener on /metrics.
+            async with httpx.AsyncClient(base_url=projector.base_url, timeout=10) as ops:
+                ready = await ops.get("/readyz")
+                assert ready.status_code == 200, ready.text
+                assert ready.json()["checks"]["listener"] == "ok"
+                metrics = (await ops.get("/metrics")).text
+                assert 'orders_projection_lag_events{projection="orders"} 0.0' in metrics
+                assert "orders_postgres_listener_connected 1.0" in metrics
 
         # The documents equal a clean rebuild of the same log.
         async with postgres_store(dsn=postgres.url) as events:
@@ -278,3 +287,32 @@ async def test_requests_during_an_outage_get_a_retryable_unavailable_error(
 async def _succeeds(client: Api, body: dict[str, Any]) -> bool:
     response = await client.post(body)
     return response.status_code == 200 and "errors" not in response.json()
+
+
+async def test_a_process_started_before_its_database_waits_for_it(tmp_path: Path) -> None:
+    with private_services(tmp_path) as (postgres, mongo):
+        env = {
+            **base_env(),
+            "DATABASE_URL": postgres.url,
+            "MONGO_URL": mongo.url,
+            "MONGO_DB": "late",
+            "STARTUP_TIMEOUT_SECONDS": "60",
+        }
+        await asyncio.to_thread(run_admin, ["migrate"], env, tmp_path / "migrate.log")
+        await asyncio.to_thread(postgres.stop)
+        ops = free_port()
+        projector = Stack("projector", f"http://127.0.0.1:{ops}")
+        projector.processes.append(
+            ServerProcess(
+                "orders projector", ["projector"], {**env, "OPS_PORT": str(ops)},
+                tmp_path / "projector.log",
+            ).start()
+        )  # fmt: skip
+        try:
+            await asyncio.sleep(2)
+            projector.check_running()  # still trying, not dead
+            await asyncio.to_thread(postgres.start)
+            await projector.wait_healthy()
+            assert "cannot reach PostgreSQL" in projector.processes[0].log_tail(200)
+        finally:
+            await asyncio.to_thread(projector.stop)
