@@ -10,6 +10,9 @@ A `Backend` is every adapter a process runs on, as ports:
 On a backend: `command_bus` (command handling), `projector_dependencies` (the projector's
 loop), and for the API `api_runtime` (what GraphQL resolvers use, plus the projector task in
 embedded mode). Everything is built inside a lifespan or a command's run, never at import.
+
+One file on purpose (a little over 400 lines): it is the one place where adapters are
+chosen and built, so a reader finds every wiring decision of every process here.
 """
 
 from __future__ import annotations

@@ -18,14 +18,21 @@ order while the others keep flowing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import ChainMap
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+from read_model.batch import (
+    BatchResult,
+    EventFailed,
+    RetryResult,
+    Working,
+    apply_update_in_memory,
+    event_failure,
+)
 from read_model.change_feed.port import ChangeFeed, DocumentChanged
 from read_model.dead_letters import DeadLetters, Failure
 from read_model.document_store.port import (
@@ -40,7 +47,6 @@ from read_model.document_store.port import (
     UpdateMany,
     position_key,
 )
-from read_model.document_store.rules import apply_set, matches
 from read_model.projections.base import DocKey, ProjectedEvent, Projection
 from write_model.envelope import LogPosition, RecordedEvent
 from write_model.event_store.port import EventStore
@@ -61,30 +67,6 @@ class RunnerSettings:
     batch_size: int = 500
     max_attempts: int = 4  # tries of a failing event before it is parked
     backoff_seconds: float = 0.05  # first retry delay; doubles each try
-
-
-@dataclass
-class BatchResult:
-    events_read: int = 0
-    events_applied: int = 0
-    events_parked: int = 0
-    documents_written: int = 0
-    position: LogPosition | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RetryResult:
-    applied: int  # parked events applied
-    done: bool  # every letter of the stream is gone: it flows again
-
-
-@dataclass
-class _Working:
-    """Documents of one batch in memory: loaded, then evolved."""
-
-    docs: dict[DocKey, Document | None] = field(default_factory=dict)
-    changed: set[DocKey] = field(default_factory=set)
-    updates: list[UpdateMany] = field(default_factory=list)
 
 
 def physical_collection(logical: str, version: int) -> str:
@@ -188,7 +170,7 @@ class ProjectionRunner:
         if not recorded:
             return result
         projected = [e for e in recorded if self.projection.handles(e.type)]
-        working = _Working()
+        working = Working()
         await self._prefetch(projected, working)
         dead: list[Failure] = []
         parking = set(self._parked)  # streams parked so far, this batch's included
@@ -220,7 +202,7 @@ class ProjectionRunner:
         return result
 
     async def _apply_with_retries(
-        self, event: RecordedEvent, working: _Working, *, retrying_parked: bool = False
+        self, event: RecordedEvent, working: Working, *, retrying_parked: bool = False
     ) -> tuple[str | None, int]:
         delay = self._settings.backoff_seconds
         for attempt in range(1, self._settings.max_attempts + 1):
@@ -246,23 +228,23 @@ class ProjectionRunner:
             working.changed.update(staged)
             for update in updates:
                 working.updates.append(update)
-                _apply_update_in_memory(working, update)
+                apply_update_in_memory(working, update)
             return None, attempt
         raise AssertionError("unreachable")
 
     async def _evolve(
-        self, recorded: RecordedEvent, working: _Working, retrying_parked: bool
+        self, recorded: RecordedEvent, working: Working, retrying_parked: bool
     ) -> tuple[dict[DocKey, Document | None], Sequence[UpdateMany]]:
         """The documents the event changes, staged apart from `working` so that a failure
         leaves the batch as it was. What the projection's own code raises (and a payload
         that cannot be read) is the event's failure, EventFailed; storage errors are not."""
-        with _event_failure():
+        with event_failure():
             event = self._projected(recorded)
             reads = self.projection.reads(event)
         await self._load_missing(reads, working)
         view = ChainMap({}, working.docs)
         staged = view.maps[0]
-        with _event_failure():
+        with event_failure():
             keys = self.projection.keys(event, view)
         await self._load_missing(keys, working)
         event_id = str(recorded.event_id)
@@ -281,14 +263,14 @@ class ProjectionRunner:
                 retried = [*retried[-(REMEMBERED_RETRIES - 1) :], event_id]
             elif stored_position >= new_position:
                 continue  # applied before a crash: a replay must not apply it twice
-            with _event_failure():
+            with event_failure():
                 evolved = self.projection.evolve(key, doc, event, view)
             if evolved is not None:
                 evolved = {**evolved, "_id": key.id, POSITION_FIELD: new_position}
                 if retried:
                     evolved[RETRIED_FIELD] = retried
             staged[key] = evolved
-        with _event_failure():
+        with event_failure():
             effects = self.projection.effects(event)
         return dict(staged), effects
 
@@ -301,7 +283,7 @@ class ProjectionRunner:
             position_key(recorded.log_position),
         )
 
-    async def _prefetch(self, events: Sequence[RecordedEvent], working: _Working) -> None:
+    async def _prefetch(self, events: Sequence[RecordedEvent], working: Working) -> None:
         """One query per collection for what the batch's events name up front."""
         wanted: set[DocKey] = set()
         for recorded in events:
@@ -315,7 +297,7 @@ class ProjectionRunner:
                 continue
         await self._load_missing(wanted, working)
 
-    async def _load_missing(self, keys: Iterable[DocKey], working: _Working) -> None:
+    async def _load_missing(self, keys: Iterable[DocKey], working: Working) -> None:
         by_collection: dict[str, list[str]] = {}
         for key in keys:
             if key not in working.docs:
@@ -325,7 +307,7 @@ class ProjectionRunner:
             for document_id in ids:
                 working.docs.setdefault(DocKey(logical, document_id), found.get(document_id))
 
-    async def _write(self, working: _Working) -> int:
+    async def _write(self, working: Working) -> int:
         puts = [
             GuardedPut(self.collection(key.collection), doc)
             for key in sorted(working.changed)
@@ -339,7 +321,7 @@ class ProjectionRunner:
             await self._documents.bulk_write(puts, updates)
         return len(puts)
 
-    async def _publish(self, working: _Working) -> None:
+    async def _publish(self, working: Working) -> None:
         if self._feed is None or not working.changed:
             return
         changes = [
@@ -388,7 +370,7 @@ class ProjectionRunner:
         by_event = {letter["eventId"]: letter for letter in letters}
         applied = 0
         for event in events:
-            working = _Working()
+            working = Working()
             error, attempts = await self._apply_with_retries(event, working, retrying_parked=True)
             if error is not None:
                 left = await self._dead_letters.of_stream(self.subscriber, self.version, stream_id)
@@ -404,22 +386,3 @@ class ProjectionRunner:
         if self._parked is not None:
             self._parked.discard(stream_id)
         return RetryResult(applied, done=True)
-
-
-class EventFailed(Exception):
-    """The projection's own code failed on an event (the cause says how)."""
-
-
-@contextlib.contextmanager
-def _event_failure() -> Iterator[None]:
-    try:
-        yield
-    except Exception as error:
-        raise EventFailed() from error
-
-
-def _apply_update_in_memory(working: _Working, update: UpdateMany) -> None:
-    """Keep the batch's in-memory view as the database will be after the update."""
-    for key, doc in working.docs.items():
-        if key.collection == update.collection and doc is not None and matches(doc, update.filter):
-            working.docs[key] = apply_set(update.collection, doc, update.set)

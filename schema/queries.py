@@ -9,18 +9,16 @@ import strawberry
 from schema.connections import Connection
 from schema.context import Info
 from schema.errors import BadRequest
+from schema.operations import DEAD_LETTER_ORDERING, DeadLetter, ProjectionStatus
 from schema.pagination import page_size
 from schema.temporal import order_as_of
 from schema.types import (
-    DEAD_LETTER_ORDERING,
     Customer,
-    DeadLetter,
     DomainEvent,
     Order,
     OrderSort,
     OrderStatus,
     Product,
-    ProjectionStatus,
     customer_connection,
     order_connection,
     product_connection,

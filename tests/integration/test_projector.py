@@ -7,13 +7,14 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from read_model.batch import RetryResult
 from read_model.change_feed.in_process import InProcessChangeFeed
 from read_model.change_feed.port import DocumentChanged
 from read_model.dead_letters import DEAD_LETTERS, DeadLetters
 from read_model.document_store.port import Document, UpdateMany
 from read_model.projections.base import DocKey, ProjectedEvent, View
 from read_model.projections.orders import OrdersProjection
-from read_model.runner import ProjectionRunner, RetryResult, RunnerSettings
+from read_model.runner import ProjectionRunner, RunnerSettings
 from tests.integration.read_side import (
     CONTEXT,
     HeldOpenStore,

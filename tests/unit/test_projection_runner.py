@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from read_model.append_signal.in_process import InProcessAppendSignal
+from read_model.batch import RetryResult
 from read_model.dead_letters import DeadLetters
 from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.document_store.port import Checkpoint, Document, ProjectionState, UpdateMany
@@ -30,7 +31,7 @@ from read_model.projector_process import (
     rebuild_projection,
     run_projection,
 )
-from read_model.runner import ProjectionRunner, RetryResult, RunnerSettings
+from read_model.runner import ProjectionRunner, RunnerSettings
 from read_model.status import projection_statuses
 from tests.unit.appending import REGISTRY, append
 from write_model.domain.customer import CustomerRegistered

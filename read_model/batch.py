@@ -1,0 +1,56 @@
+"""What one batch of the projector runner works with: the documents it loaded and evolved,
+its result, and the failures of a projection's own code (apart from storage errors)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from read_model.document_store.port import Document, UpdateMany
+from read_model.document_store.rules import apply_set, matches
+from read_model.projections.base import DocKey
+from write_model.envelope import LogPosition
+
+
+@dataclass
+class BatchResult:
+    events_read: int = 0
+    events_applied: int = 0
+    events_parked: int = 0
+    documents_written: int = 0
+    position: LogPosition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryResult:
+    applied: int  # parked events applied
+    done: bool  # every letter of the stream is gone: it flows again
+
+
+@dataclass
+class Working:
+    """Documents of one batch in memory: loaded, then evolved."""
+
+    docs: dict[DocKey, Document | None] = field(default_factory=dict)
+    changed: set[DocKey] = field(default_factory=set)
+    updates: list[UpdateMany] = field(default_factory=list)
+
+
+class EventFailed(Exception):
+    """The projection's own code failed on an event (the cause says how)."""
+
+
+@contextlib.contextmanager
+def event_failure() -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:
+        raise EventFailed() from error
+
+
+def apply_update_in_memory(working: Working, update: UpdateMany) -> None:
+    """Keep the batch's in-memory view as the database will be after the update."""
+    for key, doc in working.docs.items():
+        if key.collection == update.collection and doc is not None and matches(doc, update.filter):
+            working.docs[key] = apply_set(update.collection, doc, update.set)

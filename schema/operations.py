@@ -1,0 +1,69 @@
+"""The operators' side of the contract: projection statuses and dead letters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from read_model import dead_letters
+from read_model.document_store.port import Document
+from read_model.status import ProjectionStatus as Status
+from schema.pagination import Ordering
+
+
+@strawberry.type
+class ProjectionStatus:
+    name: str
+    position: str = strawberry.field(description="last global position applied")
+    head_position: str = strawberry.field(description="newest global position in the log")
+    lag: int = strawberry.field(description="events not yet applied")
+    state: str = strawberry.field(
+        description="RUNNING | CATCHING_UP | REBUILDING | STOPPED | FAILED"
+    )
+    last_error: str | None
+    updated_at: datetime | None
+
+    @staticmethod
+    def of(status: Status) -> ProjectionStatus:
+        return ProjectionStatus(
+            name=status.name,
+            position=str(status.position.position),
+            head_position=str(status.head.position),
+            lag=status.lag,
+            state=status.state,
+            last_error=status.last_error,
+            updated_at=status.updated_at,
+        )
+
+
+DEAD_LETTER_ORDERING = Ordering("deadLetters", dead_letters.ORDERING)
+
+
+@strawberry.type
+class DeadLetter:
+    id: strawberry.ID
+    subscriber: str = strawberry.field(description="projection or saga that failed")
+    event_id: strawberry.ID
+    stream_id: str
+    position: str
+    error: str
+    attempts: int
+    failed_at: datetime
+    cursor: str = strawberry.field(
+        description="pass as `after` to `deadLetters` for the letters that follow this one"
+    )
+
+    @staticmethod
+    def of(doc: Document) -> DeadLetter:
+        return DeadLetter(
+            id=strawberry.ID(doc["_id"]),
+            subscriber=doc["subscriber"],
+            event_id=strawberry.ID(doc["eventId"]),
+            stream_id=doc["streamId"],
+            position=str(doc["position"]),
+            error=doc["error"],
+            attempts=doc["attempts"],
+            failed_at=doc["failedAt"],
+            cursor=DEAD_LETTER_ORDERING.cursor(doc),
+        )
