@@ -64,7 +64,8 @@ class OrderAccepted:
 
     @strawberry.field(description="the order once the read model has this write")
     async def order(self, info: Info) -> Order | None:
-        await info.context.caught_up(self.consistency_token)
+        stream = stream_ids.stream_id(self.stream_type, str(self.order_id))
+        await info.context.caught_up(self.consistency_token, stream)
         doc = await info.context.loaders.orders.load(str(self.order_id))
         return Order.of(doc) if doc is not None else None
 
@@ -80,7 +81,8 @@ class CustomerAccepted:
 
     @strawberry.field(description="the customer once the read model has this write")
     async def customer(self, info: Info) -> Customer | None:
-        await info.context.caught_up(self.consistency_token)
+        stream = stream_ids.stream_id(self.stream_type, str(self.customer_id))
+        await info.context.caught_up(self.consistency_token, stream)
         doc = await info.context.loaders.customers.load(str(self.customer_id))
         return Customer.of(doc) if doc is not None else None
 
@@ -96,7 +98,8 @@ class ProductAccepted:
 
     @strawberry.field(description="the product once the read model has this write")
     async def product(self, info: Info) -> Product | None:
-        await info.context.caught_up(self.consistency_token)
+        stream = stream_ids.stream_id(self.stream_type, str(self.product_id))
+        await info.context.caught_up(self.consistency_token, stream)
         doc = await info.context.loaders.products.load(str(self.product_id))
         return Product.of(doc) if doc is not None else None
 
