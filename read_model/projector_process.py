@@ -277,15 +277,8 @@ async def hand_over(deps: ProjectorDependencies, builder: ProjectionRunner) -> P
     live = make_runner(deps, projection, builder.version)
     live.state = ProjectionState.RUNNING
     await live.save_checkpoint(position)
-    await deps.documents.save_checkpoint(
-        Checkpoint(
-            builder.checkpoint_name,
-            position,
-            version=builder.version,
-            state=ProjectionState.STOPPED,
-            rebuild=RebuildStatus.SWITCHED,
-        )
-    )
+    builder.state = ProjectionState.STOPPED
+    await builder.save_checkpoint(position, RebuildStatus.SWITCHED)
     log.info("projection %s switched to version %s", projection.name, builder.version)
     return live
 

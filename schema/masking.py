@@ -76,13 +76,10 @@ def _unavailable(error: GraphQLError, mutation: bool) -> GraphQLError:
         if mutation
         else "; try again shortly"
     )
-    return GraphQLError(
+    return _in_place_of(
+        error,
         f"storage is unavailable right now{retry}",
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        extensions={"code": UNAVAILABLE_CODE, "retryAfterSeconds": RETRY_AFTER_SECONDS},
+        {"code": UNAVAILABLE_CODE, "retryAfterSeconds": RETRY_AFTER_SECONDS},
     )
 
 
@@ -100,11 +97,20 @@ def _masked(error: GraphQLError, operation_name: str | None) -> GraphQLError:
         exc_info=(type(original), original, original.__traceback__),
         extra={"error_id": error_id},
     )
-    return GraphQLError(
+    return _in_place_of(
+        error,
         f"Internal server error (error id {error_id})",
+        {"code": INTERNAL_ERROR_CODE, "errorId": error_id},
+    )
+
+
+def _in_place_of(error: GraphQLError, message: str, extensions: dict[str, object]) -> GraphQLError:
+    """An error at the same place in the response, saying `message` instead."""
+    return GraphQLError(
+        message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
-        extensions={"code": INTERNAL_ERROR_CODE, "errorId": error_id},
+        extensions=extensions,
     )
