@@ -302,7 +302,16 @@ async def test_nested_fields_of_each_push_are_read_as_they_are_then(
                 'name: "After"}) { __typename } }',
                 {"id": customer},
             )
-            await asyncio.sleep(0.3)  # the customer document has the new name
+            renamed = "query($id: ID!) { customer(id: $id) { name } }"
+
+            async def customer_renamed() -> bool:
+                data = await served.gql(renamed, {"id": customer})
+                return data["customer"]["name"] == "After"
+
+            deadline = time.monotonic() + WAIT
+            while not await customer_renamed():
+                assert time.monotonic() < deadline, "the rename never reached the read model"
+                await asyncio.sleep(0.02)
             await served.add_item(order_id)
             second = (await stream.next())["orderUpdated"]
             assert second["version"] == 2
