@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
 from read_model.document_store.port import POSITION_FIELD, Document, UpdateMany, position_key
+from read_model.document_store.rules import apply_set, matches
 from read_model.projections.base import DocKey, ProjectedEvent, Projection
 from write_model.envelope import EventMetadata, LogPosition, RecordedEvent
 from write_model.event_types import build_registry
@@ -148,33 +149,10 @@ def projected(recorded: RecordedEvent) -> ProjectedEvent:
 
 
 def _apply_update(docs: dict[DocKey, Any], update: UpdateMany) -> None:
-    """A dotted $set on each document matching the equality filter (a filter value matches
-    an array field that contains it). Copy on write: documents are never changed in place."""
+    """The update as the document stores apply it (read_model/document_store/rules.py)."""
     for key, doc in list(docs.items()):
-        if key.collection != update.collection or doc is None:
-            continue
-        if all(_matches(doc.get(field), value) for field, value in update.filter.items()):
-            updated = dict(doc)
-            for path, value in update.set.items():
-                _set_path(updated, path.split("."), value)
-            docs[key] = updated
-
-
-def _matches(stored: Any, wanted: Any) -> bool:
-    if isinstance(stored, list) and not isinstance(wanted, list):
-        return wanted in stored
-    return bool(stored == wanted)
-
-
-def _set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
-    head, *rest = path
-    if not rest:
-        target[head] = value
-        return
-    child = target.get(head)
-    child = dict(child) if isinstance(child, Mapping) else {}
-    _set_path(child, rest, value)
-    target[head] = child
+        if key.collection == update.collection and doc is not None and matches(doc, update.filter):
+            docs[key] = apply_set(update.collection, doc, update.set)
 
 
 def _without_position(doc: Document) -> Document:
