@@ -51,6 +51,45 @@ async def test_too_many_aliases_are_refused(stack: ApiStack) -> None:
     assert response.json()["errors"][0]["message"] == "31 aliases found. Allowed: 30"
 
 
+def fragment_fan_out(levels: int, field: str) -> str:
+    """Each fragment spreads the one before it twice: the expanded tree has 2**levels
+    copies of `field`, the document only `levels` lines."""
+    fragments = [f"fragment F0 on Query {{ {field} }}"] + [
+        f"fragment F{n} on Query {{ ...F{n - 1} ...F{n - 1} }}" for n in range(1, levels + 1)
+    ]
+    return f"query FanOut {{ ...F{levels} }}\n" + "\n".join(fragments)
+
+
+async def test_a_fragment_fan_out_is_refused_without_expanding_it(stack: ApiStack) -> None:
+    # 2**40 aliases: a limiter that walked the expanded tree would never answer.
+    response = await stack.post(fragment_fan_out(40, "a: projections { name }"))
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["message"] == f"{2**40} aliases found. Allowed: 30"
+    # Without aliases the same shape is within the limits and runs: fragments are
+    # collected once per selection set.
+    accepted = await stack.post(fragment_fan_out(40, "projections { name }"))
+    assert accepted.status_code == 200, accepted.text
+    assert "projections" in accepted.json()["data"]
+
+
+def deep_fragments(levels: int) -> str:
+    """Depth through fragments: each one nests the previous one a level deeper."""
+    nest = "orders { edges { node { customer { ...D%d } } } }"
+    fragments = ["fragment D0 on Customer { id }"] + [
+        f"fragment D{n} on Customer {{ {nest % (n - 1)} }}" for n in range(1, levels + 1)
+    ]
+    return f'query Deep {{ customer(id: "x") {{ ...D{levels} }} }}\n' + "\n".join(fragments)
+
+
+async def test_depth_is_measured_through_fragments(stack: ApiStack) -> None:
+    assert (await stack.post(deep_fragments(2))).status_code == 200  # depth 9
+    response = await stack.post(deep_fragments(3))  # depth 13
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["message"] == "'Deep' exceeds maximum operation depth of 10"
+
+
 async def test_too_many_tokens_are_refused(stack: ApiStack) -> None:
     response = await stack.post("{ " + " ".join(["__typename"] * 2100) + " }")
     assert response.status_code == 400
