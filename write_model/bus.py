@@ -25,6 +25,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from write_model import stream_ids
 from write_model.command_context import CommandContext
 from write_model.commands import Command
+from write_model.domain.validation import require_idempotency_key
 from write_model.envelope import AppendResult, EventMetadata, NewEvent, RecordedEvent
 from write_model.event_store.port import (
     NO_STREAM,
@@ -72,6 +73,9 @@ class Decision:
 class Idempotency:
     key: str
     fingerprint: str  # of the sender's input, so other input under the same key is caught
+
+    def __post_init__(self) -> None:
+        require_idempotency_key(self.key)
 
 
 @dataclass(frozen=True, slots=True)
