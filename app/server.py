@@ -35,6 +35,7 @@ from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime
 from app.graphiql import GraphiQL
 from app.health import readiness
 from app.metrics import CONTENT_TYPE, Metrics
+from app.request_limits import RequestSizeLimits
 from app.settings import Settings
 from app.websockets import GraphQLTransportWSHandler, GraphQLWSHandler, TextWebSocketAdapter
 from schema.context import RequestContext, Services
@@ -135,7 +136,14 @@ def create_app(
             Route("/", root, methods=["GET"]),
             graphiql.assets_route(),
         ],
-        middleware=[Middleware(RequestObservability, metrics=metrics)],
+        middleware=[
+            Middleware(RequestObservability, metrics=metrics),
+            Middleware(
+                RequestSizeLimits,
+                max_body_bytes=settings.max_request_bytes,
+                max_query_string_bytes=settings.max_query_string_bytes,
+            ),
+        ],
         lifespan=lifespan,
     )
     app.state.runtime = None

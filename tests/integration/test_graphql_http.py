@@ -270,3 +270,41 @@ async def test_orders_api_serves_until_terminated() -> None:
     assert "Application shutdown complete." in stderr
     assert "the API is open to every client" in stderr
     assert '"level":"INFO"' in stderr  # JSON logs
+
+
+async def test_an_oversized_body_is_a_413_whether_or_not_it_declares_its_length(
+    stack: ApiStack,
+) -> None:
+    limit = stack.settings.max_request_bytes
+    padding = "x" * limit
+    body = b'{"query": "{ projections { name } }", "variables": {"pad": "' + padding.encode()
+    body += b'"}}'
+    declared = await stack.client.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 65_536):
+            yield body[start : start + 65_536]
+
+    streamed = await stack.client.post(
+        "/graphql", content=chunks(), headers={"content-type": "application/json"}
+    )
+    for response in (declared, streamed):
+        assert response.status_code == 413, response.text[:200]
+        (error,) = response.json()["errors"]
+        assert error == {
+            "message": f"the request body is larger than {limit} bytes",
+            "extensions": {"code": "REQUEST_TOO_LARGE"},
+        }
+    # Just under the limit is served.
+    small = await stack.post("{ projections { name } }", {"pad": "x" * (limit // 2)})
+    assert small.status_code == 200
+
+
+async def test_an_oversized_get_query_string_is_a_414(stack: ApiStack) -> None:
+    limit = stack.settings.max_query_string_bytes
+    query = "{ projections { name } }" + " " * limit
+    response = await stack.client.get("/graphql", params={"query": query})
+    assert response.status_code == 414
+    assert response.json()["errors"][0]["extensions"]["code"] == "URI_TOO_LONG"
