@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -124,7 +125,12 @@ def create_app(
         return runtime.services
 
     graphiql = GraphiQL()
-    graphql = OrdersGraphQL(schema, services, graphiql)
+    graphql = OrdersGraphQL(
+        schema,
+        services,
+        graphiql,
+        connection_init_timeout=timedelta(seconds=settings.connection_init_timeout_seconds),
+    )
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -184,8 +190,20 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
     graphql_transport_ws_handler_class = GraphQLTransportWSHandler
     graphql_ws_handler_class = GraphQLWSHandler
 
-    def __init__(self, schema: Any, services: Callable[[], Services], graphiql: GraphiQL) -> None:
-        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
+    def __init__(
+        self,
+        schema: Any,
+        services: Callable[[], Services],
+        graphiql: GraphiQL,
+        *,
+        connection_init_timeout: timedelta,
+    ) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            allow_queries_via_get=True,
+            connection_init_wait_timeout=connection_init_timeout,
+        )
         self._services = services
         self._graphiql = graphiql
 

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         262_144, ge=1024, description="largest websocket message; a larger one closes the socket"
     )
     access_log: bool = Field(False, description="log every HTTP request (uvicorn's access log)")
+    connection_init_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="a websocket that sends no connection_init for this long is closed (4408)",
+    )
     max_subscriptions_per_connection: int = Field(
         20, ge=1, description="GraphQL subscriptions one websocket connection may run at once"
     )
