@@ -185,3 +185,16 @@ async def test_event_store_reads_refuse_ids_no_command_could_write(stack: ApiSta
         (error,) = body["errors"]
         assert error["extensions"]["code"] == "BAD_USER_INPUT", error
         assert error["message"].startswith("id must be 1-100 letters")
+
+
+async def test_prices_are_ascii_decimals_in_a_currency_kept_to_the_cent(stack: ApiStack) -> None:
+    tag = uuid.uuid4().hex[:8]
+    product = {"productId": f"p-{tag}", "name": "Pen"}
+    for price in ["\u0661\u0662\u0663", "1_000", "1e3", "\uff15"]:
+        input = {**product, "price": price}
+        assert await refused(stack, "addProduct", input, PRODUCT_RESULT) == "price", price
+    for currency in ["JPY", "ZZZ"]:
+        input = {**product, "price": "1.00", "currency": currency}
+        assert await refused(stack, "addProduct", input, PRODUCT_RESULT) == "currency"
+    added = await mutate(stack, "addProduct", {**product, "price": "1000.50"}, PRODUCT_RESULT)
+    assert added["__typename"] == "ProductAccepted", added
