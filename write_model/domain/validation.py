@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pycountry
 from email_validator import EmailNotValidError, validate_email
 
 from write_model.domain.errors import ValidationFailed
@@ -115,6 +116,8 @@ def require_stock(value: int, field: str) -> int:
 
 
 def require_country(value: str, field: str = "country") -> str:
-    if not _COUNTRY.fullmatch(value):
+    """An assigned ISO 3166-1 alpha-2 code (pycountry's list): not ZZ or XX, which the
+    standard leaves to private use."""
+    if not _COUNTRY.fullmatch(value) or pycountry.countries.get(alpha_2=value) is None:
         raise ValidationFailed(f"{value!r} is not an ISO 3166-1 alpha-2 country code", field)
     return value
