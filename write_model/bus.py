@@ -31,6 +31,7 @@ from write_model.event_store.port import (
     NO_STREAM,
     EventStore,
     ExpectedVersion,
+    IdempotencyKey,
     IdempotencyKeyConflict,
     WrongExpectedVersion,
 )
@@ -73,9 +74,15 @@ class Decision:
 class Idempotency:
     key: str
     fingerprint: str  # of the sender's input, so other input under the same key is caught
+    scope: str = ""  # the mutation it came with: keys of different mutations never collide
+    principal: str = ""  # who sent it, once there is authentication
 
     def __post_init__(self) -> None:
         require_idempotency_key(self.key)
+
+    @property
+    def stored_key(self) -> IdempotencyKey:
+        return IdempotencyKey(self.key, self.scope, self.principal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +187,10 @@ class _DispatchLookup(Streams):
     def new_entity_id(self) -> str:
         # A retry under the same idempotency key must name the same entity.
         if self._idempotency is not None:
-            return str(uuid.uuid5(_ID_NAMESPACE, self._idempotency.key))
+            # Ids of anonymous keys are as they were before keys had principals.
+            principal = self._idempotency.principal
+            name = f"{principal}\n{self._idempotency.key}" if principal else self._idempotency.key
+            return str(uuid.uuid5(_ID_NAMESPACE, name))
         return self._new_id()
 
 
@@ -223,7 +233,7 @@ class CommandBus:
         """The first result for this key, or None when the key is new."""
         if idempotency is None:
             return None
-        record = await self._store.find_idempotency_record(idempotency.key)
+        record = await self._store.find_idempotency_record(idempotency.stored_key)
         if record is None:
             return None
         if record.fingerprint != idempotency.fingerprint:
@@ -296,5 +306,5 @@ class CommandBus:
             stream_type,
             expected,
             new_events,
-            idempotency=(idempotency.key, idempotency.fingerprint) if idempotency else None,
+            idempotency=(idempotency.stored_key, idempotency.fingerprint) if idempotency else None,
         )
