@@ -39,7 +39,25 @@ from write_model.event_store.port import (
 # How long an append waits for another connection (or process) to release the write lock.
 _BUSY_TIMEOUT_SECONDS = 10.0
 
-_SCHEMA = """
+IDEMPOTENCY_KEYS_TABLE = """
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key            TEXT NOT NULL,
+    -- The mutation and the principal the key was sent with; '' on records stored before
+    -- keys were scoped (see _migrate_idempotency_keys).
+    scope          TEXT NOT NULL DEFAULT '',
+    principal      TEXT NOT NULL DEFAULT '',
+    fingerprint    TEXT NOT NULL,
+    stream_id      TEXT NOT NULL,
+    version        INTEGER NOT NULL,
+    transaction_id INTEGER NOT NULL,
+    position       INTEGER NOT NULL,
+    created_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (principal, scope, key)
+);
+"""
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS streams (
     stream_id TEXT PRIMARY KEY,
     type      TEXT NOT NULL,
@@ -64,44 +82,25 @@ CREATE TABLE IF NOT EXISTS events (
 
 CREATE INDEX IF NOT EXISTS events_log_order ON events (transaction_id, position);
 
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    key            TEXT NOT NULL,
-    -- The mutation and the principal the key was sent with; '' on records stored before
-    -- keys were scoped (see _migrate_idempotency_keys).
-    scope          TEXT NOT NULL DEFAULT '',
-    principal      TEXT NOT NULL DEFAULT '',
-    fingerprint    TEXT NOT NULL,
-    stream_id      TEXT NOT NULL,
-    version        INTEGER NOT NULL,
-    transaction_id INTEGER NOT NULL,
-    position       INTEGER NOT NULL,
-    created_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    PRIMARY KEY (principal, scope, key)
-);
 """
+    + IDEMPOTENCY_KEYS_TABLE
+)
 
 # Keys were one global namespace (`key` the primary key). SQLite cannot change a primary
 # key in place: the records move to a table of the new shape, unscoped ('', '').
-_MIGRATE_IDEMPOTENCY_KEYS = """
+_MIGRATE_IDEMPOTENCY_KEYS = (
+    """
 ALTER TABLE idempotency_keys RENAME TO idempotency_keys_unscoped;
-CREATE TABLE idempotency_keys (
-    key            TEXT NOT NULL,
-    scope          TEXT NOT NULL DEFAULT '',
-    principal      TEXT NOT NULL DEFAULT '',
-    fingerprint    TEXT NOT NULL,
-    stream_id      TEXT NOT NULL,
-    version        INTEGER NOT NULL,
-    transaction_id INTEGER NOT NULL,
-    position       INTEGER NOT NULL,
-    created_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    PRIMARY KEY (principal, scope, key)
-);
+"""
+    + IDEMPOTENCY_KEYS_TABLE
+    + """
 INSERT INTO idempotency_keys
     (key, fingerprint, stream_id, version, transaction_id, position, created_at)
 SELECT key, fingerprint, stream_id, version, transaction_id, position, created_at
 FROM idempotency_keys_unscoped;
 DROP TABLE idempotency_keys_unscoped;
 """
+)
 
 
 async def _migrate_idempotency_keys(connection: aiosqlite.Connection) -> None:
