@@ -237,9 +237,7 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
     def decode_json(self, data: str | bytes) -> object:
         value = orjson.loads(data)
         if not isinstance(value, dict | list):
-            raise HTTPException(
-                400, f"expected a JSON object, got a JSON {type(value).__name__} instead"
-            )
+            raise HTTPException(400, f"expected a JSON object, got {_json_kind(value)} instead")
         return value
 
     def encode_json(self, data: object) -> bytes:
@@ -254,6 +252,15 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         if not sub_response.status_code and _not_executed(response_data):
             response.status_code = 400
         return response
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words (never Python's: NoneType, str)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({'true' if value else 'false'})"
+    return "a string" if isinstance(value, str) else "a number"
 
 
 def _not_executed(response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> bool:

@@ -99,7 +99,10 @@ async def test_too_many_tokens_are_refused(stack: ApiStack) -> None:
 async def test_malformed_requests_get_a_clear_400(stack: ApiStack) -> None:
     cases = [
         (b'{"query": ', "Unable to parse request body as JSON"),
-        (b'"just a string"', "expected a JSON object"),
+        (b'"just a string"', "expected a JSON object, got a string instead"),
+        (b"null", "expected a JSON object, got null instead"),
+        (b"12.5", "expected a JSON object, got a number instead"),
+        (b"true", "expected a JSON object, got a boolean (true) instead"),
         (b'{"query": "{ projections { name }"}', "Syntax Error"),
         (b'{"query": "{ nope }"}', "Cannot query field 'nope' on type 'Query'."),
         (
