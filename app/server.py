@@ -64,7 +64,8 @@ def create_app(
             max_depth=settings.max_query_depth,
             max_tokens=settings.max_query_tokens,
             max_aliases=settings.max_query_aliases,
-        )
+        ),
+        introspection=settings.introspection or embedded,
     )
 
     @contextlib.asynccontextmanager

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     read_model_version_ttl_seconds: float = Field(
         1.0, ge=0, le=60, description="how long the API caches the active collection versions"
     )
+    introspection: bool = Field(
+        True,
+        description="answer __schema and __type queries (GraphiQL needs them); "
+        "always on in `orders dev`",
+    )
     max_query_depth: int = Field(10, ge=1, description="deepest selection a query may nest")
     max_query_tokens: int = Field(2000, ge=100, description="longest query document, in tokens")
     max_query_aliases: int = Field(30, ge=0, description="aliases one query may use")

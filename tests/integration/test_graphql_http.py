@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.server import create_app
+from app.settings import Settings
 from tests.conftest import service_url
 from tests.integration.graphql_stack import ApiStack, api_stack
 
@@ -311,3 +313,29 @@ async def test_an_oversized_get_query_string_is_a_414(stack: ApiStack) -> None:
     response = await stack.client.get("/graphql", params={"query": query})
     assert response.status_code == 414
     assert response.json()["errors"][0]["extensions"]["code"] == "URI_TOO_LONG"
+
+
+INTROSPECTION = "{ __schema { queryType { name } } }"
+
+
+async def test_introspection_is_a_setting(stack: ApiStack) -> None:
+    opened = await stack.post(INTROSPECTION)
+    assert opened.json()["data"]["__schema"]["queryType"]["name"] == "Query"
+    async with api_stack(introspection=False) as closed:
+        refused = await closed.post(INTROSPECTION)
+        assert refused.status_code == 400
+        error = refused.json()["errors"][0]
+        assert error["message"].startswith("GraphQL introspection has been disabled")
+        assert (await closed.post('{ __type(name: "Order") { name } }')).status_code == 400
+        # __typename is not introspection of the schema.
+        assert (await closed.post("{ __typename }")).json() == {"data": {"__typename": "Query"}}
+
+
+async def test_orders_dev_keeps_introspection_open(tmp_path: Path) -> None:
+    app = create_app(Settings(orders_data_dir=tmp_path, introspection=False), embedded=True)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        response = await client.post("/graphql", json={"query": INTROSPECTION})
+        assert response.json()["data"]["__schema"]["queryType"]["name"] == "Query"
