@@ -118,6 +118,9 @@ async def test_a_document_that_does_not_parse_is_an_error_and_the_socket_stays_o
         (TRANSPORT_WS, "[1,2]"),
         (GRAPHQL_WS, "[1,2]"),
         (GRAPHQL_WS, '{"id":"1"}'),
+        # JSON that is not an object (found by the fuzz: the view's HTTP check dropped them)
+        (TRANSPORT_WS, "null"),
+        (GRAPHQL_WS, '"text"'),
         (TRANSPORT_WS, '{"type":"subscribe","id":"1"}'),
         (GRAPHQL_WS, '{"type":"start","id":"1","payload":{"query":5}}'),
         (
