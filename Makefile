@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha256sum | cut -c1-12)
 
-.PHONY: install assets dev test unit lint bench bench-read bench-http lock
+.PHONY: install assets dev test unit lint bench bench-read bench-http bench-hostile lock
 
 # The project installs everything it needs: the virtualenv and its locked packages here,
 # GraphiQL's assets (below), PostgreSQL and the Mongo-wire server in
@@ -60,6 +60,10 @@ bench: install
 # Projector rebuild rate and steady-state lag (see `python -m bench.read_model --help`).
 bench-read: install
 	tests/services/with-services $(BIN)/python -m bench.read_model $(ARGS)
+
+# What refused and the worst accepted queries cost (embedded stores, no services needed).
+bench-hostile: install
+	$(BIN)/python -m bench.hostile $(ARGS)
 
 # GraphQL over HTTP with wrk (falls back to an aiohttp client when wrk is missing).
 bench-http: install

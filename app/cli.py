@@ -238,6 +238,7 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: 
             log_config=None,  # the root logger configured by _configure_logging
             access_log=settings.access_log,
             server_header=False,
+            ws_max_size=settings.max_websocket_message_bytes,
         )
     )
     try:

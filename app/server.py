@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -35,6 +36,7 @@ from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime
 from app.graphiql import GraphiQL
 from app.health import readiness
 from app.metrics import CONTENT_TYPE, Metrics
+from app.request_limits import RequestSizeLimits
 from app.settings import Settings
 from app.websockets import GraphQLTransportWSHandler, GraphQLWSHandler, TextWebSocketAdapter
 from schema.context import RequestContext, Services
@@ -63,7 +65,8 @@ def create_app(
             max_depth=settings.max_query_depth,
             max_tokens=settings.max_query_tokens,
             max_aliases=settings.max_query_aliases,
-        )
+        ),
+        introspection=settings.introspection or embedded,
     )
 
     @contextlib.asynccontextmanager
@@ -124,7 +127,12 @@ def create_app(
         return runtime.services
 
     graphiql = GraphiQL()
-    graphql = OrdersGraphQL(schema, services, graphiql)
+    graphql = OrdersGraphQL(
+        schema,
+        services,
+        graphiql,
+        connection_init_timeout=timedelta(seconds=settings.connection_init_timeout_seconds),
+    )
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -136,7 +144,14 @@ def create_app(
             Route("/", root, methods=["GET"]),
             graphiql.assets_route(),
         ],
-        middleware=[Middleware(RequestObservability, metrics=metrics)],
+        middleware=[
+            Middleware(RequestObservability, metrics=metrics),
+            Middleware(
+                RequestSizeLimits,
+                max_body_bytes=settings.max_request_bytes,
+                max_query_string_bytes=settings.max_query_string_bytes,
+            ),
+        ],
         lifespan=lifespan,
     )
     app.state.runtime = None
@@ -177,8 +192,20 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
     graphql_transport_ws_handler_class = GraphQLTransportWSHandler
     graphql_ws_handler_class = GraphQLWSHandler
 
-    def __init__(self, schema: Any, services: Callable[[], Services], graphiql: GraphiQL) -> None:
-        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
+    def __init__(
+        self,
+        schema: Any,
+        services: Callable[[], Services],
+        graphiql: GraphiQL,
+        *,
+        connection_init_timeout: timedelta,
+    ) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            allow_queries_via_get=True,
+            connection_init_wait_timeout=connection_init_timeout,
+        )
         self._services = services
         self._graphiql = graphiql
 
@@ -212,9 +239,7 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
     def decode_json(self, data: str | bytes) -> object:
         value = orjson.loads(data)
         if not isinstance(value, dict | list):
-            raise HTTPException(
-                400, f"expected a JSON object, got a JSON {type(value).__name__} instead"
-            )
+            raise HTTPException(400, f"expected a JSON object, got {_json_kind(value)} instead")
         return value
 
     def encode_json(self, data: object) -> bytes:
@@ -241,6 +266,15 @@ def _storage_unavailable(response_data: GraphQLHTTPResponse | list[GraphQLHTTPRe
         for response in responses
         for error in response.get("errors") or ()
     )
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words (never Python's: NoneType, str)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({'true' if value else 'false'})"
+    return "a string" if isinstance(value, str) else "a number"
 
 
 def _not_executed(response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> bool:

@@ -76,10 +76,30 @@ class Settings(BaseSettings):
     read_model_version_ttl_seconds: float = Field(
         1.0, ge=0, le=60, description="how long the API caches the active collection versions"
     )
+    introspection: bool = Field(
+        True,
+        description="answer __schema and __type queries (GraphiQL needs them); "
+        "always on in `orders dev`",
+    )
     max_query_depth: int = Field(10, ge=1, description="deepest selection a query may nest")
     max_query_tokens: int = Field(2000, ge=100, description="longest query document, in tokens")
     max_query_aliases: int = Field(30, ge=0, description="aliases one query may use")
+    max_request_bytes: int = Field(
+        262_144, ge=1024, description="largest HTTP request body; a larger one is a 413"
+    )
+    max_query_string_bytes: int = Field(
+        16_384, ge=256, description="longest query string (a GET query); a longer one is a 414"
+    )
+    max_websocket_message_bytes: int = Field(
+        262_144, ge=1024, description="largest websocket message; a larger one closes the socket"
+    )
     access_log: bool = Field(False, description="log every HTTP request (uvicorn's access log)")
+    connection_init_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="a websocket that sends no connection_init for this long is closed (4408)",
+    )
     max_subscriptions_per_connection: int = Field(
         20, ge=1, description="GraphQL subscriptions one websocket connection may run at once"
     )

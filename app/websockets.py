@@ -6,23 +6,36 @@ on top of strawberry's handlers, with this server's rules in one place:
   (and each pushed event starts them afresh), never as long as the connection;
 - unexpected errors inside pushed results are masked and logged with an error id, as over
   HTTP;
-- frames are sent as text (the protocols are text; orjson gives bytes).
+- frames are sent as text (the protocols are text; orjson gives bytes);
+- a document that does not parse (a syntax error, over the token limit) gets an `error`
+  message with the reason, and the socket stays open (strawberry raised it into a task
+  nobody awaited, or closed the socket on graphql-transport-ws);
+- a frame that is JSON but not a message of the protocol (`[1,2]`, `{"id":"1"}`, a
+  `subscribe` without a query) closes the socket with 4400 and the reason;
+- graphql-ws, too, closes a connection that sends no `connection_init` in time (4408).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from typing import Any
 
 import orjson
-from starlette.websockets import WebSocketDisconnect
+from graphql import GraphQLError
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
-from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types.execution import PreExecutionError
 
 from schema.context import RequestContext
 from schema.masking import masked
@@ -39,6 +52,25 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
         except WebSocketDisconnect as error:
             raise WebSocketDisconnected from error
 
+    async def iter_json(
+        self, *, ignore_parsing_errors: bool = False
+    ) -> AsyncGenerator[object, None]:
+        """Messages as JSON values of any kind: the view's `decode_json` refuses a body that
+        is not an object with an HTTP error, which would drop the socket (1006); here the
+        handlers close it with 4400 instead (`_protocol_error`)."""
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                text = await self.ws.receive_text()
+                try:
+                    yield orjson.loads(text)
+                except orjson.JSONDecodeError as error:
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from error
+        except KeyError as error:  # a binary frame: starlette finds no "text" in it
+            raise NonTextMessageReceived from error
+        except WebSocketDisconnect:
+            return
+
 
 class OperationScopedSchema:
     """The schema as the websocket handlers see it: operations run with a context of their
@@ -51,26 +83,73 @@ class OperationScopedSchema:
         return getattr(self._schema, name)
 
     async def subscribe(self, query: str, *, context_value: RequestContext, **kwargs: Any) -> Any:
-        source = await self._schema.subscribe(
-            query, context_value=context_value.for_operation(), **kwargs
-        )
+        try:
+            source = await self._schema.subscribe(
+                query, context_value=context_value.for_operation(), **kwargs
+            )
+        except GraphQLError as error:  # the document did not parse
+            return _refused(error)
         return _masking(source, kwargs.get("operation_name"))
 
     async def stream(self, query: str, *, context_value: RequestContext, **kwargs: Any) -> Any:
-        source = await self._schema.stream(
-            query, context_value=context_value.for_operation(), **kwargs
-        )
+        try:
+            source = await self._schema.stream(
+                query, context_value=context_value.for_operation(), **kwargs
+            )
+        except GraphQLError as error:
+            return _refused(error)
         return _masking(source, kwargs.get("operation_name"))
+
+
+async def _refused(error: GraphQLError) -> AsyncGenerator[Any, None]:
+    yield PreExecutionError(data=None, errors=[error])
 
 
 async def _masking(source: Any, operation_name: str | None) -> AsyncGenerator[Any, None]:
     async with aclosing(source):
+        try:
+            first = await anext(source)
+        except StopAsyncIteration:
+            return
+        except GraphQLError as error:
+            # Parsing runs at the first result: a syntax error (or a document over the
+            # token limit) is refused like any error before execution.
+            yield PreExecutionError(data=None, errors=[error])
+            return
+        yield _masked(first, operation_name)
         async for result in source:
-            # A result of execution, or of validation before it (whose errors carry no
-            # resolver path, so none is masked).
-            if getattr(result, "errors", None):
-                result.errors = masked(list(result.errors), operation_name)
-            yield result
+            yield _masked(result, operation_name)
+
+
+def _masked(result: Any, operation_name: str | None) -> Any:
+    # A result of execution, or of validation before it (whose errors carry no resolver
+    # path, so none is masked).
+    if getattr(result, "errors", None):
+        result.errors = masked(list(result.errors), operation_name)
+    return result
+
+
+def _protocol_error(message: object, operation_types: tuple[str, ...]) -> str | None:
+    """Why a JSON frame is not a message of the protocol, or None when it is one. Only the
+    shape is checked; the handlers decide what the message means."""
+    if not isinstance(message, dict):
+        return "a message must be a JSON object"
+    kind = message.get("type")
+    if not isinstance(kind, str):
+        return "a message needs a string `type`"
+    if kind in operation_types:
+        if not isinstance(message.get("id"), str):
+            return f"a {kind} message needs a string `id`"
+        payload = message.get("payload")
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return f"a {kind} message needs a payload with a string `query`"
+        if not isinstance(payload.get("variables") or {}, dict):
+            return "`variables` must be a JSON object"
+        if not isinstance(payload.get("operationName") or "", str):
+            return "`operationName` must be a string"
+    elif kind in ("complete", "stop") and not isinstance(message.get("id"), str):
+        return f"a {kind} message needs a string `id`"
+    return None
 
 
 class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
@@ -78,8 +157,42 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, No
         super().__init__(*args, **kwargs)
         self.schema = OperationScopedSchema(self.schema)  # type: ignore[assignment]
 
+    async def handle_message(self, message: Any) -> None:
+        if reason := _protocol_error(message, ("subscribe",)):
+            await self.handle_invalid_message(reason)
+            return
+        await super().handle_message(message)
+
+    @staticmethod
+    def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
+        # Every error before execution is the operation's `error` message, never a close:
+        # one bad document should not end the client's other subscriptions.
+        return None
+
 
 class GraphQLWSHandler(BaseGraphQLWSHandler[RequestContext, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.schema = OperationScopedSchema(self.schema)  # type: ignore[assignment]
+        self._init_timeout: asyncio.Task[None] | None = None
+
+    async def handle(self) -> None:
+        self._init_timeout = asyncio.create_task(self._close_without_init())
+        try:
+            await super().handle()
+        finally:
+            self._init_timeout.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._init_timeout
+
+    async def _close_without_init(self) -> None:
+        # The view's timeout, as strawberry applies it to graphql-transport-ws.
+        await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
+        if not self.connection_acknowledged:
+            await self.websocket.close(code=4408, reason="Connection initialisation timeout")
+
+    async def handle_message(self, message: Any) -> None:
+        if reason := _protocol_error(message, ("start",)):
+            await self.websocket.close(code=4400, reason=reason)
+            return
+        await super().handle_message(message)

@@ -3,10 +3,12 @@ it), dispatches it on the command bus and returns the contract's union: the succ
 payload, or the union member for an expected failure. `_dispatch` is that plumbing, written
 once for every mutation.
 
-`idempotencyKey` is passed with a fingerprint of the input (sha256 of the mutation name and
-the canonical JSON of the input without the key), so the same key with other input is an
-`IdempotencyKeyReusedError`. `expectedVersion` goes into the command; a `ConcurrencyError`
-comes back only when it was given and is stale, or when the bus's retries ran out.
+`idempotencyKey` is scoped by the mutation (and, once there is authentication, by the
+principal): the same key on another mutation is another key. It is passed with a
+fingerprint of the input (sha256 of the mutation name and the canonical JSON of the input
+without the key), so the same key with other input is an `IdempotencyKeyReusedError`.
+`expectedVersion` goes into the command; a `ConcurrencyError` comes back only when it was
+given and is stale, or when the bus's retries ran out.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from schema.mutation_inputs import (
 from schema.types import Customer, Order, Product
 from write_model import commands, stream_ids
 from write_model.bus import Idempotency
+from write_model.command_context import Principal
 from write_model.domain import customer, order, product
 
 # ---------------------------------------------------------------- payloads
@@ -141,10 +144,17 @@ def fingerprint(mutation: str, input: Any) -> str:
     return hashlib.sha256(mutation.encode() + b"\n" + canonical).hexdigest()
 
 
-def _idempotency(mutation: str, input: CommandInput) -> Idempotency | None:
+def _idempotency(mutation: str, input: CommandInput, principal: Principal) -> Idempotency | None:
+    """The key scoped by the mutation and by who sends it (every client is anonymous until
+    authentication exists)."""
     if input.idempotency_key is None:
         return None
-    return Idempotency(input.idempotency_key, fingerprint(mutation, input))
+    return Idempotency(
+        input.idempotency_key,
+        fingerprint(mutation, input),
+        scope=mutation,
+        principal=principal.user_id or "",
+    )
 
 
 async def _dispatch(
@@ -157,8 +167,11 @@ async def _dispatch(
     started = time.perf_counter()
     result, appended = "ERROR", 0  # what the metrics record when neither branch below ran
     try:
+        command_context = context.command_context()
         outcome = await services.commands.dispatch(
-            input.to_command(), context.command_context(), _idempotency(mutation, input)
+            input.to_command(),
+            command_context,
+            _idempotency(mutation, input, command_context.principal),
         )
         result = "REPLAYED" if outcome.replayed else "ACCEPTED"
         appended = len(outcome.events)

@@ -28,6 +28,17 @@ from write_model import stream_ids
 from write_model.domain import customer as customer_domain
 from write_model.domain import order as order_domain
 from write_model.domain import product as product_domain
+from write_model.domain.errors import ValidationFailed
+from write_model.domain.validation import require_id
+
+
+def _order_id(id: strawberry.ID) -> str:
+    """An order id read from the event store: one that no command could have written (a
+    NUL byte, which PostgreSQL cannot even compare) is a BAD_USER_INPUT error."""
+    try:
+        return require_id(str(id), "id")
+    except ValidationFailed as error:
+        raise BadRequest(error.message) from None
 
 
 @strawberry.input
@@ -129,7 +140,7 @@ class Query:
             services.events,
             services.registry,
             services.read_model,
-            str(id),
+            _order_id(id),
             version=version,
             at=at,
         )
@@ -137,7 +148,7 @@ class Query:
 
     @strawberry.field(description="The order's events, read from the event store.")
     async def order_history(self, info: Info, id: strawberry.ID) -> list[DomainEvent]:
-        stream_id = stream_ids.stream_id(order_domain.STREAM_TYPE, str(id))
+        stream_id = stream_ids.stream_id(order_domain.STREAM_TYPE, _order_id(id))
         events = await info.context.services.events.read_stream(stream_id)
         return [DomainEvent.of(event) for event in events]
 

@@ -1,21 +1,24 @@
 """The contract's scalars: DateTime, Decimal (as a string, e.g. "12.30") and JSON.
 
 `Decimal` input is parsed leniently on purpose: a string or number that is not a decimal
-number becomes a `MalformedDecimal`, which the mutation layer reports as a
-`ValidationError` naming the field (bad input is an expected failure, not a GraphQL
-error). Values of other JSON types (true, objects, lists) are type errors.
+number in ASCII notation (digits 0-9, an optional sign and point) becomes a
+`MalformedDecimal`, which the mutation layer reports as a `ValidationError` naming the
+field (bad input is an expected failure, not a GraphQL error). Values of other JSON
+types (true, objects, lists) are type errors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import strawberry
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.types.scalar import ScalarDefinition
+
+from write_model.domain.money import parse_decimal as parse_ascii_decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +44,8 @@ def parse_decimal(value: Any) -> Decimal | MalformedDecimal:
         )
     # Floats go through their shortest repr, so 12.3 is 12.3 and not 12.2999999...
     text = str(value).strip()
-    try:
-        parsed = Decimal(text)
-    except InvalidOperation:
-        return MalformedDecimal(text)
-    return parsed if parsed.is_finite() else MalformedDecimal(text)
+    parsed = parse_ascii_decimal(text)
+    return parsed if parsed is not None else MalformedDecimal(text[:40])
 
 
 def serialize_datetime(value: datetime) -> str:

@@ -7,6 +7,7 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -42,7 +43,10 @@ class OrdersSchema(strawberry.Schema):
 DEFAULT_LIMITS = Limits()
 
 
-def build_schema(limits: Limits = DEFAULT_LIMITS) -> OrdersSchema:
+def build_schema(limits: Limits = DEFAULT_LIMITS, *, introspection: bool = True) -> OrdersSchema:
+    """`introspection=False` refuses `__schema` and `__type` (not `__typename`) as a
+    validation error, before anything runs."""
+    closed = [] if introspection else [DisableIntrospection]
     return OrdersSchema(
         query=Query,
         mutation=Mutation,
@@ -57,5 +61,5 @@ def build_schema(limits: Limits = DEFAULT_LIMITS) -> OrdersSchema:
             IdempotencyKeyReusedError,
         ],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        extensions=[*limit_extensions(limits), MaskUnexpectedErrors],
+        extensions=[*closed, *limit_extensions(limits), MaskUnexpectedErrors],
     )

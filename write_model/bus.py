@@ -28,11 +28,13 @@ from typing import Any, Generic, Protocol, TypeVar
 from write_model import stream_ids
 from write_model.command_context import CommandContext
 from write_model.commands import Command
+from write_model.domain.validation import require_idempotency_key
 from write_model.envelope import AppendResult, EventMetadata, NewEvent, RecordedEvent
 from write_model.event_store.port import (
     NO_STREAM,
     EventStore,
     ExpectedVersion,
+    IdempotencyKey,
     IdempotencyKeyConflict,
     WrongExpectedVersion,
 )
@@ -76,6 +78,15 @@ class Decision:
 class Idempotency:
     key: str
     fingerprint: str  # of the sender's input, so other input under the same key is caught
+    scope: str = ""  # the mutation it came with: keys of different mutations never collide
+    principal: str = ""  # who sent it, once there is authentication
+
+    def __post_init__(self) -> None:
+        require_idempotency_key(self.key)
+
+    @property
+    def stored_key(self) -> IdempotencyKey:
+        return IdempotencyKey(self.key, self.scope, self.principal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +201,10 @@ class _DispatchLookup(Streams):
     def new_entity_id(self) -> str:
         # A retry under the same idempotency key must name the same entity.
         if self._idempotency is not None:
-            return str(uuid.uuid5(_ID_NAMESPACE, self._idempotency.key))
+            # Ids of anonymous keys are as they were before keys had principals.
+            principal = self._idempotency.principal
+            name = f"{principal}\n{self._idempotency.key}" if principal else self._idempotency.key
+            return str(uuid.uuid5(_ID_NAMESPACE, name))
         return self._new_id()
 
 
@@ -235,7 +249,7 @@ class CommandBus:
         """The first result for this key, or None when the key is new."""
         if idempotency is None:
             return None
-        record = await self._store.find_idempotency_record(idempotency.key)
+        record = await self._store.find_idempotency_record(idempotency.stored_key)
         if record is None:
             return None
         if record.fingerprint != idempotency.fingerprint:
@@ -313,5 +327,5 @@ class CommandBus:
             stream_type,
             expected,
             new_events,
-            idempotency=(idempotency.key, idempotency.fingerprint) if idempotency else None,
+            idempotency=(idempotency.stored_key, idempotency.fingerprint) if idempotency else None,
         )

@@ -8,27 +8,103 @@ decides on whatever version is current and retries a conflicting append.
 Every command goes through `CommandBus.dispatch` (write_model/bus.py); its handler is in
 write_model/handlers.py. The domain's own commands (`write_model.domain.*`) are what the
 deciders take once a handler has looked up what they need.
+
+Strings and lists are checked once, when a command is built (`Checked`), whoever builds it
+(GraphQL, the CLI, `orders seed`, the saga): a control character, a bidi control in a name
+or an id, an oversized value is a ValidationFailed naming the field, and nothing goes
+further.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import ClassVar
 
-from write_model.domain.order import Address
+from write_model.domain.errors import ValidationFailed
+from write_model.domain.order import MAX_LINES, Address
+from write_model.domain.validation import (
+    MAX_EMAIL_LENGTH,
+    require_id,
+    require_line,
+    require_text,
+)
+
+Check = Callable[[str, str], object]  # (value, field name) -> raises ValidationFailed
+
+
+def _email(value: str, field: str) -> object:
+    return require_line(value, field, MAX_EMAIL_LENGTH)
+
+
+def _code(value: str, field: str) -> object:
+    return require_line(value, field, 10)  # currency and country codes, before parsing
+
+
+ADDRESS_CHECKS: Mapping[str, Check] = {
+    "line1": require_text,
+    "city": require_line,
+    "postal_code": require_line,
+    "country": _code,
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class Checked:
+    """Runs the class's `checks` on its string fields (None is left alone) when it is
+    built; an Address field is checked line by line, under its own field name."""
+
+    __slots__ = ()
+    checks: ClassVar[Mapping[str, Check]] = {}
+
+    def __post_init__(self) -> None:
+        for name, check in self.checks.items():
+            value = getattr(self, name)
+            if value is not None:
+                check(value, _camel(name))
+
+
+def _items(value: tuple[object, ...], field: str) -> object:
+    # Each item of one request becomes an event: an order's lines bound them.
+    if len(value) > MAX_LINES:
+        raise ValidationFailed(f"{field} holds at most {MAX_LINES} items, got {len(value)}", field)
+    return value
+
+
+def _address(value: Address, field: str) -> object:
+    for name, check in ADDRESS_CHECKS.items():
+        check(getattr(value, name), f"{field}.{_camel(name)}")
+    return value
+
 
 # --------------------------------------------------------------- customers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RegisterCustomer:
+class RegisterCustomer(Checked):
+    checks: ClassVar[Mapping[str, Check]] = {
+        "customer_id": require_id,
+        "name": require_line,
+        "email": _email,
+    }
+
     customer_id: str | None = None  # generated when not given
     name: str
     email: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RenameCustomer:
+class RenameCustomer(Checked):
+    checks: ClassVar[Mapping[str, Check]] = {
+        "customer_id": require_id,
+        "name": require_line,
+    }
+
     customer_id: str
     name: str
     expected_version: int | None = None
@@ -38,7 +114,13 @@ class RenameCustomer:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AddProduct:
+class AddProduct(Checked):
+    checks: ClassVar[Mapping[str, Check]] = {
+        "product_id": require_id,
+        "name": require_line,
+        "currency": _code,
+    }
+
     product_id: str
     name: str
     price: Decimal
@@ -47,15 +129,24 @@ class AddProduct:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RenameProduct:
+class RenameProduct(Checked):
+    checks: ClassVar[Mapping[str, Check]] = {
+        "product_id": require_id,
+        "name": require_line,
+    }
+
     product_id: str
     name: str
     expected_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ChangeProductPrice:
+class ChangeProductPrice(Checked):
     """The price in the product's own currency."""
+
+    checks: ClassVar[Mapping[str, Check]] = {
+        "product_id": require_id,
+    }
 
     product_id: str
     price: Decimal
@@ -63,14 +154,23 @@ class ChangeProductPrice:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RestockProduct:
+class RestockProduct(Checked):
+    checks: ClassVar[Mapping[str, Check]] = {
+        "product_id": require_id,
+    }
+
     product_id: str
     quantity: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ReserveStock:
+class ReserveStock(Checked):
     """Sent by the fulfillment saga for each line of a submitted order."""
+
+    checks: ClassVar[Mapping[str, Check]] = {
+        "product_id": require_id,
+        "order_id": require_id,
+    }
 
     product_id: str
     order_id: str
@@ -78,8 +178,13 @@ class ReserveStock:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ReleaseStockReservation:
+class ReleaseStockReservation(Checked):
     """Sent by the fulfillment saga when it compensates a failed step."""
+
+    checks: ClassVar[Mapping[str, Check]] = {
+        "product_id": require_id,
+        "order_id": require_id,
+    }
 
     product_id: str
     order_id: str
@@ -89,13 +194,24 @@ class ReleaseStockReservation:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderItem:
+class OrderItem(Checked):
+    checks: ClassVar[Mapping[str, Check]] = {
+        "product_id": require_id,
+    }
+
     product_id: str
     quantity: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CreateOrder:
+class CreateOrder(Checked):
+    checks: ClassVar[Mapping[str, Check]] = {
+        "order_id": require_id,
+        "customer_id": require_id,
+        "items": _items,
+        "shipping_address": _address,
+    }
+
     order_id: str | None = None  # generated when not given
     customer_id: str
     items: tuple[OrderItem, ...] = ()
@@ -103,7 +219,12 @@ class CreateOrder:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AddOrderItem:
+class AddOrderItem(Checked):
+    checks: ClassVar[Mapping[str, Check]] = {
+        "order_id": require_id,
+        "product_id": require_id,
+    }
+
     order_id: str
     product_id: str
     quantity: int
@@ -111,42 +232,70 @@ class AddOrderItem:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RemoveOrderItem:
+class RemoveOrderItem(Checked):
+    checks: ClassVar[Mapping[str, Check]] = {
+        "order_id": require_id,
+        "product_id": require_id,
+    }
+
     order_id: str
     product_id: str
     expected_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SetShippingAddress:
+class SetShippingAddress(Checked):
+    checks: ClassVar[Mapping[str, Check]] = {
+        "order_id": require_id,
+        "address": _address,
+    }
+
     order_id: str
     address: Address
     expected_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SubmitOrder:
+class SubmitOrder(Checked):
+    checks: ClassVar[Mapping[str, Check]] = {
+        "order_id": require_id,
+    }
+
     order_id: str
     expected_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CancelOrder:
+class CancelOrder(Checked):
+    checks: ClassVar[Mapping[str, Check]] = {
+        "order_id": require_id,
+        "reason": require_text,
+    }
+
     order_id: str
     reason: str | None = None
     expected_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConfirmOrder:
+class ConfirmOrder(Checked):
     """Sent by the fulfillment saga when every step succeeded."""
+
+    checks: ClassVar[Mapping[str, Check]] = {
+        "order_id": require_id,
+    }
 
     order_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RejectOrder:
+class RejectOrder(Checked):
     """Sent by the fulfillment saga after it compensated a failed step."""
+
+    checks: ClassVar[Mapping[str, Check]] = {
+        "order_id": require_id,
+        "reason": require_text,
+    }
 
     order_id: str
     reason: str

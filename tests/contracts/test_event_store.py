@@ -14,6 +14,7 @@ from write_model.event_store.port import (
     ANY,
     NO_STREAM,
     DuplicateEventError,
+    IdempotencyKey,
     IdempotencyKeyConflict,
     WrongExpectedVersion,
 )
@@ -196,7 +197,7 @@ async def test_idempotency_key_is_stored_with_the_append(
 ) -> None:
     store = harness.store
     stream = f"Thing-{unique}"
-    key = f"key-{unique}"
+    key = IdempotencyKey(f"key-{unique}", "createThing")
     result = await store.append_to_stream(
         stream, "Thing", NO_STREAM, [new_event()], idempotency=(key, "fp-1")
     )
@@ -204,13 +205,13 @@ async def test_idempotency_key_is_stored_with_the_append(
     record = await store.find_idempotency_record(key)
 
     assert record is not None
-    assert (record.key, record.fingerprint, record.result) == (key, "fp-1", result)
-    assert await store.find_idempotency_record(f"other-{unique}") is None
+    assert (record.key, record.fingerprint, record.result) == (key.key, "fp-1", result)
+    assert await store.find_idempotency_record(IdempotencyKey(f"other-{unique}", "x")) is None
 
 
 async def test_reused_idempotency_key_appends_nothing(harness: StoreHarness, unique: str) -> None:
     store = harness.store
-    key = f"key-{unique}"
+    key = IdempotencyKey(f"key-{unique}", "createThing")
     await store.append_to_stream(
         f"A-{unique}", "A", NO_STREAM, [new_event()], idempotency=(key, "x")
     )
@@ -221,6 +222,31 @@ async def test_reused_idempotency_key_appends_nothing(harness: StoreHarness, uni
         )
 
     assert await store.stream_version(f"B-{unique}") == 0
+
+
+async def test_idempotency_keys_are_scoped_by_mutation_and_principal(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    key = f"key-{unique}"
+    scopes = [
+        IdempotencyKey(key, "createThing"),
+        IdempotencyKey(key, "renameThing"),
+        IdempotencyKey(key, "createThing", principal="customer-1"),
+        IdempotencyKey(key, "createThing", principal="customer-2"),
+    ]
+    results = [
+        await store.append_to_stream(
+            f"T{n}-{unique}", "T", NO_STREAM, [new_event()], idempotency=(scoped, f"fp-{n}")
+        )
+        for n, scoped in enumerate(scopes)
+    ]
+
+    for n, scoped in enumerate(scopes):
+        record = await store.find_idempotency_record(scoped)
+        assert record is not None
+        assert (record.fingerprint, record.result) == (f"fp-{n}", results[n])
+    assert await store.find_idempotency_record(IdempotencyKey(key, "deleteThing")) is None
 
 
 # -------------------------------------------------------- concurrency

@@ -53,7 +53,7 @@ async def postgres_stack(logs: Path) -> AsyncIterator[Stack]:
         }
         await asyncio.to_thread(run_admin, ["migrate"], env, logs / "migrate.log")
         port = free_port()
-        stack = Stack("postgres", f"http://127.0.0.1:{port}")
+        stack = Stack("postgres", f"http://127.0.0.1:{port}", event_store=dsn)
         try:
             stack.processes.append(
                 ServerProcess(
@@ -80,7 +80,7 @@ async def postgres_stack(logs: Path) -> AsyncIterator[Stack]:
 async def embedded_stack(logs: Path, data_dir: Path) -> AsyncIterator[Stack]:
     env = {**base_env(), "ORDERS_DATA_DIR": str(data_dir)}
     port = free_port()
-    stack = Stack("embedded", f"http://127.0.0.1:{port}")
+    stack = Stack("embedded", f"http://127.0.0.1:{port}", event_store=str(data_dir / "events.db"))
     try:
         stack.processes.append(
             ServerProcess(

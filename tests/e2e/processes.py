@@ -79,6 +79,9 @@ class Stack:
     name: str
     base_url: str
     processes: list[ServerProcess] = field(default_factory=list)
+    # Where its events are: the PostgreSQL URL or the SQLite file (tests look for events
+    # that a refused request must not have appended).
+    event_store: str = ""
 
     @property
     def graphql_url(self) -> str:

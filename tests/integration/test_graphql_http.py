@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.server import create_app
+from app.settings import Settings
 from tests.conftest import service_url
 from tests.integration.graphql_stack import ApiStack, api_stack
 
@@ -51,6 +53,45 @@ async def test_too_many_aliases_are_refused(stack: ApiStack) -> None:
     assert response.json()["errors"][0]["message"] == "31 aliases found. Allowed: 30"
 
 
+def fragment_fan_out(levels: int, field: str) -> str:
+    """Each fragment spreads the one before it twice: the expanded tree has 2**levels
+    copies of `field`, the document only `levels` lines."""
+    fragments = [f"fragment F0 on Query {{ {field} }}"] + [
+        f"fragment F{n} on Query {{ ...F{n - 1} ...F{n - 1} }}" for n in range(1, levels + 1)
+    ]
+    return f"query FanOut {{ ...F{levels} }}\n" + "\n".join(fragments)
+
+
+async def test_a_fragment_fan_out_is_refused_without_expanding_it(stack: ApiStack) -> None:
+    # 2**40 aliases: a limiter that walked the expanded tree would never answer.
+    response = await stack.post(fragment_fan_out(40, "a: projections { name }"))
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["message"] == f"{2**40} aliases found. Allowed: 30"
+    # Without aliases the same shape is within the limits and runs: fragments are
+    # collected once per selection set.
+    accepted = await stack.post(fragment_fan_out(40, "projections { name }"))
+    assert accepted.status_code == 200, accepted.text
+    assert "projections" in accepted.json()["data"]
+
+
+def deep_fragments(levels: int) -> str:
+    """Depth through fragments: each one nests the previous one a level deeper."""
+    nest = "orders { edges { node { customer { ...D%d } } } }"
+    fragments = ["fragment D0 on Customer { id }"] + [
+        f"fragment D{n} on Customer {{ {nest % (n - 1)} }}" for n in range(1, levels + 1)
+    ]
+    return f'query Deep {{ customer(id: "x") {{ ...D{levels} }} }}\n' + "\n".join(fragments)
+
+
+async def test_depth_is_measured_through_fragments(stack: ApiStack) -> None:
+    assert (await stack.post(deep_fragments(2))).status_code == 200  # depth 9
+    response = await stack.post(deep_fragments(3))  # depth 13
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["message"] == "'Deep' exceeds maximum operation depth of 10"
+
+
 async def test_too_many_tokens_are_refused(stack: ApiStack) -> None:
     response = await stack.post("{ " + " ".join(["__typename"] * 2100) + " }")
     assert response.status_code == 400
@@ -60,7 +101,10 @@ async def test_too_many_tokens_are_refused(stack: ApiStack) -> None:
 async def test_malformed_requests_get_a_clear_400(stack: ApiStack) -> None:
     cases = [
         (b'{"query": ', "Unable to parse request body as JSON"),
-        (b'"just a string"', "expected a JSON object"),
+        (b'"just a string"', "expected a JSON object, got a string instead"),
+        (b"null", "expected a JSON object, got null instead"),
+        (b"12.5", "expected a JSON object, got a number instead"),
+        (b"true", "expected a JSON object, got a boolean (true) instead"),
         (b'{"query": "{ projections { name }"}', "Syntax Error"),
         (b'{"query": "{ nope }"}', "Cannot query field 'nope' on type 'Query'."),
         (
@@ -231,3 +275,67 @@ async def test_orders_api_serves_until_terminated() -> None:
     assert "Application shutdown complete." in stderr
     assert "the API is open to every client" in stderr
     assert '"level":"INFO"' in stderr  # JSON logs
+
+
+async def test_an_oversized_body_is_a_413_whether_or_not_it_declares_its_length(
+    stack: ApiStack,
+) -> None:
+    limit = stack.settings.max_request_bytes
+    padding = "x" * limit
+    body = b'{"query": "{ projections { name } }", "variables": {"pad": "' + padding.encode()
+    body += b'"}}'
+    declared = await stack.client.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 65_536):
+            yield body[start : start + 65_536]
+
+    streamed = await stack.client.post(
+        "/graphql", content=chunks(), headers={"content-type": "application/json"}
+    )
+    for response in (declared, streamed):
+        assert response.status_code == 413, response.text[:200]
+        (error,) = response.json()["errors"]
+        assert error == {
+            "message": f"the request body is larger than {limit} bytes",
+            "extensions": {"code": "REQUEST_TOO_LARGE"},
+        }
+    # Just under the limit is served.
+    small = await stack.post("{ projections { name } }", {"pad": "x" * (limit // 2)})
+    assert small.status_code == 200
+
+
+async def test_an_oversized_get_query_string_is_a_414(stack: ApiStack) -> None:
+    limit = stack.settings.max_query_string_bytes
+    query = "{ projections { name } }" + " " * limit
+    response = await stack.client.get("/graphql", params={"query": query})
+    assert response.status_code == 414
+    assert response.json()["errors"][0]["extensions"]["code"] == "URI_TOO_LONG"
+
+
+INTROSPECTION = "{ __schema { queryType { name } } }"
+
+
+async def test_introspection_is_a_setting(stack: ApiStack) -> None:
+    opened = await stack.post(INTROSPECTION)
+    assert opened.json()["data"]["__schema"]["queryType"]["name"] == "Query"
+    async with api_stack(introspection=False) as closed:
+        refused = await closed.post(INTROSPECTION)
+        assert refused.status_code == 400
+        error = refused.json()["errors"][0]
+        assert error["message"].startswith("GraphQL introspection has been disabled")
+        assert (await closed.post('{ __type(name: "Order") { name } }')).status_code == 400
+        # __typename is not introspection of the schema.
+        assert (await closed.post("{ __typename }")).json() == {"data": {"__typename": "Query"}}
+
+
+async def test_orders_dev_keeps_introspection_open(tmp_path: Path) -> None:
+    app = create_app(Settings(orders_data_dir=tmp_path, introspection=False), embedded=True)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        response = await client.post("/graphql", json={"query": INTROSPECTION})
+        assert response.json()["data"]["__schema"]["queryType"]["name"] == "Query"

@@ -272,11 +272,18 @@ async def test_idempotency_key_replays_and_refuses_other_input(
     assert other["__typename"] == "IdempotencyKeyReusedError"
     assert other["code"] == "IDEMPOTENCY_KEY_REUSED" and key in other["message"]
 
-    # The same key on another mutation is other input too.
-    elsewhere = await order(
-        stack, "submitOrder", {"orderId": first["orderId"], "idempotencyKey": key}
-    )
-    assert elsewhere["__typename"] == "IdempotencyKeyReusedError"
+    # Keys are scoped by mutation: the same key on another mutation is another key, and
+    # replays there.
+    add = {
+        "orderId": first["orderId"],
+        "productId": catalog["product"],
+        "quantity": 1,
+        "idempotencyKey": key,
+    }
+    elsewhere = await order(stack, "addOrderItem", add)
+    assert elsewhere["__typename"] == "OrderAccepted", elsewhere
+    assert elsewhere["version"] == first["version"] + 1
+    assert await order(stack, "addOrderItem", add) == elsewhere
 
 
 async def test_the_correlation_id_reaches_the_events(

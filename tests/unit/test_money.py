@@ -28,7 +28,8 @@ def usd(amount: str) -> Money:
         ("5", "5.00"),
         ("2.5", "2.50"),
         ("1.100", "1.10"),  # trailing zeros are not a third decimal place
-        ("1e1", "10.00"),
+        ("+3", "3.00"),
+        (".5", "0.50"),
         (" 7.25 ", "7.25"),
         ("999999999.99", "999999999.99"),
     ],
@@ -68,6 +69,12 @@ def test_parse_price_accepts_positive_amounts_with_at_most_two_decimals(
         "1,00",
         "$1.00",
         "1e9",
+        "1e1",  # exponents are not decimal notation
+        "\u0661\u0662\u0663",  # Arabic-Indic digits, which Decimal reads as 123
+        "\uff11\uff12",  # fullwidth digits
+        "1_000",  # Python's digit grouping
+        ".",
+        "1.2.3",
         "1000000000.00",
         "1e12",
         None,
@@ -91,6 +98,8 @@ def test_parse_price_says_why_for_three_decimals() -> None:
 
 def test_parse_price_says_why_for_non_finite() -> None:
     with raises(ValidationFailed, match="finite", field="price"):
+        parse_price(Decimal("Infinity"), "USD")
+    with raises(ValidationFailed, match="ASCII notation", field="price"):
         parse_price("Infinity", "USD")
 
 
@@ -112,9 +121,22 @@ def test_parse_price_rejects_a_currency_that_is_not_three_capital_letters(curren
         parse_price("1.00", currency)
 
 
-@pytest.mark.parametrize("currency", ["USD", "EUR", "JPY", "GBP"])
+@pytest.mark.parametrize("currency", ["USD", "EUR", "GBP", "CHF"])
 def test_parse_price_keeps_the_currency(currency: str) -> None:
     assert parse_price("1.00", currency) == Money(Decimal("1.00"), currency)
+
+
+@pytest.mark.parametrize("currency", ["ZZZ", "ABC", "QQQ"])
+def test_parse_price_refuses_a_code_that_is_not_in_iso_4217(currency: str) -> None:
+    with raises(ValidationFailed, match="not an ISO 4217 code", field="currency"):
+        parse_price("1.00", currency)
+
+
+@pytest.mark.parametrize(("currency", "digits"), [("JPY", 0), ("KRW", 0), ("KWD", 3)])
+def test_parse_price_takes_only_currencies_kept_to_the_cent(currency: str, digits: int) -> None:
+    # Amounts are quantized to the cent: a yen price of 1.50 would not exist.
+    with raises(ValidationFailed, match=f"has {digits} minor digits", field="currency"):
+        parse_price("1", currency)
 
 
 def test_parse_price_checks_the_amount_before_the_currency() -> None:

@@ -425,6 +425,11 @@ def test_set_shipping_address_of_an_unknown_order_is_not_found() -> None:
         (Address("1 Main St", "Springfield", "12345", "U"), "country"),
         (Address("1 Main St", "Springfield", "12345", "U1"), "country"),
         (Address("1 Main St", "Springfield", "12345", "U S"), "country"),
+        # Two capital letters, but no country: user-assigned or never assigned.
+        (Address("1 Main St", "Springfield", "12345", "ZZ"), "country"),
+        (Address("1 Main St", "Springfield", "12345", "XX"), "country"),
+        (Address("1 Main St", "Springfield", "12345", "QQ"), "country"),
+        (Address("1 Main St", "Springfield", "12345", "UK"), "country"),  # it is GB
     ],
 )
 def test_set_a_bad_shipping_address_fails(address: Address, field: str) -> None:

@@ -1,16 +1,28 @@
-"""Money as Decimal with a currency; never float."""
+"""Money as Decimal with a currency; never float.
+
+Amounts are kept to the cent, so only currencies with two minor digits are taken (USD,
+EUR, ...; not JPY or KWD): ISO 4217 codes from pycountry, their minor digits from Babel's
+CLDR data. Amounts are read in ASCII decimal notation only (`12.30`): Python's Decimal
+would also read other scripts' digits, underscores and exponents.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
+
+import pycountry
+from babel.numbers import get_currency_precision
 
 from write_model.domain.errors import ValidationFailed
 
 CENT = Decimal("0.01")
+MINOR_DIGITS = 2
 MAX_AMOUNT = Decimal("1000000000")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+# re's \d would match any script's digits.
+_DECIMAL_NOTATION = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +47,35 @@ class Money:
         return Money(Decimal("0.00"), currency)
 
 
+def parse_decimal(text: str) -> Decimal | None:
+    """`text` (surrounding spaces aside) in ASCII decimal notation, else None."""
+    stripped = text.strip()
+    if len(stripped) > 40 or not _DECIMAL_NOTATION.fullmatch(stripped):
+        return None
+    return Decimal(stripped)
+
+
+def require_currency(currency: str, field: str = "currency") -> str:
+    """An ISO 4217 code whose currency has two minor digits."""
+    if not _CURRENCY.fullmatch(currency) or pycountry.currencies.get(alpha_3=currency) is None:
+        raise ValidationFailed(f"currency {currency!r} is not an ISO 4217 code", field)
+    if (digits := get_currency_precision(currency)) != MINOR_DIGITS:
+        raise ValidationFailed(
+            f"currency {currency} has {digits} minor digits; prices are kept to the cent, "
+            f"so only currencies with {MINOR_DIGITS} are taken",
+            field,
+        )
+    return currency
+
+
 def parse_price(value: Decimal | str, currency: str, field: str = "price") -> Money:
-    """A catalog price: positive, at most two decimal places, a 3-letter currency code."""
-    try:
-        amount = Decimal(value)
-    except (InvalidOperation, TypeError, ValueError):
-        raise ValidationFailed(f"{value!r} is not a decimal number", field) from None
+    """A catalog price: positive, at most two decimal places, in a two-decimal ISO 4217
+    currency."""
+    amount = parse_decimal(value) if isinstance(value, str) else value
+    if not isinstance(amount, Decimal):
+        raise ValidationFailed(
+            f"{value!r} is not a decimal number in ASCII notation, e.g. 12.30", field
+        )
     if not amount.is_finite():
         raise ValidationFailed("price must be a finite number", field)
     if amount <= 0:
@@ -49,6 +84,4 @@ def parse_price(value: Decimal | str, currency: str, field: str = "price") -> Mo
         raise ValidationFailed(f"price must be less than {MAX_AMOUNT}", field)
     if amount != amount.quantize(CENT):
         raise ValidationFailed(f"price {amount} has more than two decimal places", field)
-    if not _CURRENCY.fullmatch(currency):
-        raise ValidationFailed(f"currency {currency!r} is not a 3-letter ISO 4217 code", "currency")
-    return Money(amount.quantize(CENT), currency)
+    return Money(amount.quantize(CENT), require_currency(currency))

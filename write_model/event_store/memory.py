@@ -13,6 +13,7 @@ from write_model.event_store.port import (
     NO_STREAM,
     DuplicateEventError,
     ExpectedVersion,
+    IdempotencyKey,
     IdempotencyKeyConflict,
     IdempotencyRecord,
     WrongExpectedVersion,
@@ -24,7 +25,7 @@ class InMemoryEventStore:
         self._log: list[RecordedEvent] = []
         self._streams: dict[str, list[RecordedEvent]] = {}
         self._event_ids: set[object] = set()
-        self._idempotency: dict[str, IdempotencyRecord] = {}
+        self._idempotency: dict[IdempotencyKey, IdempotencyRecord] = {}
         self._transaction_id = 0
         self._lock = asyncio.Lock()
 
@@ -35,7 +36,7 @@ class InMemoryEventStore:
         expected_version: ExpectedVersion,
         events: Sequence[NewEvent],
         *,
-        idempotency: tuple[str, str] | None = None,
+        idempotency: tuple[IdempotencyKey, str] | None = None,
     ) -> AppendResult:
         async with self._lock:
             stream = self._streams.get(stream_id, [])
@@ -45,7 +46,7 @@ class InMemoryEventStore:
             ):
                 raise WrongExpectedVersion(stream_id, expected_version, actual)
             if idempotency is not None and idempotency[0] in self._idempotency:
-                raise IdempotencyKeyConflict(idempotency[0])
+                raise IdempotencyKeyConflict(idempotency[0].key)
             ids = [event.event_id for event in events]
             if len(set(ids)) != len(ids) or any(i in self._event_ids for i in ids):
                 raise DuplicateEventError(f"an event id in the batch for {stream_id} is stored")
@@ -74,7 +75,7 @@ class InMemoryEventStore:
             result = AppendResult(stream_id, actual + len(recorded), last)
             if idempotency is not None:
                 key, fingerprint = idempotency
-                self._idempotency[key] = IdempotencyRecord(key, fingerprint, result)
+                self._idempotency[key] = IdempotencyRecord(key.key, fingerprint, result)
             return result
 
     async def read_stream(
@@ -101,8 +102,8 @@ class InMemoryEventStore:
     async def head_position(self) -> LogPosition:
         return self._head()
 
-    async def find_idempotency_record(self, key: str) -> IdempotencyRecord | None:
-        return self._idempotency.get(key)
+    async def find_idempotency_record(self, key: IdempotencyKey) -> IdempotencyRecord | None:
+        return self._idempotency.get(key) or self._idempotency.get(key.legacy())
 
     async def close(self) -> None:
         return None

@@ -56,6 +56,22 @@ class IdempotencyKeyConflict(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """A client's idempotency key in its scope: the same key sent with another mutation,
+    or (once authentication exists) by another principal, is another key."""
+
+    key: str
+    scope: str  # the mutation, e.g. "createOrder"
+    principal: str = ""  # who sent it; "" for every client while there is no authentication
+
+    def legacy(self) -> IdempotencyKey:
+        """How a record stored before keys were scoped names this key: one global
+        namespace. Its fingerprint covers the mutation name, so replaying it still
+        refuses other input (another mutation included)."""
+        return IdempotencyKey(self.key, "", "")
+
+
+@dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
     """What an idempotent command returned the first time, stored with its events."""
 
@@ -72,11 +88,12 @@ class EventStore(Protocol):
         expected_version: ExpectedVersion,
         events: Sequence[NewEvent],
         *,
-        idempotency: tuple[str, str] | None = None,
+        idempotency: tuple[IdempotencyKey, str] | None = None,
     ) -> AppendResult:
         """Append atomically. `idempotency` is (key, fingerprint): stored in the same
-        transaction; raises IdempotencyKeyConflict when the key is taken (then nothing is
-        appended). An empty `events` checks the expected version and records the key."""
+        transaction; raises IdempotencyKeyConflict when the key is taken in its scope (then
+        nothing is appended). An empty `events` checks the expected version and records
+        the key."""
         ...
 
     async def read_stream(
@@ -106,6 +123,9 @@ class EventStore(Protocol):
         """The last position that `read_all` can currently reach (start when empty)."""
         ...
 
-    async def find_idempotency_record(self, key: str) -> IdempotencyRecord | None: ...
+    async def find_idempotency_record(self, key: IdempotencyKey) -> IdempotencyRecord | None:
+        """The record of this key in its scope, else a record stored under `key.legacy()`
+        before keys were scoped, else None."""
+        ...
 
     async def close(self) -> None: ...

@@ -26,6 +26,7 @@ from write_model.event_store.port import (
     DuplicateEventError,
     EventStoreUnavailable,
     ExpectedVersion,
+    IdempotencyKey,
     IdempotencyKeyConflict,
     IdempotencyRecord,
     WrongExpectedVersion,
@@ -37,7 +38,7 @@ _MIGRATION_LOCK = 7_351_001  # advisory lock id: concurrent `orders migrate` run
 
 _APPEND = """
 SELECT ok, stream_version, transaction_id, log_position
-FROM append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+FROM append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 """
 
 _COLUMNS = (
@@ -219,7 +220,7 @@ class PostgresEventStore:
         expected_version: ExpectedVersion,
         events: Sequence[NewEvent],
         *,
-        idempotency: tuple[str, str] | None = None,
+        idempotency: tuple[IdempotencyKey, str] | None = None,
     ) -> AppendResult:
         async with self._pool.acquire() as connection:
             return await self.append_on(
@@ -233,10 +234,11 @@ class PostgresEventStore:
         stream_type: str,
         expected_version: ExpectedVersion,
         events: Sequence[NewEvent],
-        idempotency: tuple[str, str] | None = None,
+        idempotency: tuple[IdempotencyKey, str] | None = None,
     ) -> AppendResult:
         """Append on a given connection, inside whatever transaction it has open."""
         key, fingerprint = idempotency if idempotency else (None, None)
+        scope = (key.key, key.scope, key.principal) if key else (None, None, None)
         try:
             row = await connection.fetchrow(
                 _APPEND,
@@ -248,12 +250,12 @@ class PostgresEventStore:
                 [e.data for e in events],
                 [e.metadata.to_json() for e in events],
                 [e.occurred_at for e in events],
-                key,
+                *scope,
                 fingerprint,
             )
         except asyncpg.UniqueViolationError as error:
-            if error.constraint_name == "idempotency_keys_pkey" and key is not None:
-                raise IdempotencyKeyConflict(key) from error
+            if error.constraint_name == "idempotency_keys_scoped_key" and key is not None:
+                raise IdempotencyKeyConflict(key.key) from error
             if error.constraint_name == "events_event_id_key":
                 raise DuplicateEventError(str(error)) from error
             raise
@@ -316,11 +318,16 @@ class PostgresEventStore:
         return LogPosition(row["transaction_id"], row["position"])
 
     @_unavailable_when_disconnected
-    async def find_idempotency_record(self, key: str) -> IdempotencyRecord | None:
+    async def find_idempotency_record(self, key: IdempotencyKey) -> IdempotencyRecord | None:
+        # The scoped record first ('' sorts last), else the unscoped one of before.
         row: Any = await self._pool.fetchrow(
             "SELECT key, fingerprint, stream_id, version, transaction_id, position"
-            " FROM idempotency_keys WHERE key = $1",
-            key,
+            " FROM idempotency_keys WHERE key = $1"
+            " AND ((principal = $2 AND scope = $3) OR (principal = '' AND scope = ''))"
+            " ORDER BY scope DESC LIMIT 1",
+            key.key,
+            key.principal,
+            key.scope,
         )
         if row is None:
             return None

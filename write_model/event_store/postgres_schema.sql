@@ -25,13 +25,39 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_log_order ON events (transaction_id, position);
 
 CREATE TABLE IF NOT EXISTS idempotency_keys (
-    key            text PRIMARY KEY,
+    key            text NOT NULL,
+    -- The mutation and the principal the key was sent with: one client's key never
+    -- collides with another mutation's or (once there is authentication) another client's.
+    -- '' on records stored before keys were scoped.
+    scope          text NOT NULL DEFAULT '',
+    principal      text NOT NULL DEFAULT '',
     fingerprint    text NOT NULL,
     stream_id      text NOT NULL,
     version        integer NOT NULL,
     transaction_id xid8 NOT NULL,
     position       bigint NOT NULL,
-    created_at     timestamptz NOT NULL DEFAULT now()
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT idempotency_keys_scoped_key PRIMARY KEY (principal, scope, key)
+);
+
+-- Migration of a store from before keys were scoped (`key` its primary key): its records
+-- keep their meaning as unscoped ('', '') records, which lookups fall back to.
+ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS scope text NOT NULL DEFAULT '';
+ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS principal text NOT NULL DEFAULT '';
+DO $$
+BEGIN
+    IF EXISTS (
+        SELECT 1 FROM pg_constraint
+        WHERE conname = 'idempotency_keys_pkey' AND conrelid = 'idempotency_keys'::regclass
+    ) THEN
+        ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_pkey;
+        ALTER TABLE idempotency_keys
+            ADD CONSTRAINT idempotency_keys_scoped_key PRIMARY KEY (principal, scope, key);
+    END IF;
+END;
+$$;
+DROP FUNCTION IF EXISTS append_to_stream(
+    text, text, integer, uuid[], text[], jsonb[], jsonb[], timestamptz[], text, text
 );
 
 -- One round trip per append. p_expected: -1 any, 0 no stream, n >= 1 exactly n.
@@ -47,6 +73,8 @@ CREATE OR REPLACE FUNCTION append_to_stream(
     p_metadata jsonb[],
     p_occurred_at timestamptz[],
     p_idempotency_key text,
+    p_idempotency_scope text,
+    p_idempotency_principal text,
     p_fingerprint text
 ) RETURNS TABLE (ok boolean, stream_version integer, transaction_id xid8, log_position bigint)
 LANGUAGE plpgsql AS $$
@@ -104,8 +132,10 @@ BEGIN
     END IF;
 
     IF p_idempotency_key IS NOT NULL THEN
-        INSERT INTO idempotency_keys (key, fingerprint, stream_id, version, transaction_id, position)
-        VALUES (p_idempotency_key, p_fingerprint, p_stream_id, v_version, v_tx, v_position);
+        INSERT INTO idempotency_keys
+            (key, scope, principal, fingerprint, stream_id, version, transaction_id, position)
+        VALUES (p_idempotency_key, p_idempotency_scope, p_idempotency_principal, p_fingerprint,
+                p_stream_id, v_version, v_tx, v_position);
     END IF;
 
     RETURN QUERY SELECT true, v_version, v_tx, v_position;

@@ -30,6 +30,7 @@ from write_model.event_store.port import (
     NO_STREAM,
     DuplicateEventError,
     ExpectedVersion,
+    IdempotencyKey,
     IdempotencyKeyConflict,
     IdempotencyRecord,
     WrongExpectedVersion,
@@ -38,7 +39,25 @@ from write_model.event_store.port import (
 # How long an append waits for another connection (or process) to release the write lock.
 _BUSY_TIMEOUT_SECONDS = 10.0
 
-_SCHEMA = """
+IDEMPOTENCY_KEYS_TABLE = """
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key            TEXT NOT NULL,
+    -- The mutation and the principal the key was sent with; '' on records stored before
+    -- keys were scoped (see _migrate_idempotency_keys).
+    scope          TEXT NOT NULL DEFAULT '',
+    principal      TEXT NOT NULL DEFAULT '',
+    fingerprint    TEXT NOT NULL,
+    stream_id      TEXT NOT NULL,
+    version        INTEGER NOT NULL,
+    transaction_id INTEGER NOT NULL,
+    position       INTEGER NOT NULL,
+    created_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (principal, scope, key)
+);
+"""
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS streams (
     stream_id TEXT PRIMARY KEY,
     type      TEXT NOT NULL,
@@ -63,16 +82,32 @@ CREATE TABLE IF NOT EXISTS events (
 
 CREATE INDEX IF NOT EXISTS events_log_order ON events (transaction_id, position);
 
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    key            TEXT PRIMARY KEY,
-    fingerprint    TEXT NOT NULL,
-    stream_id      TEXT NOT NULL,
-    version        INTEGER NOT NULL,
-    transaction_id INTEGER NOT NULL,
-    position       INTEGER NOT NULL,
-    created_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-);
 """
+    + IDEMPOTENCY_KEYS_TABLE
+)
+
+# Keys were one global namespace (`key` the primary key). SQLite cannot change a primary
+# key in place: the records move to a table of the new shape, unscoped ('', '').
+_MIGRATE_IDEMPOTENCY_KEYS = (
+    """
+ALTER TABLE idempotency_keys RENAME TO idempotency_keys_unscoped;
+"""
+    + IDEMPOTENCY_KEYS_TABLE
+    + """
+INSERT INTO idempotency_keys
+    (key, fingerprint, stream_id, version, transaction_id, position, created_at)
+SELECT key, fingerprint, stream_id, version, transaction_id, position, created_at
+FROM idempotency_keys_unscoped;
+DROP TABLE idempotency_keys_unscoped;
+"""
+)
+
+
+async def _migrate_idempotency_keys(connection: aiosqlite.Connection) -> None:
+    columns = await connection.execute_fetchall("PRAGMA table_info(idempotency_keys)")
+    if "scope" not in {column[1] for column in columns}:
+        await connection.executescript(f"BEGIN IMMEDIATE;{_MIGRATE_IDEMPOTENCY_KEYS}COMMIT;")
+
 
 _COLUMNS = (
     "position, transaction_id, stream_id, version, event_id, type, data, metadata, occurred_at"
@@ -108,6 +143,7 @@ async def connect(path: str) -> aiosqlite.Connection:
     try:
         await connection.execute("PRAGMA journal_mode = WAL")
         await connection.executescript(_SCHEMA)
+        await _migrate_idempotency_keys(connection)
     except BaseException:
         await connection.close()
         raise
@@ -120,7 +156,7 @@ async def append_on(
     stream_type: str,
     expected_version: ExpectedVersion,
     events: Sequence[NewEvent],
-    idempotency: tuple[str, str] | None = None,
+    idempotency: tuple[IdempotencyKey, str] | None = None,
 ) -> AppendResult:
     """Append on a connection inside the transaction its caller opened with BEGIN IMMEDIATE
     (so that it holds the write lock); neither begins nor commits. Every check runs before
@@ -137,9 +173,11 @@ async def append_on(
     ):
         raise WrongExpectedVersion(stream_id, expected_version, actual)
     if idempotency is not None and await _scalar(
-        connection, "SELECT 1 FROM idempotency_keys WHERE key = ?", (idempotency[0],)
+        connection,
+        "SELECT 1 FROM idempotency_keys WHERE principal = ? AND scope = ? AND key = ?",
+        _scoped(idempotency[0]),
     ):
-        raise IdempotencyKeyConflict(idempotency[0])
+        raise IdempotencyKeyConflict(idempotency[0].key)
     await _check_new_event_ids(connection, stream_id, events)
 
     if events:
@@ -168,12 +206,16 @@ async def append_on(
     if idempotency is not None:
         key, fingerprint = idempotency
         await connection.execute(
-            "INSERT INTO idempotency_keys"
-            " (key, fingerprint, stream_id, version, transaction_id, position)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (key, fingerprint, stream_id, version, last.transaction_id, last.position),
+            "INSERT INTO idempotency_keys (principal, scope, key,"
+            " fingerprint, stream_id, version, transaction_id, position)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (*_scoped(key), fingerprint, stream_id, version, last.transaction_id, last.position),
         )
     return AppendResult(stream_id, version, last)
+
+
+def _scoped(key: IdempotencyKey) -> tuple[str, str, str]:
+    return (key.principal, key.scope, key.key)
 
 
 class SqliteEventStore:
@@ -271,15 +313,18 @@ class SqliteEventStore:
         rows = await self._reader.execute_fetchall(_HEAD)
         return LogPosition(*next(iter(rows), (0, 0)))
 
-    async def find_idempotency_record(self, key: str) -> IdempotencyRecord | None:
+    async def find_idempotency_record(self, key: IdempotencyKey) -> IdempotencyRecord | None:
+        # The scoped record first ('' sorts last), else the unscoped one of before.
         rows = await self._reader.execute_fetchall(
             "SELECT fingerprint, stream_id, version, transaction_id, position"
-            " FROM idempotency_keys WHERE key = ?",
-            (key,),
+            " FROM idempotency_keys WHERE key = ?"
+            " AND ((principal = ? AND scope = ?) OR (principal = '' AND scope = ''))"
+            " ORDER BY scope DESC LIMIT 1",
+            (key.key, key.principal, key.scope),
         )
         for fingerprint, stream_id, version, transaction_id, position in rows:
             result = AppendResult(stream_id, version, LogPosition(transaction_id, position))
-            return IdempotencyRecord(key, fingerprint, result)
+            return IdempotencyRecord(key.key, fingerprint, result)
         return None
 
     async def close(self) -> None:
