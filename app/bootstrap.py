@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from app.auth import Authenticator
 from app.settings import Settings
 from read_model.append_signal.port import AppendSignal
 from read_model.change_feed.port import ChangeFeed
@@ -350,6 +351,19 @@ async def projector_tools(settings: Settings) -> AsyncIterator[ProjectorDependen
 
 
 # ------------------------------------------------------------------ the API
+
+
+def authenticator(settings: Settings) -> Authenticator:
+    """Who asks, from a bearer token; open (everyone anonymous) when no key is set."""
+    return Authenticator(settings)
+
+
+def cors_origins(settings: Settings, *, embedded: bool) -> list[str]:
+    """Browser origins other than the API's own that may call it (HTTP and websockets):
+    CORS_ALLOWED_ORIGINS; unset: none (same origin only), or any in `orders dev`."""
+    if settings.cors_allowed_origins is None:
+        return ["*"] if embedded else []
+    return [origin.strip() for origin in settings.cors_allowed_origins.split(",") if origin.strip()]
 
 
 @dataclass

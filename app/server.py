@@ -1,5 +1,10 @@
 """The Starlette application: /graphql, /healthz, /readyz, /metrics.
 
+Authentication (app/auth.py) happens here: a bearer token on each HTTP request (HTTP 401
+with WWW-Authenticate when auth is configured and it is missing or bad), and the token in a
+websocket's `connection_init` payload (`OrdersGraphQL.on_ws_connect`). CORS:
+CORS_ALLOWED_ORIGINS, for HTTP (Starlette's CORSMiddleware) and websocket handshakes alike.
+
 `create_app(settings)` builds nothing that needs I/O: the lifespan enters
 `app.bootstrap.api_runtime`, which builds every adapter when the server starts and closes
 them when it stops. In embedded mode (`orders dev`) it also runs the projections in the
@@ -8,6 +13,7 @@ same process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -22,22 +28,27 @@ import orjson
 from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from app import log_config
-from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime
+from app.auth import OPEN, Authenticator, Unauthenticated, www_authenticate
+from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime, authenticator, cors_origins
 from app.graphiql import GraphiQL
 from app.health import readiness
 from app.metrics import CONTENT_TYPE, Metrics
 from app.settings import Settings
 from app.websockets import GraphQLTransportWSHandler, GraphQLWSHandler, TextWebSocketAdapter
-from schema.context import RequestContext, Services
+from schema.context import Connection, RequestContext, Services
+from schema.errors import ForbiddenRequest
 from schema.limits import Limits
 from schema.masking import RETRY_AFTER_SECONDS, UNAVAILABLE_CODE
 from schema.schema import build_schema
@@ -45,6 +56,12 @@ from schema.schema import build_schema
 log = logging.getLogger(__name__)
 
 CORRELATION_HEADER = "x-correlation-id"
+# What a browser on an allowed origin may send and read (CORS).
+CORS_REQUEST_HEADERS = ("authorization", "content-type", CORRELATION_HEADER)
+CORS_EXPOSED_HEADERS = (CORRELATION_HEADER, "retry-after", "www-authenticate")
+TOKEN_EXPIRED_CLOSE_CODE = 4403
+UNAUTHENTICATED_CODE = "UNAUTHENTICATED"
+_TOKEN_EXPIRY = "token_expiry"  # the websocket's scope state: its token's expiry task
 _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics", "/")
 
@@ -58,6 +75,8 @@ def create_app(
     """The API. `embedded`: the `orders dev` mode (embedded stores, projector in process).
     `mongo_event_listeners`: pymongo monitoring listeners for the API's Mongo client."""
     metrics = Metrics()
+    auth = authenticator(settings)
+    origins = cors_origins(settings, embedded=embedded)
     schema = build_schema(
         Limits(
             max_depth=settings.max_query_depth,
@@ -76,7 +95,7 @@ def create_app(
                 mongo_event_listeners=mongo_event_listeners,
             ) as runtime:
                 app.state.runtime = runtime
-                _log_start(settings, embedded)
+                _log_start(settings, embedded, auth)
                 try:
                     yield
                 finally:
@@ -124,7 +143,20 @@ def create_app(
         return runtime.services
 
     graphiql = GraphiQL()
-    graphql = OrdersGraphQL(schema, services, graphiql)
+    graphql = OrdersGraphQL(schema, services, graphiql, auth, origins)
+    middleware = [Middleware(RequestObservability, metrics=metrics)]
+    if origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=list(CORS_REQUEST_HEADERS),
+                expose_headers=list(CORS_EXPOSED_HEADERS),
+                allow_credentials=True,
+                max_age=600,
+            )
+        )
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -136,24 +168,24 @@ def create_app(
             Route("/", root, methods=["GET"]),
             graphiql.assets_route(),
         ],
-        middleware=[Middleware(RequestObservability, metrics=metrics)],
+        middleware=middleware,
         lifespan=lifespan,
     )
     app.state.runtime = None
     return app
 
 
-def _log_start(settings: Settings, embedded: bool) -> None:
+def _log_start(settings: Settings, embedded: bool, auth: Authenticator) -> None:
     stores = (
         f"event store {'PostgreSQL' if settings.database_url else 'SQLite'}, "
         f"read store {'MongoDB ' + settings.mongo_db if settings.mongo_url else 'in memory'}"
     )
     mode = "embedded (projector in process)" if embedded else "API (projector runs apart)"
     log.info("orders API started: %s; %s", mode, stores)
-    log.warning(
-        "authentication is not configured: the API is open to every client (no JWT secret "
-        "or public key is set)"
-    )
+    if auth.enabled:
+        log.info("%s", auth.describe())
+    else:
+        log.warning("%s", auth.describe())
 
 
 async def _readiness(settings: Settings, runtime: Runtime) -> dict[str, str]:
@@ -177,10 +209,23 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
     graphql_transport_ws_handler_class = GraphQLTransportWSHandler
     graphql_ws_handler_class = GraphQLWSHandler
 
-    def __init__(self, schema: Any, services: Callable[[], Services], graphiql: GraphiQL) -> None:
-        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
+    def __init__(
+        self,
+        schema: Any,
+        services: Callable[[], Services],
+        graphiql: GraphiQL,
+        auth: Authenticator,
+        allowed_origins: Sequence[str] = (),
+    ) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            allow_queries_via_get=True,
+            allowed_origins=allowed_origins,  # websocket handshakes from other origins
+        )
         self._services = services
         self._graphiql = graphiql
+        self._auth = auth
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Our page with the server's own assets, instead of strawberry's CDN-based one.
@@ -188,18 +233,62 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
 
     async def get_context(self, request: Any, response: Any) -> RequestContext:
         correlation_id = getattr(request.state, "correlation_id", None) or str(uuid.uuid4())
-        return RequestContext(self._services(), correlation_id=correlation_id)
+        if isinstance(request, WebSocket):
+            # Who asks is known once `connection_init` arrives (on_ws_connect).
+            connection = Connection(websocket=request)
+            return RequestContext(self._services(), correlation_id, connection=connection)
+        principal = request.state.authenticated.principal
+        return RequestContext(self._services(), correlation_id=correlation_id, principal=principal)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
+            await self._websocket(scope, receive, send)
             return
         request = Request(scope, receive=receive)
         try:
+            # GraphiQL's page itself is public; every operation needs the token.
+            if self.should_render_graphql_ide(self.request_adapter_class(request)):
+                request.state.authenticated = OPEN
+            else:
+                request.state.authenticated = await self._auth.from_header(
+                    request.headers.get("authorization")
+                )
             response = await self.run(request)
+        except Unauthenticated as refused:
+            response = _unauthenticated_response(str(refused))
         except HTTPException as error:
             response = _error_response(error.status_code, error.reason)
         await response(scope, receive, send)
+
+    # ------------------------------------------------------------ websockets
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            expiry = scope.get("state", {}).pop(_TOKEN_EXPIRY, None)
+            if expiry is not None:
+                expiry.cancel()
+
+    async def on_ws_connect(self, context: RequestContext) -> Any:
+        """`connection_init`: its payload's token (`Authorization: Bearer <JWT>`, as GraphiQL
+        sends its headers, or `token`) is checked before `connection_ack`; refused, the
+        connection is closed with 4403 (graphql-transport-ws) or sent `connection_error`
+        (graphql-ws). An accepted token's connection is closed with 4403 when it expires."""
+        try:
+            authenticated = await self._auth.from_token(_token_of(context.connection_params))
+        except Unauthenticated as refused:
+            raise ConnectionRejectionError(
+                {"message": str(refused), "extensions": {"code": UNAUTHENTICATED_CODE}}
+            ) from None
+        context.principal = authenticated.principal
+        websocket = context.connection.websocket
+        if authenticated.expires_at is not None and websocket is not None:
+            websocket.scope.setdefault("state", {})[_TOKEN_EXPIRY] = asyncio.create_task(
+                _close_when_expired(websocket, authenticated.expires_at),
+                name="websocket-token-expiry",
+            )
+        return await super().on_ws_connect(context)
 
     async def execute_single(self, **kwargs: Any) -> Any:  # type: ignore[override]
         try:
@@ -228,16 +317,20 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         response = super().create_response(response_data, sub_response)
         if not sub_response.status_code and _not_executed(response_data):
             response.status_code = 400
-        elif _storage_unavailable(response_data):
+        elif _has_error_code(response_data, UNAVAILABLE_CODE):
             response.status_code = 503
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        elif _has_error_code(response_data, ForbiddenRequest.code):
+            response.status_code = 403
         return response
 
 
-def _storage_unavailable(response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> bool:
+def _has_error_code(
+    response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], code: str
+) -> bool:
     responses = response_data if isinstance(response_data, list) else [response_data]
     return any(
-        (error.get("extensions") or {}).get("code") == UNAVAILABLE_CODE
+        (error.get("extensions") or {}).get("code") == code
         for response in responses
         for error in response.get("errors") or ()
     )
@@ -254,6 +347,32 @@ def _not_executed(response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]
         and response_data.get("data") is None
         and all("path" not in error for error in errors)
     )
+
+
+def _unauthenticated_response(message: str) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": UNAUTHENTICATED_CODE}}]}
+    headers = {"WWW-Authenticate": www_authenticate(message)}
+    return Response(orjson.dumps(body), 401, headers, media_type="application/json")
+
+
+def _token_of(params: dict[str, object] | None) -> object:
+    """The token of a `connection_init` payload, None when it carries none."""
+    params = params or {}
+    token = params.get("token")
+    if token is not None:
+        return token
+    for name, value in params.items():
+        if name.lower() == "authorization" and isinstance(value, str):
+            scheme, _, rest = value.strip().partition(" ")
+            return rest.strip() if scheme.lower() == "bearer" else None
+    return None
+
+
+async def _close_when_expired(websocket: WebSocket, expires_at: float) -> None:
+    await asyncio.sleep(max(0.0, expires_at - time.time()))
+    if websocket.application_state is WebSocketState.CONNECTED:
+        log.info("closing a websocket connection: its token expired")
+        await websocket.close(TOKEN_EXPIRED_CLOSE_CODE, "the token has expired")
 
 
 def _error_response(status: int, message: str) -> Response:

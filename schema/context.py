@@ -11,10 +11,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Protocol
+from typing import Any, Protocol
 
 import strawberry
 
+from read_model.scoped import ScopedReadModel
 from read_model.service import ReadModel, ReadModelBehind
 from schema.errors import BadRequest, ConsistencyTimeout, StaleReadModel
 from schema.loaders import Loaders
@@ -69,6 +70,7 @@ class Connection:
 
     subscriptions: int = 0  # running now
     connection_params: dict[str, object] | None = None  # the `connection_init` payload
+    websocket: Any = None  # the connection itself (app/server.py closes it when its token ends)
 
 
 @dataclass
@@ -78,7 +80,7 @@ class RequestContext:
 
     services: Services
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    principal: Principal = ANONYMOUS  # who asks; nothing authenticates requests yet
+    principal: Principal = ANONYMOUS  # who asks (app/auth.py; anonymous when auth is off)
     connection: Connection = field(default_factory=Connection)
 
     @property
@@ -91,8 +93,13 @@ class RequestContext:
         self.connection.connection_params = payload
 
     @cached_property
+    def reader(self) -> ScopedReadModel:
+        """The read model as this request's principal may see it."""
+        return ScopedReadModel(self.services.read_model, self.principal)
+
+    @cached_property
     def loaders(self) -> Loaders:
-        return Loaders.build(self.services.read_model, self.services.events)
+        return Loaders.build(self.reader, self.services.events)
 
     def for_operation(self) -> RequestContext:
         """A context for one operation of this connection: same services, caller and

@@ -24,10 +24,12 @@ from schema.errors import (
     EXPECTED_FAILURES,
     CommandError,
     ConcurrencyError,
+    ForbiddenRequest,
     IdempotencyKeyReusedError,
     InvalidStateError,
     NotFoundError,
     ValidationError,
+    forbidden_as_request_error,
     not_found,
     user_error_of,
 )
@@ -46,7 +48,7 @@ from schema.mutation_inputs import (
     SubmitOrderInput,
 )
 from schema.types import Customer, Order, Product
-from write_model import commands, stream_ids
+from write_model import access, commands, stream_ids
 from write_model.bus import Idempotency
 from write_model.domain import customer, order, product
 
@@ -162,6 +164,9 @@ async def _dispatch(
         )
         result = "REPLAYED" if outcome.replayed else "ACCEPTED"
         appended = len(outcome.events)
+    except access.Forbidden as refused:
+        result = ForbiddenRequest.code
+        raise ForbiddenRequest(str(refused)) from None
     except EXPECTED_FAILURES as error:
         failure = user_error_of(error)
         result = failure.code
@@ -246,6 +251,8 @@ class Mutation:
         description="Ask the leading projector to re-apply a dead letter's stream."
     )
     async def retry_dead_letter(self, info: Info, id: strawberry.ID) -> RetryResult:
-        if await info.context.services.read_model.dead_letters.request_retry(str(id)):
+        with forbidden_as_request_error():
+            dead_letters = info.context.reader.dead_letters
+        if await dead_letters.request_retry(str(id)):
             return DeadLetterRetried(id=id)
         return not_found(f"dead letter {id} not found", str(id))

@@ -2,6 +2,8 @@
 
 `CommandBus.dispatch(command, context, idempotency)` runs the same pipeline for each:
 
+0. The access rule (write_model/access.py): what the principal may not send at all is
+   Forbidden; handlers refuse someone else's order or customer as NotFound.
 1. A known idempotency key returns the first result and appends nothing; the same key with
    other input (another fingerprint) is an `IdempotencyKeyReused`.
 2. The command's handler (write_model/handlers.py) looks up what the domain needs and
@@ -25,8 +27,8 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from write_model import stream_ids
-from write_model.command_context import CommandContext
+from write_model import access, stream_ids
+from write_model.command_context import CommandContext, Principal
 from write_model.commands import Command
 from write_model.envelope import AppendResult, EventMetadata, NewEvent, RecordedEvent
 from write_model.event_store.port import (
@@ -161,7 +163,10 @@ class Streams:
 
 
 class Lookup(Protocol):
-    """What a handler may use: the streams, and ids for the entities a command creates."""
+    """What a handler may use: the streams, ids for the entities a command creates, and who
+    asks (for the access rule on what the handler loads)."""
+
+    principal: Principal
 
     async def load(self, decider: Decider[C, E, S], entity_id: str) -> tuple[S, int]: ...
 
@@ -182,8 +187,10 @@ class _DispatchLookup(Streams):
         registry: EventTypeRegistry,
         idempotency: Idempotency | None,
         new_id: Callable[[], str],
+        principal: Principal,
     ) -> None:
         super().__init__(store, registry)
+        self.principal = principal
         self._idempotency = idempotency
         self._new_id = new_id
 
@@ -224,10 +231,13 @@ class CommandBus:
         handler = self._handlers.get(type(command))
         if handler is None:
             raise UnknownCommand(f"no handler is registered for {type(command).__name__}")
+        access.check_command(context.principal, command)
         replayed = await self._replay(idempotency)
         if replayed is not None:
             return replayed
-        lookup = _DispatchLookup(self._store, self._registry, idempotency, self._new_entity_id)
+        lookup = _DispatchLookup(
+            self._store, self._registry, idempotency, self._new_entity_id, context.principal
+        )
         decision = await handler(command, lookup)
         return await self._decide_and_append(decision, lookup, context, idempotency)
 
