@@ -181,3 +181,16 @@ def www_authenticate(message: str) -> str:
     """The 401's WWW-Authenticate header (RFC 6750)."""
     description = message.replace("\\", "").replace('"', "'")
     return f'Bearer realm="orders", error="invalid_token", error_description="{description}"'
+
+
+def connection_token(params: dict[str, object] | None) -> object:
+    """The token of a `connection_init` payload, None when it carries none."""
+    params = params or {}
+    token = params.get("token")
+    if token is not None:
+        return token
+    for name, value in params.items():
+        if name.lower() == "authorization" and isinstance(value, str):
+            scheme, _, rest = value.strip().partition(" ")
+            return rest.strip() if scheme.lower() == "bearer" else None
+    return None

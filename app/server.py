@@ -13,7 +13,6 @@ same process.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
@@ -28,23 +27,27 @@ import orjson
 from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from app import log_config
-from app.auth import OPEN, Authenticator, Unauthenticated, www_authenticate
+from app.auth import OPEN, Authenticator, Unauthenticated
 from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime, authenticator, cors_origins
 from app.graphiql import GraphiQL
 from app.health import readiness
 from app.metrics import CONTENT_TYPE, Metrics
+from app.security import (
+    authenticate_connection,
+    cors_middleware,
+    stop_token_expiry,
+    unauthenticated_response,
+)
 from app.settings import Settings
 from app.websockets import GraphQLTransportWSHandler, GraphQLWSHandler, TextWebSocketAdapter
 from schema.context import Connection, RequestContext, Services
@@ -56,12 +59,6 @@ from schema.schema import build_schema
 log = logging.getLogger(__name__)
 
 CORRELATION_HEADER = "x-correlation-id"
-# What a browser on an allowed origin may send and read (CORS).
-CORS_REQUEST_HEADERS = ("authorization", "content-type", CORRELATION_HEADER)
-CORS_EXPOSED_HEADERS = (CORRELATION_HEADER, "retry-after", "www-authenticate")
-TOKEN_EXPIRED_CLOSE_CODE = 4403
-UNAUTHENTICATED_CODE = "UNAUTHENTICATED"
-_TOKEN_EXPIRY = "token_expiry"  # the websocket's scope state: its token's expiry task
 _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics", "/")
 
@@ -144,19 +141,7 @@ def create_app(
 
     graphiql = GraphiQL()
     graphql = OrdersGraphQL(schema, services, graphiql, auth, origins)
-    middleware = [Middleware(RequestObservability, metrics=metrics)]
-    if origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=list(CORS_REQUEST_HEADERS),
-                expose_headers=list(CORS_EXPOSED_HEADERS),
-                allow_credentials=True,
-                max_age=600,
-            )
-        )
+    middleware = [Middleware(RequestObservability, metrics=metrics), *cors_middleware(origins)]
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -255,7 +240,7 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
                 )
             response = await self.run(request)
         except Unauthenticated as refused:
-            response = _unauthenticated_response(str(refused))
+            response = unauthenticated_response(str(refused))
         except HTTPException as error:
             response = _error_response(error.status_code, error.reason)
         await response(scope, receive, send)
@@ -266,28 +251,14 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            expiry = scope.get("state", {}).pop(_TOKEN_EXPIRY, None)
-            if expiry is not None:
-                expiry.cancel()
+            stop_token_expiry(scope)
 
     async def on_ws_connect(self, context: RequestContext) -> Any:
         """`connection_init`: its payload's token (`Authorization: Bearer <JWT>`, as GraphiQL
         sends its headers, or `token`) is checked before `connection_ack`; refused, the
         connection is closed with 4403 (graphql-transport-ws) or sent `connection_error`
         (graphql-ws). An accepted token's connection is closed with 4403 when it expires."""
-        try:
-            authenticated = await self._auth.from_token(_token_of(context.connection_params))
-        except Unauthenticated as refused:
-            raise ConnectionRejectionError(
-                {"message": str(refused), "extensions": {"code": UNAUTHENTICATED_CODE}}
-            ) from None
-        context.principal = authenticated.principal
-        websocket = context.connection.websocket
-        if authenticated.expires_at is not None and websocket is not None:
-            websocket.scope.setdefault("state", {})[_TOKEN_EXPIRY] = asyncio.create_task(
-                _close_when_expired(websocket, authenticated.expires_at),
-                name="websocket-token-expiry",
-            )
+        await authenticate_connection(self._auth, context)
         return await super().on_ws_connect(context)
 
     async def execute_single(self, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -347,32 +318,6 @@ def _not_executed(response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]
         and response_data.get("data") is None
         and all("path" not in error for error in errors)
     )
-
-
-def _unauthenticated_response(message: str) -> Response:
-    body = {"errors": [{"message": message, "extensions": {"code": UNAUTHENTICATED_CODE}}]}
-    headers = {"WWW-Authenticate": www_authenticate(message)}
-    return Response(orjson.dumps(body), 401, headers, media_type="application/json")
-
-
-def _token_of(params: dict[str, object] | None) -> object:
-    """The token of a `connection_init` payload, None when it carries none."""
-    params = params or {}
-    token = params.get("token")
-    if token is not None:
-        return token
-    for name, value in params.items():
-        if name.lower() == "authorization" and isinstance(value, str):
-            scheme, _, rest = value.strip().partition(" ")
-            return rest.strip() if scheme.lower() == "bearer" else None
-    return None
-
-
-async def _close_when_expired(websocket: WebSocket, expires_at: float) -> None:
-    await asyncio.sleep(max(0.0, expires_at - time.time()))
-    if websocket.application_state is WebSocketState.CONNECTED:
-        log.info("closing a websocket connection: its token expired")
-        await websocket.close(TOKEN_EXPIRED_CLOSE_CODE, "the token has expired")
 
 
 def _error_response(status: int, message: str) -> Response:

@@ -86,7 +86,10 @@ class Settings(BaseSettings):
 
     # Authentication and access (app/auth.py). No key set: the API is open to everyone.
     jwt_secret: str | None = Field(
-        None, description="HS256 key that signs bearer tokens; set: authentication is on"
+        None,
+        min_length=32,  # RFC 7518: an HS256 key at least as long as the hash
+        description="HS256 key (32 characters or more) that signs bearer tokens; set: "
+        "authentication is on",
     )
     jwt_public_key: str | None = Field(
         None, description="PEM public key (RS256 or ES256) that verifies bearer tokens"

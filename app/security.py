@@ -1,0 +1,87 @@
+"""The HTTP and websocket side of authentication (app/auth.py) and CORS, for app/server.py:
+the 401 answer, the `connection_init` check with its expiry, and the CORS middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import orjson
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.types import Scope
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry.exceptions import ConnectionRejectionError
+
+from app.auth import Authenticator, Unauthenticated, connection_token, www_authenticate
+from schema.context import RequestContext
+
+log = logging.getLogger(__name__)
+
+UNAUTHENTICATED_CODE = "UNAUTHENTICATED"
+TOKEN_EXPIRED_CLOSE_CODE = 4403
+# What a browser on an allowed origin may send and read.
+CORS_REQUEST_HEADERS = ("authorization", "content-type", "x-correlation-id")
+CORS_EXPOSED_HEADERS = ("x-correlation-id", "retry-after", "www-authenticate")
+_TOKEN_EXPIRY = "token_expiry"  # in a websocket's scope state: its token's expiry task
+
+
+def cors_middleware(origins: list[str]) -> list[Middleware]:
+    """Starlette's CORS middleware for `origins` (none: same origin only, no middleware, so
+    a cross-origin preflight is refused). Requests without an Origin pass untouched."""
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=list(CORS_REQUEST_HEADERS),
+            expose_headers=list(CORS_EXPOSED_HEADERS),
+            allow_credentials=True,
+            max_age=600,
+        )
+    ]
+
+
+def unauthenticated_response(message: str) -> Response:
+    """HTTP 401 with WWW-Authenticate and the reason, as a GraphQL error body."""
+    body = {"errors": [{"message": message, "extensions": {"code": UNAUTHENTICATED_CODE}}]}
+    headers = {"WWW-Authenticate": www_authenticate(message)}
+    return Response(orjson.dumps(body), 401, headers, media_type="application/json")
+
+
+async def authenticate_connection(auth: Authenticator, context: RequestContext) -> None:
+    """`connection_init`'s token becomes the connection's principal; a missing or bad one
+    (where auth is configured) is a ConnectionRejectionError, which strawberry answers with
+    close 4403 (graphql-transport-ws) or `connection_error` (graphql-ws). A connection is
+    closed with 4403 when its token expires."""
+    try:
+        authenticated = await auth.from_token(connection_token(context.connection_params))
+    except Unauthenticated as refused:
+        raise ConnectionRejectionError(
+            {"message": str(refused), "extensions": {"code": UNAUTHENTICATED_CODE}}
+        ) from None
+    context.principal = authenticated.principal
+    websocket = context.connection.websocket
+    if authenticated.expires_at is not None and websocket is not None:
+        websocket.scope.setdefault("state", {})[_TOKEN_EXPIRY] = asyncio.create_task(
+            _close_when_expired(websocket, authenticated.expires_at),
+            name="websocket-token-expiry",
+        )
+
+
+def stop_token_expiry(scope: Scope) -> None:
+    """The connection ended: its expiry task has nothing left to close."""
+    expiry = scope.get("state", {}).pop(_TOKEN_EXPIRY, None)
+    if expiry is not None:
+        expiry.cancel()
+
+
+async def _close_when_expired(websocket: WebSocket, expires_at: float) -> None:
+    await asyncio.sleep(max(0.0, expires_at - time.time()))
+    if websocket.application_state is WebSocketState.CONNECTED:
+        log.info("closing a websocket connection: its token expired")
+        await websocket.close(TOKEN_EXPIRED_CLOSE_CODE, "the token has expired")
