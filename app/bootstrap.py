@@ -41,6 +41,7 @@ from read_model.runner import RunnerSettings
 from read_model.service import ReadModel
 from schema.context import CommandObserver, NoObserver, Services
 from schema.order_updates import LiveOrders
+from schema.rate_limit import RateLimiter
 from write_model.bus import CommandBus
 from write_model.envelope import AppendResult
 from write_model.event_store.port import EventStore
@@ -409,6 +410,8 @@ async def api_runtime(
             observer=observer or NoObserver(),
             live=live,
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+            # Off in `orders dev`: one developer, often scripting against it.
+            mutation_limiter=RateLimiter(None if embedded else settings.mutation_rate_limit),
         )
         runtime = ApiRuntime(settings, backend, services)
         if embedded:

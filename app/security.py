@@ -1,5 +1,6 @@
 """The HTTP and websocket side of authentication (app/auth.py) and CORS, for app/server.py:
-the 401 answer, the `connection_init` check with its expiry, and the CORS middleware."""
+the 401 answer, the `connection_init` check with its expiry and the cap on connections per
+principal, and the CORS middleware."""
 
 from __future__ import annotations
 
@@ -26,6 +27,27 @@ TOKEN_EXPIRED_CLOSE_CODE = 4403
 CORS_REQUEST_HEADERS = ("authorization", "content-type", "x-correlation-id")
 CORS_EXPOSED_HEADERS = ("x-correlation-id", "retry-after", "www-authenticate")
 _TOKEN_EXPIRY = "token_expiry"  # in a websocket's scope state: its token's expiry task
+_COUNTED_AS = "counted_as"  # in a websocket's scope state: its key in ConnectionsPerPrincipal
+
+
+class ConnectionsPerPrincipal:
+    """How many websocket connections each authenticated principal holds open in this
+    process; one more than `limit` is refused at `connection_init`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+
+    def open(self, key: str) -> bool:
+        if self._open.get(key, 0) >= self.limit:
+            return False
+        self._open[key] = self._open.get(key, 0) + 1
+        return True
+
+    def close(self, key: str) -> None:
+        left = self._open.pop(key, 0) - 1
+        if left > 0:
+            self._open[key] = left
 
 
 def cors_middleware(origins: list[str]) -> list[Middleware]:
@@ -53,11 +75,14 @@ def unauthenticated_response(message: str) -> Response:
     return Response(orjson.dumps(body), 401, headers, media_type="application/json")
 
 
-async def authenticate_connection(auth: Authenticator, context: RequestContext) -> None:
+async def authenticate_connection(
+    auth: Authenticator, connections: ConnectionsPerPrincipal, context: RequestContext
+) -> None:
     """`connection_init`'s token becomes the connection's principal; a missing or bad one
     (where auth is configured) is a ConnectionRejectionError, which strawberry answers with
     close 4403 (graphql-transport-ws) or `connection_error` (graphql-ws). A connection is
-    closed with 4403 when its token expires."""
+    closed with 4403 when its token expires. A principal over its connection cap is refused
+    the same way (code TOO_MANY_CONNECTIONS)."""
     try:
         authenticated = await auth.from_token(connection_token(context.connection_params))
     except Unauthenticated as refused:
@@ -66,6 +91,17 @@ async def authenticate_connection(auth: Authenticator, context: RequestContext) 
         ) from None
     context.principal = authenticated.principal
     websocket = context.connection.websocket
+    user = authenticated.principal.user_id
+    if auth.enabled and user is not None and websocket is not None:
+        if not connections.open(user):
+            raise ConnectionRejectionError(
+                {
+                    "message": f"this principal already holds {connections.limit} websocket "
+                    "connections, the most allowed; close one first",
+                    "extensions": {"code": "TOO_MANY_CONNECTIONS"},
+                }
+            )
+        websocket.scope.setdefault("state", {})[_COUNTED_AS] = (connections, user)
     if authenticated.expires_at is not None and websocket is not None:
         websocket.scope.setdefault("state", {})[_TOKEN_EXPIRY] = asyncio.create_task(
             _close_when_expired(websocket, authenticated.expires_at),
@@ -73,11 +109,16 @@ async def authenticate_connection(auth: Authenticator, context: RequestContext) 
         )
 
 
-def stop_token_expiry(scope: Scope) -> None:
-    """The connection ended: its expiry task has nothing left to close."""
-    expiry = scope.get("state", {}).pop(_TOKEN_EXPIRY, None)
+def connection_ended(scope: Scope) -> None:
+    """The connection ended: it no longer counts, and its expiry task has nothing to close."""
+    state = scope.get("state", {})
+    expiry = state.pop(_TOKEN_EXPIRY, None)
     if expiry is not None:
         expiry.cancel()
+    counted = state.pop(_COUNTED_AS, None)
+    if counted is not None:
+        connections, user = counted
+        connections.close(user)
 
 
 async def _close_when_expired(websocket: WebSocket, expires_at: float) -> None:

@@ -43,9 +43,10 @@ from app.graphiql import GraphiQL
 from app.health import readiness
 from app.metrics import CONTENT_TYPE, Metrics
 from app.security import (
+    ConnectionsPerPrincipal,
     authenticate_connection,
+    connection_ended,
     cors_middleware,
-    stop_token_expiry,
     unauthenticated_response,
 )
 from app.settings import Settings
@@ -54,6 +55,7 @@ from schema.context import Connection, RequestContext, Services
 from schema.errors import ForbiddenRequest
 from schema.limits import Limits
 from schema.masking import RETRY_AFTER_SECONDS, UNAVAILABLE_CODE
+from schema.rate_limit import RateLimited
 from schema.schema import build_schema
 
 log = logging.getLogger(__name__)
@@ -140,7 +142,9 @@ def create_app(
         return runtime.services
 
     graphiql = GraphiQL()
-    graphql = OrdersGraphQL(schema, services, graphiql, auth, origins)
+    graphql = OrdersGraphQL(
+        schema, services, graphiql, auth, origins, settings.max_websockets_per_principal
+    )
     middleware = [Middleware(RequestObservability, metrics=metrics), *cors_middleware(origins)]
     app = Starlette(
         routes=[
@@ -201,6 +205,7 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         graphiql: GraphiQL,
         auth: Authenticator,
         allowed_origins: Sequence[str] = (),
+        max_websockets_per_principal: int = 10,
     ) -> None:
         super().__init__(
             schema,
@@ -211,6 +216,7 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         self._services = services
         self._graphiql = graphiql
         self._auth = auth
+        self._connections = ConnectionsPerPrincipal(max_websockets_per_principal)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Our page with the server's own assets, instead of strawberry's CDN-based one.
@@ -222,8 +228,12 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
             # Who asks is known once `connection_init` arrives (on_ws_connect).
             connection = Connection(websocket=request)
             return RequestContext(self._services(), correlation_id, connection=connection)
-        principal = request.state.authenticated.principal
-        return RequestContext(self._services(), correlation_id=correlation_id, principal=principal)
+        return RequestContext(
+            self._services(),
+            correlation_id=correlation_id,
+            principal=request.state.authenticated.principal,
+            client_address=request.client.host if request.client else None,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -251,14 +261,14 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            stop_token_expiry(scope)
+            connection_ended(scope)
 
     async def on_ws_connect(self, context: RequestContext) -> Any:
         """`connection_init`: its payload's token (`Authorization: Bearer <JWT>`, as GraphiQL
         sends its headers, or `token`) is checked before `connection_ack`; refused, the
         connection is closed with 4403 (graphql-transport-ws) or sent `connection_error`
         (graphql-ws). An accepted token's connection is closed with 4403 when it expires."""
-        await authenticate_connection(self._auth, context)
+        await authenticate_connection(self._auth, self._connections, context)
         return await super().on_ws_connect(context)
 
     async def execute_single(self, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -288,23 +298,24 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         response = super().create_response(response_data, sub_response)
         if not sub_response.status_code and _not_executed(response_data):
             response.status_code = 400
-        elif _has_error_code(response_data, UNAVAILABLE_CODE):
+        elif _error_extensions(response_data, UNAVAILABLE_CODE):
             response.status_code = 503
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        elif _has_error_code(response_data, ForbiddenRequest.code):
+        elif limited := _error_extensions(response_data, RateLimited.code):
+            response.status_code = 429
+            response.headers["Retry-After"] = str(max(e["retryAfterSeconds"] for e in limited))
+        elif _error_extensions(response_data, ForbiddenRequest.code):
             response.status_code = 403
         return response
 
 
-def _has_error_code(
+def _error_extensions(
     response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], code: str
-) -> bool:
+) -> list[dict[str, Any]]:
+    """The extensions of the response's errors with `code`."""
     responses = response_data if isinstance(response_data, list) else [response_data]
-    return any(
-        (error.get("extensions") or {}).get("code") == code
-        for response in responses
-        for error in response.get("errors") or ()
-    )
+    found = (error.get("extensions") or {} for r in responses for error in r.get("errors") or ())
+    return [extensions for extensions in found if extensions.get("code") == code]
 
 
 def _not_executed(response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> bool:

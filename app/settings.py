@@ -108,6 +108,18 @@ class Settings(BaseSettings):
     jwt_staff_role: str = Field(
         "staff", description="the role that makes a token's subject staff, not a customer"
     )
+    mutation_rate_limit: int | None = Field(
+        None,
+        ge=0,
+        description="mutations a minute per principal (per client address when open), per "
+        "API process, answered 429 beyond it; unset or 0: no limit (`orders dev`: never)",
+    )
+    max_websockets_per_principal: int = Field(
+        10,
+        ge=1,
+        description="websocket connections one principal may hold open at once, per process "
+        "(counted where authentication is on)",
+    )
     cors_allowed_origins: str | None = Field(
         None,
         description="comma-separated origins allowed to call from a browser (HTTP and "

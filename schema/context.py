@@ -20,6 +20,7 @@ from read_model.service import ReadModel, ReadModelBehind
 from schema.errors import BadRequest, ConsistencyTimeout, StaleReadModel
 from schema.loaders import Loaders
 from schema.order_updates import LiveOrders
+from schema.rate_limit import RateLimiter
 from write_model.bus import CommandBus
 from write_model.command_context import ANONYMOUS, CommandContext, Principal
 from write_model.envelope import ConsistencyToken, LogPosition
@@ -62,6 +63,7 @@ class Services:
     # Live updates for subscriptions; None where no change feed runs.
     live: LiveOrders | None = None
     max_subscriptions_per_connection: int = 20
+    mutation_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(None))
 
 
 @dataclass
@@ -82,6 +84,7 @@ class RequestContext:
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     principal: Principal = ANONYMOUS  # who asks (app/auth.py; anonymous when auth is off)
     connection: Connection = field(default_factory=Connection)
+    client_address: str | None = None  # the rate limit's key where no principal is known
 
     @property
     def connection_params(self) -> dict[str, object] | None:
@@ -104,11 +107,19 @@ class RequestContext:
     def for_operation(self) -> RequestContext:
         """A context for one operation of this connection: same services, caller and
         connection, loaders of its own."""
-        return RequestContext(self.services, self.correlation_id, self.principal, self.connection)
+        return RequestContext(
+            self.services, self.correlation_id, self.principal, self.connection, self.client_address
+        )
 
     def fresh_loaders(self) -> None:
         """Forget what the loaders cached: each event a subscription pushes is read anew."""
         self.__dict__.pop("loaders", None)
+
+    @property
+    def rate_limit_key(self) -> str:
+        """Whom the mutation rate limit counts: the principal, else the client's address."""
+        user = self.principal.user_id
+        return f"user:{user}" if user is not None else f"address:{self.client_address}"
 
     def command_context(self) -> CommandContext:
         return CommandContext(correlation_id=self.correlation_id, principal=self.principal)

@@ -47,6 +47,7 @@ from schema.mutation_inputs import (
     SetShippingAddressInput,
     SubmitOrderInput,
 )
+from schema.rate_limit import RateLimited
 from schema.types import Customer, Order, Product
 from write_model import access, commands, stream_ids
 from write_model.bus import Idempotency
@@ -159,11 +160,15 @@ async def _dispatch(
     started = time.perf_counter()
     result, appended = "ERROR", 0  # what the metrics record when neither branch below ran
     try:
+        services.mutation_limiter.take(context.rate_limit_key)
         outcome = await services.commands.dispatch(
             input.to_command(), context.command_context(), _idempotency(mutation, input)
         )
         result = "REPLAYED" if outcome.replayed else "ACCEPTED"
         appended = len(outcome.events)
+    except RateLimited:
+        result = RateLimited.code
+        raise
     except access.Forbidden as refused:
         result = ForbiddenRequest.code
         raise ForbiddenRequest(str(refused)) from None

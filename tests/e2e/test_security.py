@@ -40,6 +40,8 @@ SECURED = {
     "JWT_AUDIENCE": AUDIENCE,
     "JWT_LEEWAY_SECONDS": "0",
     "CORS_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
+    "MUTATION_RATE_LIMIT": "25",  # a minute, per principal; `orders dev` ignores it
+    "MAX_WEBSOCKETS_PER_PRINCIPAL": "3",
 }
 
 
@@ -489,3 +491,59 @@ async def test_cors_lets_the_allowed_origin_in_and_refuses_any_other(secured: St
     with pytest.raises(websockets.InvalidStatus) as refused:
         await _handshake(secured, "graphql-transport-ws", {"token": token("c")}, "http://evil.test")
     assert refused.value.response.status_code == 403
+
+
+# -------------------------------------------------------------- abuse limits
+
+
+async def test_mutations_beyond_the_rate_limit_get_429_with_retry_after(secured: Stack) -> None:
+    document = (
+        'mutation { renameCustomer(input: {customerId: "nobody", name: "X"}) { __typename } }'
+    )
+    headers = {"Authorization": f"Bearer {token(f'cust-{uuid.uuid4().hex}')}"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        statuses = [
+            (await http.post(secured.graphql_url, json={"query": document}, headers=headers))
+            for _ in range(26)
+        ]
+        other = {"Authorization": f"Bearer {token(f'cust-{uuid.uuid4().hex}')}"}
+        someone_else = await http.post(secured.graphql_url, json={"query": document}, headers=other)
+    assert all(response.status_code == 200 for response in statuses[:25])
+    assert someone_else.status_code == 200  # the limit is per principal
+    last = statuses[-1]
+    if secured.name == "embedded":
+        assert last.status_code == 200  # `orders dev` has no rate limit
+        return
+    assert last.status_code == 429, last.text
+    assert int(last.headers["retry-after"]) >= 1
+    error = last.json()["errors"][0]
+    assert error["extensions"]["code"] == "RATE_LIMITED" and "a minute" in error["message"]
+
+
+async def test_a_principal_holds_at_most_the_allowed_websocket_connections(
+    secured: Stack,
+) -> None:
+    credential = {"token": token(f"cust-{uuid.uuid4().hex}")}
+    held = [await _handshake(secured, "graphql-transport-ws", credential) for _ in range(3)]
+    for connection in held:
+        assert json.loads(await asyncio.wait_for(connection.recv(), 10))["type"] == "connection_ack"
+    one_more = await _handshake(secured, "graphql-transport-ws", credential)
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(one_more.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    legacy = await _handshake(secured, "graphql-ws", credential)
+    refused = json.loads(await asyncio.wait_for(legacy.recv(), 10))
+    assert refused["payload"]["extensions"]["code"] == "TOO_MANY_CONNECTIONS"
+    await legacy.close()
+
+    await held.pop().close()
+    for _ in range(50):  # the server notices the close
+        again = await _handshake(secured, "graphql-transport-ws", credential)
+        with contextlib.suppress(websockets.ConnectionClosed):
+            if json.loads(await asyncio.wait_for(again.recv(), 10))["type"] == "connection_ack":
+                held.append(again)
+                break
+        await asyncio.sleep(0.1)
+    assert len(held) == 3
+    for connection in held:
+        await connection.close()
