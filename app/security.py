@@ -5,12 +5,14 @@ principal, and the CORS middleware."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 
 import orjson
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 from starlette.websockets import WebSocket, WebSocketState
@@ -18,6 +20,7 @@ from strawberry.exceptions import ConnectionRejectionError
 
 from app.auth import Authenticator, Unauthenticated, connection_token, www_authenticate
 from schema.context import RequestContext
+from write_model.command_context import PrincipalKind
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,34 @@ class ConnectionsPerPrincipal:
         left = self._open.pop(key, 0) - 1
         if left > 0:
             self._open[key] = left
+
+
+class OperatorCheck:
+    """Who may read /metrics and /readyz's checks: anyone while the API is open (no JWT key
+    and no OPS_TOKEN); else a request with `Authorization: Bearer <OPS_TOKEN>` or a staff
+    token."""
+
+    def __init__(self, auth: Authenticator, ops_token: str | None) -> None:
+        self._auth = auth
+        self._ops_token = ops_token
+
+    async def __call__(self, request: Request) -> bool:
+        if not self._auth.enabled and not self._ops_token:
+            return True
+        header = request.headers.get("authorization") or ""
+        scheme, _, given = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return False
+        given = given.strip()
+        if self._ops_token and hmac.compare_digest(given.encode(), self._ops_token.encode()):
+            return True
+        if not self._auth.enabled:
+            return False
+        try:
+            authenticated = await self._auth.from_token(given)
+        except Unauthenticated:
+            return False
+        return authenticated.principal.kind is PrincipalKind.STAFF
 
 
 def cors_middleware(origins: list[str]) -> list[Middleware]:

@@ -44,6 +44,7 @@ from app.health import readiness
 from app.metrics import CONTENT_TYPE, Metrics
 from app.security import (
     ConnectionsPerPrincipal,
+    OperatorCheck,
     authenticate_connection,
     connection_ended,
     cors_middleware,
@@ -75,6 +76,7 @@ def create_app(
     `mongo_event_listeners`: pymongo monitoring listeners for the API's Mongo client."""
     metrics = Metrics()
     auth = authenticator(settings)
+    operator = OperatorCheck(auth, settings.ops_token)
     origins = cors_origins(settings, embedded=embedded)
     schema = build_schema(
         Limits(
@@ -112,16 +114,18 @@ def create_app(
 
     async def readyz(request: Request) -> Response:
         runtime = running(request)
-        if runtime is None:
-            return JSONResponse({"status": "starting", "checks": {}}, status_code=503)
-        checks = await _readiness(settings, runtime)
-        ready = all(result == "ok" for result in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        checks = await _readiness(settings, runtime) if runtime is not None else {}
+        ready = runtime is not None and all(result == "ok" for result in checks.values())
+        status = "ready" if ready else "unavailable" if runtime is not None else "starting"
+        # The checks name the stores and their errors: for operators only, where auth is on.
+        detail = {"checks": checks} if await operator(request) else {}
+        return JSONResponse({"status": status, **detail}, status_code=200 if ready else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
+        if not await operator(request):
+            return unauthenticated_response(
+                "/metrics needs `Authorization: Bearer <OPS_TOKEN>` or a staff token"
+            )
         runtime = running(request)
         if runtime is None:
             return Response(metrics.render_local(), media_type=CONTENT_TYPE)

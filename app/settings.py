@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         description="websocket connections one principal may hold open at once, per process "
         "(counted where authentication is on)",
     )
+    ops_token: str | None = Field(
+        None,
+        min_length=16,
+        description="bearer token for /metrics and /readyz's checks on the API port (a staff "
+        "token also works); needed once authentication is on",
+    )
     cors_allowed_origins: str | None = Field(
         None,
         description="comma-separated origins allowed to call from a browser (HTTP and "

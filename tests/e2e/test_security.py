@@ -42,6 +42,7 @@ SECURED = {
     "CORS_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
     "MUTATION_RATE_LIMIT": "25",  # a minute, per principal; `orders dev` ignores it
     "MAX_WEBSOCKETS_PER_PRINCIPAL": "3",
+    "OPS_TOKEN": f"ops-{uuid.uuid4().hex}",
 }
 
 
@@ -547,3 +548,26 @@ async def test_a_principal_holds_at_most_the_allowed_websocket_connections(
     assert len(held) == 3
     for connection in held:
         await connection.close()
+
+
+# ------------------------------------------------------------ operations
+
+
+async def test_metrics_and_readiness_checks_are_for_operators_only(secured: Stack) -> None:
+    base = secured.base_url
+    ops = {"Authorization": f"Bearer {SECURED['OPS_TOKEN']}"}
+    staff = {"Authorization": f"Bearer {token('ops-1', staff=True)}"}
+    customer = {"Authorization": f"Bearer {token('cust-1')}"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        public = await http.get(f"{base}/readyz")
+        assert public.status_code == 200 and public.json() == {"status": "ready"}
+        for operator in (ops, staff):
+            detailed = (await http.get(f"{base}/readyz", headers=operator)).json()
+            assert detailed["status"] == "ready" and detailed["checks"]["projections"] == "ok"
+            scraped = await http.get(f"{base}/metrics", headers=operator)
+            assert scraped.status_code == 200 and "orders_" in scraped.text
+        assert "checks" not in (await http.get(f"{base}/readyz", headers=customer)).json()
+        for refused in ({}, customer, {"Authorization": "Bearer wrong-token-0000000000"}):
+            response = await http.get(f"{base}/metrics", headers=refused)
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"].startswith("Bearer")
