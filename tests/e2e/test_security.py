@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -406,6 +407,55 @@ async def test_a_customer_subscribed_to_another_customers_order_hears_nothing_of
     assert theirs == [] and filtered == []
     assert {r["ordersUpdated"]["customerId"] for r in all_of_a} == {shop.a_id}
     assert {r["ordersUpdated"]["id"] for r in all_of_staff} >= {shop.a_order, shop.b_order}
+
+
+NODE_CLIENT = Path(__file__).with_name("graphql_ws_client.js")
+
+
+async def _node_subscription(
+    stack: Stack, credential: str, query: str, seconds: float
+) -> asyncio.subprocess.Process:
+    """The npm graphql-ws client (tests/e2e/graphql_ws_client.js) as a Node process."""
+    return await asyncio.create_subprocess_exec(
+        "node",
+        "--experimental-websocket",
+        "--no-warnings",
+        str(NODE_CLIENT),
+        stack.graphql_url.replace("http", "ws", 1),
+        credential,
+        query,
+        str(seconds),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _events(process: asyncio.subprocess.Process) -> list[dict[str, Any]]:
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    return [json.loads(line) for line in out.decode().splitlines()]
+
+
+async def test_the_npm_graphql_ws_client_with_a_token_hears_only_its_own_orders(
+    shop: Shop,
+) -> None:
+    everything = "subscription { ordersUpdated { id customerId } }"
+    listening = await _node_subscription(shop.stack, token(shop.a_id), everything, 6)
+    refused = await _node_subscription(shop.stack, token(shop.a_id, ttl=-60), everything, 3)
+    assert listening.stdout is not None
+    first = json.loads(await asyncio.wait_for(listening.stdout.readline(), 30))
+    assert first == {"connected": True}  # acknowledged, so the token was accepted
+    await asyncio.sleep(0.5)  # its subscribe message reached the server's change feed
+    item = {"productId": shop.sku, "quantity": 1}
+    accepted(await shop.b.mutate("addOrderItem", {"orderId": shop.b_order, **item}))
+    accepted(await shop.a.mutate("addOrderItem", {"orderId": shop.a_order, **item}))
+
+    events = await _events(listening)
+    heard = [e["next"]["data"]["ordersUpdated"] for e in events if "next" in e]
+    assert {"id": shop.a_order, "customerId": shop.a_id} in heard
+    assert {order["customerId"] for order in heard} == {shop.a_id}
+    closed = [e for e in await _events(refused) if "closed" in e]
+    assert closed and closed[0]["closed"] == 4403
 
 
 async def _handshake(
