@@ -12,7 +12,8 @@
    conflicting concurrent append makes the bus reload and decide again, a bounded number of
    times, after a jittered backoff; with one, a stale version is the sender's to resolve
    and is reported at once. The idempotency key is stored with the events, in the same
-   append.
+   append. Keys are each principal's own: the same key sent by another principal is
+   another key (naming other entities), so nobody replays someone else's result.
 
 Domain errors from handlers and deciders propagate unchanged; nothing is appended then.
 """
@@ -78,6 +79,7 @@ class Decision:
 class Idempotency:
     key: str
     fingerprint: str  # of the sender's input, so other input under the same key is caught
+    as_sent: str | None = None  # the key as its sender wrote it, when `key` is scoped
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +203,14 @@ class _DispatchLookup(Streams):
         return self._new_id()
 
 
+def _scoped(idempotency: Idempotency | None, context: CommandContext) -> Idempotency | None:
+    """The key within the principal's own key space (anonymous: the key as sent)."""
+    user = context.principal.user_id
+    if idempotency is None or user is None:
+        return idempotency
+    return Idempotency(f"{user}/{idempotency.key}", idempotency.fingerprint, idempotency.key)
+
+
 class CommandBus:
     def __init__(
         self,
@@ -232,6 +242,7 @@ class CommandBus:
         if handler is None:
             raise UnknownCommand(f"no handler is registered for {type(command).__name__}")
         access.check_command(context.principal, command)
+        idempotency = _scoped(idempotency, context)
         replayed = await self._replay(idempotency)
         if replayed is not None:
             return replayed
@@ -249,7 +260,7 @@ class CommandBus:
         if record is None:
             return None
         if record.fingerprint != idempotency.fingerprint:
-            raise IdempotencyKeyReused(idempotency.key)
+            raise IdempotencyKeyReused(idempotency.as_sent or idempotency.key)
         return CommandOutcome.of(record.result, (), replayed=True)
 
     async def _decide_and_append(
