@@ -60,7 +60,12 @@ class Authenticator:
             raise ValueError(f"set only one of {' and '.join(configured)}, not several")
         self._settings = settings
         self._clock = clock
-        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
+        self._jwks = (
+            # Keys cached (the set for 5 minutes); a fetch waits at most one connect timeout.
+            jwt.PyJWKClient(settings.jwt_jwks_url, timeout=int(settings.connect_timeout_seconds))
+            if settings.jwt_jwks_url
+            else None
+        )
         self.enabled = bool(configured)
 
     def describe(self) -> str:
