@@ -230,8 +230,12 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         correlation_id = getattr(request.state, "correlation_id", None) or str(uuid.uuid4())
         if isinstance(request, WebSocket):
             # Who asks is known once `connection_init` arrives (on_ws_connect).
-            connection = Connection(websocket=request)
-            return RequestContext(self._services(), correlation_id, connection=connection)
+            return RequestContext(
+                self._services(),
+                correlation_id,
+                connection=Connection(websocket=request),
+                client_address=request.client.host if request.client else None,
+            )
         return RequestContext(
             self._services(),
             correlation_id=correlation_id,
