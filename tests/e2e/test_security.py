@@ -621,3 +621,28 @@ async def test_metrics_and_readiness_checks_are_for_operators_only(secured: Stac
             response = await http.get(f"{base}/metrics", headers=refused)
             assert response.status_code == 401
             assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_by_default_orders_dev_allows_any_origin_and_orders_api_only_its_own(
+    stack: Stack,
+) -> None:
+    """The default stacks (no CORS_ALLOWED_ORIGINS): `orders dev` (embedded) lets a frontend
+    on any origin in; `orders api` (postgres) answers no cross-origin preflight."""
+    preflight = {"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.options(stack.graphql_url, headers=preflight)
+    if stack.name == "embedded":
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
+    else:
+        assert response.status_code >= 400
+        assert "access-control-allow-origin" not in response.headers
+    handshake = _handshake(stack, "graphql-transport-ws", {}, "http://localhost:5173")
+    if stack.name == "embedded":
+        connection = await handshake
+        assert json.loads(await asyncio.wait_for(connection.recv(), 10))["type"] == "connection_ack"
+        await connection.close()
+    else:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await handshake
+        assert refused.value.response.status_code == 403
