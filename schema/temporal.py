@@ -40,8 +40,8 @@ async def order_as_of(
         if not recorded or not reader.may_read_order_of(order_customer(recorded)):
             return None  # no such order (or not the caller's): null, like `order`
         if len(recorded) < version:
-            # Said only once the order was found (and, when auth comes, only to a caller
-            # allowed to read it), so it never tells whether someone else's order exists.
+            # Said only once the order was found and the caller may read it, so it never
+            # tells whether someone else's order exists.
             raise BadRequest(
                 f"order {order_id} has no version {version}: its last version is "
                 f"{recorded[-1].version}"
