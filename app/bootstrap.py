@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from app.auth import Authenticator
 from app.settings import Settings
 from read_model.append_signal.port import AppendSignal
 from read_model.change_feed.port import ChangeFeed
@@ -40,6 +41,7 @@ from read_model.runner import RunnerSettings
 from read_model.service import ReadModel
 from schema.context import CommandObserver, NoObserver, Services
 from schema.order_updates import LiveOrders
+from schema.rate_limit import RateLimiter
 from write_model.bus import CommandBus
 from write_model.envelope import AppendResult
 from write_model.event_store.port import EventStore
@@ -352,6 +354,19 @@ async def projector_tools(settings: Settings) -> AsyncIterator[ProjectorDependen
 # ------------------------------------------------------------------ the API
 
 
+def authenticator(settings: Settings) -> Authenticator:
+    """Who asks, from a bearer token; open (everyone anonymous) when no key is set."""
+    return Authenticator(settings)
+
+
+def cors_origins(settings: Settings, *, embedded: bool) -> list[str]:
+    """Browser origins other than the API's own that may call it (HTTP and websockets):
+    CORS_ALLOWED_ORIGINS; unset: none (same origin only), or any in `orders dev`."""
+    if settings.cors_allowed_origins is None:
+        return ["*"] if embedded else []
+    return [origin.strip() for origin in settings.cors_allowed_origins.split(",") if origin.strip()]
+
+
 @dataclass
 class ApiRuntime:
     """What the API process runs on once started. `projector`: the in-process projections
@@ -395,6 +410,8 @@ async def api_runtime(
             observer=observer or NoObserver(),
             live=live,
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+            # Off in `orders dev`: one developer, often scripting against it.
+            mutation_limiter=RateLimiter(None if embedded else settings.mutation_rate_limit),
         )
         runtime = ApiRuntime(settings, backend, services)
         if embedded:

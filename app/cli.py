@@ -14,6 +14,7 @@ import uvicorn
 
 from app.bootstrap import (
     ServiceUnavailable,
+    authenticator,
     embedded_backend,
     migrate,
     projector_tools,
@@ -194,7 +195,12 @@ def _require_services(settings: Settings, command: str) -> None:
 
 
 class AnnouncingServer(uvicorn.Server):
-    """Says where GraphiQL is, on standard output, once the server listens."""
+    """Says where GraphiQL is, and whether the API is open, on standard output, once the
+    server listens."""
+
+    def __init__(self, config: uvicorn.Config, auth_banner: str) -> None:
+        super().__init__(config)
+        self._auth_banner = auth_banner
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
@@ -202,6 +208,7 @@ class AnnouncingServer(uvicorn.Server):
             host = self.config.host
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             click.echo(f"GraphiQL: http://{shown}:{self.config.port}/graphql")
+            click.echo(self._auth_banner)
 
 
 def _check_reachable(settings: Settings, *, embedded: bool) -> None:
@@ -239,7 +246,8 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: 
             access_log=settings.access_log,
             server_header=False,
             ws_max_size=settings.max_websocket_message_bytes,
-        )
+        ),
+        _auth_banner(settings),
     )
     try:
         server.run()
@@ -251,6 +259,33 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: 
             click.echo(f"error: {startup_error}", err=True)
             sys.exit(2)
         raise
+
+
+def _auth_banner(settings: Settings) -> str:
+    auth = authenticator(settings)
+    if not auth.enabled:
+        return f"Warning: {auth.describe()}"
+    hint = " (a token for GraphiQL: `orders token --staff NAME`)" if settings.jwt_secret else ""
+    return f"{auth.describe()[0].upper()}{auth.describe()[1:]}{hint}"
+
+
+@main.command("token")
+@click.argument("subject")
+@click.option("--staff", is_flag=True, help="a staff token (else SUBJECT is a customer id)")
+@click.option(
+    "--ttl", type=float, default=3600.0, show_default=True, help="seconds the token is valid"
+)
+def token_command(subject: str, staff: bool, ttl: float) -> None:
+    """Print a bearer token for a customer (SUBJECT: its id) or a staff member, signed with
+    JWT_SECRET, for development: GraphiQL's headers, curl, the docs' examples."""
+    settings = Settings()
+    if not settings.jwt_secret:
+        click.echo("error: `orders token` signs with JWT_SECRET, which is not set", err=True)
+        sys.exit(2)
+    if ttl <= 0:
+        click.echo(f"error: --ttl must be positive, got {ttl:g}", err=True)
+        sys.exit(2)
+    click.echo(authenticator(settings).mint(subject, staff=staff, ttl_seconds=ttl))
 
 
 @main.command("api")

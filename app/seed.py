@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
-from app.bootstrap import require_services
+from app.bootstrap import authenticator, require_services
 from app.settings import Settings
 
 
@@ -104,6 +104,20 @@ def mutations() -> list[tuple[str, dict[str, Any]]]:
     return products + customers
 
 
+def _staff_authorization(settings: Settings) -> dict[str, str]:
+    """Where auth is on, the demo catalog is added as staff, with a token minted from
+    JWT_SECRET (a public key cannot sign one: then seeding is refused, saying so)."""
+    auth = authenticator(settings)
+    if not auth.enabled:
+        return {}
+    if not settings.jwt_secret:
+        raise SeedFailed(
+            "authentication is on with a public key: `orders seed` can sign staff tokens only "
+            "with JWT_SECRET"
+        )
+    return {"Authorization": f"Bearer {auth.mint('orders-seed', staff=True, ttl_seconds=300)}"}
+
+
 async def seed(settings: Settings) -> str:
     """Send the demo commands; returns a one-line summary."""
     from app.server import create_app
@@ -112,6 +126,7 @@ async def seed(settings: Settings) -> str:
     if not embedded:
         require_services(settings, "orders seed")
     app = create_app(settings, embedded=embedded)
+    headers = {"X-Correlation-ID": "orders-seed", **_staff_authorization(settings)}
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
@@ -121,7 +136,7 @@ async def seed(settings: Settings) -> str:
             response = await client.post(
                 "/graphql",
                 json={"query": document, "variables": {"input": variables}},
-                headers={"X-Correlation-ID": "orders-seed"},
+                headers=headers,
             )
             body = response.json()
             result = (body.get("data") or {}).get("result")

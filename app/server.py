@@ -1,5 +1,10 @@
 """The Starlette application: /graphql, /healthz, /readyz, /metrics.
 
+Authentication (app/auth.py) happens here: a bearer token on each HTTP request (HTTP 401
+with WWW-Authenticate when auth is configured and it is missing or bad), and the token in a
+websocket's `connection_init` payload (`OrdersGraphQL.on_ws_connect`). CORS:
+CORS_ALLOWED_ORIGINS, for HTTP (Starlette's CORSMiddleware) and websocket handshakes alike.
+
 `create_app(settings)` builds nothing that needs I/O: the lifespan enters
 `app.bootstrap.api_runtime`, which builds every adapter when the server starts and closes
 them when it stops. In embedded mode (`orders dev`) it also runs the projections in the
@@ -27,21 +32,33 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from app import log_config
-from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime
+from app.auth import OPEN, Authenticator, Unauthenticated
+from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime, authenticator, cors_origins
 from app.graphiql import GraphiQL
 from app.health import readiness
 from app.metrics import CONTENT_TYPE, Metrics
 from app.request_limits import RequestSizeLimits
+from app.security import (
+    ConnectionsPerPrincipal,
+    OperatorCheck,
+    authenticate_connection,
+    connection_ended,
+    cors_middleware,
+    unauthenticated_response,
+)
 from app.settings import Settings
 from app.websockets import GraphQLTransportWSHandler, GraphQLWSHandler, TextWebSocketAdapter
-from schema.context import RequestContext, Services
+from schema.context import Connection, RequestContext, Services
+from schema.errors import ForbiddenRequest
 from schema.limits import Limits
 from schema.masking import RETRY_AFTER_SECONDS, UNAVAILABLE_CODE
+from schema.rate_limit import RateLimited
 from schema.schema import build_schema
 
 log = logging.getLogger(__name__)
@@ -60,6 +77,9 @@ def create_app(
     """The API. `embedded`: the `orders dev` mode (embedded stores, projector in process).
     `mongo_event_listeners`: pymongo monitoring listeners for the API's Mongo client."""
     metrics = Metrics()
+    auth = authenticator(settings)
+    operator = OperatorCheck(auth, settings.ops_token)
+    origins = cors_origins(settings, embedded=embedded)
     schema = build_schema(
         Limits(
             max_depth=settings.max_query_depth,
@@ -79,7 +99,7 @@ def create_app(
                 mongo_event_listeners=mongo_event_listeners,
             ) as runtime:
                 app.state.runtime = runtime
-                _log_start(settings, embedded)
+                _log_start(settings, embedded, auth)
                 try:
                     yield
                 finally:
@@ -97,16 +117,18 @@ def create_app(
 
     async def readyz(request: Request) -> Response:
         runtime = running(request)
-        if runtime is None:
-            return JSONResponse({"status": "starting", "checks": {}}, status_code=503)
-        checks = await _readiness(settings, runtime)
-        ready = all(result == "ok" for result in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        checks = await _readiness(settings, runtime) if runtime is not None else {}
+        ready = runtime is not None and all(result == "ok" for result in checks.values())
+        status = "ready" if ready else "unavailable" if runtime is not None else "starting"
+        # The checks name the stores and their errors: for operators only, where auth is on.
+        detail = {"checks": checks} if await operator(request) else {}
+        return JSONResponse({"status": status, **detail}, status_code=200 if ready else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
+        if not await operator(request):
+            return unauthenticated_response(
+                "/metrics needs `Authorization: Bearer <OPS_TOKEN>` or a staff token"
+            )
         runtime = running(request)
         if runtime is None:
             return Response(metrics.render_local(), media_type=CONTENT_TYPE)
@@ -131,8 +153,20 @@ def create_app(
         schema,
         services,
         graphiql,
+        auth,
+        origins,
+        settings.max_websockets_per_principal,
         connection_init_timeout=timedelta(seconds=settings.connection_init_timeout_seconds),
     )
+    middleware = [
+        Middleware(RequestObservability, metrics=metrics),
+        *cors_middleware(origins),
+        Middleware(
+            RequestSizeLimits,
+            max_body_bytes=settings.max_request_bytes,
+            max_query_string_bytes=settings.max_query_string_bytes,
+        ),
+    ]
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -144,31 +178,24 @@ def create_app(
             Route("/", root, methods=["GET"]),
             graphiql.assets_route(),
         ],
-        middleware=[
-            Middleware(RequestObservability, metrics=metrics),
-            Middleware(
-                RequestSizeLimits,
-                max_body_bytes=settings.max_request_bytes,
-                max_query_string_bytes=settings.max_query_string_bytes,
-            ),
-        ],
+        middleware=middleware,
         lifespan=lifespan,
     )
     app.state.runtime = None
     return app
 
 
-def _log_start(settings: Settings, embedded: bool) -> None:
+def _log_start(settings: Settings, embedded: bool, auth: Authenticator) -> None:
     stores = (
         f"event store {'PostgreSQL' if settings.database_url else 'SQLite'}, "
         f"read store {'MongoDB ' + settings.mongo_db if settings.mongo_url else 'in memory'}"
     )
     mode = "embedded (projector in process)" if embedded else "API (projector runs apart)"
     log.info("orders API started: %s; %s", mode, stores)
-    log.warning(
-        "authentication is not configured: the API is open to every client (no JWT secret "
-        "or public key is set)"
-    )
+    if auth.enabled:
+        log.info("%s", auth.describe())
+    else:
+        log.warning("%s", auth.describe())
 
 
 async def _readiness(settings: Settings, runtime: Runtime) -> dict[str, str]:
@@ -197,6 +224,9 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         schema: Any,
         services: Callable[[], Services],
         graphiql: GraphiQL,
+        auth: Authenticator,
+        allowed_origins: Sequence[str] = (),
+        max_websockets_per_principal: int = 10,
         *,
         connection_init_timeout: timedelta,
     ) -> None:
@@ -205,9 +235,12 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
             graphql_ide="graphiql",
             allow_queries_via_get=True,
             connection_init_wait_timeout=connection_init_timeout,
+            allowed_origins=allowed_origins,  # websocket handshakes from other origins
         )
         self._services = services
         self._graphiql = graphiql
+        self._auth = auth
+        self._connections = ConnectionsPerPrincipal(max_websockets_per_principal)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Our page with the server's own assets, instead of strawberry's CDN-based one.
@@ -215,18 +248,56 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
 
     async def get_context(self, request: Any, response: Any) -> RequestContext:
         correlation_id = getattr(request.state, "correlation_id", None) or str(uuid.uuid4())
-        return RequestContext(self._services(), correlation_id=correlation_id)
+        if isinstance(request, WebSocket):
+            # Who asks is known once `connection_init` arrives (on_ws_connect).
+            return RequestContext(
+                self._services(),
+                correlation_id,
+                connection=Connection(websocket=request),
+                client_address=request.client.host if request.client else None,
+            )
+        return RequestContext(
+            self._services(),
+            correlation_id=correlation_id,
+            principal=request.state.authenticated.principal,
+            client_address=request.client.host if request.client else None,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
+            await self._websocket(scope, receive, send)
             return
         request = Request(scope, receive=receive)
         try:
+            # GraphiQL's page itself is public; every operation needs the token.
+            if self.should_render_graphql_ide(self.request_adapter_class(request)):
+                request.state.authenticated = OPEN
+            else:
+                request.state.authenticated = await self._auth.from_header(
+                    request.headers.get("authorization")
+                )
             response = await self.run(request)
+        except Unauthenticated as refused:
+            response = unauthenticated_response(str(refused))
         except HTTPException as error:
             response = _error_response(error.status_code, error.reason)
         await response(scope, receive, send)
+
+    # ------------------------------------------------------------ websockets
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            connection_ended(scope)
+
+    async def on_ws_connect(self, context: RequestContext) -> Any:
+        """`connection_init`: its payload's token (`Authorization: Bearer <JWT>`, as GraphiQL
+        sends its headers, or `token`) is checked before `connection_ack`; refused, the
+        connection is closed with 4403 (graphql-transport-ws) or sent `connection_error`
+        (graphql-ws). An accepted token's connection is closed with 4403 when it expires."""
+        await authenticate_connection(self._auth, self._connections, context)
+        return await super().on_ws_connect(context)
 
     async def execute_single(self, **kwargs: Any) -> Any:  # type: ignore[override]
         try:
@@ -253,19 +324,24 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         response = super().create_response(response_data, sub_response)
         if not sub_response.status_code and _not_executed(response_data):
             response.status_code = 400
-        elif _storage_unavailable(response_data):
+        elif _error_extensions(response_data, UNAVAILABLE_CODE):
             response.status_code = 503
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        elif limited := _error_extensions(response_data, RateLimited.code):
+            response.status_code = 429
+            response.headers["Retry-After"] = str(max(e["retryAfterSeconds"] for e in limited))
+        elif _error_extensions(response_data, ForbiddenRequest.code):
+            response.status_code = 403
         return response
 
 
-def _storage_unavailable(response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> bool:
+def _error_extensions(
+    response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], code: str
+) -> list[dict[str, Any]]:
+    """The extensions of the response's errors with `code`."""
     responses = response_data if isinstance(response_data, list) else [response_data]
-    return any(
-        (error.get("extensions") or {}).get("code") == UNAVAILABLE_CODE
-        for response in responses
-        for error in response.get("errors") or ()
-    )
+    found = (error.get("extensions") or {} for r in responses for error in r.get("errors") or ())
+    return [extensions for extensions in found if extensions.get("code") == code]
 
 
 def _json_kind(value: object) -> str:

@@ -103,3 +103,51 @@ class Settings(BaseSettings):
     max_subscriptions_per_connection: int = Field(
         20, ge=1, description="GraphQL subscriptions one websocket connection may run at once"
     )
+
+    # Authentication and access (app/auth.py). No key set: the API is open to everyone.
+    jwt_secret: str | None = Field(
+        None,
+        min_length=32,  # RFC 7518: an HS256 key at least as long as the hash
+        description="HS256 key (32 characters or more) that signs bearer tokens; set: "
+        "authentication is on",
+    )
+    jwt_public_key: str | None = Field(
+        None, description="PEM public key (RS256 or ES256) that verifies bearer tokens"
+    )
+    jwt_jwks_url: str | None = Field(
+        None, description="JWKS URL whose keys (RS256 or ES256) verify bearer tokens"
+    )
+    jwt_issuer: str | None = Field(None, description="required `iss` of tokens, when set")
+    jwt_audience: str | None = Field(None, description="required `aud` of tokens, when set")
+    jwt_leeway_seconds: float = Field(
+        30.0, ge=0, le=600, description="clock skew allowed on a token's `exp` and `nbf`"
+    )
+    jwt_roles_claim: str = Field(
+        "roles", description="the token claim (a list or a string) that holds its roles"
+    )
+    jwt_staff_role: str = Field(
+        "staff", description="the role that makes a token's subject staff, not a customer"
+    )
+    mutation_rate_limit: int | None = Field(
+        None,
+        ge=0,
+        description="mutations a minute per principal (per client address when open), per "
+        "API process, answered 429 beyond it; unset or 0: no limit (`orders dev`: never)",
+    )
+    max_websockets_per_principal: int = Field(
+        10,
+        ge=1,
+        description="websocket connections one principal may hold open at once, per process "
+        "(counted where authentication is on)",
+    )
+    ops_token: str | None = Field(
+        None,
+        min_length=16,
+        description="bearer token for /metrics and /readyz's checks on the API port (a staff "
+        "token also works); needed once authentication is on",
+    )
+    cors_allowed_origins: str | None = Field(
+        None,
+        description="comma-separated origins allowed to call from a browser (HTTP and "
+        "websockets), or `*`; unset: same origin only (`orders dev`: any)",
+    )

@@ -59,12 +59,18 @@ class PostgresListener:
 
     async def _connect(self) -> asyncpg.Connection:
         connection = await asyncpg.connect(
-            self._dsn, server_settings={"application_name": self._application_name}
+            self._dsn,
+            server_settings={"application_name": self._application_name},
+            timeout=self._check_seconds * 5,  # a server mid-restart may accept, then stall
         )
         connection.add_termination_listener(self._terminated)
-        for channel, callbacks in self._channels.items():
-            for callback in callbacks:
-                await connection.add_listener(channel, callback)
+        try:
+            for channel, callbacks in self._channels.items():
+                for callback in callbacks:
+                    await connection.add_listener(channel, callback)
+        except BaseException:
+            connection.terminate()
+            raise
         return connection
 
     def _terminated(self, connection: object) -> None:
@@ -132,7 +138,7 @@ class PostgresListener:
             try:
                 connection = await self._connect()
                 break
-            except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+            except Exception as error:  # whatever a restarting server answers: try again
                 self.last_error = f"{type(error).__name__}: {error}"
                 log.warning("LISTEN reconnect failed (%s); retrying in %.1fs", error, delay)
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 import strawberry
 
 from read_model.document_store.port import Document
-from read_model.service import ReadModel
+from read_model.scoped import ScopedReadModel
 from schema.pagination import Ordering, page_size
 
 T = TypeVar("T")
@@ -40,7 +40,7 @@ class Connection(Generic[T]):
 
 
 async def connection(
-    read_model: ReadModel,
+    read_model: ScopedReadModel,
     logical: str,
     ordering: Ordering,
     filter: Mapping[str, Any],

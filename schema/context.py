@@ -11,14 +11,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Protocol
+from typing import Any, Protocol
 
 import strawberry
 
+from read_model.scoped import ScopedReadModel
 from read_model.service import ReadModel, ReadModelBehind
 from schema.errors import BadRequest, ConsistencyTimeout, StaleReadModel
 from schema.loaders import Loaders
 from schema.order_updates import LiveOrders
+from schema.rate_limit import RateLimiter
 from write_model.bus import CommandBus
 from write_model.command_context import ANONYMOUS, CommandContext, Principal
 from write_model.envelope import ConsistencyToken, LogPosition
@@ -61,6 +63,7 @@ class Services:
     # Live updates for subscriptions; None where no change feed runs.
     live: LiveOrders | None = None
     max_subscriptions_per_connection: int = 20
+    mutation_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(None))
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Connection:
 
     subscriptions: int = 0  # running now
     connection_params: dict[str, object] | None = None  # the `connection_init` payload
+    websocket: Any = None  # the connection itself (app/server.py closes it when its token ends)
 
 
 @dataclass
@@ -78,8 +82,9 @@ class RequestContext:
 
     services: Services
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    principal: Principal = ANONYMOUS  # who asks; nothing authenticates requests yet
+    principal: Principal = ANONYMOUS  # who asks (app/auth.py; anonymous when auth is off)
     connection: Connection = field(default_factory=Connection)
+    client_address: str | None = None  # the rate limit's key where no principal is known
 
     @property
     def connection_params(self) -> dict[str, object] | None:
@@ -91,17 +96,30 @@ class RequestContext:
         self.connection.connection_params = payload
 
     @cached_property
+    def reader(self) -> ScopedReadModel:
+        """The read model as this request's principal may see it."""
+        return ScopedReadModel(self.services.read_model, self.principal)
+
+    @cached_property
     def loaders(self) -> Loaders:
-        return Loaders.build(self.services.read_model, self.services.events)
+        return Loaders.build(self.reader, self.services.events)
 
     def for_operation(self) -> RequestContext:
         """A context for one operation of this connection: same services, caller and
         connection, loaders of its own."""
-        return RequestContext(self.services, self.correlation_id, self.principal, self.connection)
+        return RequestContext(
+            self.services, self.correlation_id, self.principal, self.connection, self.client_address
+        )
 
     def fresh_loaders(self) -> None:
         """Forget what the loaders cached: each event a subscription pushes is read anew."""
         self.__dict__.pop("loaders", None)
+
+    @property
+    def rate_limit_key(self) -> str:
+        """Whom the mutation rate limit counts: the principal, else the client's address."""
+        user = self.principal.user_id
+        return f"user:{user}" if user is not None else f"address:{self.client_address}"
 
     def command_context(self) -> CommandContext:
         return CommandContext(correlation_id=self.correlation_id, principal=self.principal)

@@ -12,9 +12,13 @@ unexpected and masked (see `schema.masking`).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import strawberry
 from graphql import GraphQLError
 
+from write_model.access import Forbidden
 from write_model.bus import ConcurrencyConflict, IdempotencyKeyReused
 from write_model.domain.errors import DomainError, InvalidState, NotFound, ValidationFailed
 
@@ -47,6 +51,21 @@ class StaleReadModel(RequestError):
 
 class SubscriptionLimit(RequestError):
     code = "TOO_MANY_SUBSCRIPTIONS"
+
+
+class ForbiddenRequest(RequestError):
+    """The principal may not do this at all (write_model/access.py); HTTP 403."""
+
+    code = "FORBIDDEN"
+
+
+@contextlib.contextmanager
+def forbidden_as_request_error() -> Iterator[None]:
+    """The access rule's Forbidden, shown to the client as a FORBIDDEN error."""
+    try:
+        yield
+    except Forbidden as refused:
+        raise ForbiddenRequest(str(refused)) from None
 
 
 class LiveUpdatesUnavailable(RequestError):

@@ -1,6 +1,9 @@
 """Per-request DataLoaders: every `customer`, `product` and `order` a query touches in one
 tick of the event loop is fetched with one `$in` read (`DocumentStore.get_many`), and each
-order's history with one read of the event store (`EventStore.read_streams`)."""
+order's history with one read of the event store (`EventStore.read_streams`). The documents
+come through the request's `ScopedReadModel`, so a batch never holds what its caller may not
+read (someone else's order is None, as a missing one); histories are only loaded for orders
+the caller already read."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from read_model.document_store.port import Document
 from read_model.projections.customers import CUSTOMERS
 from read_model.projections.orders import ORDERS
 from read_model.projections.products import PRODUCTS
-from read_model.service import ReadModel
+from read_model.scoped import ScopedReadModel
 from write_model.domain import order
 from write_model.envelope import RecordedEvent
 from write_model.event_store.port import EventStore
@@ -21,7 +24,7 @@ from write_model.stream_ids import stream_id
 
 
 def _documents_by_id(
-    read_model: ReadModel, logical: str
+    read_model: ScopedReadModel, logical: str
 ) -> Callable[[list[str]], Awaitable[Sequence[Document | None]]]:
     async def load(ids: list[str]) -> list[Document | None]:
         found = await read_model.get_many(logical, ids)
@@ -49,7 +52,7 @@ class Loaders:
     order_histories: DataLoader[str, list[RecordedEvent]]
 
     @staticmethod
-    def build(read_model: ReadModel, events: EventStore) -> Loaders:
+    def build(read_model: ScopedReadModel, events: EventStore) -> Loaders:
         return Loaders(
             customers=DataLoader(_documents_by_id(read_model, CUSTOMERS)),
             products=DataLoader(_documents_by_id(read_model, PRODUCTS)),

@@ -26,10 +26,12 @@ from schema.errors import (
     EXPECTED_FAILURES,
     CommandError,
     ConcurrencyError,
+    ForbiddenRequest,
     IdempotencyKeyReusedError,
     InvalidStateError,
     NotFoundError,
     ValidationError,
+    forbidden_as_request_error,
     not_found,
     user_error_of,
 )
@@ -47,8 +49,9 @@ from schema.mutation_inputs import (
     SetShippingAddressInput,
     SubmitOrderInput,
 )
+from schema.rate_limit import RateLimited
 from schema.types import Customer, Order, Product
-from write_model import commands, stream_ids
+from write_model import access, commands, stream_ids
 from write_model.bus import Idempotency
 from write_model.command_context import Principal
 from write_model.domain import customer, order, product
@@ -167,6 +170,7 @@ async def _dispatch(
     started = time.perf_counter()
     result, appended = "ERROR", 0  # what the metrics record when neither branch below ran
     try:
+        services.mutation_limiter.take(context.rate_limit_key)
         command_context = context.command_context()
         outcome = await services.commands.dispatch(
             input.to_command(),
@@ -175,6 +179,12 @@ async def _dispatch(
         )
         result = "REPLAYED" if outcome.replayed else "ACCEPTED"
         appended = len(outcome.events)
+    except RateLimited:
+        result = RateLimited.code
+        raise
+    except access.Forbidden as refused:
+        result = ForbiddenRequest.code
+        raise ForbiddenRequest(str(refused)) from None
     except EXPECTED_FAILURES as error:
         failure = user_error_of(error)
         result = failure.code
@@ -259,6 +269,8 @@ class Mutation:
         description="Ask the leading projector to re-apply a dead letter's stream."
     )
     async def retry_dead_letter(self, info: Info, id: strawberry.ID) -> RetryResult:
-        if await info.context.services.read_model.dead_letters.request_retry(str(id)):
+        with forbidden_as_request_error():
+            dead_letters = info.context.reader.dead_letters
+        if await dead_letters.request_retry(str(id)):
             return DeadLetterRetried(id=id)
         return not_found(f"dead letter {id} not found", str(id))

@@ -8,10 +8,10 @@ import strawberry
 
 from schema.connections import Connection
 from schema.context import Info
-from schema.errors import BadRequest
+from schema.errors import BadRequest, forbidden_as_request_error
 from schema.operations import DEAD_LETTER_ORDERING, DeadLetter, ProjectionStatus
 from schema.pagination import page_size
-from schema.temporal import order_as_of
+from schema.temporal import order_as_of, order_customer
 from schema.types import (
     Customer,
     DomainEvent,
@@ -78,7 +78,7 @@ class Query:
         after: str | None = UNSET,
     ) -> Connection[Order]:
         return await order_connection(
-            info.context.services.read_model,
+            info.context.reader,
             filter.as_query() if (filter := given(filter)) is not None else {},
             sort or OrderSort.CREATED_AT_DESC,
             first,
@@ -100,7 +100,7 @@ class Query:
     async def customers(
         self, info: Info, first: int | None = 20, after: str | None = UNSET
     ) -> Connection[Customer]:
-        return await customer_connection(info.context.services.read_model, first, given(after))
+        return await customer_connection(info.context.reader, first, given(after))
 
     @strawberry.field
     async def product(
@@ -117,7 +117,7 @@ class Query:
     async def products(
         self, info: Info, first: int | None = 20, after: str | None = UNSET
     ) -> Connection[Product]:
-        return await product_connection(info.context.services.read_model, first, given(after))
+        return await product_connection(info.context.reader, first, given(after))
 
     @strawberry.field(
         description="The order as it was after `version`, or at instant `at`, folded from "
@@ -139,7 +139,7 @@ class Query:
         doc = await order_as_of(
             services.events,
             services.registry,
-            services.read_model,
+            info.context.reader,
             _order_id(id),
             version=version,
             at=at,
@@ -150,11 +150,14 @@ class Query:
     async def order_history(self, info: Info, id: strawberry.ID) -> list[DomainEvent]:
         stream_id = stream_ids.stream_id(order_domain.STREAM_TYPE, _order_id(id))
         events = await info.context.services.events.read_stream(stream_id)
+        if events and not info.context.reader.may_read_order_of(order_customer(events)):
+            return []  # someone else's order: as for a missing one
         return [DomainEvent.of(event) for event in events]
 
     @strawberry.field
     async def projections(self, info: Info) -> list[ProjectionStatus]:
-        statuses = await info.context.services.read_model.statuses()
+        with forbidden_as_request_error():
+            statuses = await info.context.reader.statuses()
         return [ProjectionStatus.of(status) for status in statuses]
 
     @strawberry.field(
@@ -163,7 +166,8 @@ class Query:
     async def dead_letters(
         self, info: Info, first: int | None = 20, after: str | None = UNSET
     ) -> list[DeadLetter]:
-        dead_letters = info.context.services.read_model.dead_letters
+        with forbidden_as_request_error():
+            dead_letters = info.context.reader.dead_letters
         size = page_size(first)
         seek = None
         if (after := given(after)) is not None:

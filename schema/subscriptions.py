@@ -2,8 +2,10 @@
 
 Each operation has a context of its own (app/websockets.py), and its loaders are fresh for
 every event pushed, so nested fields (customer, items' products) are read as they are then.
-The connection counts its running subscriptions; one more than
-`Services.max_subscriptions_per_connection` is refused with a TOO_MANY_SUBSCRIPTIONS error.
+Only the orders the connection's principal may read are sent (`RequestContext.reader`):
+someone else's order is watched like a missing one, which sends nothing. The connection
+counts its running subscriptions; one more than `Services.max_subscriptions_per_connection`
+is refused with a TOO_MANY_SUBSCRIPTIONS error.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import AsyncGenerator, Iterator
 
 import strawberry
 
+from read_model.projections.orders import ORDERS
 from schema.context import Info, RequestContext
 from schema.errors import BadRequest, LiveUpdatesUnavailable, SubscriptionLimit
 from schema.order_updates import LiveOrders, matches_filter
@@ -54,6 +57,8 @@ class Subscription:
             raise BadRequest(f"`afterVersion` cannot be negative, got {after}")
         with _counted(info.context) as live:
             async for doc in live.order_updates(str(id), after):
+                if not info.context.reader.may_read(ORDERS, doc):
+                    continue
                 info.context.fresh_loaders()
                 yield Order.of(doc)
 
@@ -64,5 +69,7 @@ class Subscription:
         query = filter.as_query() if (filter := given(filter)) is not None else {}
         with _counted(info.context) as live:
             async for doc in live.orders_updates(matches_filter(query)):
+                if not info.context.reader.may_read(ORDERS, doc):
+                    continue
                 info.context.fresh_loaders()
                 yield Order.of(doc)

@@ -9,6 +9,7 @@ from datetime import datetime
 from read_model.document_store.port import Document, position_key
 from read_model.projections.base import DocKey, ProjectedEvent
 from read_model.projections.orders import ORDERS, OrdersProjection
+from read_model.scoped import ScopedReadModel
 from read_model.service import ReadModel
 from schema.errors import BadRequest
 from write_model import stream_ids
@@ -23,7 +24,7 @@ _PROJECTION = OrdersProjection()
 async def order_as_of(
     events: EventStore,
     registry: EventTypeRegistry,
-    read_model: ReadModel,
+    reader: ScopedReadModel,
     order_id: str,
     *,
     version: int | None = None,
@@ -31,23 +32,34 @@ async def order_as_of(
 ) -> Document | None:
     """The order's document after `version`, or at instant `at` (None when the order did
     not exist yet). Exactly one is given; a `version` past the end is a BadRequest naming
-    the last one."""
+    the last one. Someone else's order (`reader`'s principal may not read it) is None, as a
+    missing one, before anything is said about its versions."""
     stream_id = stream_ids.stream_id(order.STREAM_TYPE, order_id)
     if version is not None:
         recorded = await events.read_stream(stream_id, to_version=version)
-        if not recorded:
-            return None  # no such order: null, like `order`
+        if not recorded or not reader.may_read_order_of(order_customer(recorded)):
+            return None  # no such order (or not the caller's): null, like `order`
         if len(recorded) < version:
-            # Said only once the order was found (and, when auth comes, only to a caller
-            # allowed to read it), so it never tells whether someone else's order exists.
+            # Said only once the order was found and the caller may read it, so it never
+            # tells whether someone else's order exists.
             raise BadRequest(
                 f"order {order_id} has no version {version}: its last version is "
                 f"{recorded[-1].version}"
             )
     else:
         assert at is not None
-        recorded = [e for e in await events.read_stream(stream_id) if e.occurred_at <= at]
-    return await fold(recorded, registry, read_model)
+        everything = await events.read_stream(stream_id)
+        if everything and not reader.may_read_order_of(order_customer(everything)):
+            return None
+        recorded = [e for e in everything if e.occurred_at <= at]
+    # The projection's lookups (the customer's name) read as the projector does.
+    return await fold(recorded, registry, reader.unscoped)
+
+
+def order_customer(recorded: Sequence[RecordedEvent]) -> str | None:
+    """The customer an order's stream belongs to: its first event (OrderCreated) says."""
+    customer_id = recorded[0].data.get("customerId") if recorded else None
+    return customer_id if isinstance(customer_id, str) else None
 
 
 async def fold(

@@ -20,7 +20,7 @@ from read_model.document_store.port import Document, SortKey
 from read_model.projections.customers import CUSTOMERS
 from read_model.projections.orders import ORDERS
 from read_model.projections.products import PRODUCTS
-from read_model.service import ReadModel
+from read_model.scoped import ScopedReadModel
 from schema.connections import Connection, connection
 from schema.context import Info
 from schema.pagination import Ordering
@@ -160,7 +160,7 @@ class Customer:
         self, info: Info, first: int | None = 20, after: str | None = UNSET
     ) -> Connection[Order]:
         return await order_connection(
-            info.context.services.read_model,
+            info.context.reader,
             {"customerId": str(self.id)},
             OrderSort.CREATED_AT_DESC,
             first,
@@ -317,7 +317,7 @@ class Order:
 
 
 async def order_connection(
-    read_model: ReadModel,
+    read_model: ScopedReadModel,
     filter: Mapping[str, Any],
     sort: OrderSort,
     first: int | None,
@@ -328,12 +328,12 @@ async def order_connection(
 
 
 async def customer_connection(
-    read_model: ReadModel, first: int | None, after: str | None
+    read_model: ScopedReadModel, first: int | None, after: str | None
 ) -> Connection[Customer]:
     return await connection(read_model, CUSTOMERS, CUSTOMER_ORDERING, {}, first, after, Customer.of)
 
 
 async def product_connection(
-    read_model: ReadModel, first: int | None, after: str | None
+    read_model: ScopedReadModel, first: int | None, after: str | None
 ) -> Connection[Product]:
     return await connection(read_model, PRODUCTS, PRODUCT_ORDERING, {}, first, after, Product.of)

@@ -2,6 +2,8 @@
 
 `CommandBus.dispatch(command, context, idempotency)` runs the same pipeline for each:
 
+0. The access rule (write_model/access.py): what the principal may not send at all is
+   Forbidden; handlers refuse someone else's order or customer as NotFound.
 1. A known idempotency key returns the first result and appends nothing; the same key with
    other input (another fingerprint) is an `IdempotencyKeyReused`.
 2. The command's handler (write_model/handlers.py) looks up what the domain needs and
@@ -10,7 +12,8 @@
    conflicting concurrent append makes the bus reload and decide again, a bounded number of
    times, after a jittered backoff; with one, a stale version is the sender's to resolve
    and is reported at once. The idempotency key is stored with the events, in the same
-   append.
+   append. Keys are each principal's own: the same key sent by another principal is
+   another key (naming other entities), so nobody replays someone else's result.
 
 Domain errors from handlers and deciders propagate unchanged; nothing is appended then.
 """
@@ -18,6 +21,7 @@ Domain errors from handlers and deciders propagate unchanged; nothing is appende
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,8 +29,8 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from write_model import stream_ids
-from write_model.command_context import CommandContext
+from write_model import access, stream_ids
+from write_model.command_context import CommandContext, Principal
 from write_model.commands import Command
 from write_model.domain.validation import require_idempotency_key
 from write_model.envelope import AppendResult, EventMetadata, NewEvent, RecordedEvent
@@ -172,7 +176,10 @@ class Streams:
 
 
 class Lookup(Protocol):
-    """What a handler may use: the streams, and ids for the entities a command creates."""
+    """What a handler may use: the streams, ids for the entities a command creates, and who
+    asks (for the access rule on what the handler loads)."""
+
+    principal: Principal
 
     async def load(self, decider: Decider[C, E, S], entity_id: str) -> tuple[S, int]: ...
 
@@ -193,8 +200,10 @@ class _DispatchLookup(Streams):
         registry: EventTypeRegistry,
         idempotency: Idempotency | None,
         new_id: Callable[[], str],
+        principal: Principal,
     ) -> None:
         super().__init__(store, registry)
+        self.principal = principal
         self._idempotency = idempotency
         self._new_id = new_id
 
@@ -206,6 +215,15 @@ class _DispatchLookup(Streams):
             name = f"{principal}\n{self._idempotency.key}" if principal else self._idempotency.key
             return str(uuid.uuid5(_ID_NAMESPACE, name))
         return self._new_id()
+
+
+def _scoped(idempotency: Idempotency | None, context: CommandContext) -> Idempotency | None:
+    """The key within the principal's own key space (anonymous: the key as sent), whoever
+    dispatches: no principal can replay another's result."""
+    user = context.principal.user_id
+    if idempotency is None or user is None or idempotency.principal == user:
+        return idempotency
+    return dataclasses.replace(idempotency, principal=user)
 
 
 class CommandBus:
@@ -238,10 +256,14 @@ class CommandBus:
         handler = self._handlers.get(type(command))
         if handler is None:
             raise UnknownCommand(f"no handler is registered for {type(command).__name__}")
+        access.check_command(context.principal, command)
+        idempotency = _scoped(idempotency, context)
         replayed = await self._replay(idempotency)
         if replayed is not None:
             return replayed
-        lookup = _DispatchLookup(self._store, self._registry, idempotency, self._new_entity_id)
+        lookup = _DispatchLookup(
+            self._store, self._registry, idempotency, self._new_entity_id, context.principal
+        )
         decision = await handler(command, lookup)
         return await self._decide_and_append(decision, lookup, context, idempotency)
 

@@ -4,6 +4,9 @@ A handler reads what the domain needs from other aggregates (catalog prices and 
 customer's existence) and returns a `Decision`; it appends nothing. The bus runs every
 Decision through the same load-decide-append pipeline (write_model/bus.py).
 `command_handlers` is the bus's table: command type -> handler.
+
+Handlers also apply the access rule to what they load (write_model/access.py): an order or a
+customer the principal may not act for is refused with the same NotFound a missing one gets.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
-from write_model import commands
+from write_model import access, commands
 from write_model.bus import Decider, Decision, Handler, Lookup
 from write_model.domain import customer, order, product
 from write_model.domain.errors import NotFound, ValidationFailed
@@ -55,7 +59,12 @@ def command_handlers(*, tax_rate: Decimal) -> Mapping[type, Handler]:
 
 
 async def register_customer(command: commands.RegisterCustomer, lookup: Lookup) -> Decision:
-    customer_id = command.customer_id or lookup.new_entity_id()
+    customer_id = command.customer_id or (
+        lookup.new_entity_id() if access.sees_everything(lookup.principal) else lookup.principal.id
+    )
+    assert customer_id is not None
+    if not access.may_act_for(lookup.principal, customer_id):
+        raise access.Forbidden("a customer registers only itself (its token's subject)")
     register = customer.RegisterCustomer(customer_id, command.name, command.email)
     loaded = await lookup.load(CUSTOMER, customer_id)
     # Validate and refuse a second registration before the email is reserved for it.
@@ -72,6 +81,8 @@ async def register_customer(command: commands.RegisterCustomer, lookup: Lookup) 
 
 
 async def rename_customer(command: commands.RenameCustomer, lookup: Lookup) -> Decision:
+    if not access.may_act_for(lookup.principal, command.customer_id):
+        raise NotFound(f"customer {command.customer_id} not found", command.customer_id)
     rename = customer.RenameCustomer(command.customer_id, command.name)
     return Decision(
         CUSTOMER, command.customer_id, rename, expected_version=command.expected_version
@@ -139,7 +150,7 @@ async def create_order(
             *((PRODUCT, item.product_id) for item in command.items),
         ]
     )
-    if registered is None:
+    if registered is None or not access.may_act_for(lookup.principal, command.customer_id):
         raise NotFound(f"customer {command.customer_id} not found", command.customer_id)
     priced = tuple(
         _priced(item, entry) for item, (entry, _) in zip(command.items, entries, strict=True)
@@ -154,6 +165,7 @@ async def add_order_item(command: commands.AddOrderItem, lookup: Lookup) -> Deci
     (entry, _), current_order = await lookup.load_many(
         [(PRODUCT, command.product_id), (ORDER, command.order_id)]
     )
+    _check_owner(lookup, current_order, command.order_id)
     item = _priced(commands.OrderItem(command.product_id, command.quantity), entry)
     add = order.AddOrderItem(command.order_id, item)
     return Decision(
@@ -166,23 +178,51 @@ async def add_order_item(command: commands.AddOrderItem, lookup: Lookup) -> Deci
 
 
 async def remove_order_item(command: commands.RemoveOrderItem, lookup: Lookup) -> Decision:
+    loaded = await _owned_order(lookup, command.order_id)
     remove = order.RemoveOrderItem(command.order_id, command.product_id)
-    return Decision(ORDER, command.order_id, remove, expected_version=command.expected_version)
+    return Decision(
+        ORDER,
+        command.order_id,
+        remove,
+        expected_version=command.expected_version,
+        loaded=loaded,
+    )
 
 
 async def set_shipping_address(command: commands.SetShippingAddress, lookup: Lookup) -> Decision:
+    loaded = await _owned_order(lookup, command.order_id)
     set_address = order.SetShippingAddress(command.order_id, command.address)
-    return Decision(ORDER, command.order_id, set_address, expected_version=command.expected_version)
+    return Decision(
+        ORDER,
+        command.order_id,
+        set_address,
+        expected_version=command.expected_version,
+        loaded=loaded,
+    )
 
 
 async def submit_order(command: commands.SubmitOrder, lookup: Lookup) -> Decision:
+    loaded = await _owned_order(lookup, command.order_id)
     submit = order.SubmitOrder(command.order_id)
-    return Decision(ORDER, command.order_id, submit, expected_version=command.expected_version)
+    return Decision(
+        ORDER,
+        command.order_id,
+        submit,
+        expected_version=command.expected_version,
+        loaded=loaded,
+    )
 
 
 async def cancel_order(command: commands.CancelOrder, lookup: Lookup) -> Decision:
+    loaded = await _owned_order(lookup, command.order_id)
     cancel = order.CancelOrder(command.order_id, command.reason)
-    return Decision(ORDER, command.order_id, cancel, expected_version=command.expected_version)
+    return Decision(
+        ORDER,
+        command.order_id,
+        cancel,
+        expected_version=command.expected_version,
+        loaded=loaded,
+    )
 
 
 async def confirm_order(command: commands.ConfirmOrder, lookup: Lookup) -> Decision:
@@ -192,6 +232,22 @@ async def confirm_order(command: commands.ConfirmOrder, lookup: Lookup) -> Decis
 async def reject_order(command: commands.RejectOrder, lookup: Lookup) -> Decision:
     reject = order.RejectOrder(command.order_id, command.reason)
     return Decision(ORDER, command.order_id, reject)
+
+
+async def _owned_order(lookup: Lookup, order_id: str) -> tuple[Any, int]:
+    """The order's (state, version) once the principal may act on it; else NotFound, as
+    for a missing order (the decider would say the same of one)."""
+    loaded = await lookup.load(ORDER, order_id)
+    _check_owner(lookup, loaded, order_id)
+    return loaded
+
+
+def _check_owner(lookup: Lookup, loaded: tuple[Any, int], order_id: str) -> None:
+    state = loaded[0]
+    if not access.may_act_for(lookup.principal, state.customer_id if state else None):
+        if state is None and access.sees_everything(lookup.principal):
+            return  # the decider says NotFound itself, or creates it
+        raise NotFound(f"order {order_id} not found", order_id)
 
 
 def _priced(item: commands.OrderItem, entry: product.ProductState) -> order.PricedItem:

@@ -96,14 +96,17 @@ class Api:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connect(cls, url: str) -> AsyncIterator[Api]:
-        transport = AIOHTTPTransport(url=url, timeout=REQUEST_TIMEOUT_SECONDS)
+    async def connect(cls, url: str, token: str | None = None) -> AsyncIterator[Api]:
+        """`token`: sent as `Authorization: Bearer <token>` with every request."""
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        transport = AIOHTTPTransport(url=url, timeout=REQUEST_TIMEOUT_SECONDS, headers=headers)
         client = Client(
             transport=transport,
             schema=contract_sdl(),
             execute_timeout=REQUEST_TIMEOUT_SECONDS,
         )
-        async with client as session, httpx.AsyncClient(timeout=REQUEST_TIMEOUT_SECONDS) as http:
+        http_client = httpx.AsyncClient(timeout=REQUEST_TIMEOUT_SECONDS, headers=headers)
+        async with client as session, http_client as http:
             yield cls(session, http, url)
 
     async def execute(

@@ -39,7 +39,9 @@ async def drop_mongo_database(name: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def postgres_stack(logs: Path) -> AsyncIterator[Stack]:
+async def postgres_stack(
+    logs: Path, settings: dict[str, str] | None = None
+) -> AsyncIterator[Stack]:
     from tests.integration.read_side import own_postgres_database
 
     tag = uuid.uuid4().hex[:10]
@@ -50,6 +52,7 @@ async def postgres_stack(logs: Path) -> AsyncIterator[Stack]:
             "DATABASE_URL": dsn,
             "MONGO_URL": service_url("MONGO_URL"),
             "MONGO_DB": mongo_db,
+            **(settings or {}),
         }
         await asyncio.to_thread(run_admin, ["migrate"], env, logs / "migrate.log")
         port = free_port()
@@ -77,8 +80,10 @@ async def postgres_stack(logs: Path) -> AsyncIterator[Stack]:
 
 
 @contextlib.asynccontextmanager
-async def embedded_stack(logs: Path, data_dir: Path) -> AsyncIterator[Stack]:
-    env = {**base_env(), "ORDERS_DATA_DIR": str(data_dir)}
+async def embedded_stack(
+    logs: Path, data_dir: Path, settings: dict[str, str] | None = None
+) -> AsyncIterator[Stack]:
+    env = {**base_env(), "ORDERS_DATA_DIR": str(data_dir), **(settings or {})}
     port = free_port()
     stack = Stack("embedded", f"http://127.0.0.1:{port}", event_store=str(data_dir / "events.db"))
     try:
@@ -96,13 +101,21 @@ async def embedded_stack(logs: Path, data_dir: Path) -> AsyncIterator[Stack]:
         await asyncio.to_thread(stack.stop)
 
 
-@pytest.fixture(
-    scope="session",
-    params=[
-        pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.mongo]),
-        "embedded",
-    ],
-)
+# Every e2e stack fixture runs its tests on both stacks.
+STACKS = [pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.mongo]), "embedded"]
+
+
+def started_stack(
+    name: str, logs: Path, settings: dict[str, str] | None = None
+) -> contextlib.AbstractAsyncContextManager[Stack]:
+    if name == "postgres":
+        return postgres_stack(logs, settings)
+    data_dir = logs / "data"
+    data_dir.mkdir()
+    return embedded_stack(logs, data_dir, settings)
+
+
+@pytest.fixture(scope="session", params=STACKS)
 async def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
@@ -114,13 +127,7 @@ async def stack(
         pytest.fail(
             f"{name} stack failed to start earlier:\n{_START_FAILURES[name]}", pytrace=False
         )
-    logs = tmp_path_factory.mktemp(f"e2e-{name}")
-    if name == "postgres":
-        factory = postgres_stack(logs)
-    else:
-        data_dir = logs / "data"
-        data_dir.mkdir()
-        factory = embedded_stack(logs, data_dir)
+    factory = started_stack(name, tmp_path_factory.mktemp(f"e2e-{name}"))
     try:
         running = await factory.__aenter__()
     except BaseException as error:

@@ -212,9 +212,13 @@ async def test_a_storage_restart_under_write_load_loses_nothing(
                 stack.check_running()
             # The projector's ops port: ready again, its lag and listener on /metrics.
             async with httpx.AsyncClient(base_url=projector.base_url, timeout=10) as ops:
-                ready = await ops.get("/readyz")
-                assert ready.status_code == 200, ready.text
-                assert ready.json()["checks"]["listener"] == "ok"
+
+                async def ready_again() -> bool:
+                    return (await ops.get("/readyz")).status_code == 200
+
+                # Its LISTEN connection may still be backing off when the APIs' are back.
+                await until(ready_again, "the projector is ready again", 30)
+                assert (await ops.get("/readyz")).json()["checks"]["listener"] == "ok"
                 metrics = (await ops.get("/metrics")).text
                 assert 'orders_projection_lag_events{projection="orders"} 0.0' in metrics
                 assert "orders_postgres_listener_connected 1.0" in metrics

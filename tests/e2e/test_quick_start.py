@@ -54,7 +54,9 @@ async def running_dev(env: dict[str, str], log: Path) -> AsyncIterator[Stack]:
 async def dev_serves_the_demo_data(env: dict[str, str], log: Path) -> None:
     async with running_dev(env, log) as stack:
         port = stack.base_url.rsplit(":", 1)[1]
-        assert f"GraphiQL: http://127.0.0.1:{port}/graphql" in stack.log_tail().splitlines()
+        banner = stack.log_tail().splitlines()
+        assert f"GraphiQL: http://127.0.0.1:{port}/graphql" in banner
+        assert any(line.startswith("Warning: authentication is not configured") for line in banner)
         async with httpx.AsyncClient(timeout=10) as http:
             response = await http.post(stack.graphql_url, json={"query": DEMO_QUERY})
         data = response.json()["data"]

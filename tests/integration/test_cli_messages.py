@@ -83,3 +83,13 @@ def test_migrate_without_database_url_says_which_store(tmp_path: Path) -> None:
     events_db = tmp_path / "data" / "events.db"
     assert result.stdout == f"migrated: SQLite event store at {events_db}\n"
     assert events_db.exists()
+
+
+def test_seed_adds_the_demo_data_as_staff_where_auth_is_on(tmp_path: Path) -> None:
+    secret = "a-seed-test-secret-of-32-characters-or-more"
+    seeded = orders(["seed"], tmp_path, JWT_SECRET=secret)
+    assert seeded.returncode == 0, seeded.stderr
+    assert seeded.stdout.startswith("seed: the demo catalog")
+    with_public_key = orders(["seed"], tmp_path, JWT_PUBLIC_KEY="-----BEGIN PUBLIC KEY-----")
+    assert with_public_key.returncode == 1
+    assert "can sign staff tokens only with JWT_SECRET" in with_public_key.stderr

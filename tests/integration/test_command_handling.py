@@ -242,6 +242,31 @@ async def test_same_idempotency_key_returns_the_first_result(
     assert await harness.store.stream_version(first.stream_id) == 2
 
 
+async def test_the_same_idempotency_key_from_two_customers_is_two_keys(
+    harness: StoreHarness, unique: str
+) -> None:
+    bus = build_bus(harness.store)
+    _, pen, _ = await catalog(bus, unique)
+    outcomes = []
+    for who in ("a", "b"):
+        customer_id = f"c-{who}-{unique}"
+        register = commands.RegisterCustomer(
+            customer_id=customer_id, name=who, email=f"{who}-{unique}@example.com"
+        )
+        await bus.dispatch(register, ctx())
+        as_customer = CommandContext("corr-test", principal=Principal.customer(customer_id))
+        create = commands.CreateOrder(customer_id=customer_id, items=(commands.OrderItem(pen, 1),))
+        key = Idempotency(f"shared-key-{unique}", "createOrder:pen x1")
+        outcomes.append(await bus.dispatch(create, as_customer, key))
+
+    # Neither replays the other's result: each created an order of its own.
+    assert not any(outcome.replayed for outcome in outcomes)
+    assert outcomes[0].stream_id != outcomes[1].stream_id
+    for outcome, who in zip(outcomes, ("a", "b"), strict=True):
+        created = (await harness.store.read_stream(outcome.stream_id))[0]
+        assert created.data["customerId"] == f"c-{who}-{unique}"
+
+
 async def test_same_idempotency_key_with_other_input_is_refused(
     harness: StoreHarness, unique: str
 ) -> None:

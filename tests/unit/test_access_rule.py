@@ -1,0 +1,248 @@
+"""The access rule at the application layer: random (principal, operation, target) triples
+run through the real command bus and the read model as a principal sees it, on the
+in-memory adapters. What the test expects is written here plainly, apart from the code:
+a customer reaches only its own orders and record, and someone else's answer exactly like
+a missing one; only staff and our processes change the catalog or read the operators'
+views; everything else is allowed to staff, processes and the open server's anonymous."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from read_model.document_store.memory import InMemoryDocumentStore
+from read_model.projections import ALL_PROJECTIONS
+from read_model.projections.customers import CUSTOMERS
+from read_model.projections.orders import ORDERS
+from read_model.runner import ProjectionRunner
+from read_model.scoped import ScopedReadModel
+from read_model.service import ReadModel
+from write_model import commands
+from write_model.access import Forbidden
+from write_model.bus import CommandBus
+from write_model.command_context import ANONYMOUS, CommandContext, Principal
+from write_model.domain.errors import DomainError, NotFound
+from write_model.domain.order import Address
+from write_model.event_store.memory import InMemoryEventStore
+from write_model.event_types import build_registry
+from write_model.handlers import command_handlers
+
+REGISTRY = build_registry()
+OWNERS = {"order-a": "cust-a", "order-b": "cust-b"}  # order -> its customer
+ORDER_TARGETS = [*OWNERS, "order-missing"]
+CUSTOMER_TARGETS = ["cust-a", "cust-b", "cust-missing"]
+ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
+
+PRINCIPALS = st.sampled_from(
+    [
+        ANONYMOUS,
+        Principal.staff("staff-1"),
+        Principal.system("saga"),
+        Principal.customer("cust-a"),
+        Principal.customer("cust-b"),
+        Principal.customer("cust-stranger"),  # a valid token, no customer record
+    ]
+)
+
+# What a customer may never send, whatever the target.
+STAFF_ONLY = {
+    "AddProduct": lambda target: commands.AddProduct(
+        product_id=f"p-{uuid.uuid4().hex[:6]}", name="New", price=Decimal("1")
+    ),
+    "RenameProduct": lambda target: commands.RenameProduct(product_id="sku", name="Renamed"),
+    "ChangeProductPrice": lambda target: commands.ChangeProductPrice(
+        product_id="sku", price=Decimal("3")
+    ),
+    "RestockProduct": lambda target: commands.RestockProduct(product_id="sku", quantity=5),
+    "ReserveStock": lambda target: commands.ReserveStock(
+        product_id="sku", order_id=target, quantity=1
+    ),
+    "ConfirmOrder": lambda target: commands.ConfirmOrder(order_id=target),
+    "RejectOrder": lambda target: commands.RejectOrder(order_id=target, reason="no"),
+}
+# Commands on an order (the target), allowed to its customer.
+ON_ORDER = {
+    "AddOrderItem": lambda target: commands.AddOrderItem(
+        order_id=target, product_id="sku", quantity=1
+    ),
+    "RemoveOrderItem": lambda target: commands.RemoveOrderItem(order_id=target, product_id="sku"),
+    "SetShippingAddress": lambda target: commands.SetShippingAddress(
+        order_id=target, address=ADDRESS
+    ),
+    "SubmitOrder": lambda target: commands.SubmitOrder(order_id=target),
+    "CancelOrder": lambda target: commands.CancelOrder(order_id=target),
+}
+# Commands for a customer (the target).
+FOR_CUSTOMER = {
+    "CreateOrder": lambda target: commands.CreateOrder(
+        customer_id=target, items=(commands.OrderItem("sku", 1),)
+    ),
+    "RenameCustomer": lambda target: commands.RenameCustomer(customer_id=target, name="Renamed"),
+}
+
+
+def allowed_to_reach(principal: Principal, customer_id: str | None) -> bool:
+    """The rule, as the issue states it."""
+    return principal.kind.value != "CUSTOMER" or principal.id == customer_id
+
+
+@dataclass
+class World:
+    bus: CommandBus
+    events: InMemoryEventStore
+    documents: InMemoryDocumentStore
+    read_model: ReadModel
+
+    async def head(self) -> Any:
+        return await self.events.head_position()
+
+    async def project(self) -> None:
+        for projection in ALL_PROJECTIONS:
+            runner = ProjectionRunner(projection, self.events, self.documents, REGISTRY)
+            while (await runner.run_batch()).events_read:
+                pass
+
+
+async def world() -> World:
+    events, documents = InMemoryEventStore(), InMemoryDocumentStore()
+    bus = CommandBus(
+        events,
+        REGISTRY,
+        command_handlers(tax_rate=Decimal("0.1")),
+        clock=lambda: datetime.now(UTC),
+        new_event_id=uuid.uuid4,
+        new_entity_id=lambda: uuid.uuid4().hex,
+    )
+    staff = CommandContext("setup", principal=Principal.staff("setup"))
+    await bus.dispatch(
+        commands.AddProduct(product_id="sku", name="Tea", price=Decimal("2"), initial_stock=50),
+        staff,
+    )
+    for order_id, customer_id in OWNERS.items():
+        await bus.dispatch(
+            commands.RegisterCustomer(
+                customer_id=customer_id, name=customer_id, email=f"{customer_id}@example.com"
+            ),
+            staff,
+        )
+        await bus.dispatch(
+            commands.CreateOrder(
+                order_id=order_id, customer_id=customer_id, items=(commands.OrderItem("sku", 1),)
+            ),
+            staff,
+        )
+    read_model = ReadModel(
+        documents, events, wait_seconds=1, poll_seconds=0.01, version_ttl_seconds=0
+    )
+    made = World(bus, events, documents, read_model)
+    await made.project()
+    return made
+
+
+async def outcome(run: Callable[[], Awaitable[Any]]) -> Exception | None:
+    try:
+        await run()
+    except (DomainError, Forbidden) as error:
+        return error
+    return None
+
+
+COMMAND_CASES = st.one_of(
+    st.tuples(st.sampled_from(sorted(STAFF_ONLY)), st.sampled_from(ORDER_TARGETS)),
+    st.tuples(st.sampled_from(sorted(ON_ORDER)), st.sampled_from(ORDER_TARGETS)),
+    st.tuples(st.sampled_from(sorted(FOR_CUSTOMER)), st.sampled_from(CUSTOMER_TARGETS)),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(principal=PRINCIPALS, case=COMMAND_CASES)
+async def test_a_command_reaches_only_what_its_principal_may(
+    principal: Principal, case: tuple[str, str]
+) -> None:
+    name, target = case
+    made = await world()
+    make = {**STAFF_ONLY, **ON_ORDER, **FOR_CUSTOMER}[name]
+    before = await made.head()
+
+    refused = await outcome(
+        lambda: made.bus.dispatch(make(target), CommandContext("test", principal=principal))
+    )
+
+    if name in STAFF_ONLY and principal.kind.value == "CUSTOMER":
+        assert isinstance(refused, Forbidden), refused
+        assert await made.head() == before, "a refused command appended nothing"
+        return
+    owner = OWNERS.get(target) if name in ON_ORDER else target
+    if name in FOR_CUSTOMER and target == "cust-missing":
+        owner = None
+    if not allowed_to_reach(principal, owner) or (owner is None and name in FOR_CUSTOMER):
+        # Someone else's (or nobody's) answers exactly as a missing one does for staff.
+        assert isinstance(refused, NotFound), refused
+        missing = "order-missing" if name in ON_ORDER else "cust-missing"
+        as_missing = await outcome(
+            lambda: made.bus.dispatch(make(missing), CommandContext("test", principal=ANONYMOUS))
+        )
+        assert isinstance(as_missing, NotFound)
+        assert str(refused) == str(as_missing).replace(missing, target)
+        assert await made.head() == before, "a refused command appended nothing"
+        return
+    # Allowed: whatever the domain says, it is not the access rule refusing.
+    assert not isinstance(refused, Forbidden), refused
+    if isinstance(refused, NotFound):
+        assert target.endswith("missing") or name in STAFF_ONLY, refused
+
+
+READS = st.sampled_from(
+    ["get_order", "orders_of", "orders_batch", "get_customer", "customers", "statuses"]
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(principal=PRINCIPALS, read=READS, customer=st.sampled_from(CUSTOMER_TARGETS))
+async def test_a_read_shows_only_what_its_principal_may(
+    principal: Principal, read: str, customer: str
+) -> None:
+    made = await world()
+    scoped = ScopedReadModel(made.read_model, principal)
+    orders_of_customer = [o for o, owner in OWNERS.items() if owner == customer]
+    visible_orders = [o for o, owner in OWNERS.items() if allowed_to_reach(principal, owner)]
+
+    match read:
+        case "get_order":
+            for order_id in ORDER_TARGETS:
+                found = await scoped.get(ORDERS, order_id)
+                assert (found is not None) == (order_id in visible_orders)
+        case "orders_of":
+            page = await scoped.find(ORDERS, {"customerId": customer}, [], 10)
+            expected = orders_of_customer if allowed_to_reach(principal, customer) else []
+            assert sorted(d["_id"] for d in page.documents) == expected
+            assert await scoped.count(ORDERS, {"customerId": customer}) == len(expected)
+        case "orders_batch":
+            found = await scoped.get_many(ORDERS, ORDER_TARGETS)
+            assert sorted(found) == visible_orders
+            page = await scoped.find(ORDERS, {}, [], 10)
+            assert sorted(d["_id"] for d in page.documents) == visible_orders
+        case "get_customer":
+            found = await scoped.get(CUSTOMERS, customer)
+            exists = customer in OWNERS.values()
+            assert (found is not None) == (exists and allowed_to_reach(principal, customer))
+        case "customers":
+            page = await scoped.find(CUSTOMERS, {}, [], 10)
+            expected = sorted(c for c in OWNERS.values() if allowed_to_reach(principal, c))
+            assert sorted(d["_id"] for d in page.documents) == expected
+        case "statuses":
+            if principal.kind.value == "CUSTOMER":
+                with pytest.raises(Forbidden):
+                    await scoped.statuses()
+                with pytest.raises(Forbidden):
+                    _ = scoped.dead_letters
+            else:
+                assert {s.name for s in await scoped.statuses()} >= {"orders", "customers"}
