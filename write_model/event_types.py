@@ -10,7 +10,7 @@ from __future__ import annotations
 import typing
 from typing import Any
 
-from write_model.domain import customer, order, product
+from write_model.domain import customer, fulfillment, order, product
 from write_model.registry import EventTypeRegistry, camel_case_keys
 
 EVENT_TYPES: tuple[type, ...] = (
@@ -18,6 +18,7 @@ EVENT_TYPES: tuple[type, ...] = (
     *typing.get_args(customer.CustomerEvent),
     *typing.get_args(product.ProductEvent),
     customer.CustomerEmailReserved,
+    *typing.get_args(fulfillment.FulfillmentEvent),
 )
 
 _SNAKE_CASE_UNTIL = {order.OrderItemAdded: 2}  # every other type: version 1
