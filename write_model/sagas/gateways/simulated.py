@@ -26,7 +26,12 @@ class Behaviour:
     failure_rate: float = 0.0  # share of calls that fail transiently (retried)
     seed: int | None = None
     latency_seconds: float = 0.0
-    hang: bool = False  # never answer: only the caller's timeout ends the call
+    # Charges and shipments never answer (only the caller's timeout ends them); refunds and
+    # cancels still do, so a timed-out step can be cleaned up and the order rejected.
+    hang: bool = False
+
+
+WELL_BEHAVED = Behaviour()
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,10 @@ class _Provider:
     def __post_init__(self) -> None:
         self._random = random.Random(self.behaviour.seed)
 
-    async def answer(self) -> None:
+    async def answer(self, *, undoing: bool = False) -> None:
         """Latency, a hang, or a transient failure, before the provider decides anything."""
         self.calls += 1
-        if self.behaviour.hang:
+        if self.behaviour.hang and not undoing:
             await asyncio.Event().wait()
         if self.behaviour.latency_seconds:
             await asyncio.sleep(self.behaviour.latency_seconds)
@@ -67,7 +72,7 @@ class _Provider:
         first = await self.ledger.find(key)
         if first is not None:
             return _outcome(first)
-        await self.answer()
+        await self.answer(undoing=True)
         void = LedgerEntry(done_key, self.gateway, "void", subject, False, reason="cancelled")
         done = await self.ledger.record(void)
         if done.succeeded:
@@ -90,7 +95,7 @@ class _Provider:
 
 class SimulatedPayments:
     def __init__(
-        self, ledger: GatewayLedger, rules: PaymentRules, behaviour: Behaviour = Behaviour()
+        self, ledger: GatewayLedger, rules: PaymentRules, behaviour: Behaviour = WELL_BEHAVED
     ) -> None:
         self._provider = _Provider("payment", ledger, behaviour)
         self._rules = rules
@@ -132,7 +137,7 @@ class SimulatedPayments:
 
 class SimulatedShipping:
     def __init__(
-        self, ledger: GatewayLedger, rules: ShippingRules, behaviour: Behaviour = Behaviour()
+        self, ledger: GatewayLedger, rules: ShippingRules, behaviour: Behaviour = WELL_BEHAVED
     ) -> None:
         self._provider = _Provider("shipping", ledger, behaviour)
         self._rules = rules
