@@ -64,6 +64,7 @@ from write_model.sagas.gateways.port import GatewayOutcome, PaymentGateway, Ship
 log = logging.getLogger(__name__)
 
 PRINCIPAL = Principal.system("fulfillment-saga")
+_Loaded = tuple[fulfillment.FulfillmentSagaState, int]
 FULFILLMENT = Decider(
     fulfillment.STREAM_TYPE, fulfillment.decide, fulfillment.evolve, fulfillment.initial_state
 )
@@ -124,12 +125,12 @@ class FulfillmentOrchestrator:
                     principal=PRINCIPAL,
                 )
                 if trigger.type == "OrderSubmitted":
-                    await self._start(order_id, context)
+                    loaded = await self._start(order_id, context)
                 else:
-                    await self._record(order_id, CancelFulfillment(), context, missing_ok=True)
-                await self.drive(order_id, context)
+                    loaded = await self._record(order_id, CancelFulfillment(), context)
+                await self.drive(order_id, context, loaded)
 
-    async def _start(self, order_id: str, context: CommandContext) -> None:
+    async def _start(self, order_id: str, context: CommandContext) -> _Loaded:
         placed, _ = await self._load_order(order_id)
         if placed is None or placed.shipping_address is None:
             raise ValueError(f"order {order_id} was submitted without items or an address")
@@ -140,19 +141,24 @@ class FulfillmentOrchestrator:
             placed.totals().total,
             placed.shipping_address,
         )
-        await self._record(order_id, start, context)
+        return await self._record(order_id, start, context)
 
-    async def drive(self, order_id: str, context: CommandContext) -> None:
-        """Run the saga's next actions until it waits or is over."""
+    async def drive(
+        self, order_id: str, context: CommandContext, loaded: _Loaded | None = None
+    ) -> None:
+        """Run the saga's next actions until it waits or is over. `loaded`: the saga's
+        state and version as just recorded (else it is read)."""
+        if loaded is None:
+            loaded = await self._load(order_id)
         while True:
-            saga, _ = await self._load(order_id)
+            saga, _ = loaded
             action = fulfillment.next_action(saga)
             if action is None or saga is None:
                 return
             outcome = await self._run(action, saga, context)
             if outcome is None:
                 return  # waits: e.g. the order was cancelled and its event is on the way
-            await self._record(order_id, outcome, context)
+            loaded = await self._record(order_id, outcome, context, loaded=loaded)
 
     # -------------------------------------------------------------- actions
 
@@ -161,9 +167,12 @@ class FulfillmentOrchestrator:
     ) -> FulfillmentCommand | None:
         match action:
             case RunStep(step, run):
-                placed, _ = await self._load_order(saga.order_id)
-                if placed is not None and placed.status is order.OrderStatus.CANCELLED:
-                    return CancelFulfillment()  # no step starts for a cancelled order
+                # No charge or shipment for a cancelled order (a reservation is cheap to
+                # undo: the order read at the start serves the first step).
+                if step is not fulfillment.Step.RESERVE_INVENTORY:
+                    placed, _ = await self._load_order(saga.order_id)
+                    if placed is not None and placed.status is order.OrderStatus.CANCELLED:
+                        return CancelFulfillment()
                 return await self._run_step(step, run, context)
             case Compensate(step, undo):
                 await self._undo(undo, context)
@@ -293,18 +302,20 @@ class FulfillmentOrchestrator:
         command: FulfillmentCommand,
         context: CommandContext,
         *,
-        missing_ok: bool = False,
-    ) -> None:
+        loaded: _Loaded | None = None,
+    ) -> _Loaded:
         """Decide `command` on the saga stream and append its events in one append, each
-        with an id derived from the stream and its version (the same after a crash)."""
+        with an id derived from the stream and its version (the same after a crash).
+        Returns the saga's state and version after it."""
         stream_id = FULFILLMENT.stream_id(order_id)
         while True:
-            saga, version = await self._load(order_id)
-            if saga is None and missing_ok:
-                return  # e.g. a draft cancelled: no saga ever started
+            saga, version = loaded if loaded is not None else await self._load(order_id)
+            loaded = None
+            if saga is None and isinstance(command, CancelFulfillment):
+                return saga, version  # e.g. a draft cancelled: no saga ever started
             events = fulfillment.decide(command, saga)
             if not events:
-                return
+                return saga, version
             now = self._clock()
             new_events = []
             for offset, event in enumerate(events, start=1):
@@ -328,7 +339,9 @@ class FulfillmentOrchestrator:
                 continue  # another driver (a standby taking over) moved it: decide again
             for listener in self._after_append:
                 listener(appended)
-            return
+            for event in events:
+                saga = fulfillment.evolve(saga, event)
+            return saga, appended.version
 
 
 def _step_outcome(step: fulfillment.Step, outcome: GatewayOutcome) -> FulfillmentCommand:
