@@ -80,8 +80,10 @@ async def postgres_stack(logs: Path) -> AsyncIterator[Stack]:
 
 
 @contextlib.asynccontextmanager
-async def embedded_stack(logs: Path, data_dir: Path) -> AsyncIterator[Stack]:
-    env = {**base_env(), "ORDERS_DATA_DIR": str(data_dir)}
+async def embedded_stack(
+    logs: Path, data_dir: Path, settings: dict[str, str] | None = None
+) -> AsyncIterator[Stack]:
+    env = {**base_env(), "ORDERS_DATA_DIR": str(data_dir), **(settings or {})}
     port = free_port()
     stack = Stack("embedded", f"http://127.0.0.1:{port}")
     try:
