@@ -410,10 +410,14 @@ def saga_dependencies(settings: Settings, backend: Backend) -> SagaDependencies:
 
 
 async def run_saga_process(settings: Settings, stop: asyncio.Event) -> None:
-    """`orders saga`: lead (or stand by for) the fulfillment saga until `stop`."""
-    async with shared_backend(
-        settings, follows_log=True, migrates=settings.migrate_on_start
-    ) as backend:
+    """`orders saga`: lead (or stand by for) the fulfillment saga until `stop`, with the
+    ops endpoints on OPS_PORT when it is set."""
+    from app.ops_server import ops_server
+
+    async with (
+        shared_backend(settings, follows_log=True, migrates=settings.migrate_on_start) as backend,
+        ops_server(settings, backend, build_read_model(settings, backend)),
+    ):
         await run_saga(saga_dependencies(settings, backend), stop)
 
 

@@ -51,7 +51,9 @@ class Settings(BaseSettings):
         "events wait is shown STOPPED (and the API is not ready)",
     )
     ops_port: int | None = Field(
-        None, description="`orders projector`: serve /healthz, /readyz and /metrics here"
+        None,
+        description="`orders projector` and `orders saga`: serve /healthz, /readyz and "
+        "/metrics here",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: Literal["auto", "json", "text"] = Field(
