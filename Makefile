@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha256sum | cut -c1-12)
 
-.PHONY: install assets dev test unit lint bench bench-read bench-http bench-hostile lock
+.PHONY: install assets dev test unit lint bench bench-read bench-http bench-hostile bench-saga lock
 
 # The project installs everything it needs: the virtualenv and its locked packages here,
 # GraphiQL's assets (below), PostgreSQL and the Mongo-wire server in
@@ -68,3 +68,7 @@ bench-hostile: install
 # GraphQL over HTTP with wrk (falls back to an aiohttp client when wrk is missing).
 bench-http: install
 	tests/services/with-services $(BIN)/python -m bench.http $(ARGS)
+
+# Sagas per second and submit -> confirmed latency (see `python -m bench.saga --help`).
+bench-saga: install
+	tests/services/with-services $(BIN)/python -m bench.saga $(ARGS)

@@ -1,18 +1,17 @@
 """The composition root: the one place that builds adapters from settings, and the
-long-running tasks of each process.
+long-running tasks of each process (longer than 400 lines: every deployment mode's wiring is
+kept in this one place on purpose).
 
 A `Backend` is every adapter a process runs on, as ports:
-- `shared_backend`: PostgreSQL (event store, LISTEN/NOTIFY, advisory locks) and MongoDB,
-  shared by the `api`, `projector` (and later `saga` and `relay`) processes;
+- `shared_backend`: PostgreSQL (event store, LISTEN/NOTIFY, advisory locks, the saga's
+  ledger and checkpoint) and MongoDB, shared by the `api`, `projector` and `saga` processes;
 - `embedded_backend`: `orders dev`, everything in one process: the SQLite event store and
   an in-memory read store unless URLs are set, and in-process signals, feed and locks.
 
 On a backend: `command_bus` (command handling), `projector_dependencies` (the projector's
-loop), and for the API `api_runtime` (what GraphQL resolvers use, plus the projector task in
-embedded mode). Everything is built inside a lifespan or a command's run, never at import.
-
-One file on purpose (a little over 400 lines): it is the one place where adapters are
-chosen and built, so a reader finds every wiring decision of every process here.
+loop), `saga_dependencies` (the fulfillment saga's loop and gateways), and for the API
+`api_runtime` (what GraphQL resolvers use, plus the projector and saga tasks in embedded
+mode). Everything is built inside a lifespan or a command's run, never at import.
 """
 
 from __future__ import annotations
@@ -48,6 +47,9 @@ from write_model.event_store.port import EventStore
 from write_model.event_types import build_registry
 from write_model.handlers import command_handlers
 from write_model.registry import EventTypeRegistry
+from write_model.sagas import storage as saga_storage
+from write_model.sagas.process import SagaDependencies, run_saga
+from write_model.sagas.storage import SagaStorage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -189,6 +191,7 @@ async def migrate(settings: Settings) -> str:
 
     async with _postgres_pool(settings) as pool:
         await postgres.migrate(pool)
+        await saga_storage.migrate_postgres(pool)
     return f"PostgreSQL event store at {redacted(settings.database_url)}"
 
 
@@ -205,6 +208,7 @@ class Backend:
     feed: ChangeFeed
     signal: AppendSignal
     lock: LeaderLock
+    saga: SagaStorage  # the gateways' ledger and the saga's checkpoint
     # Called after each append of this process (embedded: wakes the in-process projector).
     after_append: Sequence[Callable[[AppendResult], None]] = ()
     # Whether the process's PostgreSQL LISTEN connection is up (None: it has none).
@@ -238,6 +242,7 @@ async def shared_backend(
         if migrates:
             # Idempotent; concurrent starts are serialized by an advisory lock.
             await postgres.migrate(pool)
+            await saga_storage.migrate_postgres(pool)
         events = postgres.PostgresEventStore(pool, notify_channel=APPENDED_CHANNEL)
         listener = PostgresListener(settings.database_url)
         await _retrying_start(
@@ -258,6 +263,7 @@ async def shared_backend(
             feed=PostgresChangeFeed(pool, listener),
             signal=signal,
             lock=PostgresLeaderLock(settings.database_url, namespace=settings.mongo_db),
+            saga=saga_storage.postgres_storage(pool),
             listener_healthy=lambda: listener.healthy,
         )
 
@@ -272,7 +278,11 @@ async def embedded_backend(settings: Settings) -> AsyncIterator[Backend]:
     from read_model.leader_lock.in_process import InProcessLeaderLock
 
     signal = InProcessAppendSignal()
-    async with _event_store(settings) as events, _document_store(settings) as documents:
+    async with (
+        _event_store(settings) as events,
+        _document_store(settings) as documents,
+        _embedded_saga_storage(settings, events) as saga,
+    ):
         yield Backend(
             events=events,
             documents=documents,
@@ -280,8 +290,25 @@ async def embedded_backend(settings: Settings) -> AsyncIterator[Backend]:
             feed=InProcessChangeFeed(),
             signal=signal,
             lock=InProcessLeaderLock(),
+            saga=saga,
             after_append=(lambda _: signal.notify(),),
         )
+
+
+@contextlib.asynccontextmanager
+async def _embedded_saga_storage(
+    settings: Settings, events: EventStore
+) -> AsyncIterator[SagaStorage]:
+    """Beside the event store, so the ledger and checkpoint survive a restart too."""
+    from write_model.event_store.postgres import PostgresEventStore
+
+    if isinstance(events, PostgresEventStore):
+        if settings.migrate_on_start:
+            await saga_storage.migrate_postgres(events.pool)
+        yield saga_storage.postgres_storage(events.pool)
+        return
+    async with saga_storage.sqlite_storage(settings.orders_data_dir / "events.db") as opened:
+        yield opened
 
 
 # ------------------------------------------------------------ on a backend
@@ -313,6 +340,87 @@ def projector_dependencies(settings: Settings, backend: Backend) -> ProjectorDep
         poll_seconds=settings.projector_poll_seconds,
         heartbeat_seconds=settings.projector_heartbeat_seconds,
     )
+
+
+def saga_dependencies(settings: Settings, backend: Backend) -> SagaDependencies:
+    """The orchestrator on the simulated gateways (configured by settings), each behind its
+    timeout, retries and circuit breaker."""
+    from write_model.sagas.gateways.resilience import (
+        CallPolicy,
+        ResilientPayments,
+        ResilientShipping,
+    )
+    from write_model.sagas.gateways.simulated import (
+        Behaviour,
+        PaymentRules,
+        ShippingRules,
+        SimulatedPayments,
+        SimulatedShipping,
+    )
+    from write_model.sagas.orchestrator import FulfillmentOrchestrator, Gateways
+
+    hanging = settings.listed(settings.gateway_hang)
+
+    def behaviour(gateway: str, seed_offset: int) -> Behaviour:
+        seed = settings.gateway_seed
+        return Behaviour(
+            failure_rate=settings.gateway_failure_rate,
+            seed=None if seed is None else seed + seed_offset,
+            latency_seconds=settings.gateway_latency_seconds,
+            hang=gateway in hanging,
+        )
+
+    policy = CallPolicy(
+        timeout_seconds=settings.gateway_timeout_seconds,
+        max_attempts=settings.gateway_max_attempts,
+        backoff_seconds=settings.gateway_backoff_seconds,
+        breaker_failures=settings.gateway_breaker_failures,
+        breaker_cooldown_seconds=settings.gateway_breaker_cooldown_seconds,
+    )
+    ledger = backend.saga.ledger
+    payments = SimulatedPayments(
+        ledger,
+        PaymentRules(
+            decline_above=settings.payment_decline_above,
+            decline_customers=settings.listed(settings.payment_decline_customers),
+        ),
+        behaviour("payment", 0),
+    )
+    shipping = SimulatedShipping(
+        ledger,
+        ShippingRules(fail_countries=settings.listed(settings.shipping_fail_countries)),
+        behaviour("shipping", 1),
+    )
+    orchestrator = FulfillmentOrchestrator(
+        backend.events,
+        backend.registry,
+        command_bus(settings, backend),
+        Gateways(ResilientPayments(payments, policy), ResilientShipping(shipping, policy)),
+        clock=utc_now,
+        concurrency=settings.saga_concurrency,
+        after_append=backend.after_append,
+    )
+    return SagaDependencies(
+        events=backend.events,
+        checkpoints=backend.saga.checkpoints,
+        signal=backend.signal,
+        lock=backend.lock,
+        orchestrator=orchestrator,
+        batch_size=settings.projector_batch_size,
+        poll_seconds=settings.projector_poll_seconds,
+    )
+
+
+async def run_saga_process(settings: Settings, stop: asyncio.Event) -> None:
+    """`orders saga`: lead (or stand by for) the fulfillment saga until `stop`, with the
+    ops endpoints on OPS_PORT when it is set."""
+    from app.ops_server import ops_server
+
+    async with (
+        shared_backend(settings, follows_log=True, migrates=settings.migrate_on_start) as backend,
+        ops_server(settings, backend, build_read_model(settings, backend)),
+    ):
+        await run_saga(saga_dependencies(settings, backend), stop)
 
 
 async def run_projections(deps: ProjectorDependencies, stop: asyncio.Event) -> None:
@@ -377,6 +485,7 @@ class ApiRuntime:
     backend: Backend
     services: Services
     projector: asyncio.Task[None] | None = None
+    saga: asyncio.Task[None] | None = None
 
 
 @contextlib.asynccontextmanager
@@ -417,15 +526,28 @@ async def api_runtime(
         if embedded:
             deps = projector_dependencies(settings, backend)
             runtime.projector = await running.enter_async_context(_projections_running(deps))
+            saga = saga_dependencies(settings, backend)
+            runtime.saga = await running.enter_async_context(
+                _task_running("saga", lambda stop: run_saga(saga, stop))
+            )
         yield runtime
 
 
+def _projections_running(
+    deps: ProjectorDependencies,
+) -> contextlib.AbstractAsyncContextManager[asyncio.Task[None]]:
+    return _task_running("projector", lambda stop: run_projections(deps, stop))
+
+
 @contextlib.asynccontextmanager
-async def _projections_running(deps: ProjectorDependencies) -> AsyncIterator[asyncio.Task[None]]:
-    """The projections as a task of this process, stopped (not cancelled) on exit."""
+async def _task_running(
+    name: str, loop: Callable[[asyncio.Event], Awaitable[None]]
+) -> AsyncIterator[asyncio.Task[None]]:
+    """A loop (the projections, the saga) as a task of this process, stopped (not
+    cancelled) on exit."""
     stop = asyncio.Event()
-    task = asyncio.create_task(run_projections(deps, stop), name="projector")
-    task.add_done_callback(_report_projector_end)
+    task = asyncio.create_task(loop(stop), name=name)
+    task.add_done_callback(_report_end)
     try:
         yield task
     finally:
@@ -433,10 +555,11 @@ async def _projections_running(deps: ProjectorDependencies) -> AsyncIterator[asy
         await task
 
 
-def _report_projector_end(task: asyncio.Task[None]) -> None:
+def _report_end(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and (error := task.exception()) is not None:
         log.error(
-            "the in-process projector stopped: %s",
+            "the in-process %s stopped: %s",
+            task.get_name(),
             error,
             exc_info=(type(error), error, error.__traceback__),
         )

@@ -20,6 +20,7 @@ from app.bootstrap import (
     projector_tools,
     require_services,
     run_projector,
+    run_saga_process,
     shared_backend,
 )
 from app.log_config import configure_logging
@@ -113,6 +114,16 @@ def projector_command() -> None:
     _configure_logging(settings)
     _require_services(settings, "orders projector")
     _run(lambda: _until_signalled(lambda stop: run_projector(settings, stop)))
+
+
+@main.command("saga")
+def saga_command() -> None:
+    """Run the fulfillment saga on PostgreSQL: confirm or reject submitted orders (a second
+    one stands by)."""
+    settings = Settings()
+    _configure_logging(settings)
+    _require_services(settings, "orders saga")
+    _run(lambda: _until_signalled(lambda stop: run_saga_process(settings, stop)))
 
 
 @main.group("projections")

@@ -56,7 +56,9 @@ class Settings(BaseSettings):
         "events wait is shown STOPPED (and the API is not ready)",
     )
     ops_port: int | None = Field(
-        None, description="`orders projector`: serve /healthz, /readyz and /metrics here"
+        None,
+        description="`orders projector` and `orders saga`: serve /healthz, /readyz and "
+        "/metrics here",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: Literal["auto", "json", "text"] = Field(
@@ -151,3 +153,45 @@ class Settings(BaseSettings):
         description="comma-separated origins allowed to call from a browser (HTTP and "
         "websockets), or `*`; unset: same origin only (`orders dev`: any)",
     )
+    # The fulfillment saga (`orders saga`, in-process in `orders dev`) and its gateways.
+    saga_concurrency: int = Field(
+        32, ge=1, le=1000, description="sagas one saga process drives at once"
+    )
+    payment_decline_above: Decimal | None = Field(
+        None, description="simulated payments: decline charges above this amount"
+    )
+    payment_decline_customers: str = Field(
+        "", description="simulated payments: decline these customer ids (comma-separated)"
+    )
+    shipping_fail_countries: str = Field(
+        "", description="simulated shipping: refuse these country codes (comma-separated)"
+    )
+    gateway_failure_rate: float = Field(
+        0.0, ge=0, le=1, description="simulated gateways: share of calls failing transiently"
+    )
+    gateway_seed: int | None = Field(
+        None, description="simulated gateways: seed of those failures (unset: random)"
+    )
+    gateway_latency_seconds: float = Field(
+        0.0, ge=0, description="simulated gateways: added to every call"
+    )
+    gateway_hang: str = Field(
+        "", description="simulated gateways that never answer: payment, shipping (comma-separated)"
+    )
+    gateway_timeout_seconds: float = Field(5.0, gt=0, description="one gateway call at most")
+    gateway_max_attempts: int = Field(
+        3, ge=1, description="tries of a gateway call failing transiently or timing out"
+    )
+    gateway_backoff_seconds: float = Field(
+        0.05, ge=0, description="first wait before a retry; doubled each time, with jitter"
+    )
+    gateway_breaker_failures: int = Field(
+        5, ge=1, description="failed gateway calls in a row that open its circuit breaker"
+    )
+    gateway_breaker_cooldown_seconds: float = Field(
+        10.0, gt=0, description="how long an open breaker fails calls fast before a trial"
+    )
+
+    def listed(self, value: str) -> frozenset[str]:
+        """A comma-separated setting as a set (blanks dropped)."""
+        return frozenset(part.strip() for part in value.split(",") if part.strip())

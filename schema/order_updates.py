@@ -195,20 +195,20 @@ class LiveOrders:
         nothing until it is created."""
         with self._watching(order_id, lambda doc: True) as watcher:
             # Watching before reading: a version written meanwhile is queued, not lost.
-            last = after_version if after_version is not None else 0
+            last = (after_version if after_version is not None else 0, "")
             current = await self._read_model.get(ORDERS, order_id)
-            if current is not None and (after_version is None or current["version"] > last):
-                last = current["version"]
+            if current is not None and (after_version is None or current["version"] > last[0]):
+                last = _written(current)
                 yield current
             while True:
                 doc = await watcher.queue.get()
-                if doc["version"] > last:
-                    last = doc["version"]
+                if _written(doc) > last:
+                    last = _written(doc)
                     yield doc
 
     async def orders_updates(self, match: Match) -> AsyncIterator[Document]:
         """Every order document the projector writes from now on that `match`es."""
-        last: OrderedDict[str, int] = OrderedDict()
+        last: OrderedDict[str, tuple[int, str]] = OrderedDict()
         if not self._filtered:
             # Nobody watched by filter, so orders were loaded only for id watchers: a gap
             # from now on is made up for from where the projection is now.
@@ -217,14 +217,20 @@ class LiveOrders:
         with self._watching(None, match) as watcher:
             while True:
                 doc = await watcher.queue.get()
-                order_id, version = doc["_id"], doc["version"]
-                if last.get(order_id, 0) >= version:
+                order_id, written = doc["_id"], _written(doc)
+                if last.get(order_id, (0, "")) >= written:
                     continue  # seen already (the same version loaded for two batches)
-                last[order_id] = version
+                last[order_id] = written
                 last.move_to_end(order_id)
                 if len(last) > REMEMBERED_VERSIONS:
                     last.popitem(last=False)
                 yield doc
+
+
+def _written(doc: Document) -> tuple[int, str]:
+    """Which write of the order a document is: its version, then the last event applied
+    (`_pos`), since the fulfillment saga's events change the order without its version."""
+    return doc["version"], doc.get(POSITION_FIELD, "")
 
 
 def _report_end(task: asyncio.Task[None]) -> None:

@@ -190,6 +190,22 @@ class ReleaseStockReservation(Checked):
     order_id: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShipReservedStock:
+    """Sent by the fulfillment saga once the order's shipment is created."""
+
+    product_id: str
+    order_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReturnShippedStock:
+    """Sent by the fulfillment saga when it cancels the order's shipment."""
+
+    product_id: str
+    order_id: str
+
+
 # ------------------------------------------------------------------ orders
 
 
@@ -310,6 +326,8 @@ Command = (
     | RestockProduct
     | ReserveStock
     | ReleaseStockReservation
+    | ShipReservedStock
+    | ReturnShippedStock
     | CreateOrder
     | AddOrderItem
     | RemoveOrderItem

@@ -10,14 +10,22 @@ from __future__ import annotations
 import typing
 from typing import Any
 
-from write_model.domain import customer, order, product
+from write_model.domain import customer, fulfillment, order, product
 from write_model.registry import EventTypeRegistry, camel_case_keys
+
+# Types that came after payloads went camelCase: version 1 is camelCase, nothing to upcast.
+CAMEL_CASE_FROM_THE_START: tuple[type, ...] = (
+    product.ReservedStockShipped,
+    product.ShippedStockReturned,
+    *typing.get_args(fulfillment.FulfillmentEvent),
+)
 
 EVENT_TYPES: tuple[type, ...] = (
     *typing.get_args(order.OrderEvent),
     *typing.get_args(customer.CustomerEvent),
     *typing.get_args(product.ProductEvent),
     customer.CustomerEmailReserved,
+    *typing.get_args(fulfillment.FulfillmentEvent),
 )
 
 _SNAKE_CASE_UNTIL = {order.OrderItemAdded: 2}  # every other type: version 1
@@ -31,6 +39,9 @@ def _v1_order_item_added(data: dict[str, Any]) -> dict[str, Any]:
 def build_registry() -> EventTypeRegistry:
     registry = EventTypeRegistry()
     for cls in EVENT_TYPES:
+        if cls in CAMEL_CASE_FROM_THE_START:
+            registry.register(cls)
+            continue
         snake_case_until = _SNAKE_CASE_UNTIL.get(cls, 1)
         registry.register(cls, schema_version=snake_case_until + 1)
         registry.add_upcaster(cls.__name__, snake_case_until, camel_case_keys)

@@ -44,6 +44,8 @@ def command_handlers(*, tax_rate: Decimal) -> Mapping[type, Handler]:
         commands.RestockProduct: restock_product,
         commands.ReserveStock: reserve_stock,
         commands.ReleaseStockReservation: release_stock_reservation,
+        commands.ShipReservedStock: ship_reserved_stock,
+        commands.ReturnShippedStock: return_shipped_stock,
         commands.CreateOrder: functools.partial(create_order, tax_rate=tax_rate),
         commands.AddOrderItem: add_order_item,
         commands.RemoveOrderItem: remove_order_item,
@@ -133,6 +135,16 @@ async def release_stock_reservation(
 ) -> Decision:
     release = product.ReleaseStockReservation(command.product_id, command.order_id)
     return Decision(PRODUCT, command.product_id, release)
+
+
+async def ship_reserved_stock(command: commands.ShipReservedStock, lookup: Lookup) -> Decision:
+    ship = product.ShipReservedStock(command.product_id, command.order_id)
+    return Decision(PRODUCT, command.product_id, ship)
+
+
+async def return_shipped_stock(command: commands.ReturnShippedStock, lookup: Lookup) -> Decision:
+    give_back = product.ReturnShippedStock(command.product_id, command.order_id)
+    return Decision(PRODUCT, command.product_id, give_back)
 
 
 # ------------------------------------------------------------------ orders

@@ -3,8 +3,9 @@
 customers/<customerId>:
     {_id, name, email, registeredAt, orderCount, lifetimeValue, version}
 
-customer_orders/<orderId>:  {_id, customerId, total}  (a lookup: whose order, and its
-    total once submitted, so that a confirmation can be credited to the customer)
+customer_orders/<orderId>:  {_id, customerId, total, confirmed}  (a lookup: whose order,
+    its total once submitted, so that a confirmation can be credited to the customer, and
+    whether it is confirmed, so that cancelling a confirmed order takes its total back)
 
 `orderCount` counts every order the customer created, whatever its status;
 `lifetimeValue` sums the totals of CONFIRMED orders. `version` is the Customer stream's
@@ -21,7 +22,7 @@ from read_model.projections.money import money_doc, money_of, zero_money_doc
 from write_model.domain import customer, order
 from write_model.domain.customer import CustomerRegistered, CustomerRenamed
 from write_model.domain.money import Money
-from write_model.domain.order import OrderConfirmed, OrderCreated, OrderSubmitted
+from write_model.domain.order import OrderCancelled, OrderConfirmed, OrderCreated, OrderSubmitted
 from write_model.stream_ids import entity_id
 
 CUSTOMERS = "customers"
@@ -29,7 +30,14 @@ CUSTOMER_ORDERS = "customer_orders"
 
 _HANDLED = frozenset(
     cls.__name__
-    for cls in (CustomerRegistered, CustomerRenamed, OrderCreated, OrderSubmitted, OrderConfirmed)
+    for cls in (
+        CustomerRegistered,
+        CustomerRenamed,
+        OrderCreated,
+        OrderSubmitted,
+        OrderConfirmed,
+        OrderCancelled,
+    )
 )
 
 
@@ -42,7 +50,7 @@ class CustomersProjection:
 
     def reads(self, event: ProjectedEvent) -> Sequence[DocKey]:
         match event.event:
-            case OrderSubmitted() | OrderConfirmed():
+            case OrderSubmitted() | OrderConfirmed() | OrderCancelled():
                 return (_order_key(event),)
             case _:
                 return ()
@@ -57,8 +65,9 @@ class CustomersProjection:
                 return (_order_key(event), DocKey(CUSTOMERS, customer_id))
             case OrderSubmitted():
                 return (_order_key(event),)
-            case OrderConfirmed():
-                return (DocKey(CUSTOMERS, _lookup(event, view)["customerId"]),)
+            case OrderConfirmed() | OrderCancelled():
+                # The customer first: it reads the lookup as it was before this event.
+                return (DocKey(CUSTOMERS, _lookup(event, view)["customerId"]), _order_key(event))
             case _:
                 return ()
 
@@ -85,6 +94,15 @@ class CustomersProjection:
                 return {**current, "orderCount": current["orderCount"] + 1}
             case "customers", OrderConfirmed():
                 return _credited(_existing(key, doc, event), event, view)
+            case "customers", OrderCancelled():
+                current = _existing(key, doc, event)
+                if not _lookup(event, view).get("confirmed"):
+                    return current
+                return _credited(current, event, view, sign=-1)
+            case "customer_orders", OrderConfirmed():
+                return {**_existing(key, doc, event), "confirmed": True}
+            case "customer_orders", OrderCancelled():
+                return {**_existing(key, doc, event), "confirmed": False}
             case "customer_orders", OrderCreated(customer_id=customer_id):
                 return {**(doc or {}), "_id": key.id, "customerId": customer_id, "total": None}
             case "customer_orders", OrderSubmitted(total=total):
@@ -117,10 +135,11 @@ def _existing(key: DocKey, doc: Document | None, event: ProjectedEvent) -> Docum
     return doc
 
 
-def _credited(doc: Document, event: ProjectedEvent, view: View) -> Document:
-    """The customer with a confirmed order's total added to the lifetime value. The value
-    takes the currency of the first confirmed order; a total in another currency cannot be
-    added to it and is left out (the catalog is priced in one currency today)."""
+def _credited(doc: Document, event: ProjectedEvent, view: View, sign: int = 1) -> Document:
+    """The customer with a confirmed order's total added to the lifetime value (`sign` -1:
+    taken back, the order was cancelled). The value takes the currency of the first
+    confirmed order; a total in another currency cannot be added to it and is left out (the
+    catalog is priced in one currency today)."""
     found = _lookup(event, view)
     if found["total"] is None:
         raise ValueError(f"order {found['_id']} was confirmed without being submitted")
@@ -130,4 +149,4 @@ def _credited(doc: Document, event: ProjectedEvent, view: View) -> Document:
         value = Money.zero(total.currency)
     if total.currency != value.currency:
         return {**doc}
-    return {**doc, "lifetimeValue": money_doc(value + total)}
+    return {**doc, "lifetimeValue": money_doc(value + total.times(sign))}

@@ -35,7 +35,19 @@ from read_model.projections.money import (
     money_doc,
     money_of,
 )
-from write_model.domain import customer, order, product
+from write_model.domain import customer, fulfillment, order, product
+from write_model.domain.fulfillment import (
+    FailedStepCleanedUp,
+    FulfillmentCancelled,
+    FulfillmentCompleted,
+    FulfillmentEvent,
+    FulfillmentFailed,
+    FulfillmentStarted,
+    StepCompensated,
+    StepFailed,
+    StepStarted,
+    StepSucceeded,
+)
 from write_model.domain.money import Money
 from write_model.domain.order import (
     Address,
@@ -61,11 +73,15 @@ CONFIRMED = "CONFIRMED"
 REJECTED = "REJECTED"
 CANCELLED = "CANCELLED"
 
-# Fulfillment states.
+# Fulfillment states and step statuses.
 NOT_STARTED = "NOT_STARTED"
 RUNNING = "RUNNING"
+COMPENSATING = "COMPENSATING"
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
+PENDING = "PENDING"
+DONE = "DONE"
+COMPENSATED = "COMPENSATED"
 
 
 class OrdersProjection:
@@ -94,6 +110,9 @@ class OrdersProjection:
                 return ()  # an effect only
             case _ if type(event.event) in _ORDER_EVENT_TYPES:
                 return (DocKey(ORDERS, entity_id(event.recorded.stream_id, order.STREAM_TYPE)),)
+            case _ if type(event.event) in _SAGA_EVENT_TYPES:
+                saga_of = entity_id(event.recorded.stream_id, fulfillment.STREAM_TYPE)
+                return (DocKey(ORDERS, saga_of),)
             case _:
                 return ()
 
@@ -107,6 +126,13 @@ class OrdersProjection:
             return doc
         if key.collection != ORDERS:
             return doc
+        if type(event.event) in _SAGA_EVENT_TYPES:
+            if doc is None:
+                raise ValueError(f"{event.recorded.type} of order {key.id}, never created")
+            # The saga's own stream: the order's `version` stays its own stream's.
+            changed = _saga_evolved(doc, event.event, event.recorded.occurred_at)
+            changed["updatedAt"] = event.recorded.occurred_at
+            return changed
         if type(event.event) not in _ORDER_EVENT_TYPES:
             return doc
         if isinstance(event.event, OrderCreated):
@@ -178,11 +204,6 @@ def _created(key: DocKey, event: ProjectedEvent, view: View) -> Document:
 
 def _evolved(doc: Document, event: OrderEvent) -> Document:
     """The document of an existing order after one of its events."""
-    # Fulfillment saga step events go here (a step PENDING / DONE / FAILED / COMPENSATED,
-    # the saga COMPENSATING), keyed on the order they are about (`keys` takes the order id
-    # from the stream; a saga stream needs its own rule): evolve `fulfillment` = {state,
-    # steps: [{name, status, detail, updatedAt}], reason} by replacing the step of the same
-    # name (or appending it) in a new list.
     match event:
         case OrderCreated():
             raise ValueError(f"order {doc['_id']} is created again (its stream's first event)")
@@ -202,7 +223,8 @@ def _evolved(doc: Document, event: OrderEvent) -> Document:
                 "tax": money_doc(tax),
                 "total": money_doc(total),
                 "totalMinor": minor_units(total),
-                "fulfillment": _fulfillment(RUNNING, _steps(doc)),
+                # Every step is listed from the start, PENDING until the saga reaches it.
+                "fulfillment": _fulfillment(RUNNING, _pending_steps()),
             }
         case OrderConfirmed():
             return {**doc, "status": CONFIRMED, "fulfillment": _fulfillment(COMPLETED, _steps(doc))}
@@ -236,10 +258,65 @@ def _item_added(doc: Document, added: OrderItemAdded) -> Document:
     return {**doc, **_lines_fields(items, names, _tax_rate(doc))}
 
 
+def _saga_evolved(doc: Document, event: FulfillmentEvent, at: Any) -> Document:
+    """The order's `fulfillment` after one of its saga's events: {state, steps: [{name,
+    status, detail, updatedAt}], reason}, each change a new document."""
+    current = doc["fulfillment"]
+    steps = _steps(doc) or _pending_steps()
+    state, reason = current["state"], current["reason"]
+    match event:
+        case FulfillmentStarted():
+            state = RUNNING
+        case StepStarted() | FailedStepCleanedUp():
+            return {**doc}  # nothing a user sees: the step stays PENDING, or FAILED
+        case StepSucceeded(step=step, detail=detail):
+            steps = _step_set(steps, step, DONE, at, detail)
+        case StepFailed(step=step, reason=why):
+            steps = _step_set(steps, step, FAILED, at, why)
+            state, reason = COMPENSATING, why
+        case StepCompensated(step=step):
+            steps = _step_set(steps, step, COMPENSATED, at)
+        case FulfillmentCancelled(reason=why):
+            state, reason = COMPENSATING, why
+        case FulfillmentCompleted():
+            state = COMPLETED
+        case FulfillmentFailed(reason=why):
+            state, reason = FAILED, why
+        case _:
+            assert_never(event)
+    return {**doc, "fulfillment": _fulfillment(state, steps, reason)}
+
+
+def _pending_steps() -> list[dict[str, Any]]:
+    return [
+        {"name": str(step), "status": PENDING, "detail": None, "updatedAt": None}
+        for step in fulfillment.STEPS
+    ]
+
+
+def _step_set(
+    steps: list[dict[str, Any]], step: str, status: str, at: Any, detail: str | None = None
+) -> list[dict[str, Any]]:
+    """The steps with `step` replaced; a compensation keeps the step's detail."""
+    return [
+        {
+            **current,
+            "status": status,
+            "detail": detail if detail is not None else current["detail"],
+            "updatedAt": at,
+        }
+        if current["name"] == step
+        else current
+        for current in steps
+    ]
+
+
 _ORDER_EVENT_TYPES: frozenset[type] = frozenset(get_args(OrderEvent))
+_SAGA_EVENT_TYPES: frozenset[type] = frozenset(get_args(FulfillmentEvent))
 _HANDLED = frozenset(
     {
         *(cls.__name__ for cls in _ORDER_EVENT_TYPES),
+        *(cls.__name__ for cls in _SAGA_EVENT_TYPES),
         customer.CustomerRegistered.__name__,
         customer.CustomerRenamed.__name__,
         product.ProductRenamed.__name__,

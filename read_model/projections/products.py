@@ -21,6 +21,8 @@ from write_model.domain.product import (
     ProductPriceChanged,
     ProductRenamed,
     ProductRestocked,
+    ReservedStockShipped,
+    ShippedStockReturned,
     StockReservationReleased,
     StockReserved,
 )
@@ -74,6 +76,14 @@ class ProductsProjection:
                 current = _existing(key, doc, event)
                 reserved = current["stockReserved"] - quantity
                 changed = {**current, **_stock(current["stockOnHand"], reserved)}
+            case ReservedStockShipped(quantity=quantity):
+                current = _existing(key, doc, event)
+                on_hand = current["stockOnHand"] - quantity
+                changed = {**current, **_stock(on_hand, current["stockReserved"] - quantity)}
+            case ShippedStockReturned(quantity=quantity):
+                current = _existing(key, doc, event)
+                on_hand = current["stockOnHand"] + quantity
+                changed = {**current, **_stock(on_hand, current["stockReserved"])}
             case _:
                 return doc
         changed["version"] = event.recorded.version

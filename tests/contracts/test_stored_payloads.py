@@ -15,7 +15,7 @@ from write_model.domain import customer, order, product
 from write_model.domain.money import Money
 from write_model.envelope import EventMetadata, NewEvent
 from write_model.event_store.port import NO_STREAM, EventStore
-from write_model.event_types import EVENT_TYPES, build_registry
+from write_model.event_types import CAMEL_CASE_FROM_THE_START, EVENT_TYPES, build_registry
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
@@ -178,7 +178,8 @@ async def append_streams(store: EventStore, streams: dict[str, list[NewEvent]]) 
 def test_every_event_type_has_a_payload_stored_before() -> None:
     stored_types = {type_name for stream in stored_before("x").values() for type_name, *_ in stream}
 
-    assert stored_types == {cls.__name__ for cls in EVENT_TYPES}
+    older = set(EVENT_TYPES) - set(CAMEL_CASE_FROM_THE_START)
+    assert stored_types == {cls.__name__ for cls in older}
 
 
 async def test_payloads_stored_snake_case_read_back_as_todays_events(

@@ -71,6 +71,9 @@ async def postgres_stack(
                     "orders projector", ["projector"], env, logs / "projector.log"
                 ).start()
             )
+            stack.processes.append(
+                ServerProcess("orders saga", ["saga"], env, logs / "saga.log").start()
+            )
             await stack.wait_healthy()
             yield stack
         finally:

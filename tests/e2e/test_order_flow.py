@@ -3,6 +3,8 @@ products, order, items, address, submit; then the read side, the history and the
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -249,6 +251,11 @@ HISTORY_FIELDS = """
 
 async def test_order_history_and_order_history_field(api: Api, uid: str) -> None:
     placed = await place_order(api, uid)
+    # The fulfillment saga appends OrderConfirmed: read both histories once it has.
+    deadline = time.monotonic() + 30
+    while (await read_order(api, placed.order_id))["status"] == "SUBMITTED":  # type: ignore[index]
+        assert time.monotonic() < deadline, "the order was not confirmed"
+        await asyncio.sleep(0.05)
     data = await api.execute(
         f"""
         query History($id: ID!, $token: String) {{

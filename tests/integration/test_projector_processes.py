@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +12,7 @@ from pathlib import Path
 
 from read_model.projections import ALL_PROJECTIONS
 from tests.conftest import service_url
+from tests.integration.app_process import AppProcess
 from tests.integration.read_side import (
     CONTEXT,
     all_documents,
@@ -28,7 +26,7 @@ from tests.integration.read_side import (
 from write_model import commands
 
 
-class Projector:
+class Projector(AppProcess):
     """One `orders projector` process with its log in a file."""
 
     def __init__(self, dsn: str, database: str, log_path: Path, batch_size: int = 200) -> None:
@@ -41,30 +39,7 @@ class Projector:
             "PROJECTOR_POLL_SECONDS": "0.2",
             "LOG_LEVEL": "INFO",
         }
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "app", "projector"], env=env, stdout=self._log, stderr=self._log
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self._log.close()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
+        super().__init__("projector", env, log_path)
 
 
 @contextmanager

@@ -42,7 +42,7 @@ def one_shot(services: dict[str, dict[str, Any]]) -> set[str]:
 def test_every_service_has_an_image_a_health_check_and_a_restart_policy(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    assert {"postgres", "mongo", "migrate", "api", "projector"} <= set(services)
+    assert {"postgres", "mongo", "migrate", "api", "projector", "saga"} <= set(services)
     jobs = one_shot(services)
     assert jobs == {"migrate"}
     for name, service in services.items():
@@ -56,7 +56,7 @@ def test_every_service_has_an_image_a_health_check_and_a_restart_policy(
 
 def test_the_app_is_one_image_built_once(services: dict[str, dict[str, Any]]) -> None:
     apps = orders_services(services)
-    assert set(apps) == {"migrate", "api", "projector"}
+    assert set(apps) == {"migrate", "api", "projector", "saga"}
     assert {service["image"] for service in apps.values()} == {"orders:local"}
     assert [name for name, service in apps.items() if "build" in service] == ["migrate"]
 
@@ -73,7 +73,7 @@ def test_the_app_gets_every_variable_it_requires_and_only_settings_it_reads(
 
 
 def test_the_migration_runs_before_the_app(services: dict[str, dict[str, Any]]) -> None:
-    for name in ("api", "projector"):
+    for name in ("api", "projector", "saga"):
         assert services[name]["depends_on"]["migrate"] == {
             "condition": "service_completed_successfully"
         }

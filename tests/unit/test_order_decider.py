@@ -602,7 +602,6 @@ def test_cancel_reason_is_trimmed_and_blank_means_none(
 @pytest.mark.parametrize(
     ("history", "status"),
     [
-        (CONFIRMED, "CONFIRMED"),
         (REJECTED, "REJECTED"),
         (CANCELLED_DRAFT, "CANCELLED"),
         (CANCELLED_SUBMITTED, "CANCELLED"),
@@ -611,6 +610,13 @@ def test_cancel_reason_is_trimmed_and_blank_means_none(
 def test_cancel_a_finished_order_is_invalid(history: list[OrderEvent], status: str) -> None:
     with raises(InvalidState, match=f"is {status} and cannot be cancelled"):
         order.decide(CancelOrder("o1"), state_of(history))
+
+
+def test_cancel_a_confirmed_order_so_the_saga_undoes_its_steps() -> None:
+    events, after = when(order.decide, order.evolve, state_of(CONFIRMED), CancelOrder("o1", "late"))
+
+    assert events == [OrderCancelled("late")]
+    assert after is not None and after.status is OrderStatus.CANCELLED
 
 
 def test_cancel_an_unknown_order_is_not_found() -> None:

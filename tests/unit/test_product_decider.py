@@ -20,8 +20,12 @@ from write_model.domain.product import (
     ProductRestocked,
     ReleaseStockReservation,
     RenameProduct,
+    ReservedStockShipped,
     ReserveStock,
     RestockProduct,
+    ReturnShippedStock,
+    ShippedStockReturned,
+    ShipReservedStock,
     StockReservationReleased,
     StockReserved,
 )
@@ -352,3 +356,36 @@ def test_stock_never_goes_negative_through_decide() -> None:
 
     with raises(InvalidState, match="insufficient stock"):
         product.decide(ReserveStock("sku-1", "o3", 4), state)
+
+
+# ------------------------------------------------------- shipping reserved stock
+
+
+def test_shipping_takes_the_reserved_quantity_out_of_stock() -> None:
+    state = state_of(ADDED, StockReserved("o1", 3))
+
+    events, after = when(product.decide, product.evolve, state, ShipReservedStock("sku-1", "o1"))
+
+    assert events == [ReservedStockShipped("o1", 3)]
+    assert after is not None
+    assert (after.stock_on_hand, after.stock_reserved, after.stock_available) == (7, 0, 7)
+
+
+def test_shipping_twice_is_a_no_op_and_shipping_nothing_reserved_is_invalid() -> None:
+    shipped = state_of(ADDED, StockReserved("o1", 3), ReservedStockShipped("o1", 3))
+
+    assert product.decide(ShipReservedStock("sku-1", "o1"), shipped) == []
+    with raises(InvalidState, match="holds no sku-1 to ship"):
+        product.decide(ShipReservedStock("sku-1", "o2"), shipped)
+
+
+def test_returning_a_shipment_puts_it_back_on_hand_once() -> None:
+    shipped = state_of(ADDED, StockReserved("o1", 3), ReservedStockShipped("o1", 3))
+
+    events, after = when(product.decide, product.evolve, shipped, ReturnShippedStock("sku-1", "o1"))
+
+    assert events == [ShippedStockReturned("o1", 3)]
+    assert after is not None and (after.stock_on_hand, after.stock_reserved) == (10, 0)
+    assert product.decide(ReturnShippedStock("sku-1", "o1"), after) == []
+    # Releasing the reservation afterwards has nothing left to release.
+    assert product.decide(ReleaseStockReservation("sku-1", "o1"), after) == []

@@ -150,7 +150,7 @@ def test_a_confirmation_is_credited_to_the_customer_named_by_the_lookup() -> Non
     lookup = DocKey("customer_orders", "o1")
 
     assert projection.reads(event) == (lookup,)
-    assert projection.keys(event, {lookup: h.store[lookup]}) == (DocKey("customers", "c1"),)
+    assert projection.keys(event, {lookup: h.store[lookup]}) == (DocKey("customers", "c1"), lookup)
     with raises(ValueError, match="never created"):
         projection.keys(event, {lookup: None})
 
@@ -210,9 +210,37 @@ def test_handles_customer_events_and_the_order_events_it_counts() -> None:
         "OrderCreated",
         "OrderSubmitted",
         "OrderConfirmed",
+        "OrderCancelled",
     }
     for event_type in handled:
         assert projection.handles(event_type), event_type
-    for event_type in ["OrderItemAdded", "OrderRejected", "OrderCancelled", "ProductAdded"]:
+    for event_type in ["OrderItemAdded", "OrderRejected", "ProductAdded"]:
         assert not projection.handles(event_type), event_type
     assert projection.collections == ("customers", "customer_orders")
+
+
+def test_cancelling_a_confirmed_order_takes_its_total_back() -> None:
+    h = harness().given(
+        registered("c1"),
+        created("o1", "c1"),
+        submitted("o1", "43.34"),
+        confirmed("o1"),
+        created("o2", "c1"),
+        submitted("o2", "10.00"),
+        confirmed("o2"),
+    )
+
+    h.when(("Order-o1", OrderCancelled("changed my mind")))
+
+    assert h.doc("customers", "c1")["lifetimeValue"] == money("10.00")  # type: ignore[index]
+
+
+def test_cancelling_an_unconfirmed_order_leaves_the_lifetime_value() -> None:
+    h = harness().given(
+        registered("c1"), created("o1", "c1"), submitted("o1", "43.34"), confirmed("o1")
+    )
+    h.given(created("o2", "c1"), submitted("o2", "10.00"))
+
+    h.when(("Order-o2", OrderCancelled(None)))
+
+    assert h.doc("customers", "c1")["lifetimeValue"] == money("43.34")  # type: ignore[index]

@@ -41,6 +41,12 @@ TAX = Decimal("0.10")
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 
 
+PENDING_STEPS = [
+    {"name": name, "status": "PENDING", "detail": None, "updatedAt": None}
+    for name in ("ReserveInventory", "ProcessPayment", "CreateShipment")
+]
+
+
 def usd(amount: str, currency: str = "USD") -> dict[str, str]:
     return {"amount": amount, "currency": currency}
 
@@ -198,7 +204,7 @@ def test_full_lifecycle_to_confirmed_with_exact_totals() -> None:
             "postalCode": "12345",
             "country": "US",
         },
-        "fulfillment": {"state": "COMPLETED", "steps": [], "reason": None},
+        "fulfillment": {"state": "COMPLETED", "steps": PENDING_STEPS, "reason": None},
         "cancelReason": None,
         "createdAt": at(2),
         "updatedAt": at(7),
@@ -230,7 +236,7 @@ def test_submission_starts_the_fulfillment_and_takes_the_recorded_totals() -> No
     doc = h.doc("orders", "o1")
     assert doc is not None
     assert doc["status"] == "SUBMITTED"
-    assert doc["fulfillment"] == {"state": "RUNNING", "steps": [], "reason": None}
+    assert doc["fulfillment"] == {"state": "RUNNING", "steps": PENDING_STEPS, "reason": None}
     assert doc["total"] == usd("43.34")
     assert doc["totalMinor"] == 4334
 
@@ -243,7 +249,11 @@ def test_rejection_fails_the_fulfillment_with_the_reason() -> None:
     doc = h.doc("orders", "o1")
     assert doc is not None
     assert doc["status"] == "REJECTED"
-    assert doc["fulfillment"] == {"state": "FAILED", "steps": [], "reason": "payment declined"}
+    assert doc["fulfillment"] == {
+        "state": "FAILED",
+        "steps": PENDING_STEPS,
+        "reason": "payment declined",
+    }
     assert doc["cancelReason"] is None
     assert (doc["version"], doc["updatedAt"]) == (6, at(7))
 
@@ -678,3 +688,54 @@ def test_ids_with_dashes_and_colons_are_taken_whole_from_the_stream_id() -> None
     doc = h.doc("orders", "ord-1:x")
     assert doc is not None
     assert (doc["customerName"], doc["productNames"]) == ("Ada L.", {"sku-9": "Nine"})
+
+
+# ------------------------------------------------------------- fulfillment
+
+
+def saga(order_id: str, event: Any) -> Played:
+    return (f"Fulfillment-{order_id}", event)
+
+
+def test_each_saga_step_shows_on_the_order_as_it_happens_and_the_version_stays_the_orders() -> None:
+    from write_model.domain import fulfillment as f
+
+    h = harness().given(*two_line_order(), submitted("o1", "39.40", "3.94", "43.34"))
+    version = h.doc("orders", "o1")["version"]  # type: ignore[index]
+    started = f.FulfillmentStarted("o1", "c1", (), Money(Decimal("43.34"), "USD"), ADDRESS)
+
+    h.when(
+        saga("o1", started),
+        saga("o1", f.StepStarted(f.Step.RESERVE_INVENTORY)),
+        saga("o1", f.StepSucceeded(f.Step.RESERVE_INVENTORY, "5 units reserved")),
+        saga("o1", f.StepStarted(f.Step.PROCESS_PAYMENT)),
+        saga("o1", f.StepFailed(f.Step.PROCESS_PAYMENT, "payment declined")),
+    )
+
+    doc = h.doc("orders", "o1")
+    assert doc is not None and doc["version"] == version
+    assert doc["fulfillment"]["state"] == "COMPENSATING"
+    assert doc["fulfillment"]["reason"] == "payment declined"
+    assert [(s["name"], s["status"], s["detail"]) for s in doc["fulfillment"]["steps"]] == [
+        ("ReserveInventory", "DONE", "5 units reserved"),
+        ("ProcessPayment", "FAILED", "payment declined"),
+        ("CreateShipment", "PENDING", None),
+    ]
+    assert doc["fulfillment"]["steps"][0]["updatedAt"] is not None
+
+    h.when(
+        saga("o1", f.FailedStepCleanedUp(f.Step.PROCESS_PAYMENT)),
+        saga("o1", f.StepCompensated(f.Step.RESERVE_INVENTORY)),
+        on("o1", OrderRejected("payment declined")),
+        saga("o1", f.FulfillmentFailed("payment declined")),
+    )
+
+    doc = h.doc("orders", "o1")
+    assert doc is not None and doc["status"] == "REJECTED"
+    assert doc["fulfillment"]["state"] == "FAILED"
+    assert [s["status"] for s in doc["fulfillment"]["steps"]] == [
+        "COMPENSATED",
+        "FAILED",
+        "PENDING",
+    ]
+    assert doc["fulfillment"]["steps"][0]["detail"] == "5 units reserved"

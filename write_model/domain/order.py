@@ -276,7 +276,12 @@ def decide(command: OrderCommand, state: OrderState) -> list[OrderEvent]:
             return [OrderSubmitted(totals.subtotal, totals.tax, totals.total)]
         case CancelOrder(order_id, reason):
             order = _existing(state, order_id)
-            if order.status not in (OrderStatus.DRAFT, OrderStatus.SUBMITTED):
+            # A confirmed order may be cancelled too: the saga then undoes its steps.
+            if order.status not in (
+                OrderStatus.DRAFT,
+                OrderStatus.SUBMITTED,
+                OrderStatus.CONFIRMED,
+            ):
                 raise InvalidState(f"order {order_id} is {order.status} and cannot be cancelled")
             return [OrderCancelled((reason or "").strip() or None)]
         case ConfirmOrder(order_id):

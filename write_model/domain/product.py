@@ -58,6 +58,22 @@ class ReleaseStockReservation:
     order_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class ShipReservedStock:
+    """The order's shipment left: its reserved quantity leaves stock."""
+
+    product_id: str
+    order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnShippedStock:
+    """The order's shipment was cancelled: what it took comes back on hand."""
+
+    product_id: str
+    order_id: str
+
+
 ProductCommand = (
     AddProduct
     | RenameProduct
@@ -65,6 +81,8 @@ ProductCommand = (
     | RestockProduct
     | ReserveStock
     | ReleaseStockReservation
+    | ShipReservedStock
+    | ReturnShippedStock
 )
 
 # ------------------------------------------------------------------ events
@@ -105,6 +123,18 @@ class StockReservationReleased:
     quantity: int
 
 
+@dataclass(frozen=True, slots=True)
+class ReservedStockShipped:
+    order_id: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShippedStockReturned:
+    order_id: str
+    quantity: int
+
+
 ProductEvent = (
     ProductAdded
     | ProductRenamed
@@ -112,6 +142,8 @@ ProductEvent = (
     | ProductRestocked
     | StockReserved
     | StockReservationReleased
+    | ReservedStockShipped
+    | ShippedStockReturned
 )
 
 # ------------------------------------------------------------------- state
@@ -125,6 +157,8 @@ class Product:
     stock_on_hand: int
     # order id -> reserved quantity; a tuple of pairs keeps the state hashable and frozen
     reservations: tuple[tuple[str, int], ...] = ()
+    # order id -> quantity shipped, so a cancelled shipment returns exactly that
+    shipped: tuple[tuple[str, int], ...] = ()
 
     @property
     def stock_reserved(self) -> int:
@@ -136,6 +170,9 @@ class Product:
 
     def reserved_for(self, order_id: str) -> int | None:
         return next((q for o, q in self.reservations if o == order_id), None)
+
+    def shipped_for(self, order_id: str) -> int | None:
+        return next((q for o, q in self.shipped if o == order_id), None)
 
 
 ProductState = Product | None
@@ -197,6 +234,18 @@ def decide(command: ProductCommand, state: ProductState) -> list[ProductEvent]:
             product = _existing(state, product_id)
             held = product.reserved_for(order_id)
             return [] if held is None else [StockReservationReleased(order_id, held)]
+        case ShipReservedStock(product_id, order_id):
+            product = _existing(state, product_id)
+            held = product.reserved_for(order_id)
+            if held is None:
+                if product.shipped_for(order_id) is not None:
+                    return []  # shipped already: the saga may repeat a step after a crash
+                raise InvalidState(f"order {order_id} holds no {product.product_id} to ship")
+            return [ReservedStockShipped(order_id, held)]
+        case ReturnShippedStock(product_id, order_id):
+            product = _existing(state, product_id)
+            shipped = product.shipped_for(order_id)
+            return [] if shipped is None else [ShippedStockReturned(order_id, shipped)]
         case _:
             assert_never(command)
 
@@ -219,6 +268,21 @@ def evolve(state: ProductState, event: ProductEvent) -> ProductState:
             product = _require(state)
             kept = tuple(r for r in product.reservations if r[0] != order_id)
             return _replace(product, reservations=kept)
+        case ReservedStockShipped(order_id, quantity):
+            product = _require(state)
+            return _replace(
+                product,
+                stock_on_hand=product.stock_on_hand - quantity,
+                reservations=tuple(r for r in product.reservations if r[0] != order_id),
+                shipped=(*product.shipped, (order_id, quantity)),
+            )
+        case ShippedStockReturned(order_id, quantity):
+            product = _require(state)
+            return _replace(
+                product,
+                stock_on_hand=product.stock_on_hand + quantity,
+                shipped=tuple(s for s in product.shipped if s[0] != order_id),
+            )
         case _:
             assert_never(event)
 

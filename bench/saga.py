@@ -1,0 +1,209 @@
+"""Fulfillment saga benchmark (orchestration) on PostgreSQL, in one process, on a database
+of its own, with zero-latency simulated gateways and the PostgreSQL ledger.
+
+1. Throughput: `--orders` orders are submitted first, then the saga loop (leader lock,
+   gap-free reading, checkpoint) runs them all: sagas completed per second.
+2. Latency: orders submitted at `--rate` per second for `--seconds` while the saga loop runs,
+   woken by each append: time from the OrderSubmitted append to the OrderConfirmed append
+   (p50, p99), taken from the events' own timestamps (one clock, this process).
+
+    python -m bench.saga [--orders 1000] [--rate 50] [--seconds 10]
+
+Run under `make bench-saga` (tests/services/with-services provides DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from bench.common import own_postgres_database, p50_p99_ms, run_main, say
+from read_model.append_signal.in_process import InProcessAppendSignal
+from read_model.leader_lock.in_process import InProcessLeaderLock
+from write_model import commands
+from write_model.bus import CommandBus
+from write_model.command_context import CommandContext
+from write_model.domain.order import Address
+from write_model.event_store import postgres
+from write_model.event_types import build_registry
+from write_model.handlers import command_handlers
+from write_model.sagas import storage
+from write_model.sagas.gateways.resilience import CallPolicy, ResilientPayments, ResilientShipping
+from write_model.sagas.gateways.simulated import (
+    PaymentRules,
+    ShippingRules,
+    SimulatedPayments,
+    SimulatedShipping,
+)
+from write_model.sagas.orchestrator import FulfillmentOrchestrator, Gateways
+from write_model.sagas.process import SagaDependencies, run_saga
+
+ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
+PRODUCTS = 50  # orders spread over many products: stock contention is not what is measured
+CONTEXT = CommandContext(correlation_id="bench-saga")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Bench:
+    def __init__(self, pool: object) -> None:
+        self.events = postgres.PostgresEventStore(pool)  # type: ignore[arg-type]
+        self.signal = InProcessAppendSignal()
+        self.bus = CommandBus(
+            self.events,
+            build_registry(),
+            command_handlers(tax_rate=Decimal("0.10")),
+            clock=utc_now,
+            new_event_id=uuid.uuid4,
+            new_entity_id=lambda: uuid.uuid4().hex,
+            after_append=(lambda _: self.signal.notify(),),
+        )
+        saga_storage = storage.postgres_storage(pool)
+        ledger = saga_storage.ledger
+        policy = CallPolicy()
+        gateways = Gateways(
+            ResilientPayments(SimulatedPayments(ledger, PaymentRules()), policy),
+            ResilientShipping(SimulatedShipping(ledger, ShippingRules()), policy),
+        )
+        orchestrator = FulfillmentOrchestrator(
+            self.events, build_registry(), self.bus, gateways, clock=utc_now, concurrency=32
+        )
+        self.deps = SagaDependencies(
+            events=self.events,
+            checkpoints=saga_storage.checkpoints,
+            signal=self.signal,
+            lock=InProcessLeaderLock(),
+            orchestrator=orchestrator,
+            batch_size=500,
+            poll_seconds=1.0,
+        )
+        self.run_id = uuid.uuid4().hex[:8]
+
+    async def catalog(self) -> None:
+        customer = commands.RegisterCustomer(
+            customer_id=f"c-{self.run_id}", name="Bench", email=f"{self.run_id}@example.com"
+        )
+        await self.bus.dispatch(customer, CONTEXT)
+        for n in range(PRODUCTS):
+            add = commands.AddProduct(
+                product_id=f"p{n}-{self.run_id}",
+                name="Ink",
+                price=Decimal("9.99"),
+                initial_stock=1_000_000,
+            )
+            await self.bus.dispatch(add, CONTEXT)
+
+    async def submit(self, n: int) -> str:
+        order_id = f"o{n}-{self.run_id}"
+        item = commands.OrderItem(f"p{n % PRODUCTS}-{self.run_id}", 1)
+        create = commands.CreateOrder(
+            order_id=order_id,
+            customer_id=f"c-{self.run_id}",
+            items=(item,),
+            shipping_address=ADDRESS,
+        )
+        await self.bus.dispatch(create, CONTEXT)
+        await self.bus.dispatch(commands.SubmitOrder(order_id=order_id), CONTEXT)
+        return order_id
+
+    async def confirmed(self) -> int:
+        # One cheap count (the database is the run's own): watching must not slow the sagas.
+        return int(
+            await self.events.pool.fetchval(
+                "SELECT count(*) FROM events WHERE type = 'OrderConfirmed' AND stream_id LIKE $1",
+                f"Order-%-{self.run_id}",
+            )
+        )
+
+    async def until_confirmed(self, order_ids: list[str], seconds: float = 300) -> None:
+        deadline = time.monotonic() + seconds
+        while await self.confirmed() < len(order_ids):
+            if time.monotonic() > deadline:
+                raise RuntimeError("sagas did not finish")
+            await asyncio.sleep(0.05)
+
+
+async def throughput(dsn: str, orders: int) -> None:
+    pool = await postgres.create_pool(dsn, min_size=4, max_size=20)
+    try:
+        await postgres.migrate(pool)
+        await storage.migrate_postgres(pool)
+        bench = Bench(pool)
+        await bench.catalog()
+        semaphore = asyncio.Semaphore(16)
+
+        async def placed(n: int) -> str:
+            async with semaphore:
+                return await bench.submit(n)
+
+        order_ids = list(await asyncio.gather(*(placed(n) for n in range(orders))))
+        stop = asyncio.Event()
+        started = time.perf_counter()
+        loop = asyncio.create_task(run_saga(bench.deps, stop))
+        await bench.until_confirmed(order_ids)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await loop
+        say(
+            f"throughput: {orders} sagas in {elapsed:.1f} s = {orders / elapsed:.0f} sagas/s "
+            "(target >= 200)"
+        )
+    finally:
+        await pool.close()
+
+
+async def latency(dsn: str, rate: float, seconds: float) -> None:
+    pool = await postgres.create_pool(dsn, min_size=4, max_size=20)
+    try:
+        bench = Bench(pool)
+        await bench.catalog()
+        stop = asyncio.Event()
+        loop = asyncio.create_task(run_saga(bench.deps, stop))
+        order_ids: list[str] = []
+        submits = []
+        begin = time.perf_counter()
+        for n in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
+            submits.append(asyncio.create_task(bench.submit(n)))
+        order_ids = list(await asyncio.gather(*submits))
+        await bench.until_confirmed(order_ids)
+        stop.set()
+        await loop
+        found = await bench.events.read_streams([f"Order-{o}" for o in order_ids])
+        latencies = []
+        for events in found.values():
+            at = {e.type: e.occurred_at for e in events}
+            latencies.append((at["OrderConfirmed"] - at["OrderSubmitted"]).total_seconds())
+        p50, p99 = p50_p99_ms(latencies)
+        say(
+            f"latency at {rate:g} submits/s: submitted -> OrderConfirmed in the log "
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 250 ms)"
+        )
+    finally:
+        await pool.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    admin_dsn = os.environ.get("DATABASE_URL")
+    if not admin_dsn:
+        raise SystemExit("DATABASE_URL is not set: run `make bench-saga`")
+    say("fulfillment saga (orchestration), PostgreSQL event store and ledger, zero latency")
+    async with own_postgres_database(admin_dsn, f"bench_saga_{uuid.uuid4().hex[:8]}") as dsn:
+        await throughput(dsn, args.orders)
+        await latency(dsn, args.rate, args.seconds)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,126 @@
+"""Conformance suites of the saga's storage ports, run against every adapter: the
+GatewayLedger (the first outcome under a key is kept) and SubscriberCheckpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import service_url
+from write_model.envelope import LogPosition
+from write_model.sagas import storage
+from write_model.sagas.ledger.port import LedgerEntry
+from write_model.sagas.storage import SagaStorage
+
+
+@contextlib.asynccontextmanager
+async def _postgres() -> AsyncIterator[SagaStorage]:
+    from write_model.event_store import postgres
+
+    pool = await postgres.create_pool(service_url("DATABASE_URL"), min_size=1, max_size=10)
+    try:
+        await storage.migrate_postgres(pool)
+        yield storage.postgres_storage(pool)
+    finally:
+        await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def _sqlite() -> AsyncIterator[SagaStorage]:
+    with tempfile.TemporaryDirectory() as directory:
+        async with storage.sqlite_storage(Path(directory) / "events.db") as opened:
+            yield opened
+
+
+@contextlib.asynccontextmanager
+async def _memory() -> AsyncIterator[SagaStorage]:
+    yield storage.memory_storage()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def saga_storage(request: pytest.FixtureRequest) -> AsyncIterator[SagaStorage]:
+    factories = {"memory": _memory, "sqlite": _sqlite, "postgres": _postgres}
+    async with factories[request.param]() as opened:
+        yield opened
+
+
+def charge(key: str, succeeded: bool = True, amount: str = "12.50") -> LedgerEntry:
+    return LedgerEntry(
+        key,
+        "payment",
+        "charge",
+        "customer-1",
+        succeeded,
+        "pay-1" if succeeded else None,
+        None if succeeded else "declined",
+        Decimal(amount),
+        "USD",
+    )
+
+
+async def test_the_first_outcome_under_a_key_is_kept(
+    saga_storage: SagaStorage, unique: str
+) -> None:
+    ledger = saga_storage.ledger
+    first = charge(f"{unique}:charge")
+
+    assert await ledger.record(first) == first
+    assert await ledger.record(charge(f"{unique}:charge", succeeded=False)) == first
+    assert await ledger.find(f"{unique}:charge") == first
+    assert await ledger.find(f"{unique}:other") is None
+
+
+async def test_concurrent_records_under_one_key_keep_one(
+    saga_storage: SagaStorage, unique: str
+) -> None:
+    key = f"{unique}:race"
+    candidates = [charge(key, amount=f"{n}.00") for n in range(1, 9)]
+
+    stored = await asyncio.gather(*(saga_storage.ledger.record(c) for c in candidates))
+
+    assert len(set(stored)) == 1 and stored[0] in candidates
+    mine = [e for e in await saga_storage.ledger.entries("payment") if e.key == key]
+    assert mine == [stored[0]]
+
+
+async def test_entries_are_listed_per_gateway_in_recording_order(
+    saga_storage: SagaStorage, unique: str
+) -> None:
+    ledger = saga_storage.ledger
+    keys = [f"{unique}:{n}" for n in range(3)]
+    for key in keys:
+        await ledger.record(charge(key))
+    shipment = LedgerEntry(f"{unique}:ship", "shipping", "create", "order-1", True, "ship-1")
+    await ledger.record(shipment)
+
+    payments = [e.key for e in await ledger.entries("payment") if e.key.startswith(unique)]
+    assert payments == keys
+    assert [e for e in await ledger.entries("shipping") if e.key.startswith(unique)] == [shipment]
+
+
+async def test_an_entry_without_amount_or_reference_round_trips(
+    saga_storage: SagaStorage, unique: str
+) -> None:
+    void = LedgerEntry(f"{unique}:void", "payment", "void", "", False, reason="cancelled")
+
+    assert await saga_storage.ledger.record(void) == void
+    assert await saga_storage.ledger.find(void.key) == void
+
+
+async def test_a_checkpoint_is_none_until_saved_then_the_last_save(
+    saga_storage: SagaStorage, unique: str
+) -> None:
+    checkpoints = saga_storage.checkpoints
+
+    assert await checkpoints.load(unique) is None
+    await checkpoints.save(unique, LogPosition(7, 12))
+    await checkpoints.save(unique, LogPosition(9, 30))
+    await checkpoints.save(f"{unique}-other", LogPosition(1, 1))
+
+    assert await checkpoints.load(unique) == LogPosition(9, 30)

@@ -1,0 +1,138 @@
+"""What must hold after many sagas ran, however often their process was killed: checked on
+the event store and the gateways' ledger, as an auditor would."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from tests.integration.saga_world import SagaWorld
+from write_model.domain import fulfillment, product
+from write_model.domain.fulfillment import FulfillmentState
+from write_model.domain.order import Address, OrderStatus
+from write_model.event_types import build_registry
+from write_model.handlers import PRODUCT
+from write_model.sagas.orchestrator import FULFILLMENT
+
+NOWHERE = Address("1 Ice Shelf", "McMurdo", "0", "AQ")
+
+
+@dataclass(frozen=True)
+class Workload:
+    unique: str
+    products: dict[str, int]  # id -> stock received
+    orders: dict[str, list[tuple[str, int]]]  # id -> lines
+
+
+async def scarce_stock_workload(
+    world: SagaWorld, unique: str, orders: int = 200, stock: int = 60
+) -> Workload:
+    """`orders` orders of one or two of three products, 1-3 units a line, about twice what
+    the stock holds; every tenth ships where shipping fails, every seventh customer's card
+    is declined (the tests' rules), so every kind of outcome and compensation happens."""
+    rng = random.Random(unique)
+    products = {f"p{n}-{unique}": stock for n in range(3)}
+    for product_id, received in products.items():
+        await world.product(product_id, received)
+    customers = [f"c{n}-{unique}" for n in range(orders // 7 + 1)]
+    await asyncio.gather(*(world.customer(c) for c in customers))
+    lines = {
+        f"o{n}-{unique}": [
+            (p, rng.randint(1, 3)) for p in rng.sample(sorted(products), rng.randint(1, 2))
+        ]
+        for n in range(orders)
+    }
+
+    async def place(n: int, order_id: str) -> None:
+        address = NOWHERE if n % 10 == 9 else None
+        customer = customers[n % len(customers)]
+        if address is None:
+            await world.submitted_order(order_id, customer, lines[order_id])
+        else:
+            await world.submitted_order(order_id, customer, lines[order_id], address)
+
+    await asyncio.gather(*(place(n, order_id) for n, order_id in enumerate(lines)))
+    return Workload(unique, products, lines)
+
+
+def declined_customers(workload: Workload) -> frozenset[str]:
+    return frozenset({f"c0-{workload.unique}"})
+
+
+async def settled_count(world: SagaWorld, workload: Workload) -> int:
+    found = await world.events.read_streams([FULFILLMENT.stream_id(o) for o in workload.orders])
+    finals = ("FulfillmentCompleted", "FulfillmentFailed")
+    return sum(1 for events in found.values() if events and events[-1].type in finals)
+
+
+async def all_settled(world: SagaWorld, workload: Workload, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        done = await settled_count(world, workload)
+        if done == len(workload.orders):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{done} of {len(workload.orders)} sagas finished in {seconds} s")
+        await asyncio.sleep(0.25)
+
+
+async def check_invariants(world: SagaWorld, workload: Workload) -> Counter[str]:
+    """Every order ended CONFIRMED or REJECTED as its saga says; stock never went negative and
+    what is reserved plus shipped never exceeded what was received, at every event; on-hand
+    stock is what was received minus what confirmed orders hold; the ledger charged, refunded
+    and shipped each order at most once, and only confirmed orders keep a charge and a
+    shipment. Returns how many orders ended in each status."""
+    statuses: Counter[str] = Counter()
+    confirmed_units: Counter[str] = Counter()
+    for order_id, lines in workload.orders.items():
+        placed = await world.order(order_id)
+        saga = await world.saga(order_id)
+        assert placed is not None
+        statuses[placed.status] += 1
+        if placed.status is OrderStatus.CONFIRMED:
+            assert saga.state is FulfillmentState.COMPLETED, order_id
+            for product_id, quantity in lines:
+                confirmed_units[product_id] += quantity
+        else:
+            assert placed.status is OrderStatus.REJECTED, (order_id, placed.status)
+            assert saga.state is FulfillmentState.FAILED, order_id
+        saga_events = await world.events.read_stream(FULFILLMENT.stream_id(order_id))
+        recorded = Counter((e.type, e.data.get("step")) for e in saga_events)
+        assert max(recorded.values()) == 1, f"{order_id} recorded twice: {recorded}"
+
+    registry = build_registry()
+    for product_id, received in workload.products.items():
+        state: product.ProductState = None
+        shipped = 0
+        for recorded_event in await world.events.read_stream(PRODUCT.stream_id(product_id)):
+            event = registry.deserialize(
+                recorded_event.type, recorded_event.data, recorded_event.metadata.schema_version
+            )
+            state = product.evolve(state, event)
+            assert state is not None
+            shipped = received - state.stock_on_hand
+            assert state.stock_available >= 0, (product_id, state)
+            assert state.stock_reserved + shipped <= received, (product_id, state)
+        assert state is not None
+        assert state.stock_reserved == 0, product_id
+        assert state.stock_on_hand == received - confirmed_units[product_id], product_id
+
+    entries = [*await world.ledger.entries("payment"), *await world.ledger.entries("shipping")]
+    ours = [
+        e for e in entries if e.key.split(":")[0].removeprefix("Fulfillment-") in workload.orders
+    ]
+    assert len({e.key for e in ours}) == len(ours)
+    for order_id in workload.orders:
+        prefix = fulfillment.saga_id(order_id) + ":"
+        done = Counter(
+            e.operation for e in ours if e.key.startswith(prefix) and e.succeeded and e.reference
+        )
+        assert all(count <= 1 for count in done.values()), (order_id, done)
+        kept_charge = done["charge"] - done["refund"]
+        kept_shipment = done["create"] - done["cancel"]
+        confirmed = (await world.order(order_id)).status is OrderStatus.CONFIRMED  # type: ignore[union-attr]
+        assert (kept_charge, kept_shipment) == ((1, 1) if confirmed else (0, 0)), (order_id, done)
+    return statuses

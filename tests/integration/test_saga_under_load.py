@@ -1,0 +1,98 @@
+"""200 orders at once against scarce stock, on real PostgreSQL: in one process, and with
+the `orders saga` process killed (SIGKILL) at random points and restarted. Afterwards every
+saga has finished and the invariants of tests/integration/saga_invariants.py hold."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import service_url
+from tests.integration.app_process import AppProcess
+from tests.integration.read_side import isolated_stack
+from tests.integration.saga_invariants import (
+    all_settled,
+    check_invariants,
+    declined_customers,
+    scarce_stock_workload,
+    settled_count,
+)
+from tests.integration.saga_world import saga_world
+from write_model.domain.order import OrderStatus
+from write_model.sagas.gateways.simulated import PaymentRules, ShippingRules
+
+pytestmark = [pytest.mark.postgres]
+
+
+async def test_200_orders_at_once_against_scarce_stock(unique: str) -> None:
+    async with saga_world() as world:
+        workload = await scarce_stock_workload(world, unique)
+        orchestrator = world.orchestrator(
+            payment_rules=PaymentRules(decline_customers=declined_customers(workload)),
+            shipping_rules=ShippingRules(fail_countries=frozenset({"AQ"})),
+        )
+
+        await world.fulfil(orchestrator, *workload.orders)
+
+        statuses = await check_invariants(world, workload)
+        reasons = {(await world.saga(o)).reason or "" for o in workload.orders}
+    assert statuses[OrderStatus.CONFIRMED] > 0 and statuses[OrderStatus.REJECTED] > 0
+    assert any("insufficient stock" in r for r in reasons)
+    assert any("payment declined" in r for r in reasons)
+    assert "no shipping to AQ" in reasons
+
+
+class SagaProcess(AppProcess):
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        super().__init__("saga", env, log_path)
+
+    async def leading(self, seconds: float = 30.0) -> None:
+        deadline = time.monotonic() + seconds
+        while "saga: leading" not in self.log():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the saga process does not lead: {self.log()}")
+            await asyncio.sleep(0.05)
+
+
+async def test_the_saga_process_killed_at_random_points_finishes_every_saga_once(
+    unique: str, tmp_path: Path
+) -> None:
+    rng = random.Random(unique)
+    database = f"saga_{unique}"
+    async with isolated_stack(database) as (dsn, _, _), saga_world(dsn) as world:
+        workload = await scarce_stock_workload(world, unique)
+        env = {
+            **os.environ,
+            "DATABASE_URL": dsn,
+            "MONGO_URL": service_url("MONGO_URL"),
+            "MONGO_DB": database,
+            "PAYMENT_DECLINE_CUSTOMERS": ",".join(declined_customers(workload)),
+            "SHIPPING_FAIL_COUNTRIES": "AQ",
+            "GATEWAY_LATENCY_SECONDS": "0.005",
+            "PROJECTOR_POLL_SECONDS": "0.2",
+            "LOG_LEVEL": "INFO",
+        }
+        processes = [SagaProcess(env, tmp_path / "saga-0.log")]
+        settled_at_kills = []
+        try:
+            # Killed 4 times at random moments while the 200 sagas run, restarted each time.
+            for kill in range(1, 5):
+                await processes[-1].leading()
+                await asyncio.sleep(rng.uniform(0.1, 1.0))
+                processes[-1].kill()
+                settled_at_kills.append(await settled_count(world, workload))
+                processes.append(SagaProcess(env, tmp_path / f"saga-{kill}.log"))
+            await all_settled(world, workload, seconds=120)
+            # A SIGTERM before the process installs its handler would end it by the signal.
+            await processes[-1].leading()
+        finally:
+            codes = [p.stop() for p in processes]
+        assert codes[-1] == 0, processes[-1].log_path.read_text()[-3000:]
+        # At least one kill landed while sagas were running, not before or after them all.
+        assert any(0 < n < len(workload.orders) for n in settled_at_kills), settled_at_kills
+        await check_invariants(world, workload)

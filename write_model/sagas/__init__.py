@@ -1,0 +1,1 @@
+"""The fulfillment saga's process side: gateways, their ledger, the orchestrator."""

@@ -1,0 +1,1 @@
+"""The gateways' durable ledger: one entry per idempotency key, the first outcome kept."""

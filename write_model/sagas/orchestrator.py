@@ -1,0 +1,350 @@
+"""The fulfillment orchestrator: reacts to OrderSubmitted and OrderCancelled, and drives each
+order's saga (write_model/domain/fulfillment.py) until it waits or is over.
+
+Driving a saga: load its stream, ask `next_action`, run the action (step commands through
+the CommandBus with the action's idempotency keys, gateway calls with theirs), record the
+outcome on the saga stream, again. Every effect is keyed, every saga event gets an id
+derived from its stream and version, and recording is idempotent, so a process killed
+anywhere and driving the same saga again does nothing twice. Events the saga causes carry
+the trigger's correlation id and the trigger's event id as causation.
+
+The process loop (leader lock, checkpoint, batches) is write_model/sagas/process.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import assert_never
+
+from write_model import commands, stream_ids
+from write_model.bus import (
+    CommandBus,
+    CommandOutcome,
+    ConcurrencyConflict,
+    Decider,
+    Idempotency,
+    Streams,
+)
+from write_model.command_context import CommandContext, Principal
+from write_model.domain import fulfillment, order
+from write_model.domain.errors import DomainError
+from write_model.domain.fulfillment import (
+    CancelFulfillment,
+    CancelShipment,
+    ChargePayment,
+    Compensate,
+    ConfirmTheOrder,
+    CreateShipment,
+    Fulfillment,
+    FulfillmentCommand,
+    RecordOrderConfirmed,
+    RecordOrderRejected,
+    RecordStepCompensated,
+    RecordStepFailed,
+    RecordStepSucceeded,
+    RefundPayment,
+    RejectTheOrder,
+    ReleaseLines,
+    ReserveLines,
+    RunStep,
+    StartFulfillment,
+)
+from write_model.envelope import AppendResult, EventMetadata, NewEvent, RecordedEvent
+from write_model.event_store.port import NO_STREAM, EventStore, WrongExpectedVersion
+from write_model.handlers import ORDER
+from write_model.registry import EventTypeRegistry
+from write_model.sagas.gateways.port import GatewayOutcome, PaymentGateway, ShippingGateway
+
+log = logging.getLogger(__name__)
+
+PRINCIPAL = Principal.system("fulfillment-saga")
+_Loaded = tuple[fulfillment.FulfillmentSagaState, int]
+FULFILLMENT = Decider(
+    fulfillment.STREAM_TYPE, fulfillment.decide, fulfillment.evolve, fulfillment.initial_state
+)
+TRIGGERS = frozenset({"OrderSubmitted", "OrderCancelled"})
+_EVENT_IDS = uuid.UUID("a3c1d7e0-5b2f-4e8a-9c41-7d2e0f6b3a95")
+
+
+@dataclass(frozen=True)
+class Gateways:
+    payments: PaymentGateway
+    shipping: ShippingGateway
+
+
+class CompensationRefused(RuntimeError):
+    """A provider refused to undo what it did: a person has to look at it."""
+
+
+class FulfillmentOrchestrator:
+    def __init__(
+        self,
+        store: EventStore,
+        registry: EventTypeRegistry,
+        bus: CommandBus,
+        gateways: Gateways,
+        *,
+        clock: Callable[[], datetime],
+        concurrency: int = 32,
+        retry_seconds: float = 0.2,
+        after_append: Sequence[Callable[[AppendResult], None]] = (),
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._streams = Streams(store, registry)
+        self._bus = bus
+        self._gateways = gateways
+        self._clock = clock
+        self._slots = asyncio.Semaphore(concurrency)
+        self._retry_seconds = retry_seconds
+        self._after_append = tuple(after_append)  # e.g. wake an in-process projector
+
+    async def handle(self, events: Sequence[RecordedEvent]) -> None:
+        """React to a batch of the log: each order's triggers in log order, orders at once."""
+        per_order: dict[str, list[RecordedEvent]] = {}
+        for recorded in events:
+            if recorded.type in TRIGGERS:
+                order_id = stream_ids.entity_id(recorded.stream_id, order.STREAM_TYPE)
+                per_order.setdefault(order_id, []).append(recorded)
+        async with asyncio.TaskGroup() as running:
+            for order_id, triggers in per_order.items():
+                running.create_task(self._react(order_id, triggers))
+
+    async def _react(self, order_id: str, triggers: list[RecordedEvent]) -> None:
+        async with self._slots:
+            for trigger in triggers:
+                context = CommandContext(
+                    correlation_id=trigger.metadata.correlation_id,
+                    causation_id=str(trigger.event_id),
+                    principal=PRINCIPAL,
+                )
+                if trigger.type == "OrderSubmitted":
+                    loaded = await self._start(order_id, context)
+                else:
+                    loaded = await self._record(order_id, CancelFulfillment(), context)
+                await self.drive(order_id, context, loaded)
+
+    async def _start(self, order_id: str, context: CommandContext) -> _Loaded:
+        placed, _ = await self._load_order(order_id)
+        if placed is None or placed.shipping_address is None:
+            raise ValueError(f"order {order_id} was submitted without items or an address")
+        start = StartFulfillment(
+            order_id,
+            placed.customer_id,
+            tuple(fulfillment.Line(line.product_id, line.quantity) for line in placed.lines),
+            placed.totals().total,
+            placed.shipping_address,
+        )
+        return await self._record(order_id, start, context)
+
+    async def drive(
+        self, order_id: str, context: CommandContext, loaded: _Loaded | None = None
+    ) -> None:
+        """Run the saga's next actions until it waits or is over. `loaded`: the saga's
+        state and version as just recorded (else it is read)."""
+        if loaded is None:
+            loaded = await self._load(order_id)
+        while True:
+            saga, _ = loaded
+            action = fulfillment.next_action(saga)
+            if action is None or saga is None:
+                return
+            outcome = await self._run(action, saga, context)
+            if outcome is None:
+                return  # waits: e.g. the order was cancelled and its event is on the way
+            loaded = await self._record(order_id, outcome, context, loaded=loaded)
+
+    # -------------------------------------------------------------- actions
+
+    async def _run(
+        self, action: fulfillment.Action, saga: Fulfillment, context: CommandContext
+    ) -> FulfillmentCommand | None:
+        match action:
+            case RunStep(step, run):
+                # No charge or shipment for a cancelled order (a reservation is cheap to
+                # undo: the order read at the start serves the first step).
+                if step is not fulfillment.Step.RESERVE_INVENTORY:
+                    placed, _ = await self._load_order(saga.order_id)
+                    if placed is not None and placed.status is order.OrderStatus.CANCELLED:
+                        return CancelFulfillment()
+                return await self._run_step(step, run, context)
+            case Compensate(step, undo):
+                await self._undo(undo, context)
+                return RecordStepCompensated(step)
+            case ConfirmTheOrder(order_id, key):
+                confirm = commands.ConfirmOrder(order_id=order_id)
+                if not await self._dispatch_or_refused(confirm, key, context):
+                    return None  # cancelled meanwhile: OrderCancelled will compensate
+                return RecordOrderConfirmed()
+            case RejectTheOrder(order_id, reason, key, reject):
+                if reject:
+                    refuse = commands.RejectOrder(order_id=order_id, reason=reason)
+                    if not await self._dispatch_or_refused(refuse, key, context):
+                        return None
+                return RecordOrderRejected()
+            case _:
+                assert_never(action)
+
+    async def _run_step(
+        self,
+        step: fulfillment.Step,
+        run: ReserveLines | ChargePayment | CreateShipment,
+        context: CommandContext,
+    ) -> FulfillmentCommand:
+        match run:
+            case ReserveLines(order_id, lines):
+                for line in lines:
+                    reserve = commands.ReserveStock(
+                        product_id=line.product_id, order_id=order_id, quantity=line.quantity
+                    )
+                    try:
+                        await self._dispatch(reserve, line.idempotency_key, context)
+                    except DomainError as refused:
+                        return RecordStepFailed(step, refused.message)
+                reserved = sum(line.quantity for line in lines)
+                return RecordStepSucceeded(step, f"{reserved} units reserved")
+            case ChargePayment(key, customer_id, amount):
+                charged = await self._gateways.payments.charge(key, customer_id, amount)
+                return _step_outcome(step, charged)
+            case CreateShipment(key, order_id, address, ship_lines):
+                created = await self._gateways.shipping.create(key, order_id, address)
+                if created.succeeded:
+                    for line in ship_lines:
+                        ship = commands.ShipReservedStock(
+                            product_id=line.product_id, order_id=order_id
+                        )
+                        await self._dispatch(ship, line.idempotency_key, context)
+                return _step_outcome(step, created)
+            case _:
+                assert_never(run)
+
+    async def _undo(
+        self, undo: ReleaseLines | RefundPayment | CancelShipment, context: CommandContext
+    ) -> None:
+        match undo:
+            case ReleaseLines(order_id, lines):
+                for line in lines:
+                    release = commands.ReleaseStockReservation(
+                        product_id=line.product_id, order_id=order_id
+                    )
+                    await self._dispatch(release, line.idempotency_key, context)
+            case RefundPayment(charge_key, key):
+                payments = self._gateways.payments
+                await self._until_answered(lambda: payments.refund(key, charge_key), key)
+            case CancelShipment(shipment_key, key, order_id, return_lines):
+                shipping = self._gateways.shipping
+                await self._until_answered(lambda: shipping.cancel(key, shipment_key), key)
+                for line in return_lines:
+                    give_back = commands.ReturnShippedStock(
+                        product_id=line.product_id, order_id=order_id
+                    )
+                    await self._dispatch(give_back, line.idempotency_key, context)
+            case _:
+                assert_never(undo)
+
+    async def _until_answered(
+        self, call: Callable[[], Awaitable[GatewayOutcome]], key: str
+    ) -> None:
+        """A compensation cannot fail for good: a gateway out of reach is asked again."""
+        delay = self._retry_seconds
+        while True:
+            outcome = await call()
+            if outcome.succeeded:
+                return
+            if not outcome.unavailable:
+                raise CompensationRefused(f"{key}: {outcome.reason}")
+            log.warning("%s: %s; asking again in %.1f s", key, outcome.reason, delay)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 10.0)
+
+    # ------------------------------------------------------------- commands
+
+    async def _dispatch(
+        self, command: commands.Command, key: str, context: CommandContext
+    ) -> CommandOutcome:
+        """Through the bus under the effect's key; contention on a hot product is waited
+        out (the bus retried already), never turned into a failed step."""
+        idempotency = Idempotency(key, fingerprint=key)
+        for attempt in range(1, 100):
+            try:
+                return await self._bus.dispatch(command, context, idempotency)
+            except ConcurrencyConflict:
+                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+        return await self._bus.dispatch(command, context, idempotency)
+
+    async def _dispatch_or_refused(
+        self, command: commands.Command, key: str, context: CommandContext
+    ) -> bool:
+        try:
+            await self._dispatch(command, key, context)
+        except DomainError as refused:
+            log.info("%s refused: %s", type(command).__name__, refused.message)
+            return False
+        return True
+
+    async def _load_order(self, order_id: str) -> tuple[order.OrderState, int]:
+        return await self._streams.load(ORDER, order_id)
+
+    # ---------------------------------------------------------- saga stream
+
+    async def _load(self, order_id: str) -> tuple[fulfillment.FulfillmentSagaState, int]:
+        return await self._streams.load(FULFILLMENT, order_id)
+
+    async def _record(
+        self,
+        order_id: str,
+        command: FulfillmentCommand,
+        context: CommandContext,
+        *,
+        loaded: _Loaded | None = None,
+    ) -> _Loaded:
+        """Decide `command` on the saga stream and append its events in one append, each
+        with an id derived from the stream and its version (the same after a crash).
+        Returns the saga's state and version after it."""
+        stream_id = FULFILLMENT.stream_id(order_id)
+        while True:
+            saga, version = loaded if loaded is not None else await self._load(order_id)
+            loaded = None
+            if saga is None and isinstance(command, CancelFulfillment):
+                return saga, version  # e.g. a draft cancelled: no saga ever started
+            events = fulfillment.decide(command, saga)
+            if not events:
+                return saga, version
+            now = self._clock()
+            new_events = []
+            for offset, event in enumerate(events, start=1):
+                type_name, data, schema_version = self._registry.serialize(event)
+                metadata = EventMetadata(
+                    correlation_id=context.correlation_id,
+                    causation_id=context.causation_id,
+                    user_id=context.principal.user_id,
+                    schema_version=schema_version,
+                )
+                event_id = uuid.uuid5(_EVENT_IDS, f"{stream_id}:{version + offset}")
+                new_events.append(NewEvent(event_id, type_name, data, metadata, now))
+            try:
+                appended = await self._store.append_to_stream(
+                    stream_id,
+                    fulfillment.STREAM_TYPE,
+                    version if version > 0 else NO_STREAM,
+                    new_events,
+                )
+            except WrongExpectedVersion:
+                continue  # another driver (a standby taking over) moved it: decide again
+            for listener in self._after_append:
+                listener(appended)
+            for event in events:
+                saga = fulfillment.evolve(saga, event)
+            return saga, appended.version
+
+
+def _step_outcome(step: fulfillment.Step, outcome: GatewayOutcome) -> FulfillmentCommand:
+    if outcome.succeeded:
+        return RecordStepSucceeded(step, outcome.reference)
+    return RecordStepFailed(step, outcome.reason or f"{step} failed")
