@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -31,6 +30,11 @@ from read_model.document_store.port import (
     DocumentStore,
     ProjectionState,
     RebuildStatus,
+)
+from read_model.leader_lock.leading import (
+    lead_until_stopped,
+    sleep_or_stop,
+    wait_for_append_or_stop,
 )
 from read_model.leader_lock.port import LeaderLock
 from read_model.projections.base import Projection
@@ -93,51 +97,16 @@ async def run_projection(
     deps: ProjectorDependencies, projection: Projection, stop: asyncio.Event
 ) -> None:
     """Lead `projection` and follow the log until `stop` is set; stand by while another
-    process leads it; lead again if leadership is lost. Storage that cannot be reached
-    (at takeover, or a lost lock connection) is retried with backoff for as long as it
-    lasts: the process never dies of an outage."""
+    process leads it; lead again if leadership is lost (read_model/leader_lock/leading.py)."""
     appended = deps.signal.listener()
-    failures = 0
-    while not stop.is_set():
-        leading = asyncio.Event()
-        turn = asyncio.create_task(_lead_once(deps, projection, stop, appended, leading))
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({turn, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if not turn.done() and not leading.is_set():
-            turn.cancel()  # standing by: nothing to finish
-        try:
-            await turn
-            failures = 0
-        except asyncio.CancelledError:
-            if not stop.is_set():
-                raise
-        except Exception as error:  # the lock's connection: down, or lost at takeover
-            failures += 1
-            delay = min(0.1 * 2**failures, 5.0) * random.uniform(0.5, 1.5)
-            log.warning(
-                "projection %s: cannot lead (%s: %s); retrying in %.1fs",
-                projection.name,
-                type(error).__name__,
-                error,
-                delay,
-            )
-            await _sleep_or_stop(stop, delay)
 
-
-async def _lead_once(
-    deps: ProjectorDependencies,
-    projection: Projection,
-    stop: asyncio.Event,
-    appended: AppendListener,
-    leading: asyncio.Event,
-) -> None:
-    async with deps.lock.hold(lock_name(projection)):
-        leading.set()
+    async def follow() -> None:
         version = await active_version(deps.documents, projection.name)
         runner = make_runner(deps, projection, version)
         await runner.ensure_indexes()
         await _Follower(deps, runner, stop, appended).follow()
+
+    await lead_until_stopped(deps.lock, lock_name(projection), stop, follow)
 
 
 @dataclass
@@ -197,9 +166,9 @@ class _Follower:
                     failures,
                     delay,
                 )
-                await _sleep_or_stop(self.stop, delay)
+                await sleep_or_stop(self.stop, delay)
                 continue
-            await _wait(self.appended, self.stop, self.deps.poll_seconds)
+            await wait_for_append_or_stop(self.appended, self.stop, self.deps.poll_seconds)
 
     async def _maintain(self, busy: bool) -> None:
         """Between live batches: one batch of a switch in progress; and, when the log is
@@ -346,19 +315,3 @@ async def rebuild_projection(
                     break
             await hand_over(deps, builder)
     return new_version
-
-
-async def _wait(appended: AppendListener, stop: asyncio.Event, poll_seconds: float) -> None:
-    waiter = asyncio.create_task(appended.wait(poll_seconds))
-    stopper = asyncio.create_task(stop.wait())
-    _, pending = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        async with asyncio.timeout(seconds):
-            await stop.wait()
-    except TimeoutError:
-        return

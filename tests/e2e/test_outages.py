@@ -71,20 +71,26 @@ class Subscription:
             await self._task
 
 
+def projector_with_ops_port(env: dict[str, str], logs: Path) -> Stack:
+    """`orders projector`, started, as a stack whose base URL is its ops port."""
+    ops = free_port()
+    projector = Stack("projector", f"http://127.0.0.1:{ops}")
+    projector.processes.append(
+        ServerProcess(
+            "orders projector", ["projector"], {**env, "OPS_PORT": str(ops)},
+            logs / "projector.log",
+        ).start()
+    )  # fmt: skip
+    return projector
+
+
 @contextlib.asynccontextmanager
 async def three_processes(env: dict[str, str], logs: Path) -> AsyncIterator[list[Stack]]:
     """`orders projector` (with its ops port) and two `orders api`, each a stack of one."""
     await asyncio.to_thread(run_admin, ["migrate"], env, logs / "migrate.log")
     stacks: list[Stack] = []
     try:
-        ops = free_port()
-        projector = Stack("projector", f"http://127.0.0.1:{ops}")
-        projector.processes.append(
-            ServerProcess(
-                "orders projector", ["projector"], {**env, "OPS_PORT": str(ops)},
-                logs / "projector.log",
-            ).start()
-        )  # fmt: skip
+        projector = projector_with_ops_port(env, logs)
         stacks.append(projector)
         for name in ("a", "b"):
             port = free_port()
@@ -304,14 +310,7 @@ async def test_a_process_started_before_its_database_waits_for_it(tmp_path: Path
         }
         await asyncio.to_thread(run_admin, ["migrate"], env, tmp_path / "migrate.log")
         await asyncio.to_thread(postgres.stop)
-        ops = free_port()
-        projector = Stack("projector", f"http://127.0.0.1:{ops}")
-        projector.processes.append(
-            ServerProcess(
-                "orders projector", ["projector"], {**env, "OPS_PORT": str(ops)},
-                tmp_path / "projector.log",
-            ).start()
-        )  # fmt: skip
+        projector = projector_with_ops_port(env, tmp_path)
         try:
             await asyncio.sleep(2)
             projector.check_running()  # still trying, not dead

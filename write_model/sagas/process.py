@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass
 
 from read_model.append_signal.port import AppendListener, AppendSignal
+from read_model.leader_lock.leading import (
+    lead_until_stopped,
+    sleep_or_stop,
+    wait_for_append_or_stop,
+)
 from read_model.leader_lock.port import LeaderLock
 from write_model.envelope import LogPosition
 from write_model.event_store.port import EventStore
@@ -37,66 +41,37 @@ class SagaDependencies:
 
 async def run_saga(deps: SagaDependencies, stop: asyncio.Event) -> None:
     """Lead the saga and follow the log until `stop`; stand by while another process leads;
-    an outage (at takeover, or of the lock's connection) is retried with backoff."""
+    an outage (at takeover, or of the lock's connection) is retried with backoff
+    (read_model/leader_lock/leading.py, as for the projections)."""
     appended = deps.signal.listener()
+    await lead_until_stopped(deps.lock, SUBSCRIBER, stop, lambda: _follow(deps, stop, appended))
+
+
+async def _follow(deps: SagaDependencies, stop: asyncio.Event, appended: AppendListener) -> None:
+    log.info("saga: leading %s", SUBSCRIBER)
+    position = await deps.checkpoints.load(SUBSCRIBER) or LogPosition.start()
     failures = 0
     while not stop.is_set():
-        turn = asyncio.create_task(_lead(deps, stop, appended))
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({turn, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
+        if deps.lock.lost(SUBSCRIBER):
+            log.error("saga: lost leadership; standing by again")
+            return
         try:
-            await turn
+            events = await deps.events.read_all(position, deps.batch_size)
+            if events:
+                await deps.orchestrator.handle(events)
+                position = events[-1].log_position
+                await deps.checkpoints.save(SUBSCRIBER, position)
             failures = 0
-        except asyncio.CancelledError:
-            if not stop.is_set():
-                raise
-        except Exception as error:
+        except Exception:  # storage down or a bug: the batch is handled again later
             failures += 1
-            delay = min(0.1 * 2**failures, 5.0) * random.uniform(0.5, 1.5)
-            log.warning(
-                "saga: cannot lead (%s: %s); retrying in %.1fs", type(error).__name__, error, delay
+            delay = min(0.1 * 2**failures, 5.0)
+            log.exception(
+                "saga: batch after %s failed (try %s); retrying in %.1fs",
+                position,
+                failures,
+                delay,
             )
-            await _sleep_or_stop(stop, delay)
-
-
-async def _lead(deps: SagaDependencies, stop: asyncio.Event, appended: AppendListener) -> None:
-    async with deps.lock.hold(SUBSCRIBER):
-        log.info("saga: leading %s", SUBSCRIBER)
-        position = await deps.checkpoints.load(SUBSCRIBER) or LogPosition.start()
-        failures = 0
-        while not stop.is_set():
-            if deps.lock.lost(SUBSCRIBER):
-                log.error("saga: lost leadership; standing by again")
-                return
-            try:
-                events = await deps.events.read_all(position, deps.batch_size)
-                if events:
-                    await deps.orchestrator.handle(events)
-                    position = events[-1].log_position
-                    await deps.checkpoints.save(SUBSCRIBER, position)
-                failures = 0
-            except Exception:  # storage down or a bug: the batch is handled again later
-                failures += 1
-                delay = min(0.1 * 2**failures, 5.0)
-                log.exception(
-                    "saga: batch after %s failed (try %s); retrying in %.1fs",
-                    position,
-                    failures,
-                    delay,
-                )
-                await _sleep_or_stop(stop, delay)
-                continue
-            if len(events) < deps.batch_size:
-                waiting = asyncio.create_task(appended.wait(deps.poll_seconds))
-                stopped = asyncio.create_task(stop.wait())
-                await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                waiting.cancel()
-                stopped.cancel()
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
+            await sleep_or_stop(stop, delay)
+            continue
+        if len(events) < deps.batch_size:
+            await wait_for_append_or_stop(appended, stop, deps.poll_seconds)
