@@ -48,7 +48,7 @@ from write_model.event_types import build_registry
 from write_model.handlers import command_handlers
 from write_model.registry import EventTypeRegistry
 from write_model.sagas import storage as saga_storage
-from write_model.sagas.process import SagaDependencies, run_saga
+from write_model.sagas.process import SubscriberDependencies, run_subscriber
 from write_model.sagas.storage import SagaStorage
 
 log = logging.getLogger(__name__)
@@ -342,7 +342,7 @@ def projector_dependencies(settings: Settings, backend: Backend) -> ProjectorDep
     )
 
 
-def saga_dependencies(settings: Settings, backend: Backend) -> SagaDependencies:
+def saga_dependencies(settings: Settings, backend: Backend) -> SubscriberDependencies:
     """The orchestrator on the simulated gateways (configured by settings), each behind its
     timeout, retries and circuit breaker."""
     from write_model.sagas.gateways.resilience import (
@@ -397,15 +397,15 @@ def saga_dependencies(settings: Settings, backend: Backend) -> SagaDependencies:
         command_bus(settings, backend),
         Gateways(ResilientPayments(payments, policy), ResilientShipping(shipping, policy)),
         clock=utc_now,
-        concurrency=settings.saga_concurrency,
         after_append=backend.after_append,
     )
-    return SagaDependencies(
+    return SubscriberDependencies(
         events=backend.events,
         checkpoints=backend.saga.checkpoints,
         signal=backend.signal,
         lock=backend.lock,
-        orchestrator=orchestrator,
+        reaction=orchestrator,
+        concurrency=settings.saga_concurrency,
         batch_size=settings.projector_batch_size,
         poll_seconds=settings.projector_poll_seconds,
     )
@@ -420,7 +420,7 @@ async def run_saga_process(settings: Settings, stop: asyncio.Event) -> None:
         shared_backend(settings, follows_log=True, migrates=settings.migrate_on_start) as backend,
         ops_server(settings, backend, build_read_model(settings, backend)),
     ):
-        await run_saga(saga_dependencies(settings, backend), stop)
+        await run_subscriber(saga_dependencies(settings, backend), stop)
 
 
 async def run_projections(deps: ProjectorDependencies, stop: asyncio.Event) -> None:
@@ -528,7 +528,7 @@ async def api_runtime(
             runtime.projector = await running.enter_async_context(_projections_running(deps))
             saga = saga_dependencies(settings, backend)
             runtime.saga = await running.enter_async_context(
-                _task_running("saga", lambda stop: run_saga(saga, stop))
+                _task_running("saga", lambda stop: run_subscriber(saga, stop))
             )
         yield runtime
 

@@ -41,7 +41,7 @@ from write_model.sagas.gateways.simulated import (
     SimulatedShipping,
 )
 from write_model.sagas.orchestrator import FulfillmentOrchestrator, Gateways
-from write_model.sagas.process import SagaDependencies, run_saga
+from write_model.sagas.process import SubscriberDependencies, run_subscriber
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 PRODUCTS = 50  # orders spread over many products: stock contention is not what is measured
@@ -73,14 +73,15 @@ class Bench:
             ResilientShipping(SimulatedShipping(ledger, ShippingRules()), policy),
         )
         orchestrator = FulfillmentOrchestrator(
-            self.events, build_registry(), self.bus, gateways, clock=utc_now, concurrency=32
+            self.events, build_registry(), self.bus, gateways, clock=utc_now
         )
-        self.deps = SagaDependencies(
+        self.deps = SubscriberDependencies(
             events=self.events,
             checkpoints=saga_storage.checkpoints,
             signal=self.signal,
             lock=InProcessLeaderLock(),
-            orchestrator=orchestrator,
+            reaction=orchestrator,
+            concurrency=32,
             batch_size=500,
             poll_seconds=1.0,
         )
@@ -146,7 +147,7 @@ async def throughput(dsn: str, orders: int) -> None:
         order_ids = list(await asyncio.gather(*(placed(n) for n in range(orders))))
         stop = asyncio.Event()
         started = time.perf_counter()
-        loop = asyncio.create_task(run_saga(bench.deps, stop))
+        loop = asyncio.create_task(run_subscriber(bench.deps, stop))
         await bench.until_confirmed(order_ids)
         elapsed = time.perf_counter() - started
         stop.set()
@@ -165,7 +166,7 @@ async def latency(dsn: str, rate: float, seconds: float) -> None:
         bench = Bench(pool)
         await bench.catalog()
         stop = asyncio.Event()
-        loop = asyncio.create_task(run_saga(bench.deps, stop))
+        loop = asyncio.create_task(run_subscriber(bench.deps, stop))
         order_ids: list[str] = []
         submits = []
         begin = time.perf_counter()

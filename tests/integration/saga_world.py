@@ -4,6 +4,7 @@ rules a test asks for. `fulfil` hands the orchestrator an order's triggers from 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from write_model.sagas.gateways.simulated import (
 )
 from write_model.sagas.ledger.port import GatewayLedger, LedgerEntry
 from write_model.sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator, Gateways
+from write_model.sagas.process import react_to
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 ANY_PAYMENT = PaymentRules()
@@ -108,7 +110,8 @@ class SagaWorld:
     async def fulfil(self, orchestrator: FulfillmentOrchestrator, *order_ids: str) -> None:
         """Hand the orchestrator these orders' streams (their triggers), as the log would."""
         found = await self.events.read_streams([ORDER.stream_id(o) for o in order_ids])
-        await orchestrator.handle([event for stream in found.values() for event in stream])
+        events = [event for stream in found.values() for event in stream]
+        await react_to(orchestrator, events, asyncio.Semaphore(32))
 
     async def order(self, order_id: str) -> OrderState:
         return (await self.streams.load(ORDER, order_id))[0]

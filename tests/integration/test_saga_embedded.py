@@ -13,8 +13,8 @@ from tests.integration.write_side import customer_and_product
 from write_model import commands
 from write_model.command_context import CommandContext
 from write_model.domain.order import Address
-from write_model.sagas.orchestrator import FULFILLMENT
-from write_model.sagas.process import SUBSCRIBER, run_saga
+from write_model.sagas.orchestrator import FULFILLMENT, SUBSCRIBER
+from write_model.sagas.process import run_subscriber
 
 CONTEXT = CommandContext(correlation_id="embedded-saga-test")
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
@@ -29,7 +29,7 @@ async def saga_running_until(settings: Settings, order_id: str, last_type: str) 
     """Run the saga of a fresh `orders dev` backend until the order's saga ends."""
     async with embedded_backend(settings) as backend:
         stop = asyncio.Event()
-        loop = asyncio.create_task(run_saga(saga_dependencies(settings, backend), stop))
+        loop = asyncio.create_task(run_subscriber(saga_dependencies(settings, backend), stop))
         try:
             deadline = time.monotonic() + 10
             while True:

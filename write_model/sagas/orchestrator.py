@@ -8,7 +8,8 @@ derived from its stream and version, and recording is idempotent, so a process k
 anywhere and driving the same saga again does nothing twice. Events the saga causes carry
 the trigger's correlation id and the trigger's event id as causation.
 
-The process loop (leader lock, checkpoint, batches) is write_model/sagas/process.py.
+The process loop (leader lock, checkpoint, batches, a key's events in order, keys at once)
+is write_model/sagas/process.py; this is its `Reaction`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ _Loaded = tuple[fulfillment.FulfillmentSagaState, int]
 FULFILLMENT = Decider(
     fulfillment.STREAM_TYPE, fulfillment.decide, fulfillment.evolve, fulfillment.initial_state
 )
+SUBSCRIBER = "saga:fulfillment"
 TRIGGERS = frozenset({"OrderSubmitted", "OrderCancelled"})
 _EVENT_IDS = uuid.UUID("a3c1d7e0-5b2f-4e8a-9c41-7d2e0f6b3a95")
 
@@ -91,7 +93,6 @@ class FulfillmentOrchestrator:
         gateways: Gateways,
         *,
         clock: Callable[[], datetime],
-        concurrency: int = 32,
         retry_seconds: float = 0.2,
         after_append: Sequence[Callable[[AppendResult], None]] = (),
     ) -> None:
@@ -101,34 +102,29 @@ class FulfillmentOrchestrator:
         self._bus = bus
         self._gateways = gateways
         self._clock = clock
-        self._slots = asyncio.Semaphore(concurrency)
         self._retry_seconds = retry_seconds
         self._after_append = tuple(after_append)  # e.g. wake an in-process projector
 
-    async def handle(self, events: Sequence[RecordedEvent]) -> None:
-        """React to a batch of the log: each order's triggers in log order, orders at once."""
-        per_order: dict[str, list[RecordedEvent]] = {}
-        for recorded in events:
-            if recorded.type in TRIGGERS:
-                order_id = stream_ids.entity_id(recorded.stream_id, order.STREAM_TYPE)
-                per_order.setdefault(order_id, []).append(recorded)
-        async with asyncio.TaskGroup() as running:
-            for order_id, triggers in per_order.items():
-                running.create_task(self._react(order_id, triggers))
+    subscriber = SUBSCRIBER
 
-    async def _react(self, order_id: str, triggers: list[RecordedEvent]) -> None:
-        async with self._slots:
-            for trigger in triggers:
-                context = CommandContext(
-                    correlation_id=trigger.metadata.correlation_id,
-                    causation_id=str(trigger.event_id),
-                    principal=PRINCIPAL,
-                )
-                if trigger.type == "OrderSubmitted":
-                    loaded = await self._start(order_id, context)
-                else:
-                    loaded = await self._record(order_id, CancelFulfillment(), context)
-                await self.drive(order_id, context, loaded)
+    def key_of(self, event: RecordedEvent) -> str | None:
+        if event.type not in TRIGGERS:
+            return None
+        return stream_ids.entity_id(event.stream_id, order.STREAM_TYPE)
+
+    async def react(self, key: str, events: Sequence[RecordedEvent]) -> None:
+        """Drive the order's saga on its triggers, in log order."""
+        for trigger in events:
+            context = CommandContext(
+                correlation_id=trigger.metadata.correlation_id,
+                causation_id=str(trigger.event_id),
+                principal=PRINCIPAL,
+            )
+            if trigger.type == "OrderSubmitted":
+                loaded = await self._start(key, context)
+            else:
+                loaded = await self._record(key, CancelFulfillment(), context)
+            await self.drive(key, context, loaded)
 
     async def _start(self, order_id: str, context: CommandContext) -> _Loaded:
         placed, _ = await self._load_order(order_id)
