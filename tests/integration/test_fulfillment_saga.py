@@ -1,5 +1,6 @@
-"""The fulfillment saga on real PostgreSQL (event store and gateway ledger): what a user
-checks on the order, its saga stream, the stock and the gateways' ledger."""
+"""The fulfillment saga on real PostgreSQL (event store and gateway ledger), in both modes
+(orchestration and choreography): what a user checks on the order, its saga stream, the
+stock and the gateways' ledger, the same in each."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.integration.saga_world import SagaWorld, saga_world
+from tests.integration.saga_world import MODES, SagaWorld, saga_world
 from write_model.domain.fulfillment import FulfillmentState, StepStatus
 from write_model.domain.order import Address, OrderStatus
 from write_model.sagas.gateways.port import GatewayOutcome
@@ -33,9 +34,9 @@ DONE, FAILED, COMPENSATED, PENDING = (
 )
 
 
-@pytest.fixture
-async def world() -> AsyncIterator[SagaWorld]:
-    async with saga_world() as built:
+@pytest.fixture(params=MODES)
+async def world(request: pytest.FixtureRequest) -> AsyncIterator[SagaWorld]:
+    async with saga_world(mode=request.param) as built:
         yield built
 
 
@@ -53,7 +54,7 @@ async def statuses(world: SagaWorld, order_id: str) -> list[StepStatus]:
 async def test_happy_path_confirms_with_three_steps_done(world: SagaWorld, unique: str) -> None:
     order_id = await one_order(world, unique)
 
-    await world.fulfil(world.orchestrator(), order_id)
+    await world.fulfil(world.driver(), order_id)
 
     order = await world.order(order_id)
     saga = await world.saga(order_id)
@@ -72,7 +73,7 @@ async def test_the_saga_events_carry_the_submit_request_and_the_trigger(
     world: SagaWorld, unique: str
 ) -> None:
     order_id = await one_order(world, unique)
-    await world.fulfil(world.orchestrator(), order_id)
+    await world.fulfil(world.driver(), order_id)
 
     submitted = [
         e for e in await world.events.read_stream(f"Order-{order_id}") if e.type == "OrderSubmitted"
@@ -83,19 +84,47 @@ async def test_the_saga_events_carry_the_submit_request_and_the_trigger(
     assert [e.type for e in saga_events][:2] == ["FulfillmentStarted", "StepStarted"]
     caused = [*saga_events, *reservations[1:]]
     assert {e.metadata.correlation_id for e in caused} == {"submit-request"}
-    assert {e.metadata.causation_id for e in caused} == {str(submitted[0].event_id)}
-    assert {e.metadata.user_id for e in caused} == {"system:fulfillment-saga"}
+    reserved_stock = [e for e in reservations if e.type == "StockReserved"]
+    assert {e.metadata.causation_id for e in reserved_stock} == {str(submitted[0].event_id)}
+    if world.mode == "orchestration":
+        assert {e.metadata.causation_id for e in saga_events} == {str(submitted[0].event_id)}
+        assert {e.metadata.user_id for e in caused} == {"system:fulfillment-saga"}
+        return
+    # Choreography: each participant's events are caused by the one it reacted to.
+    reserved, charged, shipped = [
+        (await world.events.read_stream(f"{kind}-{order_id}"))[0]
+        for kind in ("Inventory", "Payment", "Shipping")
+    ]
+    assert [reserved.type, charged.type, shipped.type] == [
+        "InventoryReserved",
+        "PaymentCharged",
+        "ShipmentCreated",
+    ]
+    assert [e.metadata.causation_id for e in (reserved, charged, shipped)] == [
+        str(submitted[0].event_id),
+        str(reserved.event_id),
+        str(charged.event_id),
+    ]
+    assert {e.metadata.causation_id for e in saga_events} == {
+        str(e.event_id) for e in (submitted[0], reserved, charged)
+    }
+    assert {e.metadata.correlation_id for e in (reserved, charged, shipped)} == {"submit-request"}
+    assert {e.metadata.user_id for e in (reserved, charged, shipped)} == {
+        "system:fulfillment-inventory",
+        "system:fulfillment-payment",
+        "system:fulfillment-shipping",
+    }
 
 
 async def test_handling_the_same_trigger_again_does_nothing_twice(
     world: SagaWorld, unique: str
 ) -> None:
     order_id = await one_order(world, unique)
-    orchestrator = world.orchestrator()
+    orchestrator = world.driver()
     await world.fulfil(orchestrator, order_id)
     saga_events = await world.events.read_stream(FULFILLMENT.stream_id(order_id))
 
-    await world.fulfil(world.orchestrator(), order_id)
+    await world.fulfil(world.driver(), order_id)
 
     assert await world.events.read_stream(FULFILLMENT.stream_id(order_id)) == saga_events
     assert await world.stock(f"p-{unique}") == (8, 0)
@@ -105,7 +134,7 @@ async def test_handling_the_same_trigger_again_does_nothing_twice(
 async def test_out_of_stock_rejects_without_any_payment(world: SagaWorld, unique: str) -> None:
     order_id = await one_order(world, unique, quantity=20)
 
-    await world.fulfil(world.orchestrator(), order_id)
+    await world.fulfil(world.driver(), order_id)
 
     order = await world.order(order_id)
     saga = await world.saga(order_id)
@@ -126,7 +155,7 @@ async def test_a_line_out_of_stock_releases_the_lines_already_reserved(
         f"o-{unique}", f"c-{unique}", [(f"a-{unique}", 3), (f"b-{unique}", 2)]
     )
 
-    await world.fulfil(world.orchestrator(), f"o-{unique}")
+    await world.fulfil(world.driver(), f"o-{unique}")
 
     assert (await world.order(f"o-{unique}")).status is OrderStatus.REJECTED  # type: ignore[union-attr]
     assert await world.stock(f"a-{unique}") == (5, 0)
@@ -135,7 +164,7 @@ async def test_a_line_out_of_stock_releases_the_lines_already_reserved(
 
 async def test_payment_declined_releases_the_stock(world: SagaWorld, unique: str) -> None:
     order_id = await one_order(world, unique)
-    declining = world.orchestrator(payment_rules=PaymentRules(decline_above=Decimal("5")))
+    declining = world.driver(payment_rules=PaymentRules(decline_above=Decimal("5")))
 
     await world.fulfil(declining, order_id)
 
@@ -155,7 +184,7 @@ async def test_shipment_failed_refunds_and_releases(world: SagaWorld, unique: st
     await world.product(f"p-{unique}", 10)
     nowhere = Address("1 Road", "Town", "1", "AQ")
     await world.submitted_order(f"o-{unique}", f"c-{unique}", [(f"p-{unique}", 2)], nowhere)
-    failing = world.orchestrator(shipping_rules=ShippingRules(fail_countries=frozenset({"AQ"})))
+    failing = world.driver(shipping_rules=ShippingRules(fail_countries=frozenset({"AQ"})))
 
     await world.fulfil(failing, f"o-{unique}")
 
@@ -180,7 +209,7 @@ async def test_shipment_failed_refunds_and_releases(world: SagaWorld, unique: st
 
 async def test_cancel_after_confirm_compensates_every_step(world: SagaWorld, unique: str) -> None:
     order_id = await one_order(world, unique)
-    orchestrator = world.orchestrator()
+    orchestrator = world.driver()
     await world.fulfil(orchestrator, order_id)
 
     await world.cancel(order_id)
@@ -201,7 +230,7 @@ async def test_cancel_after_confirm_compensates_every_step(world: SagaWorld, uni
 
 async def test_cancel_while_running_leaves_no_charge(world: SagaWorld, unique: str) -> None:
     order_id = await one_order(world, unique)
-    slow = world.orchestrator(payment_behaviour=Behaviour(latency_seconds=0.3))
+    slow = world.driver(payment_behaviour=Behaviour(latency_seconds=0.3))
 
     running = asyncio.create_task(world.fulfil(slow, order_id))
     await asyncio.sleep(0.15)  # the charge is under way
@@ -227,7 +256,7 @@ async def test_a_hanging_gateway_times_out_and_the_order_is_rejected(
     world: SagaWorld, unique: str
 ) -> None:
     order_id = await one_order(world, unique)
-    hanging = world.orchestrator(
+    hanging = world.driver(
         payment_behaviour=Behaviour(hang=True),
         policy=CallPolicy(timeout_seconds=0.1, max_attempts=2, backoff_seconds=0.01),
     )
@@ -251,7 +280,7 @@ async def test_a_transient_failure_is_retried_and_succeeds(world: SagaWorld, uni
     # Seed 1 at a rate of 0.5: the first call fails, the second passes.
     flaky = SimulatedPayments(world.ledger, PaymentRules(), Behaviour(failure_rate=0.5, seed=1))
 
-    await world.fulfil(world.orchestrator(payments=flaky), order_id)
+    await world.fulfil(world.driver(payments=flaky), order_id)
 
     assert (await world.order(order_id)).status is OrderStatus.CONFIRMED  # type: ignore[union-attr]
     assert flaky.calls == 2
@@ -286,7 +315,7 @@ async def test_the_breaker_opens_then_closes_after_the_cool_down(
         breaker_failures=2,
         breaker_cooldown_seconds=0.5,
     )
-    orchestrator = world.orchestrator(shipping=shipping, policy=policy)
+    orchestrator = world.driver(shipping=shipping, policy=policy)
     first, second, third = [await one_order(world, f"{unique}-{n}") for n in range(3)]
 
     # The first shipment fails after its retries; undoing it fails too, and opens the breaker.

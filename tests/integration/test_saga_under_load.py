@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.postgres]
 async def test_200_orders_at_once_against_scarce_stock(unique: str) -> None:
     async with saga_world() as world:
         workload = await scarce_stock_workload(world, unique)
-        orchestrator = world.orchestrator(
+        orchestrator = world.driver(
             payment_rules=PaymentRules(decline_customers=declined_customers(workload)),
             shipping_rules=ShippingRules(fail_countries=frozenset({"AQ"})),
         )
