@@ -9,11 +9,12 @@ from pathlib import Path
 
 
 class AppProcess:
-    def __init__(self, command: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, command: str | list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
+        arguments = [command] if isinstance(command, str) else command
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app", command], env=env, stdout=self._log, stderr=self._log
+            [sys.executable, "-m", "app", *arguments], env=env, stdout=self._log, stderr=self._log
         )
 
     def log(self) -> str:

@@ -102,6 +102,10 @@ async def check_invariants(world: SagaWorld, workload: Workload) -> Counter[str]
         saga_events = await world.events.read_stream(FULFILLMENT.stream_id(order_id))
         recorded = Counter((e.type, e.data.get("step")) for e in saga_events)
         assert max(recorded.values()) == 1, f"{order_id} recorded twice: {recorded}"
+        if world.mode == "choreography":
+            for kind in ("Inventory", "Payment", "Shipping"):
+                own = Counter(e.type for e in await world.events.read_stream(f"{kind}-{order_id}"))
+                assert all(n == 1 for n in own.values()), f"{order_id} recorded twice: {own}"
 
     registry = build_registry()
     for product_id, received in workload.products.items():
