@@ -17,6 +17,7 @@ from tests.conftest import service_url
 from tests.integration.app_process import AppProcess
 from tests.integration.read_side import isolated_stack
 from tests.integration.saga_invariants import (
+    Workload,
     all_settled,
     check_invariants,
     declined_customers,
@@ -49,6 +50,20 @@ async def test_200_orders_at_once_against_scarce_stock(unique: str, mode: str) -
     assert "no shipping to AQ" in reasons
 
 
+def process_env(dsn: str, database: str, workload: Workload) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "MONGO_URL": service_url("MONGO_URL"),
+        "MONGO_DB": database,
+        "PAYMENT_DECLINE_CUSTOMERS": ",".join(declined_customers(workload)),
+        "SHIPPING_FAIL_COUNTRIES": "AQ",
+        "GATEWAY_LATENCY_SECONDS": "0.005",
+        "PROJECTOR_POLL_SECONDS": "0.2",
+        "LOG_LEVEL": "INFO",
+    }
+
+
 class SagaProcess(AppProcess):
     """`orders saga`, or with `participant` `orders participant <participant>`."""
 
@@ -71,17 +86,7 @@ async def test_the_saga_process_killed_at_random_points_finishes_every_saga_once
     database = f"saga_{unique}"
     async with isolated_stack(database) as (dsn, _, _), saga_world(dsn) as world:
         workload = await scarce_stock_workload(world, unique)
-        env = {
-            **os.environ,
-            "DATABASE_URL": dsn,
-            "MONGO_URL": service_url("MONGO_URL"),
-            "MONGO_DB": database,
-            "PAYMENT_DECLINE_CUSTOMERS": ",".join(declined_customers(workload)),
-            "SHIPPING_FAIL_COUNTRIES": "AQ",
-            "GATEWAY_LATENCY_SECONDS": "0.005",
-            "PROJECTOR_POLL_SECONDS": "0.2",
-            "LOG_LEVEL": "INFO",
-        }
+        env = process_env(dsn, database, workload)
         processes = [SagaProcess(env, tmp_path / "saga-0.log")]
         settled_at_kills = []
         try:
@@ -110,18 +115,7 @@ async def test_each_participant_killed_at_random_points_finishes_every_saga_once
     database = f"chor_{unique}"
     async with isolated_stack(database) as (dsn, _, _), saga_world(dsn, "choreography") as world:
         workload = await scarce_stock_workload(world, unique)
-        env = {
-            **os.environ,
-            "SAGA_MODE": "choreography",
-            "DATABASE_URL": dsn,
-            "MONGO_URL": service_url("MONGO_URL"),
-            "MONGO_DB": database,
-            "PAYMENT_DECLINE_CUSTOMERS": ",".join(declined_customers(workload)),
-            "SHIPPING_FAIL_COUNTRIES": "AQ",
-            "GATEWAY_LATENCY_SECONDS": "0.005",
-            "PROJECTOR_POLL_SECONDS": "0.2",
-            "LOG_LEVEL": "INFO",
-        }
+        env = {**process_env(dsn, database, workload), "SAGA_MODE": "choreography"}
         names = ["inventory", "payment", "shipping"]
         running = {n: SagaProcess(env, tmp_path / f"{n}-0.log", n) for n in names}
         stopped: list[SagaProcess] = []
