@@ -48,6 +48,7 @@ def test_version(tmp_path: Path) -> None:
         ("api", "orders api"),
         ("projections status", "orders projections status"),
         ("projections rebuild orders", "orders projections rebuild"),
+        ("participant payment", "orders participant payment"),
     ],
 )
 def test_a_missing_setting_names_the_command_that_needs_it(
@@ -75,6 +76,26 @@ def test_an_unreachable_url_is_one_line_and_exit_2(command: str, tmp_path: Path)
     assert line.startswith("error: cannot reach PostgreSQL at DATABASE_URL (postgresql://")
     assert "secret" not in line
     assert "Traceback" not in result.stderr
+
+
+def test_a_participant_runs_only_in_choreography(tmp_path: Path) -> None:
+    result = orders(
+        ["participant", "inventory"],
+        tmp_path,
+        DATABASE_URL="postgresql://orders@127.0.0.1:1/orders",
+        MONGO_URL="mongodb://127.0.0.1:1/",
+        SAGA_MODE="orchestration",
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: orders participant runs one participant of the choreography")
+    assert "SAGA_MODE=choreography" in line
+
+
+def test_an_unknown_participant_is_refused_with_the_choices(tmp_path: Path) -> None:
+    result = orders(["participant", "billing"], tmp_path)
+    assert result.returncode == 2
+    assert "'inventory', 'payment', 'shipping'" in result.stderr
 
 
 def test_migrate_without_database_url_says_which_store(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any, assert_never
@@ -77,13 +77,16 @@ def participant_decider(participant: Participant) -> Decider[Any, Any, Any]:
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Turn:
-    """Handling one trigger: for whom, in whose name, and what derives the event ids."""
+    """Handling one trigger: for whom, in whose name, what derives the event ids, and the
+    streams as last read or written in it (stream id -> state, version): a record decides
+    on them first and reads again only when another writer got there before it."""
 
     order_id: str
     context: CommandContext
     trigger_id: str
+    known: dict[str, tuple[Any, int]] = field(default_factory=dict)
 
 
 class FulfillmentParticipant:
@@ -118,7 +121,7 @@ class FulfillmentParticipant:
 
     async def react(self, key: str, events: Sequence[RecordedEvent]) -> None:
         for trigger in events:
-            own, _ = await self._streams.load(self._own, key)
+            own, version = await self._streams.load(self._own, key)
             response = choreography.respond(self.participant, trigger.type, own)
             if response is None:
                 continue
@@ -128,13 +131,14 @@ class FulfillmentParticipant:
                 principal=self._principal,
             )
             turn = _Turn(key, context, str(trigger.event_id))
+            turn.known[self._own.stream_id(key)] = (own, version)
             match response:
                 case Response.ACT:
                     await self._act(turn)
                 case Response.UNDO:
-                    await self._undo(turn, await self._saga(key))
+                    await self._undo(turn, await self._saga(turn))
                 case Response.CANCEL:
-                    await self._cancel(turn, await self._saga(key))
+                    await self._cancel(turn, await self._saga(turn))
                 case _:
                     assert_never(response)
 
@@ -145,9 +149,9 @@ class FulfillmentParticipant:
         if step is fulfillment.Step.RESERVE_INVENTORY:
             saga = await self._start(turn)
         else:
-            found = await self._saga(turn.order_id)
+            found, placed = await self._saga_and_order(turn)
             # No charge or shipment for a cancelled order (as in orchestration).
-            if found is None or await self._order_cancelled(turn.order_id):
+            if found is None or _cancelled(placed):
                 return await self._cancel(turn, found)
             saga = found
         status = saga.record(step).status
@@ -158,7 +162,7 @@ class FulfillmentParticipant:
                 )
             except DomainError:
                 # Shipping found its reserved stock released: a cancel got there first.
-                if await self._order_cancelled(turn.order_id):
+                if _cancelled((await self._streams.load(ORDER, turn.order_id))[0]):
                     return await self._cancel(turn, saga)
                 raise
             saga = await self._record_saga(turn, outcome)
@@ -225,7 +229,7 @@ class FulfillmentParticipant:
     # ---------------------------------------------------------------- reads
 
     async def _start(self, turn: _Turn) -> Fulfillment:
-        placed, _ = await self._streams.load(ORDER, turn.order_id)
+        _, placed = await self._saga_and_order(turn)
         if placed is None or placed.shipping_address is None:
             raise ValueError(f"order {turn.order_id} was submitted without items or an address")
         start = StartFulfillment(
@@ -238,13 +242,18 @@ class FulfillmentParticipant:
         saga = await self._record_saga(turn, start)
         return saga
 
-    async def _saga(self, order_id: str) -> Fulfillment | None:
-        saga, _ = await self._streams.load(FULFILLMENT, order_id)
+    async def _saga(self, turn: _Turn) -> Fulfillment | None:
+        saga, version = await self._streams.load(FULFILLMENT, turn.order_id)
+        turn.known[FULFILLMENT.stream_id(turn.order_id)] = (saga, version)
         return saga
 
-    async def _order_cancelled(self, order_id: str) -> bool:
-        placed, _ = await self._streams.load(ORDER, order_id)
-        return placed is not None and placed.status is order.OrderStatus.CANCELLED
+    async def _saga_and_order(self, turn: _Turn) -> tuple[Fulfillment | None, order.OrderState]:
+        """Both in one read of the store."""
+        (saga, version), (placed, _) = await self._streams.load_many(
+            [(FULFILLMENT, turn.order_id), (ORDER, turn.order_id)]
+        )
+        turn.known[FULFILLMENT.stream_id(turn.order_id)] = (saga, version)
+        return saga, placed
 
     # ------------------------------------------------------------ recording
 
@@ -264,9 +273,11 @@ class FulfillmentParticipant:
         stream_id = decider.stream_id(turn.order_id)
         purpose = f"{turn.trigger_id}:{self.participant}:{stream_id}:{type(command).__name__}"
         while True:
-            state, version = await self._streams.load(decider, turn.order_id)
+            known = turn.known.pop(stream_id, None)
+            state, version = known or await self._streams.load(decider, turn.order_id)
             events = decider.decide(command, state)
             if not events:
+                turn.known[stream_id] = (state, version)
                 return state
             now = self._clock()
             new_events = []
@@ -293,7 +304,12 @@ class FulfillmentParticipant:
                 listener(appended)
             for event in events:
                 state = decider.evolve(state, event)
+            turn.known[stream_id] = (state, appended.version)
             return state
+
+
+def _cancelled(placed: order.OrderState) -> bool:
+    return placed is not None and placed.status is order.OrderStatus.CANCELLED
 
 
 def participants(
