@@ -75,11 +75,10 @@ async def settled(api: Api, ids: dict[str, str], seconds: float = 30.0) -> dict[
     deadline = time.monotonic() + seconds
     while True:
         data = await api.execute(FULFILLMENT_QUERY, ids)
-        fulfillment = data["order"]["fulfillment"]
-        if data["order"]["status"] != "SUBMITTED" and fulfillment["state"] in (
-            "COMPLETED",
-            "FAILED",
-        ):
+        # The read document may not be there yet on a busy machine (no consistency token).
+        order = data["order"] or {"status": "SUBMITTED", "fulfillment": None}
+        fulfillment = order["fulfillment"] or {"state": None}
+        if order["status"] != "SUBMITTED" and fulfillment["state"] in ("COMPLETED", "FAILED"):
             return data
         if time.monotonic() > deadline:
             raise AssertionError(f"order {ids['order']} not settled within {seconds} s: {data}")

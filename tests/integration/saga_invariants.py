@@ -68,6 +68,26 @@ async def settled_count(world: SagaWorld, workload: Workload) -> int:
     return sum(1 for events in found.values() if events and events[-1].type in finals)
 
 
+async def unfinished(world: SagaWorld, workload: Workload, shown: int = 5) -> dict[str, list]:
+    """A few unfinished sagas and their streams' event types, to see where each stopped."""
+    found = await world.events.read_streams([FULFILLMENT.stream_id(o) for o in workload.orders])
+    finals = ("FulfillmentCompleted", "FulfillmentFailed")
+    stuck = [
+        o
+        for o in workload.orders
+        if not found[FULFILLMENT.stream_id(o)]
+        or (found[FULFILLMENT.stream_id(o)][-1].type not in finals)
+    ]
+    kinds = ("Order", "Fulfillment", "Inventory", "Payment", "Shipping")
+    shown_streams = await world.events.read_streams(
+        [f"{kind}-{o}" for o in stuck[:shown] for kind in kinds]
+    )
+    return {
+        o: [(e.type, e.data.get("step")) for k in kinds for e in shown_streams[f"{k}-{o}"]]
+        for o in stuck[:shown]
+    }
+
+
 async def all_settled(world: SagaWorld, workload: Workload, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while True:
@@ -75,7 +95,10 @@ async def all_settled(world: SagaWorld, workload: Workload, seconds: float) -> N
         if done == len(workload.orders):
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"{done} of {len(workload.orders)} sagas finished in {seconds} s")
+            raise AssertionError(
+                f"{done} of {len(workload.orders)} sagas finished in {seconds} s; "
+                f"unfinished: {await unfinished(world, workload)}"
+            )
         await asyncio.sleep(0.25)
 
 

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from tests.integration.saga_world import MODES, SagaWorld, saga_world
+from tests.integration.write_side import build_bus
 from write_model.domain.fulfillment import FulfillmentState, StepStatus
 from write_model.domain.order import Address, OrderStatus
+from write_model.event_store.port import EventStore
 from write_model.sagas.gateways.port import GatewayOutcome
 from write_model.sagas.gateways.resilience import CallPolicy
 from write_model.sagas.gateways.simulated import (
@@ -358,3 +362,75 @@ async def until(condition: Callable[[], Awaitable[bool]], what: str, seconds: fl
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not within {seconds} s: {what}")
         await asyncio.sleep(0.02)
+
+
+class Crashed(Exception):
+    """The process died right after an append was committed."""
+
+
+class CrashingStore:
+    """The real event store, dying (raising) right after its `after`-th committed append:
+    where a SIGKILL does most harm, the effect done and nothing after it."""
+
+    def __init__(self, store: EventStore, after: int) -> None:
+        self._store, self._left = store, after
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def append_to_stream(self, *args: Any, **kwargs: Any) -> Any:
+        appended = await self._store.append_to_stream(*args, **kwargs)
+        self._left -= 1
+        if self._left == 0:
+            raise Crashed("killed after an append")
+        return appended
+
+
+@pytest.mark.parametrize(
+    ("country", "ends", "kept"),
+    [
+        ("US", OrderStatus.CONFIRMED, [("payment", "charge", True), ("shipping", "create", True)]),
+        (
+            "AQ",
+            OrderStatus.REJECTED,
+            [
+                ("payment", "charge", True),
+                ("payment", "refund", True),
+                ("shipping", "create", False),
+                ("shipping", "cancel", True),
+            ],
+        ),
+    ],
+)
+async def test_killed_after_any_append_and_run_again_every_saga_ends_once(
+    world: SagaWorld, unique: str, country: str, ends: OrderStatus, kept: list
+) -> None:
+    rules = ShippingRules(fail_countries=frozenset({"AQ"}))
+    address = Address("1 Road", "Town", "1", country)
+    crashes = 0
+    while True:
+        order_id = f"o-{unique}-{crashes}"
+        await world.customer(f"c-{order_id}")
+        await world.product(f"p-{order_id}", 10)
+        await world.submitted_order(order_id, f"c-{order_id}", [(f"p-{order_id}", 2)], address)
+        dying = CrashingStore(world.events, after=crashes + 1)
+        crashing = replace(world, events=dying, bus=build_bus(dying))  # type: ignore[arg-type]
+        try:
+            await crashing.fulfil(crashing.driver(shipping_rules=rules), order_id)
+        except* Crashed:
+            crashes += 1
+        else:
+            break  # it got through without reaching its append: every point was tried
+        await world.fulfil(world.driver(shipping_rules=rules), order_id)  # restarted
+
+        saga = await world.saga(order_id)
+        assert (await world.order(order_id)).status is ends, (crashes, saga)  # type: ignore[union-attr]
+        assert saga.state in (FulfillmentState.COMPLETED, FulfillmentState.FAILED), crashes
+        assert await world.ledger_of(order_id) == kept, crashes
+        assert await world.stock(f"p-{order_id}") == (
+            (8, 0) if ends is OrderStatus.CONFIRMED else (10, 0)
+        )
+        saga_events = await world.events.read_stream(FULFILLMENT.stream_id(order_id))
+        recorded = [(e.type, e.data.get("step")) for e in saga_events]
+        assert len(set(recorded)) == len(recorded), (crashes, recorded)
+    assert crashes > 5  # a saga's every append was a point of death

@@ -10,10 +10,14 @@ orchestration's saga decider, so the orders projection, `orderHistory` and every
 reads a saga read one shape in both modes, and `Order.fulfillment` is the same by
 construction rather than by a second fold that could drift. That stream then has several
 writers: every record there is decided on the stream as just read and appended at its
-version; a writer that loses the race reads again and decides again. It is recorded before
-the participant's own event, so the next participant always finds its step started. Whoever
-finds the saga with nothing left to run or undo finishes it (ConfirmOrder or RejectOrder):
-shipping after it shipped, the last participant to undo after a failure or cancel.
+version; a writer that loses the race reads again and decides again. Whoever finds the saga
+with nothing left to run or undo finishes it (ConfirmOrder or RejectOrder): shipping after
+it shipped, the last participant to undo after a failure or cancel.
+
+Order of the writes: effects, the saga record, finishing the saga, then the participant's
+own event last. So the next participant always finds its step started, and a participant
+killed before its own event handles the trigger again in full (its own event is what says
+the trigger was handled: with it there, the trigger is passed over).
 
 Exactly once: effects carry the saga's keys; every event appended gets an id derived from
 its trigger's event id and its purpose, and every recording is idempotent on the stream's
@@ -172,21 +176,22 @@ class FulfillmentParticipant:
             outcome = RecordStepFailed(step, saga.record(step).detail or f"{step} failed")
         else:
             return await self._settle(turn, saga)  # the saga moved on (a cancel) without it
+        own: choreography.ParticipantCommand
         match outcome:
             case RecordStepSucceeded(_, detail):
-                await self._record_own(turn, choreography.RecordDone(turn.order_id, detail))
+                own = choreography.RecordDone(turn.order_id, detail)
             case RecordStepFailed(_, reason):
                 saga = await self._undo_step(turn, saga)
-                await self._record_own(turn, choreography.RecordFailed(turn.order_id, reason))
+                own = choreography.RecordFailed(turn.order_id, reason)
         await self._finish(turn, saga)
+        await self._record_own(turn, own)
 
     async def _undo(self, turn: _Turn, saga: Fulfillment | None) -> None:
         """A later step failed and was cleaned up: undo mine, and say so."""
         if saga is None:
             raise ValueError(f"{self.participant} asked to undo order {turn.order_id} with no saga")
-        saga = await self._undo_step(turn, saga)
+        await self._finish(turn, await self._undo_step(turn, saga))
         await self._record_own(turn, choreography.RecordUndone(turn.order_id))
-        await self._finish(turn, saga)
 
     async def _cancel(self, turn: _Turn, saga: Fulfillment | None) -> None:
         """The order was cancelled: undo whatever my step began."""
@@ -196,10 +201,10 @@ class FulfillmentParticipant:
 
     async def _settle(self, turn: _Turn, saga: Fulfillment) -> None:
         """Undo what my step began if the saga is being undone; finish it if I am last."""
-        if saga.state is FulfillmentState.COMPENSATING and fulfillment.needs_undo(saga, self._step):
-            saga = await self._undo_step(turn, saga)
-            await self._record_own(turn, choreography.RecordUndone(turn.order_id))
+        saga = await self._undo_step(turn, saga)
         await self._finish(turn, saga)
+        if saga.record(self._step).status is StepStatus.COMPENSATED:
+            await self._record_own(turn, choreography.RecordUndone(turn.order_id))
 
     async def _undo_step(self, turn: _Turn, saga: Fulfillment) -> Fulfillment:
         if saga.state is not FulfillmentState.COMPENSATING:
