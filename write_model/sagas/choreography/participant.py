@@ -125,7 +125,10 @@ class FulfillmentParticipant:
 
     async def react(self, key: str, events: Sequence[RecordedEvent]) -> None:
         for trigger in events:
-            own, version = await self._streams.load(self._own, key)
+            # The three streams a response may need, in one read of the store.
+            (own, version), (saga, saga_version), (placed, _) = await self._streams.load_many(
+                [(self._own, key), (FULFILLMENT, key), (ORDER, key)]
+            )
             response = choreography.respond(self.participant, trigger.type, own)
             if response is None:
                 continue
@@ -136,24 +139,24 @@ class FulfillmentParticipant:
             )
             turn = _Turn(key, context, str(trigger.event_id))
             turn.known[self._own.stream_id(key)] = (own, version)
+            turn.known[FULFILLMENT.stream_id(key)] = (saga, saga_version)
             match response:
                 case Response.ACT:
-                    await self._act(turn)
+                    await self._act(turn, saga, placed)
                 case Response.UNDO:
-                    await self._undo(turn, await self._saga(turn))
+                    await self._undo(turn, saga)
                 case Response.CANCEL:
-                    await self._cancel(turn, await self._saga(turn))
+                    await self._cancel(turn, saga)
                 case _:
                     assert_never(response)
 
     # ------------------------------------------------------------ responses
 
-    async def _act(self, turn: _Turn) -> None:
+    async def _act(self, turn: _Turn, found: Fulfillment | None, placed: order.OrderState) -> None:
         step = self._step
         if step is fulfillment.Step.RESERVE_INVENTORY:
-            saga = await self._start(turn)
+            saga = await self._start(turn, placed)
         else:
-            found, placed = await self._saga_and_order(turn)
             # No charge or shipment for a cancelled order (as in orchestration).
             if found is None or _cancelled(placed):
                 return await self._cancel(turn, found)
@@ -233,8 +236,7 @@ class FulfillmentParticipant:
 
     # ---------------------------------------------------------------- reads
 
-    async def _start(self, turn: _Turn) -> Fulfillment:
-        _, placed = await self._saga_and_order(turn)
+    async def _start(self, turn: _Turn, placed: order.OrderState) -> Fulfillment:
         if placed is None or placed.shipping_address is None:
             raise ValueError(f"order {turn.order_id} was submitted without items or an address")
         start = StartFulfillment(
@@ -246,19 +248,6 @@ class FulfillmentParticipant:
         )
         saga = await self._record_saga(turn, start)
         return saga
-
-    async def _saga(self, turn: _Turn) -> Fulfillment | None:
-        saga, version = await self._streams.load(FULFILLMENT, turn.order_id)
-        turn.known[FULFILLMENT.stream_id(turn.order_id)] = (saga, version)
-        return saga
-
-    async def _saga_and_order(self, turn: _Turn) -> tuple[Fulfillment | None, order.OrderState]:
-        """Both in one read of the store."""
-        (saga, version), (placed, _) = await self._streams.load_many(
-            [(FULFILLMENT, turn.order_id), (ORDER, turn.order_id)]
-        )
-        turn.known[FULFILLMENT.stream_id(turn.order_id)] = (saga, version)
-        return saga, placed
 
     # ------------------------------------------------------------ recording
 
