@@ -7,10 +7,13 @@ rejected at ReserveInventory and nothing is charged."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.e2e.client import (
@@ -36,15 +39,38 @@ async def choreography_stack(
         yield running
 
 
+@dataclass(frozen=True)
+class SagaStack:
+    api: Api
+    stack: Stack
+    mode: str
+
+    async def stream_types(self, stream_id: str) -> list[str]:
+        """The types of a stream's events, read from the stack's event store."""
+        store = self.stack.event_store
+        if store.startswith("postgres"):
+            connection = await asyncpg.connect(store)
+            try:
+                rows = await connection.fetch(
+                    "SELECT type FROM events WHERE stream_id = $1 ORDER BY version", stream_id
+                )
+            finally:
+                await connection.close()
+            return [row["type"] for row in rows]
+        with sqlite3.connect(store) as connection:
+            query = "SELECT type FROM events WHERE stream_id = ? ORDER BY version"
+            return [row[0] for row in connection.execute(query, (stream_id,))]
+
+
 @pytest.fixture(params=["orchestration", "choreography"])
-async def saga_api(
+async def saga(
     request: pytest.FixtureRequest, stack: Stack, choreography_stack: Stack
-) -> AsyncIterator[Api]:
+) -> AsyncIterator[SagaStack]:
     """A client of a stack of `stack`'s kind whose saga runs in the mode of the parameter."""
     running = stack if request.param == "orchestration" else choreography_stack
     running.check_running()
     async with Api.connect(running.graphql_url) as client:
-        yield client
+        yield SagaStack(client, running, request.param)
 
 
 FULFILLMENT_QUERY = """
@@ -85,8 +111,8 @@ async def settled(api: Api, ids: dict[str, str], seconds: float = 30.0) -> dict[
         await asyncio.sleep(0.1)
 
 
-async def test_an_order_is_confirmed_with_all_three_steps_done(saga_api: Api, uid: str) -> None:
-    api = saga_api
+async def test_an_order_is_confirmed_with_all_three_steps_done(saga: SagaStack, uid: str) -> None:
+    api = saga.api
     ids = await submitted_order(api, uid, quantity=3, stock=10)
 
     data = await settled(api, ids)
@@ -104,12 +130,15 @@ async def test_an_order_is_confirmed_with_all_three_steps_done(saga_api: Api, ui
     assert data["product"] == {"stockOnHand": 7, "stockReserved": 0, "stockAvailable": 7}
     # 3 x 20.00 plus 10 % tax.
     assert data["customer"]["lifetimeValue"] == {"amount": "66.00", "currency": "USD"}
+    # Choreography: shipping, a participant of its own, recorded the shipment on its stream.
+    shipped = await saga.stream_types(f"Shipping-{ids['order']}")
+    assert shipped == (["ShipmentCreated"] if saga.mode == "choreography" else [])
 
 
 async def test_an_order_beyond_the_stock_is_rejected_before_any_payment(
-    saga_api: Api, uid: str
+    saga: SagaStack, uid: str
 ) -> None:
-    api = saga_api
+    api = saga.api
     ids = await submitted_order(api, uid, quantity=5, stock=2)
 
     data = await settled(api, ids)
