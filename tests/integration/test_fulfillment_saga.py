@@ -5,6 +5,7 @@ stock and the gateways' ledger, the same in each."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from decimal import Decimal
@@ -434,3 +435,43 @@ async def test_killed_after_any_append_and_run_again_every_saga_ends_once(
         recorded = [(e.type, e.data.get("step")) for e in saga_events]
         assert len(set(recorded)) == len(recorded), (crashes, recorded)
     assert crashes > 5  # a saga's every append was a point of death
+
+
+async def test_switching_modes_with_sagas_finished_or_under_way_repeats_nothing(
+    unique: str,
+) -> None:
+    async with saga_world(mode="orchestration") as world:
+        confirmed, declined, waiting = [
+            await one_order(world, f"{unique}-{n}") for n in ("ok", "no", "wait")
+        ]
+        await world.fulfil(world.driver(), confirmed)
+        declining = PaymentRules(decline_above=Decimal("5"))
+        await world.fulfil(world.driver(payment_rules=declining), declined)
+        patient = CallPolicy(timeout_seconds=60, max_attempts=1)
+        stuck = world.driver(payment_behaviour=Behaviour(hang=True), policy=patient)
+        # Stopped while charging `waiting` (the provider never answered): only its
+        # reservation is recorded.
+        charging = asyncio.create_task(world.fulfil(stuck, waiting))
+        await until(lambda: _step_status(world, waiting, 0, DONE), "the reservation")
+        charging.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await charging
+        ledgers = {o: await world.ledger_of(o) for o in (confirmed, declined)}
+
+        world.mode = "choreography"  # the same log and ledger, the other mode
+        await world.fulfil(world.driver(), confirmed, declined, waiting)
+
+        assert {o: await world.ledger_of(o) for o in (confirmed, declined)} == ledgers
+        assert (await world.order(confirmed)).status is OrderStatus.CONFIRMED  # type: ignore[union-attr]
+        assert (await world.order(declined)).status is OrderStatus.REJECTED  # type: ignore[union-attr]
+        assert (await world.order(waiting)).status is OrderStatus.CONFIRMED  # type: ignore[union-attr]
+        assert await statuses(world, waiting) == [DONE, DONE, DONE]
+        assert await world.ledger_of(waiting) == [
+            ("payment", "charge", True),
+            ("shipping", "create", True),
+        ]
+
+
+async def _step_status(world: SagaWorld, order_id: str, index: int, status: StepStatus) -> bool:
+    saga, _ = await world.streams.load(FULFILLMENT, order_id)
+    return saga is not None and saga.steps[index].status is status
