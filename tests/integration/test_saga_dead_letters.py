@@ -6,24 +6,16 @@ consistency-token read stale (only the projections' letters do)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from app.bootstrap import command_bus
+from app.bootstrap import command_bus, saga_dependencies
 from tests.integration.graphql_stack import ApiStack, api_stack
+from tests.subscriber_loop import eventually, subscriber_running
 from write_model.domain.money import Money
-from write_model.domain.order import OrderItemAdded
-from write_model.envelope import EventMetadata, NewEvent
-from write_model.event_store.port import ANY
 from write_model.sagas.gateways.port import GatewayOutcome, PaymentGateway
 from write_model.sagas.gateways.simulated import (
     PaymentRules,
@@ -32,7 +24,7 @@ from write_model.sagas.gateways.simulated import (
     SimulatedShipping,
 )
 from write_model.sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator, Gateways
-from write_model.sagas.process import SubscriberDependencies, run_subscriber
+from write_model.sagas.process import SubscriberDependencies
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mongo]
 
@@ -88,67 +80,25 @@ class RefusingRefunds:
         return await self.inner.refund(key, charge_key)
 
 
-@contextlib.asynccontextmanager
-async def saga_running(stack: ApiStack, payments: RefusingRefunds) -> AsyncIterator[None]:
-    """The saga process's loop on the stack's PostgreSQL, on these payments."""
+def saga_dependencies_on(stack: ApiStack, payments: RefusingRefunds) -> SubscriberDependencies:
+    """The saga process's loop on the stack's PostgreSQL, on these payments, trying a
+    failing saga twice and looking at retry requests often."""
     backend = stack.runtime.backend
+    shipping = SimulatedShipping(backend.saga.ledger, ShippingRules(frozenset({"AQ"})))
     orchestrator = FulfillmentOrchestrator(
         backend.events,
         backend.registry,
         command_bus(stack.settings, backend),
-        Gateways(
-            payments, SimulatedShipping(backend.saga.ledger, ShippingRules(frozenset({"AQ"})))
-        ),
+        Gateways(payments, shipping),
         clock=lambda: datetime.now(UTC),
     )
-    deps = SubscriberDependencies(
-        events=backend.events,
-        checkpoints=backend.saga.checkpoints,
-        dead_letters=backend.saga.dead_letters,
-        signal=backend.signal,
-        lock=backend.lock,
+    return replace(
+        saga_dependencies(stack.settings, backend),
         reaction=orchestrator,
         poll_seconds=0.05,
         max_attempts=2,
         backoff_seconds=0.01,
         maintenance_seconds=0.05,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.create_task(run_subscriber(deps, stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(loop, 10)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], seconds: float = 15.0) -> Any:
-    """`check()`'s first truthy answer."""
-    deadline = time.monotonic() + seconds
-    while not (found := await check()):
-        assert time.monotonic() < deadline, "not in time"
-        await asyncio.sleep(0.05)
-    return found
-
-
-async def projection_letter(stack: ApiStack, order_id: str) -> None:
-    """An item for an order that was never created: the orders projection parks it."""
-    type_name, data, schema_version = stack.runtime.backend.registry.serialize(
-        OrderItemAdded("pen", "Pen", 1, Money(Decimal("1.25"), "USD"))
-    )
-    await stack.runtime.backend.events.append_to_stream(
-        f"Order-{order_id}",
-        "Order",
-        ANY,
-        [
-            NewEvent(
-                uuid.uuid4(),
-                type_name,
-                data,
-                EventMetadata("dead-letter-test", schema_version=schema_version),
-                datetime.now(UTC),
-            )
-        ],
     )
 
 
@@ -168,8 +118,8 @@ async def test_a_refused_refund_is_a_saga_dead_letter_listed_with_the_projection
         payments = RefusingRefunds(
             SimulatedPayments(stack.runtime.backend.saga.ledger, PaymentRules())
         )
-        async with saga_running(stack, payments):
-            await projection_letter(stack, f"o-ghost-{unique}")
+        async with subscriber_running(saga_dependencies_on(stack, payments)):
+            await stack.ghost_order_item(f"o-ghost-{unique}")
             # No shipping to AQ: the payment is to be refunded, and the provider refuses.
             submitted = await stack.gql(
                 ORDER, {"order": stuck, "customer": customer, "product": product, "country": "AQ"}

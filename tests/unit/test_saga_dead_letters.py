@@ -5,18 +5,16 @@ retried, and an operator's retry handles a fixed key or records that it still fa
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from read_model.append_signal.in_process import InProcessAppendSignal
 from read_model.leader_lock.in_process import InProcessLeaderLock
 from tests.integration.write_side import build_bus, customer_and_product
+from tests.subscriber_loop import eventually, subscriber_running
 from write_model import commands
 from write_model.command_context import CommandContext
 from write_model.domain.order import Address
@@ -38,7 +36,7 @@ from write_model.sagas.orchestrator import (
     FulfillmentOrchestrator,
     Gateways,
 )
-from write_model.sagas.process import Reaction, SubscriberDependencies, run_subscriber
+from write_model.sagas.process import Reaction, SubscriberDependencies
 from write_model.sagas.storage import SagaStorage
 
 MAX_ATTEMPTS = 3
@@ -136,24 +134,6 @@ class World:
         return checkpoint is not None and checkpoint >= await self.events.head_position()
 
 
-@contextlib.asynccontextmanager
-async def running(deps: SubscriberDependencies) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    loop = asyncio.create_task(run_subscriber(deps, stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(loop, 5)
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not await condition():
-        assert time.monotonic() < deadline, "the condition did not come true in time"
-        await asyncio.sleep(0.01)
-
-
 def orchestrator(world: World) -> FulfillmentOrchestrator:
     ledger = world.saga.ledger
     gateways = Gateways(
@@ -208,7 +188,7 @@ async def test_a_poison_order_is_parked_after_its_tries_while_another_saga_compl
     await raw_order_event(world, "o-poison", "OrderSubmitted")
     healthy = await submitted_order(world, unique)
 
-    async with running(world.deps(reaction)):
+    async with subscriber_running(world.deps(reaction)):
         await eventually(lambda: world.caught_up(SUBSCRIBER))
         saga = await world.events.read_stream(FULFILLMENT.stream_id(healthy))
 
@@ -225,7 +205,7 @@ async def test_later_events_of_a_parked_key_are_parked_behind_it_in_order(unique
     reaction = Counting(orchestrator(world))
     await raw_order_event(world, "o-poison", "OrderSubmitted")
 
-    async with running(world.deps(reaction)):
+    async with subscriber_running(world.deps(reaction)):
         await eventually(lambda: world.caught_up(SUBSCRIBER))
         await raw_order_event(world, "o-poison", "OrderCancelled")
         healthy = await submitted_order(world, unique)  # after it, other keys still flow
@@ -247,7 +227,7 @@ async def test_the_events_of_a_key_from_the_failing_one_on_are_parked(unique: st
     await world.append(f"Job-{unique}", {"n": 1}, {"poison": True}, {"n": 3})
     await world.append(f"Job-{unique}-other", {"n": 1})
 
-    async with running(world.deps(reaction)):
+    async with subscriber_running(world.deps(reaction)):
         await eventually(lambda: world.caught_up(reaction.subscriber))
 
     assert reaction.handled == [(f"Job-{unique}", 1), (f"Job-{unique}-other", 1)]
@@ -266,7 +246,7 @@ async def test_an_outage_parks_nothing_and_the_batch_is_handled_once_it_is_over(
     reaction = Scripted(outages=MAX_ATTEMPTS)
     await world.append(f"Job-{unique}", {"n": 1})
 
-    async with running(world.deps(reaction)):
+    async with subscriber_running(world.deps(reaction)):
         await eventually(lambda: world.caught_up(reaction.subscriber))
 
     assert reaction.outages == 0
@@ -280,7 +260,7 @@ async def test_a_retried_key_that_was_fixed_is_handled_and_its_letters_go(unique
     reaction = Scripted(broken={key})
     await world.append(key, {"poison": True}, {"n": 2})
 
-    async with running(world.deps(reaction)):
+    async with subscriber_running(world.deps(reaction)):
         await eventually(lambda: world.caught_up(reaction.subscriber))
         letters = await world.letters(reaction.subscriber, key)
         assert len(letters) == 2 and reaction.handled == []
@@ -301,7 +281,7 @@ async def test_a_retry_that_fails_again_records_the_error_and_the_tries(unique: 
     reaction = Scripted(broken={key})
     await world.append(key, {"poison": True})
 
-    async with running(world.deps(reaction)):
+    async with subscriber_running(world.deps(reaction)):
         await eventually(lambda: world.caught_up(reaction.subscriber))
         [parked] = await world.letters(reaction.subscriber, key)
         assert await world.saga.dead_letters.request_retry(parked.id)
