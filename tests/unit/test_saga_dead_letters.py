@@ -5,6 +5,7 @@ retried, and an operator's retry handles a fixed key or records that it still fa
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -73,11 +74,13 @@ class Scripted:
     outages: int = 0
     handled: list[tuple[str, int]] = field(default_factory=list)
     failures: int = 0
+    seconds_per_call: float = 0.0  # a slow reaction keeps the loop busy
 
     def key_of(self, event: RecordedEvent) -> str | None:
         return event.stream_id
 
     async def react(self, key: str, events: Sequence[RecordedEvent]) -> None:
+        await asyncio.sleep(self.seconds_per_call)
         for event in events:
             if self.outages:
                 self.outages -= 1
@@ -95,7 +98,7 @@ class World:
     events: InMemoryEventStore = field(default_factory=InMemoryEventStore)
     saga: SagaStorage = field(default_factory=storage.memory_storage)
 
-    def deps(self, reaction: Reaction) -> SubscriberDependencies:
+    def deps(self, reaction: Reaction, batch_size: int = 500) -> SubscriberDependencies:
         return SubscriberDependencies(
             events=self.events,
             checkpoints=self.saga.checkpoints,
@@ -104,6 +107,7 @@ class World:
             lock=InProcessLeaderLock(),
             reaction=reaction,
             poll_seconds=0.01,
+            batch_size=batch_size,
             max_attempts=MAX_ATTEMPTS,
             backoff_seconds=0.001,
             maintenance_seconds=0.01,
@@ -296,6 +300,26 @@ async def test_a_retry_that_fails_again_records_the_error_and_the_tries(unique: 
     )
     assert retried.failed_at >= parked.failed_at and not retried.retry_requested
     assert reaction.handled == []
+
+
+async def test_a_retry_is_acted_on_while_the_log_is_busy(unique: str) -> None:
+    world = World()
+    key = f"Job-{unique}"
+    reaction = Scripted(broken={key}, seconds_per_call=0.005)
+    await world.append(key, {"poison": True})
+
+    async with subscriber_running(world.deps(reaction, batch_size=1)):
+        [parked] = await eventually(lambda: world.letters(reaction.subscriber, key))
+        reaction.broken.clear()
+        # A backlog of other keys, a batch of one event each: about 2 s of work.
+        for n in range(400):
+            await world.append(f"Job-{unique}-{n}", {"n": n})
+        assert await world.saga.dead_letters.request_retry(parked.id)
+        await eventually(lambda: _no_letters(world, reaction.subscriber, key))
+        retried_while_busy = not await world.caught_up(reaction.subscriber)
+
+    assert retried_while_busy, "the retry waited for the log to go quiet"
+    assert (key, 1) in reaction.handled
 
 
 async def _no_letters(world: World, subscriber: str, key: str) -> bool:
