@@ -122,7 +122,7 @@ def saga_command() -> None:
     one stands by)."""
     settings = Settings()
     _configure_logging(settings)
-    _require_services(settings, "orders saga")
+    _require_services(settings, "orders saga", read_store=False)
     _run(lambda: _until_signalled(lambda stop: run_saga_process(settings, stop)))
 
 
@@ -196,10 +196,11 @@ def projections_rebuild(name: str) -> None:
     click.echo(f"{name}: version {version} built")
 
 
-def _require_services(settings: Settings, command: str) -> None:
-    """Exit 2 naming `command` when a setting it needs is missing."""
+def _require_services(settings: Settings, command: str, *, read_store: bool = True) -> None:
+    """Exit 2 naming `command` when a setting it needs is missing (`read_store`: MONGO_URL
+    too)."""
     try:
-        require_services(settings, command)
+        require_services(settings, command, read_store=read_store)
     except ServiceUnavailable as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)

@@ -1,5 +1,7 @@
-"""The ops port of processes without a GraphQL API (`orders projector`, later the saga and
-relay): /healthz, /readyz and /metrics on OPS_PORT, for health checks and Prometheus."""
+"""The ops port of processes without a GraphQL API (`orders projector`, `orders saga`, later
+the relay): /healthz, /readyz and /metrics on OPS_PORT, for health checks and Prometheus.
+A process without the read store (the saga's) passes no ReadModel: it reports its own
+stores and dead letters."""
 
 from __future__ import annotations
 
@@ -20,10 +22,10 @@ from app.settings import Settings
 from read_model.service import ReadModel
 
 if TYPE_CHECKING:
-    from app.bootstrap import Backend
+    from app.bootstrap import LogBackend
 
 
-def ops_app(settings: Settings, backend: Backend, read_model: ReadModel) -> Starlette:
+def ops_app(settings: Settings, backend: LogBackend, read_model: ReadModel | None) -> Starlette:
     metrics = Metrics()
 
     async def healthz(request: Request) -> Response:
@@ -40,7 +42,8 @@ def ops_app(settings: Settings, backend: Backend, read_model: ReadModel) -> Star
     async def metrics_endpoint(request: Request) -> Response:
         if backend.listener_healthy is not None:
             metrics.listener_connected.set(1 if backend.listener_healthy() else 0)
-        return Response(await metrics.render(read_model), media_type=CONTENT_TYPE)
+        body = await metrics.render(read_model, backend.saga.dead_letters)
+        return Response(body, media_type=CONTENT_TYPE)
 
     return Starlette(
         routes=[
@@ -61,7 +64,7 @@ class _EmbeddedServer(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def ops_server(
-    settings: Settings, backend: Backend, read_model: ReadModel
+    settings: Settings, backend: LogBackend, read_model: ReadModel | None
 ) -> AsyncIterator[None]:
     """Serve the ops endpoints on OPS_PORT while the block runs (nothing when unset)."""
     if settings.ops_port is None:

@@ -136,7 +136,8 @@ def create_app(
             metrics.listener_connected.set(1 if runtime.backend.listener_healthy() else 0)
         if runtime.services.live is not None:
             metrics.feed_gaps.set(runtime.services.live.gaps)
-        body = await metrics.render(runtime.services.read_model)
+        read_model = runtime.services.read_model
+        body = await metrics.render(read_model, read_model.saga_letters)
         return Response(body, media_type=CONTENT_TYPE)
 
     async def root(request: Request) -> Response:

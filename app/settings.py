@@ -157,6 +157,15 @@ class Settings(BaseSettings):
     saga_concurrency: int = Field(
         32, ge=1, le=1000, description="sagas one saga process drives at once"
     )
+    saga_max_attempts: int = Field(
+        4,
+        ge=1,
+        description="tries of a saga event that keeps failing (a bug, a poison event, a "
+        "refused compensation; not an outage) before it is parked as a dead letter",
+    )
+    saga_backoff_seconds: float = Field(
+        0.1, ge=0, description="first wait between those tries; doubled each time"
+    )
     payment_decline_above: Decimal | None = Field(
         None, description="simulated payments: decline charges above this amount"
     )

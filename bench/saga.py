@@ -78,6 +78,7 @@ class Bench:
         self.deps = SubscriberDependencies(
             events=self.events,
             checkpoints=saga_storage.checkpoints,
+            dead_letters=saga_storage.dead_letters,
             signal=self.signal,
             lock=InProcessLeaderLock(),
             reaction=orchestrator,

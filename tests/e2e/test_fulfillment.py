@@ -46,10 +46,11 @@ async def settled(api: Api, ids: dict[str, str], seconds: float = 30.0) -> dict[
     deadline = time.monotonic() + seconds
     while True:
         data = await api.execute(FULFILLMENT_QUERY, ids)
-        fulfillment = data["order"]["fulfillment"]
-        if data["order"]["status"] != "SUBMITTED" and fulfillment["state"] in (
-            "COMPLETED",
-            "FAILED",
+        order = data["order"]  # None until the projector has written it
+        if (
+            order is not None
+            and order["status"] != "SUBMITTED"
+            and order["fulfillment"]["state"] in ("COMPLETED", "FAILED")
         ):
             return data
         if time.monotonic() > deadline:

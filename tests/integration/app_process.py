@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -34,3 +36,15 @@ class AppProcess:
                 self.process.wait()
         self._log.close()
         return self.process.returncode
+
+
+class SagaProcess(AppProcess):
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        super().__init__("saga", env, log_path)
+
+    async def leading(self, seconds: float = 30.0) -> None:
+        deadline = time.monotonic() + seconds
+        while "saga: leading" not in self.log():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the saga process does not lead: {self.log()}")
+            await asyncio.sleep(0.05)

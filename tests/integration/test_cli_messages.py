@@ -59,6 +59,13 @@ def test_a_missing_setting_names_the_command_that_needs_it(
     assert line.startswith(f"error: {named} needs DATABASE_URL and MONGO_URL")
 
 
+def test_orders_saga_needs_only_postgresql(tmp_path: Path) -> None:
+    result = orders(["saga"], tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: orders saga needs DATABASE_URL: it shares PostgreSQL with")
+
+
 @pytest.mark.parametrize("command", ["api", "dev", "migrate", "seed", "projector"])
 def test_an_unreachable_url_is_one_line_and_exit_2(command: str, tmp_path: Path) -> None:
     result = orders(

@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import service_url
-from tests.integration.app_process import AppProcess
+from tests.integration.app_process import SagaProcess
 from tests.integration.read_side import isolated_stack
 from tests.integration.saga_invariants import (
     all_settled,
@@ -45,18 +44,6 @@ async def test_200_orders_at_once_against_scarce_stock(unique: str) -> None:
     assert any("insufficient stock" in r for r in reasons)
     assert any("payment declined" in r for r in reasons)
     assert "no shipping to AQ" in reasons
-
-
-class SagaProcess(AppProcess):
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        super().__init__("saga", env, log_path)
-
-    async def leading(self, seconds: float = 30.0) -> None:
-        deadline = time.monotonic() + seconds
-        while "saga: leading" not in self.log():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the saga process does not lead: {self.log()}")
-            await asyncio.sleep(0.05)
 
 
 async def test_the_saga_process_killed_at_random_points_finishes_every_saga_once(
