@@ -290,6 +290,28 @@ async def test_a_customer_cannot_change_another_customers_order_or_order_for_the
     assert for_them["message"] == for_nobody["message"].replace(nobody, shop.b_id)
     renamed = await shop.a.mutate("renameCustomer", {"customerId": shop.b_id, "name": "Mallory"})
     assert renamed["__typename"] == "NotFoundError"
+    # A chosen orderId that is B's answers A exactly as A's own taken id does, without
+    # saying that an order exists; staff are told why.
+    items = [{"productId": shop.sku, "quantity": 1}]
+    taken = {
+        order_id: await shop.a.mutate(
+            "createOrder", {"orderId": order_id, "customerId": shop.a_id, "items": items}
+        )
+        for order_id in (shop.a_order, shop.b_order)
+    }
+    own, bs = taken[shop.a_order], taken[shop.b_order]
+    assert own["__typename"] == bs["__typename"] == "ValidationError"
+    assert own["field"] == bs["field"] == "orderId"
+    assert bs["message"] == own["message"].replace(shop.a_order, shop.b_order)
+    assert "exist" not in bs["message"] and shop.b_id not in bs["message"]
+    told = await shop.staff.mutate(
+        "createOrder", {"orderId": shop.b_order, "customerId": shop.a_id, "items": items}
+    )
+    assert told == {
+        "__typename": "InvalidStateError",
+        "code": "INVALID_STATE",
+        "message": f"order {shop.b_order} already exists",
+    }
 
     # B's order is as B left it; its owner can still change it.
     await asyncio.sleep(0.3)  # were anything appended, the projector would have it by now
