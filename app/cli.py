@@ -244,12 +244,16 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: 
     from app.server import create_app
 
     _check_reachable(settings, embedded=embedded)
+    # --host and --port win over HOST and PORT, for the ops port's default host too.
+    settings = settings.model_copy(
+        update={"host": host or settings.host, "port": port if port is not None else settings.port}
+    )
     app = create_app(settings, embedded=embedded)
     server = AnnouncingServer(
         uvicorn.Config(
             app,
-            host=host or settings.host,
-            port=port if port is not None else settings.port,
+            host=settings.host,
+            port=settings.port,
             loop="uvloop",
             http="httptools",
             lifespan="on",
@@ -265,7 +269,8 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: 
         server.run()
     except SystemExit:
         # uvicorn exits with 3 when the lifespan fails; a service that cannot be reached
-        # is the operator's to fix, so say which one and exit with 2 like every command.
+        # (or an ops port that cannot be listened on) is the operator's to fix, so say
+        # which one and exit with 2 like every command.
         startup_error = getattr(app.state, "startup_error", None)
         if startup_error is not None:
             click.echo(f"error: {startup_error}", err=True)

@@ -6,7 +6,8 @@ Decision through the same load-decide-append pipeline (write_model/bus.py).
 `command_handlers` is the bus's table: command type -> handler.
 
 Handlers also apply the access rule to what they load (write_model/access.py): an order or a
-customer the principal may not act for is refused with the same NotFound a missing one gets.
+customer the principal may not act for is refused with the same NotFound a missing one gets,
+and a customer's `createOrder` with a taken order id gets one answer whoever owns the order.
 """
 
 from __future__ import annotations
@@ -167,6 +168,14 @@ async def create_order(
     priced = tuple(
         _priced(item, entry) for item, (entry, _) in zip(command.items, entries, strict=True)
     )
+    if current_order[0] is not None and not access.sees_everything(lookup.principal):
+        # A chosen id that is taken, by its own order or anyone else's: refusing it tells a
+        # customer that much whatever it says, so it says only that, alike for both.
+        raise ValidationFailed(
+            f"order id {order_id} cannot be used: choose another, or leave orderId out "
+            "and the server picks one",
+            "orderId",
+        )
     create = order.CreateOrder(
         order_id, command.customer_id, tax_rate, priced, command.shipping_address
     )

@@ -188,7 +188,8 @@ async def api_stack(**overrides: Any) -> AsyncIterator[ApiStack]:
         mongo = MongoCommands()
         try:
             async with running_app(settings, mongo) as (app, client):
-                projector = Projector(settings)
+                # A process of its own in production, with its own OPS_PORT if any.
+                projector = Projector(settings.model_copy(update={"ops_port": None}))
                 projector.start()
                 try:
                     yield ApiStack(app, client, settings, mongo, projector)
