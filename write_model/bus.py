@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -40,13 +41,17 @@ from write_model.event_store.port import (
     ExpectedVersion,
     IdempotencyKey,
     IdempotencyKeyConflict,
+    StreamFromSnapshot,
     WrongExpectedVersion,
 )
 from write_model.registry import EventTypeRegistry
+from write_model.snapshots import SnapshotPolicy, StateSnapshots
 
 C = TypeVar("C")
 E = TypeVar("E")
 S = TypeVar("S")
+
+log = logging.getLogger(__name__)
 
 _ID_NAMESPACE = uuid.UUID("6f1c7f2e-4d3b-4a59-9a67-0c5d2f8e1b10")
 MAX_RETRY_BACKOFF_SECONDS = 0.25
@@ -58,6 +63,8 @@ class Decider(Generic[C, E, S]):
     decide: Callable[[C, S], list[E]]
     evolve: Callable[[S, E], S]
     initial_state: S
+    # Loaded from snapshots of its state (write_model/snapshots.py); None: always folded.
+    snapshots: StateSnapshots[S] | None = None
 
     def stream_id(self, entity_id: str) -> str:
         return stream_ids.stream_id(self.stream_type, entity_id)
@@ -143,30 +150,61 @@ class UnknownCommand(TypeError):
 
 
 class Streams:
-    """The write side's streams, each folded by its decider."""
+    """The write side's streams, each folded by its decider, from its snapshot when the
+    decider has snapshots (see write_model/snapshots.py)."""
 
-    def __init__(self, store: EventStore, registry: EventTypeRegistry) -> None:
+    def __init__(
+        self, store: EventStore, registry: EventTypeRegistry, *, snapshot_every: int = 0
+    ) -> None:
         self._store = store
         self._registry = registry
+        self.snapshots = SnapshotPolicy(store, snapshot_every)
 
     async def load(self, decider: Decider[C, E, S], entity_id: str) -> tuple[S, int]:
-        """The state folded from the entity's stream, and its version (0: no stream)."""
-        events = await self._store.read_stream(decider.stream_id(entity_id))
-        return self._fold(decider, events), len(events)
+        """The entity's state and its stream's version (0: no stream)."""
+        [loaded] = await self.load_many([(decider, entity_id)])
+        return loaded
 
     async def load_many(
         self, targets: Sequence[tuple[Decider[Any, Any, Any], str]]
     ) -> list[tuple[Any, int]]:
         """Several entities' streams in one read of the store, each folded by its decider."""
         ids = [decider.stream_id(entity_id) for decider, entity_id in targets]
-        found = await self._store.read_streams(ids)
+        found = await self._store.read_from_snapshots(
+            {
+                stream_id: decider.snapshots.schema_version if decider.snapshots else None
+                for (decider, _), stream_id in zip(targets, ids, strict=True)
+            }
+        )
         return [
-            (self._fold(decider, found[stream_id]), len(found[stream_id]))
+            await self._state(decider, stream_id, found[stream_id])
             for (decider, _), stream_id in zip(targets, ids, strict=True)
         ]
 
-    def _fold(self, decider: Decider[C, E, S], events: list[RecordedEvent]) -> S:
+    async def _state(
+        self, decider: Decider[C, E, S], stream_id: str, found: StreamFromSnapshot
+    ) -> tuple[S, int]:
         state = decider.initial_state
+        snapshot, events = found.snapshot, found.events
+        if snapshot is not None and decider.snapshots is not None:
+            try:
+                state = decider.snapshots.from_data(snapshot.data)
+            except ValueError:
+                # Its schema version says it fits, yet it does not: fold the events instead.
+                log.warning(
+                    "snapshot of %s at version %d unreadable; folding its events",
+                    stream_id,
+                    snapshot.version,
+                    exc_info=True,
+                )
+                state, events = decider.initial_state, await self._store.read_stream(stream_id)
+        state = self.fold(decider, state, events)
+        version = events[-1].version if events else found.version
+        if decider.snapshots is not None and self.snapshots.folded_enough(len(events)):
+            await self.snapshots.save(stream_id, decider.snapshots, state, version)
+        return state, version
+
+    def fold(self, decider: Decider[C, E, S], state: S, events: Sequence[RecordedEvent]) -> S:
         for recorded in events:
             event = self._registry.deserialize(
                 recorded.type, recorded.data, recorded.metadata.schema_version
@@ -201,8 +239,9 @@ class _DispatchLookup(Streams):
         idempotency: Idempotency | None,
         new_id: Callable[[], str],
         principal: Principal,
+        snapshot_every: int,
     ) -> None:
-        super().__init__(store, registry)
+        super().__init__(store, registry, snapshot_every=snapshot_every)
         self.principal = principal
         self._idempotency = idempotency
         self._new_id = new_id
@@ -238,8 +277,11 @@ class CommandBus:
         new_entity_id: Callable[[], str],
         max_attempts: int = 10,
         retry_backoff_seconds: float = 0.005,
+        snapshot_every: int = 0,
         after_append: Sequence[Callable[[AppendResult], None]] = (),
     ) -> None:
+        """`snapshot_every`: events between snapshots of a stream whose decider has them
+        (0: save none)."""
         self._store = store
         self._registry = registry
         self._handlers = dict(handlers)
@@ -248,6 +290,7 @@ class CommandBus:
         self._new_entity_id = new_entity_id
         self._max_attempts = max_attempts
         self._retry_backoff_seconds = retry_backoff_seconds
+        self._snapshot_every = snapshot_every
         self._after_append = tuple(after_append)  # e.g. wake an in-process projector
 
     async def dispatch(
@@ -262,7 +305,12 @@ class CommandBus:
         if replayed is not None:
             return replayed
         lookup = _DispatchLookup(
-            self._store, self._registry, idempotency, self._new_entity_id, context.principal
+            self._store,
+            self._registry,
+            idempotency,
+            self._new_entity_id,
+            context.principal,
+            self._snapshot_every,
         )
         decision = await handler(command, lookup)
         return await self._decide_and_append(decision, lookup, context, idempotency)
@@ -320,8 +368,28 @@ class CommandBus:
             if events:
                 for listener in self._after_append:
                     listener(result)
+                await self._snapshot(streams, decider, stream_id, state, version, events, result)
             return CommandOutcome.of(result, tuple(events))
         raise AssertionError("unreachable: the loop returns or raises")
+
+    @staticmethod
+    async def _snapshot(
+        streams: Streams,
+        decider: Decider[Any, Any, Any],
+        stream_id: str,
+        state: Any,
+        version: int,
+        events: list[Any],
+        result: AppendResult,
+    ) -> None:
+        """A snapshot when this append took the stream across a multiple of the interval
+        (and the stream is where this command put it: not a repeat of an earlier append)."""
+        if decider.snapshots is None or result.version != version + len(events):
+            return
+        if streams.snapshots.crossed(version, result.version):
+            for event in events:
+                state = decider.evolve(state, event)
+            await streams.snapshots.save(stream_id, decider.snapshots, state, result.version)
 
     async def _append(
         self,

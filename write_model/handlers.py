@@ -21,16 +21,37 @@ from write_model.bus import Decider, Decision, Handler, Lookup
 from write_model.domain import customer, order, product
 from write_model.domain.errors import NotFound, ValidationFailed
 from write_model.domain.money import Money
+from write_model.snapshots import dataclass_snapshots
 
-ORDER = Decider(order.STREAM_TYPE, order.decide, order.evolve, order.initial_state)
-CUSTOMER = Decider(customer.STREAM_TYPE, customer.decide, customer.evolve, customer.initial_state)
+# State schema versions of the snapshots: raise one whenever its state's dataclasses change
+# shape (write_model/snapshots.py).
+ORDER = Decider(
+    order.STREAM_TYPE,
+    order.decide,
+    order.evolve,
+    order.initial_state,
+    dataclass_snapshots(order.Order, schema_version=1),
+)
+CUSTOMER = Decider(
+    customer.STREAM_TYPE,
+    customer.decide,
+    customer.evolve,
+    customer.initial_state,
+    dataclass_snapshots(customer.Customer, schema_version=1),
+)
 CUSTOMER_EMAIL = Decider(
     customer.EMAIL_STREAM_TYPE,
     customer.decide_email,
     customer.evolve_email,
     customer.email_initial_state,
 )
-PRODUCT = Decider(product.STREAM_TYPE, product.decide, product.evolve, product.initial_state)
+PRODUCT = Decider(
+    product.STREAM_TYPE,
+    product.decide,
+    product.evolve,
+    product.initial_state,
+    dataclass_snapshots(product.Product, schema_version=1),
+)
 
 
 def command_handlers(*, tax_rate: Decimal) -> Mapping[type, Handler]:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -29,6 +29,8 @@ from write_model.event_store.port import (
     IdempotencyKey,
     IdempotencyKeyConflict,
     IdempotencyRecord,
+    Snapshot,
+    StreamFromSnapshot,
     WrongExpectedVersion,
 )
 
@@ -53,6 +55,33 @@ WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY transaction_id, position
 LIMIT $3
+"""
+
+_REPEATED = "SELECT * FROM repeated_append($1, $2)"
+
+# Each wanted stream's usable snapshot and the events after it, one row per event (one
+# with no event when none follows); the snapshot's data only on its stream's first row.
+_FROM_SNAPSHOTS = """
+SELECT w.stream_id AS wanted, s.version AS snapshot_version,
+       s.schema_version AS snapshot_schema_version,
+       CASE WHEN e.version IS NULL OR e.version = s.version + 1 THEN s.data END
+           AS snapshot_data,
+       e.position, e.transaction_id, e.stream_id, e.version, e.event_id, e.type, e.data,
+       e.metadata, e.occurred_at
+FROM unnest($1::text[], $2::integer[]) AS w(stream_id, schema_version)
+LEFT JOIN snapshots s ON s.stream_id = w.stream_id AND s.schema_version = w.schema_version
+LEFT JOIN LATERAL (
+    SELECT * FROM events x
+    WHERE x.stream_id = w.stream_id AND x.version > coalesce(s.version, 0)
+) e ON true
+ORDER BY w.stream_id, e.version
+"""
+
+_SAVE_SNAPSHOT = """
+INSERT INTO snapshots AS s (stream_id, version, schema_version, data) VALUES ($1, $2, $3, $4)
+ON CONFLICT (stream_id) DO UPDATE
+SET version = excluded.version, schema_version = excluded.schema_version, data = excluded.data
+WHERE s.version <= excluded.version
 """
 
 _COUNT_AFTER = """
@@ -257,9 +286,16 @@ class PostgresEventStore:
             if error.constraint_name == "idempotency_keys_scoped_key" and key is not None:
                 raise IdempotencyKeyConflict(key.key) from error
             if error.constraint_name == "events_event_id_key":
+                repeated = await self._repeated(connection, stream_id, events)
+                if repeated is not None:
+                    return repeated
                 raise DuplicateEventError(str(error)) from error
             raise
         if not row["ok"]:
+            # Perhaps a concurrent repeat of this append committed first: answer as it did.
+            repeated = await self._repeated(connection, stream_id, events) if events else None
+            if repeated is not None:
+                return repeated
             raise WrongExpectedVersion(stream_id, expected_version, row["stream_version"])
         if self._notifier is not None and events and not connection.is_in_transaction():
             self._notifier.poke()
@@ -268,6 +304,57 @@ class PostgresEventStore:
             row["stream_version"],
             LogPosition(row["transaction_id"], row["log_position"]),
         )
+
+    async def _repeated(
+        self, connection: asyncpg.Connection, stream_id: str, events: Sequence[NewEvent]
+    ) -> AppendResult | None:
+        """After a duplicate event id or a version conflict: the first result when a
+        concurrent repeat of this append committed just before it. Not inside a caller's
+        transaction: an error aborted it, and its snapshot may be older than the repeat."""
+        if connection.is_in_transaction():
+            return None
+        row = await connection.fetchrow(_REPEATED, stream_id, [e.event_id for e in events])
+        if row is None or row["outcome"] != "repeat":
+            return None
+        position = LogPosition(row["transaction_id"], row["log_position"])
+        return AppendResult(stream_id, row["stream_version"], position)
+
+    @_unavailable_when_disconnected
+    async def read_from_snapshots(
+        self, schema_versions: Mapping[str, int | None]
+    ) -> dict[str, StreamFromSnapshot]:
+        rows = await self._pool.fetch(
+            _FROM_SNAPSHOTS, list(schema_versions), list(schema_versions.values())
+        )
+        snapshots: dict[str, Snapshot] = {}
+        events: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in schema_versions}
+        for row in rows:
+            stream_id = row["wanted"]
+            if row["snapshot_data"] is not None:
+                snapshots[stream_id] = Snapshot(
+                    row["snapshot_version"], row["snapshot_schema_version"], row["snapshot_data"]
+                )
+            if row["event_id"] is not None:
+                events[stream_id].append(_recorded(row))
+        return {
+            stream_id: StreamFromSnapshot(snapshots.get(stream_id), found)
+            for stream_id, found in events.items()
+        }
+
+    @_unavailable_when_disconnected
+    async def save_snapshot(self, stream_id: str, snapshot: Snapshot) -> None:
+        await self._pool.execute(
+            _SAVE_SNAPSHOT, stream_id, snapshot.version, snapshot.schema_version, snapshot.data
+        )
+
+    @_unavailable_when_disconnected
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        row = await self._pool.fetchrow(
+            "SELECT version, schema_version, data FROM snapshots WHERE stream_id = $1", stream_id
+        )
+        if row is None:
+            return None
+        return Snapshot(row["version"], row["schema_version"], row["data"])
 
     @_unavailable_when_disconnected
     async def read_stream(
