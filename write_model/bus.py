@@ -12,7 +12,9 @@
    conflicting concurrent append makes the bus reload and decide again, a bounded number of
    times, after a jittered backoff; with one, a stale version is the sender's to resolve
    and is reported at once. The idempotency key is stored with the events, in the same
-   append. Keys are each principal's own: the same key sent by another principal is
+   append. Events of a command with a key get ids derived from it (principal, scope, key,
+   stream, index), so sending it again after a crash appends nothing twice even where the
+   key's record cannot answer (a repeated append returns its first result). Keys are each principal's own: the same key sent by another principal is
    another key (naming other entities), so nobody replays someone else's result.
 
 Domain errors from handlers and deciders propagate unchanged; nothing is appended then.
@@ -54,6 +56,7 @@ S = TypeVar("S")
 log = logging.getLogger(__name__)
 
 _ID_NAMESPACE = uuid.UUID("6f1c7f2e-4d3b-4a59-9a67-0c5d2f8e1b10")
+_EVENT_ID_NAMESPACE = uuid.UUID("0b6f3d52-8e1a-4c7d-a2f9-5d4e3c2b1a07")
 MAX_RETRY_BACKOFF_SECONDS = 0.25
 
 
@@ -256,6 +259,15 @@ class _DispatchLookup(Streams):
         return self._new_id()
 
 
+def _derived_event_id(idempotency: Idempotency, stream_id: str, index: int) -> uuid.UUID:
+    """The id of the `index`th event a command with this key appends to `stream_id`: the
+    same when the command is sent again after a crash, so the store adds it only once
+    (a repeated append returns its first result)."""
+    scoped = idempotency.stored_key
+    name = f"{scoped.principal}\n{scoped.scope}\n{scoped.key}\n{stream_id}\n{index}"
+    return uuid.uuid5(_EVENT_ID_NAMESPACE, name)
+
+
 def _scoped(idempotency: Idempotency | None, context: CommandContext) -> Idempotency | None:
     """The key within the principal's own key space (anonymous: the key as sent), whoever
     dispatches: no principal can replay another's result."""
@@ -313,7 +325,7 @@ class CommandBus:
             self._snapshot_every,
         )
         decision = await handler(command, lookup)
-        return await self._decide_and_append(decision, lookup, context, idempotency)
+        return await self._decide_and_append(decision, lookup, context, idempotency, idempotency)
 
     async def _replay(self, idempotency: Idempotency | None) -> CommandOutcome | None:
         """The first result for this key, or None when the key is new."""
@@ -332,9 +344,12 @@ class CommandBus:
         streams: Streams,
         context: CommandContext,
         idempotency: Idempotency | None,
+        ids_from: Idempotency | None,
     ) -> CommandOutcome:
+        """`idempotency`: the key stored with the append; `ids_from`: the key its event ids
+        are derived from (the command's, for the steps before it too)."""
         for step in decision.before:
-            await self._decide_and_append(step, streams, context, None)
+            await self._decide_and_append(step, streams, context, None, ids_from)
         decider, expected_version = decision.decider, decision.expected_version
         stream_id = decider.stream_id(decision.entity_id)
         attempts = 1 if expected_version is not None else self._max_attempts
@@ -348,7 +363,7 @@ class CommandBus:
             events = decider.decide(decision.command, state)
             try:
                 result = await self._append(
-                    decider.stream_type, stream_id, version, events, context, idempotency
+                    decider.stream_type, stream_id, version, events, context, idempotency, ids_from
                 )
             except WrongExpectedVersion as conflict:
                 if attempt == attempts:
@@ -399,10 +414,11 @@ class CommandBus:
         events: list[Any],
         context: CommandContext,
         idempotency: Idempotency | None,
+        ids_from: Idempotency | None,
     ) -> AppendResult:
         now = self._clock()
         new_events = []
-        for event in events:
+        for index, event in enumerate(events):
             type_name, data, schema_version = self._registry.serialize(event)
             metadata = EventMetadata(
                 correlation_id=context.correlation_id,
@@ -410,7 +426,12 @@ class CommandBus:
                 user_id=context.principal.user_id,
                 schema_version=schema_version,
             )
-            new_events.append(NewEvent(self._new_event_id(), type_name, data, metadata, now))
+            event_id = (
+                self._new_event_id()
+                if ids_from is None
+                else _derived_event_id(ids_from, stream_id, index)
+            )
+            new_events.append(NewEvent(event_id, type_name, data, metadata, now))
         expected: ExpectedVersion = version if version > 0 else NO_STREAM
         return await self._store.append_to_stream(
             stream_id,

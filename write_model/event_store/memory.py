@@ -44,6 +44,8 @@ class InMemoryEventStore:
     ) -> AppendResult:
         async with self._lock:
             stream = self._streams.get(stream_id, [])
+            if idempotency is not None and idempotency[0] in self._idempotency:
+                raise IdempotencyKeyConflict(idempotency[0].key)
             repeated = self._repeated_append(stream_id, stream, events)
             if repeated is not None:
                 return repeated
@@ -52,8 +54,6 @@ class InMemoryEventStore:
                 isinstance(expected_version, int) and expected_version != actual
             ):
                 raise WrongExpectedVersion(stream_id, expected_version, actual)
-            if idempotency is not None and idempotency[0] in self._idempotency:
-                raise IdempotencyKeyConflict(idempotency[0].key)
 
             if events:
                 self._transaction_id += 1

@@ -125,9 +125,10 @@ class EventStore(Protocol):
         already, as all the events of one earlier append to this stream in the same order,
         is a repeat (a writer retrying after a crash or a lost answer): it returns that
         append's result (version, log position) again and appends nothing, whatever
-        `expected_version` and `idempotency` say. Any other stored id (some of the batch
-        only, another stream's, another order or grouping, or an id twice in the batch)
-        raises DuplicateEventError and appends nothing."""
+        `expected_version` says. Any other stored id (some of the batch only, another
+        stream's, another order or grouping, or an id twice in the batch) raises
+        DuplicateEventError and appends nothing. A taken idempotency key is refused before
+        that (IdempotencyKeyConflict): its record holds the answer."""
         ...
 
     async def read_stream(

@@ -137,6 +137,15 @@ DECLARE
     v_position bigint;
     v_repeat text;
 BEGIN
+    -- A taken key first: its record, not a repeat of the events, answers the caller.
+    IF p_idempotency_key IS NOT NULL AND EXISTS (
+        SELECT 1 FROM idempotency_keys k
+        WHERE k.principal = p_idempotency_principal AND k.scope = p_idempotency_scope
+          AND k.key = p_idempotency_key
+    ) THEN
+        RAISE unique_violation USING CONSTRAINT = 'idempotency_keys_scoped_key',
+            MESSAGE = format('idempotency key %s is already used', p_idempotency_key);
+    END IF;
     IF n > 0 THEN
         SELECT r.outcome, r.stream_version, r.transaction_id, r.log_position
         INTO v_repeat, v_version, v_tx, v_position

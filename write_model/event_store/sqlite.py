@@ -174,6 +174,12 @@ async def append_on(
     if not connection.in_transaction:
         raise RuntimeError("append_on needs a transaction opened with BEGIN IMMEDIATE")
     _check_expected(expected_version)
+    if idempotency is not None and await _scalar(
+        connection,
+        "SELECT 1 FROM idempotency_keys WHERE principal = ? AND scope = ? AND key = ?",
+        _scoped(idempotency[0]),
+    ):
+        raise IdempotencyKeyConflict(idempotency[0].key)
     repeated = await _repeated_append(connection, stream_id, events)
     if repeated is not None:
         return repeated
@@ -185,12 +191,6 @@ async def append_on(
         isinstance(expected_version, int) and expected_version != actual
     ):
         raise WrongExpectedVersion(stream_id, expected_version, actual)
-    if idempotency is not None and await _scalar(
-        connection,
-        "SELECT 1 FROM idempotency_keys WHERE principal = ? AND scope = ? AND key = ?",
-        _scoped(idempotency[0]),
-    ):
-        raise IdempotencyKeyConflict(idempotency[0].key)
 
     if events:
         version = actual + len(events)
