@@ -5,7 +5,10 @@ of its own, with zero-latency simulated gateways and the PostgreSQL ledger.
    gap-free reading, checkpoint) runs them all: sagas completed per second.
 2. Latency: orders submitted at `--rate` per second for `--seconds` while the saga loop runs,
    woken by each append: time from the OrderSubmitted append to the OrderConfirmed append
-   (p50, p99), taken from the events' own timestamps (one clock, this process).
+   (p50, p99), taken from the events' own timestamps (one clock, this process); and from
+   the submitOrder command's answer to the order's read document showing CONFIRMED, with
+   the orders projection running in this process too (in-memory documents, woken by each
+   append, watched through its change feed).
 
     python -m bench.saga [--orders 1000] [--rate 50] [--seconds 10]
 
@@ -24,7 +27,13 @@ from decimal import Decimal
 
 from bench.common import own_postgres_database, p50_p99_ms, run_main, say
 from read_model.append_signal.in_process import InProcessAppendSignal
+from read_model.change_feed.in_process import InProcessChangeFeed
+from read_model.change_feed.port import FeedGap
+from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.leader_lock.in_process import InProcessLeaderLock
+from read_model.projections import OrdersProjection
+from read_model.projector_process import ProjectorDependencies, active_version, run_projection
+from read_model.runner import RunnerSettings, physical_collection
 from write_model import commands
 from write_model.bus import CommandBus
 from write_model.command_context import CommandContext
@@ -73,7 +82,13 @@ class Bench:
             ResilientShipping(SimulatedShipping(ledger, ShippingRules()), policy),
         )
         orchestrator = FulfillmentOrchestrator(
-            self.events, build_registry(), self.bus, gateways, clock=utc_now, concurrency=32
+            self.events,
+            build_registry(),
+            self.bus,
+            gateways,
+            clock=utc_now,
+            concurrency=32,
+            after_append=(lambda _: self.signal.notify(),),
         )
         self.deps = SagaDependencies(
             events=self.events,
@@ -85,6 +100,7 @@ class Bench:
             poll_seconds=1.0,
         )
         self.run_id = uuid.uuid4().hex[:8]
+        self.submitted_at: dict[str, float] = {}  # perf_counter at the submitOrder answer
 
     async def catalog(self) -> None:
         customer = commands.RegisterCustomer(
@@ -111,6 +127,7 @@ class Bench:
         )
         await self.bus.dispatch(create, CONTEXT)
         await self.bus.dispatch(commands.SubmitOrder(order_id=order_id), CONTEXT)
+        self.submitted_at[order_id] = time.perf_counter()
         return order_id
 
     async def confirmed(self) -> int:
@@ -159,12 +176,69 @@ async def throughput(dsn: str, orders: int) -> None:
         await pool.close()
 
 
+class ConfirmedDocuments:
+    """The orders projection in this process, and when each order's document first showed
+    CONFIRMED (perf_counter), seen through the projection's change feed."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.documents = InMemoryDocumentStore()
+        self.feed = InProcessChangeFeed()
+        self.deps = ProjectorDependencies(
+            events=bench.events,
+            documents=self.documents,
+            registry=build_registry(),
+            feed=self.feed,
+            signal=bench.signal,
+            lock=InProcessLeaderLock(),
+            settings=RunnerSettings(batch_size=500),
+        )
+        self.confirmed_at: dict[str, float] = {}
+        self.gaps = 0
+        self._expected: int | None = None
+        self._all_confirmed = asyncio.Event()
+
+    async def until_confirmed(self, orders: int, seconds: float = 60) -> None:
+        self._expected = orders
+        self._check_all()
+        await asyncio.wait_for(self._all_confirmed.wait(), seconds)
+
+    def _check_all(self) -> None:
+        if self._expected is not None and len(self.confirmed_at) >= self._expected:
+            self._all_confirmed.set()
+
+    async def watch(self, ready: asyncio.Event) -> None:
+        projection = OrdersProjection()
+        async with self.feed.subscribe() as changes:
+            ready.set()
+            async for item in changes:
+                if isinstance(item, FeedGap):
+                    self.gaps += 1  # a watcher that fell behind: its figures would be late
+                    continue
+                version = await active_version(self.documents, projection.name)
+                for change in item:
+                    if change.collection != "orders" or change.id in self.confirmed_at:
+                        continue
+                    collection = physical_collection(change.collection, version)
+                    doc = await self.documents.get(collection, change.id)
+                    if doc is not None and doc["status"] == "CONFIRMED":
+                        self.confirmed_at[change.id] = time.perf_counter()
+                        self._check_all()
+
+    def project(self, stop: asyncio.Event) -> asyncio.Task[None]:
+        return asyncio.create_task(run_projection(self.deps, OrdersProjection(), stop))
+
+
 async def latency(dsn: str, rate: float, seconds: float) -> None:
     pool = await postgres.create_pool(dsn, min_size=4, max_size=20)
     try:
         bench = Bench(pool)
         await bench.catalog()
         stop = asyncio.Event()
+        read_side = ConfirmedDocuments(bench)
+        watching = asyncio.Event()
+        watcher = asyncio.create_task(read_side.watch(watching))
+        await watching.wait()
+        projector = read_side.project(stop)
         loop = asyncio.create_task(run_saga(bench.deps, stop))
         order_ids: list[str] = []
         submits = []
@@ -174,8 +248,11 @@ async def latency(dsn: str, rate: float, seconds: float) -> None:
             submits.append(asyncio.create_task(bench.submit(n)))
         order_ids = list(await asyncio.gather(*submits))
         await bench.until_confirmed(order_ids)
+        await read_side.until_confirmed(len(order_ids))
         stop.set()
         await loop
+        await projector
+        watcher.cancel()
         found = await bench.events.read_streams([f"Order-{o}" for o in order_ids])
         latencies = []
         for events in found.values():
@@ -185,6 +262,16 @@ async def latency(dsn: str, rate: float, seconds: float) -> None:
         say(
             f"latency at {rate:g} submits/s: submitted -> OrderConfirmed in the log "
             f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 250 ms)"
+        )
+        missing = [o for o in order_ids if o not in read_side.confirmed_at]
+        if missing:
+            raise RuntimeError(f"{len(missing)} orders never showed CONFIRMED in their document")
+        to_document = [read_side.confirmed_at[o] - bench.submitted_at[o] for o in order_ids]
+        p50, p99 = p50_p99_ms(to_document)
+        gaps = f" ({read_side.gaps} feed gaps: figures late)" if read_side.gaps else ""
+        say(
+            f"latency at {rate:g} submits/s: submitOrder answered -> CONFIRMED in the read "
+            f"document p50 {p50:.1f} ms, p99 {p99:.1f} ms{gaps}"
         )
     finally:
         await pool.close()

@@ -12,10 +12,13 @@
    conflicting concurrent append makes the bus reload and decide again, a bounded number of
    times, after a jittered backoff; with one, a stale version is the sender's to resolve
    and is reported at once. The idempotency key is stored with the events, in the same
-   append. Events of a command with a key get ids derived from it (principal, scope, key,
-   stream, index), so sending it again after a crash appends nothing twice even where the
-   key's record cannot answer (a repeated append returns its first result). Keys are each principal's own: the same key sent by another principal is
-   another key (naming other entities), so nobody replays someone else's result.
+   append. Keys are each principal's own: the same key sent by another principal is
+   another key (naming other entities), so nobody replays someone else's result. Events of
+   a command with a key get ids derived from it (principal, scope, key, stream, index), so
+   sending it again after a crash appends nothing twice even where the key's record cannot
+   answer (a repeated append returns its first result).
+4. Streams whose decider has snapshots are loaded from the latest one
+   (write_model/snapshots.py), and snapshotted every `snapshot_every` events.
 
 Domain errors from handlers and deciders propagate unchanged; nothing is appended then.
 """
