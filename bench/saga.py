@@ -24,7 +24,9 @@ import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
+from app.settings import Settings
 from bench.common import own_postgres_database, p50_p99_ms, run_main, say
 from read_model.append_signal.in_process import InProcessAppendSignal
 from read_model.change_feed.in_process import InProcessChangeFeed
@@ -61,8 +63,26 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class RoundTrips:
+    """The pool, counting the statements sent through it (an append on an acquired
+    connection counts as its acquire): what one saga costs in round trips."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self.count = 0
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._pool, name)
+        if name in ("fetch", "fetchrow", "fetchval", "execute", "acquire"):
+            self.count += 1
+        return found
+
+
 class Bench:
     def __init__(self, pool: object) -> None:
+        self.watching_pool = pool  # not counted: watching is not the sagas' cost
+        self.round_trips = RoundTrips(pool)
+        pool = self.round_trips
         self.events = postgres.PostgresEventStore(pool)  # type: ignore[arg-type]
         self.signal = InProcessAppendSignal()
         self.bus = CommandBus(
@@ -72,6 +92,7 @@ class Bench:
             clock=utc_now,
             new_event_id=uuid.uuid4,
             new_entity_id=lambda: uuid.uuid4().hex,
+            snapshot_every=Settings().snapshot_every,  # SNAPSHOT_EVERY, as the servers run
             after_append=(lambda _: self.signal.notify(),),
         )
         saga_storage = storage.postgres_storage(pool)
@@ -133,7 +154,7 @@ class Bench:
     async def confirmed(self) -> int:
         # One cheap count (the database is the run's own): watching must not slow the sagas.
         return int(
-            await self.events.pool.fetchval(
+            await self.watching_pool.fetchval(  # type: ignore[attr-defined]
                 "SELECT count(*) FROM events WHERE type = 'OrderConfirmed' AND stream_id LIKE $1",
                 f"Order-%-{self.run_id}",
             )
@@ -162,15 +183,20 @@ async def throughput(dsn: str, orders: int) -> None:
 
         order_ids = list(await asyncio.gather(*(placed(n) for n in range(orders))))
         stop = asyncio.Event()
+        round_trips = bench.round_trips.count
+        cpu = time.process_time()
         started = time.perf_counter()
         loop = asyncio.create_task(run_saga(bench.deps, stop))
         await bench.until_confirmed(order_ids)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         stop.set()
         await loop
+        round_trips = bench.round_trips.count - round_trips
         say(
             f"throughput: {orders} sagas in {elapsed:.1f} s = {orders / elapsed:.0f} sagas/s "
-            "(target >= 200)"
+            f"(target >= 200); per saga {round_trips / orders:.1f} statements to PostgreSQL, "
+            f"{cpu / orders * 1000:.2f} ms CPU in this process"
         )
     finally:
         await pool.close()

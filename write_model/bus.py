@@ -38,6 +38,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from write_model import access, stream_ids
 from write_model.command_context import CommandContext, Principal
 from write_model.commands import Command
+from write_model.domain.errors import DomainError
 from write_model.domain.validation import require_idempotency_key
 from write_model.envelope import AppendResult, EventMetadata, NewEvent, RecordedEvent
 from write_model.event_store.port import (
@@ -97,6 +98,11 @@ class Idempotency:
     fingerprint: str  # of the sender's input, so other input under the same key is caught
     scope: str = ""  # the mutation it came with: keys of different mutations never collide
     principal: str = ""  # who sent it, once there is authentication
+    # The sender expects the key to be new (a reaction's effect, almost always sent once):
+    # the bus decides first and asks for the key's record only when deciding or appending
+    # fails, which answers as the lookup first would (deciding has no effects), one round
+    # trip cheaper.
+    expect_new: bool = False
 
     def __post_init__(self) -> None:
         require_idempotency_key(self.key)
@@ -316,9 +322,27 @@ class CommandBus:
             raise UnknownCommand(f"no handler is registered for {type(command).__name__}")
         access.check_command(context.principal, command)
         idempotency = _scoped(idempotency, context)
+        if idempotency is not None and idempotency.expect_new:
+            try:
+                return await self._handle(handler, command, context, idempotency)
+            except (DomainError, ConcurrencyConflict):
+                # Perhaps refused because it was done already: then its first result.
+                replayed = await self._replay(idempotency)
+                if replayed is not None:
+                    return replayed
+                raise
         replayed = await self._replay(idempotency)
         if replayed is not None:
             return replayed
+        return await self._handle(handler, command, context, idempotency)
+
+    async def _handle(
+        self,
+        handler: Handler,
+        command: Command,
+        context: CommandContext,
+        idempotency: Idempotency | None,
+    ) -> CommandOutcome:
         lookup = _DispatchLookup(
             self._store,
             self._registry,

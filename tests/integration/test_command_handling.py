@@ -331,6 +331,32 @@ async def test_a_keyed_command_appends_the_same_event_ids_whenever_it_is_sent(
     assert len({*reserved[0], *(ids[0] for ids in others)}) == 4
 
 
+async def test_a_key_expected_new_answers_as_a_lookup_first_would(
+    harness: StoreHarness, unique: str
+) -> None:
+    """A reaction's effect dispatched with expect_new skips the key lookup before deciding;
+    sent again once the domain would refuse it (the stock it took has shipped), it still
+    gets its first result, not the refusal."""
+    bus = build_bus(harness.store)
+    await catalog(bus, unique)
+    pen = f"pen-{unique}"
+    saga = CommandContext("corr", principal=Principal.system("fulfillment-saga"))
+    reserve = commands.ReserveStock(product_id=pen, order_id="o-1", quantity=100)
+    key = Idempotency(f"{unique}:reserve", "reserve o-1", expect_new=True)
+    first = await bus.dispatch(reserve, saga, key)
+    await bus.dispatch(commands.ShipReservedStock(product_id=pen, order_id="o-1"), saga)
+
+    again = await bus.dispatch(reserve, saga, key)
+
+    assert again.replayed and not first.replayed
+    assert (again.version, again.consistency_token) == (first.version, first.consistency_token)
+    with pytest.raises(InvalidState):  # a new key: the domain's answer
+        await bus.dispatch(reserve, saga, Idempotency(f"{unique}:other", "x", expect_new=True))
+    with pytest.raises(IdempotencyKeyReused):
+        await bus.dispatch(reserve, saga, Idempotency(key.key, "other input", expect_new=True))
+    assert await harness.store.stream_version(f"Product-{pen}") == 3
+
+
 async def test_same_idempotency_key_with_other_input_is_refused(
     harness: StoreHarness, unique: str
 ) -> None:

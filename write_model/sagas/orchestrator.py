@@ -125,13 +125,20 @@ class FulfillmentOrchestrator:
                     principal=PRINCIPAL,
                 )
                 if trigger.type == "OrderSubmitted":
-                    loaded = await self._start(order_id, context)
+                    loaded, start = await self._start(order_id)
+                    await self.drive(order_id, context, loaded, start)
                 else:
-                    loaded = await self._record(order_id, CancelFulfillment(), context)
-                await self.drive(order_id, context, loaded)
+                    loaded = await self._record(order_id, (CancelFulfillment(),), context)
+                    await self.drive(order_id, context, loaded)
 
-    async def _start(self, order_id: str, context: CommandContext) -> _Loaded:
-        placed, _ = await self._load_order(order_id)
+    async def _start(self, order_id: str) -> tuple[_Loaded, tuple[FulfillmentCommand, ...]]:
+        """The saga as stored, read with its order, and the command that starts it (none
+        when it has started: a trigger handled again after a crash)."""
+        (placed, _), loaded = await self._streams.load_many(
+            [(ORDER, order_id), (FULFILLMENT, order_id)]
+        )
+        if loaded[0] is not None:
+            return loaded, ()
         if placed is None or placed.shipping_address is None:
             raise ValueError(f"order {order_id} was submitted without items or an address")
         start = StartFulfillment(
@@ -141,24 +148,36 @@ class FulfillmentOrchestrator:
             placed.totals().total,
             placed.shipping_address,
         )
-        return await self._record(order_id, start, context)
+        return loaded, (start,)
 
     async def drive(
-        self, order_id: str, context: CommandContext, loaded: _Loaded | None = None
+        self,
+        order_id: str,
+        context: CommandContext,
+        loaded: _Loaded | None = None,
+        unrecorded: tuple[FulfillmentCommand, ...] = (),
     ) -> None:
         """Run the saga's next actions until it waits or is over. `loaded`: the saga's
-        state and version as just recorded (else it is read)."""
+        state and version as just recorded (else it is read). `unrecorded`: commands
+        decided on it but not stored yet (the start), recorded with the first outcome, in
+        one append: every action is keyed, so one run again after a crash before that
+        append has no further effect, and readers see no difference (a started step shows
+        as pending)."""
         if loaded is None:
             loaded = await self._load(order_id)
         while True:
-            saga, _ = loaded
+            saga = _decided(loaded[0], unrecorded)
             action = fulfillment.next_action(saga)
-            if action is None or saga is None:
-                return
-            outcome = await self._run(action, saga, context)
+            outcome = None
+            if action is not None and saga is not None:
+                outcome = await self._run(action, saga, context)
             if outcome is None:
-                return  # waits: e.g. the order was cancelled and its event is on the way
-            loaded = await self._record(order_id, outcome, context, loaded=loaded)
+                # Over, or waits: e.g. the order was cancelled and its event is on the way.
+                if unrecorded:
+                    await self._record(order_id, unrecorded, context, loaded=loaded)
+                return
+            loaded = await self._record(order_id, (*unrecorded, outcome), context, loaded=loaded)
+            unrecorded = ()
 
     # -------------------------------------------------------------- actions
 
@@ -270,7 +289,7 @@ class FulfillmentOrchestrator:
     ) -> CommandOutcome:
         """Through the bus under the effect's key; contention on a hot product is waited
         out (the bus retried already), never turned into a failed step."""
-        idempotency = Idempotency(key, fingerprint=key)
+        idempotency = Idempotency(key, fingerprint=key, expect_new=True)
         for attempt in range(1, 100):
             try:
                 return await self._bus.dispatch(command, context, idempotency)
@@ -299,21 +318,21 @@ class FulfillmentOrchestrator:
     async def _record(
         self,
         order_id: str,
-        command: FulfillmentCommand,
+        recorded: Sequence[FulfillmentCommand],
         context: CommandContext,
         *,
         loaded: _Loaded | None = None,
     ) -> _Loaded:
-        """Decide `command` on the saga stream and append its events in one append, each
-        with an id derived from the stream and its version (the same after a crash).
-        Returns the saga's state and version after it."""
+        """Decide the commands in turn on the saga stream and append their events in one
+        append, each with an id derived from the stream and its version (the same after a
+        crash). Returns the saga's state and version after it."""
         stream_id = FULFILLMENT.stream_id(order_id)
         while True:
             saga, version = loaded if loaded is not None else await self._load(order_id)
             loaded = None
-            if saga is None and isinstance(command, CancelFulfillment):
+            if saga is None and isinstance(recorded[0], CancelFulfillment):
                 return saga, version  # e.g. a draft cancelled: no saga ever started
-            events = fulfillment.decide(command, saga)
+            events = _events(saga, recorded)
             if not events:
                 return saga, version
             now = self._clock()
@@ -342,6 +361,27 @@ class FulfillmentOrchestrator:
             for event in events:
                 saga = fulfillment.evolve(saga, event)
             return saga, appended.version
+
+
+def _events(
+    saga: fulfillment.FulfillmentSagaState, recorded: Sequence[FulfillmentCommand]
+) -> list[fulfillment.FulfillmentEvent]:
+    """The events of the commands decided in turn, each on the state the previous left."""
+    events = []
+    for command in recorded:
+        decided = fulfillment.decide(command, saga)
+        for event in decided:
+            saga = fulfillment.evolve(saga, event)
+        events.extend(decided)
+    return events
+
+
+def _decided(
+    saga: fulfillment.FulfillmentSagaState, unrecorded: Sequence[FulfillmentCommand]
+) -> fulfillment.FulfillmentSagaState:
+    for event in _events(saga, unrecorded):
+        saga = fulfillment.evolve(saga, event)
+    return saga
 
 
 def _step_outcome(step: fulfillment.Step, outcome: GatewayOutcome) -> FulfillmentCommand:
