@@ -17,8 +17,8 @@
    a command with a key get ids derived from it (principal, scope, key, stream, index), so
    sending it again after a crash appends nothing twice even where the key's record cannot
    answer (a repeated append returns its first result).
-4. Streams whose decider has snapshots are loaded from the latest one
-   (write_model/snapshots.py), and snapshotted every `snapshot_every` events.
+4. Streams (write_model/streams.py) whose decider has snapshots are loaded from the latest
+   one (write_model/snapshots.py), and snapshotted every `snapshot_every` events.
 
 Domain errors from handlers and deciders propagate unchanged; nothing is appended then.
 """
@@ -27,54 +27,38 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from write_model import access, stream_ids
+from write_model import access
 from write_model.command_context import CommandContext, Principal
 from write_model.commands import Command
 from write_model.domain.errors import DomainError
 from write_model.domain.validation import require_idempotency_key
-from write_model.envelope import AppendResult, EventMetadata, NewEvent, RecordedEvent
+from write_model.envelope import AppendResult, EventMetadata, NewEvent
 from write_model.event_store.port import (
     NO_STREAM,
     EventStore,
     ExpectedVersion,
     IdempotencyKey,
     IdempotencyKeyConflict,
-    StreamFromSnapshot,
     WrongExpectedVersion,
 )
 from write_model.registry import EventTypeRegistry
-from write_model.snapshots import SnapshotPolicy, StateSnapshots
+from write_model.streams import Decider, Streams
 
 C = TypeVar("C")
 E = TypeVar("E")
 S = TypeVar("S")
 
-log = logging.getLogger(__name__)
 
 _ID_NAMESPACE = uuid.UUID("6f1c7f2e-4d3b-4a59-9a67-0c5d2f8e1b10")
 _EVENT_ID_NAMESPACE = uuid.UUID("0b6f3d52-8e1a-4c7d-a2f9-5d4e3c2b1a07")
 MAX_RETRY_BACKOFF_SECONDS = 0.25
-
-
-@dataclass(frozen=True, slots=True)
-class Decider(Generic[C, E, S]):
-    stream_type: str
-    decide: Callable[[C, S], list[E]]
-    evolve: Callable[[S, E], S]
-    initial_state: S
-    # Loaded from snapshots of its state (write_model/snapshots.py); None: always folded.
-    snapshots: StateSnapshots[S] | None = None
-
-    def stream_id(self, entity_id: str) -> str:
-        return stream_ids.stream_id(self.stream_type, entity_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,70 +145,6 @@ class UnknownCommand(TypeError):
     """No handler is registered for the command's type."""
 
 
-class Streams:
-    """The write side's streams, each folded by its decider, from its snapshot when the
-    decider has snapshots (see write_model/snapshots.py)."""
-
-    def __init__(
-        self, store: EventStore, registry: EventTypeRegistry, *, snapshot_every: int = 0
-    ) -> None:
-        self._store = store
-        self._registry = registry
-        self.snapshots = SnapshotPolicy(store, snapshot_every)
-
-    async def load(self, decider: Decider[C, E, S], entity_id: str) -> tuple[S, int]:
-        """The entity's state and its stream's version (0: no stream)."""
-        [loaded] = await self.load_many([(decider, entity_id)])
-        return loaded
-
-    async def load_many(
-        self, targets: Sequence[tuple[Decider[Any, Any, Any], str]]
-    ) -> list[tuple[Any, int]]:
-        """Several entities' streams in one read of the store, each folded by its decider."""
-        ids = [decider.stream_id(entity_id) for decider, entity_id in targets]
-        found = await self._store.read_from_snapshots(
-            {
-                stream_id: decider.snapshots.schema_version if decider.snapshots else None
-                for (decider, _), stream_id in zip(targets, ids, strict=True)
-            }
-        )
-        return [
-            await self._state(decider, stream_id, found[stream_id])
-            for (decider, _), stream_id in zip(targets, ids, strict=True)
-        ]
-
-    async def _state(
-        self, decider: Decider[C, E, S], stream_id: str, found: StreamFromSnapshot
-    ) -> tuple[S, int]:
-        state = decider.initial_state
-        snapshot, events = found.snapshot, found.events
-        if snapshot is not None and decider.snapshots is not None:
-            try:
-                state = decider.snapshots.from_data(snapshot.data)
-            except ValueError:
-                # Its schema version says it fits, yet it does not: fold the events instead.
-                log.warning(
-                    "snapshot of %s at version %d unreadable; folding its events",
-                    stream_id,
-                    snapshot.version,
-                    exc_info=True,
-                )
-                state, events = decider.initial_state, await self._store.read_stream(stream_id)
-        state = self.fold(decider, state, events)
-        version = events[-1].version if events else found.version
-        if decider.snapshots is not None and self.snapshots.folded_enough(len(events)):
-            await self.snapshots.save(stream_id, decider.snapshots, state, version)
-        return state, version
-
-    def fold(self, decider: Decider[C, E, S], state: S, events: Sequence[RecordedEvent]) -> S:
-        for recorded in events:
-            event = self._registry.deserialize(
-                recorded.type, recorded.data, recorded.metadata.schema_version
-            )
-            state = decider.evolve(state, event)
-        return state
-
-
 class Lookup(Protocol):
     """What a handler may use: the streams, ids for the entities a command creates, and who
     asks (for the access rule on what the handler loads)."""
@@ -266,6 +186,16 @@ class _DispatchLookup(Streams):
             name = f"{principal}\n{self._idempotency.key}" if principal else self._idempotency.key
             return str(uuid.uuid5(_ID_NAMESPACE, name))
         return self._new_id()
+
+
+def event_metadata(context: CommandContext, schema_version: int) -> EventMetadata:
+    """What an event appended for a command in `context` records of it."""
+    return EventMetadata(
+        correlation_id=context.correlation_id,
+        causation_id=context.causation_id,
+        user_id=context.principal.user_id,
+        schema_version=schema_version,
+    )
 
 
 def _derived_event_id(idempotency: Idempotency, stream_id: str, index: int) -> uuid.UUID:
@@ -447,12 +377,7 @@ class CommandBus:
         new_events = []
         for index, event in enumerate(events):
             type_name, data, schema_version = self._registry.serialize(event)
-            metadata = EventMetadata(
-                correlation_id=context.correlation_id,
-                causation_id=context.causation_id,
-                user_id=context.principal.user_id,
-                schema_version=schema_version,
-            )
+            metadata = event_metadata(context, schema_version)
             event_id = (
                 self._new_event_id()
                 if ids_from is None

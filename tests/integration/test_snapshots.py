@@ -119,7 +119,7 @@ async def test_an_unreadable_snapshot_is_folded_around_with_a_warning(
     schema = PRODUCT.snapshots.schema_version
     await harness.store.save_snapshot(stream_id, Snapshot(5, schema, {"productId": 1}))
 
-    with caplog.at_level(logging.WARNING, logger="write_model.bus"):
+    with caplog.at_level(logging.WARNING, logger="write_model.streams"):
         state, version = await Streams(harness.store, build_registry()).load(PRODUCT, product_id)
 
     assert version == 5

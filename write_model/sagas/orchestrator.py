@@ -8,7 +8,8 @@ derived from its stream and version, and recording is idempotent, so a process k
 anywhere and driving the same saga again does nothing twice. Events the saga causes carry
 the trigger's correlation id and the trigger's event id as causation.
 
-The process loop (leader lock, checkpoint, batches) is write_model/sagas/process.py.
+The process loop (leader lock, checkpoint, batches) is write_model/sagas/process.py; the
+saga stream's reading and recording, write_model/sagas/saga_stream.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +27,6 @@ from write_model.bus import (
     CommandBus,
     CommandOutcome,
     ConcurrencyConflict,
-    Decider,
     Idempotency,
     Streams,
 )
@@ -55,21 +54,17 @@ from write_model.domain.fulfillment import (
     RunStep,
     StartFulfillment,
 )
-from write_model.envelope import AppendResult, EventMetadata, NewEvent, RecordedEvent
-from write_model.event_store.port import NO_STREAM, EventStore, WrongExpectedVersion
+from write_model.envelope import AppendResult, RecordedEvent
+from write_model.event_store.port import EventStore
 from write_model.handlers import ORDER
 from write_model.registry import EventTypeRegistry
 from write_model.sagas.gateways.port import GatewayOutcome, PaymentGateway, ShippingGateway
+from write_model.sagas.saga_stream import FULFILLMENT, Loaded, SagaStream, decided_state
 
 log = logging.getLogger(__name__)
 
 PRINCIPAL = Principal.system("fulfillment-saga")
-_Loaded = tuple[fulfillment.FulfillmentSagaState, int]
-FULFILLMENT = Decider(
-    fulfillment.STREAM_TYPE, fulfillment.decide, fulfillment.evolve, fulfillment.initial_state
-)
 TRIGGERS = frozenset({"OrderSubmitted", "OrderCancelled"})
-_EVENT_IDS = uuid.UUID("a3c1d7e0-5b2f-4e8a-9c41-7d2e0f6b3a95")
 
 
 @dataclass(frozen=True)
@@ -96,14 +91,15 @@ class FulfillmentOrchestrator:
         after_append: Sequence[Callable[[AppendResult], None]] = (),
     ) -> None:
         self._store = store
-        self._registry = registry
         self._streams = Streams(store, registry)
+        # after_append: e.g. wake an in-process projector
+        self._saga = SagaStream(
+            store, registry, self._streams, clock=clock, after_append=after_append
+        )
         self._bus = bus
         self._gateways = gateways
-        self._clock = clock
         self._slots = asyncio.Semaphore(concurrency)
         self._retry_seconds = retry_seconds
-        self._after_append = tuple(after_append)  # e.g. wake an in-process projector
 
     async def handle(self, events: Sequence[RecordedEvent]) -> None:
         """React to a batch of the log: each order's triggers in log order, orders at once."""
@@ -125,18 +121,23 @@ class FulfillmentOrchestrator:
                     principal=PRINCIPAL,
                 )
                 if trigger.type == "OrderSubmitted":
-                    loaded, start = await self._start(order_id)
-                    await self.drive(order_id, context, loaded, start)
+                    seen = _OrderSeen()
+                    loaded, start = await self._start(order_id, seen)
+                    await self.drive(order_id, context, loaded, start, seen)
                 else:
-                    loaded = await self._record(order_id, (CancelFulfillment(),), context)
+                    loaded = await self._saga.record(order_id, (CancelFulfillment(),), context)
                     await self.drive(order_id, context, loaded)
 
-    async def _start(self, order_id: str) -> tuple[_Loaded, tuple[FulfillmentCommand, ...]]:
+    async def _start(
+        self, order_id: str, seen: _OrderSeen
+    ) -> tuple[Loaded, tuple[FulfillmentCommand, ...]]:
         """The saga as stored, read with its order, and the command that starts it (none
         when it has started: a trigger handled again after a crash)."""
-        (placed, _), loaded = await self._streams.load_many(
+        (placed, order_version), loaded = await self._streams.load_many(
             [(ORDER, order_id), (FULFILLMENT, order_id)]
         )
+        if placed is not None and placed.status is not order.OrderStatus.CANCELLED:
+            seen.version = order_version
         if loaded[0] is not None:
             return loaded, ()
         if placed is None or placed.shipping_address is None:
@@ -154,8 +155,9 @@ class FulfillmentOrchestrator:
         self,
         order_id: str,
         context: CommandContext,
-        loaded: _Loaded | None = None,
+        loaded: Loaded | None = None,
         unrecorded: tuple[FulfillmentCommand, ...] = (),
+        seen: _OrderSeen | None = None,
     ) -> None:
         """Run the saga's next actions until it waits or is over. `loaded`: the saga's
         state and version as just recorded (else it is read). `unrecorded`: commands
@@ -164,34 +166,41 @@ class FulfillmentOrchestrator:
         append has no further effect, and readers see no difference (a started step shows
         as pending)."""
         if loaded is None:
-            loaded = await self._load(order_id)
+            loaded = await self._saga.load(order_id)
+        seen = seen or _OrderSeen()
         while True:
-            saga = _decided(loaded[0], unrecorded)
+            saga = decided_state(loaded[0], unrecorded)
             action = fulfillment.next_action(saga)
             outcome = None
             if action is not None and saga is not None:
-                outcome = await self._run(action, saga, context)
+                outcome = await self._run(action, saga, context, seen)
             if outcome is None:
                 # Over, or waits: e.g. the order was cancelled and its event is on the way.
                 if unrecorded:
-                    await self._record(order_id, unrecorded, context, loaded=loaded)
+                    await self._saga.record(order_id, unrecorded, context, loaded=loaded)
                 return
-            loaded = await self._record(order_id, (*unrecorded, outcome), context, loaded=loaded)
+            loaded = await self._saga.record(
+                order_id, (*unrecorded, outcome), context, loaded=loaded
+            )
             unrecorded = ()
 
     # -------------------------------------------------------------- actions
 
     async def _run(
-        self, action: fulfillment.Action, saga: Fulfillment, context: CommandContext
+        self,
+        action: fulfillment.Action,
+        saga: Fulfillment,
+        context: CommandContext,
+        seen: _OrderSeen,
     ) -> FulfillmentCommand | None:
         match action:
             case RunStep(step, run):
                 # No charge or shipment for a cancelled order (a reservation is cheap to
                 # undo: the order read at the start serves the first step).
-                if step is not fulfillment.Step.RESERVE_INVENTORY:
-                    placed, _ = await self._load_order(saga.order_id)
-                    if placed is not None and placed.status is order.OrderStatus.CANCELLED:
-                        return CancelFulfillment()
+                if step is not fulfillment.Step.RESERVE_INVENTORY and await self._cancelled(
+                    saga.order_id, seen
+                ):
+                    return CancelFulfillment()
                 return await self._run_step(step, run, context)
             case Compensate(step, undo):
                 await self._undo(undo, context)
@@ -307,81 +316,25 @@ class FulfillmentOrchestrator:
             return False
         return True
 
-    async def _load_order(self, order_id: str) -> tuple[order.OrderState, int]:
-        return await self._streams.load(ORDER, order_id)
-
-    # ---------------------------------------------------------- saga stream
-
-    async def _load(self, order_id: str) -> tuple[fulfillment.FulfillmentSagaState, int]:
-        return await self._streams.load(FULFILLMENT, order_id)
-
-    async def _record(
-        self,
-        order_id: str,
-        recorded: Sequence[FulfillmentCommand],
-        context: CommandContext,
-        *,
-        loaded: _Loaded | None = None,
-    ) -> _Loaded:
-        """Decide the commands in turn on the saga stream and append their events in one
-        append, each with an id derived from the stream and its version (the same after a
-        crash). Returns the saga's state and version after it."""
-        stream_id = FULFILLMENT.stream_id(order_id)
-        while True:
-            saga, version = loaded if loaded is not None else await self._load(order_id)
-            loaded = None
-            if saga is None and isinstance(recorded[0], CancelFulfillment):
-                return saga, version  # e.g. a draft cancelled: no saga ever started
-            events = _events(saga, recorded)
-            if not events:
-                return saga, version
-            now = self._clock()
-            new_events = []
-            for offset, event in enumerate(events, start=1):
-                type_name, data, schema_version = self._registry.serialize(event)
-                metadata = EventMetadata(
-                    correlation_id=context.correlation_id,
-                    causation_id=context.causation_id,
-                    user_id=context.principal.user_id,
-                    schema_version=schema_version,
-                )
-                event_id = uuid.uuid5(_EVENT_IDS, f"{stream_id}:{version + offset}")
-                new_events.append(NewEvent(event_id, type_name, data, metadata, now))
-            try:
-                appended = await self._store.append_to_stream(
-                    stream_id,
-                    fulfillment.STREAM_TYPE,
-                    version if version > 0 else NO_STREAM,
-                    new_events,
-                )
-            except WrongExpectedVersion:
-                continue  # another driver (a standby taking over) moved it: decide again
-            for listener in self._after_append:
-                listener(appended)
-            for event in events:
-                saga = fulfillment.evolve(saga, event)
-            return saga, appended.version
+    async def _cancelled(self, order_id: str, seen: _OrderSeen) -> bool:
+        """Whether the order is cancelled now. An order whose stream has not moved since it
+        was read, not cancelled, still is not: its version alone tells (cheaper than
+        reading and folding it)."""
+        if seen.version is not None:
+            if await self._store.stream_version(ORDER.stream_id(order_id)) == seen.version:
+                return False
+        placed, version = await self._streams.load(ORDER, order_id)
+        cancelled = placed is not None and placed.status is order.OrderStatus.CANCELLED
+        seen.version = None if cancelled else version
+        return cancelled
 
 
-def _events(
-    saga: fulfillment.FulfillmentSagaState, recorded: Sequence[FulfillmentCommand]
-) -> list[fulfillment.FulfillmentEvent]:
-    """The events of the commands decided in turn, each on the state the previous left."""
-    events = []
-    for command in recorded:
-        decided = fulfillment.decide(command, saga)
-        for event in decided:
-            saga = fulfillment.evolve(saga, event)
-        events.extend(decided)
-    return events
+@dataclass
+class _OrderSeen:
+    """The version of the order when one drive last read it not cancelled (None: not read
+    yet, or read cancelled)."""
 
-
-def _decided(
-    saga: fulfillment.FulfillmentSagaState, unrecorded: Sequence[FulfillmentCommand]
-) -> fulfillment.FulfillmentSagaState:
-    for event in _events(saga, unrecorded):
-        saga = fulfillment.evolve(saga, event)
-    return saga
+    version: int | None = None
 
 
 def _step_outcome(step: fulfillment.Step, outcome: GatewayOutcome) -> FulfillmentCommand:
