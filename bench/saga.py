@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+
+import asyncpg
 
 from app.settings import Settings
 from bench.common import own_postgres_database, p50_p99_ms, run_main, say
@@ -79,8 +83,8 @@ class RoundTrips:
 
 
 class Bench:
-    def __init__(self, pool: object) -> None:
-        self.watching_pool = pool  # not counted: watching is not the sagas' cost
+    def __init__(self, pool: object, dsn: str) -> None:
+        self.dsn = dsn
         self.round_trips = RoundTrips(pool)
         pool = self.round_trips
         self.events = postgres.PostgresEventStore(pool)  # type: ignore[arg-type]
@@ -151,21 +155,22 @@ class Bench:
         self.submitted_at[order_id] = time.perf_counter()
         return order_id
 
-    async def confirmed(self) -> int:
-        # One cheap count (the database is the run's own): watching must not slow the sagas.
-        return int(
-            await self.watching_pool.fetchval(  # type: ignore[attr-defined]
+    async def until_confirmed(self, order_ids: list[str], seconds: float = 300) -> None:
+        """Watch on a connection of its own (not the pool's, whose server CPU is measured)
+        with one cheap count (the database is the run's own): watching must not slow the
+        sagas."""
+        deadline = time.monotonic() + seconds
+        watcher = await asyncpg.connect(self.dsn)
+        try:
+            while await watcher.fetchval(
                 "SELECT count(*) FROM events WHERE type = 'OrderConfirmed' AND stream_id LIKE $1",
                 f"Order-%-{self.run_id}",
-            )
-        )
-
-    async def until_confirmed(self, order_ids: list[str], seconds: float = 300) -> None:
-        deadline = time.monotonic() + seconds
-        while await self.confirmed() < len(order_ids):
-            if time.monotonic() > deadline:
-                raise RuntimeError("sagas did not finish")
-            await asyncio.sleep(0.05)
+            ) < len(order_ids):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("sagas did not finish")
+                await asyncio.sleep(0.05)
+        finally:
+            await watcher.close()
 
 
 async def throughput(dsn: str, orders: int) -> None:
@@ -173,7 +178,7 @@ async def throughput(dsn: str, orders: int) -> None:
     try:
         await postgres.migrate(pool)
         await storage.migrate_postgres(pool)
-        bench = Bench(pool)
+        bench = Bench(pool, dsn)
         await bench.catalog()
         semaphore = asyncio.Semaphore(16)
 
@@ -184,22 +189,49 @@ async def throughput(dsn: str, orders: int) -> None:
         order_ids = list(await asyncio.gather(*(placed(n) for n in range(orders))))
         stop = asyncio.Event()
         round_trips = bench.round_trips.count
+        server_cpu = await backend_cpu_seconds(pool)
         cpu = time.process_time()
         started = time.perf_counter()
         loop = asyncio.create_task(run_saga(bench.deps, stop))
         await bench.until_confirmed(order_ids)
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu
+        server_cpu_after = await backend_cpu_seconds(pool)
+        # The pool's connections opened before the run (it is full by then).
+        server = sum(
+            server_cpu_after[pid] - seconds
+            for pid, seconds in server_cpu.items()
+            if pid in server_cpu_after
+        )
         stop.set()
         await loop
         round_trips = bench.round_trips.count - round_trips
         say(
             f"throughput: {orders} sagas in {elapsed:.1f} s = {orders / elapsed:.0f} sagas/s "
             f"(target >= 200); per saga {round_trips / orders:.1f} statements to PostgreSQL, "
-            f"{cpu / orders * 1000:.2f} ms CPU in this process"
+            f"{cpu / orders * 1000:.2f} ms CPU in this process, "
+            f"{server / orders * 1000:.2f} ms CPU in PostgreSQL"
         )
     finally:
         await pool.close()
+
+
+async def backend_cpu_seconds(pool: Any) -> dict[int, float]:
+    """CPU seconds each PostgreSQL backend of this database has used so far, from /proc
+    (the benchmark's server runs on this machine): what the sagas cost the server, which
+    shares the two cores with them."""
+    pids = await pool.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def read() -> dict[int, float]:
+        used = {}
+        for (pid,) in pids:
+            with contextlib.suppress(OSError):  # a backend that has just exited
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                used[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        return used
+
+    return await asyncio.to_thread(read)
 
 
 class ConfirmedDocuments:
@@ -257,7 +289,7 @@ class ConfirmedDocuments:
 async def latency(dsn: str, rate: float, seconds: float) -> None:
     pool = await postgres.create_pool(dsn, min_size=4, max_size=20)
     try:
-        bench = Bench(pool)
+        bench = Bench(pool, dsn)
         await bench.catalog()
         stop = asyncio.Event()
         read_side = ConfirmedDocuments(bench)

@@ -57,25 +57,15 @@ ORDER BY transaction_id, position
 LIMIT $3
 """
 
-_REPEATED = "SELECT * FROM repeated_append($1, $2)"
-
-# Each wanted stream's usable snapshot and the events after it, one row per event (one
-# with no event when none follows); the snapshot's data only on its stream's first row.
-_FROM_SNAPSHOTS = """
-SELECT w.stream_id AS wanted, s.version AS snapshot_version,
-       s.schema_version AS snapshot_schema_version,
-       CASE WHEN e.version IS NULL OR e.version = s.version + 1 THEN s.data END
-           AS snapshot_data,
-       e.position, e.transaction_id, e.stream_id, e.version, e.event_id, e.type, e.data,
-       e.metadata, e.occurred_at
-FROM unnest($1::text[], $2::integer[]) AS w(stream_id, schema_version)
-LEFT JOIN snapshots s ON s.stream_id = w.stream_id AND s.schema_version = w.schema_version
-LEFT JOIN LATERAL (
-    SELECT * FROM events x
-    WHERE x.stream_id = w.stream_id AND x.version > coalesce(s.version, 0)
-) e ON true
-ORDER BY w.stream_id, e.version
+_REPEATED = """
+SELECT r.*, EXISTS (
+    SELECT 1 FROM idempotency_keys k WHERE k.principal = $5 AND k.scope = $4 AND k.key = $3
+) AS key_taken
+FROM repeated_append($1, $2) r
 """
+
+# Each stream from its usable snapshot: see read_from_snapshots in postgres_schema.sql.
+_FROM_SNAPSHOTS = "SELECT * FROM read_from_snapshots($1, $2)"
 
 _SAVE_SNAPSHOT = """
 INSERT INTO snapshots AS s (stream_id, version, schema_version, data) VALUES ($1, $2, $3, $4)
@@ -265,7 +255,8 @@ class PostgresEventStore:
         events: Sequence[NewEvent],
         idempotency: tuple[IdempotencyKey, str] | None = None,
     ) -> AppendResult:
-        """Append on a given connection, inside whatever transaction it has open."""
+        """Append on a given connection, inside whatever transaction it has open (where
+        a repeated append is refused instead of answered: see `_repeated`)."""
         key, fingerprint = idempotency if idempotency else (None, None)
         scope = (key.key, key.scope, key.principal) if key else (None, None, None)
         try:
@@ -286,14 +277,14 @@ class PostgresEventStore:
             if error.constraint_name == "idempotency_keys_scoped_key" and key is not None:
                 raise IdempotencyKeyConflict(key.key) from error
             if error.constraint_name == "events_event_id_key":
-                repeated = await self._repeated(connection, stream_id, events)
+                repeated = await self._repeated(connection, stream_id, events, key)
                 if repeated is not None:
                     return repeated
                 raise DuplicateEventError(str(error)) from error
             raise
         if not row["ok"]:
-            # Perhaps a concurrent repeat of this append committed first: answer as it did.
-            repeated = await self._repeated(connection, stream_id, events) if events else None
+            # Perhaps a repeat of an append that has landed (its writer lost the answer).
+            repeated = await self._repeated(connection, stream_id, events, key)
             if repeated is not None:
                 return repeated
             raise WrongExpectedVersion(stream_id, expected_version, row["stream_version"])
@@ -306,15 +297,27 @@ class PostgresEventStore:
         )
 
     async def _repeated(
-        self, connection: asyncpg.Connection, stream_id: str, events: Sequence[NewEvent]
+        self,
+        connection: asyncpg.Connection,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        key: IdempotencyKey | None,
     ) -> AppendResult | None:
-        """After a duplicate event id or a version conflict: the first result when a
-        concurrent repeat of this append committed just before it. Not inside a caller's
-        transaction: an error aborted it, and its snapshot may be older than the repeat."""
-        if connection.is_in_transaction():
+        """After a stored event id or a version conflict: the first result when the events
+        repeat one earlier append (see the port), after IdempotencyKeyConflict for a taken
+        key. Appends that succeed never ask. Not inside a caller's transaction (the error
+        aborted it): there a repeat is refused as a DuplicateEventError or a conflict."""
+        if connection.is_in_transaction() or not (events or key):
             return None
-        row = await connection.fetchrow(_REPEATED, stream_id, [e.event_id for e in events])
-        if row is None or row["outcome"] != "repeat":
+        row = await connection.fetchrow(
+            _REPEATED,
+            stream_id,
+            [e.event_id for e in events],
+            *((key.key, key.scope, key.principal) if key else (None, None, None)),
+        )
+        if key is not None and row["key_taken"]:
+            raise IdempotencyKeyConflict(key.key)
+        if row["outcome"] != "repeat":
             return None
         position = LogPosition(row["transaction_id"], row["log_position"])
         return AppendResult(stream_id, row["stream_version"], position)

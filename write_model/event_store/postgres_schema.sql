@@ -70,7 +70,8 @@ DROP FUNCTION IF EXISTS append_to_stream(
 
 -- An append whose event ids are stored already: 'new' when none is, 'repeat' (with the
 -- first append's result) when they are exactly the events of one earlier append to this
--- stream in this order, else 'duplicate'. See the EventStore port.
+-- stream in this order, else 'duplicate'. See the EventStore port. Asked only after an
+-- append failed on a stored id or a version conflict, so appends pay nothing for it.
 CREATE OR REPLACE FUNCTION repeated_append(p_stream_id text, p_event_ids uuid[])
 RETURNS TABLE (outcome text, stream_version integer, transaction_id xid8, log_position bigint)
 LANGUAGE plpgsql STABLE AS $$
@@ -112,6 +113,35 @@ BEGIN
 END;
 $$;
 
+-- Each wanted stream's usable snapshot (of the schema version asked for; NULL: none) and
+-- the events after it, one row per event (one with no event when none follows); the
+-- snapshot's data only on its stream's first row. A loop of one-stream queries: PostgreSQL
+-- keeps their plan, where a query over the whole array is planned again at every call.
+CREATE OR REPLACE FUNCTION read_from_snapshots(p_stream_ids text[], p_schema_versions integer[])
+RETURNS TABLE (wanted text, snapshot_version integer, snapshot_schema_version integer,
+               snapshot_data jsonb, "position" bigint, transaction_id xid8, stream_id text,
+               version integer, event_id uuid, type text, data jsonb, metadata jsonb,
+               occurred_at timestamptz)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_stream_ids, 1), 0) LOOP
+        RETURN QUERY
+        SELECT w.stream_id, s.version, s.schema_version,
+               CASE WHEN e.version IS NULL OR e.version = s.version + 1 THEN s.data END,
+               e.position, e.transaction_id, e.stream_id, e.version, e.event_id, e.type,
+               e.data, e.metadata, e.occurred_at
+        FROM (VALUES (p_stream_ids[i], p_schema_versions[i])) AS w(stream_id, schema_version)
+        LEFT JOIN snapshots s
+            ON s.stream_id = w.stream_id AND s.schema_version = w.schema_version
+        LEFT JOIN LATERAL (
+            SELECT * FROM events x
+            WHERE x.stream_id = w.stream_id AND x.version > coalesce(s.version, 0)
+        ) e ON true
+        ORDER BY e.version;
+    END LOOP;
+END;
+$$;
+
 -- One round trip per append. p_expected: -1 any, 0 no stream, n >= 1 exactly n.
 -- Returns ok = false with the actual version on a conflict, having written nothing.
 -- The row lock on `streams` serializes appends to one stream only, never the whole log.
@@ -135,29 +165,7 @@ DECLARE
     v_version integer;
     v_tx xid8;
     v_position bigint;
-    v_repeat text;
 BEGIN
-    -- A taken key first: its record, not a repeat of the events, answers the caller.
-    IF p_idempotency_key IS NOT NULL AND EXISTS (
-        SELECT 1 FROM idempotency_keys k
-        WHERE k.principal = p_idempotency_principal AND k.scope = p_idempotency_scope
-          AND k.key = p_idempotency_key
-    ) THEN
-        RAISE unique_violation USING CONSTRAINT = 'idempotency_keys_scoped_key',
-            MESSAGE = format('idempotency key %s is already used', p_idempotency_key);
-    END IF;
-    IF n > 0 THEN
-        SELECT r.outcome, r.stream_version, r.transaction_id, r.log_position
-        INTO v_repeat, v_version, v_tx, v_position
-        FROM repeated_append(p_stream_id, p_event_ids) r;
-        IF v_repeat = 'repeat' THEN
-            RETURN QUERY SELECT true, v_version, v_tx, v_position;
-            RETURN;
-        ELSIF v_repeat = 'duplicate' THEN
-            RAISE unique_violation USING CONSTRAINT = 'events_event_id_key',
-                MESSAGE = format('an event id in the batch for %s is stored', p_stream_id);
-        END IF;
-    END IF;
     IF n = 0 THEN
         SELECT s.version INTO v_version FROM streams s WHERE s.stream_id = p_stream_id;
         v_version := coalesce(v_version, 0);
