@@ -1,6 +1,7 @@
 """Aggregate snapshots for command handling: a stream that grows with every command (a
 product reserved by every order) is loaded from its latest snapshot plus the events after
-it, so deciding on it costs the same after ten events as after ten thousand.
+it, so a load folds fewer than `every` events however long the stream is (what is left to
+pay grows only with the state itself).
 
 A decider that snapshots declares its state's schema version and (de)serialisers
 (`StateSnapshots`, built from the state's frozen dataclass by pydantic: Decimal money as
