@@ -324,6 +324,20 @@ async def test_read_from_snapshots_reads_only_the_events_after_them(
     }
 
 
+async def test_a_reader_without_snapshots_reads_every_event(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    stream = f"T-{unique}"
+    await store.append_to_stream(stream, "T", NO_STREAM, [new_event(n) for n in range(3)])
+    await store.save_snapshot(stream, Snapshot(2, 1, {"sum": 1}))
+
+    found = await store.read_from_snapshots({stream: None})
+
+    assert found[stream].snapshot is None
+    assert [e.version for e in found[stream].events] == [1, 2, 3]
+
+
 async def test_a_snapshot_at_the_stream_head_leaves_no_events_to_read(
     harness: StoreHarness, unique: str
 ) -> None:
