@@ -324,21 +324,7 @@ async def test_read_from_snapshots_reads_only_the_events_after_them(
     }
 
 
-async def test_a_reader_without_snapshots_reads_every_event(
-    harness: StoreHarness, unique: str
-) -> None:
-    store = harness.store
-    stream = f"T-{unique}"
-    await store.append_to_stream(stream, "T", NO_STREAM, [new_event(n) for n in range(3)])
-    await store.save_snapshot(stream, Snapshot(2, 1, {"sum": 1}))
-
-    found = await store.read_from_snapshots({stream: None})
-
-    assert found[stream].snapshot is None
-    assert [e.version for e in found[stream].events] == [1, 2, 3]
-
-
-async def test_a_snapshot_at_the_stream_head_leaves_no_events_to_read(
+async def test_a_snapshot_at_the_head_leaves_nothing_to_read_unless_unused(
     harness: StoreHarness, unique: str
 ) -> None:
     store = harness.store
@@ -346,10 +332,13 @@ async def test_a_snapshot_at_the_stream_head_leaves_no_events_to_read(
     await store.append_to_stream(stream, "T", NO_STREAM, [new_event(n) for n in range(3)])
     await store.save_snapshot(stream, Snapshot(3, 1, {"sum": 3}))
 
-    found = await store.read_from_snapshots({stream: 1})
+    used, unused = [(await store.read_from_snapshots({stream: v}))[stream] for v in (1, None)]
 
-    assert found[stream].snapshot == Snapshot(3, 1, {"sum": 3})
-    assert found[stream].events == [] and found[stream].version == 3
+    assert used.snapshot == Snapshot(3, 1, {"sum": 3})
+    assert used.events == [] and used.version == 3
+    # A reader that uses no snapshot reads every event, even where one is stored.
+    assert unused.snapshot is None
+    assert [e.version for e in unused.events] == [1, 2, 3]
 
 
 # -------------------------------------------------------- idempotency
