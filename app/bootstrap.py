@@ -370,6 +370,7 @@ def command_bus(settings: Settings, backend: LogBackend) -> CommandBus:
         new_event_id=uuid.uuid4,
         new_entity_id=lambda: str(uuid.uuid4()),
         max_attempts=settings.command_max_attempts,
+        snapshot_every=settings.snapshot_every,
         after_append=backend.after_append,
     )
 

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         description="tries of a command without expectedVersion when concurrent writes to "
         "its stream conflict (with jittered backoff between them)",
     )
+    snapshot_every: int = Field(
+        100,
+        ge=0,
+        description="events between snapshots of a product, order or customer stream, "
+        "which commands load from (0: save none)",
+    )
     pg_pool_min_size: int = Field(2, description="PostgreSQL connections kept open")
     pg_pool_max_size: int = Field(10, description="PostgreSQL connections at most")
     connect_timeout_seconds: float = Field(5.0, gt=0, description="one connection attempt")
