@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha256sum | cut -c1-12)
 
-.PHONY: install assets dev test unit lint bench bench-read bench-http bench-hostile bench-saga lock
+.PHONY: install assets dev test unit lint bench bench-read bench-http bench-hostile bench-saga bench-snapshots lock
 
 # The project installs everything it needs: the virtualenv and its locked packages here,
 # GraphiQL's assets (below), PostgreSQL and the Mongo-wire server in
@@ -72,3 +72,7 @@ bench-http: install
 # Sagas per second and submit -> confirmed latency (see `python -m bench.saga --help`).
 bench-saga: install
 	tests/services/with-services $(BIN)/python -m bench.saga $(ARGS)
+
+# Reserving stock after 10 vs 10,000 earlier reservations, with and without snapshots.
+bench-snapshots: install
+	tests/services/with-services $(BIN)/python -m bench.snapshots $(ARGS)

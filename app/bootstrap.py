@@ -4,7 +4,9 @@ kept in this one place on purpose).
 
 A `Backend` is every adapter a process runs on, as ports:
 - `shared_backend`: PostgreSQL (event store, LISTEN/NOTIFY, advisory locks, the saga's
-  ledger and checkpoint) and MongoDB, shared by the `api`, `projector` and `saga` processes;
+  ledger, checkpoints and dead letters) and MongoDB, shared by the `api` and `projector`
+  processes; `shared_log_backend`: the PostgreSQL part alone (a `LogBackend`), for the
+  `saga` process, which writes no read documents;
 - `embedded_backend`: `orders dev`, everything in one process: the SQLite event store and
   an in-memory read store unless URLs are set, and in-process signals, feed and locks.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -73,12 +76,16 @@ def redacted(url: str) -> str:
     return url
 
 
-def require_services(settings: Settings, what: str) -> None:
-    urls = (("DATABASE_URL", settings.database_url), ("MONGO_URL", settings.mongo_url))
+def require_services(settings: Settings, what: str, *, read_store: bool = True) -> None:
+    """`read_store`: the process reads or writes the read documents (MongoDB) too."""
+    urls = [("DATABASE_URL", settings.database_url)]
+    if read_store:
+        urls.append(("MONGO_URL", settings.mongo_url))
     missing = [name for name, url in urls if not url]
     if missing:
+        shared = "PostgreSQL and MongoDB" if read_store else "PostgreSQL"
         raise ServiceUnavailable(
-            f"{what} needs {' and '.join(missing)}: it shares PostgreSQL and MongoDB with "
+            f"{what} needs {' and '.join(missing)}: it shares {shared} with "
             "the other processes. For everything in one process on the embedded defaults, "
             "run `orders dev`."
         )
@@ -199,47 +206,51 @@ async def migrate(settings: Settings) -> str:
 # ---------------------------------------------------------------- backends
 
 
-@dataclass(frozen=True)
-class Backend:
-    """Every adapter a process of one deployment mode runs on, as ports."""
+@dataclass(frozen=True, kw_only=True)
+class LogBackend:
+    """The adapters of a process that follows or appends to the log and writes no read
+    documents (`orders saga`), as ports."""
 
     events: EventStore
-    documents: DocumentStore
     registry: EventTypeRegistry
-    feed: ChangeFeed
     signal: AppendSignal
     lock: LeaderLock
-    saga: SagaStorage  # the gateways' ledger and the saga's checkpoint
+    saga: SagaStorage  # the gateways' ledger, the subscribers' checkpoints and dead letters
     # Called after each append of this process (embedded: wakes the in-process projector).
     after_append: Sequence[Callable[[AppendResult], None]] = ()
     # Whether the process's PostgreSQL LISTEN connection is up (None: it has none).
     listener_healthy: Callable[[], bool] | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Backend(LogBackend):
+    """Every adapter a process of one deployment mode runs on, as ports."""
+
+    documents: DocumentStore
+    feed: ChangeFeed
+
+
+_LOG_BACKEND_FIELDS = tuple(field.name for field in dataclasses.fields(LogBackend))
+
+
+@dataclass(frozen=True)
+class _PostgresSide:
+    backend: LogBackend
+    pool: Any
+    listener: Any  # read_model.postgres_listener.PostgresListener
+
+
 @contextlib.asynccontextmanager
-async def shared_backend(
-    settings: Settings,
-    *,
-    follows_log: bool,
-    migrates: bool = False,
-    mongo_event_listeners: Sequence[Any] = (),
-) -> AsyncIterator[Backend]:
-    """PostgreSQL and MongoDB, shared between processes. `follows_log`: the process reads
-    the log as it grows (projector, saga), so it listens for append notifications.
-    `migrates`: apply the event store schema first (`orders api`, MIGRATE_ON_START)."""
-    require_services(settings, "this process")
+async def _postgres_side(
+    settings: Settings, *, follows_log: bool, migrates: bool
+) -> AsyncIterator[_PostgresSide]:
     assert settings.database_url is not None
     from read_model.append_signal.postgres import APPENDED_CHANNEL, PostgresAppendSignal
-    from read_model.change_feed.postgres import PostgresChangeFeed
     from read_model.leader_lock.postgres import PostgresLeaderLock
     from read_model.postgres_listener import PostgresListener
     from write_model.event_store import postgres
 
-    async with (
-        _postgres_pool(settings) as pool,
-        _document_store(settings, mongo_event_listeners) as documents,
-        contextlib.AsyncExitStack() as running,
-    ):
+    async with _postgres_pool(settings) as pool, contextlib.AsyncExitStack() as running:
         if migrates:
             # Idempotent; concurrent starts are serialized by an advisory lock.
             await postgres.migrate(pool)
@@ -257,15 +268,50 @@ async def shared_backend(
         if follows_log:
             await signal.start()
             running.push_async_callback(signal.close)
-        yield Backend(
+        backend = LogBackend(
             events=events,
-            documents=documents,
             registry=build_registry(),
-            feed=PostgresChangeFeed(pool, listener),
             signal=signal,
             lock=PostgresLeaderLock(settings.database_url, namespace=settings.mongo_db),
             saga=saga_storage.postgres_storage(pool),
             listener_healthy=lambda: listener.healthy,
+        )
+        yield _PostgresSide(backend, pool, listener)
+
+
+@contextlib.asynccontextmanager
+async def shared_log_backend(
+    settings: Settings, *, follows_log: bool, migrates: bool = False
+) -> AsyncIterator[LogBackend]:
+    """PostgreSQL alone, shared with the other processes (`orders saga`): MONGO_URL is
+    not needed. `follows_log` and `migrates` as for `shared_backend`."""
+    require_services(settings, "this process", read_store=False)
+    async with _postgres_side(settings, follows_log=follows_log, migrates=migrates) as side:
+        yield side.backend
+
+
+@contextlib.asynccontextmanager
+async def shared_backend(
+    settings: Settings,
+    *,
+    follows_log: bool,
+    migrates: bool = False,
+    mongo_event_listeners: Sequence[Any] = (),
+) -> AsyncIterator[Backend]:
+    """PostgreSQL and MongoDB, shared between processes. `follows_log`: the process reads
+    the log as it grows (projector, saga), so it listens for append notifications.
+    `migrates`: apply the event store schema first (`orders api`, MIGRATE_ON_START)."""
+    require_services(settings, "this process")
+    from read_model.change_feed.postgres import PostgresChangeFeed
+
+    async with (
+        _postgres_side(settings, follows_log=follows_log, migrates=migrates) as side,
+        _document_store(settings, mongo_event_listeners) as documents,
+    ):
+        yield Backend(
+            **{name: getattr(side.backend, name) for name in _LOG_BACKEND_FIELDS},
+            documents=documents,
+            feed=PostgresChangeFeed(side.pool, side.listener),
         )
 
 
@@ -315,7 +361,7 @@ async def _embedded_saga_storage(
 # ------------------------------------------------------------ on a backend
 
 
-def command_bus(settings: Settings, backend: Backend) -> CommandBus:
+def command_bus(settings: Settings, backend: LogBackend) -> CommandBus:
     """The one way in for every command (GraphQL mutations, the CLI, the saga)."""
     return CommandBus(
         backend.events,
@@ -325,6 +371,7 @@ def command_bus(settings: Settings, backend: Backend) -> CommandBus:
         new_event_id=uuid.uuid4,
         new_entity_id=lambda: str(uuid.uuid4()),
         max_attempts=settings.command_max_attempts,
+        snapshot_every=settings.snapshot_every,
         after_append=backend.after_append,
     )
 
@@ -344,7 +391,7 @@ def projector_dependencies(settings: Settings, backend: Backend) -> ProjectorDep
 
 
 def saga_subscribers(
-    settings: Settings, backend: Backend, only: Participant | None = None
+    settings: Settings, backend: LogBackend, only: Participant | None = None
 ) -> list[SubscriberDependencies]:
     """The saga's loops in SAGA_MODE: the orchestrator, or the choreography's three
     participants (`only`: that one, for `orders participant`), each with a checkpoint and
@@ -429,12 +476,15 @@ def saga_subscribers(
         SubscriberDependencies(
             events=backend.events,
             checkpoints=backend.saga.checkpoints,
+            dead_letters=backend.saga.dead_letters,
             signal=backend.signal,
             lock=backend.lock,
             reaction=reaction,
             concurrency=settings.saga_concurrency,
             batch_size=settings.projector_batch_size,
             poll_seconds=settings.projector_poll_seconds,
+            max_attempts=settings.saga_max_attempts,
+            backoff_seconds=settings.saga_backoff_seconds,
         )
         for reaction in reactions
     ]
@@ -454,12 +504,15 @@ async def run_saga_process(
 ) -> None:
     """`orders saga`: lead (or stand by for) the fulfillment saga until `stop` (in
     choreography, its three participants); `orders participant <name>`: that participant
-    alone. With the ops endpoints on OPS_PORT when it is set."""
+    alone. With the ops endpoints on OPS_PORT when it is set. PostgreSQL and the gateways
+    are all it needs (its dead letters live beside its checkpoint), not MongoDB."""
     from app.ops_server import ops_server
 
     async with (
-        shared_backend(settings, follows_log=True, migrates=settings.migrate_on_start) as backend,
-        ops_server(settings, backend, build_read_model(settings, backend)),
+        shared_log_backend(
+            settings, follows_log=True, migrates=settings.migrate_on_start
+        ) as backend,
+        ops_server(settings, backend, None),
     ):
         await run_subscribers(saga_subscribers(settings, backend, participant), stop)
 
@@ -474,6 +527,7 @@ def build_read_model(settings: Settings, backend: Backend) -> ReadModel:
     return ReadModel(
         backend.documents,
         backend.events,
+        saga_letters=backend.saga.dead_letters,
         wait_seconds=settings.consistency_wait_seconds,
         poll_seconds=settings.consistency_poll_seconds,
         version_ttl_seconds=settings.read_model_version_ttl_seconds,

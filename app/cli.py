@@ -123,7 +123,7 @@ def saga_command() -> None:
     one stands by). SAGA_MODE=choreography: its three participants."""
     settings = Settings()
     _configure_logging(settings)
-    _require_services(settings, "orders saga")
+    _require_services(settings, "orders saga", read_store=False)
     _run(lambda: _until_signalled(lambda stop: run_saga_process(settings, stop)))
 
 
@@ -134,7 +134,7 @@ def participant_command(name: str) -> None:
     choreography): inventory, payment or shipping (a second one stands by)."""
     settings = Settings()
     _configure_logging(settings)
-    _require_services(settings, f"orders participant {name}")
+    _require_services(settings, f"orders participant {name}", read_store=False)
     if settings.saga_mode != "choreography":
         click.echo(
             "error: orders participant runs one participant of the choreography; set "
@@ -216,10 +216,11 @@ def projections_rebuild(name: str) -> None:
     click.echo(f"{name}: version {version} built")
 
 
-def _require_services(settings: Settings, command: str) -> None:
-    """Exit 2 naming `command` when a setting it needs is missing."""
+def _require_services(settings: Settings, command: str, *, read_store: bool = True) -> None:
+    """Exit 2 naming `command` when a setting it needs is missing (`read_store`: MONGO_URL
+    too)."""
     try:
-        require_services(settings, command)
+        require_services(settings, command, read_store=read_store)
     except ServiceUnavailable as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
@@ -263,12 +264,16 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: 
     from app.server import create_app
 
     _check_reachable(settings, embedded=embedded)
+    # --host and --port win over HOST and PORT, for the ops port's default host too.
+    settings = settings.model_copy(
+        update={"host": host or settings.host, "port": port if port is not None else settings.port}
+    )
     app = create_app(settings, embedded=embedded)
     server = AnnouncingServer(
         uvicorn.Config(
             app,
-            host=host or settings.host,
-            port=port if port is not None else settings.port,
+            host=settings.host,
+            port=settings.port,
             loop="uvloop",
             http="httptools",
             lifespan="on",
@@ -284,7 +289,8 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: 
         server.run()
     except SystemExit:
         # uvicorn exits with 3 when the lifespan fails; a service that cannot be reached
-        # is the operator's to fix, so say which one and exit with 2 like every command.
+        # (or an ops port that cannot be listened on) is the operator's to fix, so say
+        # which one and exit with 2 like every command.
         startup_error = getattr(app.state, "startup_error", None)
         if startup_error is not None:
             click.echo(f"error: {startup_error}", err=True)

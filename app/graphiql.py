@@ -6,10 +6,10 @@ npm lock file into app/graphiql_assets/dist. The version (a hash of the lock) is
 every asset URL, so the assets are cached by browsers for a year and never go stale: a new
 lock gives new URLs.
 
-Auth does not exist yet. When it does, `GraphiQL(default_headers=...)` pre-fills the headers
-editor (for example `{"Authorization": "Bearer "}`); the page sends the editor's headers with
-every HTTP request and as the subscriptions' `connection_init` payload. The page and its
-assets themselves need no token.
+The page and its assets need no token. The page sends the headers editor's headers with
+every HTTP request (its introspection too, which is for staff only where authentication is
+on) and as the subscriptions' `connection_init` payload; `GraphiQL(default_headers=...)`
+pre-fills that editor.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Readiness, for /readyz of the API and of the processes that serve only an ops port: each
-store answers, the LISTEN connection is up, and no projection has stopped while events wait
-for it. Each check says "ok" or why not."""
+store the process uses answers, the LISTEN connection is up, and (where the process has the
+read store) no projection has stopped while events wait for it. Each check says "ok" or why
+not."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from read_model.projections import OrdersProjection
 from read_model.service import ReadModel
 
 if TYPE_CHECKING:
-    from app.bootstrap import Backend
+    from app.bootstrap import LogBackend
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,13 @@ class ProjectionsStopped(Exception):
     """A projection's leader has not moved or beaten while events wait for it."""
 
 
-async def readiness(settings: Settings, backend: Backend, read_model: ReadModel) -> dict[str, str]:
+async def readiness(
+    settings: Settings, backend: LogBackend, read_model: ReadModel | None
+) -> dict[str, str]:
+    """`read_model`: None in a process without the read store (`orders saga`)."""
+
     async def projections() -> None:
+        assert read_model is not None
         stopped = [
             f"{status.name} (lag {status.lag})"
             for status in await read_model.statuses()
@@ -38,11 +44,12 @@ async def readiness(settings: Settings, backend: Backend, read_model: ReadModel)
 
     probes: dict[str, Callable[[], Awaitable[object]]] = {
         ("postgres" if settings.database_url else "sqlite"): backend.events.head_position,
-        ("mongo" if settings.mongo_url else "memory"): lambda: backend.documents.load_checkpoint(
-            OrdersProjection.name
-        ),
-        "projections": projections,
     }
+    if read_model is not None:
+        probes[("mongo" if settings.mongo_url else "memory")] = lambda: read_model.position(
+            OrdersProjection.name
+        )
+        probes["projections"] = projections
     names = list(probes)
     results = await asyncio.gather(*(_check(probes[name]) for name in names))
     checks = dict(zip(names, results, strict=True))

@@ -1,8 +1,9 @@
-"""Prometheus metrics of an API process, served on /metrics.
+"""Prometheus metrics of an API process (and of the ops port of the projector and saga
+processes), served on /metrics.
 
 Each app gets its own registry (so tests can build several apps in one process). Request
-and command metrics are recorded as they happen; projector lag and dead letters are read
-from the stores when /metrics is scraped.
+and command metrics are recorded as they happen; projector lag and dead letters (the
+projections' and the saga's, by `source`) are read from the stores when /metrics is scraped.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from prometheus_client import (
 )
 
 from read_model.service import ReadModel
+from write_model.sagas.dead_letters.port import SagaDeadLetters
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,9 @@ class Metrics:
         )
         self.dead_letters = Gauge(
             "orders_dead_letters",
-            "Events parked in the dead-letter collection (read at scrape)",
+            "Events parked as dead letters, by source: projections (the dead-letter "
+            "collection) or saga (beside the saga's checkpoints); read at scrape",
+            ["source"],
             registry=self.registry,
         )
 
@@ -105,15 +109,23 @@ class Metrics:
         """The exposition text of what this process recorded, without reading the stores."""
         return generate_latest(self.registry)
 
-    async def render(self, read_model: ReadModel) -> bytes:
-        """The exposition text, after reading projector state from the stores (skipped,
-        and logged, when they do not answer within STORES_TIMEOUT_SECONDS)."""
+    async def render(
+        self, read_model: ReadModel | None, saga_letters: SagaDeadLetters | None = None
+    ) -> bytes:
+        """The exposition text, after reading projector state (`read_model`; None in a
+        process without the read store, the saga's) and the saga's dead letters from the
+        stores (skipped, and logged, when they do not answer within
+        STORES_TIMEOUT_SECONDS)."""
         try:
             async with asyncio.timeout(STORES_TIMEOUT_SECONDS):
-                for status in await read_model.statuses():
-                    self.projection_lag.labels(status.name).set(status.lag)
-                    self.projection_position.labels(status.name).set(status.position.position)
-                self.dead_letters.set(await read_model.dead_letters.count())
+                if read_model is not None:
+                    for status in await read_model.statuses():
+                        self.projection_lag.labels(status.name).set(status.lag)
+                        self.projection_position.labels(status.name).set(status.position.position)
+                    projections = await read_model.projection_letters.count()
+                    self.dead_letters.labels("projections").set(projections)
+                if saga_letters is not None:
+                    self.dead_letters.labels("saga").set(await saga_letters.count())
         except Exception:
             log.warning("projector metrics not refreshed", exc_info=True)
         return generate_latest(self.registry)

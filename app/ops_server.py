@@ -1,11 +1,25 @@
-"""The ops port of processes without a GraphQL API (`orders projector`, later the saga and
-relay): /healthz, /readyz and /metrics on OPS_PORT, for health checks and Prometheus."""
+"""The ops endpoints, for health checks and Prometheus: /healthz, /readyz with its checks,
+/metrics.
+
+- `orders projector` and `orders saga` serve them on OPS_PORT only (`ops_server`). A process
+  without the read store (the saga's) passes no ReadModel: it reports its own stores and
+  dead letters.
+- The API serves /healthz and a /readyz that says only ready or not on its own port
+  (`api_routes`). With OPS_PORT set, its checks and /metrics are on that port (`serving`)
+  and /metrics is not on the API's port; without, the checks are shown on the API's port to
+  operators (OPS_TOKEN or a staff token) and /metrics needs the same, unless the API is open
+  (no JWT key and no OPS_TOKEN), where it is public.
+
+The ops port answers whoever reaches it: bind it (OPS_HOST) where only operators do.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -16,39 +30,77 @@ from starlette.routing import Route
 
 from app.health import readiness
 from app.metrics import CONTENT_TYPE, Metrics
+from app.security import OperatorCheck, unauthenticated_response
 from app.settings import Settings
 from read_model.service import ReadModel
 
 if TYPE_CHECKING:
-    from app.bootstrap import Backend
+    from app.bootstrap import LogBackend
+
+log = logging.getLogger(__name__)
+
+# Each check's result ("ok" or why not); None while the process is still starting.
+Checks = Callable[[], Awaitable[dict[str, str] | None]]
+RenderMetrics = Callable[[], Awaitable[bytes]]
 
 
-def ops_app(settings: Settings, backend: Backend, read_model: ReadModel) -> Starlette:
-    metrics = Metrics()
+class OpsPortUnavailable(RuntimeError):
+    """OPS_PORT cannot be listened on (in use, or not allowed)."""
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+
+def _readiness_response(checks: dict[str, str] | None, *, detailed: bool) -> Response:
+    ready = checks is not None and all(result == "ok" for result in checks.values())
+    status = "ready" if ready else "unavailable" if checks is not None else "starting"
+    # The checks name the stores and their errors: for operators only.
+    detail = {"checks": checks or {}} if detailed else {}
+    return JSONResponse({"status": status, **detail}, status_code=200 if ready else 503)
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def ops_app(checks: Checks, render_metrics: RenderMetrics) -> Starlette:
+    """The ops port's application: everything, to whoever reaches it."""
 
     async def readyz(request: Request) -> Response:
-        checks = await readiness(settings, backend, read_model)
-        ready = all(result == "ok" for result in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "unavailable", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        return _readiness_response(await checks(), detailed=True)
 
     async def metrics_endpoint(request: Request) -> Response:
-        if backend.listener_healthy is not None:
-            metrics.listener_connected.set(1 if backend.listener_healthy() else 0)
-        return Response(await metrics.render(read_model), media_type=CONTENT_TYPE)
+        return Response(await render_metrics(), media_type=CONTENT_TYPE)
 
     return Starlette(
         routes=[
-            Route("/healthz", healthz, methods=["GET"]),
+            Route("/healthz", _healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ]
     )
+
+
+def api_routes(
+    checks: Checks, render_metrics: RenderMetrics, operator: OperatorCheck, *, ops_port: bool
+) -> list[Route]:
+    """/healthz, /readyz and (without an ops port) /metrics on the API's own port."""
+
+    async def readyz(request: Request) -> Response:
+        detailed = not ops_port and await operator(request)
+        return _readiness_response(await checks(), detailed=detailed)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        if not (operator.open or await operator(request)):
+            return unauthenticated_response(
+                "/metrics needs `Authorization: Bearer <OPS_TOKEN>` or a staff token"
+            )
+        return Response(await render_metrics(), media_type=CONTENT_TYPE)
+
+    routes = [
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    if not ops_port:
+        routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
+    return routes
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -59,27 +111,52 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+def _listening(settings: Settings, port: int) -> socket.socket:
+    host = settings.ops_host or settings.host
+    try:
+        # Bound here rather than by uvicorn, which would exit the process on an error.
+        return socket.create_server(
+            (host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET
+        )
+    except OSError as error:
+        raise OpsPortUnavailable(
+            f"cannot serve the ops endpoints on {host}:{port} (OPS_HOST / OPS_PORT): {error}"
+        ) from error
+
+
 @contextlib.asynccontextmanager
-async def ops_server(
-    settings: Settings, backend: Backend, read_model: ReadModel
-) -> AsyncIterator[None]:
-    """Serve the ops endpoints on OPS_PORT while the block runs (nothing when unset)."""
+async def serving(settings: Settings, app: Starlette) -> AsyncIterator[None]:
+    """Serve `app` on OPS_PORT while the block runs (nothing when it is unset)."""
     if settings.ops_port is None:
         yield
         return
-    server = _EmbeddedServer(
-        uvicorn.Config(
-            ops_app(settings, backend, read_model),
-            host=settings.host,
-            port=settings.ops_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-    )
-    task = asyncio.create_task(server.serve(), name="ops-server")
+    listener = _listening(settings, settings.ops_port)
+    host, port = listener.getsockname()[:2]
+    server = _EmbeddedServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[listener]), name="ops-server")
+    log.info("ops endpoints (/healthz, /readyz, /metrics) on http://%s:%s", host, port)
     try:
         yield
     finally:
         server.should_exit = True
         await task
+        listener.close()
+
+
+@contextlib.asynccontextmanager
+async def ops_server(
+    settings: Settings, backend: LogBackend, read_model: ReadModel | None
+) -> AsyncIterator[None]:
+    """The ops port of `orders projector` and `orders saga` while the block runs."""
+    metrics = Metrics()
+
+    async def checks() -> dict[str, str]:
+        return await readiness(settings, backend, read_model)
+
+    async def render_metrics() -> bytes:
+        if backend.listener_healthy is not None:
+            metrics.listener_connected.set(1 if backend.listener_healthy() else 0)
+        return await metrics.render(read_model, backend.saga.dead_letters)
+
+    async with serving(settings, ops_app(checks, render_metrics)):
+        yield

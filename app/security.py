@@ -54,17 +54,16 @@ class ConnectionsPerPrincipal:
 
 
 class OperatorCheck:
-    """Who may read /metrics and /readyz's checks: anyone while the API is open (no JWT key
-    and no OPS_TOKEN); else a request with `Authorization: Bearer <OPS_TOKEN>` or a staff
-    token."""
+    """Whether a request comes from an operator: it sends `Authorization: Bearer
+    <OPS_TOKEN>` or a staff token. `open`: the API has neither a JWT key nor an OPS_TOKEN
+    (app/ops_server.py decides what that opens)."""
 
     def __init__(self, auth: Authenticator, ops_token: str | None) -> None:
         self._auth = auth
         self._ops_token = ops_token
+        self.open = not auth.enabled and not ops_token
 
     async def __call__(self, request: Request) -> bool:
-        if not self._auth.enabled and not self._ops_token:
-            return True
         header = request.headers.get("authorization") or ""
         scheme, _, given = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not given.strip():

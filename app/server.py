@@ -1,4 +1,5 @@
-"""The Starlette application: /graphql, /healthz, /readyz, /metrics.
+"""The Starlette application: /graphql, /healthz, /readyz, /metrics (app/ops_server.py
+says which of the last two are served here and which on OPS_PORT).
 
 Authentication (app/auth.py) happens here: a bearer token on each HTTP request (HTTP 401
 with WWW-Authenticate when auth is configured and it is missing or bad), and the token in a
@@ -29,7 +30,7 @@ from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -42,7 +43,9 @@ from app.auth import OPEN, Authenticator, Unauthenticated
 from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime, authenticator, cors_origins
 from app.graphiql import GraphiQL
 from app.health import readiness
-from app.metrics import CONTENT_TYPE, Metrics
+from app.metrics import Metrics
+from app.ops_server import OpsPortUnavailable, api_routes, ops_app
+from app.ops_server import serving as serving_ops
 from app.request_limits import RequestSizeLimits
 from app.security import (
     ConnectionsPerPrincipal,
@@ -86,58 +89,49 @@ def create_app(
             max_tokens=settings.max_query_tokens,
             max_aliases=settings.max_query_aliases,
         ),
-        introspection=settings.introspection or embedded,
+        introspection="on" if embedded else settings.introspection,
     )
+
+    def running() -> Runtime | None:
+        return getattr(app.state, "runtime", None)
+
+    async def checks() -> dict[str, str] | None:
+        runtime = running()
+        return await _readiness(settings, runtime) if runtime is not None else None
+
+    async def render_metrics() -> bytes:
+        runtime = running()
+        if runtime is None:
+            return metrics.render_local()
+        if runtime.backend.listener_healthy is not None:
+            metrics.listener_connected.set(1 if runtime.backend.listener_healthy() else 0)
+        if runtime.services.live is not None:
+            metrics.feed_gaps.set(runtime.services.live.gaps)
+        read_model = runtime.services.read_model
+        return await metrics.render(read_model, read_model.saga_letters)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            async with api_runtime(
-                settings,
-                embedded=embedded,
-                observer=metrics,
-                mongo_event_listeners=mongo_event_listeners,
-            ) as runtime:
+            async with (
+                api_runtime(
+                    settings,
+                    embedded=embedded,
+                    observer=metrics,
+                    mongo_event_listeners=mongo_event_listeners,
+                ) as runtime,
+                serving_ops(settings, ops_app(checks, render_metrics)),
+            ):
                 app.state.runtime = runtime
                 _log_start(settings, embedded, auth)
                 try:
                     yield
                 finally:
                     app.state.runtime = None
-        except ServiceUnavailable as error:
+        except (ServiceUnavailable, OpsPortUnavailable) as error:
             # `orders api` reads this to exit with a clear message and status 2.
             app.state.startup_error = error
             raise
-
-    def running(request: Request) -> Runtime | None:
-        return getattr(request.app.state, "runtime", None)
-
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(request: Request) -> Response:
-        runtime = running(request)
-        checks = await _readiness(settings, runtime) if runtime is not None else {}
-        ready = runtime is not None and all(result == "ok" for result in checks.values())
-        status = "ready" if ready else "unavailable" if runtime is not None else "starting"
-        # The checks name the stores and their errors: for operators only, where auth is on.
-        detail = {"checks": checks} if await operator(request) else {}
-        return JSONResponse({"status": status, **detail}, status_code=200 if ready else 503)
-
-    async def metrics_endpoint(request: Request) -> Response:
-        if not await operator(request):
-            return unauthenticated_response(
-                "/metrics needs `Authorization: Bearer <OPS_TOKEN>` or a staff token"
-            )
-        runtime = running(request)
-        if runtime is None:
-            return Response(metrics.render_local(), media_type=CONTENT_TYPE)
-        if runtime.backend.listener_healthy is not None:
-            metrics.listener_connected.set(1 if runtime.backend.listener_healthy() else 0)
-        if runtime.services.live is not None:
-            metrics.feed_gaps.set(runtime.services.live.gaps)
-        body = await metrics.render(runtime.services.read_model)
-        return Response(body, media_type=CONTENT_TYPE)
 
     async def root(request: Request) -> Response:
         return RedirectResponse("/graphql")
@@ -172,9 +166,7 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             # Subscriptions: graphql-transport-ws and the legacy graphql-ws protocol.
             WebSocketRoute("/graphql", graphql),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *api_routes(checks, render_metrics, operator, ops_port=settings.ops_port is not None),
             Route("/", root, methods=["GET"]),
             graphiql.assets_route(),
         ],
@@ -323,7 +315,9 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
     ) -> Response:
         response = super().create_response(response_data, sub_response)
         if not sub_response.status_code and _not_executed(response_data):
-            response.status_code = 400
+            # Refused before it ran: a 403 where who asks may not (introspection), else 400.
+            forbidden = _error_extensions(response_data, ForbiddenRequest.code)
+            response.status_code = 403 if forbidden else 400
         elif _error_extensions(response_data, UNAVAILABLE_CODE):
             response.status_code = 503
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

@@ -6,8 +6,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_SWITCHES = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}
 
 
 class Settings(BaseSettings):
@@ -33,6 +35,12 @@ class Settings(BaseSettings):
         description="tries of a command without expectedVersion when concurrent writes to "
         "its stream conflict (with jittered backoff between them)",
     )
+    snapshot_every: int = Field(
+        100,
+        ge=0,
+        description="events between snapshots of a product, order or customer stream, "
+        "which commands load from (0: save none)",
+    )
     pg_pool_min_size: int = Field(2, description="PostgreSQL connections kept open")
     pg_pool_max_size: int = Field(10, description="PostgreSQL connections at most")
     connect_timeout_seconds: float = Field(5.0, gt=0, description="one connection attempt")
@@ -57,8 +65,12 @@ class Settings(BaseSettings):
     )
     ops_port: int | None = Field(
         None,
-        description="`orders projector` and `orders saga`: serve /healthz, /readyz and "
-        "/metrics here",
+        description="serve /healthz, /readyz with its checks and /metrics here (`orders "
+        "projector`, `orders saga`, and the API, whose own port then has no /metrics and a "
+        "/readyz that says only ready or not)",
+    )
+    ops_host: str | None = Field(
+        None, description="listen address of OPS_PORT; unset: the process's HOST (or --host)"
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: Literal["auto", "json", "text"] = Field(
@@ -78,10 +90,12 @@ class Settings(BaseSettings):
     read_model_version_ttl_seconds: float = Field(
         1.0, ge=0, le=60, description="how long the API caches the active collection versions"
     )
-    introspection: bool = Field(
-        True,
-        description="answer __schema and __type queries (GraphiQL needs them); "
-        "always on in `orders dev`",
+    introspection: Literal["on", "off", "staff"] = Field(
+        "staff",
+        description="who may ask __schema and __type (GraphiQL's docs and completion do): "
+        "`on` everyone, `off` nobody, `staff` staff tokens only where authentication is on "
+        "(everyone where the API is open); `true` / `false` mean on / off; always on in "
+        "`orders dev`",
     )
     max_query_depth: int = Field(10, ge=1, description="deepest selection a query may nest")
     max_query_tokens: int = Field(2000, ge=100, description="longest query document, in tokens")
@@ -145,8 +159,8 @@ class Settings(BaseSettings):
     ops_token: str | None = Field(
         None,
         min_length=16,
-        description="bearer token for /metrics and /readyz's checks on the API port (a staff "
-        "token also works); needed once authentication is on",
+        description="bearer token for /metrics and /readyz's checks on the API port where "
+        "OPS_PORT is unset (a staff token also works); set: /metrics is no longer public",
     )
     cors_allowed_origins: str | None = Field(
         None,
@@ -162,6 +176,15 @@ class Settings(BaseSettings):
     )
     saga_concurrency: int = Field(
         32, ge=1, le=1000, description="sagas one saga process drives at once"
+    )
+    saga_max_attempts: int = Field(
+        4,
+        ge=1,
+        description="tries of a saga event that keeps failing (a bug, a poison event, a "
+        "refused compensation; not an outage) before it is parked as a dead letter",
+    )
+    saga_backoff_seconds: float = Field(
+        0.1, ge=0, description="first wait between those tries; doubled each time"
     )
     payment_decline_above: Decimal | None = Field(
         None, description="simulated payments: decline charges above this amount"
@@ -197,6 +220,17 @@ class Settings(BaseSettings):
     gateway_breaker_cooldown_seconds: float = Field(
         10.0, gt=0, description="how long an open breaker fails calls fast before a trial"
     )
+
+    @field_validator("introspection", mode="before")
+    @classmethod
+    def _introspection_as_a_switch(cls, value: object) -> object:
+        # The setting was a boolean before it had the `staff` policy.
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            return _SWITCHES.get(lowered, lowered)
+        return value
 
     def listed(self, value: str) -> frozenset[str]:
         """A comma-separated setting as a set (blanks dropped)."""

@@ -5,7 +5,10 @@ on a database of its own, with zero-latency simulated gateways and the PostgreSQ
    gap-free reading, checkpoint) runs them all: sagas completed per second.
 2. Latency: orders submitted at `--rate` per second for `--seconds` while the saga loop runs,
    woken by each append: time from the OrderSubmitted append to the OrderConfirmed append
-   (p50, p99), taken from the events' own timestamps (one clock, this process).
+   (p50, p99), taken from the events' own timestamps (one clock, this process); and from
+   the submitOrder command's answer to the order's read document showing CONFIRMED, with
+   the orders projection running in this process too (in-memory documents, woken by each
+   append, watched through its change feed).
 
     python -m bench.saga [--orders 1000] [--rate 50] [--seconds 10] [--mode both]
 
@@ -20,15 +23,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
+import asyncpg
+
+from app.settings import Settings
 from bench.common import own_postgres_database, p50_p99_ms, run_main, say
 from read_model.append_signal.in_process import InProcessAppendSignal
+from read_model.change_feed.in_process import InProcessChangeFeed
+from read_model.change_feed.port import FeedGap
+from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.leader_lock.in_process import InProcessLeaderLock
+from read_model.projections import OrdersProjection
+from read_model.projector_process import ProjectorDependencies, active_version, run_projection
+from read_model.runner import RunnerSettings, physical_collection
 from write_model import commands
 from write_model.bus import CommandBus
 from write_model.command_context import CommandContext
@@ -58,8 +73,26 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class RoundTrips:
+    """The pool, counting the statements sent through it (an append on an acquired
+    connection counts as its acquire): what one saga costs in round trips."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self.count = 0
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._pool, name)
+        if name in ("fetch", "fetchrow", "fetchval", "execute", "acquire"):
+            self.count += 1
+        return found
+
+
 class Bench:
-    def __init__(self, pool: object, mode: str) -> None:
+    def __init__(self, pool: object, dsn: str, mode: str) -> None:
+        self.dsn = dsn
+        self.round_trips = RoundTrips(pool)
+        pool = self.round_trips
         self.events = postgres.PostgresEventStore(pool)  # type: ignore[arg-type]
         self.signal = InProcessAppendSignal()
         self.bus = CommandBus(
@@ -69,6 +102,7 @@ class Bench:
             clock=utc_now,
             new_event_id=uuid.uuid4,
             new_entity_id=lambda: uuid.uuid4().hex,
+            snapshot_every=Settings().snapshot_every,  # SNAPSHOT_EVERY, as the servers run
             after_append=(lambda _: self.signal.notify(),),
         )
         saga_storage = storage.postgres_storage(pool)
@@ -79,12 +113,13 @@ class Bench:
             ResilientShipping(SimulatedShipping(ledger, ShippingRules()), policy),
         )
         registry = build_registry()
+        woken = (lambda _: self.signal.notify(),)
         reactions: list[Reaction] = [
-            FulfillmentOrchestrator(self.events, registry, self.bus, gateways, clock=utc_now)
+            FulfillmentOrchestrator(
+                self.events, registry, self.bus, gateways, clock=utc_now, after_append=woken
+            )
         ]
         if mode == "choreography":
-            # Their own appends wake the participants that follow them.
-            woken = (lambda _: self.signal.notify(),)
             reactions = [
                 *participants(
                     self.events, registry, self.bus, gateways, clock=utc_now, after_append=woken
@@ -95,6 +130,7 @@ class Bench:
             SubscriberDependencies(
                 events=self.events,
                 checkpoints=saga_storage.checkpoints,
+                dead_letters=saga_storage.dead_letters,
                 signal=self.signal,
                 lock=lock,
                 reaction=reaction,
@@ -105,6 +141,7 @@ class Bench:
             for reaction in reactions
         ]
         self.run_id = uuid.uuid4().hex[:8]
+        self.submitted_at: dict[str, float] = {}  # perf_counter at the submitOrder answer
 
     async def catalog(self) -> None:
         customer = commands.RegisterCustomer(
@@ -131,16 +168,8 @@ class Bench:
         )
         await self.bus.dispatch(create, CONTEXT)
         await self.bus.dispatch(commands.SubmitOrder(order_id=order_id), CONTEXT)
+        self.submitted_at[order_id] = time.perf_counter()
         return order_id
-
-    async def confirmed(self) -> int:
-        # One cheap count (the database is the run's own): watching must not slow the sagas.
-        return int(
-            await self.events.pool.fetchval(
-                "SELECT count(*) FROM events WHERE type = 'OrderConfirmed' AND stream_id LIKE $1",
-                f"Order-%-{self.run_id}",
-            )
-        )
 
     async def running(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as loops:
@@ -148,11 +177,21 @@ class Bench:
                 loops.create_task(run_subscriber(deps, stop))
 
     async def until_confirmed(self, order_ids: list[str], seconds: float = 300) -> None:
+        """Watch on a connection of its own (not the pool's, whose server CPU is measured)
+        with one cheap count (the database is the run's own): watching must not slow the
+        sagas."""
         deadline = time.monotonic() + seconds
-        while await self.confirmed() < len(order_ids):
-            if time.monotonic() > deadline:
-                raise RuntimeError("sagas did not finish")
-            await asyncio.sleep(0.05)
+        watcher = await asyncpg.connect(self.dsn)
+        try:
+            while await watcher.fetchval(
+                "SELECT count(*) FROM events WHERE type = 'OrderConfirmed' AND stream_id LIKE $1",
+                f"Order-%-{self.run_id}",
+            ) < len(order_ids):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("sagas did not finish")
+                await asyncio.sleep(0.05)
+        finally:
+            await watcher.close()
 
 
 async def throughput(dsn: str, orders: int, mode: str) -> None:
@@ -160,7 +199,7 @@ async def throughput(dsn: str, orders: int, mode: str) -> None:
     try:
         await postgres.migrate(pool)
         await storage.migrate_postgres(pool)
-        bench = Bench(pool, mode)
+        bench = Bench(pool, dsn, mode)
         await bench.catalog()
         semaphore = asyncio.Semaphore(16)
 
@@ -170,27 +209,116 @@ async def throughput(dsn: str, orders: int, mode: str) -> None:
 
         order_ids = list(await asyncio.gather(*(placed(n) for n in range(orders))))
         stop = asyncio.Event()
+        round_trips = bench.round_trips.count
+        server_cpu = await backend_cpu_seconds(pool)
+        cpu = time.process_time()
         started = time.perf_counter()
         loop = asyncio.create_task(bench.running(stop))
         await bench.until_confirmed(order_ids)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        server_cpu_after = await backend_cpu_seconds(pool)
+        # The pool's connections opened before the run (it is full by then).
+        server = sum(
+            server_cpu_after[pid] - seconds
+            for pid, seconds in server_cpu.items()
+            if pid in server_cpu_after
+        )
         stop.set()
         await loop
+        round_trips = bench.round_trips.count - round_trips
         say(
             f"{mode} throughput: {orders} sagas in {elapsed:.1f} s = "
             f"{orders / elapsed:.0f} sagas/s "
-            "(target >= 200)"
+            f"(target >= 200); per saga {round_trips / orders:.1f} statements to PostgreSQL, "
+            f"{cpu / orders * 1000:.2f} ms CPU in this process, "
+            f"{server / orders * 1000:.2f} ms CPU in PostgreSQL"
         )
     finally:
         await pool.close()
 
 
+async def backend_cpu_seconds(pool: Any) -> dict[int, float]:
+    """CPU seconds each PostgreSQL backend of this database has used so far, from /proc
+    (the benchmark's server runs on this machine): what the sagas cost the server, which
+    shares the two cores with them."""
+    pids = await pool.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def read() -> dict[int, float]:
+        used = {}
+        for (pid,) in pids:
+            with contextlib.suppress(OSError):  # a backend that has just exited
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                used[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        return used
+
+    return await asyncio.to_thread(read)
+
+
+class ConfirmedDocuments:
+    """The orders projection in this process, and when each order's document first showed
+    CONFIRMED (perf_counter), seen through the projection's change feed."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.documents = InMemoryDocumentStore()
+        self.feed = InProcessChangeFeed()
+        self.deps = ProjectorDependencies(
+            events=bench.events,
+            documents=self.documents,
+            registry=build_registry(),
+            feed=self.feed,
+            signal=bench.signal,
+            lock=InProcessLeaderLock(),
+            settings=RunnerSettings(batch_size=500),
+        )
+        self.confirmed_at: dict[str, float] = {}
+        self.gaps = 0
+        self._expected: int | None = None
+        self._all_confirmed = asyncio.Event()
+
+    async def until_confirmed(self, orders: int, seconds: float = 60) -> None:
+        self._expected = orders
+        self._check_all()
+        await asyncio.wait_for(self._all_confirmed.wait(), seconds)
+
+    def _check_all(self) -> None:
+        if self._expected is not None and len(self.confirmed_at) >= self._expected:
+            self._all_confirmed.set()
+
+    async def watch(self, ready: asyncio.Event) -> None:
+        projection = OrdersProjection()
+        async with self.feed.subscribe() as changes:
+            ready.set()
+            async for item in changes:
+                if isinstance(item, FeedGap):
+                    self.gaps += 1  # a watcher that fell behind: its figures would be late
+                    continue
+                version = await active_version(self.documents, projection.name)
+                for change in item:
+                    if change.collection != "orders" or change.id in self.confirmed_at:
+                        continue
+                    collection = physical_collection(change.collection, version)
+                    doc = await self.documents.get(collection, change.id)
+                    if doc is not None and doc["status"] == "CONFIRMED":
+                        self.confirmed_at[change.id] = time.perf_counter()
+                        self._check_all()
+
+    def project(self, stop: asyncio.Event) -> asyncio.Task[None]:
+        return asyncio.create_task(run_projection(self.deps, OrdersProjection(), stop))
+
+
 async def latency(dsn: str, rate: float, seconds: float, mode: str) -> None:
     pool = await postgres.create_pool(dsn, min_size=4, max_size=20)
     try:
-        bench = Bench(pool, mode)
+        bench = Bench(pool, dsn, mode)
         await bench.catalog()
         stop = asyncio.Event()
+        read_side = ConfirmedDocuments(bench)
+        watching = asyncio.Event()
+        watcher = asyncio.create_task(read_side.watch(watching))
+        await watching.wait()
+        projector = read_side.project(stop)
         loop = asyncio.create_task(bench.running(stop))
         order_ids: list[str] = []
         submits = []
@@ -200,8 +328,11 @@ async def latency(dsn: str, rate: float, seconds: float, mode: str) -> None:
             submits.append(asyncio.create_task(bench.submit(n)))
         order_ids = list(await asyncio.gather(*submits))
         await bench.until_confirmed(order_ids)
+        await read_side.until_confirmed(len(order_ids))
         stop.set()
         await loop
+        await projector
+        watcher.cancel()
         found = await bench.events.read_streams([f"Order-{o}" for o in order_ids])
         latencies = []
         for events in found.values():
@@ -211,6 +342,16 @@ async def latency(dsn: str, rate: float, seconds: float, mode: str) -> None:
         say(
             f"{mode} latency at {rate:g} submits/s: submitted -> OrderConfirmed in the log "
             f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 250 ms)"
+        )
+        missing = [o for o in order_ids if o not in read_side.confirmed_at]
+        if missing:
+            raise RuntimeError(f"{len(missing)} orders never showed CONFIRMED in their document")
+        to_document = [read_side.confirmed_at[o] - bench.submitted_at[o] for o in order_ids]
+        p50, p99 = p50_p99_ms(to_document)
+        gaps = f" ({read_side.gaps} feed gaps: figures late)" if read_side.gaps else ""
+        say(
+            f"{mode} latency at {rate:g} submits/s: submitOrder answered -> CONFIRMED in the read "
+            f"document p50 {p50:.1f} ms, p99 {p99:.1f} ms{gaps}"
         )
     finally:
         await pool.close()

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from read_model.dead_letters import DeadLetters
 from read_model.document_store.port import Document, Page, SortKey
 from read_model.projections.customers import CUSTOMERS
 from read_model.projections.orders import ORDERS
-from read_model.service import ReadModel
+from read_model.service import AllDeadLetters, ReadModel
 from read_model.status import ProjectionStatus
 from write_model import access
 from write_model.command_context import Principal
@@ -80,6 +79,6 @@ class ScopedReadModel:
         return await self.unscoped.statuses()
 
     @property
-    def dead_letters(self) -> DeadLetters:
+    def dead_letters(self) -> AllDeadLetters:
         access.check_operator(self.principal, "dead letters")
         return self.unscoped.dead_letters

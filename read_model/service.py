@@ -1,6 +1,7 @@
 """The read model as its readers (the GraphQL API, metrics) see it: the projections'
 documents of the active collection versions, read-your-writes waits, projection statuses and
-dead letters. Readers never reach into the projector's collections or checkpoints.
+dead letters (the projections' and the saga's, as one list: `AllDeadLetters`). Readers never
+reach into the projector's collections or checkpoints.
 
 Projections write versioned physical collections (`orders_v1`, then `orders_v2` after a
 rebuild); the active version of each projection is in its checkpoint. `ReadModel` resolves
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -35,6 +37,7 @@ from read_model.runner import physical_collection
 from read_model.status import ProjectionStatus, projection_statuses
 from write_model.envelope import LogPosition
 from write_model.event_store.port import EventStore
+from write_model.sagas.dead_letters.port import SagaDeadLetters, SagaLetter
 
 # Logical collection -> the projection that writes it.
 PROJECTION_OF: Mapping[str, str] = {
@@ -45,6 +48,61 @@ PROJECTIONS: frozenset[str] = frozenset(PROJECTION_OF.values())
 
 class ReadModelBehind(Exception):
     """The projections did not pass a position within the configured wait."""
+
+
+class AllDeadLetters:
+    """The projections' dead letters (the document store) and the saga's (beside its
+    checkpoints, write_model/sagas/dead_letters/) as one list in log order: both sort by
+    (`_pos`, `_id`), the same position key, so a page is the first `limit` of each source
+    after the cursor, merged and cut. Saga letters are shown as documents of the same
+    shape as the projections' (read_model/dead_letters.py)."""
+
+    def __init__(self, projections: DeadLetters, saga: SagaDeadLetters | None) -> None:
+        self._projections = projections
+        self._saga = saga
+
+    async def get(self, letter_id: str) -> Document | None:
+        found = await self._projections.get(letter_id)
+        if found is None and self._saga is not None:
+            letter = await self._saga.get(letter_id)
+            found = None if letter is None else saga_letter_document(letter)
+        return found
+
+    async def page(self, limit: int, after: Sequence[Any] | None = None) -> list[Document]:
+        """Oldest first; `after`: the `(_pos, _id)` of the last letter of the previous page."""
+        documents = await self._projections.page(limit, after)
+        if self._saga is None:
+            return documents
+        seek = None if after is None else (str(after[0]), str(after[1]))
+        saga = [saga_letter_document(letter) for letter in await self._saga.page(limit, seek)]
+        merged = heapq.merge(documents, saga, key=lambda doc: (doc[POSITION_FIELD], doc["_id"]))
+        return list(merged)[:limit]
+
+    async def request_retry(self, letter_id: str) -> bool:
+        """Ask the leading projector or saga process to retry the letter's stream or key.
+        False: no such letter in either list."""
+        if await self._projections.request_retry(letter_id):
+            return True
+        return self._saga is not None and await self._saga.request_retry(letter_id)
+
+
+def saga_letter_document(letter: SagaLetter) -> Document:
+    return {
+        "_id": letter.id,
+        POSITION_FIELD: letter.sort_key,
+        "subscriber": letter.subscriber,
+        "key": letter.key,
+        "eventId": letter.event_id,
+        "streamId": letter.stream_id,
+        "streamVersion": letter.stream_version,
+        "position": str(letter.log_position.position),
+        "transactionId": str(letter.log_position.transaction_id),
+        "type": letter.event_type,
+        "error": letter.error,
+        "attempts": letter.attempts,
+        "failedAt": letter.failed_at,
+        "retryRequested": letter.retry_requested,
+    }
 
 
 class ReadModel:
@@ -58,10 +116,14 @@ class ReadModel:
         version_ttl_seconds: float,
         stale_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        saga_letters: SagaDeadLetters | None = None,
     ) -> None:
         self._documents = documents
         self._events = events
-        self.dead_letters = DeadLetters(documents)
+        # The projections' letters alone: what a consistency token can be stuck behind.
+        self.projection_letters = DeadLetters(documents)
+        self.saga_letters = saga_letters
+        self.dead_letters = AllDeadLetters(self.projection_letters, saga_letters)
         self._wait_seconds = wait_seconds
         self._poll_seconds = poll_seconds
         self._ttl = version_ttl_seconds
@@ -203,7 +265,7 @@ class ReadModel:
         """A dead letter of `stream_id` at or before `position` in a version readers use:
         the read model passed that write without applying it to the stream's documents."""
         versions = await self._active_versions()
-        for letter in await self.dead_letters.of_stream_anywhere(stream_id):
+        for letter in await self.projection_letters.of_stream_anywhere(stream_id):
             if letter.get("version") != versions.get(letter["subscriber"], 1):
                 continue
             if letter[POSITION_FIELD] <= position_key(position):

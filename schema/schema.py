@@ -7,7 +7,6 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import DisableIntrospection
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -18,6 +17,7 @@ from schema.errors import (
     NotFoundError,
     ValidationError,
 )
+from schema.introspection import IntrospectionAccess, IntrospectionPolicy
 from schema.limits import Limits, limit_extensions
 from schema.masking import MaskUnexpectedErrors, is_unexpected
 from schema.mutations import Mutation
@@ -43,10 +43,11 @@ class OrdersSchema(strawberry.Schema):
 DEFAULT_LIMITS = Limits()
 
 
-def build_schema(limits: Limits = DEFAULT_LIMITS, *, introspection: bool = True) -> OrdersSchema:
-    """`introspection=False` refuses `__schema` and `__type` (not `__typename`) as a
-    validation error, before anything runs."""
-    closed = [] if introspection else [DisableIntrospection]
+def build_schema(
+    limits: Limits = DEFAULT_LIMITS, *, introspection: IntrospectionPolicy = "on"
+) -> OrdersSchema:
+    """`introspection`: who may ask `__schema` and `__type` (schema/introspection.py); the
+    others get a validation error before anything runs."""
     return OrdersSchema(
         query=Query,
         mutation=Mutation,
@@ -61,5 +62,9 @@ def build_schema(limits: Limits = DEFAULT_LIMITS, *, introspection: bool = True)
             IdempotencyKeyReusedError,
         ],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        extensions=[*closed, *limit_extensions(limits), MaskUnexpectedErrors],
+        extensions=[
+            lambda: IntrospectionAccess(introspection),
+            *limit_extensions(limits),
+            MaskUnexpectedErrors,
+        ],
     )

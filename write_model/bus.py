@@ -13,7 +13,12 @@
    times, after a jittered backoff; with one, a stale version is the sender's to resolve
    and is reported at once. The idempotency key is stored with the events, in the same
    append. Keys are each principal's own: the same key sent by another principal is
-   another key (naming other entities), so nobody replays someone else's result.
+   another key (naming other entities), so nobody replays someone else's result. Events of
+   a command with a key get ids derived from it (principal, scope, key, stream, index), so
+   sending it again after a crash appends nothing twice even where the key's record cannot
+   answer (a repeated append returns its first result).
+4. Streams (write_model/streams.py) whose decider has snapshots are loaded from the latest
+   one (write_model/snapshots.py), and snapshotted every `snapshot_every` events.
 
 Domain errors from handlers and deciders propagate unchanged; nothing is appended then.
 """
@@ -27,13 +32,14 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from write_model import access, stream_ids
+from write_model import access
 from write_model.command_context import CommandContext, Principal
 from write_model.commands import Command
+from write_model.domain.errors import DomainError
 from write_model.domain.validation import require_idempotency_key
-from write_model.envelope import AppendResult, EventMetadata, NewEvent, RecordedEvent
+from write_model.envelope import AppendResult, EventMetadata, NewEvent
 from write_model.event_store.port import (
     NO_STREAM,
     EventStore,
@@ -43,24 +49,16 @@ from write_model.event_store.port import (
     WrongExpectedVersion,
 )
 from write_model.registry import EventTypeRegistry
+from write_model.streams import Decider, Streams
 
 C = TypeVar("C")
 E = TypeVar("E")
 S = TypeVar("S")
 
+
 _ID_NAMESPACE = uuid.UUID("6f1c7f2e-4d3b-4a59-9a67-0c5d2f8e1b10")
+_EVENT_ID_NAMESPACE = uuid.UUID("0b6f3d52-8e1a-4c7d-a2f9-5d4e3c2b1a07")
 MAX_RETRY_BACKOFF_SECONDS = 0.25
-
-
-@dataclass(frozen=True, slots=True)
-class Decider(Generic[C, E, S]):
-    stream_type: str
-    decide: Callable[[C, S], list[E]]
-    evolve: Callable[[S, E], S]
-    initial_state: S
-
-    def stream_id(self, entity_id: str) -> str:
-        return stream_ids.stream_id(self.stream_type, entity_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +82,11 @@ class Idempotency:
     fingerprint: str  # of the sender's input, so other input under the same key is caught
     scope: str = ""  # the mutation it came with: keys of different mutations never collide
     principal: str = ""  # who sent it, once there is authentication
+    # The sender expects the key to be new (a reaction's effect, almost always sent once):
+    # the bus decides first and asks for the key's record only when deciding or appending
+    # fails, which answers as the lookup first would (deciding has no effects), one round
+    # trip cheaper.
+    expect_new: bool = False
 
     def __post_init__(self) -> None:
         require_idempotency_key(self.key)
@@ -142,39 +145,6 @@ class UnknownCommand(TypeError):
     """No handler is registered for the command's type."""
 
 
-class Streams:
-    """The write side's streams, each folded by its decider."""
-
-    def __init__(self, store: EventStore, registry: EventTypeRegistry) -> None:
-        self._store = store
-        self._registry = registry
-
-    async def load(self, decider: Decider[C, E, S], entity_id: str) -> tuple[S, int]:
-        """The state folded from the entity's stream, and its version (0: no stream)."""
-        events = await self._store.read_stream(decider.stream_id(entity_id))
-        return self._fold(decider, events), len(events)
-
-    async def load_many(
-        self, targets: Sequence[tuple[Decider[Any, Any, Any], str]]
-    ) -> list[tuple[Any, int]]:
-        """Several entities' streams in one read of the store, each folded by its decider."""
-        ids = [decider.stream_id(entity_id) for decider, entity_id in targets]
-        found = await self._store.read_streams(ids)
-        return [
-            (self._fold(decider, found[stream_id]), len(found[stream_id]))
-            for (decider, _), stream_id in zip(targets, ids, strict=True)
-        ]
-
-    def _fold(self, decider: Decider[C, E, S], events: list[RecordedEvent]) -> S:
-        state = decider.initial_state
-        for recorded in events:
-            event = self._registry.deserialize(
-                recorded.type, recorded.data, recorded.metadata.schema_version
-            )
-            state = decider.evolve(state, event)
-        return state
-
-
 class Lookup(Protocol):
     """What a handler may use: the streams, ids for the entities a command creates, and who
     asks (for the access rule on what the handler loads)."""
@@ -201,8 +171,9 @@ class _DispatchLookup(Streams):
         idempotency: Idempotency | None,
         new_id: Callable[[], str],
         principal: Principal,
+        snapshot_every: int,
     ) -> None:
-        super().__init__(store, registry)
+        super().__init__(store, registry, snapshot_every=snapshot_every)
         self.principal = principal
         self._idempotency = idempotency
         self._new_id = new_id
@@ -215,6 +186,25 @@ class _DispatchLookup(Streams):
             name = f"{principal}\n{self._idempotency.key}" if principal else self._idempotency.key
             return str(uuid.uuid5(_ID_NAMESPACE, name))
         return self._new_id()
+
+
+def event_metadata(context: CommandContext, schema_version: int) -> EventMetadata:
+    """What an event appended for a command in `context` records of it."""
+    return EventMetadata(
+        correlation_id=context.correlation_id,
+        causation_id=context.causation_id,
+        user_id=context.principal.user_id,
+        schema_version=schema_version,
+    )
+
+
+def _derived_event_id(idempotency: Idempotency, stream_id: str, index: int) -> uuid.UUID:
+    """The id of the `index`th event a command with this key appends to `stream_id`: the
+    same when the command is sent again after a crash, so the store adds it only once
+    (a repeated append returns its first result)."""
+    scoped = idempotency.stored_key
+    name = f"{scoped.principal}\n{scoped.scope}\n{scoped.key}\n{stream_id}\n{index}"
+    return uuid.uuid5(_EVENT_ID_NAMESPACE, name)
 
 
 def _scoped(idempotency: Idempotency | None, context: CommandContext) -> Idempotency | None:
@@ -238,8 +228,11 @@ class CommandBus:
         new_entity_id: Callable[[], str],
         max_attempts: int = 10,
         retry_backoff_seconds: float = 0.005,
+        snapshot_every: int = 0,
         after_append: Sequence[Callable[[AppendResult], None]] = (),
     ) -> None:
+        """`snapshot_every`: events between snapshots of a stream whose decider has them
+        (0: save none)."""
         self._store = store
         self._registry = registry
         self._handlers = dict(handlers)
@@ -248,6 +241,7 @@ class CommandBus:
         self._new_entity_id = new_entity_id
         self._max_attempts = max_attempts
         self._retry_backoff_seconds = retry_backoff_seconds
+        self._snapshot_every = snapshot_every
         self._after_append = tuple(after_append)  # e.g. wake an in-process projector
 
     async def dispatch(
@@ -258,14 +252,37 @@ class CommandBus:
             raise UnknownCommand(f"no handler is registered for {type(command).__name__}")
         access.check_command(context.principal, command)
         idempotency = _scoped(idempotency, context)
+        if idempotency is not None and idempotency.expect_new:
+            try:
+                return await self._handle(handler, command, context, idempotency)
+            except (DomainError, ConcurrencyConflict):
+                # Perhaps refused because it was done already: then its first result.
+                replayed = await self._replay(idempotency)
+                if replayed is not None:
+                    return replayed
+                raise
         replayed = await self._replay(idempotency)
         if replayed is not None:
             return replayed
+        return await self._handle(handler, command, context, idempotency)
+
+    async def _handle(
+        self,
+        handler: Handler,
+        command: Command,
+        context: CommandContext,
+        idempotency: Idempotency | None,
+    ) -> CommandOutcome:
         lookup = _DispatchLookup(
-            self._store, self._registry, idempotency, self._new_entity_id, context.principal
+            self._store,
+            self._registry,
+            idempotency,
+            self._new_entity_id,
+            context.principal,
+            self._snapshot_every,
         )
         decision = await handler(command, lookup)
-        return await self._decide_and_append(decision, lookup, context, idempotency)
+        return await self._decide_and_append(decision, lookup, context, idempotency, idempotency)
 
     async def _replay(self, idempotency: Idempotency | None) -> CommandOutcome | None:
         """The first result for this key, or None when the key is new."""
@@ -284,9 +301,12 @@ class CommandBus:
         streams: Streams,
         context: CommandContext,
         idempotency: Idempotency | None,
+        ids_from: Idempotency | None,
     ) -> CommandOutcome:
+        """`idempotency`: the key stored with the append; `ids_from`: the key its event ids
+        are derived from (the command's, for the steps before it too)."""
         for step in decision.before:
-            await self._decide_and_append(step, streams, context, None)
+            await self._decide_and_append(step, streams, context, None, ids_from)
         decider, expected_version = decision.decider, decision.expected_version
         stream_id = decider.stream_id(decision.entity_id)
         attempts = 1 if expected_version is not None else self._max_attempts
@@ -300,7 +320,7 @@ class CommandBus:
             events = decider.decide(decision.command, state)
             try:
                 result = await self._append(
-                    decider.stream_type, stream_id, version, events, context, idempotency
+                    decider.stream_type, stream_id, version, events, context, idempotency, ids_from
                 )
             except WrongExpectedVersion as conflict:
                 if attempt == attempts:
@@ -320,8 +340,28 @@ class CommandBus:
             if events:
                 for listener in self._after_append:
                     listener(result)
+                await self._snapshot(streams, decider, stream_id, state, version, events, result)
             return CommandOutcome.of(result, tuple(events))
         raise AssertionError("unreachable: the loop returns or raises")
+
+    @staticmethod
+    async def _snapshot(
+        streams: Streams,
+        decider: Decider[Any, Any, Any],
+        stream_id: str,
+        state: Any,
+        version: int,
+        events: list[Any],
+        result: AppendResult,
+    ) -> None:
+        """A snapshot when this append took the stream across a multiple of the interval
+        (and the stream is where this command put it: not a repeat of an earlier append)."""
+        if decider.snapshots is None or result.version != version + len(events):
+            return
+        if streams.snapshots.crossed(version, result.version):
+            for event in events:
+                state = decider.evolve(state, event)
+            await streams.snapshots.save(stream_id, decider.snapshots, state, result.version)
 
     async def _append(
         self,
@@ -331,18 +371,19 @@ class CommandBus:
         events: list[Any],
         context: CommandContext,
         idempotency: Idempotency | None,
+        ids_from: Idempotency | None,
     ) -> AppendResult:
         now = self._clock()
         new_events = []
-        for event in events:
+        for index, event in enumerate(events):
             type_name, data, schema_version = self._registry.serialize(event)
-            metadata = EventMetadata(
-                correlation_id=context.correlation_id,
-                causation_id=context.causation_id,
-                user_id=context.principal.user_id,
-                schema_version=schema_version,
+            metadata = event_metadata(context, schema_version)
+            event_id = (
+                self._new_event_id()
+                if ids_from is None
+                else _derived_event_id(ids_from, stream_id, index)
             )
-            new_events.append(NewEvent(self._new_event_id(), type_name, data, metadata, now))
+            new_events.append(NewEvent(event_id, type_name, data, metadata, now))
         expected: ExpectedVersion = version if version > 0 else NO_STREAM
         return await self._store.append_to_stream(
             stream_id,

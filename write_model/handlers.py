@@ -6,7 +6,8 @@ Decision through the same load-decide-append pipeline (write_model/bus.py).
 `command_handlers` is the bus's table: command type -> handler.
 
 Handlers also apply the access rule to what they load (write_model/access.py): an order or a
-customer the principal may not act for is refused with the same NotFound a missing one gets.
+customer the principal may not act for is refused with the same NotFound a missing one gets,
+and a customer's `createOrder` with a taken order id gets one answer whoever owns the order.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from decimal import Decimal
+from types import ModuleType
 from typing import Any
 
 from write_model import access, commands
@@ -21,16 +23,30 @@ from write_model.bus import Decider, Decision, Handler, Lookup
 from write_model.domain import customer, order, product
 from write_model.domain.errors import NotFound, ValidationFailed
 from write_model.domain.money import Money
+from write_model.snapshots import dataclass_snapshots
 
-ORDER = Decider(order.STREAM_TYPE, order.decide, order.evolve, order.initial_state)
-CUSTOMER = Decider(customer.STREAM_TYPE, customer.decide, customer.evolve, customer.initial_state)
+
+def _snapshotted(domain: ModuleType, state: type, schema_version: int) -> Decider[Any, Any, Any]:
+    """The decider of a domain module whose state is loaded from snapshots. Raise
+    `schema_version` whenever the state's dataclasses change shape (write_model/snapshots.py)."""
+    return Decider(
+        domain.STREAM_TYPE,
+        domain.decide,
+        domain.evolve,
+        domain.initial_state,
+        dataclass_snapshots(state, schema_version),
+    )
+
+
+ORDER = _snapshotted(order, order.Order, schema_version=1)
+CUSTOMER = _snapshotted(customer, customer.Customer, schema_version=1)
 CUSTOMER_EMAIL = Decider(
     customer.EMAIL_STREAM_TYPE,
     customer.decide_email,
     customer.evolve_email,
     customer.email_initial_state,
 )
-PRODUCT = Decider(product.STREAM_TYPE, product.decide, product.evolve, product.initial_state)
+PRODUCT = _snapshotted(product, product.Product, schema_version=1)
 
 
 def command_handlers(*, tax_rate: Decimal) -> Mapping[type, Handler]:
@@ -167,6 +183,14 @@ async def create_order(
     priced = tuple(
         _priced(item, entry) for item, (entry, _) in zip(command.items, entries, strict=True)
     )
+    if current_order[0] is not None and not access.sees_everything(lookup.principal):
+        # A chosen id that is taken, by its own order or anyone else's: refusing it tells a
+        # customer that much whatever it says, so it says only that, alike for both.
+        raise ValidationFailed(
+            f"order id {order_id} cannot be used: choose another, or leave orderId out "
+            "and the server picks one",
+            "orderId",
+        )
     create = order.CreateOrder(
         order_id, command.customer_id, tax_rate, priced, command.shipping_address
     )

@@ -14,8 +14,10 @@ from write_model.event_store.port import (
     ANY,
     NO_STREAM,
     DuplicateEventError,
+    ExpectedVersion,
     IdempotencyKey,
     IdempotencyKeyConflict,
+    Snapshot,
     WrongExpectedVersion,
 )
 
@@ -177,16 +179,166 @@ async def test_empty_append_checks_the_version_and_writes_nothing(
 # ---------------------------------------------------------- event ids
 
 
-async def test_duplicate_event_id_is_never_stored_twice(harness: StoreHarness, unique: str) -> None:
+async def test_an_event_id_stored_on_another_stream_is_refused(
+    harness: StoreHarness, unique: str
+) -> None:
     store = harness.store
     event = new_event()
     await store.append_to_stream(f"A-{unique}", "A", NO_STREAM, [event])
 
     with pytest.raises(DuplicateEventError):
+        await store.append_to_stream(f"B-{unique}", "B", NO_STREAM, [event])
+    with pytest.raises(DuplicateEventError):
         await store.append_to_stream(f"B-{unique}", "B", NO_STREAM, [new_event(), event])
 
     assert await store.stream_version(f"B-{unique}") == 0
     assert await store.read_stream(f"B-{unique}") == []
+
+
+async def test_repeating_an_append_returns_its_first_result_and_adds_nothing(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    stream = f"Thing-{unique}"
+    await store.append_to_stream(stream, "Thing", NO_STREAM, [new_event(0)])
+    batch = [new_event(1), new_event(2)]
+    key = IdempotencyKey(f"key-{unique}", "doThing")
+    first = await store.append_to_stream(stream, "Thing", 1, batch, idempotency=(key, "fp"))
+    later = await store.append_to_stream(stream, "Thing", 3, [new_event(3)])
+
+    # A writer that lost the answer sends the same batch again, with its stale version:
+    # the first answer, nothing appended, no conflict.
+    again = await store.append_to_stream(stream, "Thing", 1, batch)
+    anyhow = await store.append_to_stream(stream, "Thing", ANY, batch)
+    # With its key, the key's record answers (the bus replays it).
+    with pytest.raises(IdempotencyKeyConflict):
+        await store.append_to_stream(stream, "Thing", 1, batch, idempotency=(key, "fp"))
+
+    assert again == first and anyhow == first
+    assert again.consistency_token == first.consistency_token
+    assert [e.data["n"] for e in await store.read_stream(stream)] == [0, 1, 2, 3]
+    assert await store.stream_version(stream) == 4
+    assert await store.head_position() == later.log_position
+
+
+async def test_a_partial_repeat_is_refused_and_adds_nothing(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    stream = f"Thing-{unique}"
+    one, two, three = new_event(1), new_event(2), new_event(3)
+    await store.append_to_stream(stream, "Thing", NO_STREAM, [one, two])
+    await store.append_to_stream(stream, "Thing", 2, [three])
+
+    refused = [
+        [one],  # a part of an append
+        [one, two, new_event(9)],  # an append's events and a new one
+        [two, one],  # another order
+        [two, three],  # parts of two appends
+        [three, three],  # an id twice
+    ]
+    for batch in refused:
+        with pytest.raises(DuplicateEventError):
+            await store.append_to_stream(stream, "Thing", ANY, batch)
+
+    assert [e.data["n"] for e in await store.read_stream(stream)] == [1, 2, 3]
+    assert await store.stream_version(stream) == 3
+
+
+async def test_a_new_batch_with_an_id_twice_is_refused(harness: StoreHarness, unique: str) -> None:
+    event = new_event()
+    with pytest.raises(DuplicateEventError):
+        await harness.store.append_to_stream(f"T-{unique}", "T", NO_STREAM, [event, event])
+    assert await harness.store.stream_version(f"T-{unique}") == 0
+
+
+@pytest.mark.parametrize("expected", [ANY, NO_STREAM], ids=["any", "no-stream"])
+async def test_concurrent_repeats_of_an_append_land_once(
+    harness: StoreHarness, unique: str, expected: ExpectedVersion
+) -> None:
+    store = harness.store
+    stream = f"Thing-{unique}"
+    batch = [new_event(1), new_event(2)]
+
+    results = await asyncio.gather(
+        *(store.append_to_stream(stream, "Thing", expected, batch) for _ in range(8))
+    )
+
+    assert len(set(results)) == 1 and results[0].version == 2
+    assert [e.data["n"] for e in await store.read_stream(stream)] == [1, 2]
+
+
+# ------------------------------------------------------------ snapshots
+
+
+async def test_a_saved_snapshot_is_loaded(harness: StoreHarness, unique: str) -> None:
+    store = harness.store
+    snapshot = Snapshot(3, 1, {"name": "Ink", "amount": "12.30", "held": [["o-1", 2]]})
+
+    await store.save_snapshot(f"Thing-{unique}", snapshot)
+
+    assert await store.load_snapshot(f"Thing-{unique}") == snapshot
+    assert await store.load_snapshot(f"Other-{unique}") is None
+
+
+async def test_the_newest_snapshot_wins_and_an_older_save_is_ignored(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    stream = f"Thing-{unique}"
+    await store.save_snapshot(stream, Snapshot(100, 1, {"at": 100}))
+    await store.save_snapshot(stream, Snapshot(200, 1, {"at": 200}))
+
+    await store.save_snapshot(stream, Snapshot(150, 1, {"at": 150}))
+    assert await store.load_snapshot(stream) == Snapshot(200, 1, {"at": 200})
+
+    # The same version saved again (e.g. under a new state schema) replaces it.
+    await store.save_snapshot(stream, Snapshot(200, 2, {"at": 200, "schema": 2}))
+    assert await store.load_snapshot(stream) == Snapshot(200, 2, {"at": 200, "schema": 2})
+
+
+async def test_read_from_snapshots_reads_only_the_events_after_them(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    with_snapshot, stale, plain, none = (f"{n}-{unique}" for n in ("W", "S", "P", "N"))
+    for stream in (with_snapshot, stale, plain):
+        await store.append_to_stream(stream, "T", NO_STREAM, [new_event(n) for n in range(5)])
+    await store.save_snapshot(with_snapshot, Snapshot(3, 2, {"sum": 3}))
+    await store.save_snapshot(stale, Snapshot(4, 1, {"sum": 6}))
+
+    found = await store.read_from_snapshots({with_snapshot: 2, stale: 2, plain: 2, none: None})
+
+    assert set(found) == {with_snapshot, stale, plain, none}
+    assert found[with_snapshot].snapshot == Snapshot(3, 2, {"sum": 3})
+    assert [e.version for e in found[with_snapshot].events] == [4, 5]
+    assert found[stale].snapshot is None  # of another schema version: as if there were none
+    assert [e.version for e in found[stale].events] == [1, 2, 3, 4, 5]
+    assert found[plain].snapshot is None and len(found[plain].events) == 5
+    assert found[none].snapshot is None and found[none].events == []
+    assert [found[s].version for s in (with_snapshot, stale, plain, none)] == [5, 5, 5, 0]
+    assert found[with_snapshot].events[0].data == {
+        "n": 3,
+        "amount": "12.30",
+        "nested": {"list": [1, 2]},
+    }
+
+
+async def test_a_snapshot_at_the_head_leaves_nothing_to_read_unless_unused(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    stream = f"T-{unique}"
+    await store.append_to_stream(stream, "T", NO_STREAM, [new_event(n) for n in range(3)])
+    await store.save_snapshot(stream, Snapshot(3, 1, {"sum": 3}))
+
+    used, unused = [(await store.read_from_snapshots({stream: v}))[stream] for v in (1, None)]
+
+    assert used.snapshot == Snapshot(3, 1, {"sum": 3})
+    assert used.events == [] and used.version == 3
+    # A reader that uses no snapshot reads every event, even where one is stored.
+    assert unused.snapshot is None
+    assert [e.version for e in unused.events] == [1, 2, 3]
 
 
 # -------------------------------------------------------- idempotency

@@ -4,50 +4,11 @@ GatewayLedger (the first outcome under a key is kept) and SubscriberCheckpoints.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import tempfile
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
-
-from tests.conftest import service_url
 from write_model.envelope import LogPosition
-from write_model.sagas import storage
 from write_model.sagas.ledger.port import LedgerEntry
 from write_model.sagas.storage import SagaStorage
-
-
-@contextlib.asynccontextmanager
-async def _postgres() -> AsyncIterator[SagaStorage]:
-    from write_model.event_store import postgres
-
-    pool = await postgres.create_pool(service_url("DATABASE_URL"), min_size=1, max_size=10)
-    try:
-        await storage.migrate_postgres(pool)
-        yield storage.postgres_storage(pool)
-    finally:
-        await pool.close()
-
-
-@contextlib.asynccontextmanager
-async def _sqlite() -> AsyncIterator[SagaStorage]:
-    with tempfile.TemporaryDirectory() as directory:
-        async with storage.sqlite_storage(Path(directory) / "events.db") as opened:
-            yield opened
-
-
-@contextlib.asynccontextmanager
-async def _memory() -> AsyncIterator[SagaStorage]:
-    yield storage.memory_storage()
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def saga_storage(request: pytest.FixtureRequest) -> AsyncIterator[SagaStorage]:
-    factories = {"memory": _memory, "sqlite": _sqlite, "postgres": _postgres}
-    async with factories[request.param]() as opened:
-        yield opened
 
 
 def charge(key: str, succeeded: bool = True, amount: str = "12.50") -> LedgerEntry:

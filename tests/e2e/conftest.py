@@ -40,8 +40,14 @@ async def drop_mongo_database(name: str) -> None:
 
 @contextlib.asynccontextmanager
 async def postgres_stack(
-    logs: Path, settings: dict[str, str] | None = None
+    logs: Path,
+    settings: dict[str, str] | None = None,
+    api_settings: dict[str, str] | None = None,
+    *,
+    api_only: bool = False,
 ) -> AsyncIterator[Stack]:
+    """`settings`: every process's environment; `api_settings`: the API's alone (such as
+    its OPS_PORT). `api_only`: no projector and no saga (for tests that write nothing)."""
     from tests.integration.read_side import own_postgres_database
 
     tag = uuid.uuid4().hex[:10]
@@ -62,18 +68,14 @@ async def postgres_stack(
                 ServerProcess(
                     "orders api",
                     ["api", "--host", "127.0.0.1", "--port", str(port)],
-                    env,
+                    {**env, **(api_settings or {})},
                     logs / "api.log",
                 ).start()
             )
-            stack.processes.append(
-                ServerProcess(
-                    "orders projector", ["projector"], env, logs / "projector.log"
-                ).start()
-            )
-            stack.processes.append(
-                ServerProcess("orders saga", ["saga"], env, logs / "saga.log").start()
-            )
+            for name in () if api_only else ("projector", "saga"):
+                stack.processes.append(
+                    ServerProcess(f"orders {name}", [name], env, logs / f"{name}.log").start()
+                )
             await stack.wait_healthy()
             yield stack
         finally:
@@ -109,13 +111,17 @@ STACKS = [pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.mong
 
 
 def started_stack(
-    name: str, logs: Path, settings: dict[str, str] | None = None
+    name: str,
+    logs: Path,
+    settings: dict[str, str] | None = None,
+    api_settings: dict[str, str] | None = None,
 ) -> contextlib.AbstractAsyncContextManager[Stack]:
+    """`api_settings`: the API process's alone (`orders dev` is the API)."""
     if name == "postgres":
-        return postgres_stack(logs, settings)
+        return postgres_stack(logs, settings, api_settings)
     data_dir = logs / "data"
     data_dir.mkdir()
-    return embedded_stack(logs, data_dir, settings)
+    return embedded_stack(logs, data_dir, {**(settings or {}), **(api_settings or {})})
 
 
 @pytest.fixture(scope="session", params=STACKS)

@@ -82,6 +82,7 @@ class Stack:
     # Where its events are: the PostgreSQL URL or the SQLite file (tests look for events
     # that a refused request must not have appended).
     event_store: str = ""
+    ops_url: str | None = None  # the API's OPS_PORT, where it has one
 
     @property
     def graphql_url(self) -> str:

@@ -101,10 +101,12 @@ async def settled(api: Api, ids: dict[str, str], seconds: float = 30.0) -> dict[
     deadline = time.monotonic() + seconds
     while True:
         data = await api.execute(FULFILLMENT_QUERY, ids)
-        # The read document may not be there yet on a busy machine (no consistency token).
-        order = data["order"] or {"status": "SUBMITTED", "fulfillment": None}
-        fulfillment = order["fulfillment"] or {"state": None}
-        if order["status"] != "SUBMITTED" and fulfillment["state"] in ("COMPLETED", "FAILED"):
+        order = data["order"]  # None until the projector has written it
+        if (
+            order is not None
+            and order["status"] != "SUBMITTED"
+            and order["fulfillment"]["state"] in ("COMPLETED", "FAILED")
+        ):
             return data
         if time.monotonic() > deadline:
             raise AssertionError(f"order {ids['order']} not settled within {seconds} s: {data}")

@@ -1,6 +1,7 @@
 """GraphiQL in a real browser, offline: headless Debian chromium (driven by playwright)
 opens the page `orders dev` serves, runs a query and a subscription, and every request it
-makes goes to the server itself (anything else is aborted and fails the test).
+makes goes to the server itself (anything else is aborted and fails the test). On `orders
+api` with authentication, it loads the schema with the staff token in its headers.
 
 The screenshot is saved as a test artifact: tests/artifacts/graphiql.png (or
 $ORDERS_TEST_ARTIFACTS/graphiql.png).
@@ -10,15 +11,18 @@ from __future__ import annotations
 
 import json
 import os
+import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import jwt
 import pytest
 from playwright.async_api import BrowserContext, Page, Request, Route, async_playwright
 
 from tests.e2e.client import Api, accepted, add_item, add_product, create_order, register_customer
-from tests.e2e.conftest import embedded_stack
+from tests.e2e.conftest import embedded_stack, postgres_stack
 from tests.e2e.processes import ROOT, Stack
 
 CHROMIUM = os.environ.get("ORDERS_CHROMIUM", "/usr/bin/chromium")
@@ -49,6 +53,18 @@ async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
     data_dir = logs / "data"
     data_dir.mkdir()
     async with embedded_stack(logs, data_dir) as stack:
+        yield stack
+
+
+SECRET = f"graphiql-secret-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="module")
+async def secured_api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """`orders api` with authentication on, so introspection is for staff only (the
+    default); it serves the page and the schema, nothing is written."""
+    logs = tmp_path_factory.mktemp("graphiql-secured")
+    async with postgres_stack(logs, {"JWT_SECRET": SECRET}, api_only=True) as stack:
         yield stack
 
 
@@ -198,4 +214,53 @@ async def test_graphiql_runs_a_query_and_a_subscription_offline(
         finally:
             # Saved whether the test passed or not: on a failure it shows what was on screen.
             await tab.screenshot(path=str(artifacts / "graphiql.png"))
+            await tab.close()
+
+
+def _bearer(subject: str, *, staff: bool) -> dict[str, str]:
+    claims = {
+        "sub": subject,
+        "exp": int(time.time()) + 600,
+        **({"roles": ["staff"]} if staff else {}),
+    }
+    return {"Authorization": f"Bearer {jwt.encode(claims, SECRET, 'HS256')}"}
+
+
+@pytest.mark.postgres
+@pytest.mark.mongo
+async def test_graphiql_loads_the_schema_with_a_staff_token_in_its_headers(
+    secured_api: Stack, browser: BrowserContext
+) -> None:
+    for headers, staff in (
+        (_bearer("c-1", staff=False), False),
+        (_bearer("ada", staff=True), True),
+    ):
+        tab = await browser.new_page()
+        try:
+            page = OfflinePage(tab, secured_api.base_url)
+            await page.install()
+            # The headers as the user typed them earlier: GraphiQL keeps them
+            # (shouldPersistHeaders) and introspects with them when the page loads.
+            await tab.add_init_script(
+                f"localStorage.setItem('graphiql:headers', {json.dumps(json.dumps(headers))})"
+            )
+            response = await tab.goto(
+                secured_api.graphql_url, wait_until="networkidle", timeout=WAIT_MS
+            )
+            assert response is not None and response.status == 200
+            await tab.wait_for_selector(".graphiql-query-editor .CodeMirror")
+            if not staff:
+                # A customer's token: the server's reason, where GraphiQL shows answers.
+                await page.response_containing("is for staff only", "FORBIDDEN")
+                continue
+            await tab.click("button[aria-label='Show GraphiQL Explorer']")
+            await tab.wait_for_selector(
+                ".graphiql-explorer-root :text('orderHistory')", timeout=WAIT_MS
+            )
+            await page.set_query("query Ops { projections { name } }", "Ops")
+            await page.run()
+            result = json.loads(await page.response_containing('"projections"'))
+            assert {p["name"] for p in result["data"]["projections"]} >= {"orders", "products"}
+            assert page.blocked == [] and page.errors == []
+        finally:
             await tab.close()

@@ -312,12 +312,15 @@ async def test_a_process_started_before_its_database_waits_for_it(tmp_path: Path
         await asyncio.to_thread(postgres.stop)
         projector = projector_with_ops_port(env, tmp_path)
         try:
-            # Its first try failed (on a busy machine the process may take seconds to get
-            # that far): only then does the database come back.
-            log_tail = projector.processes[0].log_tail
-            await until(lambda: asyncio.sleep(0, "cannot reach PostgreSQL" in log_tail(200)),
-                        "the projector tried PostgreSQL")  # fmt: skip
-            projector.check_running()  # still trying, not dead
+            # Still trying, not dead, and saying so (waited for: on a loaded machine the
+            # process may take seconds to get as far as connecting).
+            deadline = time.monotonic() + 30
+            while "cannot reach PostgreSQL" not in projector.processes[0].log_tail(200):
+                projector.check_running()
+                assert time.monotonic() < deadline, "the projector never said it waits"
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1)
+            projector.check_running()
             await asyncio.to_thread(postgres.start)
             await projector.wait_healthy()
         finally:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,14 @@ import httpx
 import jwt
 import pytest
 import websockets
-from gql import Client, GraphQLRequest
+from gql import Client, GraphQLRequest, gql
+from gql.transport.aiohttp import AIOHTTPTransport
+from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 
 from tests.e2e.client import ADDRESS, Api, accepted, contract_sdl
 from tests.e2e.conftest import STACKS, started_stack
-from tests.e2e.processes import Stack, base_env
+from tests.e2e.processes import Stack, base_env, free_port
 
 SECRET = f"e2e-secret-{uuid.uuid4().hex}"
 ISSUER, AUDIENCE = "https://issuer.orders.test", "orders-e2e"
@@ -65,9 +67,13 @@ def token(subject: str, *, staff: bool = False, ttl: float = 600, **claims: Any)
 async def secured(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    """A stack with authentication on (and one allowed CORS origin)."""
+    """A stack with authentication on (and one allowed CORS origin). The postgres stack's
+    API serves its ops endpoints on an OPS_PORT of its own; `orders dev` on its one port."""
     logs = tmp_path_factory.mktemp(f"e2e-secured-{request.param}")
-    async with started_stack(request.param, logs, SECURED) as running:
+    ops_port = free_port() if request.param == "postgres" else None
+    api_only = {"OPS_PORT": str(ops_port)} if ops_port else {}
+    async with started_stack(request.param, logs, SECURED, api_only) as running:
+        running.ops_url = f"http://127.0.0.1:{ops_port}" if ops_port else None
         yield running
 
 
@@ -290,6 +296,28 @@ async def test_a_customer_cannot_change_another_customers_order_or_order_for_the
     assert for_them["message"] == for_nobody["message"].replace(nobody, shop.b_id)
     renamed = await shop.a.mutate("renameCustomer", {"customerId": shop.b_id, "name": "Mallory"})
     assert renamed["__typename"] == "NotFoundError"
+    # A chosen orderId that is B's answers A exactly as A's own taken id does, without
+    # saying that an order exists; staff are told why.
+    items = [{"productId": shop.sku, "quantity": 1}]
+    taken = {
+        order_id: await shop.a.mutate(
+            "createOrder", {"orderId": order_id, "customerId": shop.a_id, "items": items}
+        )
+        for order_id in (shop.a_order, shop.b_order)
+    }
+    own, bs = taken[shop.a_order], taken[shop.b_order]
+    assert own["__typename"] == bs["__typename"] == "ValidationError"
+    assert own["field"] == bs["field"] == "orderId"
+    assert bs["message"] == own["message"].replace(shop.a_order, shop.b_order)
+    assert "exist" not in bs["message"] and shop.b_id not in bs["message"]
+    told = await shop.staff.mutate(
+        "createOrder", {"orderId": shop.b_order, "customerId": shop.a_id, "items": items}
+    )
+    assert told == {
+        "__typename": "InvalidStateError",
+        "code": "INVALID_STATE",
+        "message": f"order {shop.b_order} already exists",
+    }
 
     # B's order is as B left it; its owner can still change it.
     await asyncio.sleep(0.3)  # were anything appended, the projector would have it by now
@@ -504,6 +532,56 @@ async def test_a_websocket_whose_token_expires_is_closed_with_4403(secured: Stac
     assert time.monotonic() - started < 5
 
 
+# -------------------------------------------------------------- introspection
+
+INTROSPECT = "{ __schema { queryType { name } } }"
+
+
+def _transports(stack: Stack, credential: str) -> Iterator[Any]:
+    """gql over HTTP and over graphql-transport-ws, with `credential` (the legacy graphql-ws
+    protocol runs subscriptions only, and introspection is a query)."""
+    bearer = {"Authorization": f"Bearer {credential}"}
+    yield AIOHTTPTransport(url=stack.graphql_url, headers=bearer)
+    yield WebsocketsTransport(
+        url=stack.graphql_url.replace("http", "ws", 1),
+        init_payload=bearer,
+        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+    )
+
+
+async def test_only_staff_introspect_the_schema_over_http_and_websockets(secured: Stack) -> None:
+    """INTROSPECTION's default where authentication is on: staff only (`orders dev` keeps
+    it on for everyone)."""
+    uid = uuid.uuid4().hex[:8]
+    for transport in _transports(secured, token(f"ops-{uid}", staff=True)):
+        # As GraphiQL and code generators do: the schema fetched from the server.
+        async with Client(transport=transport, fetch_schema_from_transport=True) as session:
+            assert session.client.schema is not None
+            assert session.client.schema.mutation_type is not None
+            assert "createOrder" in session.client.schema.mutation_type.fields
+    customer = token(f"cust-{uid}")
+    for transport in _transports(secured, customer):
+        async with Client(transport=transport) as session:
+            if secured.name == "embedded":
+                answered = await session.execute(gql(INTROSPECT))
+                assert answered == {"__schema": {"queryType": {"name": "Query"}}}
+            else:
+                with pytest.raises(TransportQueryError) as refused:
+                    await session.execute(gql(INTROSPECT))
+                assert refused.value.errors is not None
+                (error,) = refused.value.errors
+                assert error["extensions"] == {"code": "FORBIDDEN"}
+                assert "introspection (__schema, __type) is for staff only" in error["message"]
+            assert await session.execute(gql("{ __typename }")) == {"__typename": "Query"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            secured.graphql_url,
+            json={"query": '{ __type(name: "Order") { name } }'},
+            headers={"Authorization": f"Bearer {customer}"},
+        )
+    assert response.status_code == (200 if secured.name == "embedded" else 403), response.text
+
+
 # ---------------------------------------------------------------------- CORS
 
 
@@ -611,6 +689,20 @@ async def test_metrics_and_readiness_checks_are_for_operators_only(secured: Stac
     async with httpx.AsyncClient(timeout=10) as http:
         public = await http.get(f"{base}/readyz")
         assert public.status_code == 200 and public.json() == {"status": "ready"}
+        if secured.ops_url is not None:
+            # OPS_PORT: the checks and /metrics there (the API's own metrics), and on the
+            # public port a ready-or-not /readyz and no /metrics, whoever asks.
+            detailed = (await http.get(f"{secured.ops_url}/readyz")).json()
+            assert detailed["status"] == "ready"
+            assert set(detailed["checks"]) == {"postgres", "mongo", "projections", "listener"}
+            scraped = await http.get(f"{secured.ops_url}/metrics")
+            assert scraped.status_code == 200
+            assert 'orders_http_requests_total{method="POST",route="/graphql"' in scraped.text
+            for asker in ({}, ops, staff, customer):
+                answer = await http.get(f"{base}/readyz", headers=asker)
+                assert answer.json() == {"status": "ready"}
+                assert (await http.get(f"{base}/metrics", headers=asker)).status_code == 404
+            return
         for operator in (ops, staff):
             detailed = (await http.get(f"{base}/readyz", headers=operator)).json()
             assert detailed["status"] == "ready" and detailed["checks"]["projections"] == "ok"

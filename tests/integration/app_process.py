@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -35,3 +37,18 @@ class AppProcess:
                 self.process.wait()
         self._log.close()
         return self.process.returncode
+
+
+class SagaProcess(AppProcess):
+    """`orders saga`, or with `participant` `orders participant <participant>`."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, participant: str | None = None):
+        command = ["saga"] if participant is None else ["participant", participant]
+        super().__init__(command, env, log_path)
+
+    async def leading(self, seconds: float = 30.0) -> None:
+        deadline = time.monotonic() + seconds
+        while "saga: leading" not in self.log():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the saga process does not lead: {self.log()}")
+            await asyncio.sleep(0.05)

@@ -14,6 +14,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -26,6 +28,10 @@ from app.settings import Settings
 from schema.context import Services
 from tests.conftest import service_url
 from tests.integration.read_side import own_postgres_database
+from write_model.domain.money import Money
+from write_model.domain.order import OrderItemAdded
+from write_model.envelope import AppendResult, EventMetadata, NewEvent
+from write_model.event_store.port import ANY
 
 
 @dataclass
@@ -113,6 +119,21 @@ class ApiStack:
         assert "errors" not in body, body["errors"]
         return body["data"]
 
+    async def ghost_order_item(self, order_id: str) -> AppendResult:
+        """An item for an order that was never created: the orders projection parks it
+        as a dead letter."""
+        registry = self.runtime.backend.registry
+        type_name, data, schema_version = registry.serialize(
+            OrderItemAdded("pen", "Pen", 1, Money(Decimal("1.25"), "USD"))
+        )
+        metadata = EventMetadata("ghost-item", schema_version=schema_version)
+        return await self.runtime.backend.events.append_to_stream(
+            f"Order-{order_id}",
+            "Order",
+            ANY,
+            [NewEvent(uuid.uuid4(), type_name, data, metadata, datetime.now(UTC))],
+        )
+
     async def caught_up(self, seconds: float = 10.0) -> None:
         """Wait until every projection has applied the whole log."""
         deadline = time.monotonic() + seconds
@@ -167,7 +188,8 @@ async def api_stack(**overrides: Any) -> AsyncIterator[ApiStack]:
         mongo = MongoCommands()
         try:
             async with running_app(settings, mongo) as (app, client):
-                projector = Projector(settings)
+                # A process of its own in production, with its own OPS_PORT if any.
+                projector = Projector(settings.model_copy(update={"ops_port": None}))
                 projector.start()
                 try:
                     yield ApiStack(app, client, settings, mongo, projector)

@@ -48,7 +48,6 @@ def test_version(tmp_path: Path) -> None:
         ("api", "orders api"),
         ("projections status", "orders projections status"),
         ("projections rebuild orders", "orders projections rebuild"),
-        ("participant payment", "orders participant payment"),
     ],
 )
 def test_a_missing_setting_names_the_command_that_needs_it(
@@ -58,6 +57,14 @@ def test_a_missing_setting_names_the_command_that_needs_it(
     assert result.returncode == 2
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"error: {named} needs DATABASE_URL and MONGO_URL")
+
+
+@pytest.mark.parametrize("args", ["saga", "participant payment"])
+def test_orders_saga_needs_only_postgresql(args: str, tmp_path: Path) -> None:
+    result = orders(args.split(), tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: orders {args} needs DATABASE_URL: it shares PostgreSQL with")
 
 
 @pytest.mark.parametrize("command", ["api", "dev", "migrate", "seed", "projector"])

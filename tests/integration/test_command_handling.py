@@ -26,7 +26,8 @@ from write_model.domain.errors import InvalidState, NotFound, ValidationFailed
 from write_model.domain.money import Money
 from write_model.domain.order import Address, OrderCreated, OrderItemAdded, OrderSubmitted
 from write_model.envelope import ConsistencyToken, EventMetadata, NewEvent
-from write_model.event_store.port import NO_STREAM
+from write_model.event_store.memory import InMemoryEventStore
+from write_model.event_store.port import NO_STREAM, EventStore
 from write_model.event_types import build_registry
 from write_model.handlers import ORDER, PRODUCT
 
@@ -265,6 +266,95 @@ async def test_the_same_idempotency_key_from_two_customers_is_two_keys(
     for outcome, who in zip(outcomes, ("a", "b"), strict=True):
         created = (await harness.store.read_stream(outcome.stream_id))[0]
         assert created.data["customerId"] == f"c-{who}-{unique}"
+
+
+async def ids_appended(
+    store: EventStore,
+    bus: CommandBus,
+    command: commands.Command,
+    context: CommandContext,
+    idempotency: Idempotency | None = None,
+) -> list[uuid.UUID]:
+    before = await store.head_position()
+    await bus.dispatch(command, context, idempotency)
+    return [event.event_id for event in await store.read_all(before)]
+
+
+async def test_a_keyed_command_appends_the_same_event_ids_whenever_it_is_sent(
+    harness: StoreHarness, unique: str
+) -> None:
+    """A reaction sending its step command again after a crash (to a store that never
+    stored the first try: here, another store of the same history) appends events with
+    the same ids, so the store adds them once."""
+    stores: list[EventStore] = [harness.store, InMemoryEventStore()]
+    buses = [build_bus(store) for store in stores]
+    pairs = list(zip(stores, buses, strict=True))
+    for bus in buses:
+        await catalog(bus, unique)
+    pen = f"pen-{unique}"
+    saga = CommandContext("corr", principal=Principal.system("fulfillment-saga"))
+    reserve = commands.ReserveStock(product_id=pen, order_id="o-1", quantity=2)
+    keyed = Idempotency(f"Fulfillment-{unique}:reserve:pen", "k")
+    register = commands.RegisterCustomer(
+        customer_id=f"c2-{unique}", name="Bo", email=f"bo-{unique}@example.com"
+    )
+    key = Idempotency(f"register-{unique}", "k", scope="registerCustomer")
+
+    reserved = [await ids_appended(s, b, reserve, saga, keyed) for s, b in pairs]
+    # Registering reserves the email first: both appends' ids follow the key.
+    registered = [await ids_appended(s, b, register, ctx(), key) for s, b in pairs]
+
+    assert reserved[0] == reserved[1] and len(reserved[0]) == 1
+    assert registered[0] == registered[1] and len(set(registered[0])) == 2
+    # Another key, the same key from another principal, or none: other ids.
+    store, bus = stores[0], buses[0]
+    others = [
+        await ids_appended(
+            store,
+            bus,
+            commands.ReserveStock(product_id=pen, order_id="o-2", quantity=1),
+            saga,
+            Idempotency(f"Fulfillment-{unique}:reserve:pen:o-2", "k"),
+        ),
+        await ids_appended(
+            store,
+            bus,
+            commands.ReserveStock(product_id=pen, order_id="o-3", quantity=1),
+            CommandContext("corr", principal=Principal.system("another-reaction")),
+            keyed,
+        ),
+        await ids_appended(
+            store, bus, commands.ReleaseStockReservation(product_id=pen, order_id="o-1"), saga
+        ),
+    ]
+    assert all(len(ids) == 1 for ids in others)
+    assert len({*reserved[0], *(ids[0] for ids in others)}) == 4
+
+
+async def test_a_key_expected_new_answers_as_a_lookup_first_would(
+    harness: StoreHarness, unique: str
+) -> None:
+    """A reaction's effect dispatched with expect_new skips the key lookup before deciding;
+    sent again once the domain would refuse it (the stock it took has shipped), it still
+    gets its first result, not the refusal."""
+    bus = build_bus(harness.store)
+    await catalog(bus, unique)
+    pen = f"pen-{unique}"
+    saga = CommandContext("corr", principal=Principal.system("fulfillment-saga"))
+    reserve = commands.ReserveStock(product_id=pen, order_id="o-1", quantity=100)
+    key = Idempotency(f"{unique}:reserve", "reserve o-1", expect_new=True)
+    first = await bus.dispatch(reserve, saga, key)
+    await bus.dispatch(commands.ShipReservedStock(product_id=pen, order_id="o-1"), saga)
+
+    again = await bus.dispatch(reserve, saga, key)
+
+    assert again.replayed and not first.replayed
+    assert (again.version, again.consistency_token) == (first.version, first.consistency_token)
+    with pytest.raises(InvalidState):  # a new key: the domain's answer
+        await bus.dispatch(reserve, saga, Idempotency(f"{unique}:other", "x", expect_new=True))
+    with pytest.raises(IdempotencyKeyReused):
+        await bus.dispatch(reserve, saga, Idempotency(key.key, "other input", expect_new=True))
+    assert await harness.store.stream_version(f"Product-{pen}") == 3
 
 
 async def test_same_idempotency_key_with_other_input_is_refused(

@@ -4,18 +4,11 @@ has applied that write (bounded by a setting); the payloads' object fields do it
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from decimal import Decimal
 
 import pytest
 
 from tests.integration.graphql_stack import ApiStack, api_stack, running_app
-from write_model.domain.money import Money
-from write_model.domain.order import OrderItemAdded
-from write_model.envelope import EventMetadata, NewEvent
-from write_model.event_store.port import ANY
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mongo]
 
@@ -173,26 +166,7 @@ async def test_customer_and_product_queries_take_tokens_too(stack: ApiStack) -> 
 async def test_a_token_past_a_parked_event_of_the_stream_is_a_stale_read_error(
     stack: ApiStack,
 ) -> None:
-    # An item for an order that was never created: the orders projection parks it.
-    registry = stack.runtime.backend.registry
-    type_name, data, schema_version = registry.serialize(
-        OrderItemAdded("pen", "Pen", 1, Money(Decimal("1.25"), "USD"))
-    )
-    appended = await stack.runtime.backend.events.append_to_stream(
-        "Order-o-ghost",
-        "Order",
-        ANY,
-        [
-            NewEvent(
-                uuid.uuid4(),
-                type_name,
-                data,
-                EventMetadata("stale-read-test", schema_version=schema_version),
-                datetime.now(UTC),
-            )
-        ],
-    )
-    token = appended.consistency_token
+    token = (await stack.ghost_order_item("o-ghost")).consistency_token
     response = await stack.post(READ, {"id": "o-ghost", "token": token})
 
     (error,) = response.json()["errors"]

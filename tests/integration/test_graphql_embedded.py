@@ -12,10 +12,14 @@ import httpx
 from app.server import create_app
 from app.settings import Settings
 
+OPS_TOKEN = "ops-token-of-the-embedded-tests"
+
 
 def embedded_settings(data_dir: Path) -> Settings:
     # Explicit None: the test services' URLs in the environment must not apply here.
-    return Settings(database_url=None, mongo_url=None, orders_data_dir=data_dir)
+    return Settings(
+        database_url=None, mongo_url=None, orders_data_dir=data_dir, ops_token=OPS_TOKEN
+    )
 
 
 @contextlib.asynccontextmanager
@@ -40,7 +44,7 @@ async def test_dev_mode_serves_writes_and_reads_and_replays_the_log_at_start(
 ) -> None:
     settings = embedded_settings(tmp_path)
     async with dev_client(settings) as client:
-        ready = await client.get("/readyz")
+        ready = await client.get("/readyz", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
         assert ready.json() == {
             "status": "ready",
             "checks": {"sqlite": "ok", "memory": "ok", "projections": "ok", "projector": "ok"},

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.ops_server import OpsPortUnavailable
 from app.server import create_app
 from app.settings import Settings
 from tests.conftest import service_url
@@ -155,26 +156,21 @@ async def test_browsers_get_graphiql(stack: ApiStack) -> None:
     assert "graphiql" in response.text.lower()
 
 
+async def _mongo_down(*args: object) -> None:
+    raise ConnectionError("no route to host")
+
+
 async def test_health_readiness_and_metrics(
     stack: ApiStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert (await stack.client.get("/healthz")).json() == {"status": "ok"}
     ready = await stack.client.get("/readyz")
-    assert ready.status_code == 200
-    assert ready.json() == {
-        "status": "ready",
-        "checks": {"postgres": "ok", "mongo": "ok", "projections": "ok", "listener": "ok"},
-    }
+    # Even on an open API, the public /readyz names no store and no error.
+    assert ready.status_code == 200 and ready.json() == {"status": "ready"}
 
-    async def down(*args: object) -> None:
-        raise ConnectionError("no route to host")
-
-    monkeypatch.setattr(stack.runtime.backend.documents, "load_checkpoint", down)
+    monkeypatch.setattr(stack.runtime.backend.documents, "load_checkpoint", _mongo_down)
     unready = await stack.client.get("/readyz")
-    assert unready.status_code == 503
-    checks = unready.json()["checks"]
-    assert checks["postgres"] == "ok"
-    assert checks["mongo"] == "unavailable: ConnectionError: no route to host"
+    assert unready.status_code == 503 and unready.json() == {"status": "unavailable"}
     monkeypatch.undo()
 
     await stack.post(
@@ -190,7 +186,55 @@ async def test_health_readiness_and_metrics(
     )
     assert 'orders_events_appended_total{stream_type="Customer"} 1.0' in text
     assert 'orders_projection_lag_events{projection="customers"} 0.0' in text
-    assert "orders_dead_letters 0.0" in text
+    assert 'orders_dead_letters{source="projections"} 0.0' in text
+    assert 'orders_dead_letters{source="saga"} 0.0' in text
+
+
+async def test_with_an_ops_port_the_checks_and_metrics_are_served_there_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()
+    async with (
+        api_stack(ops_port=port) as stack,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as ops,
+    ):
+        assert (await ops.get("/healthz")).json() == {"status": "ok"}
+        ready = await ops.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {
+            "status": "ready",
+            "checks": {"postgres": "ok", "mongo": "ok", "projections": "ok", "listener": "ok"},
+        }
+        monkeypatch.setattr(stack.runtime.backend.documents, "load_checkpoint", _mongo_down)
+        unready = await ops.get("/readyz")
+        assert unready.status_code == 503
+        checks = unready.json()["checks"]
+        assert checks["postgres"] == "ok"
+        assert checks["mongo"] == "unavailable: ConnectionError: no route to host"
+        assert (await stack.client.get("/readyz")).json() == {"status": "unavailable"}
+        monkeypatch.undo()
+
+        await stack.post("{ projections { name } }")
+        scraped = await ops.get("/metrics")
+        assert scraped.status_code == 200
+        # The API's own metrics (its requests on the public port), not a process's.
+        assert 'orders_http_requests_total{method="POST",route="/graphql"' in scraped.text
+        assert (await stack.client.get("/metrics")).status_code == 404
+
+
+async def test_an_ops_port_in_use_is_a_clear_start_up_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = Settings(
+            database_url=None, mongo_url=None, orders_data_dir=tmp_path, ops_port=port
+        )
+        app = create_app(settings, embedded=True)
+        with pytest.raises(OpsPortUnavailable, match=f"ops endpoints on 127.0.0.1:{port}"):
+            async with app.router.lifespan_context(app):
+                pass
+    assert isinstance(app.state.startup_error, OpsPortUnavailable)
 
 
 # ------------------------------------------------------------- the process
@@ -321,18 +365,19 @@ INTROSPECTION = "{ __schema { queryType { name } } }"
 async def test_introspection_is_a_setting(stack: ApiStack) -> None:
     opened = await stack.post(INTROSPECTION)
     assert opened.json()["data"]["__schema"]["queryType"]["name"] == "Query"
-    async with api_stack(introspection=False) as closed:
+    async with api_stack(introspection="off") as closed:
         refused = await closed.post(INTROSPECTION)
         assert refused.status_code == 400
         error = refused.json()["errors"][0]
         assert error["message"].startswith("GraphQL introspection has been disabled")
+        assert error["extensions"] == {"code": "INTROSPECTION_DISABLED"}
         assert (await closed.post('{ __type(name: "Order") { name } }')).status_code == 400
         # __typename is not introspection of the schema.
         assert (await closed.post("{ __typename }")).json() == {"data": {"__typename": "Query"}}
 
 
 async def test_orders_dev_keeps_introspection_open(tmp_path: Path) -> None:
-    app = create_app(Settings(orders_data_dir=tmp_path, introspection=False), embedded=True)
+    app = create_app(Settings(orders_data_dir=tmp_path, introspection="off"), embedded=True)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,

@@ -1,23 +1,37 @@
-"""The saga on the embedded defaults (`orders dev`), in both modes: its ledger and
-checkpoints live in the SQLite file, so a restart neither runs a finished saga again nor
-charges twice."""
+"""The saga on the embedded defaults (`orders dev`), in both modes: its ledger, checkpoints
+and dead letters live in the SQLite file, so a restart neither runs a finished saga again
+nor charges twice, and a parked saga stays parked (and listed)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from collections.abc import Awaitable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from app.bootstrap import command_bus, embedded_backend, run_subscribers, saga_subscribers
+from app.bootstrap import (
+    Backend,
+    build_read_model,
+    command_bus,
+    embedded_backend,
+    run_subscribers,
+    saga_subscribers,
+)
 from app.settings import Settings
 from tests.integration.saga_world import MODES
 from tests.integration.write_side import customer_and_product
+from tests.subscriber_loop import eventually, subscriber_running
 from write_model import commands
 from write_model.command_context import CommandContext
 from write_model.domain.order import Address
-from write_model.sagas.orchestrator import FULFILLMENT
+from write_model.envelope import EventMetadata, NewEvent
+from write_model.event_store.port import ANY
+from write_model.sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
+from write_model.sagas.orchestrator import FULFILLMENT, SUBSCRIBER
 
 CONTEXT = CommandContext(correlation_id="embedded-saga-test")
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
@@ -82,3 +96,43 @@ async def test_a_restarted_orders_dev_does_not_run_a_finished_saga_again(
     assert all(c is not None and c <= head for c in checkpoints), checkpoints
     # Choreography: the shipping participant recorded its shipment once on its stream.
     assert [e.type for e in shipped] == ([] if mode == "orchestration" else ["ShipmentCreated"])
+
+
+async def poison_trigger(backend: Backend, order_id: str, type_name: str) -> None:
+    """A trigger of the saga whose payload it cannot use (and no order behind it)."""
+    poison = NewEvent(uuid.uuid4(), type_name, {}, EventMetadata("poison"), datetime.now(UTC))
+    await backend.events.append_to_stream(f"Order-{order_id}", "Order", ANY, [poison])
+
+
+async def test_orders_dev_keeps_the_saga_dead_letters_across_a_restart(
+    tmp_path: Path, unique: str
+) -> None:
+    settings = embedded_settings(tmp_path, "orchestration").model_copy(
+        update={"saga_max_attempts": 1, "saga_backoff_seconds": 0.0}
+    )
+    poison = f"o-poison-{unique}"
+    async with embedded_backend(settings) as backend:
+        await poison_trigger(backend, poison, "OrderSubmitted")
+        async with subscriber_running(saga_subscribers(settings, backend)[0]):
+            [parked] = await eventually(
+                lambda: backend.saga.dead_letters.of_key(SUBSCRIBER, poison)
+            )
+
+    async with embedded_backend(settings) as backend:  # restarted
+        listed = await build_read_model(settings, backend).dead_letters.page(10)
+        # The restarted saga knows the key is parked: its next event is parked behind.
+        await poison_trigger(backend, poison, "OrderCancelled")
+        async with subscriber_running(saga_subscribers(settings, backend)[0]):
+            letters = await eventually(
+                lambda: _two(backend.saga.dead_letters.of_key(SUBSCRIBER, poison))
+            )
+    assert [(d["_id"], d["subscriber"], d["streamId"]) for d in listed] == [
+        (parked.id, SUBSCRIBER, f"Order-{poison}")
+    ]
+    assert letters[0] == parked
+    assert (letters[1].event_type, letters[1].error) == ("OrderCancelled", PARKED_BEHIND)
+
+
+async def _two(letters: Awaitable[list[SagaLetter]]) -> list[SagaLetter] | None:
+    found = await letters
+    return found if len(found) == 2 else None

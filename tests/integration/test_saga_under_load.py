@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import service_url
-from tests.integration.app_process import AppProcess
+from tests.integration.app_process import SagaProcess
 from tests.integration.read_side import isolated_stack
 from tests.integration.saga_invariants import (
     Workload,
@@ -62,21 +61,6 @@ def process_env(dsn: str, database: str, workload: Workload) -> dict[str, str]:
         "PROJECTOR_POLL_SECONDS": "0.2",
         "LOG_LEVEL": "INFO",
     }
-
-
-class SagaProcess(AppProcess):
-    """`orders saga`, or with `participant` `orders participant <participant>`."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, participant: str | None = None):
-        command = ["saga"] if participant is None else ["participant", participant]
-        super().__init__(command, env, log_path)
-
-    async def leading(self, seconds: float = 30.0) -> None:
-        deadline = time.monotonic() + seconds
-        while "saga: leading" not in self.log():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the saga process does not lead: {self.log()}")
-            await asyncio.sleep(0.05)
 
 
 async def test_the_saga_process_killed_at_random_points_finishes_every_saga_once(

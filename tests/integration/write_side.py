@@ -16,7 +16,7 @@ from write_model.handlers import command_handlers
 TAX_RATE = Decimal("0.10")
 
 
-def build_bus(store: EventStore, *, max_attempts: int = 10) -> CommandBus:
+def build_bus(store: EventStore, *, max_attempts: int = 10, snapshot_every: int = 0) -> CommandBus:
     return CommandBus(
         store,
         build_registry(),
@@ -25,6 +25,7 @@ def build_bus(store: EventStore, *, max_attempts: int = 10) -> CommandBus:
         new_event_id=uuid.uuid4,
         new_entity_id=lambda: uuid.uuid4().hex,
         max_attempts=max_attempts,
+        snapshot_every=snapshot_every,
     )
 
 

@@ -29,7 +29,7 @@ from write_model import commands
 from write_model.access import Forbidden
 from write_model.bus import CommandBus
 from write_model.command_context import ANONYMOUS, CommandContext, Principal
-from write_model.domain.errors import DomainError, NotFound
+from write_model.domain.errors import DomainError, InvalidState, NotFound
 from write_model.domain.order import Address
 from write_model.event_store.memory import InMemoryEventStore
 from write_model.event_types import build_registry
@@ -198,6 +198,46 @@ async def test_a_command_reaches_only_what_its_principal_may(
     assert not isinstance(refused, Forbidden), refused
     if isinstance(refused, NotFound):
         assert target.endswith("missing") or name in STAFF_ONLY, refused
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(principal=PRINCIPALS, chosen=st.sampled_from(ORDER_TARGETS))
+async def test_a_taken_order_id_tells_a_customer_nothing_of_whose_order_it_is(
+    principal: Principal, chosen: str
+) -> None:
+    made = await world()
+    customer_id = principal.id if principal.kind.value == "CUSTOMER" else "cust-a"
+    assert customer_id is not None
+    context = CommandContext("test", principal=principal)
+
+    def create(order_id: str) -> commands.CreateOrder:
+        return commands.CreateOrder(
+            order_id=order_id, customer_id=customer_id, items=(commands.OrderItem("sku", 1),)
+        )
+
+    before = await made.head()
+    refused = await outcome(lambda: made.bus.dispatch(create(chosen), context))
+
+    if chosen not in OWNERS:  # a free id is the customer's to take
+        if customer_id == "cust-stranger":
+            assert isinstance(refused, NotFound) and "customer" in str(refused)
+        else:
+            assert refused is None
+        return
+    assert refused is not None and await made.head() == before
+    if principal.kind.value != "CUSTOMER":
+        # Staff, processes and the open server's anonymous get the precise reason.
+        assert isinstance(refused, InvalidState), refused
+        assert str(refused) == f"order {chosen} already exists"
+        return
+    # To a customer, its own order's id and another's answer alike, and neither says that
+    # an order exists.
+    other = next(order_id for order_id in OWNERS if order_id != chosen)
+    compared = await outcome(lambda: made.bus.dispatch(create(other), context))
+    assert type(refused) is type(compared)
+    assert str(refused) == str(compared).replace(other, chosen)
+    assert "exist" not in str(refused)
+    assert OWNERS[chosen] not in str(refused) and OWNERS[other] not in str(compared)
 
 
 READS = st.sampled_from(

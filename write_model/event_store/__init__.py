@@ -7,6 +7,8 @@ from write_model.event_store.port import (
     IdempotencyKey,
     IdempotencyKeyConflict,
     IdempotencyRecord,
+    Snapshot,
+    StreamFromSnapshot,
     WrongExpectedVersion,
 )
 
@@ -19,5 +21,7 @@ __all__ = [
     "IdempotencyKey",
     "IdempotencyKeyConflict",
     "IdempotencyRecord",
+    "Snapshot",
+    "StreamFromSnapshot",
     "WrongExpectedVersion",
 ]

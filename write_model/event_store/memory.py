@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from uuid import UUID
 
 from write_model.envelope import AppendResult, LogPosition, NewEvent, RecordedEvent
 from write_model.event_store.port import (
@@ -16,6 +17,8 @@ from write_model.event_store.port import (
     IdempotencyKey,
     IdempotencyKeyConflict,
     IdempotencyRecord,
+    Snapshot,
+    StreamFromSnapshot,
     WrongExpectedVersion,
 )
 
@@ -24,7 +27,8 @@ class InMemoryEventStore:
     def __init__(self) -> None:
         self._log: list[RecordedEvent] = []
         self._streams: dict[str, list[RecordedEvent]] = {}
-        self._event_ids: set[object] = set()
+        self._by_event_id: dict[UUID, RecordedEvent] = {}
+        self._snapshots: dict[str, Snapshot] = {}
         self._idempotency: dict[IdempotencyKey, IdempotencyRecord] = {}
         self._transaction_id = 0
         self._lock = asyncio.Lock()
@@ -40,16 +44,16 @@ class InMemoryEventStore:
     ) -> AppendResult:
         async with self._lock:
             stream = self._streams.get(stream_id, [])
+            if idempotency is not None and idempotency[0] in self._idempotency:
+                raise IdempotencyKeyConflict(idempotency[0].key)
+            repeated = self._repeated_append(stream_id, stream, events)
+            if repeated is not None:
+                return repeated
             actual = len(stream)
             if (expected_version is NO_STREAM and actual != 0) or (
                 isinstance(expected_version, int) and expected_version != actual
             ):
                 raise WrongExpectedVersion(stream_id, expected_version, actual)
-            if idempotency is not None and idempotency[0] in self._idempotency:
-                raise IdempotencyKeyConflict(idempotency[0].key)
-            ids = [event.event_id for event in events]
-            if len(set(ids)) != len(ids) or any(i in self._event_ids for i in ids):
-                raise DuplicateEventError(f"an event id in the batch for {stream_id} is stored")
 
             if events:
                 self._transaction_id += 1
@@ -68,7 +72,7 @@ class InMemoryEventStore:
                 for offset, event in enumerate(events, start=1)
             ]
             self._log.extend(recorded)
-            self._event_ids.update(ids)
+            self._by_event_id.update((event.event_id, event) for event in recorded)
             if recorded:
                 self._streams[stream_id] = [*stream, *recorded]
             last = recorded[-1].log_position if recorded else self._head()
@@ -87,6 +91,28 @@ class InMemoryEventStore:
 
     async def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
         return {stream_id: list(self._streams.get(stream_id, [])) for stream_id in stream_ids}
+
+    async def read_from_snapshots(
+        self, schema_versions: Mapping[str, int | None]
+    ) -> dict[str, StreamFromSnapshot]:
+        found = {}
+        for stream_id, schema_version in schema_versions.items():
+            snapshot = self._snapshots.get(stream_id)
+            if snapshot is None or snapshot.schema_version != schema_version:
+                snapshot = None
+            after = snapshot.version if snapshot is not None else 0
+            found[stream_id] = StreamFromSnapshot(
+                snapshot, list(self._streams.get(stream_id, [])[after:])
+            )
+        return found
+
+    async def save_snapshot(self, stream_id: str, snapshot: Snapshot) -> None:
+        stored = self._snapshots.get(stream_id)
+        if stored is None or stored.version <= snapshot.version:
+            self._snapshots[stream_id] = snapshot
+
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        return self._snapshots.get(stream_id)
 
     async def stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, []))
@@ -107,6 +133,31 @@ class InMemoryEventStore:
 
     async def close(self) -> None:
         return None
+
+    def _repeated_append(
+        self, stream_id: str, stream: list[RecordedEvent], events: Sequence[NewEvent]
+    ) -> AppendResult | None:
+        """The first result when `events` repeat one earlier append exactly; None when no
+        id is stored (see the port)."""
+        ids = [event.event_id for event in events]
+        stored = [self._by_event_id.get(event_id) for event_id in ids]
+        if len(set(ids)) != len(ids):
+            raise DuplicateEventError(f"an event id occurs twice in the batch for {stream_id}")
+        if not any(stored):
+            return None
+        first, last = stored[0], stored[-1]
+        if first is None or last is None or first.stream_id != stream_id:
+            raise DuplicateEventError(f"an event id in the batch for {stream_id} is stored")
+        # The whole of one append: its events in order, none of the same append around them.
+        same = stream[first.version - 1 : last.version]
+        around = stream[max(first.version - 2, 0) : first.version - 1] + stream[last.version :][:1]
+        if (
+            [e.event_id for e in same] != ids
+            or any(e.transaction_id != first.transaction_id for e in same)
+            or any(e.transaction_id == first.transaction_id for e in around)
+        ):
+            raise DuplicateEventError(f"an event id in the batch for {stream_id} is stored")
+        return AppendResult(stream_id, last.version, last.log_position)
 
     def _head(self) -> LogPosition:
         return self._log[-1].log_position if self._log else LogPosition.start()

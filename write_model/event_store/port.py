@@ -5,10 +5,10 @@ Every adapter passes the whole suite in tests/contracts/test_event_store.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 from write_model.envelope import AppendResult, LogPosition, NewEvent, RecordedEvent
 
@@ -44,7 +44,8 @@ class EventStoreUnavailable(ConnectionError):
 
 
 class DuplicateEventError(Exception):
-    """An event id that is already stored; nothing was appended."""
+    """An event id of the append is stored already, and the append is not a repeat of the
+    append that stored it (see `EventStore.append_to_stream`); nothing was appended."""
 
 
 class IdempotencyKeyConflict(Exception):
@@ -80,6 +81,31 @@ class IdempotencyRecord:
     result: AppendResult
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A stream's state folded up to `version`, as its decider serialises it. A reader
+    whose state schema is not `schema_version` ignores it and folds the events instead."""
+
+    version: int
+    schema_version: int
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFromSnapshot:
+    """A stream as `read_from_snapshots` finds it: the usable snapshot (None: there is
+    none), and the events after it (after version 0 without one), in version order."""
+
+    snapshot: Snapshot | None
+    events: list[RecordedEvent]
+
+    @property
+    def version(self) -> int:
+        if self.events:
+            return self.events[-1].version
+        return self.snapshot.version if self.snapshot is not None else 0
+
+
 class EventStore(Protocol):
     async def append_to_stream(
         self,
@@ -93,7 +119,16 @@ class EventStore(Protocol):
         """Append atomically. `idempotency` is (key, fingerprint): stored in the same
         transaction; raises IdempotencyKeyConflict when the key is taken in its scope (then
         nothing is appended). An empty `events` checks the expected version and records
-        the key."""
+        the key.
+
+        Event ids are unique in the store. An append whose every event id is stored
+        already, as all the events of one earlier append to this stream in the same order,
+        is a repeat (a writer retrying after a crash or a lost answer): it returns that
+        append's result (version, log position) again and appends nothing, whatever
+        `expected_version` says. Any other stored id (some of the batch only, another
+        stream's, another order or grouping, or an id twice in the batch) raises
+        DuplicateEventError and appends nothing. A taken idempotency key is refused before
+        that (IdempotencyKeyConflict): its record holds the answer."""
         ...
 
     async def read_stream(
@@ -104,6 +139,23 @@ class EventStore(Protocol):
 
     async def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
         """Several whole streams in one read: every id is a key, [] for an unknown stream."""
+        ...
+
+    async def read_from_snapshots(
+        self, schema_versions: Mapping[str, int | None]
+    ) -> dict[str, StreamFromSnapshot]:
+        """Several streams in one read, each from its snapshot: stream id -> the state
+        schema version the reader can use (None: it uses no snapshot). A stored snapshot
+        of another schema version counts as none. Every id is a key."""
+        ...
+
+    async def save_snapshot(self, stream_id: str, snapshot: Snapshot) -> None:
+        """Keep `snapshot` as the stream's one snapshot, unless the stored one is of a
+        later version (then the save is ignored)."""
+        ...
+
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        """The stream's snapshot, whatever its schema version; None when it has none."""
         ...
 
     async def stream_version(self, stream_id: str) -> int:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -29,6 +29,8 @@ from write_model.event_store.port import (
     IdempotencyKey,
     IdempotencyKeyConflict,
     IdempotencyRecord,
+    Snapshot,
+    StreamFromSnapshot,
     WrongExpectedVersion,
 )
 
@@ -53,6 +55,23 @@ WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY transaction_id, position
 LIMIT $3
+"""
+
+_REPEATED = """
+SELECT r.*, EXISTS (
+    SELECT 1 FROM idempotency_keys k WHERE k.principal = $5 AND k.scope = $4 AND k.key = $3
+) AS key_taken
+FROM repeated_append($1, $2) r
+"""
+
+# Each stream from its usable snapshot: see read_from_snapshots in postgres_schema.sql.
+_FROM_SNAPSHOTS = "SELECT * FROM read_from_snapshots($1, $2)"
+
+_SAVE_SNAPSHOT = """
+INSERT INTO snapshots AS s (stream_id, version, schema_version, data) VALUES ($1, $2, $3, $4)
+ON CONFLICT (stream_id) DO UPDATE
+SET version = excluded.version, schema_version = excluded.schema_version, data = excluded.data
+WHERE s.version <= excluded.version
 """
 
 _COUNT_AFTER = """
@@ -236,7 +255,8 @@ class PostgresEventStore:
         events: Sequence[NewEvent],
         idempotency: tuple[IdempotencyKey, str] | None = None,
     ) -> AppendResult:
-        """Append on a given connection, inside whatever transaction it has open."""
+        """Append on a given connection, inside whatever transaction it has open (where
+        a repeated append is refused instead of answered: see `_repeated`)."""
         key, fingerprint = idempotency if idempotency else (None, None)
         scope = (key.key, key.scope, key.principal) if key else (None, None, None)
         try:
@@ -257,9 +277,16 @@ class PostgresEventStore:
             if error.constraint_name == "idempotency_keys_scoped_key" and key is not None:
                 raise IdempotencyKeyConflict(key.key) from error
             if error.constraint_name == "events_event_id_key":
+                repeated = await self._repeated(connection, stream_id, events, key)
+                if repeated is not None:
+                    return repeated
                 raise DuplicateEventError(str(error)) from error
             raise
         if not row["ok"]:
+            # Perhaps a repeat of an append that has landed (its writer lost the answer).
+            repeated = await self._repeated(connection, stream_id, events, key)
+            if repeated is not None:
+                return repeated
             raise WrongExpectedVersion(stream_id, expected_version, row["stream_version"])
         if self._notifier is not None and events and not connection.is_in_transaction():
             self._notifier.poke()
@@ -268,6 +295,69 @@ class PostgresEventStore:
             row["stream_version"],
             LogPosition(row["transaction_id"], row["log_position"]),
         )
+
+    async def _repeated(
+        self,
+        connection: asyncpg.Connection,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        key: IdempotencyKey | None,
+    ) -> AppendResult | None:
+        """After a stored event id or a version conflict: the first result when the events
+        repeat one earlier append (see the port), after IdempotencyKeyConflict for a taken
+        key. Appends that succeed never ask. Not inside a caller's transaction (the error
+        aborted it): there a repeat is refused as a DuplicateEventError or a conflict."""
+        if connection.is_in_transaction() or not (events or key):
+            return None
+        row = await connection.fetchrow(
+            _REPEATED,
+            stream_id,
+            [e.event_id for e in events],
+            *((key.key, key.scope, key.principal) if key else (None, None, None)),
+        )
+        if key is not None and row["key_taken"]:
+            raise IdempotencyKeyConflict(key.key)
+        if row["outcome"] != "repeat":
+            return None
+        position = LogPosition(row["transaction_id"], row["log_position"])
+        return AppendResult(stream_id, row["stream_version"], position)
+
+    @_unavailable_when_disconnected
+    async def read_from_snapshots(
+        self, schema_versions: Mapping[str, int | None]
+    ) -> dict[str, StreamFromSnapshot]:
+        rows = await self._pool.fetch(
+            _FROM_SNAPSHOTS, list(schema_versions), list(schema_versions.values())
+        )
+        snapshots: dict[str, Snapshot] = {}
+        events: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in schema_versions}
+        for row in rows:
+            stream_id = row["wanted"]
+            if row["snapshot_data"] is not None:
+                snapshots[stream_id] = Snapshot(
+                    row["snapshot_version"], row["snapshot_schema_version"], row["snapshot_data"]
+                )
+            if row["event_id"] is not None:
+                events[stream_id].append(_recorded(row))
+        return {
+            stream_id: StreamFromSnapshot(snapshots.get(stream_id), found)
+            for stream_id, found in events.items()
+        }
+
+    @_unavailable_when_disconnected
+    async def save_snapshot(self, stream_id: str, snapshot: Snapshot) -> None:
+        await self._pool.execute(
+            _SAVE_SNAPSHOT, stream_id, snapshot.version, snapshot.schema_version, snapshot.data
+        )
+
+    @_unavailable_when_disconnected
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        row = await self._pool.fetchrow(
+            "SELECT version, schema_version, data FROM snapshots WHERE stream_id = $1", stream_id
+        )
+        if row is None:
+            return None
+        return Snapshot(row["version"], row["schema_version"], row["data"])
 
     @_unavailable_when_disconnected
     async def read_stream(

@@ -24,6 +24,14 @@ CREATE TABLE IF NOT EXISTS events (
 
 CREATE INDEX IF NOT EXISTS events_log_order ON events (transaction_id, position);
 
+-- One snapshot per stream, the newest (see write_model/snapshots.py).
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream_id      text PRIMARY KEY,
+    version        integer NOT NULL,
+    schema_version integer NOT NULL,
+    data           jsonb NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     key            text NOT NULL,
     -- The mutation and the principal the key was sent with: one client's key never
@@ -59,6 +67,80 @@ $$;
 DROP FUNCTION IF EXISTS append_to_stream(
     text, text, integer, uuid[], text[], jsonb[], jsonb[], timestamptz[], text, text
 );
+
+-- An append whose event ids are stored already: 'new' when none is, 'repeat' (with the
+-- first append's result) when they are exactly the events of one earlier append to this
+-- stream in this order, else 'duplicate'. See the EventStore port. Asked only after an
+-- append failed on a stored id or a version conflict, so appends pay nothing for it.
+CREATE OR REPLACE FUNCTION repeated_append(p_stream_id text, p_event_ids uuid[])
+RETURNS TABLE (outcome text, stream_version integer, transaction_id xid8, log_position bigint)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    n integer := coalesce(array_length(p_event_ids, 1), 0);
+    v_found integer;
+    v_same_stream boolean;
+    v_first integer;
+    v_last integer;
+    v_transactions integer;
+    v_tx xid8;
+    v_position bigint;
+BEGIN
+    SELECT count(*)::integer, bool_and(e.stream_id = p_stream_id), min(e.version),
+           max(e.version), count(DISTINCT e.transaction_id)::integer,
+           (array_agg(e.transaction_id))[1], max(e.position)
+    INTO v_found, v_same_stream, v_first, v_last, v_transactions, v_tx, v_position
+    FROM events e WHERE e.event_id = ANY(p_event_ids);
+    IF v_found = 0 THEN
+        RETURN QUERY SELECT 'new'::text, NULL::integer, NULL::xid8, NULL::bigint;
+        RETURN;
+    END IF;
+    -- All of them, on this stream, in one transaction, in the order given, and nothing
+    -- else of that transaction on the stream right before or after.
+    IF v_found = n AND v_same_stream AND v_transactions = 1 AND v_last - v_first + 1 = n
+       AND NOT EXISTS (
+           SELECT 1 FROM unnest(p_event_ids) WITH ORDINALITY AS g(event_id, ord)
+           JOIN events e ON e.event_id = g.event_id
+           WHERE e.version <> v_first + g.ord::integer - 1
+       )
+       AND NOT EXISTS (
+           SELECT 1 FROM events e WHERE e.stream_id = p_stream_id
+           AND e.version IN (v_first - 1, v_last + 1) AND e.transaction_id = v_tx
+       ) THEN
+        RETURN QUERY SELECT 'repeat'::text, v_last, v_tx, v_position;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT 'duplicate'::text, NULL::integer, NULL::xid8, NULL::bigint;
+END;
+$$;
+
+-- Each wanted stream's usable snapshot (of the schema version asked for; NULL: none) and
+-- the events after it, one row per event (one with no event when none follows); the
+-- snapshot's data only on its stream's first row. A loop of one-stream queries: PostgreSQL
+-- keeps their plan, where a query over the whole array is planned again at every call.
+CREATE OR REPLACE FUNCTION read_from_snapshots(p_stream_ids text[], p_schema_versions integer[])
+RETURNS TABLE (wanted text, snapshot_version integer, snapshot_schema_version integer,
+               snapshot_data jsonb, "position" bigint, transaction_id xid8, stream_id text,
+               version integer, event_id uuid, type text, data jsonb, metadata jsonb,
+               occurred_at timestamptz)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_stream_ids, 1), 0) LOOP
+        RETURN QUERY
+        SELECT w.stream_id, s.version, s.schema_version,
+               CASE WHEN e.version IS NULL OR e.version = s.version + 1 THEN s.data END,
+               e.position, e.transaction_id, e.stream_id, e.version, e.event_id, e.type,
+               e.data, e.metadata, e.occurred_at
+        FROM (VALUES (p_stream_ids[i], p_schema_versions[i])) AS w(stream_id, schema_version)
+        LEFT JOIN snapshots s
+            ON s.stream_id = w.stream_id AND s.schema_version = w.schema_version
+        LEFT JOIN LATERAL (
+            SELECT * FROM events x
+            WHERE x.stream_id = w.stream_id AND x.version > coalesce(s.version, 0)
+        ) e ON true
+        ORDER BY e.version;
+    END LOOP;
+END;
+$$;
 
 -- One round trip per append. p_expected: -1 any, 0 no stream, n >= 1 exactly n.
 -- Returns ok = false with the actual version on a conflict, having written nothing.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ from write_model.event_store.port import (
     IdempotencyKey,
     IdempotencyKeyConflict,
     IdempotencyRecord,
+    Snapshot,
+    StreamFromSnapshot,
     WrongExpectedVersion,
 )
 
@@ -81,6 +83,14 @@ CREATE TABLE IF NOT EXISTS events (
 );
 
 CREATE INDEX IF NOT EXISTS events_log_order ON events (transaction_id, position);
+
+-- One snapshot per stream, the newest (see write_model/snapshots.py).
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream_id      TEXT PRIMARY KEY,
+    version        INTEGER NOT NULL,
+    schema_version INTEGER NOT NULL,
+    data           TEXT NOT NULL         -- JSON
+);
 
 """
     + IDEMPOTENCY_KEYS_TABLE
@@ -164,6 +174,15 @@ async def append_on(
     if not connection.in_transaction:
         raise RuntimeError("append_on needs a transaction opened with BEGIN IMMEDIATE")
     _check_expected(expected_version)
+    if idempotency is not None and await _scalar(
+        connection,
+        "SELECT 1 FROM idempotency_keys WHERE principal = ? AND scope = ? AND key = ?",
+        _scoped(idempotency[0]),
+    ):
+        raise IdempotencyKeyConflict(idempotency[0].key)
+    repeated = await _repeated_append(connection, stream_id, events)
+    if repeated is not None:
+        return repeated
 
     actual = await _scalar(
         connection, "SELECT version FROM streams WHERE stream_id = ?", (stream_id,), default=0
@@ -172,13 +191,6 @@ async def append_on(
         isinstance(expected_version, int) and expected_version != actual
     ):
         raise WrongExpectedVersion(stream_id, expected_version, actual)
-    if idempotency is not None and await _scalar(
-        connection,
-        "SELECT 1 FROM idempotency_keys WHERE principal = ? AND scope = ? AND key = ?",
-        _scoped(idempotency[0]),
-    ):
-        raise IdempotencyKeyConflict(idempotency[0].key)
-    await _check_new_event_ids(connection, stream_id, events)
 
     if events:
         version = actual + len(events)
@@ -290,6 +302,60 @@ class SqliteEventStore:
             streams[event.stream_id].append(event)
         return streams
 
+    async def read_from_snapshots(
+        self, schema_versions: Mapping[str, int | None]
+    ) -> dict[str, StreamFromSnapshot]:
+        wanted = json.dumps([[stream_id, schema] for stream_id, schema in schema_versions.items()])
+        snapshot_rows = await self._reader.execute_fetchall(
+            "SELECT s.stream_id, s.version, s.schema_version, s.data FROM snapshots s"
+            " JOIN json_each(?) w ON s.stream_id = w.value ->> 0"
+            " AND s.schema_version = w.value ->> 1",
+            (wanted,),
+        )
+        snapshots = {
+            stream_id: Snapshot(version, schema_version, json.loads(data))
+            for stream_id, version, schema_version, data in snapshot_rows
+        }
+        # No transaction needed: the events after a snapshot's version never change.
+        after = [
+            [stream_id, s.version if (s := snapshots.get(stream_id)) else 0]
+            for stream_id in schema_versions
+        ]
+        rows = await self._reader.execute_fetchall(
+            f"WITH wanted AS (SELECT value ->> 0 AS stream_id, value ->> 1 AS after"
+            f" FROM json_each(?)) SELECT {_COLUMNS} FROM events"
+            " JOIN wanted USING (stream_id) WHERE version > wanted.after"
+            " ORDER BY stream_id, version",
+            (json.dumps(after),),
+        )
+        events: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in schema_versions}
+        for row in rows:
+            event = _recorded(row)
+            events[event.stream_id].append(event)
+        return {
+            stream_id: StreamFromSnapshot(snapshots.get(stream_id), stream)
+            for stream_id, stream in events.items()
+        }
+
+    async def save_snapshot(self, stream_id: str, snapshot: Snapshot) -> None:
+        async with self._lock:
+            await self._writer.execute(
+                "INSERT INTO snapshots (stream_id, version, schema_version, data)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET"
+                " version = excluded.version, schema_version = excluded.schema_version,"
+                " data = excluded.data WHERE snapshots.version <= excluded.version",
+                (stream_id, snapshot.version, snapshot.schema_version, json.dumps(snapshot.data)),
+            )
+
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        rows = await self._reader.execute_fetchall(
+            "SELECT version, schema_version, data FROM snapshots WHERE stream_id = ?",
+            (stream_id,),
+        )
+        for version, schema_version, data in rows:
+            return Snapshot(version, schema_version, json.loads(data))
+        return None
+
     async def stream_version(self, stream_id: str) -> int:
         return await _scalar(
             self._reader, "SELECT version FROM streams WHERE stream_id = ?", (stream_id,), default=0
@@ -347,22 +413,38 @@ async def _scalar(
     return default if value is None else value
 
 
-async def _check_new_event_ids(
+async def _repeated_append(
     connection: aiosqlite.Connection, stream_id: str, events: Sequence[NewEvent]
-) -> None:
+) -> AppendResult | None:
+    """The first result when `events` repeat one earlier append exactly; None when no id is
+    stored (see the port)."""
     ids = [str(event.event_id) for event in events]
-    if len(set(ids)) != len(ids) or await _any_stored(connection, ids):
-        raise DuplicateEventError(f"an event id in the batch for {stream_id} is stored")
-
-
-async def _any_stored(connection: aiosqlite.Connection, ids: list[str]) -> bool:
-    return bool(
-        await _scalar(
-            connection,
-            "SELECT 1 FROM events WHERE event_id IN (SELECT value FROM json_each(?)) LIMIT 1",
-            (json.dumps(ids),),
-        )
+    if len(set(ids)) != len(ids):
+        raise DuplicateEventError(f"an event id occurs twice in the batch for {stream_id}")
+    if not ids:
+        return None
+    stored = await connection.execute_fetchall(
+        "SELECT event_id, stream_id, version, transaction_id, position FROM events"
+        " WHERE event_id IN (SELECT value FROM json_each(?)) ORDER BY stream_id, version",
+        (json.dumps(ids),),
     )
+    if not stored:
+        return None
+    first, last = stored[0], stored[-1]
+    transaction_id = first[3]
+    # The whole of one append: its events in order, none of the same append around them.
+    if (
+        [row[0] for row in stored] != ids
+        or any(row[1] != stream_id or row[3] != transaction_id for row in stored)
+        or last[2] - first[2] + 1 != len(ids)
+        or await _scalar(
+            connection,
+            "SELECT 1 FROM events WHERE stream_id = ? AND version IN (?, ?) AND transaction_id = ?",
+            (stream_id, first[2] - 1, last[2] + 1, transaction_id),
+        )
+    ):
+        raise DuplicateEventError(f"an event id in the batch for {stream_id} is stored")
+    return AppendResult(stream_id, last[2], LogPosition(transaction_id, last[4]))
 
 
 def _row(

@@ -126,7 +126,7 @@ class StepEffects:
     ) -> CommandOutcome:
         """Through the bus under the effect's key; contention on a hot product is waited
         out (the bus retried already), never turned into a failed step."""
-        idempotency = Idempotency(key, fingerprint=key)
+        idempotency = Idempotency(key, fingerprint=key, expect_new=True)
         for attempt in range(1, 100):
             try:
                 return await self._bus.dispatch(command, context, idempotency)

@@ -9,21 +9,21 @@ anywhere and driving the same saga again does nothing twice. Events the saga cau
 the trigger's correlation id and the trigger's event id as causation.
 
 The process loop (leader lock, checkpoint, batches, a key's events in order, keys at once)
-is write_model/sagas/process.py; this is its `Reaction`.
+is write_model/sagas/process.py, and this is its `Reaction`; the saga stream's reading and
+recording, write_model/sagas/saga_stream.py.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import assert_never
 
 from write_model import commands, stream_ids
 from write_model.bus import (
     CommandBus,
-    Decider,
     Streams,
 )
 from write_model.command_context import CommandContext, Principal
@@ -41,22 +41,18 @@ from write_model.domain.fulfillment import (
     RunStep,
     StartFulfillment,
 )
-from write_model.envelope import AppendResult, EventMetadata, NewEvent, RecordedEvent
-from write_model.event_store.port import NO_STREAM, EventStore, WrongExpectedVersion
+from write_model.envelope import AppendResult, RecordedEvent
+from write_model.event_store.port import EventStore
 from write_model.handlers import ORDER
 from write_model.registry import EventTypeRegistry
 from write_model.sagas.effects import Gateways, StepEffects
+from write_model.sagas.saga_stream import FULFILLMENT, Loaded, SagaStream, decided_state
 
 log = logging.getLogger(__name__)
 
 PRINCIPAL = Principal.system("fulfillment-saga")
-_Loaded = tuple[fulfillment.FulfillmentSagaState, int]
-FULFILLMENT = Decider(
-    fulfillment.STREAM_TYPE, fulfillment.decide, fulfillment.evolve, fulfillment.initial_state
-)
 SUBSCRIBER = "saga:fulfillment"
 TRIGGERS = frozenset({"OrderSubmitted", "OrderCancelled"})
-_EVENT_IDS = uuid.UUID("a3c1d7e0-5b2f-4e8a-9c41-7d2e0f6b3a95")
 
 
 class FulfillmentOrchestrator:
@@ -72,11 +68,12 @@ class FulfillmentOrchestrator:
         after_append: Sequence[Callable[[AppendResult], None]] = (),
     ) -> None:
         self._store = store
-        self._registry = registry
         self._streams = Streams(store, registry)
+        # after_append: e.g. wake an in-process projector
+        self._saga = SagaStream(
+            store, registry, self._streams, clock=clock, after_append=after_append
+        )
         self._effects = StepEffects(bus, gateways, retry_seconds=retry_seconds)
-        self._clock = clock
-        self._after_append = tuple(after_append)  # e.g. wake an in-process projector
 
     subscriber = SUBSCRIBER
 
@@ -94,13 +91,25 @@ class FulfillmentOrchestrator:
                 principal=PRINCIPAL,
             )
             if trigger.type == "OrderSubmitted":
-                loaded = await self._start(key, context)
+                seen = _OrderSeen()
+                loaded, start = await self._start(key, seen)
+                await self.drive(key, context, loaded, start, seen)
             else:
-                loaded = await self._record(key, CancelFulfillment(), context)
-            await self.drive(key, context, loaded)
+                loaded = await self._saga.record(key, (CancelFulfillment(),), context)
+                await self.drive(key, context, loaded)
 
-    async def _start(self, order_id: str, context: CommandContext) -> _Loaded:
-        placed, _ = await self._load_order(order_id)
+    async def _start(
+        self, order_id: str, seen: _OrderSeen
+    ) -> tuple[Loaded, tuple[FulfillmentCommand, ...]]:
+        """The saga as stored, read with its order, and the command that starts it (none
+        when it has started: a trigger handled again after a crash)."""
+        (placed, order_version), loaded = await self._streams.load_many(
+            [(ORDER, order_id), (FULFILLMENT, order_id)]
+        )
+        if placed is not None and placed.status is not order.OrderStatus.CANCELLED:
+            seen.version = order_version
+        if loaded[0] is not None:
+            return loaded, ()
         if placed is None or placed.shipping_address is None:
             raise ValueError(f"order {order_id} was submitted without items or an address")
         start = StartFulfillment(
@@ -110,38 +119,58 @@ class FulfillmentOrchestrator:
             placed.totals().total,
             placed.shipping_address,
         )
-        return await self._record(order_id, start, context)
+        return loaded, (start,)
 
     async def drive(
-        self, order_id: str, context: CommandContext, loaded: _Loaded | None = None
+        self,
+        order_id: str,
+        context: CommandContext,
+        loaded: Loaded | None = None,
+        unrecorded: tuple[FulfillmentCommand, ...] = (),
+        seen: _OrderSeen | None = None,
     ) -> None:
         """Run the saga's next actions until it waits or is over. `loaded`: the saga's
-        state and version as just recorded (else it is read)."""
+        state and version as just recorded (else it is read). `unrecorded`: commands
+        decided on it but not stored yet (the start), recorded with the first outcome, in
+        one append: every action is keyed, so one run again after a crash before that
+        append has no further effect, and readers see no difference (a started step shows
+        as pending)."""
         if loaded is None:
-            loaded = await self._load(order_id)
+            loaded = await self._saga.load(order_id)
+        seen = seen or _OrderSeen()
         while True:
-            saga, _ = loaded
+            saga = decided_state(loaded[0], unrecorded)
             action = fulfillment.next_action(saga)
-            if action is None or saga is None:
-                return
-            outcome = await self._run(action, saga, context)
+            outcome = None
+            if action is not None and saga is not None:
+                outcome = await self._run(action, saga, context, seen)
             if outcome is None:
-                return  # waits: e.g. the order was cancelled and its event is on the way
-            loaded = await self._record(order_id, outcome, context, loaded=loaded)
+                # Over, or waits: e.g. the order was cancelled and its event is on the way.
+                if unrecorded:
+                    await self._saga.record(order_id, unrecorded, context, loaded=loaded)
+                return
+            loaded = await self._saga.record(
+                order_id, (*unrecorded, outcome), context, loaded=loaded
+            )
+            unrecorded = ()
 
     # -------------------------------------------------------------- actions
 
     async def _run(
-        self, action: fulfillment.Action, saga: Fulfillment, context: CommandContext
+        self,
+        action: fulfillment.Action,
+        saga: Fulfillment,
+        context: CommandContext,
+        seen: _OrderSeen,
     ) -> FulfillmentCommand | None:
         match action:
             case RunStep(step, run):
                 # No charge or shipment for a cancelled order (a reservation is cheap to
                 # undo: the order read at the start serves the first step).
-                if step is not fulfillment.Step.RESERVE_INVENTORY:
-                    placed, _ = await self._load_order(saga.order_id)
-                    if placed is not None and placed.status is order.OrderStatus.CANCELLED:
-                        return CancelFulfillment()
+                if step is not fulfillment.Step.RESERVE_INVENTORY and await self._cancelled(
+                    saga.order_id, seen
+                ):
+                    return CancelFulfillment()
                 return await self._effects.run_step(step, run, context)
             case Compensate(step, undo):
                 await self._effects.undo(undo, context)
@@ -160,57 +189,22 @@ class FulfillmentOrchestrator:
             case _:
                 assert_never(action)
 
-    async def _load_order(self, order_id: str) -> tuple[order.OrderState, int]:
-        return await self._streams.load(ORDER, order_id)
+    async def _cancelled(self, order_id: str, seen: _OrderSeen) -> bool:
+        """Whether the order is cancelled now. An order whose stream has not moved since it
+        was read, not cancelled, still is not: its version alone tells (cheaper than
+        reading and folding it)."""
+        if seen.version is not None:
+            if await self._store.stream_version(ORDER.stream_id(order_id)) == seen.version:
+                return False
+        placed, version = await self._streams.load(ORDER, order_id)
+        cancelled = placed is not None and placed.status is order.OrderStatus.CANCELLED
+        seen.version = None if cancelled else version
+        return cancelled
 
-    # ---------------------------------------------------------- saga stream
 
-    async def _load(self, order_id: str) -> tuple[fulfillment.FulfillmentSagaState, int]:
-        return await self._streams.load(FULFILLMENT, order_id)
+@dataclass
+class _OrderSeen:
+    """The version of the order when one drive last read it not cancelled (None: not read
+    yet, or read cancelled)."""
 
-    async def _record(
-        self,
-        order_id: str,
-        command: FulfillmentCommand,
-        context: CommandContext,
-        *,
-        loaded: _Loaded | None = None,
-    ) -> _Loaded:
-        """Decide `command` on the saga stream and append its events in one append, each
-        with an id derived from the stream and its version (the same after a crash).
-        Returns the saga's state and version after it."""
-        stream_id = FULFILLMENT.stream_id(order_id)
-        while True:
-            saga, version = loaded if loaded is not None else await self._load(order_id)
-            loaded = None
-            if saga is None and isinstance(command, CancelFulfillment):
-                return saga, version  # e.g. a draft cancelled: no saga ever started
-            events = fulfillment.decide(command, saga)
-            if not events:
-                return saga, version
-            now = self._clock()
-            new_events = []
-            for offset, event in enumerate(events, start=1):
-                type_name, data, schema_version = self._registry.serialize(event)
-                metadata = EventMetadata(
-                    correlation_id=context.correlation_id,
-                    causation_id=context.causation_id,
-                    user_id=context.principal.user_id,
-                    schema_version=schema_version,
-                )
-                event_id = uuid.uuid5(_EVENT_IDS, f"{stream_id}:{version + offset}")
-                new_events.append(NewEvent(event_id, type_name, data, metadata, now))
-            try:
-                appended = await self._store.append_to_stream(
-                    stream_id,
-                    fulfillment.STREAM_TYPE,
-                    version if version > 0 else NO_STREAM,
-                    new_events,
-                )
-            except WrongExpectedVersion:
-                continue  # another driver (a standby taking over) moved it: decide again
-            for listener in self._after_append:
-                listener(appended)
-            for event in events:
-                saga = fulfillment.evolve(saga, event)
-            return saga, appended.version
+    version: int | None = None

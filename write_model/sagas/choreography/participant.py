@@ -35,7 +35,7 @@ from functools import partial
 from typing import Any, assert_never
 
 from write_model import commands, stream_ids
-from write_model.bus import CommandBus, Decider, Streams
+from write_model.bus import CommandBus, Decider, Streams, event_metadata
 from write_model.command_context import CommandContext, Principal
 from write_model.domain import choreography, fulfillment, order
 from write_model.domain.choreography import Participant, Response
@@ -54,12 +54,12 @@ from write_model.domain.fulfillment import (
     StartFulfillment,
     StepStatus,
 )
-from write_model.envelope import AppendResult, EventMetadata, NewEvent, RecordedEvent
+from write_model.envelope import AppendResult, NewEvent, RecordedEvent
 from write_model.event_store.port import NO_STREAM, EventStore, WrongExpectedVersion
 from write_model.handlers import ORDER
 from write_model.registry import EventTypeRegistry
 from write_model.sagas.effects import Gateways, StepEffects
-from write_model.sagas.orchestrator import FULFILLMENT
+from write_model.sagas.saga_stream import FULFILLMENT
 
 log = logging.getLogger(__name__)
 
@@ -277,12 +277,7 @@ class FulfillmentParticipant:
             new_events = []
             for offset, event in enumerate(events, start=1):
                 type_name, data, schema_version = self._registry.serialize(event)
-                metadata = EventMetadata(
-                    correlation_id=turn.context.correlation_id,
-                    causation_id=turn.context.causation_id,
-                    user_id=self._principal.user_id,
-                    schema_version=schema_version,
-                )
+                metadata = event_metadata(turn.context, schema_version)
                 event_id = uuid.uuid5(_EVENT_IDS, f"{purpose}:{offset}")
                 new_events.append(NewEvent(event_id, type_name, data, metadata, now))
             try:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncpg
 
+# The table lives in the event store's database: its outages are the event store's, so the
+# saga process retries them instead of parking what it was doing as a dead letter.
+from write_model.event_store.postgres import (
+    _unavailable_when_disconnected as unavailable_when_disconnected,
+)
 from write_model.sagas.ledger.port import LedgerEntry
 
 SCHEMA = """
@@ -42,6 +47,7 @@ class PostgresLedger:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    @unavailable_when_disconnected
     async def record(self, entry: LedgerEntry) -> LedgerEntry:
         row = await self._pool.fetchrow(
             _RECORD,
@@ -62,12 +68,14 @@ class PostgresLedger:
         assert row is not None, "the key is stored by now"
         return LedgerEntry(*row)
 
+    @unavailable_when_disconnected
     async def find(self, key: str) -> LedgerEntry | None:
         row = await self._pool.fetchrow(
             f"SELECT {_COLUMNS} FROM gateway_ledger WHERE key = $1", key
         )
         return None if row is None else LedgerEntry(*row)
 
+    @unavailable_when_disconnected
     async def entries(self, gateway: str) -> list[LedgerEntry]:
         rows = await self._pool.fetch(
             f"SELECT {_COLUMNS} FROM gateway_ledger WHERE gateway = $1 ORDER BY seq", gateway
