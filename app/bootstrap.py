@@ -11,7 +11,7 @@ A `Backend` is every adapter a process runs on, as ports:
   an in-memory read store unless URLs are set, and in-process signals, feed and locks.
 
 On a backend: `command_bus` (command handling), `projector_dependencies` (the projector's
-loop), `saga_dependencies` (the fulfillment saga's loop and gateways), and for the API
+loop), `saga_subscribers` (the fulfillment saga's loops and gateways), and for the API
 `api_runtime` (what GraphQL resolvers use, plus the projector and saga tasks in embedded
 mode). Everything is built inside a lifespan or a command's run, never at import.
 """
@@ -45,6 +45,7 @@ from schema.context import CommandObserver, NoObserver, Services
 from schema.order_updates import LiveOrders
 from schema.rate_limit import RateLimiter
 from write_model.bus import CommandBus
+from write_model.domain.choreography import Participant
 from write_model.envelope import AppendResult
 from write_model.event_store.port import EventStore
 from write_model.event_types import build_registry
@@ -389,9 +390,15 @@ def projector_dependencies(settings: Settings, backend: Backend) -> ProjectorDep
     )
 
 
-def saga_dependencies(settings: Settings, backend: LogBackend) -> SubscriberDependencies:
-    """The orchestrator on the simulated gateways (configured by settings), each behind its
-    timeout, retries and circuit breaker."""
+def saga_subscribers(
+    settings: Settings, backend: LogBackend, only: Participant | None = None
+) -> list[SubscriberDependencies]:
+    """The saga's loops in SAGA_MODE: the orchestrator, or the choreography's three
+    participants (`only`: that one, for `orders participant`), each with a checkpoint and
+    leader lock of its own; on the simulated gateways (configured by settings), each behind
+    its timeout, retries and circuit breaker."""
+    from write_model.sagas.choreography.participant import PARTICIPANTS, participants
+    from write_model.sagas.effects import Gateways
     from write_model.sagas.gateways.resilience import (
         CallPolicy,
         ResilientPayments,
@@ -404,7 +411,8 @@ def saga_dependencies(settings: Settings, backend: LogBackend) -> SubscriberDepe
         SimulatedPayments,
         SimulatedShipping,
     )
-    from write_model.sagas.orchestrator import FulfillmentOrchestrator, Gateways
+    from write_model.sagas.orchestrator import FulfillmentOrchestrator
+    from write_model.sagas.process import Reaction
 
     hanging = settings.listed(settings.gateway_hang)
 
@@ -438,33 +446,66 @@ def saga_dependencies(settings: Settings, backend: LogBackend) -> SubscriberDepe
         ShippingRules(fail_countries=settings.listed(settings.shipping_fail_countries)),
         behaviour("shipping", 1),
     )
-    orchestrator = FulfillmentOrchestrator(
-        backend.events,
-        backend.registry,
-        command_bus(settings, backend),
-        Gateways(ResilientPayments(payments, policy), ResilientShipping(shipping, policy)),
-        clock=utc_now,
-        after_append=backend.after_append,
-    )
-    return SubscriberDependencies(
-        events=backend.events,
-        checkpoints=backend.saga.checkpoints,
-        dead_letters=backend.saga.dead_letters,
-        signal=backend.signal,
-        lock=backend.lock,
-        reaction=orchestrator,
-        concurrency=settings.saga_concurrency,
-        batch_size=settings.projector_batch_size,
-        poll_seconds=settings.projector_poll_seconds,
-        max_attempts=settings.saga_max_attempts,
-        backoff_seconds=settings.saga_backoff_seconds,
-    )
+    gateways = Gateways(ResilientPayments(payments, policy), ResilientShipping(shipping, policy))
+    bus = command_bus(settings, backend)
+    reactions: list[Reaction]
+    if settings.saga_mode == "orchestration" and only is None:
+        orchestrator = FulfillmentOrchestrator(
+            backend.events,
+            backend.registry,
+            bus,
+            gateways,
+            clock=utc_now,
+            after_append=backend.after_append,
+        )
+        reactions = [orchestrator]
+    else:
+        chosen = PARTICIPANTS if only is None else (only,)
+        reactions = [
+            *participants(
+                backend.events,
+                backend.registry,
+                bus,
+                gateways,
+                clock=utc_now,
+                only=chosen,
+                after_append=backend.after_append,
+            )
+        ]
+    return [
+        SubscriberDependencies(
+            events=backend.events,
+            checkpoints=backend.saga.checkpoints,
+            dead_letters=backend.saga.dead_letters,
+            signal=backend.signal,
+            lock=backend.lock,
+            reaction=reaction,
+            concurrency=settings.saga_concurrency,
+            batch_size=settings.projector_batch_size,
+            poll_seconds=settings.projector_poll_seconds,
+            max_attempts=settings.saga_max_attempts,
+            backoff_seconds=settings.saga_backoff_seconds,
+        )
+        for reaction in reactions
+    ]
 
 
-async def run_saga_process(settings: Settings, stop: asyncio.Event) -> None:
-    """`orders saga`: lead (or stand by for) the fulfillment saga until `stop`, with the
-    ops endpoints on OPS_PORT when it is set. PostgreSQL and the gateways are all it needs
-    (its dead letters live beside its checkpoint), not MongoDB."""
+async def run_subscribers(
+    subscribers: Sequence[SubscriberDependencies], stop: asyncio.Event
+) -> None:
+    """The saga's loops side by side until `stop`."""
+    async with asyncio.TaskGroup() as tasks:
+        for deps in subscribers:
+            tasks.create_task(run_subscriber(deps, stop), name=deps.reaction.subscriber)
+
+
+async def run_saga_process(
+    settings: Settings, stop: asyncio.Event, participant: Participant | None = None
+) -> None:
+    """`orders saga`: lead (or stand by for) the fulfillment saga until `stop` (in
+    choreography, its three participants); `orders participant <name>`: that participant
+    alone. With the ops endpoints on OPS_PORT when it is set. PostgreSQL and the gateways
+    are all it needs (its dead letters live beside its checkpoint), not MongoDB."""
     from app.ops_server import ops_server
 
     async with (
@@ -473,7 +514,7 @@ async def run_saga_process(settings: Settings, stop: asyncio.Event) -> None:
         ) as backend,
         ops_server(settings, backend, None),
     ):
-        await run_subscriber(saga_dependencies(settings, backend), stop)
+        await run_subscribers(saga_subscribers(settings, backend, participant), stop)
 
 
 async def run_projections(deps: ProjectorDependencies, stop: asyncio.Event) -> None:
@@ -580,9 +621,9 @@ async def api_runtime(
         if embedded:
             deps = projector_dependencies(settings, backend)
             runtime.projector = await running.enter_async_context(_projections_running(deps))
-            saga = saga_dependencies(settings, backend)
+            sagas = saga_subscribers(settings, backend)
             runtime.saga = await running.enter_async_context(
-                _task_running("saga", lambda stop: run_subscriber(saga, stop))
+                _task_running("saga", lambda stop: run_subscribers(sagas, stop))
             )
         yield runtime
 

@@ -25,6 +25,7 @@ from app.bootstrap import (
 )
 from app.log_config import configure_logging
 from app.settings import Settings
+from write_model.domain.choreography import Participant
 from write_model.envelope import LogPosition
 
 
@@ -119,11 +120,30 @@ def projector_command() -> None:
 @main.command("saga")
 def saga_command() -> None:
     """Run the fulfillment saga on PostgreSQL: confirm or reject submitted orders (a second
-    one stands by)."""
+    one stands by). SAGA_MODE=choreography: its three participants."""
     settings = Settings()
     _configure_logging(settings)
     _require_services(settings, "orders saga", read_store=False)
     _run(lambda: _until_signalled(lambda stop: run_saga_process(settings, stop)))
+
+
+@main.command("participant")
+@click.argument("name", type=click.Choice([p.value.lower() for p in Participant]))
+def participant_command(name: str) -> None:
+    """Run one participant of the choreographed fulfillment saga on PostgreSQL (SAGA_MODE
+    choreography): inventory, payment or shipping (a second one stands by)."""
+    settings = Settings()
+    _configure_logging(settings)
+    _require_services(settings, f"orders participant {name}", read_store=False)
+    if settings.saga_mode != "choreography":
+        click.echo(
+            "error: orders participant runs one participant of the choreography; set "
+            "SAGA_MODE=choreography (orders saga runs the orchestrator)",
+            err=True,
+        )
+        sys.exit(2)
+    participant = Participant(name.capitalize())
+    _run(lambda: _until_signalled(lambda stop: run_saga_process(settings, stop, participant)))
 
 
 @main.group("projections")

@@ -168,6 +168,12 @@ class Settings(BaseSettings):
         "websockets), or `*`; unset: same origin only (`orders dev`: any)",
     )
     # The fulfillment saga (`orders saga`, in-process in `orders dev`) and its gateways.
+    saga_mode: Literal["orchestration", "choreography"] = Field(
+        "orchestration",
+        description="how the fulfillment saga runs: `orchestration` (one orchestrator drives "
+        "each order's steps) or `choreography` (inventory, payment and shipping participants "
+        "react to each other's events; `orders participant` runs one alone)",
+    )
     saga_concurrency: int = Field(
         32, ge=1, le=1000, description="sagas one saga process drives at once"
     )

@@ -1,5 +1,5 @@
-"""Fulfillment saga benchmark (orchestration) on PostgreSQL, in one process, on a database
-of its own, with zero-latency simulated gateways and the PostgreSQL ledger.
+"""Fulfillment saga benchmark (orchestration, choreography) on PostgreSQL, in one process,
+on a database of its own, with zero-latency simulated gateways and the PostgreSQL ledger.
 
 1. Throughput: `--orders` orders are submitted first, then the saga loop (leader lock,
    gap-free reading, checkpoint) runs them all: sagas completed per second.
@@ -10,7 +10,11 @@ of its own, with zero-latency simulated gateways and the PostgreSQL ledger.
    the orders projection running in this process too (in-memory documents, woken by each
    append, watched through its change feed).
 
-    python -m bench.saga [--orders 1000] [--rate 50] [--seconds 10]
+    python -m bench.saga [--orders 1000] [--rate 50] [--seconds 10] [--mode both]
+
+`--mode choreography` runs the three participants (each its own loop and checkpoint)
+instead of the orchestrator; `both` (the default) prints one mode's figures after the
+other's.
 
 Run under `make bench-saga` (tests/services/with-services provides DATABASE_URL).
 """
@@ -48,6 +52,8 @@ from write_model.event_store import postgres
 from write_model.event_types import build_registry
 from write_model.handlers import command_handlers
 from write_model.sagas import storage
+from write_model.sagas.choreography.participant import participants
+from write_model.sagas.effects import Gateways
 from write_model.sagas.gateways.resilience import CallPolicy, ResilientPayments, ResilientShipping
 from write_model.sagas.gateways.simulated import (
     PaymentRules,
@@ -55,8 +61,8 @@ from write_model.sagas.gateways.simulated import (
     SimulatedPayments,
     SimulatedShipping,
 )
-from write_model.sagas.orchestrator import FulfillmentOrchestrator, Gateways
-from write_model.sagas.process import SubscriberDependencies, run_subscriber
+from write_model.sagas.orchestrator import FulfillmentOrchestrator
+from write_model.sagas.process import Reaction, SubscriberDependencies, run_subscriber
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 PRODUCTS = 50  # orders spread over many products: stock contention is not what is measured
@@ -83,7 +89,7 @@ class RoundTrips:
 
 
 class Bench:
-    def __init__(self, pool: object, dsn: str) -> None:
+    def __init__(self, pool: object, dsn: str, mode: str) -> None:
         self.dsn = dsn
         self.round_trips = RoundTrips(pool)
         pool = self.round_trips
@@ -106,25 +112,34 @@ class Bench:
             ResilientPayments(SimulatedPayments(ledger, PaymentRules()), policy),
             ResilientShipping(SimulatedShipping(ledger, ShippingRules()), policy),
         )
-        orchestrator = FulfillmentOrchestrator(
-            self.events,
-            build_registry(),
-            self.bus,
-            gateways,
-            clock=utc_now,
-            after_append=(lambda _: self.signal.notify(),),
-        )
-        self.deps = SubscriberDependencies(
-            events=self.events,
-            checkpoints=saga_storage.checkpoints,
-            dead_letters=saga_storage.dead_letters,
-            signal=self.signal,
-            lock=InProcessLeaderLock(),
-            reaction=orchestrator,
-            concurrency=32,
-            batch_size=500,
-            poll_seconds=1.0,
-        )
+        registry = build_registry()
+        woken = (lambda _: self.signal.notify(),)
+        reactions: list[Reaction] = [
+            FulfillmentOrchestrator(
+                self.events, registry, self.bus, gateways, clock=utc_now, after_append=woken
+            )
+        ]
+        if mode == "choreography":
+            reactions = [
+                *participants(
+                    self.events, registry, self.bus, gateways, clock=utc_now, after_append=woken
+                )
+            ]
+        lock = InProcessLeaderLock()
+        self.subscribers = [
+            SubscriberDependencies(
+                events=self.events,
+                checkpoints=saga_storage.checkpoints,
+                dead_letters=saga_storage.dead_letters,
+                signal=self.signal,
+                lock=lock,
+                reaction=reaction,
+                concurrency=32,
+                batch_size=500,
+                poll_seconds=1.0,
+            )
+            for reaction in reactions
+        ]
         self.run_id = uuid.uuid4().hex[:8]
         self.submitted_at: dict[str, float] = {}  # perf_counter at the submitOrder answer
 
@@ -156,6 +171,11 @@ class Bench:
         self.submitted_at[order_id] = time.perf_counter()
         return order_id
 
+    async def running(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as loops:
+            for deps in self.subscribers:
+                loops.create_task(run_subscriber(deps, stop))
+
     async def until_confirmed(self, order_ids: list[str], seconds: float = 300) -> None:
         """Watch on a connection of its own (not the pool's, whose server CPU is measured)
         with one cheap count (the database is the run's own): watching must not slow the
@@ -174,12 +194,12 @@ class Bench:
             await watcher.close()
 
 
-async def throughput(dsn: str, orders: int) -> None:
+async def throughput(dsn: str, orders: int, mode: str) -> None:
     pool = await postgres.create_pool(dsn, min_size=4, max_size=20)
     try:
         await postgres.migrate(pool)
         await storage.migrate_postgres(pool)
-        bench = Bench(pool, dsn)
+        bench = Bench(pool, dsn, mode)
         await bench.catalog()
         semaphore = asyncio.Semaphore(16)
 
@@ -193,7 +213,7 @@ async def throughput(dsn: str, orders: int) -> None:
         server_cpu = await backend_cpu_seconds(pool)
         cpu = time.process_time()
         started = time.perf_counter()
-        loop = asyncio.create_task(run_subscriber(bench.deps, stop))
+        loop = asyncio.create_task(bench.running(stop))
         await bench.until_confirmed(order_ids)
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu
@@ -208,7 +228,8 @@ async def throughput(dsn: str, orders: int) -> None:
         await loop
         round_trips = bench.round_trips.count - round_trips
         say(
-            f"throughput: {orders} sagas in {elapsed:.1f} s = {orders / elapsed:.0f} sagas/s "
+            f"{mode} throughput: {orders} sagas in {elapsed:.1f} s = "
+            f"{orders / elapsed:.0f} sagas/s "
             f"(target >= 200); per saga {round_trips / orders:.1f} statements to PostgreSQL, "
             f"{cpu / orders * 1000:.2f} ms CPU in this process, "
             f"{server / orders * 1000:.2f} ms CPU in PostgreSQL"
@@ -287,10 +308,10 @@ class ConfirmedDocuments:
         return asyncio.create_task(run_projection(self.deps, OrdersProjection(), stop))
 
 
-async def latency(dsn: str, rate: float, seconds: float) -> None:
+async def latency(dsn: str, rate: float, seconds: float, mode: str) -> None:
     pool = await postgres.create_pool(dsn, min_size=4, max_size=20)
     try:
-        bench = Bench(pool, dsn)
+        bench = Bench(pool, dsn, mode)
         await bench.catalog()
         stop = asyncio.Event()
         read_side = ConfirmedDocuments(bench)
@@ -298,7 +319,7 @@ async def latency(dsn: str, rate: float, seconds: float) -> None:
         watcher = asyncio.create_task(read_side.watch(watching))
         await watching.wait()
         projector = read_side.project(stop)
-        loop = asyncio.create_task(run_subscriber(bench.deps, stop))
+        loop = asyncio.create_task(bench.running(stop))
         order_ids: list[str] = []
         submits = []
         begin = time.perf_counter()
@@ -319,7 +340,7 @@ async def latency(dsn: str, rate: float, seconds: float) -> None:
             latencies.append((at["OrderConfirmed"] - at["OrderSubmitted"]).total_seconds())
         p50, p99 = p50_p99_ms(latencies)
         say(
-            f"latency at {rate:g} submits/s: submitted -> OrderConfirmed in the log "
+            f"{mode} latency at {rate:g} submits/s: submitted -> OrderConfirmed in the log "
             f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 250 ms)"
         )
         missing = [o for o in order_ids if o not in read_side.confirmed_at]
@@ -329,7 +350,7 @@ async def latency(dsn: str, rate: float, seconds: float) -> None:
         p50, p99 = p50_p99_ms(to_document)
         gaps = f" ({read_side.gaps} feed gaps: figures late)" if read_side.gaps else ""
         say(
-            f"latency at {rate:g} submits/s: submitOrder answered -> CONFIRMED in the read "
+            f"{mode} latency at {rate:g} submits/s: submitOrder answered -> CONFIRMED in the read "
             f"document p50 {p50:.1f} ms, p99 {p99:.1f} ms{gaps}"
         )
     finally:
@@ -341,14 +362,17 @@ async def main() -> None:
     parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--mode", choices=["orchestration", "choreography", "both"], default="both")
     args = parser.parse_args()
     admin_dsn = os.environ.get("DATABASE_URL")
     if not admin_dsn:
         raise SystemExit("DATABASE_URL is not set: run `make bench-saga`")
-    say("fulfillment saga (orchestration), PostgreSQL event store and ledger, zero latency")
-    async with own_postgres_database(admin_dsn, f"bench_saga_{uuid.uuid4().hex[:8]}") as dsn:
-        await throughput(dsn, args.orders)
-        await latency(dsn, args.rate, args.seconds)
+    modes = ["orchestration", "choreography"] if args.mode == "both" else [args.mode]
+    say(f"fulfillment saga ({', '.join(modes)}), PostgreSQL event store and ledger, zero latency")
+    for mode in modes:
+        async with own_postgres_database(admin_dsn, f"bench_saga_{uuid.uuid4().hex[:8]}") as dsn:
+            await throughput(dsn, args.orders, mode)
+            await latency(dsn, args.rate, args.seconds, mode)
 
 
 if __name__ == "__main__":

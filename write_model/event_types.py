@@ -10,7 +10,7 @@ from __future__ import annotations
 import typing
 from typing import Any
 
-from write_model.domain import customer, fulfillment, order, product
+from write_model.domain import choreography, customer, fulfillment, order, product
 from write_model.registry import EventTypeRegistry, camel_case_keys
 
 # Types that came after payloads went camelCase: version 1 is camelCase, nothing to upcast.
@@ -18,6 +18,7 @@ CAMEL_CASE_FROM_THE_START: tuple[type, ...] = (
     product.ReservedStockShipped,
     product.ShippedStockReturned,
     *typing.get_args(fulfillment.FulfillmentEvent),
+    *typing.get_args(choreography.ParticipantEvent),
 )
 
 EVENT_TYPES: tuple[type, ...] = (
@@ -26,6 +27,7 @@ EVENT_TYPES: tuple[type, ...] = (
     *typing.get_args(product.ProductEvent),
     customer.CustomerEmailReserved,
     *typing.get_args(fulfillment.FulfillmentEvent),
+    *typing.get_args(choreography.ParticipantEvent),
 )
 
 _SNAKE_CASE_UNTIL = {order.OrderItemAdded: 2}  # every other type: version 1

@@ -1,12 +1,20 @@
-"""Fulfillment over GraphQL on both stacks (`orders dev`; api + projector + saga): a
-submitted order is confirmed with its three steps done, stock and lifetime value follow;
-an order the stock cannot cover is rejected at ReserveInventory and nothing is charged."""
+"""Fulfillment over GraphQL on both stacks (`orders dev`; api + projector + saga) in both
+saga modes (orchestration: the session's stacks; choreography: a stack of each kind with
+SAGA_MODE=choreography, started once for this module): a submitted order is confirmed with
+its three steps done, stock and lifetime value follow; an order the stock cannot cover is
+rejected at ReserveInventory and nothing is charged."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
+
+import asyncpg
+import pytest
 
 from tests.e2e.client import (
     ADDRESS,
@@ -17,6 +25,53 @@ from tests.e2e.client import (
     create_order,
     register_customer,
 )
+from tests.e2e.conftest import started_stack
+from tests.e2e.processes import Stack
+
+
+@pytest.fixture(scope="module")
+async def choreography_stack(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    """A stack of the same kind as `stack`, its saga in choreography."""
+    logs = tmp_path_factory.mktemp(f"e2e-choreography-{stack.name}")
+    async with started_stack(stack.name, logs, {"SAGA_MODE": "choreography"}) as running:
+        yield running
+
+
+@dataclass(frozen=True)
+class SagaStack:
+    api: Api
+    stack: Stack
+    mode: str
+
+    async def stream_types(self, stream_id: str) -> list[str]:
+        """The types of a stream's events, read from the stack's event store."""
+        store = self.stack.event_store
+        if store.startswith("postgres"):
+            connection = await asyncpg.connect(store)
+            try:
+                rows = await connection.fetch(
+                    "SELECT type FROM events WHERE stream_id = $1 ORDER BY version", stream_id
+                )
+            finally:
+                await connection.close()
+            return [row["type"] for row in rows]
+        with sqlite3.connect(store) as connection:
+            query = "SELECT type FROM events WHERE stream_id = ? ORDER BY version"
+            return [row[0] for row in connection.execute(query, (stream_id,))]
+
+
+@pytest.fixture(params=["orchestration", "choreography"])
+async def saga(
+    request: pytest.FixtureRequest, stack: Stack, choreography_stack: Stack
+) -> AsyncIterator[SagaStack]:
+    """A client of a stack of `stack`'s kind whose saga runs in the mode of the parameter."""
+    running = stack if request.param == "orchestration" else choreography_stack
+    running.check_running()
+    async with Api.connect(running.graphql_url) as client:
+        yield SagaStack(client, running, request.param)
+
 
 FULFILLMENT_QUERY = """
 query Fulfilled($order: ID!, $product: ID!, $customer: ID!) {
@@ -58,7 +113,8 @@ async def settled(api: Api, ids: dict[str, str], seconds: float = 30.0) -> dict[
         await asyncio.sleep(0.1)
 
 
-async def test_an_order_is_confirmed_with_all_three_steps_done(api: Api, uid: str) -> None:
+async def test_an_order_is_confirmed_with_all_three_steps_done(saga: SagaStack, uid: str) -> None:
+    api = saga.api
     ids = await submitted_order(api, uid, quantity=3, stock=10)
 
     data = await settled(api, ids)
@@ -76,9 +132,15 @@ async def test_an_order_is_confirmed_with_all_three_steps_done(api: Api, uid: st
     assert data["product"] == {"stockOnHand": 7, "stockReserved": 0, "stockAvailable": 7}
     # 3 x 20.00 plus 10 % tax.
     assert data["customer"]["lifetimeValue"] == {"amount": "66.00", "currency": "USD"}
+    # Choreography: shipping, a participant of its own, recorded the shipment on its stream.
+    shipped = await saga.stream_types(f"Shipping-{ids['order']}")
+    assert shipped == (["ShipmentCreated"] if saga.mode == "choreography" else [])
 
 
-async def test_an_order_beyond_the_stock_is_rejected_before_any_payment(api: Api, uid: str) -> None:
+async def test_an_order_beyond_the_stock_is_rejected_before_any_payment(
+    saga: SagaStack, uid: str
+) -> None:
+    api = saga.api
     ids = await submitted_order(api, uid, quantity=5, stock=2)
 
     data = await settled(api, ids)

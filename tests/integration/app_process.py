@@ -11,11 +11,12 @@ from pathlib import Path
 
 
 class AppProcess:
-    def __init__(self, command: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, command: str | list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
+        arguments = [command] if isinstance(command, str) else command
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app", command], env=env, stdout=self._log, stderr=self._log
+            [sys.executable, "-m", "app", *arguments], env=env, stdout=self._log, stderr=self._log
         )
 
     def log(self) -> str:
@@ -39,8 +40,11 @@ class AppProcess:
 
 
 class SagaProcess(AppProcess):
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        super().__init__("saga", env, log_path)
+    """`orders saga`, or with `participant` `orders participant <participant>`."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, participant: str | None = None):
+        command = ["saga"] if participant is None else ["participant", participant]
+        super().__init__(command, env, log_path)
 
     async def leading(self, seconds: float = 30.0) -> None:
         deadline = time.monotonic() + seconds

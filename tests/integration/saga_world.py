@@ -1,6 +1,7 @@
 """The fulfillment saga on real PostgreSQL for the integration tests: the event store,
-the command bus, the PostgreSQL ledger, and an orchestrator on simulated gateways with the
-rules a test asks for. `fulfil` hands the orchestrator an order's triggers from the log."""
+the command bus, the PostgreSQL ledger, and the saga in either mode on simulated gateways
+with the rules a test asks for: `driver` builds the orchestrator (orchestration) or the
+three participants (choreography); `fulfil` hands it the orders' events from the log."""
 
 from __future__ import annotations
 
@@ -19,10 +20,13 @@ from write_model.command_context import CommandContext
 from write_model.domain import fulfillment
 from write_model.domain.order import Address, OrderState
 from write_model.domain.product import ProductState
+from write_model.envelope import LogPosition, RecordedEvent
 from write_model.event_store.postgres import PostgresEventStore
 from write_model.event_types import build_registry
 from write_model.handlers import ORDER, PRODUCT
 from write_model.sagas import storage
+from write_model.sagas.choreography.participant import FulfillmentParticipant, participants
+from write_model.sagas.effects import Gateways
 from write_model.sagas.gateways.port import PaymentGateway, ShippingGateway
 from write_model.sagas.gateways.resilience import CallPolicy, ResilientPayments, ResilientShipping
 from write_model.sagas.gateways.simulated import (
@@ -33,8 +37,12 @@ from write_model.sagas.gateways.simulated import (
     SimulatedShipping,
 )
 from write_model.sagas.ledger.port import GatewayLedger, LedgerEntry
-from write_model.sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator, Gateways
+from write_model.sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator
 from write_model.sagas.process import react_to
+
+MODES = ("orchestration", "choreography")
+# What drives the sagas in a mode: the orchestrator, or the participants.
+Driver = FulfillmentOrchestrator | list[FulfillmentParticipant]
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 ANY_PAYMENT = PaymentRules()
@@ -48,12 +56,13 @@ class SagaWorld:
     events: PostgresEventStore
     bus: CommandBus
     ledger: GatewayLedger
+    mode: str = "orchestration"
     streams: Streams = field(init=False)
 
     def __post_init__(self) -> None:
         self.streams = Streams(self.events, build_registry())
 
-    def orchestrator(
+    def driver(
         self,
         *,
         payment_rules: PaymentRules = ANY_PAYMENT,
@@ -63,14 +72,17 @@ class SagaWorld:
         policy: CallPolicy = FAST,
         payments: PaymentGateway | None = None,
         shipping: ShippingGateway | None = None,
-    ) -> FulfillmentOrchestrator:
+    ) -> Driver:
         payments = payments or SimulatedPayments(self.ledger, payment_rules, payment_behaviour)
         shipping = shipping or SimulatedShipping(self.ledger, shipping_rules, shipping_behaviour)
         gateways = Gateways(
             ResilientPayments(payments, policy), ResilientShipping(shipping, policy)
         )
+        clock = lambda: datetime.now(UTC)  # noqa: E731
+        if self.mode == "choreography":
+            return participants(self.events, build_registry(), self.bus, gateways, clock=clock)
         return FulfillmentOrchestrator(
-            self.events, build_registry(), self.bus, gateways, clock=lambda: datetime.now(UTC)
+            self.events, build_registry(), self.bus, gateways, clock=clock
         )
 
     async def product(self, product_id: str, stock: int, price: str = "10.00") -> None:
@@ -107,11 +119,30 @@ class SagaWorld:
         cancel = commands.CancelOrder(order_id=order_id, reason="changed my mind")
         await self.bus.dispatch(cancel, CommandContext(correlation_id="cancel-request"))
 
-    async def fulfil(self, orchestrator: FulfillmentOrchestrator, *order_ids: str) -> None:
-        """Hand the orchestrator these orders' streams (their triggers), as the log would."""
-        found = await self.events.read_streams([ORDER.stream_id(o) for o in order_ids])
-        events = [event for stream in found.values() for event in stream]
-        await react_to(orchestrator, events, asyncio.Semaphore(32))
+    async def fulfil(self, driver: Driver, *order_ids: str) -> None:
+        """Hand the driver these orders' events, as the log would: the orchestrator their
+        order streams; each participant, at once, what it has not seen of the order and
+        participant streams, in log order, until none has anything new."""
+        if isinstance(driver, FulfillmentOrchestrator):
+            found = await self.events.read_streams([ORDER.stream_id(o) for o in order_ids])
+            events = [event for stream in found.values() for event in stream]
+            await react_to(driver, events, asyncio.Semaphore(32))
+            return
+        kinds = [ORDER.stream_type, *(p.participant.value for p in driver)]
+        stream_ids = [f"{kind}-{order_id}" for kind in kinds for order_id in order_ids]
+        seen: set[tuple[str, object]] = set()
+        while True:
+            found = await self.events.read_streams(stream_ids)
+            log = sorted((e for stream in found.values() for e in stream), key=_position)
+            rounds = []
+            for participant in driver:
+                new = [e for e in log if (participant.subscriber, e.event_id) not in seen]
+                seen.update((participant.subscriber, e.event_id) for e in new)
+                if any(participant.key_of(e) is not None for e in new):
+                    rounds.append(react_to(participant, new, asyncio.Semaphore(32)))
+            if not rounds:
+                return
+            await asyncio.gather(*rounds)
 
     async def order(self, order_id: str) -> OrderState:
         return (await self.streams.load(ORDER, order_id))[0]
@@ -136,8 +167,15 @@ class SagaWorld:
         return [(e.gateway, e.operation, e.succeeded) for e in entries if e.key.startswith(prefix)]
 
 
+def _position(event: RecordedEvent) -> LogPosition:
+    return event.log_position
+
+
 @contextlib.asynccontextmanager
-async def saga_world(dsn: str | None = None) -> AsyncIterator[SagaWorld]:
+async def saga_world(
+    dsn: str | None = None, mode: str = "orchestration"
+) -> AsyncIterator[SagaWorld]:
     async with postgres_store(max_size=30, dsn=dsn) as events:
         await storage.migrate_postgres(events.pool)
-        yield SagaWorld(events, build_bus(events), storage.postgres_storage(events.pool).ledger)
+        ledger = storage.postgres_storage(events.pool).ledger
+        yield SagaWorld(events, build_bus(events), ledger, mode)

@@ -59,11 +59,12 @@ def test_a_missing_setting_names_the_command_that_needs_it(
     assert line.startswith(f"error: {named} needs DATABASE_URL and MONGO_URL")
 
 
-def test_orders_saga_needs_only_postgresql(tmp_path: Path) -> None:
-    result = orders(["saga"], tmp_path)
+@pytest.mark.parametrize("args", ["saga", "participant payment"])
+def test_orders_saga_needs_only_postgresql(args: str, tmp_path: Path) -> None:
+    result = orders(args.split(), tmp_path)
     assert result.returncode == 2
     (line,) = result.stderr.splitlines()
-    assert line.startswith("error: orders saga needs DATABASE_URL: it shares PostgreSQL with")
+    assert line.startswith(f"error: orders {args} needs DATABASE_URL: it shares PostgreSQL with")
 
 
 @pytest.mark.parametrize("command", ["api", "dev", "migrate", "seed", "projector"])
@@ -82,6 +83,26 @@ def test_an_unreachable_url_is_one_line_and_exit_2(command: str, tmp_path: Path)
     assert line.startswith("error: cannot reach PostgreSQL at DATABASE_URL (postgresql://")
     assert "secret" not in line
     assert "Traceback" not in result.stderr
+
+
+def test_a_participant_runs_only_in_choreography(tmp_path: Path) -> None:
+    result = orders(
+        ["participant", "inventory"],
+        tmp_path,
+        DATABASE_URL="postgresql://orders@127.0.0.1:1/orders",
+        MONGO_URL="mongodb://127.0.0.1:1/",
+        SAGA_MODE="orchestration",
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: orders participant runs one participant of the choreography")
+    assert "SAGA_MODE=choreography" in line
+
+
+def test_an_unknown_participant_is_refused_with_the_choices(tmp_path: Path) -> None:
+    result = orders(["participant", "billing"], tmp_path)
+    assert result.returncode == 2
+    assert "'inventory', 'payment', 'shipping'" in result.stderr
 
 
 def test_migrate_without_database_url_says_which_store(tmp_path: Path) -> None:

@@ -1,17 +1,23 @@
-"""The fulfillment saga on real PostgreSQL (event store and gateway ledger): what a user
-checks on the order, its saga stream, the stock and the gateways' ledger."""
+"""The fulfillment saga on real PostgreSQL (event store and gateway ledger), in both modes
+(orchestration and choreography): what a user checks on the order, its saga stream, the
+stock and the gateways' ledger, the same in each."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from tests.integration.saga_world import SagaWorld, saga_world
+from tests.integration.saga_world import MODES, SagaWorld, saga_world
+from tests.integration.write_side import build_bus
 from write_model.domain.fulfillment import FulfillmentState, StepStatus
 from write_model.domain.order import Address, OrderStatus
+from write_model.event_store.port import EventStore
 from write_model.sagas.gateways.port import GatewayOutcome
 from write_model.sagas.gateways.resilience import CallPolicy
 from write_model.sagas.gateways.simulated import (
@@ -33,9 +39,9 @@ DONE, FAILED, COMPENSATED, PENDING = (
 )
 
 
-@pytest.fixture
-async def world() -> AsyncIterator[SagaWorld]:
-    async with saga_world() as built:
+@pytest.fixture(params=MODES)
+async def world(request: pytest.FixtureRequest) -> AsyncIterator[SagaWorld]:
+    async with saga_world(mode=request.param) as built:
         yield built
 
 
@@ -53,7 +59,7 @@ async def statuses(world: SagaWorld, order_id: str) -> list[StepStatus]:
 async def test_happy_path_confirms_with_three_steps_done(world: SagaWorld, unique: str) -> None:
     order_id = await one_order(world, unique)
 
-    await world.fulfil(world.orchestrator(), order_id)
+    await world.fulfil(world.driver(), order_id)
 
     order = await world.order(order_id)
     saga = await world.saga(order_id)
@@ -72,7 +78,7 @@ async def test_the_saga_events_carry_the_submit_request_and_the_trigger(
     world: SagaWorld, unique: str
 ) -> None:
     order_id = await one_order(world, unique)
-    await world.fulfil(world.orchestrator(), order_id)
+    await world.fulfil(world.driver(), order_id)
 
     submitted = [
         e for e in await world.events.read_stream(f"Order-{order_id}") if e.type == "OrderSubmitted"
@@ -83,19 +89,47 @@ async def test_the_saga_events_carry_the_submit_request_and_the_trigger(
     assert [e.type for e in saga_events][:2] == ["FulfillmentStarted", "StepStarted"]
     caused = [*saga_events, *reservations[1:]]
     assert {e.metadata.correlation_id for e in caused} == {"submit-request"}
-    assert {e.metadata.causation_id for e in caused} == {str(submitted[0].event_id)}
-    assert {e.metadata.user_id for e in caused} == {"system:fulfillment-saga"}
+    reserved_stock = [e for e in reservations if e.type == "StockReserved"]
+    assert {e.metadata.causation_id for e in reserved_stock} == {str(submitted[0].event_id)}
+    if world.mode == "orchestration":
+        assert {e.metadata.causation_id for e in saga_events} == {str(submitted[0].event_id)}
+        assert {e.metadata.user_id for e in caused} == {"system:fulfillment-saga"}
+        return
+    # Choreography: each participant's events are caused by the one it reacted to.
+    reserved, charged, shipped = [
+        (await world.events.read_stream(f"{kind}-{order_id}"))[0]
+        for kind in ("Inventory", "Payment", "Shipping")
+    ]
+    assert [reserved.type, charged.type, shipped.type] == [
+        "InventoryReserved",
+        "PaymentCharged",
+        "ShipmentCreated",
+    ]
+    assert [e.metadata.causation_id for e in (reserved, charged, shipped)] == [
+        str(submitted[0].event_id),
+        str(reserved.event_id),
+        str(charged.event_id),
+    ]
+    assert {e.metadata.causation_id for e in saga_events} == {
+        str(e.event_id) for e in (submitted[0], reserved, charged)
+    }
+    assert {e.metadata.correlation_id for e in (reserved, charged, shipped)} == {"submit-request"}
+    assert {e.metadata.user_id for e in (reserved, charged, shipped)} == {
+        "system:fulfillment-inventory",
+        "system:fulfillment-payment",
+        "system:fulfillment-shipping",
+    }
 
 
 async def test_handling_the_same_trigger_again_does_nothing_twice(
     world: SagaWorld, unique: str
 ) -> None:
     order_id = await one_order(world, unique)
-    orchestrator = world.orchestrator()
+    orchestrator = world.driver()
     await world.fulfil(orchestrator, order_id)
     saga_events = await world.events.read_stream(FULFILLMENT.stream_id(order_id))
 
-    await world.fulfil(world.orchestrator(), order_id)
+    await world.fulfil(world.driver(), order_id)
 
     assert await world.events.read_stream(FULFILLMENT.stream_id(order_id)) == saga_events
     assert await world.stock(f"p-{unique}") == (8, 0)
@@ -105,7 +139,7 @@ async def test_handling_the_same_trigger_again_does_nothing_twice(
 async def test_out_of_stock_rejects_without_any_payment(world: SagaWorld, unique: str) -> None:
     order_id = await one_order(world, unique, quantity=20)
 
-    await world.fulfil(world.orchestrator(), order_id)
+    await world.fulfil(world.driver(), order_id)
 
     order = await world.order(order_id)
     saga = await world.saga(order_id)
@@ -126,7 +160,7 @@ async def test_a_line_out_of_stock_releases_the_lines_already_reserved(
         f"o-{unique}", f"c-{unique}", [(f"a-{unique}", 3), (f"b-{unique}", 2)]
     )
 
-    await world.fulfil(world.orchestrator(), f"o-{unique}")
+    await world.fulfil(world.driver(), f"o-{unique}")
 
     assert (await world.order(f"o-{unique}")).status is OrderStatus.REJECTED  # type: ignore[union-attr]
     assert await world.stock(f"a-{unique}") == (5, 0)
@@ -135,7 +169,7 @@ async def test_a_line_out_of_stock_releases_the_lines_already_reserved(
 
 async def test_payment_declined_releases_the_stock(world: SagaWorld, unique: str) -> None:
     order_id = await one_order(world, unique)
-    declining = world.orchestrator(payment_rules=PaymentRules(decline_above=Decimal("5")))
+    declining = world.driver(payment_rules=PaymentRules(decline_above=Decimal("5")))
 
     await world.fulfil(declining, order_id)
 
@@ -155,7 +189,7 @@ async def test_shipment_failed_refunds_and_releases(world: SagaWorld, unique: st
     await world.product(f"p-{unique}", 10)
     nowhere = Address("1 Road", "Town", "1", "AQ")
     await world.submitted_order(f"o-{unique}", f"c-{unique}", [(f"p-{unique}", 2)], nowhere)
-    failing = world.orchestrator(shipping_rules=ShippingRules(fail_countries=frozenset({"AQ"})))
+    failing = world.driver(shipping_rules=ShippingRules(fail_countries=frozenset({"AQ"})))
 
     await world.fulfil(failing, f"o-{unique}")
 
@@ -180,7 +214,7 @@ async def test_shipment_failed_refunds_and_releases(world: SagaWorld, unique: st
 
 async def test_cancel_after_confirm_compensates_every_step(world: SagaWorld, unique: str) -> None:
     order_id = await one_order(world, unique)
-    orchestrator = world.orchestrator()
+    orchestrator = world.driver()
     await world.fulfil(orchestrator, order_id)
 
     await world.cancel(order_id)
@@ -201,7 +235,7 @@ async def test_cancel_after_confirm_compensates_every_step(world: SagaWorld, uni
 
 async def test_cancel_while_running_leaves_no_charge(world: SagaWorld, unique: str) -> None:
     order_id = await one_order(world, unique)
-    slow = world.orchestrator(payment_behaviour=Behaviour(latency_seconds=0.3))
+    slow = world.driver(payment_behaviour=Behaviour(latency_seconds=0.3))
 
     running = asyncio.create_task(world.fulfil(slow, order_id))
     await asyncio.sleep(0.15)  # the charge is under way
@@ -227,7 +261,7 @@ async def test_a_hanging_gateway_times_out_and_the_order_is_rejected(
     world: SagaWorld, unique: str
 ) -> None:
     order_id = await one_order(world, unique)
-    hanging = world.orchestrator(
+    hanging = world.driver(
         payment_behaviour=Behaviour(hang=True),
         policy=CallPolicy(timeout_seconds=0.1, max_attempts=2, backoff_seconds=0.01),
     )
@@ -251,7 +285,7 @@ async def test_a_transient_failure_is_retried_and_succeeds(world: SagaWorld, uni
     # Seed 1 at a rate of 0.5: the first call fails, the second passes.
     flaky = SimulatedPayments(world.ledger, PaymentRules(), Behaviour(failure_rate=0.5, seed=1))
 
-    await world.fulfil(world.orchestrator(payments=flaky), order_id)
+    await world.fulfil(world.driver(payments=flaky), order_id)
 
     assert (await world.order(order_id)).status is OrderStatus.CONFIRMED  # type: ignore[union-attr]
     assert flaky.calls == 2
@@ -286,7 +320,7 @@ async def test_the_breaker_opens_then_closes_after_the_cool_down(
         breaker_failures=2,
         breaker_cooldown_seconds=0.5,
     )
-    orchestrator = world.orchestrator(shipping=shipping, policy=policy)
+    orchestrator = world.driver(shipping=shipping, policy=policy)
     first, second, third = [await one_order(world, f"{unique}-{n}") for n in range(3)]
 
     # The first shipment fails after its retries; undoing it fails too, and opens the breaker.
@@ -329,3 +363,115 @@ async def until(condition: Callable[[], Awaitable[bool]], what: str, seconds: fl
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not within {seconds} s: {what}")
         await asyncio.sleep(0.02)
+
+
+class Crashed(Exception):
+    """The process died right after an append was committed."""
+
+
+class CrashingStore:
+    """The real event store, dying (raising) right after its `after`-th committed append:
+    where a SIGKILL does most harm, the effect done and nothing after it."""
+
+    def __init__(self, store: EventStore, after: int) -> None:
+        self._store, self._left = store, after
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def append_to_stream(self, *args: Any, **kwargs: Any) -> Any:
+        appended = await self._store.append_to_stream(*args, **kwargs)
+        self._left -= 1
+        if self._left == 0:
+            raise Crashed("killed after an append")
+        return appended
+
+
+@pytest.mark.parametrize(
+    ("country", "ends", "kept"),
+    [
+        ("US", OrderStatus.CONFIRMED, [("payment", "charge", True), ("shipping", "create", True)]),
+        (
+            "AQ",
+            OrderStatus.REJECTED,
+            [
+                ("payment", "charge", True),
+                ("payment", "refund", True),
+                ("shipping", "create", False),
+                ("shipping", "cancel", True),
+            ],
+        ),
+    ],
+)
+async def test_killed_after_any_append_and_run_again_every_saga_ends_once(
+    world: SagaWorld, unique: str, country: str, ends: OrderStatus, kept: list
+) -> None:
+    rules = ShippingRules(fail_countries=frozenset({"AQ"}))
+    address = Address("1 Road", "Town", "1", country)
+    crashes = 0
+    while True:
+        order_id = f"o-{unique}-{crashes}"
+        await world.customer(f"c-{order_id}")
+        await world.product(f"p-{order_id}", 10)
+        await world.submitted_order(order_id, f"c-{order_id}", [(f"p-{order_id}", 2)], address)
+        dying = CrashingStore(world.events, after=crashes + 1)
+        crashing = replace(world, events=dying, bus=build_bus(dying))  # type: ignore[arg-type]
+        try:
+            await crashing.fulfil(crashing.driver(shipping_rules=rules), order_id)
+        except* Crashed:
+            crashes += 1
+        else:
+            break  # it got through without reaching its append: every point was tried
+        await world.fulfil(world.driver(shipping_rules=rules), order_id)  # restarted
+
+        saga = await world.saga(order_id)
+        assert (await world.order(order_id)).status is ends, (crashes, saga)  # type: ignore[union-attr]
+        assert saga.state in (FulfillmentState.COMPLETED, FulfillmentState.FAILED), crashes
+        assert await world.ledger_of(order_id) == kept, crashes
+        assert await world.stock(f"p-{order_id}") == (
+            (8, 0) if ends is OrderStatus.CONFIRMED else (10, 0)
+        )
+        saga_events = await world.events.read_stream(FULFILLMENT.stream_id(order_id))
+        recorded = [(e.type, e.data.get("step")) for e in saga_events]
+        assert len(set(recorded)) == len(recorded), (crashes, recorded)
+    assert crashes > 5  # a saga's every append was a point of death
+
+
+async def test_switching_modes_with_sagas_finished_or_under_way_repeats_nothing(
+    unique: str,
+) -> None:
+    async with saga_world(mode="orchestration") as world:
+        confirmed, declined, waiting = [
+            await one_order(world, f"{unique}-{n}") for n in ("ok", "no", "wait")
+        ]
+        await world.fulfil(world.driver(), confirmed)
+        declining = PaymentRules(decline_above=Decimal("5"))
+        await world.fulfil(world.driver(payment_rules=declining), declined)
+        patient = CallPolicy(timeout_seconds=60, max_attempts=1)
+        stuck = world.driver(payment_behaviour=Behaviour(hang=True), policy=patient)
+        # Stopped while charging `waiting` (the provider never answered): only its
+        # reservation is recorded.
+        charging = asyncio.create_task(world.fulfil(stuck, waiting))
+        await until(lambda: _step_status(world, waiting, 0, DONE), "the reservation")
+        charging.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await charging
+        ledgers = {o: await world.ledger_of(o) for o in (confirmed, declined)}
+
+        world.mode = "choreography"  # the same log and ledger, the other mode
+        await world.fulfil(world.driver(), confirmed, declined, waiting)
+
+        assert {o: await world.ledger_of(o) for o in (confirmed, declined)} == ledgers
+        assert (await world.order(confirmed)).status is OrderStatus.CONFIRMED  # type: ignore[union-attr]
+        assert (await world.order(declined)).status is OrderStatus.REJECTED  # type: ignore[union-attr]
+        assert (await world.order(waiting)).status is OrderStatus.CONFIRMED  # type: ignore[union-attr]
+        assert await statuses(world, waiting) == [DONE, DONE, DONE]
+        assert await world.ledger_of(waiting) == [
+            ("payment", "charge", True),
+            ("shipping", "create", True),
+        ]
+
+
+async def _step_status(world: SagaWorld, order_id: str, index: int, status: StepStatus) -> bool:
+    saga, _ = await world.streams.load(FULFILLMENT, order_id)
+    return saga is not None and saga.steps[index].status is status

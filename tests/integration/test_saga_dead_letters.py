@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.bootstrap import command_bus, saga_dependencies
+from app.bootstrap import command_bus, saga_subscribers
 from tests.integration.graphql_stack import ApiStack, api_stack
 from tests.subscriber_loop import eventually, subscriber_running
 from write_model.domain.money import Money
@@ -93,7 +93,7 @@ def saga_dependencies_on(stack: ApiStack, payments: RefusingRefunds) -> Subscrib
         clock=lambda: datetime.now(UTC),
     )
     return replace(
-        saga_dependencies(stack.settings, backend),
+        saga_subscribers(stack.settings, backend)[0],
         reaction=orchestrator,
         poll_seconds=0.05,
         max_attempts=2,

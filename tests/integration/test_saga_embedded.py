@@ -1,6 +1,6 @@
-"""The saga on the embedded defaults (`orders dev`): its ledger, checkpoint and dead letters
-live in the SQLite file, so a restart neither runs a finished saga again nor charges twice,
-and a parked saga stays parked (and listed)."""
+"""The saga on the embedded defaults (`orders dev`), in both modes: its ledger, checkpoints
+and dead letters live in the SQLite file, so a restart neither runs a finished saga again
+nor charges twice, and a parked saga stays parked (and listed)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,18 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from app.bootstrap import (
     Backend,
     build_read_model,
     command_bus,
     embedded_backend,
-    saga_dependencies,
+    run_subscribers,
+    saga_subscribers,
 )
 from app.settings import Settings
+from tests.integration.saga_world import MODES
 from tests.integration.write_side import customer_and_product
 from tests.subscriber_loop import eventually, subscriber_running
 from write_model import commands
@@ -28,22 +32,21 @@ from write_model.envelope import EventMetadata, NewEvent
 from write_model.event_store.port import ANY
 from write_model.sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
 from write_model.sagas.orchestrator import FULFILLMENT, SUBSCRIBER
-from write_model.sagas.process import run_subscriber
 
 CONTEXT = CommandContext(correlation_id="embedded-saga-test")
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 
 
-def embedded_settings(data_dir: Path) -> Settings:
+def embedded_settings(data_dir: Path, mode: str) -> Settings:
     # Explicit None: the test services' URLs in the environment must not apply here.
-    return Settings(database_url=None, mongo_url=None, orders_data_dir=data_dir)
+    return Settings(database_url=None, mongo_url=None, orders_data_dir=data_dir, saga_mode=mode)
 
 
 async def saga_running_until(settings: Settings, order_id: str, last_type: str) -> None:
     """Run the saga of a fresh `orders dev` backend until the order's saga ends."""
     async with embedded_backend(settings) as backend:
         stop = asyncio.Event()
-        loop = asyncio.create_task(run_subscriber(saga_dependencies(settings, backend), stop))
+        loop = asyncio.create_task(run_subscribers(saga_subscribers(settings, backend), stop))
         try:
             deadline = time.monotonic() + 10
             while True:
@@ -57,10 +60,11 @@ async def saga_running_until(settings: Settings, order_id: str, last_type: str) 
             await loop
 
 
+@pytest.mark.parametrize("mode", MODES)
 async def test_a_restarted_orders_dev_does_not_run_a_finished_saga_again(
-    tmp_path: Path, unique: str
+    tmp_path: Path, unique: str, mode: str
 ) -> None:
-    settings = embedded_settings(tmp_path)
+    settings = embedded_settings(tmp_path, mode)
     order_id = f"o-{unique}"
     async with embedded_backend(settings) as backend:
         bus = command_bus(settings, backend)
@@ -82,12 +86,16 @@ async def test_a_restarted_orders_dev_does_not_run_a_finished_saga_again(
         saga_events = await backend.events.read_stream(FULFILLMENT.stream_id(order_id))
         charges = await backend.saga.ledger.entries("payment")
         shipments = await backend.saga.ledger.entries("shipping")
-        checkpoint = await backend.saga.checkpoints.load(SUBSCRIBER)
+        subscribers = [d.reaction.subscriber for d in saga_subscribers(settings, backend)]
+        checkpoints = [await backend.saga.checkpoints.load(name) for name in subscribers]
         head = await backend.events.head_position()
+        shipped = await backend.events.read_stream(f"Shipping-{order_id}")
     assert [e.type for e in saga_events].count("StepSucceeded") == 3
     assert [(e.operation, e.succeeded) for e in charges] == [("charge", True)]
     assert [(e.operation, e.succeeded) for e in shipments] == [("create", True)]
-    assert checkpoint is not None and checkpoint <= head
+    assert all(c is not None and c <= head for c in checkpoints), checkpoints
+    # Choreography: the shipping participant recorded its shipment once on its stream.
+    assert [e.type for e in shipped] == ([] if mode == "orchestration" else ["ShipmentCreated"])
 
 
 async def poison_trigger(backend: Backend, order_id: str, type_name: str) -> None:
@@ -99,13 +107,13 @@ async def poison_trigger(backend: Backend, order_id: str, type_name: str) -> Non
 async def test_orders_dev_keeps_the_saga_dead_letters_across_a_restart(
     tmp_path: Path, unique: str
 ) -> None:
-    settings = embedded_settings(tmp_path).model_copy(
+    settings = embedded_settings(tmp_path, "orchestration").model_copy(
         update={"saga_max_attempts": 1, "saga_backoff_seconds": 0.0}
     )
     poison = f"o-poison-{unique}"
     async with embedded_backend(settings) as backend:
         await poison_trigger(backend, poison, "OrderSubmitted")
-        async with subscriber_running(saga_dependencies(settings, backend)):
+        async with subscriber_running(saga_subscribers(settings, backend)[0]):
             [parked] = await eventually(
                 lambda: backend.saga.dead_letters.of_key(SUBSCRIBER, poison)
             )
@@ -114,7 +122,7 @@ async def test_orders_dev_keeps_the_saga_dead_letters_across_a_restart(
         listed = await build_read_model(settings, backend).dead_letters.page(10)
         # The restarted saga knows the key is parked: its next event is parked behind.
         await poison_trigger(backend, poison, "OrderCancelled")
-        async with subscriber_running(saga_dependencies(settings, backend)):
+        async with subscriber_running(saga_subscribers(settings, backend)[0]):
             letters = await eventually(
                 lambda: _two(backend.saga.dead_letters.of_key(SUBSCRIBER, poison))
             )

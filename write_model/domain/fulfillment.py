@@ -409,7 +409,7 @@ def next_action(state: FulfillmentSagaState) -> Action | None:
     if state.state is FulfillmentState.COMPENSATING:
         step = _compensation_left(state)
         if step is not None:
-            return Compensate(step, _undo(state, step))
+            return Compensate(step, undo_of(state, step))
         return RejectTheOrder(
             state.order_id,
             state.reason or "failed",
@@ -420,13 +420,14 @@ def next_action(state: FulfillmentSagaState) -> Action | None:
         return None
     started = next((r.step for r in state.steps if r.status is StepStatus.STARTED), None)
     if started is not None:
-        return RunStep(started, _run(state, started))
+        return RunStep(started, run_of(state, started))
     if all(record.status is StepStatus.DONE for record in state.steps):
         return ConfirmTheOrder(state.order_id, key(state.order_id, "Order", "confirm"))
     return None
 
 
-def _run(saga: Fulfillment, step: Step) -> ReserveLines | ChargePayment | CreateShipment:
+def run_of(saga: Fulfillment, step: Step) -> ReserveLines | ChargePayment | CreateShipment:
+    """What running `step` takes, with its keys (the orchestrator's and a participant's)."""
     match step:
         case Step.RESERVE_INVENTORY:
             return ReserveLines(saga.order_id, _stock_lines(saga, step, "reserve"))
@@ -443,7 +444,8 @@ def _run(saga: Fulfillment, step: Step) -> ReserveLines | ChargePayment | Create
             assert_never(step)
 
 
-def _undo(saga: Fulfillment, step: Step) -> ReleaseLines | RefundPayment | CancelShipment:
+def undo_of(saga: Fulfillment, step: Step) -> ReleaseLines | RefundPayment | CancelShipment:
+    """What undoing `step` (or cleaning up after it failed) takes, with its keys."""
     match step:
         case Step.RESERVE_INVENTORY:
             return ReleaseLines(saga.order_id, _stock_lines(saga, step, "release"))
@@ -471,14 +473,17 @@ def _stock_lines(saga: Fulfillment, step: Step, operation: str) -> tuple[StockLi
     )
 
 
+def needs_undo(saga: Fulfillment, step: Step) -> bool:
+    """The step started (it may have had an effect), or failed and is not cleaned up."""
+    record = saga.record(step)
+    if record.status in (StepStatus.STARTED, StepStatus.DONE):
+        return True
+    return record.status is StepStatus.FAILED and not record.cleaned_up
+
+
 def _compensation_left(saga: Fulfillment) -> Step | None:
     """The next step to undo: a failed step's leftovers first, then the others in reverse."""
-    for record in reversed(saga.steps):
-        if record.status in (StepStatus.STARTED, StepStatus.DONE):
-            return record.step
-        if record.status is StepStatus.FAILED and not record.cleaned_up:
-            return record.step
-    return None
+    return next((r.step for r in reversed(saga.steps) if needs_undo(saga, r.step)), None)
 
 
 def _running_step(state: FulfillmentSagaState, step: Step) -> Fulfillment | None:

@@ -15,10 +15,8 @@ recording, write_model/sagas/saga_stream.py.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import assert_never
@@ -26,32 +24,20 @@ from typing import assert_never
 from write_model import commands, stream_ids
 from write_model.bus import (
     CommandBus,
-    CommandOutcome,
-    ConcurrencyConflict,
-    Idempotency,
     Streams,
 )
 from write_model.command_context import CommandContext, Principal
 from write_model.domain import fulfillment, order
-from write_model.domain.errors import DomainError
 from write_model.domain.fulfillment import (
     CancelFulfillment,
-    CancelShipment,
-    ChargePayment,
     Compensate,
     ConfirmTheOrder,
-    CreateShipment,
     Fulfillment,
     FulfillmentCommand,
     RecordOrderConfirmed,
     RecordOrderRejected,
     RecordStepCompensated,
-    RecordStepFailed,
-    RecordStepSucceeded,
-    RefundPayment,
     RejectTheOrder,
-    ReleaseLines,
-    ReserveLines,
     RunStep,
     StartFulfillment,
 )
@@ -59,7 +45,7 @@ from write_model.envelope import AppendResult, RecordedEvent
 from write_model.event_store.port import EventStore
 from write_model.handlers import ORDER
 from write_model.registry import EventTypeRegistry
-from write_model.sagas.gateways.port import GatewayOutcome, PaymentGateway, ShippingGateway
+from write_model.sagas.effects import Gateways, StepEffects
 from write_model.sagas.saga_stream import FULFILLMENT, Loaded, SagaStream, decided_state
 
 log = logging.getLogger(__name__)
@@ -67,16 +53,6 @@ log = logging.getLogger(__name__)
 PRINCIPAL = Principal.system("fulfillment-saga")
 SUBSCRIBER = "saga:fulfillment"
 TRIGGERS = frozenset({"OrderSubmitted", "OrderCancelled"})
-
-
-@dataclass(frozen=True)
-class Gateways:
-    payments: PaymentGateway
-    shipping: ShippingGateway
-
-
-class CompensationRefused(RuntimeError):
-    """A provider refused to undo what it did: a person has to look at it."""
 
 
 class FulfillmentOrchestrator:
@@ -97,9 +73,7 @@ class FulfillmentOrchestrator:
         self._saga = SagaStream(
             store, registry, self._streams, clock=clock, after_append=after_append
         )
-        self._bus = bus
-        self._gateways = gateways
-        self._retry_seconds = retry_seconds
+        self._effects = StepEffects(bus, gateways, retry_seconds=retry_seconds)
 
     subscriber = SUBSCRIBER
 
@@ -197,120 +171,23 @@ class FulfillmentOrchestrator:
                     saga.order_id, seen
                 ):
                     return CancelFulfillment()
-                return await self._run_step(step, run, context)
+                return await self._effects.run_step(step, run, context)
             case Compensate(step, undo):
-                await self._undo(undo, context)
+                await self._effects.undo(undo, context)
                 return RecordStepCompensated(step)
             case ConfirmTheOrder(order_id, key):
                 confirm = commands.ConfirmOrder(order_id=order_id)
-                if not await self._dispatch_or_refused(confirm, key, context):
+                if not await self._effects.dispatch_or_refused(confirm, key, context):
                     return None  # cancelled meanwhile: OrderCancelled will compensate
                 return RecordOrderConfirmed()
             case RejectTheOrder(order_id, reason, key, reject):
                 if reject:
                     refuse = commands.RejectOrder(order_id=order_id, reason=reason)
-                    if not await self._dispatch_or_refused(refuse, key, context):
+                    if not await self._effects.dispatch_or_refused(refuse, key, context):
                         return None
                 return RecordOrderRejected()
             case _:
                 assert_never(action)
-
-    async def _run_step(
-        self,
-        step: fulfillment.Step,
-        run: ReserveLines | ChargePayment | CreateShipment,
-        context: CommandContext,
-    ) -> FulfillmentCommand:
-        match run:
-            case ReserveLines(order_id, lines):
-                for line in lines:
-                    reserve = commands.ReserveStock(
-                        product_id=line.product_id, order_id=order_id, quantity=line.quantity
-                    )
-                    try:
-                        await self._dispatch(reserve, line.idempotency_key, context)
-                    except DomainError as refused:
-                        return RecordStepFailed(step, refused.message)
-                reserved = sum(line.quantity for line in lines)
-                return RecordStepSucceeded(step, f"{reserved} units reserved")
-            case ChargePayment(key, customer_id, amount):
-                charged = await self._gateways.payments.charge(key, customer_id, amount)
-                return _step_outcome(step, charged)
-            case CreateShipment(key, order_id, address, ship_lines):
-                created = await self._gateways.shipping.create(key, order_id, address)
-                if created.succeeded:
-                    for line in ship_lines:
-                        ship = commands.ShipReservedStock(
-                            product_id=line.product_id, order_id=order_id
-                        )
-                        await self._dispatch(ship, line.idempotency_key, context)
-                return _step_outcome(step, created)
-            case _:
-                assert_never(run)
-
-    async def _undo(
-        self, undo: ReleaseLines | RefundPayment | CancelShipment, context: CommandContext
-    ) -> None:
-        match undo:
-            case ReleaseLines(order_id, lines):
-                for line in lines:
-                    release = commands.ReleaseStockReservation(
-                        product_id=line.product_id, order_id=order_id
-                    )
-                    await self._dispatch(release, line.idempotency_key, context)
-            case RefundPayment(charge_key, key):
-                payments = self._gateways.payments
-                await self._until_answered(lambda: payments.refund(key, charge_key), key)
-            case CancelShipment(shipment_key, key, order_id, return_lines):
-                shipping = self._gateways.shipping
-                await self._until_answered(lambda: shipping.cancel(key, shipment_key), key)
-                for line in return_lines:
-                    give_back = commands.ReturnShippedStock(
-                        product_id=line.product_id, order_id=order_id
-                    )
-                    await self._dispatch(give_back, line.idempotency_key, context)
-            case _:
-                assert_never(undo)
-
-    async def _until_answered(
-        self, call: Callable[[], Awaitable[GatewayOutcome]], key: str
-    ) -> None:
-        """A compensation cannot fail for good: a gateway out of reach is asked again."""
-        delay = self._retry_seconds
-        while True:
-            outcome = await call()
-            if outcome.succeeded:
-                return
-            if not outcome.unavailable:
-                raise CompensationRefused(f"{key}: {outcome.reason}")
-            log.warning("%s: %s; asking again in %.1f s", key, outcome.reason, delay)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 10.0)
-
-    # ------------------------------------------------------------- commands
-
-    async def _dispatch(
-        self, command: commands.Command, key: str, context: CommandContext
-    ) -> CommandOutcome:
-        """Through the bus under the effect's key; contention on a hot product is waited
-        out (the bus retried already), never turned into a failed step."""
-        idempotency = Idempotency(key, fingerprint=key, expect_new=True)
-        for attempt in range(1, 100):
-            try:
-                return await self._bus.dispatch(command, context, idempotency)
-            except ConcurrencyConflict:
-                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
-        return await self._bus.dispatch(command, context, idempotency)
-
-    async def _dispatch_or_refused(
-        self, command: commands.Command, key: str, context: CommandContext
-    ) -> bool:
-        try:
-            await self._dispatch(command, key, context)
-        except DomainError as refused:
-            log.info("%s refused: %s", type(command).__name__, refused.message)
-            return False
-        return True
 
     async def _cancelled(self, order_id: str, seen: _OrderSeen) -> bool:
         """Whether the order is cancelled now. An order whose stream has not moved since it
@@ -331,9 +208,3 @@ class _OrderSeen:
     yet, or read cancelled)."""
 
     version: int | None = None
-
-
-def _step_outcome(step: fulfillment.Step, outcome: GatewayOutcome) -> FulfillmentCommand:
-    if outcome.succeeded:
-        return RecordStepSucceeded(step, outcome.reference)
-    return RecordStepFailed(step, outcome.reason or f"{step} failed")

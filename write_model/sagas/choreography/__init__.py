@@ -1,0 +1,1 @@
+"""The fulfillment saga by choreography (SAGA_MODE=choreography): participant.py."""
