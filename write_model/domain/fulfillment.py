@@ -11,6 +11,9 @@ half-way: reserved lines, a charge or shipment that timed out), then the steps b
 compensated in reverse, then the order is rejected. A cancelled order (running or
 confirmed) compensates every step that started, and the fulfillment ends FAILED with the
 reason "order cancelled".
+
+Longer than 400 lines on purpose: the saga's commands, events, state, `decide`, `evolve`
+and `next_action` change together, as in every other decider of write_model/domain/.
 """
 
 from __future__ import annotations

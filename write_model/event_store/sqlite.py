@@ -5,6 +5,9 @@ IMMEDIATE and wait up to the busy timeout for it), so commits are serialized: po
 handed out under that lock grow in commit order, and a reader can never pass an event that
 is still to commit. Each batch takes the position of its first event as transaction id,
 which keeps (transaction_id, position) order equal to position order, as the port requires.
+
+Longer than 400 lines on purpose: the whole port (appends, idempotency records, snapshots,
+repeated appends, reads) shares one connection and its write lock, kept in one file.
 """
 
 from __future__ import annotations
