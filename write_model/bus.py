@@ -188,14 +188,26 @@ class _DispatchLookup(Streams):
         return self._new_id()
 
 
-def event_metadata(context: CommandContext, schema_version: int) -> EventMetadata:
-    """What an event appended for a command in `context` records of it."""
-    return EventMetadata(
-        correlation_id=context.correlation_id,
-        causation_id=context.causation_id,
-        user_id=context.principal.user_id,
-        schema_version=schema_version,
-    )
+def new_events(
+    registry: EventTypeRegistry,
+    events: Sequence[Any],
+    context: CommandContext,
+    now: datetime,
+    event_id: Callable[[int], uuid.UUID],
+) -> list[NewEvent]:
+    """Domain events as they are appended for a command in `context`: serialized, with the
+    context's correlation, causation and user, and `event_id(index)` (0-based) as ids."""
+    appended = []
+    for index, event in enumerate(events):
+        type_name, data, schema_version = registry.serialize(event)
+        metadata = EventMetadata(
+            correlation_id=context.correlation_id,
+            causation_id=context.causation_id,
+            user_id=context.principal.user_id,
+            schema_version=schema_version,
+        )
+        appended.append(NewEvent(event_id(index), type_name, data, metadata, now))
+    return appended
 
 
 def _derived_event_id(idempotency: Idempotency, stream_id: str, index: int) -> uuid.UUID:
@@ -373,22 +385,17 @@ class CommandBus:
         idempotency: Idempotency | None,
         ids_from: Idempotency | None,
     ) -> AppendResult:
-        now = self._clock()
-        new_events = []
-        for index, event in enumerate(events):
-            type_name, data, schema_version = self._registry.serialize(event)
-            metadata = event_metadata(context, schema_version)
-            event_id = (
-                self._new_event_id()
-                if ids_from is None
-                else _derived_event_id(ids_from, stream_id, index)
-            )
-            new_events.append(NewEvent(event_id, type_name, data, metadata, now))
+        def event_id(index: int) -> uuid.UUID:
+            if ids_from is None:
+                return self._new_event_id()
+            return _derived_event_id(ids_from, stream_id, index)
+
+        appended = new_events(self._registry, events, context, self._clock(), event_id)
         expected: ExpectedVersion = version if version > 0 else NO_STREAM
         return await self._store.append_to_stream(
             stream_id,
             stream_type,
             expected,
-            new_events,
+            appended,
             idempotency=(idempotency.stored_key, idempotency.fingerprint) if idempotency else None,
         )

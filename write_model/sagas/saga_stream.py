@@ -6,17 +6,19 @@ crash appends nothing twice."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from write_model.bus import Decider, Streams, event_metadata
+from write_model.bus import new_events
 from write_model.command_context import CommandContext
 from write_model.domain import fulfillment
 from write_model.domain.fulfillment import CancelFulfillment, FulfillmentCommand
-from write_model.envelope import AppendResult, NewEvent
+from write_model.envelope import AppendResult
 from write_model.event_store.port import NO_STREAM, EventStore, WrongExpectedVersion
 from write_model.registry import EventTypeRegistry
+from write_model.streams import Decider, Streams
 
 FULFILLMENT = Decider(
     fulfillment.STREAM_TYPE, fulfillment.decide, fulfillment.evolve, fulfillment.initial_state
@@ -65,19 +67,20 @@ class SagaStream:
             events = decided_events(saga, recorded)
             if not events:
                 return saga, version
-            now = self._clock()
-            new_events = []
-            for offset, event in enumerate(events, start=1):
-                type_name, data, schema_version = self._registry.serialize(event)
-                metadata = event_metadata(context, schema_version)
-                event_id = uuid.uuid5(_EVENT_IDS, f"{stream_id}:{version + offset}")
-                new_events.append(NewEvent(event_id, type_name, data, metadata, now))
+            # Ids from the stream and each event's version: the same after a crash.
+            appended_events = new_events(
+                self._registry,
+                events,
+                context,
+                self._clock(),
+                functools.partial(_event_id, stream_id, version),
+            )
             try:
                 appended = await self._store.append_to_stream(
                     stream_id,
                     fulfillment.STREAM_TYPE,
                     version if version > 0 else NO_STREAM,
-                    new_events,
+                    appended_events,
                 )
             except WrongExpectedVersion:
                 continue  # another driver (a standby taking over) moved it: decide again
@@ -86,6 +89,10 @@ class SagaStream:
             for event in events:
                 saga = fulfillment.evolve(saga, event)
             return saga, appended.version
+
+
+def _event_id(stream_id: str, version: int, index: int) -> uuid.UUID:
+    return uuid.uuid5(_EVENT_IDS, f"{stream_id}:{version + index + 1}")
 
 
 def decided_events(

@@ -35,7 +35,7 @@ from functools import partial
 from typing import Any, assert_never
 
 from write_model import commands, stream_ids
-from write_model.bus import CommandBus, Decider, Streams, event_metadata
+from write_model.bus import CommandBus, new_events
 from write_model.command_context import CommandContext, Principal
 from write_model.domain import choreography, fulfillment, order
 from write_model.domain.choreography import Participant, Response
@@ -54,12 +54,13 @@ from write_model.domain.fulfillment import (
     StartFulfillment,
     StepStatus,
 )
-from write_model.envelope import AppendResult, NewEvent, RecordedEvent
+from write_model.envelope import AppendResult, RecordedEvent
 from write_model.event_store.port import NO_STREAM, EventStore, WrongExpectedVersion
 from write_model.handlers import ORDER
 from write_model.registry import EventTypeRegistry
 from write_model.sagas.effects import Gateways, StepEffects
 from write_model.sagas.saga_stream import FULFILLMENT
+from write_model.streams import Decider, Streams
 
 log = logging.getLogger(__name__)
 
@@ -273,19 +274,19 @@ class FulfillmentParticipant:
             if not events:
                 turn.known[stream_id] = (state, version)
                 return state
-            now = self._clock()
-            new_events = []
-            for offset, event in enumerate(events, start=1):
-                type_name, data, schema_version = self._registry.serialize(event)
-                metadata = event_metadata(turn.context, schema_version)
-                event_id = uuid.uuid5(_EVENT_IDS, f"{purpose}:{offset}")
-                new_events.append(NewEvent(event_id, type_name, data, metadata, now))
+            appended_events = new_events(
+                self._registry,
+                events,
+                turn.context,
+                self._clock(),
+                lambda index: uuid.uuid5(_EVENT_IDS, f"{purpose}:{index + 1}"),
+            )
             try:
                 appended = await self._store.append_to_stream(
                     stream_id,
                     decider.stream_type,
                     version if version > 0 else NO_STREAM,
-                    new_events,
+                    appended_events,
                 )
             except WrongExpectedVersion:
                 continue
