@@ -46,7 +46,6 @@ from schema.order_updates import LiveOrders
 from schema.rate_limit import RateLimiter
 from write_model.bus import CommandBus
 from write_model.domain.choreography import Participant
-from write_model.envelope import AppendResult
 from write_model.event_store.port import EventStore
 from write_model.event_types import build_registry
 from write_model.handlers import command_handlers
@@ -216,8 +215,6 @@ class LogBackend:
     signal: AppendSignal
     lock: LeaderLock
     saga: SagaStorage  # the gateways' ledger, the subscribers' checkpoints and dead letters
-    # Called after each append of this process (embedded: wakes the in-process projector).
-    after_append: Sequence[Callable[[AppendResult], None]] = ()
     # Whether the process's PostgreSQL LISTEN connection is up (None: it has none).
     listener_healthy: Callable[[], bool] | None = None
 
@@ -319,10 +316,12 @@ async def shared_backend(
 async def embedded_backend(settings: Settings) -> AsyncIterator[Backend]:
     """`orders dev`: an unset MONGO_URL means an in-memory read store, filled by replaying
     the whole log when the projector starts, then tailing it; appends wake the projector
-    in-process. A set URL is used (and must be reachable) as anywhere else."""
+    in-process (every append of this process, whoever makes it, through
+    AnnouncingEventStore). A set URL is used (and must be reachable) as anywhere else."""
     from read_model.append_signal.in_process import InProcessAppendSignal
     from read_model.change_feed.in_process import InProcessChangeFeed
     from read_model.leader_lock.in_process import InProcessLeaderLock
+    from write_model.event_store.announcing import AnnouncingEventStore
 
     signal = InProcessAppendSignal()
     async with (
@@ -331,14 +330,13 @@ async def embedded_backend(settings: Settings) -> AsyncIterator[Backend]:
         _embedded_saga_storage(settings, events) as saga,
     ):
         yield Backend(
-            events=events,
+            events=AnnouncingEventStore(events, [lambda _: signal.notify()]),
             documents=documents,
             registry=build_registry(),
             feed=InProcessChangeFeed(),
             signal=signal,
             lock=InProcessLeaderLock(),
             saga=saga,
-            after_append=(lambda _: signal.notify(),),
         )
 
 
@@ -372,7 +370,6 @@ def command_bus(settings: Settings, backend: LogBackend) -> CommandBus:
         new_entity_id=lambda: str(uuid.uuid4()),
         max_attempts=settings.command_max_attempts,
         snapshot_every=settings.snapshot_every,
-        after_append=backend.after_append,
     )
 
 
@@ -456,7 +453,6 @@ def saga_subscribers(
             bus,
             gateways,
             clock=utc_now,
-            after_append=backend.after_append,
         )
         reactions = [orchestrator]
     else:
@@ -469,7 +465,6 @@ def saga_subscribers(
                 gateways,
                 clock=utc_now,
                 only=chosen,
-                after_append=backend.after_append,
             )
         ]
     return [

@@ -51,6 +51,7 @@ from write_model.bus import CommandBus
 from write_model.command_context import CommandContext
 from write_model.domain.order import Address
 from write_model.event_store import postgres
+from write_model.event_store.announcing import AnnouncingEventStore
 from write_model.event_types import build_registry
 from write_model.handlers import command_handlers
 from write_model.sagas import storage
@@ -95,8 +96,12 @@ class Bench:
         self.dsn = dsn
         self.round_trips = RoundTrips(pool)
         pool = self.round_trips
-        self.events = postgres.PostgresEventStore(pool)  # type: ignore[arg-type]
         self.signal = InProcessAppendSignal()
+        # Followers in this process are woken by its appends (as in `orders dev`).
+        self.events = AnnouncingEventStore(
+            postgres.PostgresEventStore(pool),  # type: ignore[arg-type]
+            [lambda _: self.signal.notify()],
+        )
         self.bus = CommandBus(
             self.events,
             build_registry(),
@@ -105,7 +110,6 @@ class Bench:
             new_event_id=uuid.uuid4,
             new_entity_id=lambda: uuid.uuid4().hex,
             snapshot_every=Settings().snapshot_every,  # SNAPSHOT_EVERY, as the servers run
-            after_append=(lambda _: self.signal.notify(),),
         )
         saga_storage = storage.postgres_storage(pool)
         ledger = saga_storage.ledger
@@ -115,18 +119,11 @@ class Bench:
             ResilientShipping(SimulatedShipping(ledger, ShippingRules()), policy),
         )
         registry = build_registry()
-        woken = (lambda _: self.signal.notify(),)
         reactions: list[Reaction] = [
-            FulfillmentOrchestrator(
-                self.events, registry, self.bus, gateways, clock=utc_now, after_append=woken
-            )
+            FulfillmentOrchestrator(self.events, registry, self.bus, gateways, clock=utc_now)
         ]
         if mode == "choreography":
-            reactions = [
-                *participants(
-                    self.events, registry, self.bus, gateways, clock=utc_now, after_append=woken
-                )
-            ]
+            reactions = [*participants(self.events, registry, self.bus, gateways, clock=utc_now)]
         lock = InProcessLeaderLock()
         self.subscribers = [
             SubscriberDependencies(

@@ -26,16 +26,23 @@ def unique() -> str:
     return uuid.uuid4().hex[:12]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "announcing", "postgres"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[object]:
     """Each EventStore adapter in turn, with a way to hold one append open."""
-    from tests.contracts.harness import memory_harness, postgres_harness, sqlite_harness
+    from tests.contracts.harness import (
+        announcing_harness,
+        memory_harness,
+        postgres_harness,
+        sqlite_harness,
+    )
 
     match request.param:
         case "memory":
             factory = memory_harness()
         case "sqlite":
             factory = sqlite_harness()
+        case "announcing":
+            factory = announcing_harness()
         case "postgres":
             factory = postgres_harness(service_url("DATABASE_URL"))
     async with factory as built:

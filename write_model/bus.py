@@ -241,7 +241,6 @@ class CommandBus:
         max_attempts: int = 10,
         retry_backoff_seconds: float = 0.005,
         snapshot_every: int = 0,
-        after_append: Sequence[Callable[[AppendResult], None]] = (),
     ) -> None:
         """`snapshot_every`: events between snapshots of a stream whose decider has them
         (0: save none)."""
@@ -254,7 +253,6 @@ class CommandBus:
         self._max_attempts = max_attempts
         self._retry_backoff_seconds = retry_backoff_seconds
         self._snapshot_every = snapshot_every
-        self._after_append = tuple(after_append)  # e.g. wake an in-process projector
 
     async def dispatch(
         self, command: Command, context: CommandContext, idempotency: Idempotency | None = None
@@ -350,8 +348,6 @@ class CommandBus:
                     raise
                 return replayed
             if events:
-                for listener in self._after_append:
-                    listener(result)
                 await self._snapshot(streams, decider, stream_id, state, version, events, result)
             return CommandOutcome.of(result, tuple(events))
         raise AssertionError("unreachable: the loop returns or raises")

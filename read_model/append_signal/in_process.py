@@ -1,4 +1,5 @@
-"""Append signals within one process: woken by the command handler's after-append hook."""
+"""Append signals within one process: notified by the process's AnnouncingEventStore
+(write_model/event_store/announcing.py) after each append."""
 
 from __future__ import annotations
 

@@ -101,3 +101,22 @@ async def sqlite_harness() -> AsyncIterator[StoreHarness]:
             yield SqliteHarness(store)
         finally:
             await store.close()
+
+
+@contextlib.asynccontextmanager
+async def announcing_harness() -> AsyncIterator[StoreHarness]:
+    """The SQLite store as `orders dev` uses it: behind AnnouncingEventStore."""
+    from write_model.event_store.announcing import AnnouncingEventStore
+
+    async with sqlite_harness() as inner:
+
+        @dataclass
+        class AnnouncingHarness:
+            store: AnnouncingEventStore
+
+            def held_append(
+                self, stream_id: str, expected: ExpectedVersion, events: Sequence[NewEvent]
+            ) -> contextlib.AbstractAsyncContextManager[None]:
+                return inner.held_append(stream_id, expected, events)
+
+        yield AnnouncingHarness(AnnouncingEventStore(inner.store, [lambda _: None]))

@@ -41,7 +41,7 @@ from write_model.domain.fulfillment import (
     RunStep,
     StartFulfillment,
 )
-from write_model.envelope import AppendResult, RecordedEvent
+from write_model.envelope import RecordedEvent
 from write_model.event_store.port import EventStore
 from write_model.handlers import ORDER
 from write_model.registry import EventTypeRegistry
@@ -65,14 +65,10 @@ class FulfillmentOrchestrator:
         *,
         clock: Callable[[], datetime],
         retry_seconds: float = 0.2,
-        after_append: Sequence[Callable[[AppendResult], None]] = (),
     ) -> None:
         self._store = store
         self._streams = Streams(store, registry)
-        # after_append: e.g. wake an in-process projector
-        self._saga = SagaStream(
-            store, registry, self._streams, clock=clock, after_append=after_append
-        )
+        self._saga = SagaStream(store, registry, self._streams, clock=clock)
         self._effects = StepEffects(bus, gateways, retry_seconds=retry_seconds)
 
     subscriber = SUBSCRIBER

@@ -15,7 +15,6 @@ from write_model.bus import new_events
 from write_model.command_context import CommandContext
 from write_model.domain import fulfillment
 from write_model.domain.fulfillment import CancelFulfillment, FulfillmentCommand
-from write_model.envelope import AppendResult
 from write_model.event_store.port import NO_STREAM, EventStore, WrongExpectedVersion
 from write_model.registry import EventTypeRegistry
 from write_model.streams import Decider, Streams
@@ -35,13 +34,11 @@ class SagaStream:
         streams: Streams,
         *,
         clock: Callable[[], datetime],
-        after_append: Sequence[Callable[[AppendResult], None]],
     ) -> None:
         self._store = store
         self._registry = registry
         self._streams = streams
         self._clock = clock
-        self._after_append = tuple(after_append)
 
     async def load(self, order_id: str) -> Loaded:
         return await self._streams.load(FULFILLMENT, order_id)
@@ -84,8 +81,6 @@ class SagaStream:
                 )
             except WrongExpectedVersion:
                 continue  # another driver (a standby taking over) moved it: decide again
-            for listener in self._after_append:
-                listener(appended)
             for event in events:
                 saga = fulfillment.evolve(saga, event)
             return saga, appended.version

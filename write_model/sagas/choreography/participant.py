@@ -54,7 +54,7 @@ from write_model.domain.fulfillment import (
     StartFulfillment,
     StepStatus,
 )
-from write_model.envelope import AppendResult, RecordedEvent
+from write_model.envelope import RecordedEvent
 from write_model.event_store.port import NO_STREAM, EventStore, WrongExpectedVersion
 from write_model.handlers import ORDER
 from write_model.registry import EventTypeRegistry
@@ -105,7 +105,6 @@ class FulfillmentParticipant:
         *,
         clock: Callable[[], datetime],
         retry_seconds: float = 0.2,
-        after_append: Sequence[Callable[[AppendResult], None]] = (),
     ) -> None:
         self.participant = participant
         self.subscriber = subscriber_of(participant)
@@ -117,7 +116,6 @@ class FulfillmentParticipant:
         self._streams = Streams(store, registry)
         self._effects = StepEffects(bus, gateways, retry_seconds=retry_seconds)
         self._clock = clock
-        self._after_append = tuple(after_append)
 
     def key_of(self, event: RecordedEvent) -> str | None:
         if event.type not in choreography.TRIGGERS[self.participant]:
@@ -290,8 +288,6 @@ class FulfillmentParticipant:
                 )
             except WrongExpectedVersion:
                 continue
-            for listener in self._after_append:
-                listener(appended)
             for event in events:
                 state = decider.evolve(state, event)
             turn.known[stream_id] = (state, appended.version)
@@ -310,11 +306,5 @@ def participants(
     *,
     clock: Callable[[], datetime],
     only: Sequence[Participant] = PARTICIPANTS,
-    after_append: Sequence[Callable[[AppendResult], None]] = (),
 ) -> list[FulfillmentParticipant]:
-    return [
-        FulfillmentParticipant(
-            p, store, registry, bus, gateways, clock=clock, after_append=after_append
-        )
-        for p in only
-    ]
+    return [FulfillmentParticipant(p, store, registry, bus, gateways, clock=clock) for p in only]
