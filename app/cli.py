@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 import uvicorn
+from pydantic import ValidationError
 
 from app.bootstrap import (
     ServiceUnavailable,
@@ -25,11 +26,26 @@ from app.bootstrap import (
 )
 from app.log_config import configure_logging
 from app.settings import Settings
+from app.settings_errors import settings_error_lines
 from write_model.domain.choreography import Participant
 from write_model.envelope import LogPosition
 
 
-@click.group()
+class _OrdersGroup(click.Group):
+    """Bad settings, for every command: one line per variable and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ValidationError as error:
+            if error.title != Settings.__name__:
+                raise
+            for line in settings_error_lines(error, Settings):
+                click.echo(f"error: {line}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_OrdersGroup)
 @click.version_option(package_name="orders", prog_name="orders")
 def main() -> None:
     """Orders: a GraphQL CQRS API server."""

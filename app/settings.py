@@ -6,9 +6,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_URL_SCHEMES = {
+    "database_url": ("postgresql://", "postgres://"),
+    "mongo_url": ("mongodb://", "mongodb+srv://"),
+    "jwt_jwks_url": ("https://", "http://"),
+}
 _SWITCHES = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}
 
 
@@ -21,7 +26,9 @@ class Settings(BaseSettings):
     mongo_url: str | None = Field(None, description="MongoDB read store; unset: in memory")
     mongo_db: str = Field("orders", description="MongoDB database of the read documents")
     host: str = Field("127.0.0.1", description="listen address of `orders api` / `orders dev`")
-    port: int = Field(8000, description="listen port of `orders api` / `orders dev`")
+    port: int = Field(
+        8000, ge=0, le=65535, description="listen port of `orders api` / `orders dev`"
+    )
     orders_data_dir: Path = Field(
         Path(".orders"), description="where the embedded SQLite event store lives (events.db)"
     )
@@ -65,6 +72,8 @@ class Settings(BaseSettings):
     )
     ops_port: int | None = Field(
         None,
+        ge=0,
+        le=65535,
         description="serve /healthz, /readyz with its checks and /metrics here (`orders "
         "projector`, `orders saga`, and the API, whose own port then has no /metrics and a "
         "/readyz that says only ready or not)",
@@ -72,7 +81,9 @@ class Settings(BaseSettings):
     ops_host: str | None = Field(
         None, description="listen address of OPS_PORT; unset: the process's HOST (or --host)"
     )
-    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR"
+    )
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="auto: human-readable text on a terminal, JSON lines otherwise"
     )
@@ -230,6 +241,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             lowered = value.strip().lower()
             return _SWITCHES.get(lowered, lowered)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_in_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("database_url", "mongo_url", "jwt_jwks_url")
+    @classmethod
+    def _url_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A wrong scheme is refused at start, not retried for STARTUP_TIMEOUT_SECONDS.
+        schemes = _URL_SCHEMES[info.field_name or ""]
+        if value and value.split("://", 1)[0].lower() + "://" not in schemes:
+            raise ValueError(f"should be a URL starting with {' or '.join(schemes)}")
         return value
 
     def listed(self, value: str) -> frozenset[str]:
