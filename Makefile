@@ -40,7 +40,8 @@ assets:
 dev: install
 	@$(BIN)/orders migrate
 	@$(BIN)/orders seed
-	@$(BIN)/orders dev
+	@# Ctrl-C stops the server cleanly: the shell says so to make, which prints no error.
+	@trap "exit 0" INT; $(BIN)/orders dev
 
 test: install lint
 	tests/services/chromium

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,11 @@ class GraphiQL:
             return (self.assets_dir / "VERSION").read_text().strip() or None
         except FileNotFoundError:
             return None
+
+    def missing_files(self) -> list[str]:
+        """The files the page loads (and VERSION) that are not in the assets folder."""
+        wanted = ["VERSION", *re.findall(r"\{\{assets\}\}/([^\"'\s]+)", PAGE.read_text())]
+        return [name for name in wanted if not (self.assets_dir / name).is_file()]
 
     def assets_route(self) -> Mount:
         """`/graphiql/<version>/...`; mounted even before the assets exist (check_dir off),
