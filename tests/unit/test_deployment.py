@@ -106,9 +106,36 @@ def test_the_image_runs_as_a_user_with_a_port_a_command_and_a_health_check() -> 
     ]
     instructions = [line.split()[0] for line in lines if not line.startswith("#")]
     stages = [line for line in lines if line.startswith("FROM ")]
-    assert len(stages) == 2 and " AS graphiql-assets" in stages[0]  # assets in their own stage
-    final = lines[lines.index(stages[1]) :]
+    assert len(stages) == 3 and " AS graphiql-assets" in stages[0]  # assets in their own stage
+    final = lines[lines.index(stages[-1]) :]
     user = next(line for line in final if line.startswith("USER "))
     assert user.split()[1] not in ("root", "0")
     for instruction in ("EXPOSE", "CMD", "HEALTHCHECK"):
         assert instruction in instructions
+
+
+def test_the_image_installs_the_wheel_without_extras() -> None:
+    """What tests/e2e/test_wheel.py installs and runs, the image installs: the wheel built
+    from the sources, its dependencies pinned by uv.lock, no dev extra."""
+    text = (ROOT / "Dockerfile").read_text()
+    final = text[text.rindex("\nFROM ") :]
+    assert "uv build --wheel" in text
+    assert "pip install --no-cache-dir --no-deps /tmp/wheels/orders-*.whl" in final
+    assert "--extra" not in text and "[dev]" not in text
+    assert "COPY app" not in final  # the code comes only from the wheel
+
+
+def test_the_build_context_leaves_out_local_environments_and_built_files() -> None:
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {
+        ".git",
+        ".venv",
+        ".orders",
+        ".env",
+        "app/graphiql_assets/dist",
+        "node_modules",
+    } <= ignored
