@@ -201,7 +201,8 @@ class Settings(BaseSettings):
         None, description="simulated payments: decline charges above this amount"
     )
     payment_decline_customers: str = Field(
-        "", description="simulated payments: decline these customer ids (comma-separated)"
+        "demo-declined",  # the demo customer `orders seed` adds to show a rejection
+        description="simulated payments: decline these customer ids (comma-separated)",
     )
     shipping_fail_countries: str = Field(
         "", description="simulated shipping: refuse these country codes (comma-separated)"

@@ -82,7 +82,7 @@ def events_in_log(data_dir: Path) -> int:
 async def test_seed_then_dev_serves_demo_data_across_restarts(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = {**base_env(), "ORDERS_DATA_DIR": str(data_dir)}
-    summary = "seed: the demo catalog (5 products) and 3 customers are in place"
+    summary = "seed: the demo catalog (5 products) and 4 customers are in place"
     assert orders(["seed"], env).startswith(summary)
     seeded = events_in_log(data_dir)
     assert seeded >= len(PRODUCTS) + len(CUSTOMERS)
