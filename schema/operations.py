@@ -12,17 +12,23 @@ from read_model.status import ProjectionStatus as Status
 from schema.pagination import Ordering
 
 
-@strawberry.type
+@strawberry.type(
+    description="One projection of the event log into the read model, and how far behind it is."
+)
 class ProjectionStatus:
-    name: str
+    name: str = strawberry.field(description="Which projection: customers, orders or products.")
     position: str = strawberry.field(description="last global position applied")
     head_position: str = strawberry.field(description="newest global position in the log")
     lag: int = strawberry.field(description="events not yet applied")
     state: str = strawberry.field(
         description="RUNNING | CATCHING_UP | REBUILDING | STOPPED | FAILED"
     )
-    last_error: str | None
-    updated_at: datetime | None
+    last_error: str | None = strawberry.field(
+        description="The last error it met, if any (its dead letters say more)."
+    )
+    updated_at: datetime | None = strawberry.field(
+        description="When its leader last saved its checkpoint (UTC)."
+    )
 
     @staticmethod
     def of(status: Status) -> ProjectionStatus:
@@ -40,16 +46,21 @@ class ProjectionStatus:
 DEAD_LETTER_ORDERING = Ordering("deadLetters", dead_letters.ORDERING)
 
 
-@strawberry.type
+@strawberry.type(
+    description="An event a projection or the saga failed to handle after its retries: parked, "
+    "with its stream's later events, until retryDeadLetter."
+)
 class DeadLetter:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Id to pass to retryDeadLetter.")
     subscriber: str = strawberry.field(description="projection or saga that failed")
-    event_id: strawberry.ID
-    stream_id: str
-    position: str
-    error: str
-    attempts: int
-    failed_at: datetime
+    event_id: strawberry.ID = strawberry.field(description="Id of the parked event.")
+    stream_id: str = strawberry.field(description="Stream of the parked event.")
+    position: str = strawberry.field(
+        description="Global log position of the parked event (64-bit, as a string)."
+    )
+    error: str = strawberry.field(description="The error of its last attempt.")
+    attempts: int = strawberry.field(description="How many times it was tried.")
+    failed_at: datetime = strawberry.field(description="When it was parked (UTC).")
     cursor: str = strawberry.field(
         description="pass as `after` to `deadLetters` for the letters that follow this one"
     )
