@@ -139,3 +139,13 @@ def test_the_build_context_leaves_out_local_environments_and_built_files() -> No
         "app/graphiql_assets/dist",
         "node_modules",
     } <= ignored
+
+
+def test_the_readme_says_how_to_seed_the_compose_stack(services: dict[str, dict[str, Any]]) -> None:
+    """A documented `docker compose run` of `orders seed` in a service that has the stack's
+    stores (seeding goes through the API's mutations, in process)."""
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(r"docker compose run --rm (\S+) orders seed", readme)
+    assert found is not None
+    service = services[found[1]]
+    assert {"DATABASE_URL", "MONGO_URL"} <= set(service["environment"])
