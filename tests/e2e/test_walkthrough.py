@@ -201,10 +201,10 @@ async def test_the_walkthrough_runs_verbatim_on_make_dev(tmp_path: Path) -> None
         "total": {"amount": "54.78"},
     }
     # The clients: Node's graphql-ws and Python's gql print the versions up to the end.
-    node_out, python_out = shell_out[1], shell_out[3]
+    node_out, python_out = shell_out[1], shell_out[2]
     assert re.fullmatch(r"(walk-1 v\d+ \w+\n)*walk-1 v\d+ CONFIRMED\n", node_out), node_out
     assert re.fullmatch(r"(walk-2 v\d+ \w+\n)*walk-2 v\d+ REJECTED\n", python_out), python_out
-    table = shell_out[4]
+    table = shell_out[3]
     for name in ("customers", "orders", "products"):
         assert re.search(rf"{name}\s+│\s+\d+\s+│", table), table
     # Ctrl-C: the server stops, and neither click nor make reports an error.
