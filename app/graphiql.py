@@ -105,8 +105,10 @@ class GraphiQL:
         version = self.version()
         if version is None:
             raise GraphiQLAssetsMissing(
-                f"GraphiQL's assets are not installed in {self.assets_dir}: run "
-                "`make install` (or app/graphiql_assets/build), then restart the server"
+                f"GraphiQL's assets are not installed in {self.assets_dir} (missing: "
+                f"{', '.join(self.missing_files())}): in a clone, run `make install` (or "
+                "app/graphiql_assets/build), then restart the server; a wheel or sdist of "
+                "orders carries them (reinstall it)"
             )
         config = {
             "endpoint": self.endpoint,
