@@ -103,6 +103,12 @@ async def post(http: httpx.AsyncClient, url: str, document: str) -> dict[str, An
         await asyncio.sleep(0.1)
 
 
+def answer_to(answers: dict[str, Any], part: str) -> Any:
+    """What the one block containing `part` answered."""
+    (answer,) = [answer for body, answer in answers.items() if part in body]
+    return answer
+
+
 def user_errors(data: Any) -> list[Any]:
     if isinstance(data, dict):
         found = [data] if "code" in data else []
@@ -149,8 +155,8 @@ async def test_the_walkthrough_runs_verbatim_on_make_dev(tmp_path: Path) -> None
         assert "seed: the demo catalog (5 products) and 4 customers are in place" in banner
         assert "declines every payment of demo-declined" in banner
         assert f"GraphiQL: {url}" in banner
-        answers: list[dict[str, Any]] = []
-        shell_out: list[str] = []
+        answers: dict[str, dict[str, Any]] = {}  # by block
+        shell_out: dict[str, str] = {}
         pushes: list[dict[str, Any]] = []
         watching: asyncio.Task[None] | None = None
         async with httpx.AsyncClient(timeout=30) as http:
@@ -158,12 +164,14 @@ async def test_the_walkthrough_runs_verbatim_on_make_dev(tmp_path: Path) -> None
                 if block.file:
                     (work / block.file).write_text(block.body)
                 elif block.lang == "sh":
-                    shell_out.append(await asyncio.to_thread(run_shell, block.body, work, env))
+                    shell_out[block.body] = await asyncio.to_thread(
+                        run_shell, block.body, work, env
+                    )
                 elif block.body.lstrip().startswith("subscription"):
                     watching = asyncio.create_task(watch(url, block.body, pushes))
                     await asyncio.sleep(0.5)  # the tab is open before the next request
                 else:
-                    answers.append(await post(http, url, block.body))
+                    answers[block.body] = await post(http, url, block.body)
         assert watching is not None
         await asyncio.wait_for(watching, SETTLE_SECONDS)
     finally:
@@ -171,8 +179,13 @@ async def test_the_walkthrough_runs_verbatim_on_make_dev(tmp_path: Path) -> None
         out, _ = await asyncio.to_thread(process.communicate, timeout=30)
     errors = await asyncio.to_thread((tmp_path / "make-dev.log").read_text)
 
-    created, addressed, submitted, rejected, walk_2, history = answers
-    assert all(user_errors(answer) == [] for answer in answers), answers
+    assert all(user_errors(answer) == [] for answer in answers.values()), answers
+    created = answer_to(answers, 'createOrder(input: {orderId: "walk-1"')
+    addressed = answer_to(answers, 'setShippingAddress(input: {orderId: "walk-1"')
+    submitted = answer_to(answers, 'submitOrder(input: {orderId: "walk-1"}')
+    rejected = answer_to(answers, 'submitOrder(input: {orderId: "walk-2"}')
+    walk_2 = answer_to(answers, 'order(id: "walk-2")')
+    history = answer_to(answers, 'orderHistory(id: "walk-1")')
     assert created["createOrder"]["order"] == {
         "status": "DRAFT",
         "total": {"amount": "54.78", "currency": "USD"},  # 2 x 24.90 + 10 % tax
@@ -201,10 +214,11 @@ async def test_the_walkthrough_runs_verbatim_on_make_dev(tmp_path: Path) -> None
         "total": {"amount": "54.78"},
     }
     # The clients: Node's graphql-ws and Python's gql print the versions up to the end.
-    node_out, python_out = shell_out[1], shell_out[2]
+    node_out = answer_to(shell_out, "node watch-order.mjs walk-1")
+    python_out = answer_to(shell_out, "watch_order.py walk-2")
     assert re.fullmatch(r"(walk-1 v\d+ \w+\n)*walk-1 v\d+ CONFIRMED\n", node_out), node_out
     assert re.fullmatch(r"(walk-2 v\d+ \w+\n)*walk-2 v\d+ REJECTED\n", python_out), python_out
-    table = shell_out[3]
+    table = answer_to(shell_out, "orders projections status")
     for name in ("customers", "orders", "products"):
         assert re.search(rf"{name}\s+│\s+\d+\s+│", table), table
     # Ctrl-C: the server stops, and neither click nor make reports an error.
