@@ -435,7 +435,9 @@ def token_command(subject: str, staff: bool, ttl: float) -> None:
 
 @main.command("api")
 @click.option("--host", default=None, help="listen address (default HOST or 127.0.0.1)")
-@click.option("--port", type=int, default=None, help="listen port (default PORT or 8000)")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="listen port (default PORT or 8000)"
+)
 def api_command(host: str | None, port: int | None) -> None:
     """Serve the GraphQL API on PostgreSQL and MongoDB (the projector runs apart:
     `orders projector`)."""
@@ -447,7 +449,9 @@ def api_command(host: str | None, port: int | None) -> None:
 
 @main.command("dev")
 @click.option("--host", default=None, help="listen address (default HOST or 127.0.0.1)")
-@click.option("--port", type=int, default=None, help="listen port (default PORT or 8000)")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="listen port (default PORT or 8000)"
+)
 def dev_command(host: str | None, port: int | None) -> None:
     """Run the API and the projector in one process on the embedded defaults (SQLite event
     store in ORDERS_DATA_DIR, in-memory read store rebuilt from the log at start)."""
