@@ -397,12 +397,18 @@ def _require_free_port(host: str, port: int) -> None:
     try:
         socket.create_server((host, port)).close()
     except OSError as error:
-        reason = "is in use" if error.errno == errno.EADDRINUSE else f"cannot be used ({error})"
-        click.echo(
-            f"error: port {port} on {host} {reason}: another server (an `orders dev` already "
-            "running?) listens there; choose another with --port or PORT",
-            err=True,
-        )
+        if error.errno == errno.EADDRINUSE:
+            click.echo(
+                f"error: port {port} on {host} is in use: another server (an `orders dev` "
+                "already running?) listens there; choose another with --port or PORT",
+                err=True,
+            )
+        else:
+            click.echo(
+                f"error: cannot listen on {host}:{port} ({error}): check --host / HOST and "
+                "--port / PORT",
+                err=True,
+            )
         sys.exit(2)
 
 
