@@ -31,7 +31,7 @@ BLOCK = re.compile(
     r"(?:Save this as `(?P<file>[^`]+)`:\n\n)?```(?P<lang>\w+)\n(?P<body>.*?)```", re.DOTALL
 )
 FINAL = ("CONFIRMED", "REJECTED", "CANCELLED")
-SETTLE_SECONDS = 20.0
+SETTLE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,15 @@ async def watch(url: str, document: str, pushes: list[dict[str, Any]]) -> None:
             pushes.append(result["orderUpdated"])
             if result["orderUpdated"]["status"] in FINAL:
                 return
+
+
+async def first_push(pushes: list[dict[str, Any]], watching: asyncio.Task[None]) -> None:
+    """Until the subscription tab shows the order as it is (then the next request runs)."""
+    deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS
+    while not pushes:
+        assert not watching.done(), watching
+        assert asyncio.get_running_loop().time() < deadline, "no first push"
+        await asyncio.sleep(0.05)
 
 
 async def post(http: httpx.AsyncClient, url: str, document: str) -> dict[str, Any]:
@@ -169,7 +178,7 @@ async def test_the_walkthrough_runs_verbatim_on_make_dev(tmp_path: Path) -> None
                     )
                 elif block.body.lstrip().startswith("subscription"):
                     watching = asyncio.create_task(watch(url, block.body, pushes))
-                    await asyncio.sleep(0.5)  # the tab is open before the next request
+                    await first_push(pushes, watching)
                 else:
                     answers[block.body] = await post(http, url, block.body)
         assert watching is not None

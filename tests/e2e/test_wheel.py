@@ -18,7 +18,15 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.processes import ROOT, base_env, free_port
-from tests.e2e.test_walkthrough import answer_to, blocks, post, section, user_errors, watch
+from tests.e2e.test_walkthrough import (
+    answer_to,
+    blocks,
+    first_push,
+    post,
+    section,
+    user_errors,
+    watch,
+)
 
 ASSETS_IN_WHEEL = "app/graphiql_assets/dist/"
 
@@ -156,11 +164,11 @@ async def test_a_wheel_from_a_clean_clone_installs_without_extras_and_serves_eve
                     continue
                 if block.body.lstrip().startswith("subscription"):
                     watching = asyncio.create_task(watch(url, block.body, pushes))
-                    await asyncio.sleep(0.5)
+                    await first_push(pushes, watching)
                 else:
                     answers[block.body] = await post(http, url, block.body)
             assert watching is not None
-            await asyncio.wait_for(watching, 20)
+            await asyncio.wait_for(watching, 60)
         assert all(user_errors(answer) == [] for answer in answers.values()), answers
         assert pushes[-1]["status"] == "CONFIRMED"
         assert answer_to(answers, 'order(id: "walk-2")')["order"]["status"] == "REJECTED"
