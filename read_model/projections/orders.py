@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any, assert_never, get_args
 
 from read_model.document_store.port import Document, UpdateMany
-from read_model.projections.base import DocKey, ProjectedEvent, View
+from read_model.projections.base import DocKey, Owner, ProjectedEvent, View
 from read_model.projections.money import (
     DEFAULT_CURRENCY,
     minor_units,
@@ -87,6 +87,7 @@ COMPENSATED = "COMPENSATED"
 class OrdersProjection:
     name = "orders"
     collections: tuple[str, ...] = (ORDERS, ORDER_CUSTOMERS)
+    owners: Mapping[str, Owner] = {ORDERS: "customerId", ORDER_CUSTOMERS: "_id"}
 
     def handles(self, event_type: str) -> bool:
         return event_type in _HANDLED
