@@ -35,7 +35,7 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Any
 
-from write_model.backoff import retrying
+from write_model.backoff import pause
 from write_model.command_context import CommandContext
 from write_model.envelope import AppendResult, EventMetadata, NewEvent
 from write_model.event_store.port import (
@@ -204,30 +204,24 @@ class DecideAndAppend:
         decides nothing is left out of the append (nothing at all: no append)."""
         exact = any(decision.expected_version is not None for decision in decisions)
         attempts = 1 if exact else self._max_attempts
-        tried: list[tuple[Any, int]] = []
-        try:
-            async for attempt in retrying(
-                WrongExpectedVersion,
-                attempts=attempts,
-                first_seconds=self._first_backoff_seconds,
-                max_seconds=self._max_backoff_seconds,
-            ):
-                with attempt:
-                    first = attempt.retry_state.attempt_number == 1
-                    tried = await self._load(decisions, first)
-                    return await self._decide_and_append(
-                        decisions, tried, context, key, idempotency, append_empty
-                    )
-        except WrongExpectedVersion as conflict:
-            [loaded] = [
-                version
-                for decision, (_, version) in zip(decisions, tried, strict=True)
-                if decision.stream_id == conflict.stream_id
-            ]
-            raise ConcurrencyConflict(
-                conflict.stream_id, loaded, conflict.actual, tries=attempts
-            ) from conflict
-        raise AssertionError("unreachable: retrying returns or raises")
+        for attempt in range(1, attempts + 1):
+            loaded = await self._load(decisions, first=attempt == 1)
+            try:
+                return await self._decide_and_append(
+                    decisions, loaded, context, key, idempotency, append_empty
+                )
+            except WrongExpectedVersion as conflict:
+                if attempt == attempts:
+                    [version] = [
+                        version
+                        for decision, (_, version) in zip(decisions, loaded, strict=True)
+                        if decision.stream_id == conflict.stream_id
+                    ]
+                    raise ConcurrencyConflict(
+                        conflict.stream_id, version, conflict.actual, tries=attempts
+                    ) from conflict
+                await pause(attempt, self._first_backoff_seconds, self._max_backoff_seconds)
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def _load(self, decisions: Sequence[Decision], first: bool) -> list[tuple[Any, int]]:
         """Each decision's (state, version): as the caller read it on the first try, else
