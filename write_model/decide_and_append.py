@@ -227,9 +227,12 @@ class DecideAndAppend:
         """Each decision's (state, version): as the caller read it on the first try, else
         from the store (those it must read, in one read); a sender's stale version is a
         ConcurrencyConflict at once."""
-        unread = [d for d in decisions if not (first and d.loaded is not None)]
-        read = iter(await self.streams.load_many([(d.decider, d.entity_id) for d in unread]))
-        loaded = [d.loaded if first and d.loaded is not None else next(read) for d in decisions]
+        given = [d.loaded if first else None for d in decisions]
+        unread = [
+            (d.decider, d.entity_id) for d, g in zip(decisions, given, strict=True) if g is None
+        ]
+        read = iter(await self.streams.load_many(unread) if unread else ())  # no empty read
+        loaded = [g if g is not None else next(read) for g in given]
         for decision, (_, version) in zip(decisions, loaded, strict=True):
             expected = decision.expected_version
             if expected is not None and expected != version:

@@ -43,6 +43,7 @@ class RacedStore(AppendsThroughStreams):
         self.stream = stream
         self.races = races
         self.tries = 0
+        self.reads = 0
 
     def __getattr__(self, name: str):  # reads go to the store as they are
         return getattr(self.inner, name)
@@ -66,6 +67,10 @@ class RacedStore(AppendsThroughStreams):
             )
             await self.inner.append_to_stream(self.stream, "Tally", ANY, [raced])
         return await self.inner.append_to_streams(appends, idempotency=idempotency)
+
+    async def read_from_snapshots(self, schema_versions):
+        self.reads += 1
+        return await self.inner.read_from_snapshots(schema_versions)
 
     async def load_total(self) -> int:
         events = await self.inner.read_stream(self.stream)
@@ -159,6 +164,9 @@ async def test_what_the_caller_loaded_serves_the_first_try_only() -> None:
 
     assert await totals(store, "Tally-t1") == [100, 105]
     assert decided.version == 2
+    assert store.reads == 1  # the second try's: what the caller loaded is not read again
+    await write.one(Decision(TALLY, "t1", Add(1), loaded=(105, 2)), CONTEXT)
+    assert store.reads == 1
 
 
 async def test_event_ids_derive_from_the_callers_key_else_are_new() -> None:
