@@ -43,7 +43,7 @@ def retrying(
     attempts: int | None,
     first_seconds: float,
     max_seconds: float,
-    sleep: Callable[[float], Awaitable[None]] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncRetrying:
     """Try again after an `on` error, waiting `delay`, at most `attempts` tries in all
     (None: until it succeeds); the last error is raised as it is. Use as
@@ -57,5 +57,5 @@ def retrying(
         wait=wait,
         retry=retry_if_exception_type(on),
         reraise=True,
-        **({"sleep": sleep} if sleep is not None else {}),
+        sleep=sleep,
     )
