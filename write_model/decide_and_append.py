@@ -248,31 +248,34 @@ class DecideAndAppend:
         idempotency: tuple[IdempotencyKey, str] | None,
         append_empty: bool,
     ) -> list[Decided]:
-        decided = [
-            d.decider.decide(d.command, state)
-            for d, (state, _) in zip(decisions, loaded, strict=True)
-        ]
         now = self._clock()
-        parts = [
-            StreamAppend(
-                d.stream_id,
-                d.decider.stream_type,
-                version if version > 0 else NO_STREAM,
-                new_events(self.registry, events, context, now, self._event_ids(key, d.stream_id)),
-            )
-            for d, (_, version), events in zip(decisions, loaded, decided, strict=True)
-            if events or append_empty
-        ]
+        decided, parts = [], []
+        for d, (state, version) in zip(decisions, loaded, strict=True):
+            stream_id = d.stream_id
+            events = d.decider.decide(d.command, state)
+            decided.append((stream_id, events))
+            if events or append_empty:
+                appended = new_events(
+                    self.registry, events, context, now, self._event_ids(key, stream_id)
+                )
+                expected = version if version > 0 else NO_STREAM
+                parts.append(StreamAppend(stream_id, d.decider.stream_type, expected, appended))
         results = iter(await self._append(parts, idempotency))
         written = []
-        for d, (state, version), events in zip(decisions, loaded, decided, strict=True):
-            result = next(results) if events or append_empty else None
-            if result is None:
-                written.append(Decided(d.stream_id, version, (), None, d.decider, state))
+        for d, (state, version), (stream_id, events) in zip(
+            decisions, loaded, decided, strict=True
+        ):
+            if not (events or append_empty):
+                written.append(Decided(stream_id, version, (), None, d.decider, state))
                 continue
-            done = Decided(d.stream_id, result.version, tuple(events), result, d.decider, state)
+            result = next(results)
+            done = Decided(stream_id, result.version, tuple(events), result, d.decider, state)
             # Where this append put the stream (not a repeat of an earlier append).
-            if events and result.version == version + len(events):
+            if (
+                d.decider.snapshots is not None
+                and events
+                and result.version == version + len(events)
+            ):
                 await self._snapshot(done, version)
             written.append(done)
         return written
