@@ -10,7 +10,7 @@ from typing import Annotated
 import strawberry
 
 from schema.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from write_model.domain.money import MAX_AMOUNT
+from write_model.domain.money import DEFAULT_CURRENCY, MAX_AMOUNT
 from write_model.domain.order import MAX_LINES
 from write_model.domain.validation import (
     MAX_EMAIL_LENGTH,
@@ -58,7 +58,7 @@ PRICE = (
     f"zero and less than {MAX_AMOUNT}, in the product's currency."
 )
 RESTOCK_QUANTITY = f"Units received: a whole number from 1 to {MAX_STOCK}."
-CURRENCY = "ISO 4217 code of a currency with two minor digits (default USD)."
+CURRENCY = f"ISO 4217 code of a currency with two minor digits (default {DEFAULT_CURRENCY})."
 COUNTRY = "ISO 3166-1 alpha-2 country code, upper case (GB, US, DE...)."
 REASON = f"Why, in free text of at most {MAX_TEXT_LENGTH} characters (line breaks allowed)."
 ITEMS = (

@@ -15,6 +15,7 @@ from schema.unset import UNSET, Input
 from write_model import commands
 from write_model.domain import order
 from write_model.domain.errors import ValidationFailed
+from write_model.domain.money import DEFAULT_CURRENCY
 from write_model.domain.validation import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 
 
@@ -70,7 +71,7 @@ class AddProductInput(Input):
     product_id: strawberry.ID = strawberry.field(description=d.PRODUCT_SKU)
     name: str = strawberry.field(description=d.NAME)
     price: Decimal = strawberry.field(description=d.PRICE)
-    currency: str | None = strawberry.field(default="USD", description=d.CURRENCY)
+    currency: str | None = strawberry.field(default=DEFAULT_CURRENCY, description=d.CURRENCY)
     initial_stock: int | None = strawberry.field(default=0, description=d.INITIAL_STOCK)
     idempotency_key: str | None = strawberry.field(default=UNSET, description=d.IDEMPOTENCY_KEY)
 
@@ -79,7 +80,7 @@ class AddProductInput(Input):
             product_id=str(self.product_id),
             name=self.name,
             price=_decimal(self.price, "price"),
-            currency=self.currency if self.currency is not None else "USD",
+            currency=self.currency if self.currency is not None else DEFAULT_CURRENCY,
             initial_stock=self.initial_stock if self.initial_stock is not None else 0,
         )
 
