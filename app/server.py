@@ -5,6 +5,7 @@ Authentication (app/auth.py) happens here: a bearer token on each HTTP request (
 with WWW-Authenticate when auth is configured and it is missing or bad), and the token in a
 websocket's `connection_init` payload (`OrdersGraphQL.on_ws_connect`). CORS:
 CORS_ALLOWED_ORIGINS, for HTTP (Starlette's CORSMiddleware) and websocket handshakes alike.
+Subscriptions run over websockets and over HTTP streams (SSE, multipart: app/http_streams.py).
 
 `create_app(settings)` builds nothing that needs I/O: the lifespan enters
 `app.bootstrap.api_runtime`, which builds every adapter when the server starts and closes
@@ -22,7 +23,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -38,14 +39,23 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
+from strawberry.types.graphql import OperationType
 
 from app import log_config
 from app.auth import OPEN, Authenticator, Unauthenticated
 from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime, authenticator, cors_origins
 from app.graphiql import GraphiQL
 from app.health import readiness
+from app.http_streams import HOW_TO_SUBSCRIBE, ending_at, farewell, stream_transports
 from app.metrics import Metrics
 from app.ops_server import OpsPortUnavailable, api_routes, ops_app
 from app.ops_server import serving as serving_ops
@@ -56,10 +66,16 @@ from app.security import (
     authenticate_connection,
     connection_ended,
     cors_middleware,
+    too_many_streams_response,
     unauthenticated_response,
 )
 from app.settings import Settings
-from app.websockets import GraphQLTransportWSHandler, GraphQLWSHandler, TextWebSocketAdapter
+from app.websockets import (
+    GraphQLTransportWSHandler,
+    GraphQLWSHandler,
+    OperationScopedSchema,
+    TextWebSocketAdapter,
+)
 from schema.context import Connection, RequestContext, Services
 from schema.errors import ForbiddenRequest
 from schema.limits import Limits
@@ -152,8 +168,9 @@ def create_app(
         graphiql,
         auth,
         origins,
-        settings.max_websockets_per_principal,
+        settings.max_streams_per_principal,
         connection_init_timeout=timedelta(seconds=settings.connection_init_timeout_seconds),
+        stream_heartbeat_seconds=settings.stream_heartbeat_seconds,
     )
     middleware = [
         Middleware(RequestObservability, metrics=metrics),
@@ -166,6 +183,7 @@ def create_app(
     ]
     app = Starlette(
         routes=[
+            # Queries, mutations, and subscriptions over SSE or multipart HTTP streams.
             Route("/graphql", graphql, methods=["GET", "POST"]),
             # Subscriptions: graphql-transport-ws and the legacy graphql-ws protocol.
             WebSocketRoute("/graphql", graphql),
@@ -206,9 +224,11 @@ async def _readiness(settings: Settings, runtime: Runtime) -> dict[str, str]:
 class OrdersGraphQL(GraphQL[RequestContext, None]):
     """strawberry's ASGI view with: the request context, JSON error bodies with a 400 for
     requests that cannot run (malformed JSON, unknown operation, invalid document or
-    variables, limits) and a 405 for mutations over GET, and orjson. Over a websocket:
-    subscriptions (and queries) in the graphql-transport-ws and legacy graphql-ws
-    protocols."""
+    variables, limits, a subscription asking for one JSON response) and a 405 for mutations
+    over GET, and orjson. Subscriptions (and queries) over a websocket in the
+    graphql-transport-ws and legacy graphql-ws protocols, and over HTTP streams: SSE and
+    multipart (app/http_streams.py). Every operation that streams runs through
+    `OperationScopedSchema` (its own context, masked errors)."""
 
     websocket_adapter_class = TextWebSocketAdapter  # type: ignore[assignment]
     graphql_transport_ws_handler_class = GraphQLTransportWSHandler
@@ -221,21 +241,30 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         graphiql: GraphiQL,
         auth: Authenticator,
         allowed_origins: Sequence[str] = (),
-        max_websockets_per_principal: int = 10,
+        max_streams_per_principal: int = 10,
         *,
         connection_init_timeout: timedelta,
+        stream_heartbeat_seconds: float = 15.0,
     ) -> None:
         super().__init__(
-            schema,
+            OperationScopedSchema(schema),
             graphql_ide="graphiql",
             allow_queries_via_get=True,
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                GRAPHQL_WS_PROTOCOL,
+                GRAPHQL_SSE_PROTOCOL,
+                MULTIPART_SUBSCRIPTION_PROTOCOL,
+            ),
             connection_init_wait_timeout=connection_init_timeout,
             allowed_origins=allowed_origins,  # websocket handshakes from other origins
         )
+        self.stream_transport_classes_by_protocol = stream_transports(stream_heartbeat_seconds)
         self._services = services
         self._graphiql = graphiql
         self._auth = auth
-        self._connections = ConnectionsPerPrincipal(max_websockets_per_principal)
+        # Websocket connections and HTTP streams, counted together per principal.
+        self._connections = ConnectionsPerPrincipal(max_streams_per_principal)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Our page with the server's own assets, instead of strawberry's CDN-based one.
@@ -263,6 +292,7 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
             await self._websocket(scope, receive, send)
             return
         request = Request(scope, receive=receive)
+        counted: str | None = None  # whose open stream this request is
         try:
             # GraphiQL's page itself is public; every operation needs the token.
             if self.should_render_graphql_ide(self.request_adapter_class(request)):
@@ -271,12 +301,42 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
                 request.state.authenticated = await self._auth.from_header(
                     request.headers.get("authorization")
                 )
+            user = request.state.authenticated.principal.user_id
+            if self._auth.enabled and user is not None and self._streams(request):
+                if not self._connections.open(user):
+                    raise TooManyStreams
+                counted = user
             response = await self.run(request)
         except Unauthenticated as refused:
             response = unauthenticated_response(str(refused))
+        except TooManyStreams:
+            response = too_many_streams_response(self._connections.limit)
         except HTTPException as error:
             response = _error_response(error.status_code, error.reason)
-        await response(scope, receive, send)
+        try:
+            await response(scope, receive, send)
+        finally:
+            if counted is not None:
+                self._connections.close(counted)
+
+    def _streams(self, request: Request) -> bool:
+        """Whether the request asks for an SSE or multipart stream (by its Accept header)."""
+        return self._get_stream_transport_from_headers(request.headers) is not None
+
+    async def create_streaming_response(
+        self,
+        request: Request | WebSocket,
+        stream: Callable[[], AsyncGenerator[str, None]],
+        sub_response: Response,
+        headers: Mapping[str, str],
+    ) -> Response:
+        # The stream ends when the token that opened it expires.
+        transport = self._get_stream_transport_from_headers(request.headers)
+        authenticated = getattr(request.state, "authenticated", OPEN)
+        if transport is not None:
+            last = farewell(transport, self.encode_json_string)
+            stream = ending_at(stream, authenticated.expires_at, last)
+        return await super().create_streaming_response(request, stream, sub_response, headers)
 
     # ------------------------------------------------------------ websockets
 
@@ -294,13 +354,31 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         await authenticate_connection(self._auth, self._connections, context)
         return await super().on_ws_connect(context)
 
-    async def execute_single(self, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def execute_single(  # type: ignore[override]
+        self, *, request_adapter: Any, context: Any, root_value: Any, request_data: Any, **_: Any
+    ) -> Any:
+        """strawberry's, but a request for one JSON response runs no subscription (it would
+        fail as a query): a 400 saying how to subscribe; and a mutation over GET is a 405."""
+        method = request_adapter.method
+        allowed = OperationType.from_http(method) - {OperationType.SUBSCRIPTION}
         try:
-            return await super().execute_single(**kwargs)
-        except HTTPException as error:
-            if isinstance(error.__cause__, InvalidOperationTypeError):
-                raise HTTPException(405, error.reason) from error.__cause__
-            raise
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from error
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(400, HOW_TO_SUBSCRIBE) from error
+            raise HTTPException(405, error.as_http_error_reason(method)) from error
+        except MissingQueryError as error:
+            raise HTTPException(400, "No GraphQL query found in the request") from error
 
     def decode_json(self, data: str | bytes) -> object:
         value = orjson.loads(data)
@@ -330,6 +408,10 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         elif _error_extensions(response_data, ForbiddenRequest.code):
             response.status_code = 403
         return response
+
+
+class TooManyStreams(Exception):
+    """The principal already holds MAX_STREAMS_PER_PRINCIPAL connections and streams."""
 
 
 def _error_extensions(
