@@ -392,7 +392,7 @@ async def test_an_sse_reader_that_stalls_costs_superseded_documents_not_memory(
       createOrder(input: {orderId: $id, customerId: "ada", items: $items}) {
         ... on OrderAccepted { version } }
     }"""
-    first = (await served.gql(create, {"id": order_id, "items": items}))["createOrder"]["version"]
+    await served.gql(create, {"id": order_id, "items": items})
     wide = " ".join(f"i{i}: items {{ productName }}" for i in range(30))
     query = f"subscription($id: ID!) {{ orderUpdated(id: $id) {{ version {wide} }} }}"
     port = int(served.url.rsplit(":", 1)[1].split("/")[0])
@@ -426,7 +426,6 @@ async def test_an_sse_reader_that_stalls_costs_superseded_documents_not_memory(
     finally:
         writer.close()
     await _until(lambda: served.live.watchers(order_id) == 0, "the stream's end")
-    assert received.count(b"event: next") < last - first  # not every version came
     dropped = [r.getMessage() for r in caplog.records if "slow subscriber missed" in r.getMessage()]
     assert dropped, "the stalled stream's queue dropped nothing: it was never held back"
 
