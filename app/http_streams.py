@@ -26,13 +26,24 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Any
 
+# strawberry raises cross_web's HTTPException (its HTTP layer); it does not re-export it.
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.exceptions import MissingQueryError
 from strawberry.http.streaming import (
     HTTPStreamTransport,
     MultipartSubscriptionTransport,
     SSETransport,
 )
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL
+from strawberry.types.graphql import OperationType
+
+from app.auth import OPEN
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +124,62 @@ def ending_at(stream: TextStream, expires_at: float | None, last: str) -> TextSt
             await chunks.aclose()
 
     return until_expiry
+
+
+class HTTPSubscriptions:
+    """What app/server.py's view (strawberry's ASGI view) does differently for
+    subscriptions over HTTP: streams end when their token expires, and a subscription that
+    asks for a single JSON response is refused with HOW_TO_SUBSCRIBE. The cap per principal
+    is counted by the view's `__call__`, around the whole response (`asks_for_stream`)."""
+
+    # strawberry's view provides these.
+    schema: Any
+    _get_stream_transport_from_headers: Callable[[Mapping[str, str]], HTTPStreamTransport | None]
+    encode_json_string: JSONEncoder
+
+    def asks_for_stream(self, request: Request) -> bool:
+        """Whether the request asks for an SSE or multipart stream (by its Accept header),
+        as strawberry decides it."""
+        return self._get_stream_transport_from_headers(request.headers) is not None
+
+    async def create_streaming_response(
+        self,
+        request: Request | WebSocket,
+        stream: TextStream,
+        sub_response: Response,
+        headers: Mapping[str, str],
+    ) -> Response:
+        transport = self._get_stream_transport_from_headers(request.headers)
+        if transport is not None:
+            authenticated = getattr(request.state, "authenticated", OPEN)
+            last = farewell(transport, self.encode_json_string)
+            stream = ending_at(stream, authenticated.expires_at, last)
+        return await super().create_streaming_response(  # type: ignore[misc]
+            request, stream, sub_response, headers
+        )
+
+    async def execute_single(
+        self, *, request_adapter: Any, context: Any, root_value: Any, request_data: Any, **_: Any
+    ) -> Any:
+        """strawberry's, but a request for one JSON response runs no subscription (it would
+        fail as a query): a 400 saying how to subscribe; and a mutation over GET is a 405."""
+        method = request_adapter.method
+        allowed = OperationType.from_http(method) - {OperationType.SUBSCRIPTION}
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from error
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(400, HOW_TO_SUBSCRIBE) from error
+            raise HTTPException(405, error.as_http_error_reason(method)) from error
+        except MissingQueryError as error:
+            raise HTTPException(400, "No GraphQL query found in the request") from error

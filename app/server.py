@@ -12,8 +12,9 @@ Subscriptions run over websockets and over HTTP streams (SSE, multipart: app/htt
 them when it stops. In embedded mode (`orders dev`) it also runs the projections in the
 same process.
 
-Just over 400 lines: the app factory and the GraphQL view it mounts (status codes, request
-limits, the IDE page) change together.
+About 450 lines: the app factory and the GraphQL view it mounts (status codes, request
+limits, the IDE page, who may open a stream) change together; what subscriptions over HTTP
+change in the view is in app/http_streams.py.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -39,23 +40,20 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import (
     GRAPHQL_SSE_PROTOCOL,
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
     GRAPHQL_WS_PROTOCOL,
     MULTIPART_SUBSCRIPTION_PROTOCOL,
 )
-from strawberry.types.graphql import OperationType
 
 from app import log_config
 from app.auth import OPEN, Authenticator, Unauthenticated
 from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime, authenticator, cors_origins
 from app.graphiql import GraphiQL
 from app.health import readiness
-from app.http_streams import HOW_TO_SUBSCRIBE, ending_at, farewell, stream_transports
+from app.http_streams import HTTPSubscriptions, stream_transports
 from app.metrics import Metrics
 from app.ops_server import OpsPortUnavailable, api_routes, ops_app
 from app.ops_server import serving as serving_ops
@@ -221,7 +219,7 @@ async def _readiness(settings: Settings, runtime: Runtime) -> dict[str, str]:
 # ------------------------------------------------------------------ GraphQL
 
 
-class OrdersGraphQL(GraphQL[RequestContext, None]):
+class OrdersGraphQL(HTTPSubscriptions, GraphQL[RequestContext, None]):
     """strawberry's ASGI view with: the request context, JSON error bodies with a 400 for
     requests that cannot run (malformed JSON, unknown operation, invalid document or
     variables, limits, a subscription asking for one JSON response) and a 405 for mutations
@@ -302,7 +300,7 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
                     request.headers.get("authorization")
                 )
             user = request.state.authenticated.principal.user_id
-            if self._auth.enabled and user is not None and self._streams(request):
+            if self._auth.enabled and user is not None and self.asks_for_stream(request):
                 if not self._connections.open(user):
                     raise TooManyStreams
                 counted = user
@@ -319,25 +317,6 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
             if counted is not None:
                 self._connections.close(counted)
 
-    def _streams(self, request: Request) -> bool:
-        """Whether the request asks for an SSE or multipart stream (by its Accept header)."""
-        return self._get_stream_transport_from_headers(request.headers) is not None
-
-    async def create_streaming_response(
-        self,
-        request: Request | WebSocket,
-        stream: Callable[[], AsyncGenerator[str, None]],
-        sub_response: Response,
-        headers: Mapping[str, str],
-    ) -> Response:
-        # The stream ends when the token that opened it expires.
-        transport = self._get_stream_transport_from_headers(request.headers)
-        authenticated = getattr(request.state, "authenticated", OPEN)
-        if transport is not None:
-            last = farewell(transport, self.encode_json_string)
-            stream = ending_at(stream, authenticated.expires_at, last)
-        return await super().create_streaming_response(request, stream, sub_response, headers)
-
     # ------------------------------------------------------------ websockets
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -353,32 +332,6 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         (graphql-ws). An accepted token's connection is closed with 4403 when it expires."""
         await authenticate_connection(self._auth, self._connections, context)
         return await super().on_ws_connect(context)
-
-    async def execute_single(  # type: ignore[override]
-        self, *, request_adapter: Any, context: Any, root_value: Any, request_data: Any, **_: Any
-    ) -> Any:
-        """strawberry's, but a request for one JSON response runs no subscription (it would
-        fail as a query): a 400 saying how to subscribe; and a mutation over GET is a 405."""
-        method = request_adapter.method
-        allowed = OperationType.from_http(method) - {OperationType.SUBSCRIPTION}
-        try:
-            return await self.schema.execute(
-                request_data.query,
-                root_value=root_value,
-                variable_values=request_data.variables,
-                context_value=context,
-                operation_name=request_data.operation_name,
-                allowed_operation_types=allowed,
-                operation_extensions=request_data.extensions,
-            )
-        except CannotGetOperationTypeError as error:
-            raise HTTPException(400, error.as_http_error_reason()) from error
-        except InvalidOperationTypeError as error:
-            if error.operation_type is OperationType.SUBSCRIPTION:
-                raise HTTPException(400, HOW_TO_SUBSCRIBE) from error
-            raise HTTPException(405, error.as_http_error_reason(method)) from error
-        except MissingQueryError as error:
-            raise HTTPException(400, "No GraphQL query found in the request") from error
 
     def decode_json(self, data: str | bytes) -> object:
         value = orjson.loads(data)
