@@ -156,8 +156,9 @@ class Settings(BaseSettings):
         10,
         ge=1,
         # Renamed from MAX_WEBSOCKETS_PER_PRINCIPAL when HTTP streams (SSE, multipart) began
-        # to count too: the old name is still read. (A shared "renamed setting" mechanism is
-        # on its way; this AliasChoices is to be folded into it.)
+        # to count too: the old name is still read (the new one wins when both are set).
+        # To be folded into the shared "renamed setting" mechanism (issue 17) once it lands:
+        # Renamed("MAX_WEBSOCKETS_PER_PRINCIPAL", "max_streams_per_principal").
         validation_alias=AliasChoices("max_streams_per_principal", "max_websockets_per_principal"),
         description="websocket connections and HTTP subscription streams (SSE, multipart) one "
         "principal may hold open at once, per process (counted where authentication is on); "
