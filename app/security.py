@@ -5,9 +5,11 @@ streams per principal (and the 429 of an HTTP stream over it), and the CORS midd
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import time
+from collections.abc import Iterator
 
 import orjson
 from starlette.middleware import Middleware
@@ -53,6 +55,20 @@ class ConnectionsPerPrincipal:
         left = self._open.pop(key, 0) - 1
         if left > 0:
             self._open[key] = left
+
+    @contextlib.contextmanager
+    def holding(self, key: str) -> Iterator[None]:
+        """One open stream of `key` while the block runs; TooManyConnections over the cap."""
+        if not self.open(key):
+            raise TooManyConnections(key)
+        try:
+            yield
+        finally:
+            self.close(key)
+
+
+class TooManyConnections(Exception):
+    """The principal already holds MAX_STREAMS_PER_PRINCIPAL connections and streams."""
 
 
 class OperatorCheck:

@@ -61,6 +61,7 @@ from app.request_limits import RequestSizeLimits
 from app.security import (
     ConnectionsPerPrincipal,
     OperatorCheck,
+    TooManyConnections,
     authenticate_connection,
     connection_ended,
     cors_middleware,
@@ -290,32 +291,26 @@ class OrdersGraphQL(HTTPSubscriptions, GraphQL[RequestContext, None]):
             await self._websocket(scope, receive, send)
             return
         request = Request(scope, receive=receive)
-        counted: str | None = None  # whose open stream this request is
-        try:
-            # GraphiQL's page itself is public; every operation needs the token.
-            if self.should_render_graphql_ide(self.request_adapter_class(request)):
-                request.state.authenticated = OPEN
-            else:
-                request.state.authenticated = await self._auth.from_header(
-                    request.headers.get("authorization")
-                )
-            user = request.state.authenticated.principal.user_id
-            if self._auth.enabled and user is not None and self.asks_for_stream(request):
-                if not self._connections.open(user):
-                    raise TooManyStreams
-                counted = user
-            response = await self.run(request)
-        except Unauthenticated as refused:
-            response = unauthenticated_response(str(refused))
-        except TooManyStreams:
-            response = too_many_streams_response(self._connections.limit)
-        except HTTPException as error:
-            response = _error_response(error.status_code, error.reason)
-        try:
+        with contextlib.ExitStack() as stream_held:  # released when the response ends
+            try:
+                # GraphiQL's page itself is public; every operation needs the token.
+                if self.should_render_graphql_ide(self.request_adapter_class(request)):
+                    request.state.authenticated = OPEN
+                else:
+                    request.state.authenticated = await self._auth.from_header(
+                        request.headers.get("authorization")
+                    )
+                user = request.state.authenticated.principal.user_id
+                if self._auth.enabled and user is not None and self.asks_for_stream(request):
+                    stream_held.enter_context(self._connections.holding(user))
+                response = await self.run(request)
+            except Unauthenticated as refused:
+                response = unauthenticated_response(str(refused))
+            except TooManyConnections:
+                response = too_many_streams_response(self._connections.limit)
+            except HTTPException as error:
+                response = _error_response(error.status_code, error.reason)
             await response(scope, receive, send)
-        finally:
-            if counted is not None:
-                self._connections.close(counted)
 
     # ------------------------------------------------------------ websockets
 
@@ -361,10 +356,6 @@ class OrdersGraphQL(HTTPSubscriptions, GraphQL[RequestContext, None]):
         elif _error_extensions(response_data, ForbiddenRequest.code):
             response.status_code = 403
         return response
-
-
-class TooManyStreams(Exception):
-    """The principal already holds MAX_STREAMS_PER_PRINCIPAL connections and streams."""
 
 
 def _error_extensions(
