@@ -353,7 +353,17 @@ async def test_streams_send_heartbeats_and_carry_cors_headers(secured: Stack) ->
             assert '"payload"' not in received
 
 
-async def test_query_limits_and_errors_before_execution_come_in_the_stream(
+def _events(text: str) -> list[tuple[str, Any]]:
+    """An SSE body's events as (event, data as JSON or None)."""
+    events = []
+    for block in text.split("\r\n\r\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            events.append((fields["event"], json.loads(fields["data"]) if fields["data"] else None))
+    return events
+
+
+async def test_queries_run_and_errors_before_execution_come_in_the_stream(
     secured: Stack,
 ) -> None:
     bearer = {"Authorization": f"Bearer {token('c')}"}
@@ -361,15 +371,21 @@ async def test_query_limits_and_errors_before_execution_come_in_the_stream(
     too_many = f'subscription {{ orderUpdated(id: "x") {{ {aliases} }} }}'
     unknown = 'subscription { orderUpdated(id: "x") { nope } }'
     async with httpx.AsyncClient(timeout=10) as http:
-        for document, expected in ((too_many, "alias"), (unknown, "nope")):
+        for document, expected in ((too_many, "aliases"), (unknown, "nope")):
             answered = await http.post(
                 secured.graphql_url, json={"query": document}, headers={**SSE, **bearer}
             )
             assert answered.status_code == 200  # the protocol: errors as a `next` event
-            events = [block for block in answered.text.split("\r\n\r\n") if block.strip()]
-            assert [e.splitlines()[0] for e in events] == ["event: next", "event: complete"]
-            errors = json.loads(events[0].splitlines()[1].removeprefix("data: "))["errors"]
-            assert expected in errors[0]["message"], errors
+            (first, data), last = _events(answered.text)
+            assert (first, last) == ("next", ("complete", None))
+            assert expected in data["errors"][0]["message"], data
+        query = "{ products(first: 1) { edges { node { id } } } }"
+        answered = await http.post(
+            secured.graphql_url, json={"query": query}, headers={**SSE, **bearer}
+        )
+        (first, data), last = _events(answered.text)  # a query: one result, then the end
+        assert (first, last) == ("next", ("complete", None))
+        assert "errors" not in data and "edges" in data["data"]["products"]
 
 
 async def test_a_subscription_posted_for_one_json_response_is_a_400_naming_the_ways(
