@@ -169,7 +169,7 @@ SECURED = {
     "MUTATION_RATE_LIMIT": "25",  # a minute, per principal; `orders dev` ignores it
     "MAX_STREAMS_PER_PRINCIPAL": "4",  # websockets and HTTP streams together
     # Each fulfillment step its own write of the order, so subscribers see every version.
-    "GATEWAY_LATENCY_SECONDS": "0.2",
+    "GATEWAY_LATENCY_SECONDS": "0.5",
     "STREAM_HEARTBEAT_SECONDS": "1",  # SSE and multipart keep-alives
     "OPS_TOKEN": f"ops-{uuid.uuid4().hex}",
 }

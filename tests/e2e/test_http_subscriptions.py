@@ -64,6 +64,9 @@ class Watch:
                 raise AssertionError(f"not within {seconds} s: {self.results} {self.errors}")
             await asyncio.sleep(0.05)
 
+    def __repr__(self) -> str:
+        return f"Watch(results={self.results}, errors={self.errors}, failure={self.failure!r})"
+
     def orders(self) -> list[dict[str, Any]]:
         return [result["orderUpdated"] for result in self.results]
 
@@ -200,15 +203,27 @@ async def test_another_customers_order_sends_nothing_over_either_stream(shop: Sh
         graphql_sse(shop.stack, as_a, EVERYTHING) as sse_all,
         multipart(shop.stack, as_a, EVERYTHING) as parts_all,
     ):
-        await asyncio.sleep(1)  # subscribed on the server's change feed
         item = {"productId": shop.sku, "quantity": 1}
+
+        def a_version(watch: Watch) -> int:
+            mine = [r["ordersUpdated"] for r in watch.results]
+            return max((o["version"] for o in mine if o["id"] == shop.a_order), default=0)
+
+        async def a_changes_its_order() -> None:
+            """Until both streams of everything have A's change, so they are live (a
+            client may take a while to start on a busy machine): a change, 3 s to see it."""
+            for _ in range(10):
+                change = {"orderId": shop.a_order, **item}
+                version = accepted(await shop.a.mutate("addOrderItem", change))["version"]
+                with contextlib.suppress(AssertionError):
+                    for watch in (sse_all, parts_all):
+                        await watch.until(lambda w, v=version: a_version(w) >= v, seconds=3)
+                    return
+            raise AssertionError(f"A's changes never came: {sse_all!r} {parts_all!r}")
+
+        await a_changes_its_order()
         accepted(await shop.b.mutate("addOrderItem", {"orderId": shop.b_order, **item}))
-        accepted(await shop.a.mutate("addOrderItem", {"orderId": shop.a_order, **item}))
-        for watch in (sse_all, parts_all):
-            await watch.until(
-                lambda w: any(r["ordersUpdated"]["id"] == shop.a_order for r in w.results)
-            )
-        await asyncio.sleep(0.5)  # anything else in flight arrives too
+        await a_changes_its_order()  # B's change, written before, would have come first
     # Not even B's current document: nothing at all, as for a missing id.
     assert sse_theirs.results == parts_theirs.results == []
     assert sse_theirs.failure is None and parts_theirs.failure is None  # they were open
