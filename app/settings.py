@@ -6,7 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _URL_SCHEMES = {
@@ -20,7 +20,9 @@ _SWITCHES = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "
 class Settings(BaseSettings):
     """An unset URL means the embedded default; a set one that cannot be reached is an error."""
 
-    model_config = SettingsConfigDict(frozen=True, case_sensitive=False, extra="ignore")
+    model_config = SettingsConfigDict(
+        frozen=True, case_sensitive=False, extra="ignore", populate_by_name=True
+    )
 
     database_url: str | None = Field(None, description="PostgreSQL event store; unset: SQLite")
     mongo_url: str | None = Field(None, description="MongoDB read store; unset: in memory")
@@ -161,11 +163,24 @@ class Settings(BaseSettings):
         description="mutations a minute per principal (per client address when open), per "
         "API process, answered 429 beyond it; unset or 0: no limit (`orders dev`: never)",
     )
-    max_websockets_per_principal: int = Field(
+    max_streams_per_principal: int = Field(
         10,
         ge=1,
-        description="websocket connections one principal may hold open at once, per process "
-        "(counted where authentication is on)",
+        # Renamed from MAX_WEBSOCKETS_PER_PRINCIPAL when HTTP streams (SSE, multipart) began
+        # to count too: the old name is still read (the new one wins when both are set).
+        # To be folded into the shared "renamed setting" mechanism (issue 17) once it lands:
+        # Renamed("MAX_WEBSOCKETS_PER_PRINCIPAL", "max_streams_per_principal").
+        validation_alias=AliasChoices("max_streams_per_principal", "max_websockets_per_principal"),
+        description="websocket connections and HTTP subscription streams (SSE, multipart) one "
+        "principal may hold open at once, per process (counted where authentication is on); "
+        "`MAX_WEBSOCKETS_PER_PRINCIPAL`, its old name, is still read (deprecated)",
+    )
+    stream_heartbeat_seconds: float = Field(
+        15.0,
+        gt=0,
+        le=300,
+        description="how often an idle HTTP subscription stream (SSE, multipart) sends a "
+        "keep-alive, so proxies do not cut it",
     )
     ops_token: str | None = Field(
         None,
