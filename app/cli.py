@@ -91,6 +91,29 @@ def schema_export(output: str | None) -> None:
         click.echo(f"schema written to {output}", err=True)
 
 
+@schema_group.command("export-events")
+@click.option(
+    "--directory",
+    type=click.Path(file_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="where the schemas go (default: schema/events of this checkout)",
+)
+def schema_export_events(directory: Path | None) -> None:
+    """Write the JSON Schema of every event type's current version as
+    schema/events/<EventType>/<version>.json (committed: what Kafka consumers read). Refuses
+    a change to a committed version that does more than add optional properties."""
+    from messaging.event_schemas import SCHEMA_DIRECTORY, IncompatibleSchemaChange, export
+    from write_model.event_types import build_registry
+
+    try:
+        result = export(build_registry(), directory or SCHEMA_DIRECTORY)
+    except IncompatibleSchemaChange as error:
+        raise click.ClickException(str(error)) from None
+    for path in result.written:
+        click.echo(f"written {path}", err=True)
+    click.echo(f"{len(result.written)} written, {result.unchanged} unchanged", err=True)
+
+
 @main.command("seed")
 def seed_command() -> None:
     """Add a small demo catalog and customers through the GraphQL API (safe to run again:
