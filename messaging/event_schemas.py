@@ -34,9 +34,7 @@ class _WithoutFieldTitles(GenerateJsonSchema):
 
 
 def event_schema(definition: EventDefinition) -> dict[str, Any]:
-    body = _WithoutFieldTitles(by_alias=True).generate(
-        definition.core_schema, mode="serialization"
-    )
+    body = _WithoutFieldTitles(by_alias=True).generate(definition.core_schema, mode="serialization")
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": schema_id(definition.type_name, definition.schema_version),

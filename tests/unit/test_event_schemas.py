@@ -99,6 +99,8 @@ def test_export_refuses_an_incompatible_change_and_writes_nothing(tmp_path: Path
     other_path.write_text(schema_text(other))
     before = {path: path.read_text() for path in tmp_path.rglob("*.json")}
 
-    with pytest.raises(IncompatibleSchemaChange, match=r"OrderItemAdded/3.json: couponCode: removed"):
+    with pytest.raises(
+        IncompatibleSchemaChange, match=r"OrderItemAdded/3.json: couponCode: removed"
+    ):
         export(build_registry(), tmp_path)
     assert {path: path.read_text() for path in tmp_path.rglob("*.json")} == before
