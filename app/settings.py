@@ -221,6 +221,40 @@ class Settings(BaseSettings):
         10.0, gt=0, description="how long an open breaker fails calls fast before a trial"
     )
 
+    kafka_bootstrap_servers: str | None = Field(
+        None,
+        description="Kafka brokers (host:port, comma-separated) the relay publishes the log to; "
+        "unset: no relay, nothing needs Kafka",
+    )
+    kafka_topic_prefix: str = Field(
+        "", description="put before every topic name: <prefix><category>-events"
+    )
+    kafka_content_mode: Literal["binary", "structured"] = Field(
+        "binary",
+        description="CloudEvents Kafka binding mode: binary (data as value, ce_* headers) or "
+        "structured (the whole CloudEvent as JSON)",
+    )
+    kafka_source: str = Field("/orders", description="the CloudEvents `source` of every event")
+    kafka_topic_partitions: int = Field(
+        6, ge=1, description="partitions of each topic the relay creates when missing"
+    )
+    kafka_replication_factor: int | None = Field(
+        None, ge=1, description="replication factor of each topic the relay creates (unset: "
+        "the broker's default.replication.factor)"
+    )
+    kafka_transactional_id: str = Field(
+        "orders-relay",
+        description="the relay's transactional.id: one per log, stable across restarts (a "
+        "second relay with it is fenced by the broker)",
+    )
+    kafka_transaction_max_records: int = Field(
+        1000, ge=1, le=100_000, description="records per Kafka transaction at most: a batch the follower hands the "
+        "relay is one transaction, or several of this many"
+    )
+    kafka_timeout_seconds: float = Field(
+        30.0, gt=0, description="a transaction's commit or abort waits this long per try"
+    )
+
     @field_validator("introspection", mode="before")
     @classmethod
     def _introspection_as_a_switch(cls, value: object) -> object:
