@@ -33,10 +33,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from app.auth import Authenticator
 from app.settings import Settings
-from read_model.append_signal.port import AppendSignal
+from log_follower.append_signal.port import AppendSignal
 from read_model.change_feed.port import ChangeFeed
 from read_model.document_store.port import DocumentStore
-from read_model.leader_lock.port import LeaderLock
+from log_follower.leader_lock.port import LeaderLock
 from read_model.projections import ALL_PROJECTIONS
 from read_model.projector_process import ProjectorDependencies, run_projection
 from read_model.runner import RunnerSettings
@@ -138,7 +138,7 @@ async def _postgres_pool(settings: Settings) -> AsyncIterator[Any]:
 async def _event_store(settings: Settings) -> AsyncIterator[EventStore]:
     """PostgreSQL when DATABASE_URL is set, else the SQLite file in ORDERS_DATA_DIR."""
     if settings.database_url:
-        from read_model.append_signal.postgres import APPENDED_CHANNEL
+        from log_follower.append_signal.postgres import APPENDED_CHANNEL
         from write_model.event_store import postgres
 
         async with _postgres_pool(settings) as pool:
@@ -234,7 +234,7 @@ _LOG_BACKEND_FIELDS = tuple(field.name for field in dataclasses.fields(LogBacken
 class _PostgresSide:
     backend: LogBackend
     pool: Any
-    listener: Any  # read_model.postgres_listener.PostgresListener
+    listener: Any  # log_follower.postgres_listener.PostgresListener
 
 
 @contextlib.asynccontextmanager
@@ -242,9 +242,9 @@ async def _postgres_side(
     settings: Settings, *, follows_log: bool, migrates: bool
 ) -> AsyncIterator[_PostgresSide]:
     assert settings.database_url is not None
-    from read_model.append_signal.postgres import APPENDED_CHANNEL, PostgresAppendSignal
-    from read_model.leader_lock.postgres import PostgresLeaderLock
-    from read_model.postgres_listener import PostgresListener
+    from log_follower.append_signal.postgres import APPENDED_CHANNEL, PostgresAppendSignal
+    from log_follower.leader_lock.postgres import PostgresLeaderLock
+    from log_follower.postgres_listener import PostgresListener
     from write_model.event_store import postgres
 
     async with _postgres_pool(settings) as pool, contextlib.AsyncExitStack() as running:
@@ -318,9 +318,9 @@ async def embedded_backend(settings: Settings) -> AsyncIterator[Backend]:
     the whole log when the projector starts, then tailing it; appends wake the projector
     in-process (every append of this process, whoever makes it, through
     AnnouncingEventStore). A set URL is used (and must be reachable) as anywhere else."""
-    from read_model.append_signal.in_process import InProcessAppendSignal
+    from log_follower.append_signal.in_process import InProcessAppendSignal
     from read_model.change_feed.in_process import InProcessChangeFeed
-    from read_model.leader_lock.in_process import InProcessLeaderLock
+    from log_follower.leader_lock.in_process import InProcessLeaderLock
     from write_model.event_store.announcing import AnnouncingEventStore
 
     signal = InProcessAppendSignal()

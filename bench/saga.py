@@ -38,11 +38,11 @@ import asyncpg
 
 from app.settings import Settings
 from bench.common import own_postgres_database, p50_p99_ms, run_main, say
-from read_model.append_signal.in_process import InProcessAppendSignal
+from log_follower.append_signal.in_process import InProcessAppendSignal
 from read_model.change_feed.in_process import InProcessChangeFeed
 from read_model.change_feed.port import FeedGap
 from read_model.document_store.memory import InMemoryDocumentStore
-from read_model.leader_lock.in_process import InProcessLeaderLock
+from log_follower.leader_lock.in_process import InProcessLeaderLock
 from read_model.projections import OrdersProjection
 from read_model.projector_process import ProjectorDependencies, active_version, run_projection
 from read_model.runner import RunnerSettings, physical_collection

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from read_model.append_signal.port import AppendListener, AppendSignal
+from log_follower.append_signal.port import AppendListener, AppendSignal
 from read_model.change_feed.port import ChangeFeed
 from read_model.dead_letters import DeadLetters
 from read_model.document_store.port import (
@@ -31,12 +31,12 @@ from read_model.document_store.port import (
     ProjectionState,
     RebuildStatus,
 )
-from read_model.leader_lock.leading import (
+from log_follower.leader_lock.leading import (
     lead_until_stopped,
     sleep_or_stop,
     wait_for_append_or_stop,
 )
-from read_model.leader_lock.port import LeaderLock
+from log_follower.leader_lock.port import LeaderLock
 from read_model.projections.base import Projection
 from read_model.runner import ProjectionRunner, RunnerSettings, physical_collection
 from write_model.envelope import LogPosition
@@ -97,7 +97,7 @@ async def run_projection(
     deps: ProjectorDependencies, projection: Projection, stop: asyncio.Event
 ) -> None:
     """Lead `projection` and follow the log until `stop` is set; stand by while another
-    process leads it; lead again if leadership is lost (read_model/leader_lock/leading.py)."""
+    process leads it; lead again if leadership is lost (log_follower/leader_lock/leading.py)."""
     appended = deps.signal.listener()
 
     async def follow() -> None:

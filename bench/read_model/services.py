@@ -15,13 +15,13 @@ from pathlib import Path
 
 from bench.common import AppProcess, drop_mongo_database
 from bench.read_model.timing import Timed, Timings
-from read_model.append_signal.in_process import InProcessAppendSignal
-from read_model.append_signal.postgres import PostgresAppendSignal
+from log_follower.append_signal.in_process import InProcessAppendSignal
+from log_follower.append_signal.postgres import PostgresAppendSignal
 from read_model.change_feed.in_process import InProcessChangeFeed
 from read_model.document_store.mongo import MongoDocumentStore
 from read_model.document_store.port import DocumentStore
-from read_model.leader_lock.in_process import InProcessLeaderLock
-from read_model.postgres_listener import PostgresListener
+from log_follower.leader_lock.in_process import InProcessLeaderLock
+from log_follower.postgres_listener import PostgresListener
 from read_model.projections import ALL_PROJECTIONS
 from read_model.projector_process import ProjectorDependencies, run_projection
 from read_model.runner import RunnerSettings

@@ -18,7 +18,7 @@ from read_model.change_feed.port import (
     FeedGap,
     FeedItem,
 )
-from read_model.postgres_listener import PostgresListener
+from log_follower.postgres_listener import PostgresListener
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from read_model.append_signal.in_process import InProcessAppendSignal
-from read_model.leader_lock.in_process import InProcessLeaderLock
+from log_follower.append_signal.in_process import InProcessAppendSignal
+from log_follower.leader_lock.in_process import InProcessLeaderLock
 from read_model.projections.orders import OrdersProjection
 from read_model.projector_process import (
     ProjectorDependencies,

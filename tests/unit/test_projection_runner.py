@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from read_model.append_signal.in_process import InProcessAppendSignal
+from log_follower.append_signal.in_process import InProcessAppendSignal
 from read_model.batch import RetryResult
 from read_model.dead_letters import DeadLetters
 from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.document_store.port import Checkpoint, Document, ProjectionState, UpdateMany
-from read_model.leader_lock.in_process import InProcessLeaderLock
+from log_follower.leader_lock.in_process import InProcessLeaderLock
 from read_model.projections.base import DocKey, ProjectedEvent, Projection, View
 from read_model.projections.customers import CustomersProjection
 from read_model.projections.orders import OrdersProjection

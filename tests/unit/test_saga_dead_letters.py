@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from read_model.append_signal.in_process import InProcessAppendSignal
-from read_model.leader_lock.in_process import InProcessLeaderLock
+from log_follower.append_signal.in_process import InProcessAppendSignal
+from log_follower.leader_lock.in_process import InProcessLeaderLock
 from tests.integration.write_side import build_bus, customer_and_product
 from tests.subscriber_loop import eventually, subscriber_running
 from write_model import commands

@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from read_model.append_signal.port import AppendListener, AppendSignal
-from read_model.leader_lock.leading import (
+from log_follower.append_signal.port import AppendListener, AppendSignal
+from log_follower.leader_lock.leading import (
     lead_until_stopped,
     sleep_or_stop,
     wait_for_append_or_stop,
 )
-from read_model.leader_lock.port import LeaderLock
+from log_follower.leader_lock.port import LeaderLock
 from write_model.envelope import LogPosition, RecordedEvent
 from write_model.event_store.port import EventStore
 from write_model.sagas.checkpoints.port import SubscriberCheckpoints
@@ -120,7 +120,7 @@ def _per_key(reaction: Reaction, events: Sequence[RecordedEvent]) -> dict[str, l
 async def run_subscriber(deps: SubscriberDependencies, stop: asyncio.Event) -> None:
     """Lead the reaction and follow the log until `stop`; stand by while another process
     leads; an outage (at takeover, or of the lock's connection) is retried with backoff
-    (read_model/leader_lock/leading.py, as for the projections)."""
+    (log_follower/leader_lock/leading.py, as for the projections)."""
     appended = deps.signal.listener()
     subscriber = deps.reaction.subscriber
     await lead_until_stopped(

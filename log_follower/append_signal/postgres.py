@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from read_model.append_signal.in_process import AppendListeners
-from read_model.append_signal.port import AppendListener
-from read_model.postgres_listener import PostgresListener
+from log_follower.append_signal.in_process import AppendListeners
+from log_follower.append_signal.port import AppendListener
+from log_follower.postgres_listener import PostgresListener
 
 APPENDED_CHANNEL = "orders_appended"
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 
-from read_model.append_signal.port import AppendListener
-from read_model.leader_lock.port import LeaderLock
+from log_follower.append_signal.port import AppendListener
+from log_follower.backoff import delay_after
+from log_follower.leader_lock.port import LeaderLock
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ async def lead_until_stopped(
                 raise
         except Exception as error:  # the lock's connection: down, or lost at takeover
             failures += 1
-            delay = min(0.1 * 2**failures, 5.0) * random.uniform(0.5, 1.5)
+            delay = delay_after(failures)
             log.warning(
                 "%s: cannot lead (%s: %s); retrying in %.1fs",
                 name,
