@@ -54,18 +54,18 @@ from write_model.event_store import postgres
 from write_model.event_store.announcing import AnnouncingEventStore
 from write_model.event_types import build_registry
 from write_model.handlers import command_handlers
-from write_model.sagas import storage
-from write_model.sagas.choreography.participant import participants
-from write_model.sagas.effects import Gateways
-from write_model.sagas.gateways.resilience import CallPolicy, ResilientPayments, ResilientShipping
-from write_model.sagas.gateways.simulated import (
+from sagas import storage
+from sagas.choreography.participant import participants
+from sagas.effects import Gateways
+from sagas.gateways.resilience import CallPolicy, ResilientPayments, ResilientShipping
+from sagas.gateways.simulated import (
     PaymentRules,
     ShippingRules,
     SimulatedPayments,
     SimulatedShipping,
 )
-from write_model.sagas.orchestrator import FulfillmentOrchestrator
-from write_model.sagas.process import Reaction, SubscriberDependencies, run_subscriber
+from sagas.orchestrator import FulfillmentOrchestrator
+from sagas.process import Reaction, SubscriberDependencies, run_subscriber
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 PRODUCTS = 50  # orders spread over many products: stock contention is not what is measured

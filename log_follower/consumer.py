@@ -91,6 +91,57 @@ def is_connection_error(error: BaseException) -> bool:
 PerKeyHandler = Callable[[str, Sequence[RecordedEvent]], Awaitable[None]]
 
 
+class KeyHandler(Protocol):
+    """What a consumer that works per key implements (the orchestrator, a choreography
+    participant, a test reaction); `PerKeyConsumer` makes it a Consumer."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> FollowerKind: ...
+
+    def key_of(self, event: RecordedEvent) -> str | None: ...
+
+    async def handle_key(self, key: str, events: Sequence[RecordedEvent]) -> None:
+        """Take effect for the key's events of a batch, in log order; raise when that fails."""
+        ...
+
+
+class PerKeyConsumer:
+    """A KeyHandler as a Consumer: each key's events in log order, up to `concurrency` keys
+    at once; outages as `is_outage` says (connection errors by default)."""
+
+    def __init__(
+        self,
+        handler: KeyHandler,
+        concurrency: int = 32,
+        is_outage: Callable[[BaseException], bool] | None = None,
+    ) -> None:
+        self.handler = handler
+        self._slots = asyncio.Semaphore(concurrency)
+        self._is_outage = is_outage or is_connection_error
+
+    @property
+    def name(self) -> str:
+        return self.handler.name
+
+    @property
+    def kind(self) -> FollowerKind:
+        return self.handler.kind
+
+    def key_of(self, event: RecordedEvent) -> str | None:
+        return self.handler.key_of(event)
+
+    async def handle(self, batch: Batch) -> Sequence[KeyFailure]:
+        return await handle_per_key(
+            batch, self.handler.key_of, self.handler.handle_key, self._slots, self._is_outage
+        )
+
+    def is_outage(self, error: BaseException) -> bool:
+        return self._is_outage(error)
+
+
 async def handle_per_key(
     batch: Batch,
     key_of: Callable[[RecordedEvent], str | None],

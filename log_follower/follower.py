@@ -88,9 +88,11 @@ class StepResult:
     position: LogPosition | None = None
 
 
-# Upkeep a consumer runs between batches while it leads (the projector's rebuild switch):
-# `busy` says the last batch was full. It may replace the follower's consumer.
-Upkeep = Callable[["Follower", bool], Awaitable[None]]
+# Upkeep a consumer's process runs between batches while it leads (the projector's rebuild
+# switch): `due` says maintenance is due (at least every `maintenance_seconds`, and whenever
+# the log is quiet). It may replace the follower's consumer (`Follower.use`). Returns True
+# when it has more to do at once (the follower reads on without waiting).
+Upkeep = Callable[["Follower", bool], Awaitable[bool]]
 
 
 class Follower:
@@ -369,7 +371,7 @@ class Follower:
                         await self.save(await self.position())
                     failures = 0
                     busy = result.events_read >= self.settings.batch_size
-                    await self._maintain(busy, upkeep)
+                    busy = await self._maintain(busy, upkeep) or busy
                 except Exception as error:  # an outage, or a bug outside any key
                     failures += 1
                     self.state = FollowerState.FAILED
@@ -392,17 +394,17 @@ class Follower:
             except Exception as error:  # the board's store is down: the heartbeat ages out
                 log.warning("%s: could not report stopping: %s", self.checkpoint_name, error)
 
-    async def _maintain(self, busy: bool, upkeep: Upkeep | None) -> None:
+    async def _maintain(self, busy: bool, upkeep: Upkeep | None) -> bool:
+        """Heartbeat, retry requests, the upkeep; True when the upkeep has more to do."""
         now = time.monotonic()
         if now - self.saved_at >= self.settings.heartbeat_seconds:
             await self.save(await self.position())
             await self.report()
-        if busy and now - self._maintained_at < self.settings.maintenance_seconds:
-            return
-        self._maintained_at = now
-        await self.retry_requested()
-        if upkeep is not None:
-            await upkeep(self, busy)
+        due = not busy or now - self._maintained_at >= self.settings.maintenance_seconds
+        if due:
+            self._maintained_at = now
+            await self.retry_requested()
+        return upkeep is not None and await upkeep(self, due)
 
     async def run(
         self,

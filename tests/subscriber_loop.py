@@ -1,4 +1,4 @@
-"""Running a subscriber loop (write_model/sagas/process.py) as a task in a test, and waiting
+"""Running a subscriber loop (sagas/process.py) as a task in a test, and waiting
 for what it does."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from write_model.sagas.process import SubscriberDependencies, run_subscriber
+from sagas.process import SubscriberDependencies, run_subscriber
 
 
 @contextlib.asynccontextmanager

@@ -16,8 +16,8 @@ from tests.contracts.document_store_harness import (
     memory_document_store,
     mongo_document_store,
 )
-from write_model.sagas import storage
-from write_model.sagas.storage import SagaStorage
+from sagas import storage
+from sagas.storage import SagaStorage
 
 
 @pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.mongo)])

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 from read_model.document_store.port import position_key
 from write_model.envelope import LogPosition
-from write_model.sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
-from write_model.sagas.storage import SagaStorage
+from sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
+from sagas.storage import SagaStorage
 
 FAILED_AT = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ import asyncio
 from decimal import Decimal
 
 from write_model.envelope import LogPosition
-from write_model.sagas.ledger.port import LedgerEntry
-from write_model.sagas.storage import SagaStorage
+from sagas.ledger.port import LedgerEntry
+from sagas.storage import SagaStorage
 
 
 def charge(key: str, succeeded: bool = True, amount: str = "12.50") -> LedgerEntry:

@@ -15,7 +15,7 @@ from write_model.domain.fulfillment import FulfillmentState
 from write_model.domain.order import Address, OrderStatus
 from write_model.event_types import build_registry
 from write_model.handlers import PRODUCT
-from write_model.sagas.orchestrator import FULFILLMENT
+from sagas.orchestrator import FULFILLMENT
 
 NOWHERE = Address("1 Ice Shelf", "McMurdo", "0", "AQ")
 

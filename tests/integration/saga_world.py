@@ -24,21 +24,21 @@ from write_model.envelope import LogPosition, RecordedEvent
 from write_model.event_store.postgres import PostgresEventStore
 from write_model.event_types import build_registry
 from write_model.handlers import ORDER, PRODUCT
-from write_model.sagas import storage
-from write_model.sagas.choreography.participant import FulfillmentParticipant, participants
-from write_model.sagas.effects import Gateways
-from write_model.sagas.gateways.port import PaymentGateway, ShippingGateway
-from write_model.sagas.gateways.resilience import CallPolicy, ResilientPayments, ResilientShipping
-from write_model.sagas.gateways.simulated import (
+from sagas import storage
+from sagas.choreography.participant import FulfillmentParticipant, participants
+from sagas.effects import Gateways
+from sagas.gateways.port import PaymentGateway, ShippingGateway
+from sagas.gateways.resilience import CallPolicy, ResilientPayments, ResilientShipping
+from sagas.gateways.simulated import (
     Behaviour,
     PaymentRules,
     ShippingRules,
     SimulatedPayments,
     SimulatedShipping,
 )
-from write_model.sagas.ledger.port import GatewayLedger, LedgerEntry
-from write_model.sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator
-from write_model.sagas.process import react_to
+from sagas.ledger.port import GatewayLedger, LedgerEntry
+from sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator
+from sagas.process import react_to
 
 MODES = ("orchestration", "choreography")
 # What drives the sagas in a mode: the orchestrator, or the participants.

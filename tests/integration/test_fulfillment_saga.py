@@ -18,16 +18,16 @@ from tests.integration.write_side import build_bus
 from write_model.domain.fulfillment import FulfillmentState, StepStatus
 from write_model.domain.order import Address, OrderStatus
 from write_model.event_store.port import EventStore
-from write_model.sagas.gateways.port import GatewayOutcome
-from write_model.sagas.gateways.resilience import CallPolicy
-from write_model.sagas.gateways.simulated import (
+from sagas.gateways.port import GatewayOutcome
+from sagas.gateways.resilience import CallPolicy
+from sagas.gateways.simulated import (
     Behaviour,
     PaymentRules,
     ShippingRules,
     SimulatedPayments,
     SimulatedShipping,
 )
-from write_model.sagas.orchestrator import FULFILLMENT
+from sagas.orchestrator import FULFILLMENT
 
 pytestmark = pytest.mark.postgres
 

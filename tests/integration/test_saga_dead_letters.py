@@ -16,15 +16,15 @@ from app.bootstrap import command_bus, saga_subscribers
 from tests.integration.graphql_stack import ApiStack, api_stack
 from tests.subscriber_loop import eventually, subscriber_running
 from write_model.domain.money import Money
-from write_model.sagas.gateways.port import GatewayOutcome, PaymentGateway
-from write_model.sagas.gateways.simulated import (
+from sagas.gateways.port import GatewayOutcome, PaymentGateway
+from sagas.gateways.simulated import (
     PaymentRules,
     ShippingRules,
     SimulatedPayments,
     SimulatedShipping,
 )
-from write_model.sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator, Gateways
-from write_model.sagas.process import SubscriberDependencies
+from sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator, Gateways
+from sagas.process import SubscriberDependencies
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mongo]
 

@@ -30,8 +30,8 @@ from write_model.command_context import CommandContext
 from write_model.domain.order import Address
 from write_model.envelope import EventMetadata, NewEvent
 from write_model.event_store.port import ANY
-from write_model.sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
-from write_model.sagas.orchestrator import FULFILLMENT, SUBSCRIBER
+from sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
+from sagas.orchestrator import FULFILLMENT, SUBSCRIBER
 
 CONTEXT = CommandContext(correlation_id="embedded-saga-test")
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")

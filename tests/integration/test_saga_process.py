@@ -20,8 +20,8 @@ from tests.integration.saga_world import saga_world
 from tests.subscriber_loop import eventually
 from write_model.envelope import EventMetadata, NewEvent
 from write_model.event_store.port import ANY
-from write_model.sagas import storage
-from write_model.sagas.orchestrator import FULFILLMENT, SUBSCRIBER
+from sagas import storage
+from sagas.orchestrator import FULFILLMENT, SUBSCRIBER
 
 pytestmark = [pytest.mark.postgres]
 

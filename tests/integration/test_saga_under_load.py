@@ -25,7 +25,7 @@ from tests.integration.saga_invariants import (
 )
 from tests.integration.saga_world import MODES, saga_world
 from write_model.domain.order import OrderStatus
-from write_model.sagas.gateways.simulated import PaymentRules, ShippingRules
+from sagas.gateways.simulated import PaymentRules, ShippingRules
 
 pytestmark = [pytest.mark.postgres]
 

@@ -14,8 +14,8 @@ from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.service import ReadModel
 from write_model.envelope import EventMetadata, LogPosition, RecordedEvent
 from write_model.event_store.memory import InMemoryEventStore
-from write_model.sagas.dead_letters.memory import InMemorySagaDeadLetters
-from write_model.sagas.dead_letters.port import SagaLetter
+from sagas.dead_letters.memory import InMemorySagaDeadLetters
+from sagas.dead_letters.port import SagaLetter
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

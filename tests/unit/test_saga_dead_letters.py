@@ -1,4 +1,4 @@
-"""The saga process's subscriber loop (write_model/sagas/process.py) on the in-memory
+"""The saga process's subscriber loop (sagas/process.py) on the in-memory
 adapters (no I/O): a key that keeps failing is parked as dead letters while the other keys
 flow, later events of a parked key are parked behind it, an outage parks nothing and is
 retried, and an operator's retry handles a fixed key or records that it still fails."""
@@ -23,22 +23,22 @@ from write_model.envelope import EventMetadata, NewEvent, RecordedEvent
 from write_model.event_store.memory import InMemoryEventStore
 from write_model.event_store.port import ANY, EventStoreUnavailable
 from write_model.event_types import build_registry
-from write_model.sagas import storage
-from write_model.sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
-from write_model.sagas.gateways.simulated import (
+from sagas import storage
+from sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
+from sagas.gateways.simulated import (
     PaymentRules,
     ShippingRules,
     SimulatedPayments,
     SimulatedShipping,
 )
-from write_model.sagas.orchestrator import (
+from sagas.orchestrator import (
     FULFILLMENT,
     SUBSCRIBER,
     FulfillmentOrchestrator,
     Gateways,
 )
-from write_model.sagas.process import Reaction, SubscriberDependencies
-from write_model.sagas.storage import SagaStorage
+from sagas.process import Reaction, SubscriberDependencies
+from sagas.storage import SagaStorage
 
 MAX_ATTEMPTS = 3
 CONTEXT = CommandContext(correlation_id="saga-dead-letter-test")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from write_model.sagas.ledger.port import LedgerEntry
+from sagas.ledger.port import LedgerEntry
 
 
 class InMemoryLedger:

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiosqlite
 
-from write_model.sagas.ledger.port import LedgerEntry
+from sagas.ledger.port import LedgerEntry
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateway_ledger (
@@ -30,7 +30,7 @@ _COLUMNS = "key, gateway, operation, subject, succeeded, reference, reason, amou
 
 class SqliteLedger:
     def __init__(self, connection: aiosqlite.Connection) -> None:
-        self._connection = connection  # autocommit, schema in place (write_model.sagas.storage)
+        self._connection = connection  # autocommit, schema in place (sagas.storage)
 
     async def record(self, entry: LedgerEntry) -> LedgerEntry:
         await self._connection.execute(

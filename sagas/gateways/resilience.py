@@ -19,14 +19,14 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from write_model.domain.money import Money
-from write_model.domain.order import Address
-from write_model.sagas.gateways.port import (
+from sagas.gateways.port import (
     GatewayOutcome,
     PaymentGateway,
     ShippingGateway,
     TransientGatewayError,
 )
+from write_model.domain.money import Money
+from write_model.domain.order import Address
 
 log = logging.getLogger(__name__)
 

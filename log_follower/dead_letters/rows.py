@@ -1,27 +1,29 @@
-"""A letter as a row of the SQL adapters' `saga_dead_letters` table (sqlite, postgres)."""
+"""A letter as a row of the SQL adapters' `dead_letters` table (sqlite, postgres)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from log_follower.dead_letters.port import DeadLetter, LetterOwner
 from write_model.envelope import LogPosition
-from write_model.sagas.dead_letters.port import SagaLetter
 
 COLUMNS = (
-    "id, sort_key, subscriber, key, event_id, stream_id, stream_version, transaction_id, "
-    "position, event_type, error, attempts, failed_at, retry_requested"
+    "id, sort_key, follower, version, key, event_id, stream_id, stream_version, "
+    "transaction_id, position, event_type, error, attempts, failed_at, retry_requested"
 )
-SELECT = f"SELECT {COLUMNS} FROM saga_dead_letters"
+SELECT = f"SELECT {COLUMNS} FROM dead_letters"
 IN_ORDER = "ORDER BY sort_key, id"
+FAILED_AT = 13  # the column's index in COLUMNS
 
 
-def as_row(letter: SagaLetter) -> tuple[Any, ...]:
+def as_row(letter: DeadLetter) -> tuple[Any, ...]:
     """In COLUMNS order."""
     return (
         letter.id,
         letter.sort_key,
-        letter.subscriber,
+        letter.owner.follower,
+        letter.owner.version,
         letter.key,
         letter.event_id,
         letter.stream_id,
@@ -36,16 +38,16 @@ def as_row(letter: SagaLetter) -> tuple[Any, ...]:
     )
 
 
-def from_row(row: Any, failed_at: datetime) -> SagaLetter:
+def from_row(row: Any, failed_at: datetime) -> DeadLetter:
     """`row` in COLUMNS order; `failed_at` as the adapter reads its column."""
-    (_, _, subscriber, key, event_id, stream_id, version, transaction_id, position) = row[:9]
-    event_type, error, attempts, _, retry_requested = row[9:]
-    return SagaLetter(
-        subscriber=subscriber,
+    (_, _, follower, version, key, event_id, stream_id, stream_version) = row[:8]
+    transaction_id, position, event_type, error, attempts, _, retry_requested = row[8:]
+    return DeadLetter(
+        owner=LetterOwner(follower, None if version is None else int(version)),
         key=key,
         event_id=event_id,
         stream_id=stream_id,
-        stream_version=int(version),
+        stream_version=int(stream_version),
         log_position=LogPosition(int(transaction_id), int(position)),
         event_type=event_type,
         error=error,

@@ -1,4 +1,4 @@
-"""The saga stream `Fulfillment-<orderId>` as the orchestrator (write_model/sagas/
+"""The saga stream `Fulfillment-<orderId>` as the orchestrator (sagas/
 orchestrator.py) reads and records it: commands of the saga decider
 (write_model/domain/fulfillment.py) decided in turn and appended in one append, each event
 with an id derived from the stream and its version, so a driver repeating itself after a

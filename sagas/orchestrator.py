@@ -9,8 +9,8 @@ anywhere and driving the same saga again does nothing twice. Events the saga cau
 the trigger's correlation id and the trigger's event id as causation.
 
 The process loop (leader lock, checkpoint, batches, a key's events in order, keys at once)
-is write_model/sagas/process.py, and this is its `Reaction`; the saga stream's reading and
-recording, write_model/sagas/saga_stream.py.
+is sagas/process.py, and this is its `Reaction`; the saga stream's reading and
+recording, sagas/saga_stream.py.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import assert_never
 
+from log_follower.consumer import FollowerKind
+from sagas.effects import Gateways, StepEffects
+from sagas.saga_stream import FULFILLMENT, Loaded, SagaStream, decided_state
 from write_model import commands, stream_ids
 from write_model.bus import (
     CommandBus,
@@ -45,8 +48,6 @@ from write_model.envelope import RecordedEvent
 from write_model.event_store.port import EventStore
 from write_model.handlers import ORDER
 from write_model.registry import EventTypeRegistry
-from write_model.sagas.effects import Gateways, StepEffects
-from write_model.sagas.saga_stream import FULFILLMENT, Loaded, SagaStream, decided_state
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,15 @@ class FulfillmentOrchestrator:
         self._saga = SagaStream(store, registry, self._streams, clock=clock)
         self._effects = StepEffects(bus, gateways, retry_seconds=retry_seconds)
 
-    subscriber = SUBSCRIBER
+    name = SUBSCRIBER
+    kind = FollowerKind.SAGA
 
     def key_of(self, event: RecordedEvent) -> str | None:
         if event.type not in TRIGGERS:
             return None
         return stream_ids.entity_id(event.stream_id, order.STREAM_TYPE)
 
-    async def react(self, key: str, events: Sequence[RecordedEvent]) -> None:
+    async def handle_key(self, key: str, events: Sequence[RecordedEvent]) -> None:
         """Drive the order's saga on its triggers, in log order."""
         for trigger in events:
             context = CommandContext(

@@ -1,8 +1,8 @@
 """One choreography participant (write_model/domain/choreography.py) as a `Reaction` of the
-saga process loop (write_model/sagas/process.py): inventory, payment or shipping.
+saga process loop (sagas/process.py): inventory, payment or shipping.
 
 On a trigger the participant runs, undoes or cancels its own step with the same effects as
-the orchestrator (write_model/sagas/effects.py, the same idempotency keys), then records
+the orchestrator (sagas/effects.py, the same idempotency keys), then records
 what it did on its own stream `<Participant>-<orderId>` (what the next participant follows).
 
 Read side: it also records its step on the saga stream `Fulfillment-<orderId>` with the
@@ -34,6 +34,9 @@ from datetime import datetime
 from functools import partial
 from typing import Any, assert_never
 
+from log_follower.consumer import FollowerKind
+from sagas.effects import Gateways, StepEffects
+from sagas.saga_stream import FULFILLMENT
 from write_model import commands, stream_ids
 from write_model.bus import CommandBus, new_events
 from write_model.command_context import CommandContext, Principal
@@ -58,8 +61,6 @@ from write_model.envelope import RecordedEvent
 from write_model.event_store.port import NO_STREAM, EventStore, WrongExpectedVersion
 from write_model.handlers import ORDER
 from write_model.registry import EventTypeRegistry
-from write_model.sagas.effects import Gateways, StepEffects
-from write_model.sagas.saga_stream import FULFILLMENT
 from write_model.streams import Decider, Streams
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,8 @@ class FulfillmentParticipant:
         retry_seconds: float = 0.2,
     ) -> None:
         self.participant = participant
-        self.subscriber = subscriber_of(participant)
+        self.name = subscriber_of(participant)
+        self.kind = FollowerKind.PARTICIPANT
         self._step = choreography.STEP_OF[participant]
         self._own = participant_decider(participant)
         self._principal = Principal.system(f"fulfillment-{participant.value.lower()}")
@@ -122,7 +124,7 @@ class FulfillmentParticipant:
             return None
         return stream_ids.entity_id(event.stream_id)
 
-    async def react(self, key: str, events: Sequence[RecordedEvent]) -> None:
+    async def handle_key(self, key: str, events: Sequence[RecordedEvent]) -> None:
         for trigger in events:
             # The three streams a response may need, in one read of the store.
             (own, version), (saga, saga_version), (placed, _) = await self._streams.load_many(

@@ -1,7 +1,7 @@
 """Running a fulfillment step's effects: step commands through the CommandBus under the
 action's idempotency keys, gateway calls under theirs. Shared by the orchestrator
-(write_model/sagas/orchestrator.py) and the choreography participants
-(write_model/sagas/choreography/), so both modes do exactly the same things to stock,
+(sagas/orchestrator.py) and the choreography participants
+(sagas/choreography/), so both modes do exactly the same things to stock,
 payments and shipments."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import assert_never
 
+from sagas.gateways.port import GatewayOutcome, PaymentGateway, ShippingGateway
 from write_model import commands
 from write_model.bus import CommandBus, CommandOutcome, ConcurrencyConflict, Idempotency
 from write_model.command_context import CommandContext
@@ -28,7 +29,6 @@ from write_model.domain.fulfillment import (
     ReleaseLines,
     ReserveLines,
 )
-from write_model.sagas.gateways.port import GatewayOutcome, PaymentGateway, ShippingGateway
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from sagas.gateways.port import GatewayOutcome, TransientGatewayError
+from sagas.ledger.port import GatewayLedger, LedgerEntry
 from write_model.domain.money import Money
 from write_model.domain.order import Address
-from write_model.sagas.gateways.port import GatewayOutcome, TransientGatewayError
-from write_model.sagas.ledger.port import GatewayLedger, LedgerEntry
 
 _REFERENCES = uuid.UUID("0b7f4a52-36f1-4c0e-9a1f-3d0d6c2e8a41")
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncpg
 
+from sagas.ledger.port import LedgerEntry
+
 # The table lives in the event store's database: its outages are the event store's, so the
 # saga process retries them instead of parking what it was doing as a dead letter.
 from write_model.event_store.postgres import (
     _unavailable_when_disconnected as unavailable_when_disconnected,
 )
-from write_model.sagas.ledger.port import LedgerEntry
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateway_ledger (
