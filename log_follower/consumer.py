@@ -88,6 +88,10 @@ def is_connection_error(error: BaseException) -> bool:
     return isinstance(error, OSError)
 
 
+class _OneByOne(Exception):
+    pass
+
+
 PerKeyHandler = Callable[[str, Sequence[RecordedEvent]], Awaitable[None]]
 
 
@@ -152,13 +156,18 @@ async def handle_per_key(
     """`Consumer.handle` for consumers that work per key: `handler(key, events)` for each
     key's events in log order, keys at once (as many as `slots` lets through). A key whose
     events fail together is tried event by event (a handler does nothing twice) to find the
-    failing one. An outage of any key fails the batch."""
+    failing one (at once when they are redelivered: they failed together before). An outage
+    of any key fails the batch."""
 
     async def one_key(key: str, events: list[RecordedEvent]) -> KeyFailure | None:
         async with slots:
             try:
+                if batch.redelivered and len(events) > 1:
+                    raise _OneByOne()  # they failed together before: find the failing one
                 await handler(key, events)
                 return None
+            except _OneByOne:
+                pass
             except Exception as error:
                 if is_outage(error) or len(events) == 1:
                     return KeyFailure(key, events[0], error)

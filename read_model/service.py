@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from log_follower.dead_letters.memory import InMemoryDeadLetters
 from log_follower.dead_letters.port import DeadLetter, DeadLetters, LetterOwner
 from read_model.document_store.port import (
     POSITION_FIELD,
@@ -104,11 +105,12 @@ class ReadModel:
         version_ttl_seconds: float,
         stale_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
-        letters: DeadLetters,
+        letters: DeadLetters | None = None,
     ) -> None:
         self._documents = documents
         self._events = events
-        self.letters = letters
+        # Every follower's letters (none given: a store of this process alone).
+        self.letters = letters if letters is not None else InMemoryDeadLetters()
         self.dead_letters = LetterList(letters)
         self._wait_seconds = wait_seconds
         self._poll_seconds = poll_seconds

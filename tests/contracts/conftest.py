@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from sagas import storage
+from sagas.storage import SagaStorage
 from tests.conftest import service_url
 from tests.contracts.document_store_harness import (
     DocumentStoreHarness,
     memory_document_store,
     mongo_document_store,
 )
-from sagas import storage
-from sagas.storage import SagaStorage
 
 
 @pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.mongo)])

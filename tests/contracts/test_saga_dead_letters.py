@@ -8,10 +8,11 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from read_model.document_store.port import position_key
-from write_model.envelope import LogPosition
 from sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
+
+from read_model.document_store.port import position_key
 from sagas.storage import SagaStorage
+from write_model.envelope import LogPosition
 
 FAILED_AT = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 

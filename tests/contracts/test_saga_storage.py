@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from write_model.envelope import LogPosition
 from sagas.ledger.port import LedgerEntry
 from sagas.storage import SagaStorage
+from write_model.envelope import LogPosition
 
 
 def charge(key: str, succeeded: bool = True, amount: str = "12.50") -> LedgerEntry:

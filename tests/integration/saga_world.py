@@ -12,18 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tests.integration.read_side import postgres_store
-from tests.integration.write_side import build_bus
-from write_model import commands
-from write_model.bus import CommandBus, Streams
-from write_model.command_context import CommandContext
-from write_model.domain import fulfillment
-from write_model.domain.order import Address, OrderState
-from write_model.domain.product import ProductState
-from write_model.envelope import LogPosition, RecordedEvent
-from write_model.event_store.postgres import PostgresEventStore
-from write_model.event_types import build_registry
-from write_model.handlers import ORDER, PRODUCT
+from sagas.process import react_to
+
 from sagas import storage
 from sagas.choreography.participant import FulfillmentParticipant, participants
 from sagas.effects import Gateways
@@ -38,7 +28,18 @@ from sagas.gateways.simulated import (
 )
 from sagas.ledger.port import GatewayLedger, LedgerEntry
 from sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator
-from sagas.process import react_to
+from tests.integration.read_side import postgres_store
+from tests.integration.write_side import build_bus
+from write_model import commands
+from write_model.bus import CommandBus, Streams
+from write_model.command_context import CommandContext
+from write_model.domain import fulfillment
+from write_model.domain.order import Address, OrderState
+from write_model.domain.product import ProductState
+from write_model.envelope import LogPosition, RecordedEvent
+from write_model.event_store.postgres import PostgresEventStore
+from write_model.event_types import build_registry
+from write_model.handlers import ORDER, PRODUCT
 
 MODES = ("orchestration", "choreography")
 # What drives the sagas in a mode: the orchestrator, or the participants.

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-
 from read_model.dead_letters import DEAD_LETTERS
+
 from read_model.document_store.port import GuardedPut
 from tests.integration.graphql_stack import ApiStack, api_stack
 

@@ -12,21 +12,22 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pymongo import monitoring
-
 from read_model.dead_letters import DEAD_LETTERS, DeadLetters
+
 from read_model.document_store.mongo import MongoDocumentStore
 from read_model.document_store.port import POSITION_FIELD, GuardedPut, SortKey, UpdateMany
 from read_model.projections import ALL_PROJECTIONS
 from read_model.projections.customers import CUSTOMERS
 from read_model.projections.orders import ORDERS
 from read_model.projections.products import PRODUCTS
-from read_model.runner import ProjectionRunner, physical_collection
+from read_model.runner import physical_collection
 from schema.types import (
     CUSTOMER_ORDERING,
     ORDER_SORT_KEYS,
     PRODUCT_ORDERING,
 )
 from tests.conftest import service_url
+from tests.projecting import projection_runner
 from write_model.event_store.memory import InMemoryEventStore
 from write_model.event_types import build_registry
 
@@ -82,7 +83,7 @@ async def test_no_query_of_the_api_or_the_projector_is_a_collection_scan(unique:
     )
     try:
         for projection in ALL_PROJECTIONS:
-            runner = ProjectionRunner(projection, InMemoryEventStore(), store, build_registry())
+            runner = projection_runner(projection, InMemoryEventStore(), store, build_registry())
             await runner.ensure_indexes()
         orders = physical_collection(ORDERS, 1)
         # A few documents, so that a plan has something to choose between.

@@ -7,14 +7,15 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from read_model.dead_letters import DEAD_LETTERS, DeadLetters
+
+from log_follower.follower import FollowerSettings
 from read_model.batch import RetryResult
 from read_model.change_feed.in_process import InProcessChangeFeed
 from read_model.change_feed.port import DocumentChanged
-from read_model.dead_letters import DEAD_LETTERS, DeadLetters
 from read_model.document_store.port import Document, UpdateMany
 from read_model.projections.base import DocKey, ProjectedEvent, View
 from read_model.projections.orders import OrdersProjection
-from read_model.runner import ProjectionRunner, RunnerSettings
 from tests.integration.read_side import (
     CONTEXT,
     HeldOpenStore,
@@ -27,6 +28,7 @@ from tests.integration.read_side import (
     runners,
 )
 from tests.integration.write_side import customer_and_product, one_item_order
+from tests.projecting import projection_runner
 from write_model import commands
 from write_model.event_types import build_registry
 
@@ -70,7 +72,7 @@ async def test_never_skips_an_event_of_a_late_committing_writer(unique: str) -> 
         writing = asyncio.gather(*(order_workload(bus, f"{unique}-{w}", 6) for w in range(8)))
         while not writing.done():
             for runner in projection_runners:
-                await runner.run_batch()
+                await runner.step()
             await asyncio.sleep(0.005)
         await writing
         await catch_up(projection_runners)
@@ -118,13 +120,13 @@ async def test_a_poison_event_parks_its_stream_and_retry_recovers_it(unique: str
         bus = build_bus(events)
         await order_workload(bus, unique, orders=4)  # o1 and o3 stay drafts
         poisoned = FailingFor(OrdersProjection(), f"Order-o1-{unique}")
-        runner = ProjectionRunner(
+        runner = projection_runner(
             poisoned,
             events,
             documents,
             build_registry(),
             checkpoint_name=f"orders-{unique}",
-            settings=RunnerSettings(max_attempts=3, backoff_seconds=0.001),
+            settings=FollowerSettings(max_attempts=3, backoff_seconds=0.001),
         )
         await catch_up([runner])
         # Later events on the parked stream and on a healthy one.
@@ -151,7 +153,7 @@ async def test_a_poison_event_parks_its_stream_and_retry_recovers_it(unique: str
 
         poisoned.broken = False
         assert await DeadLetters(documents).request_retry(first["_id"])
-        assert await runner.retry_parked(f"Order-o1-{unique}") == RetryResult(5, done=True)
+        assert await runner.retry_key(f"Order-o1-{unique}") == RetryResult(5, done=True)
 
         recovered = await documents.get("orders_v1", f"o1-{unique}")
         assert recovered is not None and recovered["version"] == 5

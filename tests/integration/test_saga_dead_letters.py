@@ -11,11 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sagas.process import SubscriberDependencies
 
 from app.bootstrap import command_bus, saga_subscribers
-from tests.integration.graphql_stack import ApiStack, api_stack
-from tests.subscriber_loop import eventually, subscriber_running
-from write_model.domain.money import Money
 from sagas.gateways.port import GatewayOutcome, PaymentGateway
 from sagas.gateways.simulated import (
     PaymentRules,
@@ -24,7 +22,9 @@ from sagas.gateways.simulated import (
     SimulatedShipping,
 )
 from sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator, Gateways
-from sagas.process import SubscriberDependencies
+from tests.integration.graphql_stack import ApiStack, api_stack
+from tests.subscriber_loop import eventually, subscriber_running
+from write_model.domain.money import Money
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mongo]
 

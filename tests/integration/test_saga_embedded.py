@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
 
 from app.bootstrap import (
     Backend,
@@ -22,6 +23,7 @@ from app.bootstrap import (
     saga_subscribers,
 )
 from app.settings import Settings
+from sagas.orchestrator import FULFILLMENT, SUBSCRIBER
 from tests.integration.saga_world import MODES
 from tests.integration.write_side import customer_and_product
 from tests.subscriber_loop import eventually, subscriber_running
@@ -30,8 +32,6 @@ from write_model.command_context import CommandContext
 from write_model.domain.order import Address
 from write_model.envelope import EventMetadata, NewEvent
 from write_model.event_store.port import ANY
-from sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
-from sagas.orchestrator import FULFILLMENT, SUBSCRIBER
 
 CONTEXT = CommandContext(correlation_id="embedded-saga-test")
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")

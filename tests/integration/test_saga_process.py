@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sagas import storage
+from sagas.orchestrator import FULFILLMENT, SUBSCRIBER
 from tests.integration.app_process import SagaProcess
 from tests.integration.private_services import free_port
 from tests.integration.read_side import own_postgres_database
@@ -20,8 +22,6 @@ from tests.integration.saga_world import saga_world
 from tests.subscriber_loop import eventually
 from write_model.envelope import EventMetadata, NewEvent
 from write_model.event_store.port import ANY
-from sagas import storage
-from sagas.orchestrator import FULFILLMENT, SUBSCRIBER
 
 pytestmark = [pytest.mark.postgres]
 

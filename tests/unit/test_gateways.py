@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from write_model.domain.money import Money
-from write_model.domain.order import Address
 from sagas.gateways.port import GatewayOutcome, TransientGatewayError
 from sagas.gateways.resilience import CallPolicy, CircuitBreaker, Resilient
 from sagas.gateways.simulated import (
@@ -17,6 +15,8 @@ from sagas.gateways.simulated import (
     SimulatedShipping,
 )
 from sagas.ledger.memory import InMemoryLedger
+from write_model.domain.money import Money
+from write_model.domain.order import Address
 
 USD_50 = Money(Decimal("50.00"), "USD")
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")

@@ -15,13 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from read_model.dead_letters import DeadLetters
 
 from log_follower.append_signal.in_process import InProcessAppendSignal
+from log_follower.follower import Follower, FollowerSettings
+from log_follower.leader_lock.in_process import InProcessLeaderLock
 from read_model.batch import RetryResult
-from read_model.dead_letters import DeadLetters
 from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.document_store.port import Checkpoint, Document, ProjectionState, UpdateMany
-from log_follower.leader_lock.in_process import InProcessLeaderLock
 from read_model.projections.base import DocKey, ProjectedEvent, Projection, View
 from read_model.projections.customers import CustomersProjection
 from read_model.projections.orders import OrdersProjection
@@ -31,8 +32,8 @@ from read_model.projector_process import (
     rebuild_projection,
     run_projection,
 )
-from read_model.runner import ProjectionRunner, RunnerSettings
 from read_model.status import projection_statuses
+from tests.projecting import projection_runner
 from tests.unit.appending import REGISTRY, append
 from write_model.domain.customer import CustomerRegistered
 from write_model.domain.money import Money
@@ -45,7 +46,7 @@ from write_model.domain.order import (
 from write_model.envelope import LogPosition
 from write_model.event_store.memory import InMemoryEventStore
 
-FAST = RunnerSettings(batch_size=50, max_attempts=2, backoff_seconds=0.0)
+FAST = FollowerSettings(batch_size=50, max_attempts=2, backoff_seconds=0.0)
 
 
 def item(product: str, quantity: int = 1) -> OrderItemAdded:
@@ -123,8 +124,8 @@ class FlakyStore:
         return call
 
 
-async def until_idle(runner: ProjectionRunner) -> None:
-    while (await runner.run_batch()).events_read:
+async def until_idle(runner: Follower) -> None:
+    while (await runner.step()).events_read:
         pass
 
 
@@ -141,7 +142,7 @@ async def test_a_retried_event_counts_once_even_when_the_retry_crashes_and_runs_
     events, store = InMemoryEventStore(), InMemoryDocumentStore()
     await customer_with_orders(events, 1)
     projection = Breakable(CustomersProjection(), on_stream("Order-o1"))
-    runner = ProjectionRunner(projection, events, store, REGISTRY, settings=FAST)
+    runner = projection_runner(projection, events, store, REGISTRY, settings=FAST)
     await append(events, "Order-o1", OrderCreated("o1", "c1", Decimal("0.10")))
     # Later orders of the same customer move the customer document past the parked event.
     for n in range(2, 5):
@@ -152,13 +153,13 @@ async def test_a_retried_event_counts_once_even_when_the_retry_crashes_and_runs_
 
     projection.broken = lambda event: False
     flaky = FlakyStore(store, {"delete_many": 1})  # the crash: letter not yet removed
-    crashing = ProjectionRunner(projection, events, flaky, REGISTRY, settings=FAST)  # type: ignore[arg-type]
+    crashing = projection_runner(projection, events, flaky, REGISTRY, settings=FAST)  # type: ignore[arg-type]
     with pytest.raises(ConnectionError):
-        await crashing.retry_parked("Order-o1")
+        await crashing.retry_key("Order-o1")
     assert (await store.get("customers_v1", "c1"))["orderCount"] == 5  # type: ignore[index]
 
-    restarted = ProjectionRunner(projection, events, store, REGISTRY, settings=FAST)
-    assert await restarted.retry_parked("Order-o1") == RetryResult(1, done=True)
+    restarted = projection_runner(projection, events, store, REGISTRY, settings=FAST)
+    assert await restarted.retry_key("Order-o1") == RetryResult(1, done=True)
 
     customer = await store.get("customers_v1", "c1")
     assert customer is not None and customer["orderCount"] == 5, "o1 counted once"
@@ -169,7 +170,7 @@ async def test_a_retry_that_fails_part_way_keeps_only_the_letters_of_what_did_no
     events, store = InMemoryEventStore(), InMemoryDocumentStore()
     await customer_with_orders(events, 0)
     projection = Breakable(OrdersProjection(), on_stream("Order-o1"))
-    runner = ProjectionRunner(projection, events, store, REGISTRY, settings=FAST)
+    runner = projection_runner(projection, events, store, REGISTRY, settings=FAST)
     await append(events, "Order-o1", OrderCreated("o1", "c1", Decimal("0.10")), item("pen"))
     await append(events, "Order-o1", item("ink"), item("pad"))
     await until_idle(runner)
@@ -177,7 +178,7 @@ async def test_a_retry_that_fails_part_way_keeps_only_the_letters_of_what_did_no
     assert len(await letters.of_stream("orders", 1, "Order-o1")) == 4
 
     projection.broken = on_stream("Order-o1", from_version=3)  # a partial fix
-    assert await runner.retry_parked("Order-o1") == RetryResult(2, done=False)
+    assert await runner.retry_key("Order-o1") == RetryResult(2, done=False)
 
     left = await letters.of_stream("orders", 1, "Order-o1")
     assert [letter["streamVersion"] for letter in left] == [3, 4]
@@ -193,7 +194,7 @@ async def test_a_retry_that_fails_part_way_keeps_only_the_letters_of_what_did_no
         5,
     ]
     projection.broken = lambda event: False
-    assert await runner.retry_parked("Order-o1") == RetryResult(3, done=True)
+    assert await runner.retry_key("Order-o1") == RetryResult(3, done=True)
     order = await store.get("orders_v1", "o1")
     assert order is not None and order["version"] == 5
     assert [i["productId"] for i in order["items"]] == ["pen", "ink", "pad", "cap"]
@@ -205,7 +206,7 @@ async def test_a_retry_that_fails_part_way_keeps_only_the_letters_of_what_did_no
 async def test_a_storage_error_fails_the_batch_and_parks_nothing() -> None:
     events, memory = InMemoryEventStore(), InMemoryDocumentStore()
     await customer_with_orders(events, 2)
-    runner = ProjectionRunner(CustomersProjection(), events, memory, REGISTRY, settings=FAST)
+    runner = projection_runner(CustomersProjection(), events, memory, REGISTRY, settings=FAST)
     await until_idle(runner)
     total = Money(Decimal("2.00"), "USD")
     await append(events, "Order-o1", OrderSubmitted(total, Money.zero("USD"), total))
@@ -213,14 +214,14 @@ async def test_a_storage_error_fails_the_batch_and_parks_nothing() -> None:
     # the customer is read in the middle of the batch: that read fails, twice.
     await append(events, "Order-o1", OrderConfirmed())
     store = FlakyStore(memory, {"get_many": 2}, only_on="customers_v1")
-    runner = ProjectionRunner(CustomersProjection(), events, store, REGISTRY, settings=FAST)  # type: ignore[arg-type]
+    runner = projection_runner(CustomersProjection(), events, store, REGISTRY, settings=FAST)  # type: ignore[arg-type]
     for _ in range(2):
         with pytest.raises(ConnectionError):
-            await runner.run_batch()
+            await runner.step()
     for method in ("bulk_write", "save_checkpoint"):
         store.failing, store.only_on = {method: 1}, None
         with pytest.raises(ConnectionError):
-            await runner.run_batch()
+            await runner.step()
 
     await until_idle(runner)
 
@@ -234,11 +235,11 @@ async def test_a_stream_is_skipped_only_once_its_letters_are_stored() -> None:
     await customer_with_orders(events, 0)
     projection = Breakable(OrdersProjection(), on_stream("Order-o1"))
     store = FlakyStore(memory, {"bulk_write": 1})  # the first write is the letters'
-    runner = ProjectionRunner(projection, events, store, REGISTRY, settings=FAST)  # type: ignore[arg-type]
+    runner = projection_runner(projection, events, store, REGISTRY, settings=FAST)  # type: ignore[arg-type]
     await append(events, "Order-o1", OrderCreated("o1", "c1", Decimal("0.10")))
     await append(events, "Order-o2", OrderCreated("o2", "c1", Decimal("0.10")))
     with pytest.raises(ConnectionError):
-        await runner.run_batch()
+        await runner.step()
 
     await until_idle(runner)
 
@@ -260,7 +261,7 @@ def dependencies(
         feed=None,
         signal=InProcessAppendSignal(),
         lock=InProcessLeaderLock(),
-        settings=RunnerSettings(batch_size=batch_size, max_attempts=2, backoff_seconds=0.0),
+        settings=FollowerSettings(batch_size=batch_size, max_attempts=2, backoff_seconds=0.0),
         poll_seconds=0.01,
         maintenance_seconds=0.05,
         old_version_grace_seconds=0.0,
@@ -282,7 +283,7 @@ async def test_letters_follow_their_version_through_a_rebuild_and_switch() -> No
     letters = DeadLetters(store)
     # Version 1 fails on o1 (a bug since fixed); the rebuild fails on o2 (a new one).
     live = Breakable(OrdersProjection(), on_stream("Order-o1"))
-    runner = ProjectionRunner(live, events, store, REGISTRY, settings=FAST)
+    runner = projection_runner(live, events, store, REGISTRY, settings=FAST)
     await until_idle(runner)
     assert await letters.parked_streams("orders", 1) == {"Order-o1"}
 
@@ -350,7 +351,7 @@ async def test_retries_and_switches_do_not_wait_for_the_projector_to_catch_up() 
     await customer_with_orders(events, 0)
     await append(events, "Order-o0", OrderCreated("o0", "c1", Decimal("0.10")))
     broken = Breakable(OrdersProjection(), on_stream("Order-o0"))
-    await until_idle(ProjectionRunner(broken, events, memory, REGISTRY, settings=FAST))
+    await until_idle(projection_runner(broken, events, memory, REGISTRY, settings=FAST))
     [letter] = await DeadLetters(memory).of_stream("orders", 1, "Order-o0")
     # A rebuild made ready while another process led (its switch is left to the leader),
     # a retry requested, and a long backlog: every batch the projector reads is full.
@@ -394,7 +395,7 @@ async def _at_head(store: InMemoryDocumentStore, version: int, head: LogPosition
 async def test_a_projection_whose_leader_went_quiet_while_events_wait_is_stopped() -> None:
     events, store = InMemoryEventStore(), InMemoryDocumentStore()
     await customer_with_orders(events, 1)
-    runner = ProjectionRunner(OrdersProjection(), events, store, REGISTRY, settings=FAST)
+    runner = projection_runner(OrdersProjection(), events, store, REGISTRY, settings=FAST)
     await until_idle(runner)
 
     async def state() -> ProjectionState:

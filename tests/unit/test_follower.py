@@ -1,7 +1,9 @@
-"""The saga process's subscriber loop (sagas/process.py) on the in-memory
-adapters (no I/O): a key that keeps failing is parked as dead letters while the other keys
-flow, later events of a parked key are parked behind it, an outage parks nothing and is
-retried, and an operator's retry handles a fixed key or records that it still fails."""
+"""The follower (log_follower/follower.py) on the in-memory adapters (no I/O), with the
+saga's orchestrator and with test consumers that implement only the consumer interface
+(a KeyHandler made a Consumer by PerKeyConsumer): a key that keeps failing is parked as dead
+letters while the other keys flow, later events of a parked key are parked behind it, an
+outage parks nothing and is retried, an operator's retry handles a fixed key or records that
+it still fails, and the follower reports its status."""
 
 from __future__ import annotations
 
@@ -12,19 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from log_follower.append_signal.in_process import InProcessAppendSignal
-from log_follower.leader_lock.in_process import InProcessLeaderLock
-from tests.integration.write_side import build_bus, customer_and_product
-from tests.subscriber_loop import eventually, subscriber_running
-from write_model import commands
-from write_model.command_context import CommandContext
-from write_model.domain.order import Address
-from write_model.envelope import EventMetadata, NewEvent, RecordedEvent
-from write_model.event_store.memory import InMemoryEventStore
-from write_model.event_store.port import ANY, EventStoreUnavailable
-from write_model.event_types import build_registry
+from log_follower.consumer import FollowerKind, KeyHandler, PerKeyConsumer
+from log_follower.dead_letters.port import PARKED_BEHIND, DeadLetter, LetterOwner
+from log_follower.follower import Follower, FollowerSettings
+from log_follower.storage import FollowerStores, memory_stores
 from sagas import storage
-from sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
 from sagas.gateways.simulated import (
     PaymentRules,
     ShippingRules,
@@ -37,8 +31,16 @@ from sagas.orchestrator import (
     FulfillmentOrchestrator,
     Gateways,
 )
-from sagas.process import Reaction, SubscriberDependencies
-from sagas.storage import SagaStorage
+from tests.integration.write_side import build_bus, customer_and_product
+from tests.projecting import follower_parts
+from tests.subscriber_loop import eventually, subscriber_running
+from write_model import commands
+from write_model.command_context import CommandContext
+from write_model.domain.order import Address
+from write_model.envelope import EventMetadata, NewEvent, RecordedEvent
+from write_model.event_store.memory import InMemoryEventStore
+from write_model.event_store.port import ANY, EventStoreUnavailable
+from write_model.event_types import build_registry
 
 MAX_ATTEMPTS = 3
 CONTEXT = CommandContext(correlation_id="saga-dead-letter-test")
@@ -49,19 +51,23 @@ ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 class Counting:
     """A reaction that counts how often each key was handed to the inner one."""
 
-    inner: Reaction
+    inner: KeyHandler
     tries: Counter[str] = field(default_factory=Counter)
 
     @property
-    def subscriber(self) -> str:
-        return self.inner.subscriber
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def kind(self) -> FollowerKind:
+        return self.inner.kind
 
     def key_of(self, event: RecordedEvent) -> str | None:
         return self.inner.key_of(event)
 
-    async def react(self, key: str, events: Sequence[RecordedEvent]) -> None:
+    async def handle_key(self, key: str, events: Sequence[RecordedEvent]) -> None:
         self.tries[key] += 1
-        await self.inner.react(key, events)
+        await self.inner.handle_key(key, events)
 
 
 @dataclass
@@ -69,7 +75,8 @@ class Scripted:
     """A reaction keyed by stream id that records what it handled, in order; a key in
     `broken` raises (a bug), and the next `outages` calls raise an outage."""
 
-    subscriber: str = "saga:scripted"
+    name: str = "saga:scripted"
+    kind: FollowerKind = FollowerKind.SAGA
     broken: set[str] = field(default_factory=set)
     outages: int = 0
     handled: list[tuple[str, int]] = field(default_factory=list)
@@ -79,7 +86,7 @@ class Scripted:
     def key_of(self, event: RecordedEvent) -> str | None:
         return event.stream_id
 
-    async def react(self, key: str, events: Sequence[RecordedEvent]) -> None:
+    async def handle_key(self, key: str, events: Sequence[RecordedEvent]) -> None:
         await asyncio.sleep(self.seconds_per_call)
         for event in events:
             if self.outages:
@@ -96,22 +103,20 @@ class Scripted:
 @dataclass
 class World:
     events: InMemoryEventStore = field(default_factory=InMemoryEventStore)
-    saga: SagaStorage = field(default_factory=storage.memory_storage)
+    saga: FollowerStores = field(default_factory=memory_stores)
+    ledger: object = field(default_factory=storage.memory_ledger)
 
-    def deps(self, reaction: Reaction, batch_size: int = 500) -> SubscriberDependencies:
-        return SubscriberDependencies(
-            events=self.events,
-            checkpoints=self.saga.checkpoints,
-            dead_letters=self.saga.dead_letters,
-            signal=InProcessAppendSignal(),
-            lock=InProcessLeaderLock(),
-            reaction=reaction,
+    def deps(self, reaction: KeyHandler, batch_size: int = 500) -> Follower:
+        settings = FollowerSettings(
             poll_seconds=0.01,
             batch_size=batch_size,
             max_attempts=MAX_ATTEMPTS,
             backoff_seconds=0.001,
             maintenance_seconds=0.01,
         )
+        parts = follower_parts(self.events, settings=settings, dead_letters=self.saga.dead_letters)
+        parts = replace(parts, checkpoint=self.saga.checkpoint, status=self.saga.status)
+        return Follower(PerKeyConsumer(reaction), parts)
 
     async def append(self, stream_id: str, *payloads: dict[str, object]) -> None:
         await self.events.append_to_stream(
@@ -130,16 +135,16 @@ class World:
             ],
         )
 
-    async def letters(self, subscriber: str, key: str) -> list[SagaLetter]:
-        return await self.saga.dead_letters.of_key(subscriber, key)
+    async def letters(self, subscriber: str, key: str) -> list[DeadLetter]:
+        return await self.saga.dead_letters.of_key(LetterOwner(subscriber), key)
 
     async def caught_up(self, subscriber: str) -> bool:
-        checkpoint = await self.saga.checkpoints.load(subscriber)
+        checkpoint = await self.saga.checkpoint.load(subscriber)
         return checkpoint is not None and checkpoint >= await self.events.head_position()
 
 
 def orchestrator(world: World) -> FulfillmentOrchestrator:
-    ledger = world.saga.ledger
+    ledger = world.ledger
     gateways = Gateways(
         SimulatedPayments(ledger, PaymentRules()), SimulatedShipping(ledger, ShippingRules())
     )
@@ -201,7 +206,7 @@ async def test_a_poison_order_is_parked_after_its_tries_while_another_saga_compl
     assert letter.attempts == MAX_ATTEMPTS and reaction.tries["o-poison"] == MAX_ATTEMPTS
     assert letter.stream_id == "Order-o-poison" and letter.event_type == "OrderSubmitted"
     assert letter.error  # the exception, by type and message
-    assert await world.saga.dead_letters.parked_keys(SUBSCRIBER) == {"o-poison"}
+    assert await world.saga.dead_letters.parked_keys(LetterOwner(SUBSCRIBER)) == {"o-poison"}
 
 
 async def test_later_events_of_a_parked_key_are_parked_behind_it_in_order(unique: str) -> None:
@@ -232,10 +237,10 @@ async def test_the_events_of_a_key_from_the_failing_one_on_are_parked(unique: st
     await world.append(f"Job-{unique}-other", {"n": 1})
 
     async with subscriber_running(world.deps(reaction)):
-        await eventually(lambda: world.caught_up(reaction.subscriber))
+        await eventually(lambda: world.caught_up(reaction.name))
 
     assert reaction.handled == [(f"Job-{unique}", 1), (f"Job-{unique}-other", 1)]
-    letters = await world.letters(reaction.subscriber, f"Job-{unique}")
+    letters = await world.letters(reaction.name, f"Job-{unique}")
     assert [(f.stream_version, f.attempts) for f in letters] == [(2, MAX_ATTEMPTS), (3, 0)]
     # Tried once with the key's three events, then event by event: the second, N times.
     last = MAX_ATTEMPTS + 1
@@ -251,7 +256,7 @@ async def test_an_outage_parks_nothing_and_the_batch_is_handled_once_it_is_over(
     await world.append(f"Job-{unique}", {"n": 1})
 
     async with subscriber_running(world.deps(reaction)):
-        await eventually(lambda: world.caught_up(reaction.subscriber))
+        await eventually(lambda: world.caught_up(reaction.name))
 
     assert reaction.outages == 0
     assert reaction.handled == [(f"Job-{unique}", 1)]
@@ -265,14 +270,14 @@ async def test_a_retried_key_that_was_fixed_is_handled_and_its_letters_go(unique
     await world.append(key, {"poison": True}, {"n": 2})
 
     async with subscriber_running(world.deps(reaction)):
-        await eventually(lambda: world.caught_up(reaction.subscriber))
-        letters = await world.letters(reaction.subscriber, key)
+        await eventually(lambda: world.caught_up(reaction.name))
+        letters = await world.letters(reaction.name, key)
         assert len(letters) == 2 and reaction.handled == []
         reaction.broken.clear()  # the bug is fixed
         assert await world.saga.dead_letters.request_retry(letters[-1].id)
-        await eventually(lambda: _no_letters(world, reaction.subscriber, key))
+        await eventually(lambda: _no_letters(world, reaction.name, key))
         await world.append(key, {"n": 3})  # the key flows again
-        await eventually(lambda: world.caught_up(reaction.subscriber))
+        await eventually(lambda: world.caught_up(reaction.name))
         await eventually(lambda: _handled(reaction, 3))
 
     assert reaction.handled == [(key, 1), (key, 2), (key, 3)]
@@ -286,12 +291,12 @@ async def test_a_retry_that_fails_again_records_the_error_and_the_tries(unique: 
     await world.append(key, {"poison": True})
 
     async with subscriber_running(world.deps(reaction)):
-        await eventually(lambda: world.caught_up(reaction.subscriber))
-        [parked] = await world.letters(reaction.subscriber, key)
+        await eventually(lambda: world.caught_up(reaction.name))
+        [parked] = await world.letters(reaction.name, key)
         assert await world.saga.dead_letters.request_retry(parked.id)
-        await eventually(lambda: _attempts(world, reaction.subscriber, key, 2 * MAX_ATTEMPTS))
+        await eventually(lambda: _attempts(world, reaction.name, key, 2 * MAX_ATTEMPTS))
 
-    [retried] = await world.letters(reaction.subscriber, key)
+    [retried] = await world.letters(reaction.name, key)
     assert retried == replace(
         parked,
         attempts=2 * MAX_ATTEMPTS,
@@ -309,14 +314,14 @@ async def test_a_retry_is_acted_on_while_the_log_is_busy(unique: str) -> None:
     await world.append(key, {"poison": True})
 
     async with subscriber_running(world.deps(reaction, batch_size=1)):
-        [parked] = await eventually(lambda: world.letters(reaction.subscriber, key))
+        [parked] = await eventually(lambda: world.letters(reaction.name, key))
         reaction.broken.clear()
         # A backlog of other keys, a batch of one event each: about 2 s of work.
         for n in range(400):
             await world.append(f"Job-{unique}-{n}", {"n": n})
         assert await world.saga.dead_letters.request_retry(parked.id)
-        await eventually(lambda: _no_letters(world, reaction.subscriber, key))
-        retried_while_busy = not await world.caught_up(reaction.subscriber)
+        await eventually(lambda: _no_letters(world, reaction.name, key))
+        retried_while_busy = not await world.caught_up(reaction.name)
 
     assert retried_while_busy, "the retry waited for the log to go quiet"
     assert (key, 1) in reaction.handled
