@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS follower_status (
     position bigint NOT NULL,
     state text NOT NULL,
     last_error text,
-    leading boolean NOT NULL
+    is_leading boolean NOT NULL
 );
 """
 
@@ -39,7 +39,7 @@ class PostgresStatusBoard:
             "leader_since = excluded.leader_since, heartbeat_at = excluded.heartbeat_at, "
             "transaction_id = excluded.transaction_id, position = excluded.position, "
             "state = excluded.state, last_error = excluded.last_error, "
-            "leading = excluded.leading",
+            "is_leading = excluded.is_leading",
             *as_row(report),
         )
 

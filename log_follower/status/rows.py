@@ -13,7 +13,7 @@ from write_model.envelope import LogPosition
 
 COLUMNS = (
     "follower, kind, leader, leader_since, heartbeat_at, transaction_id, position, state, "
-    "last_error, leading"
+    "last_error, is_leading"
 )
 
 

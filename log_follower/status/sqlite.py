@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS follower_status (
     position INTEGER NOT NULL,
     state TEXT NOT NULL,
     last_error TEXT,
-    leading INTEGER NOT NULL
+    is_leading INTEGER NOT NULL
 );
 """
 

@@ -1,6 +1,7 @@
-"""Conformance suite of the SagaDeadLetters port, run against every adapter (memory,
-sqlite, postgres): park, a key's letters in log order, every letter in (position, id) order
-after a cursor, retry requests, failures of a retry, removal, count."""
+"""Conformance suite of the DeadLetters port (log_follower/dead_letters/), run against every
+adapter (memory, sqlite, postgres): park, a key's letters in log order, every letter in
+(position, id) order after a cursor, retry requests, failures of a retry, removal, count;
+letters of a projection's collection versions kept apart."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
-
-from read_model.document_store.port import position_key
-from sagas.storage import SagaStorage
+from log_follower.dead_letters.port import (
+    PARKED_BEHIND,
+    DeadLetter,
+    DeadLetters,
+    LetterOwner,
+    position_key,
+)
+from tests.contracts.conftest import Stores
 from write_model.envelope import LogPosition
 
 FAILED_AT = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
@@ -26,9 +31,10 @@ def letter(
     error: str = "ValueError: poison",
     attempts: int = 4,
     event_id: str | None = None,
-) -> SagaLetter:
-    return SagaLetter(
-        subscriber=subscriber,
+    collection_version: int | None = None,
+) -> DeadLetter:
+    return DeadLetter(
+        owner=LetterOwner(subscriber, collection_version),
         key=key,
         event_id=event_id or str(uuid.uuid4()),
         stream_id=f"Order-{key}",
@@ -48,9 +54,9 @@ def far_away() -> int:
 
 
 async def test_parked_letters_round_trip_and_are_listed_per_key_in_log_order(
-    saga_storage: SagaStorage, unique: str
+    saga_storage: Stores, unique: str
 ) -> None:
-    letters = saga_storage.dead_letters
+    letters = saga_storage.followers.dead_letters
     subscriber = f"saga:{unique}"
     base = far_away()
     late = letter(subscriber, "o-1", LogPosition(base + 9, 3), version=2, attempts=0)
@@ -61,20 +67,18 @@ async def test_parked_letters_round_trip_and_are_listed_per_key_in_log_order(
     await letters.park([late, early, other])
     await letters.park([elsewhere])
 
-    assert await letters.of_key(subscriber, "o-1") == [early, late]
-    assert await letters.of_key(subscriber, "o-3") == []
-    assert await letters.parked_keys(subscriber) == {"o-1", "o-2"}
+    assert await letters.of_key(LetterOwner(subscriber), "o-1") == [early, late]
+    assert await letters.of_key(LetterOwner(subscriber), "o-3") == []
+    assert await letters.parked_keys(LetterOwner(subscriber)) == {"o-1", "o-2"}
     assert await letters.get(early.id) == early
     assert await letters.get(f"{subscriber}:nope") is None
 
 
-async def test_parking_a_letter_again_keeps_the_first(
-    saga_storage: SagaStorage, unique: str
-) -> None:
-    letters = saga_storage.dead_letters
+async def test_parking_a_letter_again_keeps_the_first(saga_storage: Stores, unique: str) -> None:
+    letters = saga_storage.followers.dead_letters
     first = letter(f"saga:{unique}", "o-1", LogPosition(far_away(), 1))
     again = letter(
-        first.subscriber,
+        first.owner.follower,
         "o-1",
         first.log_position,
         error=PARKED_BEHIND,
@@ -85,13 +89,13 @@ async def test_parking_a_letter_again_keeps_the_first(
     await letters.park([first])
     await letters.park([again])
 
-    assert await letters.of_key(first.subscriber, "o-1") == [first]
+    assert await letters.of_key(LetterOwner(first.owner.follower), "o-1") == [first]
 
 
 async def test_every_letter_is_paged_in_position_then_id_order_after_a_cursor(
-    saga_storage: SagaStorage, unique: str
+    saga_storage: Stores, unique: str
 ) -> None:
-    letters = saga_storage.dead_letters
+    letters = saga_storage.followers.dead_letters
     base = far_away()
     # Two letters at one position (two subscribers, one event): ordered by id.
     shared_event = str(uuid.uuid4())
@@ -109,16 +113,16 @@ async def test_every_letter_is_paged_in_position_then_id_order_after_a_cursor(
     rest = await letters.page(2, (first_page[-1].sort_key, first_page[-1].id))
 
     assert [found.id for found in first_page + rest] == [found.id for found in in_order]
-    assert in_order[0].subscriber == f"saga:{unique}-a"  # "a" sorts before "b"
+    assert in_order[0].owner.follower == f"saga:{unique}-a"  # "a" sorts before "b"
     everything = await letters.page(100_000)
-    mine = [found for found in everything if found.subscriber.startswith(f"saga:{unique}")]
+    mine = [found for found in everything if found.owner.follower.startswith(f"saga:{unique}")]
     assert mine == in_order
 
 
 async def test_a_retry_request_marks_every_letter_of_the_key(
-    saga_storage: SagaStorage, unique: str
+    saga_storage: Stores, unique: str
 ) -> None:
-    letters = saga_storage.dead_letters
+    letters = saga_storage.followers.dead_letters
     subscriber = f"saga:{unique}"
     base = far_away()
     failing = letter(subscriber, "o-1", LogPosition(base + 1, 1))
@@ -126,23 +130,25 @@ async def test_a_retry_request_marks_every_letter_of_the_key(
     untouched = letter(subscriber, "o-2", LogPosition(base + 3, 3))
     await letters.park([failing, behind, untouched])
 
-    assert await letters.retry_requested(subscriber) == []
+    assert await letters.retry_requested(LetterOwner(subscriber)) == []
     assert await letters.request_retry(behind.id) is True
     assert await letters.request_retry(f"{subscriber}:missing") is False
 
-    assert await letters.retry_requested(subscriber) == ["o-1"]
-    assert [found.retry_requested for found in await letters.of_key(subscriber, "o-1")] == [
+    assert await letters.retry_requested(LetterOwner(subscriber)) == ["o-1"]
+    assert [
+        found.retry_requested for found in await letters.of_key(LetterOwner(subscriber), "o-1")
+    ] == [
         True,
         True,
     ]
     assert (await letters.get(untouched.id)) == untouched
-    assert await letters.retry_requested(f"{subscriber}-other") == []
+    assert await letters.retry_requested(LetterOwner(f"{subscriber}-other")) == []
 
 
 async def test_a_failed_retry_records_the_error_and_the_tries_and_clears_the_request(
-    saga_storage: SagaStorage, unique: str
+    saga_storage: Stores, unique: str
 ) -> None:
-    letters = saga_storage.dead_letters
+    letters = saga_storage.followers.dead_letters
     subscriber = f"saga:{unique}"
     base = far_away()
     failing = letter(subscriber, "o-1", LogPosition(base + 1, 1), attempts=4)
@@ -151,20 +157,20 @@ async def test_a_failed_retry_records_the_error_and_the_tries_and_clears_the_req
     await letters.request_retry(failing.id)
     again_at = FAILED_AT + timedelta(hours=1)
 
-    await letters.record_retry_failure(subscriber, "o-1", "KeyError: 'x'", 3, again_at)
+    await letters.record_retry_failure(LetterOwner(subscriber), "o-1", "KeyError: 'x'", 3, again_at)
 
-    found = await letters.of_key(subscriber, "o-1")
+    found = await letters.of_key(LetterOwner(subscriber), "o-1")
     assert [(f.error, f.attempts, f.failed_at, f.retry_requested) for f in found] == [
         ("KeyError: 'x'", 7, again_at, False),
         ("KeyError: 'x'", 3, again_at, False),
     ]
-    assert await letters.retry_requested(subscriber) == []
+    assert await letters.retry_requested(LetterOwner(subscriber)) == []
 
 
 async def test_removed_letters_are_gone_and_the_count_follows(
-    saga_storage: SagaStorage, unique: str
+    saga_storage: Stores, unique: str
 ) -> None:
-    letters = saga_storage.dead_letters
+    letters = saga_storage.followers.dead_letters
     subscriber = f"saga:{unique}"
     base = far_away()
     before = await letters.count()
@@ -174,8 +180,30 @@ async def test_removed_letters_are_gone_and_the_count_follows(
 
     await letters.remove([parked[0].id, parked[2].id])
 
-    assert await letters.of_key(subscriber, "o-1") == [parked[1]]
+    assert await letters.of_key(LetterOwner(subscriber), "o-1") == [parked[1]]
     assert await letters.count() == before + 1
     await letters.remove([parked[1].id])
-    assert await letters.parked_keys(subscriber) == set()
+    assert await letters.parked_keys(LetterOwner(subscriber)) == set()
     assert await letters.count() == before
+
+
+async def test_letters_of_each_collection_version_are_apart_and_dropped_together(
+    saga_storage: Stores, unique: str
+) -> None:
+    letters: DeadLetters = saga_storage.followers.dead_letters
+    base = far_away()
+    old = letter(unique, "Order-1", LogPosition(base + 1, 1), collection_version=1)
+    new = letter(
+        unique, "Order-1", LogPosition(base + 1, 1), collection_version=2, event_id=old.event_id
+    )
+    await letters.park([old, new])
+
+    assert old.id != new.id
+    assert await letters.of_key(LetterOwner(unique, 1), "Order-1") == [old]
+    assert await letters.parked_keys(LetterOwner(unique)) == set()
+    assert await letters.count(unique) == 2
+    await letters.remove_owner(LetterOwner(unique, 1))
+
+    assert await letters.of_key(LetterOwner(unique, 1), "Order-1") == []
+    assert await letters.of_key(LetterOwner(unique, 2), "Order-1") == [new]
+    assert await letters.count(unique) == 1

@@ -1,5 +1,5 @@
-"""Conformance suites of the saga's storage ports, run against every adapter: the
-GatewayLedger (the first outcome under a key is kept) and SubscriberCheckpoints."""
+"""Conformance suite of the saga's ledger port, run against every adapter: the
+GatewayLedger (the first outcome under a key is kept)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import asyncio
 from decimal import Decimal
 
 from sagas.ledger.port import LedgerEntry
-from sagas.storage import SagaStorage
-from write_model.envelope import LogPosition
+from tests.contracts.conftest import Stores
 
 
 def charge(key: str, succeeded: bool = True, amount: str = "12.50") -> LedgerEntry:
@@ -25,9 +24,7 @@ def charge(key: str, succeeded: bool = True, amount: str = "12.50") -> LedgerEnt
     )
 
 
-async def test_the_first_outcome_under_a_key_is_kept(
-    saga_storage: SagaStorage, unique: str
-) -> None:
+async def test_the_first_outcome_under_a_key_is_kept(saga_storage: Stores, unique: str) -> None:
     ledger = saga_storage.ledger
     first = charge(f"{unique}:charge")
 
@@ -37,9 +34,7 @@ async def test_the_first_outcome_under_a_key_is_kept(
     assert await ledger.find(f"{unique}:other") is None
 
 
-async def test_concurrent_records_under_one_key_keep_one(
-    saga_storage: SagaStorage, unique: str
-) -> None:
+async def test_concurrent_records_under_one_key_keep_one(saga_storage: Stores, unique: str) -> None:
     key = f"{unique}:race"
     candidates = [charge(key, amount=f"{n}.00") for n in range(1, 9)]
 
@@ -51,7 +46,7 @@ async def test_concurrent_records_under_one_key_keep_one(
 
 
 async def test_entries_are_listed_per_gateway_in_recording_order(
-    saga_storage: SagaStorage, unique: str
+    saga_storage: Stores, unique: str
 ) -> None:
     ledger = saga_storage.ledger
     keys = [f"{unique}:{n}" for n in range(3)]
@@ -66,22 +61,9 @@ async def test_entries_are_listed_per_gateway_in_recording_order(
 
 
 async def test_an_entry_without_amount_or_reference_round_trips(
-    saga_storage: SagaStorage, unique: str
+    saga_storage: Stores, unique: str
 ) -> None:
     void = LedgerEntry(f"{unique}:void", "payment", "void", "", False, reason="cancelled")
 
     assert await saga_storage.ledger.record(void) == void
     assert await saga_storage.ledger.find(void.key) == void
-
-
-async def test_a_checkpoint_is_none_until_saved_then_the_last_save(
-    saga_storage: SagaStorage, unique: str
-) -> None:
-    checkpoints = saga_storage.checkpoints
-
-    assert await checkpoints.load(unique) is None
-    await checkpoints.save(unique, LogPosition(7, 12))
-    await checkpoints.save(unique, LogPosition(9, 30))
-    await checkpoints.save(f"{unique}-other", LogPosition(1, 1))
-
-    assert await checkpoints.load(unique) == LogPosition(9, 30)
