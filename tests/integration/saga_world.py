@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sagas.process import react_to
-
+from log_follower.consumer import Batch, KeyHandler, PerKeyConsumer
 from sagas import storage
 from sagas.choreography.participant import FulfillmentParticipant, participants
 from sagas.effects import Gateways
@@ -127,7 +126,7 @@ class SagaWorld:
         if isinstance(driver, FulfillmentOrchestrator):
             found = await self.events.read_streams([ORDER.stream_id(o) for o in order_ids])
             events = [event for stream in found.values() for event in stream]
-            await react_to(driver, events, asyncio.Semaphore(32))
+            await react_to(driver, events)
             return
         kinds = [ORDER.stream_type, *(p.participant.value for p in driver)]
         stream_ids = [f"{kind}-{order_id}" for kind in kinds for order_id in order_ids]
@@ -137,10 +136,10 @@ class SagaWorld:
             log = sorted((e for stream in found.values() for e in stream), key=_position)
             rounds = []
             for participant in driver:
-                new = [e for e in log if (participant.subscriber, e.event_id) not in seen]
-                seen.update((participant.subscriber, e.event_id) for e in new)
+                new = [e for e in log if (participant.name, e.event_id) not in seen]
+                seen.update((participant.name, e.event_id) for e in new)
                 if any(participant.key_of(e) is not None for e in new):
-                    rounds.append(react_to(participant, new, asyncio.Semaphore(32)))
+                    rounds.append(react_to(participant, new))
             if not rounds:
                 return
             await asyncio.gather(*rounds)
@@ -178,5 +177,16 @@ async def saga_world(
 ) -> AsyncIterator[SagaWorld]:
     async with postgres_store(max_size=30, dsn=dsn) as events:
         await storage.migrate_postgres(events.pool)
-        ledger = storage.postgres_storage(events.pool).ledger
+        ledger = storage.postgres_ledger(events.pool)
         yield SagaWorld(events, build_bus(events), ledger, mode)
+
+
+async def react_to(handler: KeyHandler, events: Sequence[RecordedEvent]) -> None:
+    """Hand events to a saga's handler as its follower does (each key's events in log order,
+    keys at once); a key that fails fails the call."""
+    if not events:
+        return
+    batch = Batch(events, max(event.log_position for event in events))
+    failures = await PerKeyConsumer(handler).handle(batch)
+    if failures:
+        raise failures[0].error
