@@ -355,7 +355,7 @@ class Follower:
         source = self.parts.source
         appended = source.listener()
         self.leader_since = self.parts.clock()
-        log.info("leading %s", self.checkpoint_name)
+        log.info("leading %s %s", self.consumer.kind, self.checkpoint_name)
         failures = 0
         try:
             await self.report()

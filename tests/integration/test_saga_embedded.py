@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
 
 from app.bootstrap import (
     Backend,
@@ -24,7 +23,7 @@ from app.bootstrap import (
     saga_consumers,
 )
 from app.settings import Settings
-from log_follower.dead_letters.port import LetterOwner
+from log_follower.dead_letters.port import PARKED_BEHIND, DeadLetter, LetterOwner
 from log_follower.follower import Follower
 from sagas.orchestrator import FULFILLMENT, SUBSCRIBER
 from tests.integration.saga_world import MODES
@@ -144,6 +143,6 @@ async def test_orders_dev_keeps_the_saga_dead_letters_across_a_restart(
     assert (letters[1].event_type, letters[1].error) == ("OrderCancelled", PARKED_BEHIND)
 
 
-async def _two(letters: Awaitable[list[SagaLetter]]) -> list[SagaLetter] | None:
+async def _two(letters: Awaitable[list[DeadLetter]]) -> list[DeadLetter] | None:
     found = await letters
     return found if len(found) == 2 else None
