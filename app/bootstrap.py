@@ -593,7 +593,8 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     from app.ops_server import ops_server
 
     async with (
-        shared_backend(settings, follows_log=True) as backend,
+        # Its checkpoints, letters and status are tables beside the event store's.
+        shared_backend(settings, follows_log=True, migrates=settings.migrate_on_start) as backend,
         ops_server(settings, backend, build_read_model(settings, backend)),
     ):
         await run_projections(projector_dependencies(settings, backend), stop)

@@ -160,7 +160,9 @@ class Settings(BaseSettings):
 
     # The API (`orders api`, `orders dev`).
     migrate_on_start: bool = Field(
-        True, description="apply the event store schema at API start (idempotent, locked)"
+        True,
+        description="apply the event store schema (with the followers' and the saga's tables) "
+        "when the API, projector or saga process starts (idempotent, locked)",
     )
     consistency_wait_seconds: float = Field(
         2.0, ge=0, le=60, description="how long a consistencyToken read waits for the projector"
