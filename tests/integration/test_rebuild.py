@@ -100,7 +100,6 @@ async def test_a_running_projector_switches_to_the_rebuilt_version(unique: str) 
                 ),
                 CONTEXT,
             )
-            deps.signal.notify()  # type: ignore[attr-defined]
             while True:
                 order = await documents.get(f"orders_v{version}", f"o1-{unique}")
                 if order is not None and order["version"] == 5:
