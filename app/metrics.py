@@ -20,8 +20,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from log_follower.dead_letters.port import DeadLetters
 from read_model.service import ReadModel
-from write_model.sagas.dead_letters.port import SagaDeadLetters
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,9 @@ class Metrics:
         )
         self.dead_letters = Gauge(
             "orders_dead_letters",
-            "Events parked as dead letters, by source: projections (the dead-letter "
-            "collection) or saga (beside the saga's checkpoints); read at scrape",
-            ["source"],
+            "Events parked as dead letters, by follower (a projection, the saga or a "
+            "participant); read at scrape",
+            ["follower"],
             registry=self.registry,
         )
 
@@ -110,11 +110,14 @@ class Metrics:
         return generate_latest(self.registry)
 
     async def render(
-        self, read_model: ReadModel | None, saga_letters: SagaDeadLetters | None = None
+        self,
+        read_model: ReadModel | None,
+        letters: DeadLetters | None = None,
+        followers: tuple[str, ...] = (),
     ) -> bytes:
         """The exposition text, after reading projector state (`read_model`; None in a
-        process without the read store, the saga's) and the saga's dead letters from the
-        stores (skipped, and logged, when they do not answer within
+        process without the read store, the saga's) and the dead letters of `followers`
+        from the stores (skipped, and logged, when they do not answer within
         STORES_TIMEOUT_SECONDS)."""
         try:
             async with asyncio.timeout(STORES_TIMEOUT_SECONDS):
@@ -122,10 +125,9 @@ class Metrics:
                     for status in await read_model.statuses():
                         self.projection_lag.labels(status.name).set(status.lag)
                         self.projection_position.labels(status.name).set(status.position.position)
-                    projections = await read_model.projection_letters.count()
-                    self.dead_letters.labels("projections").set(projections)
-                if saga_letters is not None:
-                    self.dead_letters.labels("saga").set(await saga_letters.count())
+                if letters is not None:
+                    for follower in followers:
+                        self.dead_letters.labels(follower).set(await letters.count(follower))
         except Exception:
             log.warning("projector metrics not refreshed", exc_info=True)
         return generate_latest(self.registry)

@@ -156,7 +156,11 @@ async def ops_server(
     async def render_metrics() -> bytes:
         if backend.listener_healthy is not None:
             metrics.listener_connected.set(1 if backend.listener_healthy() else 0)
-        return await metrics.render(read_model, backend.saga.dead_letters)
+        from app.bootstrap import expected_followers
+
+        return await metrics.render(
+            read_model, backend.followers.dead_letters, expected_followers(settings)
+        )
 
     async with serving(settings, ops_app(checks, render_metrics)):
         yield

@@ -43,7 +43,14 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from app import log_config
 from app.auth import OPEN, Authenticator, Unauthenticated
-from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime, authenticator, cors_origins
+from app.bootstrap import (
+    ApiRuntime,
+    ServiceUnavailable,
+    api_runtime,
+    authenticator,
+    cors_origins,
+    expected_followers,
+)
 from app.graphiql import GraphiQL
 from app.health import readiness
 from app.metrics import Metrics
@@ -111,7 +118,9 @@ def create_app(
         if runtime.services.live is not None:
             metrics.feed_gaps.set(runtime.services.live.gaps)
         read_model = runtime.services.read_model
-        return await metrics.render(read_model, read_model.saga_letters)
+        return await metrics.render(
+            read_model, read_model.letters, expected_followers(runtime.settings)
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

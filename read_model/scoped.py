@@ -15,7 +15,7 @@ from typing import Any
 from read_model.document_store.port import Document, Page, SortKey
 from read_model.projections.customers import CUSTOMERS
 from read_model.projections.orders import ORDERS
-from read_model.service import AllDeadLetters, ReadModel
+from read_model.service import LetterList, ReadModel
 from read_model.status import ProjectionStatus
 from write_model import access
 from write_model.command_context import Principal
@@ -79,6 +79,6 @@ class ScopedReadModel:
         return await self.unscoped.statuses()
 
     @property
-    def dead_letters(self) -> AllDeadLetters:
+    def dead_letters(self) -> LetterList:
         access.check_operator(self.principal, "dead letters")
         return self.unscoped.dead_letters

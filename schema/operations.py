@@ -6,8 +6,8 @@ from datetime import datetime
 
 import strawberry
 
-from read_model import dead_letters
 from read_model.document_store.port import Document
+from read_model.service import LETTER_ORDERING
 from read_model.status import ProjectionStatus as Status
 from schema.pagination import Ordering
 
@@ -37,7 +37,7 @@ class ProjectionStatus:
         )
 
 
-DEAD_LETTER_ORDERING = Ordering("deadLetters", dead_letters.ORDERING)
+DEAD_LETTER_ORDERING = Ordering("deadLetters", LETTER_ORDERING)
 
 
 @strawberry.type

@@ -186,8 +186,8 @@ async def test_health_readiness_and_metrics(
     )
     assert 'orders_events_appended_total{stream_type="Customer"} 1.0' in text
     assert 'orders_projection_lag_events{projection="customers"} 0.0' in text
-    assert 'orders_dead_letters{source="projections"} 0.0' in text
-    assert 'orders_dead_letters{source="saga"} 0.0' in text
+    assert 'orders_dead_letters{follower="orders"} 0.0' in text
+    assert 'orders_dead_letters{follower="saga:fulfillment"} 0.0' in text
 
 
 async def test_with_an_ops_port_the_checks_and_metrics_are_served_there_only(

@@ -22,9 +22,9 @@ from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.projections import ALL_PROJECTIONS
 from read_model.projections.customers import CUSTOMERS
 from read_model.projections.orders import ORDERS
-from read_model.runner import ProjectionRunner
 from read_model.scoped import ScopedReadModel
 from read_model.service import ReadModel
+from tests.projecting import projection_runner
 from write_model import commands
 from write_model.access import Forbidden
 from write_model.bus import CommandBus
@@ -106,8 +106,8 @@ class World:
 
     async def project(self) -> None:
         for projection in ALL_PROJECTIONS:
-            runner = ProjectionRunner(projection, self.events, self.documents, REGISTRY)
-            while (await runner.run_batch()).events_read:
+            runner = projection_runner(projection, self.events, self.documents, REGISTRY)
+            while (await runner.step()).events_read:
                 pass
 
 
