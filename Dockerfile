@@ -21,6 +21,7 @@ COPY app app
 COPY schema schema
 COPY write_model write_model
 COPY read_model read_model
+COPY messaging messaging
 COPY --from=graphiql-assets /build/dist app/graphiql_assets/dist
 RUN uv sync --frozen --no-editable --no-cache \
     && useradd --system --uid 10001 --home-dir /srv/orders orders \

@@ -150,6 +150,20 @@ def saga_command() -> None:
     _run(lambda: _until_signalled(lambda stop: run_saga_process(settings, stop)))
 
 
+@main.command("relay")
+def relay_command() -> None:
+    """Publish every event of the log to Kafka (KAFKA_BOOTSTRAP_SERVERS), exactly once, as
+    CloudEvents; a second relay stands by. Exits with status 2 on a fatal Kafka error (fenced
+    by another relay with its transactional.id): a supervisor restarts it."""
+    from app.relay_process import run_relay_process
+
+    settings = Settings()
+    if not settings.kafka_bootstrap_servers:
+        raise click.ClickException("KAFKA_BOOTSTRAP_SERVERS is not set: the relay needs Kafka")
+    _require_services(settings, "orders relay", read_store=False)
+    _run(lambda: _until_signalled(lambda stop: run_relay_process(settings, stop)))
+
+
 @main.command("participant")
 @click.argument("name", type=click.Choice([p.value.lower() for p in Participant]))
 def participant_command(name: str) -> None:

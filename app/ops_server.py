@@ -145,13 +145,22 @@ async def serving(settings: Settings, app: Starlette) -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def ops_server(
-    settings: Settings, backend: LogBackend, read_model: ReadModel | None
+    settings: Settings,
+    backend: LogBackend,
+    read_model: ReadModel | None,
+    *,
+    metrics: Metrics | None = None,
+    more_checks: Checks | None = None,
 ) -> AsyncIterator[None]:
-    """The ops port of `orders projector` and `orders saga` while the block runs."""
-    metrics = Metrics()
+    """The ops port of `orders projector`, `orders saga` and `orders relay` while the block
+    runs; `metrics` with a process's own figures registered, `more_checks` its own checks."""
+    metrics = metrics or Metrics()
 
     async def checks() -> dict[str, str]:
-        return await readiness(settings, backend, read_model)
+        found = await readiness(settings, backend, read_model)
+        if more_checks is not None:
+            found = {**found, **(await more_checks() or {})}
+        return found
 
     async def render_metrics() -> bytes:
         if backend.listener_healthy is not None:

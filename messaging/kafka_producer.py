@@ -199,7 +199,3 @@ class TransactionalProducer:
     def _close(self) -> None:
         if self._producer is not None:
             self._producer.flush(min(self._timeout, 5.0))
-
-
-
-

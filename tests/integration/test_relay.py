@@ -1,0 +1,196 @@
+"""The Kafka relay (`orders relay`) against the real broker: every event of the log on Kafka
+exactly once, on its topic and key, with every CloudEvents attribute, in stream order per
+key; crashes at any point and named failpoints lose and duplicate nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from messaging.event_schemas import SCHEMA_DIRECTORY
+from tests.integration import write_side
+from tests.integration.kafka_relay import (
+    Consumed,
+    RelayProcess,
+    TopicReader,
+    duplicates_and_missing,
+    kafka_address,
+    relay_env,
+    whole_log,
+)
+from tests.integration.read_side import ADDRESS, own_postgres_database, postgres_store
+from write_model import commands
+from write_model.bus import CommandBus
+from write_model.command_context import CommandContext
+from write_model.envelope import RecordedEvent
+from write_model.event_types import build_registry
+
+pytestmark = pytest.mark.postgres
+
+BUSY_WRITERS = 6
+
+
+async def write_orders(bus: CommandBus, unique: str, orders: int) -> None:
+    """A customer and a product, then `orders` orders each submitted: every event kind of a
+    shop's day on streams of several categories."""
+    context = CommandContext(correlation_id=f"corr-{unique}", causation_id=f"cause-{unique}")
+    await write_side.customer_and_product(bus, context, unique, price="2.50", stock=10_000)
+    for n in range(orders):
+        order_id = f"o-{unique}-{n}"
+        item = commands.OrderItem(f"p-{unique}", 1 + n % 3)
+        await bus.dispatch(
+            commands.CreateOrder(order_id=order_id, customer_id=f"c-{unique}", items=(item,)),
+            context,
+        )
+        await bus.dispatch(commands.SetShippingAddress(order_id=order_id, address=ADDRESS), context)
+        await bus.dispatch(commands.SubmitOrder(order_id=order_id), context)
+    await bus.dispatch(commands.RenameCustomer(customer_id=f"c-{unique}", name="Ada B."), context)
+    await bus.dispatch(
+        commands.ChangeProductPrice(product_id=f"p-{unique}", price=Decimal("2.75")), context
+    )
+
+
+def assert_published_exactly(
+    log: list[RecordedEvent], consumed: list[Consumed], prefix: str, mode: str = "binary"
+) -> None:
+    duplicates, missing = duplicates_and_missing(log, consumed)
+    assert (duplicates[:5], missing[:5]) == ([], []), (len(duplicates), len(missing))
+    assert len(consumed) == len(log)
+    registry = build_registry()
+    by_id = {str(event.event_id): event for event in log}
+    per_key: dict[tuple[str, bytes], list[int]] = defaultdict(list)
+    partitions_of_key: dict[bytes, set[int]] = defaultdict(set)
+    for record in consumed:
+        event = by_id[str(record.event["id"])]
+        category, _, aggregate = event.stream_id.partition("-")
+        assert record.topic == f"{prefix}{category.lower()}-events"
+        assert record.key == aggregate.encode()
+        version = registry.schema_version_of(event.type)
+        expected = {
+            "specversion": "1.0",
+            "id": str(event.event_id),
+            "source": "/orders",
+            "type": f"orders.{event.type}",
+            "subject": event.stream_id,
+            "dataschema": f"urn:orders:event:{event.type}:{version}",
+            "streamversion": str(event.version),
+            "position": str(event.position),
+            "correlationid": event.metadata.correlation_id,
+            "schemaversion": str(version),
+            "datacontenttype": "application/json",
+        }
+        if event.metadata.causation_id is not None:
+            expected["causationid"] = event.metadata.causation_id
+        attributes = {k: v for k, v in record.event.items() if k not in {"data", "time"}}
+        assert attributes == expected
+        assert str(record.event["time"]).endswith("Z")
+        content_type = "application/json" if mode == "binary" else "application/cloudevents+json"
+        assert record.headers["content-type"].decode() == content_type
+        schema = json.loads((SCHEMA_DIRECTORY / event.type / f"{version}.json").read_text())
+        jsonschema.validate(record.event["data"], schema)
+        per_key[(record.topic, record.key)].append(event.version)
+        partitions_of_key[record.key].add(record.partition)
+    for key, versions in per_key.items():
+        assert versions == sorted(versions), key  # stream-version order per key
+    assert all(len(partitions) == 1 for partitions in partitions_of_key.values())
+
+
+@pytest.mark.parametrize("mode", ["binary", "structured"])
+async def test_every_event_of_a_busy_log_appears_exactly_once_in_order_with_every_header(
+    mode: str, unique: str, tmp_path: Path
+) -> None:
+    prefix = f"t{unique}."
+    async with (
+        own_postgres_database(f"relay_{unique}") as url,
+        postgres_store(dsn=url) as store,
+    ):
+        bus = write_side.build_bus(store, max_attempts=50)
+        relay = RelayProcess(
+            relay_env(url, kafka_address(), prefix, f"relay-{unique}", KAFKA_CONTENT_MODE=mode),
+            tmp_path / "relay.log",
+        ).start()
+        reader = TopicReader(kafka_address(), prefix)
+        try:
+            await asyncio.gather(
+                *(write_orders(bus, f"{unique}{n}", 8) for n in range(BUSY_WRITERS))
+            )
+            log = await whole_log(store)
+            consumed = await asyncio.to_thread(reader.poll_until, len(log), 90)
+            assert_published_exactly(log, consumed, prefix, mode)
+        finally:
+            reader.close()
+            assert relay.stop() == 0, relay.log_tail()
+
+
+async def test_relay_killed_ten_times_while_5000_events_are_appended_publishes_the_log_exactly(
+    unique: str, tmp_path: Path
+) -> None:
+    prefix = f"k{unique}."
+    async with (
+        own_postgres_database(f"relay_{unique}") as url,
+        postgres_store(dsn=url) as store,
+    ):
+        bus = write_side.build_bus(store, max_attempts=50)
+        env = relay_env(url, kafka_address(), prefix, f"relay-{unique}")
+        relay = RelayProcess(env, tmp_path / "relay.log").start()
+        # 5,000 events: 50 writers of 10 orders each (10 events an order, 2 set-up events).
+        writing = asyncio.gather(*(write_orders(bus, f"{unique}{n}", 33) for n in range(50)))
+        kills = 0
+        try:
+            while not writing.done() or kills < 10:
+                await asyncio.sleep(random.uniform(0.3, 1.5))
+                relay.kill()
+                kills += 1
+                relay = RelayProcess(env, tmp_path / "relay.log").start()
+            await writing
+            log = await whole_log(store)
+            assert len(log) >= 5000
+            reader = TopicReader(kafka_address(), prefix)
+            try:
+                consumed = await asyncio.to_thread(reader.poll_until, len(log), 120)
+            finally:
+                reader.close()
+            assert kills >= 10
+            assert_published_exactly(log, consumed, prefix)
+        finally:
+            writing.cancel()
+            relay.stop()
+
+
+@pytest.mark.parametrize("failpoint", ["after-send:3", "after-commit:3"])
+async def test_a_relay_killed_between_send_and_commit_or_right_after_commit_loses_nothing(
+    failpoint: str, unique: str, tmp_path: Path
+) -> None:
+    prefix = f"f{unique}."
+    async with (
+        own_postgres_database(f"relay_{unique}") as url,
+        postgres_store(dsn=url) as store,
+    ):
+        bus = write_side.build_bus(store, max_attempts=50)
+        env = relay_env(url, kafka_address(), prefix, f"relay-{unique}")
+        failing = RelayProcess({**env, "ORDERS_RELAY_FAILPOINT": failpoint}, tmp_path / "a.log")
+        failing.start()
+        writing = asyncio.gather(*(write_orders(bus, f"{unique}{n}", 3) for n in range(10)))
+        try:
+            exit_status = await asyncio.to_thread(failing.process.wait, 120)  # type: ignore[union-attr]
+            assert exit_status == -9, failing.log_tail()  # it SIGKILLed itself there
+            await writing
+            relay = RelayProcess(env, tmp_path / "b.log").start()
+            log = await whole_log(store)
+            reader = TopicReader(kafka_address(), prefix)
+            try:
+                consumed = await asyncio.to_thread(reader.poll_until, len(log), 90)
+            finally:
+                reader.close()
+                relay.stop()
+            assert_published_exactly(log, consumed, prefix)
+        finally:
+            writing.cancel()
+            failing.kill()
