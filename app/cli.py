@@ -158,6 +158,7 @@ def relay_command() -> None:
     from app.relay_process import run_relay_process
 
     settings = Settings()
+    _configure_logging(settings)
     if not settings.kafka_bootstrap_servers:
         raise click.ClickException("KAFKA_BOOTSTRAP_SERVERS is not set: the relay needs Kafka")
     _require_services(settings, "orders relay", read_store=False)

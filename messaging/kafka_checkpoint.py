@@ -12,6 +12,7 @@ whole) is a transaction of its own.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Mapping
 
@@ -23,6 +24,8 @@ from messaging.cloudevents import KafkaRecord
 from messaging.kafka_producer import KafkaUnavailable, TransactionalProducer
 from messaging.kafka_topics import TopicCreator
 from write_model.envelope import LogPosition
+
+log = logging.getLogger(__name__)
 
 
 class KafkaCheckpoint:
@@ -56,7 +59,9 @@ class KafkaCheckpoint:
 
     async def load(self, follower: str) -> LogPosition | None:
         await self._topics.ensure([self.topic], compacted=True)
+        log.debug("reading the checkpoint of %s from %s", follower, self.topic)
         found = await asyncio.to_thread(self._read, follower)
+        log.debug("checkpoint of %s: %s", follower, found)
         if found is not None:
             self._committed[follower] = found
         return found

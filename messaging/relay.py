@@ -130,6 +130,7 @@ class Relay:
         log.info("relay leads: transactions initialised, earlier producers fenced")
 
     async def handle(self, batch: Batch) -> Sequence[KeyFailure]:
+        log.debug("batch of %s events up to %s", len(batch.events), batch.end)
         return await self._guarded(self._handle(batch))
 
     async def _guarded(self, work: Awaitable[T]) -> T:

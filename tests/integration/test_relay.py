@@ -177,11 +177,16 @@ async def test_a_relay_killed_between_send_and_commit_or_right_after_commit_lose
         env = relay_env(url, kafka_address(), prefix, f"relay-{unique}")
         failing = RelayProcess({**env, "ORDERS_RELAY_FAILPOINT": failpoint}, tmp_path / "a.log")
         failing.start()
-        writing = asyncio.gather(*(write_orders(bus, f"{unique}{n}", 3) for n in range(10)))
+        waves = 0
+        # Waves of orders until the relay reaches its failpoint (its third transaction).
+        while failing.process.poll() is None and waves < 200:  # type: ignore[union-attr]
+            await write_orders(bus, f"{unique}{waves}", 1)
+            waves += 1
+            await asyncio.sleep(0.05)
         try:
-            exit_status = await asyncio.to_thread(failing.process.wait, 120)  # type: ignore[union-attr]
+            exit_status = await asyncio.to_thread(failing.process.wait, 30)  # type: ignore[union-attr]
             assert exit_status == -9, failing.log_tail()  # it SIGKILLed itself there
-            await writing
+            await write_orders(bus, f"{unique}-after", 2)
             relay = RelayProcess(env, tmp_path / "b.log").start()
             log = await whole_log(store)
             reader = TopicReader(kafka_address(), prefix)
@@ -192,5 +197,4 @@ async def test_a_relay_killed_between_send_and_commit_or_right_after_commit_lose
                 relay.stop()
             assert_published_exactly(log, consumed, prefix)
         finally:
-            writing.cancel()
             failing.kill()
