@@ -16,6 +16,8 @@ import pytest
 
 from messaging.event_schemas import SCHEMA_DIRECTORY
 from tests.integration import write_side
+from messaging.kafka_config import producer_config
+from messaging.kafka_producer import TransactionalProducer
 from tests.integration.kafka_relay import (
     Consumed,
     RelayProcess,
@@ -23,6 +25,7 @@ from tests.integration.kafka_relay import (
     duplicates_and_missing,
     kafka_address,
     relay_env,
+    wait_for,
     whole_log,
 )
 from tests.integration.read_side import ADDRESS, own_postgres_database, postgres_store
@@ -32,7 +35,7 @@ from write_model.command_context import CommandContext
 from write_model.envelope import RecordedEvent
 from write_model.event_types import build_registry
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
 BUSY_WRITERS = 6
 
@@ -198,3 +201,80 @@ async def test_a_relay_killed_between_send_and_commit_or_right_after_commit_lose
             assert_published_exactly(log, consumed, prefix)
         finally:
             failing.kill()
+
+
+def _leads(relay: RelayProcess) -> bool:
+    return "leading relay kafka-relay" in relay.log_tail(400)
+
+
+async def test_two_relays_one_leads_the_other_takes_over_nothing_duplicated(
+    unique: str, tmp_path: Path
+) -> None:
+    prefix = f"s{unique}."
+    async with (
+        own_postgres_database(f"relay_{unique}") as url,
+        postgres_store(dsn=url) as store,
+    ):
+        bus = write_side.build_bus(store, max_attempts=50)
+        env = relay_env(url, kafka_address(), prefix, f"relay-{unique}")
+        first = RelayProcess(env, tmp_path / "first.log").start()
+        await wait_for(lambda: _leads(first), 60, "the first relay leads")
+        second = RelayProcess(env, tmp_path / "second.log").start()
+        try:
+            await write_orders(bus, f"{unique}a", 5)
+            await asyncio.sleep(2)
+            assert not _leads(second), "the second relay must stand by"
+            first.kill()
+            await wait_for(lambda: _leads(second), 60, "the standby takes over")
+            await write_orders(bus, f"{unique}b", 5)
+            log = await whole_log(store)
+            reader = TopicReader(kafka_address(), prefix)
+            try:
+                consumed = await asyncio.to_thread(reader.poll_until, len(log), 60)
+            finally:
+                reader.close()
+            assert_published_exactly(log, consumed, prefix)
+        finally:
+            first.kill()
+            second.stop()
+
+
+async def test_a_relay_that_produces_after_another_took_over_is_fenced_and_exits_2(
+    unique: str, tmp_path: Path
+) -> None:
+    prefix = f"z{unique}."
+    async with (
+        own_postgres_database(f"relay_{unique}") as url,
+        postgres_store(dsn=url) as store,
+    ):
+        bus = write_side.build_bus(store, max_attempts=50)
+        env = relay_env(url, kafka_address(), prefix, f"relay-{unique}")
+        zombie = RelayProcess(env, tmp_path / "zombie.log").start()
+        try:
+            await wait_for(lambda: _leads(zombie), 60, "the relay leads")
+            await write_orders(bus, f"{unique}a", 1)
+            first_orders = await whole_log(store)
+            reader = TopicReader(kafka_address(), prefix)
+            try:
+                await asyncio.to_thread(reader.poll_until, len(first_orders), 60, settle=0)
+                # A newer relay with the same transactional.id takes over (as after the zombie
+                # lost its lock in a network partition): its init_transactions fences it.
+                newer = TransactionalProducer(
+                    producer_config(kafka_address(), f"relay-{unique}", {}, timeout_seconds=10),
+                    timeout_seconds=10,
+                )
+                await newer.start()
+                try:
+                    await write_orders(bus, f"{unique}b", 1)  # the zombie tries to publish these
+                    exit_status = await asyncio.to_thread(zombie.process.wait, 60)  # type: ignore[union-attr]
+                finally:
+                    await newer.close()
+                assert exit_status == 2
+                fatal = [line for line in zombie.log_tail(400).splitlines() if "CRITICAL" in line]
+                assert len(fatal) == 1 and "fenced" in fatal[0].lower(), zombie.log_tail()
+                consumed = await asyncio.to_thread(reader.poll_until, 10**6, 4)
+            finally:
+                reader.close()
+            assert_published_exactly(first_orders, consumed, prefix)  # nothing after the fence
+        finally:
+            zombie.kill()
