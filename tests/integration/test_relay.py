@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import uuid
 from collections import defaultdict
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,7 +34,9 @@ from tests.integration.read_side import ADDRESS, own_postgres_database, postgres
 from write_model import commands
 from write_model.bus import CommandBus
 from write_model.command_context import CommandContext
-from write_model.envelope import RecordedEvent
+from write_model.domain.customer import CustomerRenamed
+from write_model.envelope import EventMetadata, NewEvent, RecordedEvent
+from write_model.event_store.port import ANY
 from write_model.event_types import build_registry
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
@@ -278,3 +282,46 @@ async def test_a_relay_that_produces_after_another_took_over_is_fenced_and_exits
             assert_published_exactly(first_orders, consumed, prefix)  # nothing after the fence
         finally:
             zombie.kill()
+
+
+async def test_a_transaction_open_below_the_relays_position_is_never_overtaken(
+    unique: str, tmp_path: Path
+) -> None:
+    prefix = f"h{unique}."
+    registry = build_registry()
+    async with (
+        own_postgres_database(f"relay_{unique}") as url,
+        postgres_store(dsn=url) as store,
+    ):
+        bus = write_side.build_bus(store, max_attempts=50)
+        relay = RelayProcess(
+            relay_env(url, kafka_address(), prefix, f"relay-{unique}"), tmp_path / "relay.log"
+        ).start()
+        reader = TopicReader(kafka_address(), prefix)
+        try:
+            await write_orders(bus, f"{unique}a", 1)
+            before = await whole_log(store)
+            await asyncio.to_thread(reader.poll_until, len(before), 60, settle=0)
+            type_name, data, version = registry.serialize(CustomerRenamed(name="Slow Writer"))
+            held = NewEvent(
+                uuid.uuid4(),
+                type_name,
+                data,
+                EventMetadata(f"slow-{unique}", schema_version=version),
+                datetime.now(UTC),
+            )
+            # A slow writer takes a position below the next writers' and holds it open.
+            async with store.pool.acquire() as connection, connection.transaction():
+                await store.append_on(
+                    connection, f"Customer-c-{unique}a", "Customer", ANY, [held]
+                )
+                await write_orders(bus, f"{unique}b", 2)  # committed past the open one
+                await asyncio.sleep(3)
+                during = await asyncio.to_thread(reader.poll_until, 10**6, 3, settle=0)
+                assert len(during) == len(before), "published past a transaction in flight"
+            log = await whole_log(store)
+            consumed = await asyncio.to_thread(reader.poll_until, len(log), 60)
+            assert_published_exactly(log, consumed, prefix)
+        finally:
+            reader.close()
+            relay.stop()
