@@ -18,7 +18,7 @@ import pytest
 
 from messaging.event_schemas import SCHEMA_DIRECTORY
 from tests.integration import write_side
-from messaging.kafka_config import producer_config
+from messaging.kafka_config import producer_config, rdkafka_overrides
 from messaging.kafka_producer import TransactionalProducer
 from tests.integration.kafka_relay import (
     Consumed,
@@ -30,6 +30,7 @@ from tests.integration.kafka_relay import (
     wait_for,
     whole_log,
 )
+from tests.integration.private_services import private_kafka
 from tests.integration.read_side import ADDRESS, own_postgres_database, postgres_store
 from write_model import commands
 from write_model.bus import CommandBus
@@ -312,9 +313,7 @@ async def test_a_transaction_open_below_the_relays_position_is_never_overtaken(
             )
             # A slow writer takes a position below the next writers' and holds it open.
             async with store.pool.acquire() as connection, connection.transaction():
-                await store.append_on(
-                    connection, f"Customer-c-{unique}a", "Customer", ANY, [held]
-                )
+                await store.append_on(connection, f"Customer-c-{unique}a", "Customer", ANY, [held])
                 await write_orders(bus, f"{unique}b", 2)  # committed past the open one
                 await asyncio.sleep(3)
                 during = await asyncio.to_thread(reader.poll_until, 10**6, 3, settle=0)
@@ -325,3 +324,78 @@ async def test_a_transaction_open_below_the_relays_position_is_never_overtaken(
         finally:
             reader.close()
             relay.stop()
+
+
+async def test_the_broker_killed_and_restarted_under_load_loses_and_duplicates_nothing(
+    unique: str, tmp_path: Path
+) -> None:
+    prefix = f"b{unique}."
+    with private_kafka(tmp_path) as broker:
+        async with (
+            own_postgres_database(f"relay_{unique}") as url,
+            postgres_store(dsn=url) as store,
+        ):
+            bus = write_side.build_bus(store, max_attempts=50)
+            relay = RelayProcess(
+                relay_env(url, broker.bootstrap_servers, prefix, f"relay-{unique}"),
+                tmp_path / "relay.log",
+            ).start()
+            reader = TopicReader(broker.bootstrap_servers, prefix)
+            try:
+                await wait_for(lambda: _leads(relay), 60, "the relay leads")
+                await write_orders(bus, f"{unique}a", 3)
+                await asyncio.to_thread(
+                    reader.poll_until, len(await whole_log(store)), 60, settle=0
+                )
+                writing = asyncio.gather(*(write_orders(bus, f"{unique}w{n}", 6) for n in range(4)))
+                await asyncio.sleep(0.3)
+                broker.kill()
+                await writing  # appends keep succeeding with the broker away
+                await asyncio.sleep(2)
+                assert relay.process.poll() is None, relay.log_tail()  # waits, no crash loop
+                broker.start()
+                log = await whole_log(store)
+                consumed = await asyncio.to_thread(reader.poll_until, len(log), 120)
+                assert_published_exactly(log, consumed, prefix)
+                assert relay.stop() == 0
+            finally:
+                reader.close()
+                relay.kill()
+
+
+async def test_the_relay_publishes_to_a_broker_that_takes_sasl_plain_and_masks_its_password(
+    unique: str, tmp_path: Path
+) -> None:
+    prefix = f"a{unique}."
+    password = f"secret-{unique}"
+    with private_kafka(tmp_path, sasl_user=f"relay:{password}") as broker:
+        async with (
+            own_postgres_database(f"relay_{unique}") as url,
+            postgres_store(dsn=url) as store,
+        ):
+            sasl = {
+                "KAFKA_RDKAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "KAFKA_RDKAFKA_SASL_MECHANISM": "PLAIN",
+                "KAFKA_RDKAFKA_SASL_USERNAME": "relay",
+                "KAFKA_RDKAFKA_SASL_PASSWORD": password,
+            }
+            relay = RelayProcess(
+                relay_env(url, broker.bootstrap_servers, prefix, f"relay-{unique}", **sasl),
+                tmp_path / "relay.log",
+            ).start()
+            reader = TopicReader(
+                broker.bootstrap_servers,
+                prefix,
+                rdkafka_overrides(sasl),
+            )
+            try:
+                await write_orders(bus := write_side.build_bus(store), f"{unique}a", 2)
+                del bus
+                log = await whole_log(store)
+                consumed = await asyncio.to_thread(reader.poll_until, len(log), 90)
+                assert_published_exactly(log, consumed, prefix)
+            finally:
+                reader.close()
+                relay.stop()
+            text = relay.log_path.read_text()
+            assert "relay producer configuration" in text and password not in text
