@@ -17,9 +17,9 @@ import jsonschema
 import pytest
 
 from messaging.event_schemas import SCHEMA_DIRECTORY
-from tests.integration import write_side
 from messaging.kafka_config import producer_config, rdkafka_overrides
 from messaging.kafka_producer import TransactionalProducer
+from tests.integration import write_side
 from tests.integration.kafka_relay import (
     Consumed,
     RelayProcess,
@@ -36,6 +36,15 @@ from write_model import commands
 from write_model.bus import CommandBus
 from write_model.command_context import CommandContext
 from write_model.domain.customer import CustomerRenamed
+from write_model.domain.fulfillment import FulfillmentStarted, Line
+from write_model.domain.money import Money
+from write_model.domain.order import MAX_LINES, Address
+from write_model.domain.validation import (
+    MAX_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_QUANTITY,
+    MAX_TEXT_LENGTH,
+)
 from write_model.envelope import EventMetadata, NewEvent, RecordedEvent
 from write_model.event_store.port import ANY
 from write_model.event_types import build_registry
@@ -399,3 +408,82 @@ async def test_the_relay_publishes_to_a_broker_that_takes_sasl_plain_and_masks_i
                 relay.stop()
             text = relay.log_path.read_text()
             assert "relay producer configuration" in text and password not in text
+
+
+async def test_the_largest_order_the_api_accepts_fits_and_is_read_from_its_topic(
+    unique: str, tmp_path: Path
+) -> None:
+    """MAX_LINES lines of the longest ids and names (4-byte characters), the longest address,
+    and the saga's FulfillmentStarted of it: the largest events the API can append."""
+    prefix = f"l{unique}."
+    registry = build_registry()
+    wide = "\U0001d11e"  # a 4-byte UTF-8 character
+    context = CommandContext(correlation_id=f"corr-{unique}")
+    async with (
+        own_postgres_database(f"relay_{unique}") as url,
+        postgres_store(dsn=url) as store,
+    ):
+        bus = write_side.build_bus(store, max_attempts=50)
+        customer = f"c-{unique}"
+        await bus.dispatch(
+            commands.RegisterCustomer(
+                customer_id=customer, name=wide * MAX_NAME_LENGTH, email=f"{unique}@example.com"
+            ),
+            context,
+        )
+        products = [f"p{n:03d}{unique}".ljust(MAX_ID_LENGTH, "x") for n in range(MAX_LINES)]
+        for product in products:
+            await bus.dispatch(
+                commands.AddProduct(
+                    product_id=product,
+                    name=wide * MAX_NAME_LENGTH,
+                    price=Decimal("99999.99"),
+                    initial_stock=MAX_QUANTITY,
+                ),
+                context,
+            )
+        order_id = f"o-{unique}".ljust(MAX_ID_LENGTH, "x")
+        items = tuple(commands.OrderItem(product, MAX_QUANTITY) for product in products)
+        await bus.dispatch(
+            commands.CreateOrder(order_id=order_id, customer_id=customer, items=items), context
+        )
+        address = Address(wide * MAX_NAME_LENGTH, wide * MAX_NAME_LENGTH, "12345", "US")
+        await bus.dispatch(commands.SetShippingAddress(order_id=order_id, address=address), context)
+        await bus.dispatch(
+            commands.CancelOrder(order_id=order_id, reason=wide * MAX_TEXT_LENGTH), context
+        )
+        started = FulfillmentStarted(
+            order_id=order_id,
+            customer_id=customer,
+            lines=tuple(Line(product, MAX_QUANTITY) for product in products),
+            total=Money(Decimal("99999999999.99"), "USD"),
+            address=address,
+        )
+        type_name, data, version = registry.serialize(started)
+        await store.append_to_stream(
+            f"Fulfillment-{order_id}",
+            "Fulfillment",
+            ANY,
+            [
+                NewEvent(
+                    uuid.uuid4(),
+                    type_name,
+                    data,
+                    EventMetadata("x", schema_version=version),
+                    datetime.now(UTC),
+                )
+            ],
+        )
+        relay = RelayProcess(
+            relay_env(url, kafka_address(), prefix, f"relay-{unique}"), tmp_path / "relay.log"
+        ).start()
+        reader = TopicReader(kafka_address(), prefix)
+        try:
+            log = await whole_log(store)
+            consumed = await asyncio.to_thread(reader.poll_until, len(log), 90)
+        finally:
+            reader.close()
+            relay.stop()
+        assert_published_exactly(log, consumed, prefix)
+        fulfillment = next(r for r in consumed if r.topic == f"{prefix}fulfillment-events")
+        assert fulfillment.event["data"] == data
