@@ -151,9 +151,11 @@ async def ops_server(
     *,
     metrics: Metrics | None = None,
     more_checks: Checks | None = None,
+    refresh_metrics: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[None]:
     """The ops port of `orders projector`, `orders saga` and `orders relay` while the block
-    runs; `metrics` with a process's own figures registered, `more_checks` its own checks."""
+    runs; `metrics` with a process's own figures registered, `more_checks` its own checks,
+    `refresh_metrics` run before each scrape."""
     metrics = metrics or Metrics()
 
     async def checks() -> dict[str, str]:
@@ -163,6 +165,11 @@ async def ops_server(
         return found
 
     async def render_metrics() -> bytes:
+        if refresh_metrics is not None:
+            try:
+                await refresh_metrics()
+            except Exception:
+                log.warning("process metrics not refreshed", exc_info=True)
         if backend.listener_healthy is not None:
             metrics.listener_connected.set(1 if backend.listener_healthy() else 0)
         from app.bootstrap import expected_followers

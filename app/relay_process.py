@@ -115,6 +115,7 @@ async def run_relay_process(settings: Settings, stop: asyncio.Event) -> None:
             None,
             metrics=metrics,
             more_checks=broker_check(parts.client_config, environ),
+            refresh_metrics=lambda: parts.relay.refresh_lag(backend.source),
         ):
             try:
                 follower = Follower(

@@ -23,12 +23,14 @@ import sys
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import NoReturn, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from log_follower.consumer import Batch, FollowerKind, KeyFailure, is_connection_error
 from log_follower.follower import Follower
+from log_follower.source.port import Source
 from messaging.cloudevents import ContentMode, KafkaRecord, to_record
 from messaging.kafka_checkpoint import KafkaCheckpoint
 from messaging.kafka_producer import KafkaFatal, TransactionAborted, TransactionalProducer
@@ -70,6 +72,16 @@ class RelayMetrics:
         self.position = Gauge(
             "orders_relay_position",
             "Global log position published up to (committed in Kafka)",
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "orders_relay_lag_events",
+            "Events in the log not yet published (read at scrape)",
+            registry=registry,
+        )
+        self.oldest_unpublished_age = Gauge(
+            "orders_relay_oldest_unpublished_age_seconds",
+            "Age of the oldest event not yet published; 0 when none waits (read at scrape)",
             registry=registry,
         )
 
@@ -187,6 +199,14 @@ class Relay:
         self._metrics.transactions.labels("committed").inc()
         self._metrics.published.inc(published)
         self._metrics.position.set(end.position)
+
+    async def refresh_lag(self, source: Source) -> None:
+        """The lag figures of /metrics, from the log after the committed position."""
+        after = self.checkpoint.committed(self._name) or LogPosition.start()
+        self._metrics.lag.set(await source.count_after(after))
+        oldest = await source.read(after, 1)
+        age = (datetime.now(UTC) - oldest[0].occurred_at).total_seconds() if oldest else 0.0
+        self._metrics.oldest_unpublished_age.set(max(age, 0.0))
 
     def _record(self, event: RecordedEvent) -> KafkaRecord:
         version = self._registry.schema_version_of(event.type)

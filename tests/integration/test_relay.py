@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import jsonschema
 import pytest
 
@@ -30,7 +31,7 @@ from tests.integration.kafka_relay import (
     wait_for,
     whole_log,
 )
-from tests.integration.private_services import private_kafka
+from tests.integration.private_services import free_port, private_kafka
 from tests.integration.read_side import ADDRESS, own_postgres_database, postgres_store
 from write_model import commands
 from write_model.bus import CommandBus
@@ -124,15 +125,14 @@ async def test_every_event_of_a_busy_log_appears_exactly_once_in_order_with_ever
     mode: str, unique: str, tmp_path: Path
 ) -> None:
     prefix = f"t{unique}."
+    ops_port = free_port()
     async with (
         own_postgres_database(f"relay_{unique}") as url,
         postgres_store(dsn=url) as store,
     ):
         bus = write_side.build_bus(store, max_attempts=50)
-        relay = RelayProcess(
-            relay_env(url, kafka_address(), prefix, f"relay-{unique}", KAFKA_CONTENT_MODE=mode),
-            tmp_path / "relay.log",
-        ).start()
+        env = relay_env(url, kafka_address(), prefix, f"relay-{unique}", KAFKA_CONTENT_MODE=mode)
+        relay = RelayProcess({**env, "OPS_PORT": str(ops_port)}, tmp_path / "relay.log").start()
         reader = TopicReader(kafka_address(), prefix)
         try:
             await asyncio.gather(
@@ -141,6 +141,20 @@ async def test_every_event_of_a_busy_log_appears_exactly_once_in_order_with_ever
             log = await whole_log(store)
             consumed = await asyncio.to_thread(reader.poll_until, len(log), 90)
             assert_published_exactly(log, consumed, prefix, mode)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops_port}") as ops:
+                ready = (await ops.get("/readyz")).json()
+                metrics = (await ops.get("/metrics")).text
+            assert ready["checks"]["kafka"] == "ok" and ready["checks"]["postgres"] == "ok"
+            figures = {
+                line.split(" ")[0]: float(line.split(" ")[1])
+                for line in metrics.splitlines()
+                if line.startswith("orders_relay_")
+            }
+            assert figures["orders_relay_events_published_total"] == len(log)
+            assert figures['orders_relay_transactions_total{outcome="committed"}'] >= 1
+            assert figures["orders_relay_lag_events"] == 0
+            assert figures["orders_relay_oldest_unpublished_age_seconds"] == 0
+            assert figures["orders_relay_position"] == max(event.position for event in log)
         finally:
             reader.close()
             assert relay.stop() == 0, relay.log_tail()
