@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha256sum | cut -c1-12)
 
-.PHONY: install assets dev test unit lint bench bench-read bench-http bench-hostile bench-saga bench-snapshots lock
+.PHONY: install assets dev test unit lint bench bench-read bench-http bench-hostile bench-saga bench-snapshots bench-relay lock
 
 # The project installs everything it needs: the virtualenv and its locked packages here,
 # GraphiQL's assets (below), PostgreSQL and the Mongo-wire server in
@@ -76,3 +76,8 @@ bench-saga: install
 # Reserving stock after 10 vs 10,000 earlier reservations, with and without snapshots.
 bench-snapshots: install
 	tests/services/with-services $(BIN)/python -m bench.snapshots $(ARGS)
+
+# The Kafka relay: events/s from a pre-filled log and commit-to-receipt latency, each beside a
+# bare transactional producer with the relay's configuration (see `python -m bench.relay --help`).
+bench-relay: install
+	tests/services/with-services $(BIN)/python -m bench.relay $(ARGS)
