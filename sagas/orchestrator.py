@@ -25,10 +25,7 @@ from log_follower.consumer import FollowerKind
 from sagas.effects import Gateways, StepEffects
 from sagas.saga_stream import FULFILLMENT, Loaded, SagaStream, decided_state
 from write_model import commands, stream_ids
-from write_model.bus import (
-    CommandBus,
-    Streams,
-)
+from write_model.bus import CommandBus
 from write_model.command_context import CommandContext, Principal
 from write_model.domain import fulfillment, order
 from write_model.domain.fulfillment import (
@@ -48,6 +45,7 @@ from write_model.envelope import RecordedEvent
 from write_model.event_store.port import EventStore
 from write_model.handlers import ORDER
 from write_model.registry import EventTypeRegistry
+from write_model.streams import Streams
 
 log = logging.getLogger(__name__)
 
