@@ -197,9 +197,28 @@ async def migrate(settings: Settings) -> str:
         async with _event_store(settings):
             return f"SQLite event store at {settings.orders_data_dir / 'events.db'}"
 
+    from write_model.event_store import postgres
+
     async with _postgres_pool(settings) as pool:
+        await postgres.migrate(pool)
         await _migrate_postgres_side(pool)
-    return f"PostgreSQL event store at {redacted(settings.database_url)}"
+        done = f"PostgreSQL event store at {redacted(settings.database_url)}"
+        if settings.mongo_url:
+            moved = await _move_projection_letters(settings, pool)
+            done += f"; {moved} projection dead letters moved beside it from MongoDB"
+    return done
+
+
+async def _move_projection_letters(settings: Settings, pool: Any) -> int:
+    """The projections' letters parked in MongoDB before every follower's letters shared one
+    store, moved into it (read_model/legacy_letters.py)."""
+    from log_follower import storage as follower_storage
+    from read_model.legacy_letters import move_projection_letters
+
+    async with _document_store(settings) as documents:
+        return await move_projection_letters(
+            documents, follower_storage.postgres_stores(pool).dead_letters
+        )
 
 
 # ---------------------------------------------------------------- backends
