@@ -35,9 +35,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from app.auth import Authenticator
 from app.settings import Settings
-from log_follower.consumer import Consumer, PerKeyConsumer
+from log_follower.consumer import Consumer, FollowerKind, PerKeyConsumer
 from log_follower.follower import Follower, FollowerParts, FollowerSettings
 from log_follower.source.port import Source
+from log_follower.status.view import FollowerStatus
 from log_follower.storage import FollowerStores
 from read_model.change_feed.port import ChangeFeed
 from read_model.document_store.port import DocumentStore
@@ -423,17 +424,40 @@ def command_bus(settings: Settings, backend: LogBackend) -> CommandBus:
     )
 
 
-def expected_followers(settings: Settings) -> tuple[str, ...]:
-    """The followers a deployment runs in SAGA_MODE: the projections and the saga's."""
+def expected_followers(settings: Settings) -> tuple[tuple[str, FollowerKind], ...]:
+    """The followers a deployment runs in SAGA_MODE: the projections and the saga's
+    (the orchestrator, or the three participants), by name."""
     from sagas.choreography.participant import PARTICIPANTS, subscriber_of
     from sagas.orchestrator import SUBSCRIBER
 
     sagas = (
-        (SUBSCRIBER,)
+        ((SUBSCRIBER, FollowerKind.SAGA),)
         if settings.saga_mode == "orchestration"
-        else tuple(subscriber_of(participant) for participant in PARTICIPANTS)
+        else tuple((subscriber_of(p), FollowerKind.PARTICIPANT) for p in PARTICIPANTS)
     )
-    return tuple(projection.name for projection in ALL_PROJECTIONS) + sagas
+    projections = tuple((p.name, FollowerKind.PROJECTION) for p in ALL_PROJECTIONS)
+    return projections + sagas
+
+
+def follower_statuses_of(
+    settings: Settings, backend: LogBackend
+) -> Callable[[], Awaitable[list[FollowerStatus]]]:
+    """Every follower's status as `processes`, /readyz and /metrics read it."""
+    from log_follower.status.view import follower_statuses
+
+    expected = expected_followers(settings)
+
+    async def statuses() -> list[FollowerStatus]:
+        return await follower_statuses(
+            expected,
+            backend.followers.status,
+            backend.followers.dead_letters,
+            _own_reader(backend.source),
+            stale_seconds=settings.projection_stale_seconds,
+            now=utc_now(),
+        )
+
+    return statuses
 
 
 def follower_settings(settings: Settings) -> FollowerSettings:
@@ -599,6 +623,7 @@ def build_read_model(settings: Settings, backend: Backend) -> ReadModel:
         backend.documents,
         backend.events,
         letters=backend.followers.dead_letters,
+        followers=follower_statuses_of(settings, backend),
         wait_seconds=settings.consistency_wait_seconds,
         poll_seconds=settings.consistency_poll_seconds,
         version_ttl_seconds=settings.read_model_version_ttl_seconds,
