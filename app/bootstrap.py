@@ -36,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 from app.auth import Authenticator
 from app.settings import Settings
 from log_follower.consumer import Consumer, FollowerKind, PerKeyConsumer
+from log_follower.decoded import DecodedEvents
 from log_follower.follower import Follower, FollowerParts, FollowerSettings
 from log_follower.source.port import Source
 from log_follower.status.view import FollowerStatus
@@ -492,6 +493,7 @@ def projector_dependencies(settings: Settings, backend: Backend) -> ProjectorDep
         parts=parts,
         # A rebuild reads the log on its own, not through the live followers' reader.
         rebuild_parts=dataclasses.replace(parts, source=_own_reader(backend.source)),
+        decoded=DecodedEvents(backend.registry),
     )
 
 
