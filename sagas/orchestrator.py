@@ -8,9 +8,10 @@ derived from its stream and version, and recording is idempotent, so a process k
 anywhere and driving the same saga again does nothing twice. Events the saga causes carry
 the trigger's correlation id and the trigger's event id as causation.
 
-The process loop (leader lock, checkpoint, batches, a key's events in order, keys at once)
-is sagas/process.py, and this is its `Reaction`; the saga stream's reading and
-recording, sagas/saga_stream.py.
+Following the log (leader lock, checkpoint, batches, retries and dead letters) is the one
+follower's (log_follower/); this is a `KeyHandler` (keyed by order) that `PerKeyConsumer`
+makes its consumer, each order's events in log order, orders at once. The saga stream's
+reading and recording: sagas/saga_stream.py.
 """
 
 from __future__ import annotations
