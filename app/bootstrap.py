@@ -35,9 +35,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from app.auth import Authenticator
 from app.settings import Settings
-from log_follower.consumer import Consumer, PerKeyConsumer
+from log_follower.consumer import Consumer, FollowerKind, PerKeyConsumer
+from log_follower.decoded import DecodedEvents
 from log_follower.follower import Follower, FollowerParts, FollowerSettings
 from log_follower.source.port import Source
+from log_follower.status.view import FollowerStatus
 from log_follower.storage import FollowerStores
 from read_model.change_feed.port import ChangeFeed
 from read_model.document_store.port import DocumentStore
@@ -197,9 +199,28 @@ async def migrate(settings: Settings) -> str:
         async with _event_store(settings):
             return f"SQLite event store at {settings.orders_data_dir / 'events.db'}"
 
+    from write_model.event_store import postgres
+
     async with _postgres_pool(settings) as pool:
+        await postgres.migrate(pool)
         await _migrate_postgres_side(pool)
-    return f"PostgreSQL event store at {redacted(settings.database_url)}"
+        done = f"PostgreSQL event store at {redacted(settings.database_url)}"
+        if settings.mongo_url:
+            moved = await _move_projection_letters(settings, pool)
+            done += f"; {moved} projection dead letters moved beside it from MongoDB"
+    return done
+
+
+async def _move_projection_letters(settings: Settings, pool: Any) -> int:
+    """The projections' letters parked in MongoDB before every follower's letters shared one
+    store, moved into it (read_model/legacy_letters.py)."""
+    from log_follower import storage as follower_storage
+    from read_model.legacy_letters import move_projection_letters
+
+    async with _document_store(settings) as documents:
+        return await move_projection_letters(
+            documents, follower_storage.postgres_stores(pool).dead_letters
+        )
 
 
 # ---------------------------------------------------------------- backends
@@ -404,17 +425,40 @@ def command_bus(settings: Settings, backend: LogBackend) -> CommandBus:
     )
 
 
-def expected_followers(settings: Settings) -> tuple[str, ...]:
-    """The followers a deployment runs in SAGA_MODE: the projections and the saga's."""
+def expected_followers(settings: Settings) -> tuple[tuple[str, FollowerKind], ...]:
+    """The followers a deployment runs in SAGA_MODE: the projections and the saga's
+    (the orchestrator, or the three participants), by name."""
     from sagas.choreography.participant import PARTICIPANTS, subscriber_of
     from sagas.orchestrator import SUBSCRIBER
 
     sagas = (
-        (SUBSCRIBER,)
+        ((SUBSCRIBER, FollowerKind.SAGA),)
         if settings.saga_mode == "orchestration"
-        else tuple(subscriber_of(participant) for participant in PARTICIPANTS)
+        else tuple((subscriber_of(p), FollowerKind.PARTICIPANT) for p in PARTICIPANTS)
     )
-    return tuple(projection.name for projection in ALL_PROJECTIONS) + sagas
+    projections = tuple((p.name, FollowerKind.PROJECTION) for p in ALL_PROJECTIONS)
+    return projections + sagas
+
+
+def follower_statuses_of(
+    settings: Settings, backend: LogBackend
+) -> Callable[[], Awaitable[list[FollowerStatus]]]:
+    """Every follower's status as `processes`, /readyz and /metrics read it."""
+    from log_follower.status.view import follower_statuses
+
+    expected = expected_followers(settings)
+
+    async def statuses() -> list[FollowerStatus]:
+        return await follower_statuses(
+            expected,
+            backend.followers.status,
+            backend.followers.dead_letters,
+            _own_reader(backend.source),
+            stale_seconds=settings.projection_stale_seconds,
+            now=utc_now(),
+        )
+
+    return statuses
 
 
 def follower_settings(settings: Settings) -> FollowerSettings:
@@ -449,6 +493,7 @@ def projector_dependencies(settings: Settings, backend: Backend) -> ProjectorDep
         parts=parts,
         # A rebuild reads the log on its own, not through the live followers' reader.
         rebuild_parts=dataclasses.replace(parts, source=_own_reader(backend.source)),
+        decoded=DecodedEvents(backend.registry),
     )
 
 
@@ -580,6 +625,7 @@ def build_read_model(settings: Settings, backend: Backend) -> ReadModel:
         backend.documents,
         backend.events,
         letters=backend.followers.dead_letters,
+        followers=follower_statuses_of(settings, backend),
         wait_seconds=settings.consistency_wait_seconds,
         poll_seconds=settings.consistency_poll_seconds,
         version_ttl_seconds=settings.read_model_version_ttl_seconds,

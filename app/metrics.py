@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,7 +22,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from log_follower.dead_letters.port import DeadLetters
+from log_follower.status.view import FollowerStatus
 from read_model.service import ReadModel
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,37 @@ class Metrics:
             ["follower"],
             registry=self.registry,
         )
+        # Every follower of the log (the `processes` query's figures), read at scrape.
+        self.follower_leading = Gauge(
+            "orders_follower_leading",
+            "1 while a process leads the follower (its last report is fresh)",
+            ["follower", "kind"],
+            registry=self.registry,
+        )
+        self.follower_lag = Gauge(
+            "orders_follower_lag_events",
+            "Events in the log after the follower's position",
+            ["follower", "kind"],
+            registry=self.registry,
+        )
+        self.follower_position = Gauge(
+            "orders_follower_position",
+            "Global log position the follower has handled up to",
+            ["follower", "kind"],
+            registry=self.registry,
+        )
+        self.follower_oldest_unhandled = Gauge(
+            "orders_follower_oldest_unhandled_seconds",
+            "Age of the oldest event the follower has not handled (0: none waits)",
+            ["follower", "kind"],
+            registry=self.registry,
+        )
+        self.follower_heartbeat_age = Gauge(
+            "orders_follower_heartbeat_age_seconds",
+            "Seconds since the follower's leader last reported (absent: it never did)",
+            ["follower", "kind"],
+            registry=self.registry,
+        )
 
     # ---------------------------------------------------------- recording
 
@@ -109,15 +142,29 @@ class Metrics:
         """The exposition text of what this process recorded, without reading the stores."""
         return generate_latest(self.registry)
 
+    def _followers(self, statuses: list[FollowerStatus]) -> None:
+        now = datetime.now(UTC)
+        for status in statuses:
+            labels = (status.name, status.kind.value)
+            self.dead_letters.labels(status.name).set(status.parked)
+            self.follower_leading.labels(*labels).set(1 if status.leading else 0)
+            self.follower_lag.labels(*labels).set(status.lag)
+            self.follower_position.labels(*labels).set(status.position.position)
+            self.follower_oldest_unhandled.labels(*labels).set(
+                status.oldest_unhandled_seconds or 0.0
+            )
+            if status.heartbeat_at is not None:
+                age = (now - status.heartbeat_at).total_seconds()
+                self.follower_heartbeat_age.labels(*labels).set(age)
+
     async def render(
         self,
         read_model: ReadModel | None,
-        letters: DeadLetters | None = None,
-        followers: tuple[str, ...] = (),
+        followers: Callable[[], Awaitable[list[FollowerStatus]]] | None = None,
     ) -> bytes:
         """The exposition text, after reading projector state (`read_model`; None in a
-        process without the read store, the saga's) and the dead letters of `followers`
-        from the stores (skipped, and logged, when they do not answer within
+        process without the read store, the saga's) and every follower's status from the
+        stores (skipped, and logged, when they do not answer within
         STORES_TIMEOUT_SECONDS)."""
         try:
             async with asyncio.timeout(STORES_TIMEOUT_SECONDS):
@@ -125,9 +172,23 @@ class Metrics:
                     for status in await read_model.statuses():
                         self.projection_lag.labels(status.name).set(status.lag)
                         self.projection_position.labels(status.name).set(status.position.position)
-                if letters is not None:
-                    for follower in followers:
-                        self.dead_letters.labels(follower).set(await letters.count(follower))
+                if followers is not None:
+                    self._followers(await followers())
         except Exception:
             log.warning("projector metrics not refreshed", exc_info=True)
         return generate_latest(self.registry)
+
+    def _followers(self, statuses: list[FollowerStatus]) -> None:
+        now = datetime.now(UTC)
+        for status in statuses:
+            labels = (status.name, status.kind.value)
+            self.dead_letters.labels(status.name).set(status.parked)
+            self.follower_leading.labels(*labels).set(1 if status.leading else 0)
+            self.follower_lag.labels(*labels).set(status.lag)
+            self.follower_position.labels(*labels).set(status.position.position)
+            self.follower_oldest_unhandled.labels(*labels).set(
+                status.oldest_unhandled_seconds or 0.0
+            )
+            if status.heartbeat_at is not None:
+                age = (now - status.heartbeat_at).total_seconds()
+                self.follower_heartbeat_age.labels(*labels).set(age)

@@ -49,7 +49,6 @@ from app.bootstrap import (
     api_runtime,
     authenticator,
     cors_origins,
-    expected_followers,
 )
 from app.graphiql import GraphiQL
 from app.health import readiness
@@ -109,6 +108,17 @@ def create_app(
         runtime = running()
         return await _readiness(settings, runtime) if runtime is not None else None
 
+    async def follower_checks() -> dict[str, str]:
+        """A check per follower of the log: "ok", or a warning (the API stays ready)."""
+        runtime = running()
+        if runtime is None:
+            return {}
+        stale = settings.projection_stale_seconds
+        return {
+            status.name: status.warning(stale) or "ok"
+            for status in await runtime.services.read_model.processes()
+        }
+
     async def render_metrics() -> bytes:
         runtime = running()
         if runtime is None:
@@ -118,9 +128,7 @@ def create_app(
         if runtime.services.live is not None:
             metrics.feed_gaps.set(runtime.services.live.gaps)
         read_model = runtime.services.read_model
-        return await metrics.render(
-            read_model, read_model.letters, expected_followers(runtime.settings)
-        )
+        return await metrics.render(read_model, read_model.processes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -132,7 +140,7 @@ def create_app(
                     observer=metrics,
                     mongo_event_listeners=mongo_event_listeners,
                 ) as runtime,
-                serving_ops(settings, ops_app(checks, render_metrics)),
+                serving_ops(settings, ops_app(checks, render_metrics, follower_checks)),
             ):
                 app.state.runtime = runtime
                 _log_start(settings, embedded, auth)
@@ -178,7 +186,13 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             # Subscriptions: graphql-transport-ws and the legacy graphql-ws protocol.
             WebSocketRoute("/graphql", graphql),
-            *api_routes(checks, render_metrics, operator, ops_port=settings.ops_port is not None),
+            *api_routes(
+                checks,
+                render_metrics,
+                operator,
+                ops_port=settings.ops_port is not None,
+                followers=follower_checks,
+            ),
             Route("/", root, methods=["GET"]),
             graphiql.assets_route(),
         ],

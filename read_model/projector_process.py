@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from log_follower.dead_letters.port import LetterOwner
+from log_follower.decoded import DecodedEvents
 from log_follower.follower import Follower, FollowerParts
 from read_model.change_feed.port import ChangeFeed
 from read_model.document_store.port import (
@@ -53,6 +54,8 @@ class ProjectorDependencies:
     old_version_grace_seconds: float = 30.0
     # A rebuild reads on its own (it is far behind the live followers).
     rebuild_parts: FollowerParts | None = field(default=None)
+    # The process's projections decode each event once between them.
+    decoded: DecodedEvents | None = field(default=None)
 
 
 async def active_version(documents: DocumentStore, name: str) -> int:
@@ -72,6 +75,7 @@ def projection_follower(
         deps.registry,
         feed=None if rebuild else deps.feed,
         version=version,
+        decoded=deps.decoded,
     )
     parts = deps.rebuild_parts or deps.parts if rebuild else deps.parts
     return Follower(

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from log_follower.consumer import Batch, FollowerKind, KeyFailure, is_connection_error
+from log_follower.decoded import DecodedEvents
 from read_model.batch import EventFailed, Working, apply_update_in_memory, event_failure
 from read_model.change_feed.port import ChangeFeed, DocumentChanged
 from read_model.document_store.port import (
@@ -64,10 +65,12 @@ class ProjectionConsumer:
         *,
         feed: ChangeFeed | None = None,
         version: int = 1,
+        decoded: DecodedEvents | None = None,
     ) -> None:
         self.projection = projection
         self._documents = documents
-        self._registry = registry
+        # Shared by the process's projections (ProjectorDependencies.decoded).
+        self._decoded = decoded or DecodedEvents(registry)
         self._feed = feed
         self.version = version
 
@@ -163,9 +166,7 @@ class ProjectionConsumer:
     def _projected(self, recorded: RecordedEvent) -> ProjectedEvent:
         return ProjectedEvent(
             recorded,
-            self._registry.deserialize(
-                recorded.type, recorded.data, recorded.metadata.schema_version
-            ),
+            self._decoded.decode(recorded),
             position_key(recorded.log_position),
         )
 

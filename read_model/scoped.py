@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from log_follower.status.view import FollowerStatus
 from read_model.document_store.port import Document, Page, SortKey
 from read_model.projections.customers import CUSTOMERS
 from read_model.projections.orders import ORDERS
@@ -77,6 +78,10 @@ class ScopedReadModel:
     async def statuses(self) -> list[ProjectionStatus]:
         access.check_operator(self.principal, "projections")
         return await self.unscoped.statuses()
+
+    async def processes(self) -> list[FollowerStatus]:
+        access.check_operator(self.principal, "processes")
+        return await self.unscoped.processes()
 
     @property
     def dead_letters(self) -> LetterList:

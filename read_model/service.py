@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from log_follower.dead_letters.memory import InMemoryDeadLetters
 from log_follower.dead_letters.port import DeadLetter, DeadLetters, LetterOwner
+from log_follower.status.view import FollowerStatus
 from read_model.document_store.port import (
     POSITION_FIELD,
     Checkpoint,
@@ -106,12 +107,14 @@ class ReadModel:
         stale_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         letters: DeadLetters | None = None,
+        followers: Callable[[], Awaitable[list[FollowerStatus]]] | None = None,
     ) -> None:
         self._documents = documents
         self._events = events
         # Every follower's letters (none given: a store of this process alone).
         self.letters = letters if letters is not None else InMemoryDeadLetters()
-        self.dead_letters = LetterList(letters)
+        self.dead_letters = LetterList(self.letters)
+        self._followers = followers
         self._wait_seconds = wait_seconds
         self._poll_seconds = poll_seconds
         self._ttl = version_ttl_seconds
@@ -176,6 +179,11 @@ class ReadModel:
 
     async def statuses(self) -> list[ProjectionStatus]:
         return await projection_statuses(self._events, self._documents, self._stale_seconds)
+
+    async def processes(self) -> list[FollowerStatus]:
+        """Every follower of the log (projections, the saga or its participants, the
+        relay), as the status board and the log have them."""
+        return [] if self._followers is None else await self._followers()
 
     # ----------------------------------------------------------- consistency
 

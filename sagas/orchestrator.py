@@ -8,9 +8,10 @@ derived from its stream and version, and recording is idempotent, so a process k
 anywhere and driving the same saga again does nothing twice. Events the saga causes carry
 the trigger's correlation id and the trigger's event id as causation.
 
-The process loop (leader lock, checkpoint, batches, a key's events in order, keys at once)
-is sagas/process.py, and this is its `Reaction`; the saga stream's reading and
-recording, sagas/saga_stream.py.
+Following the log (leader lock, checkpoint, batches, retries and dead letters) is the one
+follower's (log_follower/); this is a `KeyHandler` (keyed by order) that `PerKeyConsumer`
+makes its consumer, each order's events in log order, orders at once. The saga stream's
+reading and recording: sagas/saga_stream.py.
 """
 
 from __future__ import annotations
@@ -25,10 +26,7 @@ from log_follower.consumer import FollowerKind
 from sagas.effects import Gateways, StepEffects
 from sagas.saga_stream import FULFILLMENT, Loaded, SagaStream, decided_state
 from write_model import commands, stream_ids
-from write_model.bus import (
-    CommandBus,
-    Streams,
-)
+from write_model.bus import CommandBus
 from write_model.command_context import CommandContext, Principal
 from write_model.domain import fulfillment, order
 from write_model.domain.fulfillment import (
@@ -48,6 +46,7 @@ from write_model.envelope import RecordedEvent
 from write_model.event_store.port import EventStore
 from write_model.handlers import ORDER
 from write_model.registry import EventTypeRegistry
+from write_model.streams import Streams
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from bench.read_model.services import (
 )
 from bench.read_model.timing import Timed
 from log_follower.append_signal.in_process import InProcessAppendSignal
+from log_follower.decoded import DecodedEvents
 from log_follower.follower import Follower
 from log_follower.leader_lock.in_process import InProcessLeaderLock
 from log_follower.source.log import LogSource
@@ -61,7 +62,12 @@ async def rebuild_into_memory(
     documents = InMemoryDocumentStore()
     source = SharedReader(LogSource(events, InProcessLeaderLock(), InProcessAppendSignal()))
     deps = ProjectorDependencies(
-        events, documents, registry, None, memory_parts(source, batch_size)
+        events,
+        documents,
+        registry,
+        None,
+        memory_parts(source, batch_size),
+        decoded=DecodedEvents(registry),
     )
     runners = [projection_follower(deps, p, 1) for p in projections]
 

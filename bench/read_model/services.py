@@ -19,6 +19,7 @@ from log_follower.append_signal.in_process import InProcessAppendSignal
 from log_follower.append_signal.postgres import PostgresAppendSignal
 from log_follower.checkpoint.memory import InMemoryCheckpoint
 from log_follower.dead_letters.memory import InMemoryDeadLetters
+from log_follower.decoded import DecodedEvents
 from log_follower.follower import FollowerParts, FollowerSettings
 from log_follower.leader_lock.in_process import InProcessLeaderLock
 from log_follower.postgres_listener import PostgresListener
@@ -172,6 +173,7 @@ async def in_process_projector(
     parts = memory_parts(
         SharedReader(LogSource(events, InProcessLeaderLock(), signal_)), batch_size
     )
+    decoded = DecodedEvents(registry)  # and one decoding, as `orders projector` has
     try:
         for projection in ALL_PROJECTIONS:
             totals = timings.setdefault(projection.name, {}) if timings is not None else None
@@ -181,6 +183,7 @@ async def in_process_projector(
                 registry=registry,
                 feed=feed,
                 parts=parts,
+                decoded=decoded,
             )
             tasks.append(
                 asyncio.create_task(run_projection(deps, projection, stop), name=projection.name)

@@ -1,5 +1,6 @@
-"""One choreography participant (write_model/domain/choreography.py) as a `Reaction` of the
-saga process loop (sagas/process.py): inventory, payment or shipping.
+"""One choreography participant (write_model/domain/choreography.py) as a `KeyHandler` of
+the one log follower (log_follower/, made a consumer by `PerKeyConsumer`): inventory,
+payment or shipping.
 
 On a trigger the participant runs, undoes or cancels its own step with the same effects as
 the orchestrator (sagas/effects.py, the same idempotency keys), then records

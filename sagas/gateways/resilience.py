@@ -113,7 +113,7 @@ class Resilient:
             return await asyncio.wait_for(attempt(), policy.timeout_seconds)
 
         try:
-            outcome = await retrying(once)
+            outcome: GatewayOutcome = await retrying(once)
         except RetryError as exhausted:
             error = exhausted.last_attempt.exception()
             why = (

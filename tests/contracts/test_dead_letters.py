@@ -8,7 +8,9 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from log_follower import storage as follower_storage
 from log_follower.dead_letters.port import (
     PARKED_BEHIND,
     DeadLetter,
@@ -207,3 +209,47 @@ async def test_letters_of_each_collection_version_are_apart_and_dropped_together
     assert await letters.of_key(LetterOwner(unique, 1), "Order-1") == []
     assert await letters.of_key(LetterOwner(unique, 2), "Order-1") == [new]
     assert await letters.count(unique) == 1
+
+
+async def test_the_sagas_letters_of_an_older_sqlite_file_move_into_the_one_store(
+    tmp_path: Path, unique: str
+) -> None:
+    """`orders dev` on a file of an earlier version: the saga's own letters table is moved
+    into the one store when the file is opened, ids kept."""
+    path = tmp_path / "events.db"
+    async with follower_storage.sqlite_connection(path) as connection:
+        await connection.executescript(
+            "CREATE TABLE saga_dead_letters (id TEXT PRIMARY KEY, sort_key TEXT NOT NULL, "
+            "subscriber TEXT NOT NULL, key TEXT NOT NULL, event_id TEXT NOT NULL, "
+            "stream_id TEXT NOT NULL, stream_version INTEGER NOT NULL, "
+            "transaction_id INTEGER NOT NULL, position INTEGER NOT NULL, "
+            "event_type TEXT NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL, "
+            "failed_at TEXT NOT NULL, retry_requested INTEGER NOT NULL DEFAULT 0);"
+        )
+        old = letter("saga:fulfillment", f"o-{unique}", LogPosition(7, 9))
+        await connection.execute(
+            "INSERT INTO saga_dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            (
+                old.id,
+                old.sort_key,
+                "saga:fulfillment",
+                old.key,
+                old.event_id,
+                old.stream_id,
+                old.stream_version,
+                7,
+                9,
+                old.event_type,
+                old.error,
+                old.attempts,
+                old.failed_at.isoformat(),
+            ),
+        )
+    async with follower_storage.sqlite_connection(path) as connection:
+        await follower_storage.migrate_sqlite(connection)
+        await follower_storage.migrate_sqlite(connection)  # again: nothing more
+        letters = follower_storage.sqlite_stores(connection).dead_letters
+
+        assert await letters.page(10) == [old]
+        assert await letters.request_retry(old.id)
+        assert await letters.retry_requested(LetterOwner("saga:fulfillment")) == [old.key]

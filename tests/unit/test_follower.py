@@ -14,9 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from log_follower.append_signal.in_process import InProcessAppendSignal
 from log_follower.consumer import FollowerKind, KeyHandler, PerKeyConsumer
 from log_follower.dead_letters.port import PARKED_BEHIND, DeadLetter, LetterOwner
 from log_follower.follower import Follower, FollowerSettings
+from log_follower.leader_lock.in_process import InProcessLeaderLock
+from log_follower.source.log import LogSource
+from log_follower.source.shared import SharedReader
+from log_follower.status.port import FollowerReport
 from log_follower.storage import FollowerStores, memory_stores
 from sagas import storage
 from sagas.gateways.simulated import (
@@ -37,7 +42,7 @@ from tests.subscriber_loop import eventually, subscriber_running
 from write_model import commands
 from write_model.command_context import CommandContext
 from write_model.domain.order import Address
-from write_model.envelope import EventMetadata, NewEvent, RecordedEvent
+from write_model.envelope import EventMetadata, LogPosition, NewEvent, RecordedEvent
 from write_model.event_store.memory import InMemoryEventStore
 from write_model.event_store.port import ANY, EventStoreUnavailable
 from write_model.event_types import build_registry
@@ -338,3 +343,67 @@ async def _handled(reaction: Scripted, count: int) -> bool:
 async def _attempts(world: World, subscriber: str, key: str, attempts: int) -> bool:
     letters = await world.letters(subscriber, key)
     return bool(letters) and letters[0].attempts == attempts
+
+
+@dataclass
+class CountingSource:
+    """The log source, counting the reads that returned events."""
+
+    inner: LogSource
+    reads_with_events: int = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def read(self, after: LogPosition, limit: int) -> Sequence[RecordedEvent]:
+        events = await self.inner.read(after, limit)
+        self.reads_with_events += bool(events)
+        return events
+
+
+async def test_a_new_consumer_gets_lock_checkpoint_status_and_the_shared_reader(
+    unique: str,
+) -> None:
+    """Two consumers that implement the consumer interface alone (a relay-like kind), in
+    one process: each leads, keeps its checkpoint and reports its status; the log is read
+    once for both."""
+    world = World()
+    for n in range(3):
+        await world.append(f"Job-{unique}-{n}", {"n": 1}, {"n": 2})
+    source = CountingSource(LogSource(world.events, InProcessLeaderLock(), InProcessAppendSignal()))
+    parts = replace(
+        follower_parts(world.events, dead_letters=world.saga.dead_letters),
+        source=SharedReader(source),  # type: ignore[arg-type]
+        checkpoint=world.saga.checkpoint,
+        status=world.saga.status,
+        settings=FollowerSettings(
+            poll_seconds=0.01, maintenance_seconds=0.01, heartbeat_seconds=0.01
+        ),
+    )
+    first = Scripted(name=f"relay:{unique}-a", kind=FollowerKind.RELAY)
+    second = Scripted(name=f"relay:{unique}-b", kind=FollowerKind.RELAY)
+    followers = [Follower(PerKeyConsumer(consumer), parts) for consumer in (first, second)]
+
+    async with subscriber_running(followers[0]), subscriber_running(followers[1]):
+        await eventually(lambda: world.caught_up(first.name))
+        await eventually(lambda: world.caught_up(second.name))
+        head = await world.events.head_position()
+
+        async def reported() -> dict[str, FollowerReport] | None:
+            reports = {r.follower: r for r in await world.saga.status.reports()}
+            at_head = all(
+                name in reports and reports[name].position == head
+                for name in (first.name, second.name)
+            )
+            return reports if at_head else None
+
+        reports = await eventually(reported)
+
+    handled = sorted((f"Job-{unique}-{n}", v) for n in range(3) for v in (1, 2))
+    assert sorted(first.handled) == sorted(second.handled) == handled
+    assert source.reads_with_events == 1, "the batch was read once for both"
+    for consumer in (first, second):
+        report = reports[consumer.name]
+        assert (report.kind, report.leading, report.position) == (FollowerKind.RELAY, True, head)
+    stopped = {report.follower: report for report in await world.saga.status.reports()}
+    assert not stopped[first.name].leading, "a follower that stops says so"
