@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
@@ -12,13 +13,16 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
+from app.bootstrap import LogBackend
 from app.ops_server import Checks
 from app.settings import Settings
+from log_follower.follower import FollowerParts
 from messaging.cloudevents import ContentMode
 from messaging.kafka_checkpoint import KafkaCheckpoint
 from messaging.kafka_config import client_config, mask_text, masked, producer_config
 from messaging.kafka_producer import TransactionalProducer
 from messaging.kafka_topics import TopicCreator
+from messaging.lingering_source import LingeringSource
 from messaging.relay import Relay, RelayMetrics, RelayOptions
 from write_model.registry import EventTypeRegistry
 
@@ -96,9 +100,23 @@ def broker_check(client: dict[str, str], environ: Mapping[str, str]) -> Checks:
     return check
 
 
+def relay_follower_parts(settings: Settings, backend: LogBackend) -> FollowerParts:
+    """The process's follower parts, reading batches of N events that linger T ms."""
+    from app.bootstrap import follower_parts
+
+    parts = follower_parts(settings, backend)
+    return dataclasses.replace(
+        parts,
+        source=LingeringSource(parts.source, settings.kafka_transaction_linger_ms / 1000),
+        settings=dataclasses.replace(
+            parts.settings, batch_size=settings.kafka_transaction_max_records
+        ),
+    )
+
+
 async def run_relay_process(settings: Settings, stop: asyncio.Event) -> None:
     """Lead (or stand by for) the relay until `stop`, with the ops endpoints on OPS_PORT."""
-    from app.bootstrap import follower_parts, shared_log_backend
+    from app.bootstrap import shared_log_backend
     from app.metrics import Metrics
     from app.ops_server import ops_server
     from log_follower.follower import Follower
@@ -119,7 +137,9 @@ async def run_relay_process(settings: Settings, stop: asyncio.Event) -> None:
         ):
             try:
                 follower = Follower(
-                    parts.relay, follower_parts(settings, backend), checkpoint=parts.checkpoint
+                    parts.relay,
+                    relay_follower_parts(settings, backend),
+                    checkpoint=parts.checkpoint,
                 )
                 await follower.run(stop, start=parts.relay.take_lead)
             finally:

@@ -324,8 +324,16 @@ class Settings(BaseSettings):
         1000,
         ge=1,
         le=100_000,
-        description="records per Kafka transaction at most: a batch the follower hands the "
-        "relay is one transaction, or several of this many",
+        description="records per Kafka transaction at most (N): the relay's follower reads "
+        "batches of this size, each one transaction",
+    )
+    kafka_transaction_linger_ms: float = Field(
+        20.0,
+        ge=0,
+        le=10_000,
+        description="how long after the first pending event the relay commits its Kafka "
+        "transaction, with every event appended meanwhile (T); a full transaction commits "
+        "at once",
     )
     kafka_timeout_seconds: float = Field(
         30.0, gt=0, description="a transaction's commit or abort waits this long per try"

@@ -31,8 +31,8 @@ from datetime import UTC, datetime
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
-from app.bootstrap import follower_parts, shared_log_backend
-from app.relay_process import build_relay
+from app.bootstrap import shared_log_backend
+from app.relay_process import build_relay, relay_follower_parts
 from app.settings import Settings
 from bench.common import (
     machine_description,
@@ -172,7 +172,7 @@ async def relay_running(settings: Settings, backend: object, stop: asyncio.Event
 
     follower = Follower(
         parts.relay,
-        follower_parts(settings, backend),  # type: ignore[arg-type]
+        relay_follower_parts(settings, backend),  # type: ignore[arg-type]
         checkpoint=parts.checkpoint,
     )
     task = asyncio.create_task(follower.run(stop, start=start))
@@ -197,7 +197,7 @@ async def throughput(settings: Settings, events_total: int) -> tuple[float, floa
         await parts.producer.close()
         log = await whole_log(backend.events)
     records = records_of(log, "bare.")
-    size = min(settings.kafka_transaction_max_records, settings.follower_batch_size)
+    size = settings.kafka_transaction_max_records
     producer = await asyncio.to_thread(bare_producer, settings, f"bench-bare-{uuid.uuid4()}")
     await parts.relay._topics.ensure({record.topic for record in records})
     t0 = time.monotonic()
