@@ -47,7 +47,7 @@ from write_model.domain.validation import (
     MAX_TEXT_LENGTH,
 )
 from write_model.envelope import EventMetadata, NewEvent, RecordedEvent
-from write_model.event_store.port import ANY
+from write_model.event_store.port import ANY, EventStore
 from write_model.event_types import build_registry
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
@@ -160,6 +160,25 @@ async def test_every_event_of_a_busy_log_appears_exactly_once_in_order_with_ever
             assert relay.stop() == 0, relay.log_tail()
 
 
+async def append_renames(store: EventStore, unique: str, appends: int, streams: int) -> None:
+    """`appends` appends of 5 events each, to streams picked at random among `streams`."""
+    type_name, data, version = build_registry().serialize(CustomerRenamed(name="Ada"))
+    for _ in range(appends):
+        events = [
+            NewEvent(
+                uuid.uuid4(),
+                type_name,
+                data,
+                EventMetadata(f"corr-{unique}", schema_version=version),
+                datetime.now(UTC),
+            )
+            for _ in range(5)
+        ]
+        stream = f"Customer-{unique}-{random.randrange(streams)}"
+        await store.append_to_stream(stream, "Customer", ANY, events)
+        await asyncio.sleep(0.1)  # appends go on across the relay's restarts
+
+
 async def test_relay_killed_ten_times_while_5000_events_are_appended_publishes_the_log_exactly(
     unique: str, tmp_path: Path
 ) -> None:
@@ -168,21 +187,27 @@ async def test_relay_killed_ten_times_while_5000_events_are_appended_publishes_t
         own_postgres_database(f"relay_{unique}") as url,
         postgres_store(dsn=url) as store,
     ):
-        bus = write_side.build_bus(store, max_attempts=50)
         env = relay_env(url, kafka_address(), prefix, f"relay-{unique}")
         relay = RelayProcess(env, tmp_path / "relay.log").start()
-        # 5,000 events: 50 writers of 10 orders each (10 events an order, 2 set-up events).
-        writing = asyncio.gather(*(write_orders(bus, f"{unique}{n}", 33) for n in range(50)))
-        kills = 0
+        # 5,000 events: 20 writers of 50 appends of 5 events, over 200 streams.
+        writing = asyncio.gather(*(append_renames(store, unique, 50, 200) for _ in range(20)))
+        kills = leaderships = 0
         try:
             while not writing.done() or kills < 10:
-                await asyncio.sleep(random.uniform(0.3, 1.5))
+                # At random points: every other kill while it publishes (after it took the
+                # lead), the others anywhere from its start-up on.
+                if kills % 2 == 0:
+                    await wait_for(lambda: _leaderships(relay) > leaderships, 60, "it leads")
+                    await asyncio.sleep(random.uniform(0.05, 0.8))
+                else:
+                    await asyncio.sleep(random.uniform(0.1, 1.5))
+                leaderships = _leaderships(relay)
                 relay.kill()
                 kills += 1
                 relay = RelayProcess(env, tmp_path / "relay.log").start()
             await writing
             log = await whole_log(store)
-            assert len(log) >= 5000
+            assert len(log) == 5000
             reader = TopicReader(kafka_address(), prefix)
             try:
                 consumed = await asyncio.to_thread(reader.poll_until, len(log), 120)
@@ -233,6 +258,11 @@ async def test_a_relay_killed_between_send_and_commit_or_right_after_commit_lose
 
 def _leads(relay: RelayProcess) -> bool:
     return "leading relay kafka-relay" in relay.log_tail(400)
+
+
+def _leaderships(relay: RelayProcess) -> int:
+    """How often a relay writing to this log took the lead."""
+    return relay.log_path.read_text(errors="replace").count("leading relay kafka-relay")
 
 
 async def test_two_relays_one_leads_the_other_takes_over_nothing_duplicated(
