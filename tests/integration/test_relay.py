@@ -197,7 +197,11 @@ async def test_relay_killed_ten_times_while_5000_events_are_appended_publishes_t
                 # At random points: every other kill while it publishes (after it took the
                 # lead), the others anywhere from its start-up on.
                 if kills % 2 == 0:
-                    await wait_for(lambda: _leaderships(relay) > leaderships, 60, "it leads")
+                    await wait_for(
+                        lambda relay=relay, before=leaderships: _leaderships(relay) > before,
+                        60,
+                        "it leads",
+                    )
                     await asyncio.sleep(random.uniform(0.05, 0.8))
                 else:
                     await asyncio.sleep(random.uniform(0.1, 1.5))
