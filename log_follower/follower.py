@@ -22,6 +22,7 @@ moving or not: the heartbeat that `processes`, `projections` and /readyz judge i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -432,7 +433,7 @@ class _Leadership:
     def __init__(self, source: Source) -> None:
         self._source = source
 
-    def hold(self, name: str):  # type: ignore[no-untyped-def]
+    def hold(self, name: str) -> contextlib.AbstractAsyncContextManager[None]:
         return self._source.lead(name)
 
     def lost(self, name: str) -> bool:
