@@ -118,6 +118,7 @@ class Follower:
         self.state = FollowerState.CATCHING_UP
         self.last_error: str | None = None
         self.saved_at = -float("inf")  # time.monotonic() of the last checkpoint save
+        self.reported_at = -float("inf")  # and of the last status report
         self.leader_since: datetime | None = None
         # The checkpoint as last read or saved: while leading, this follower is its only
         # writer, so it is read once, not once per batch.
@@ -157,6 +158,7 @@ class Follower:
         board = self.parts.status
         if board is None or self.leader_since is None:
             return
+        self.reported_at = time.monotonic()
         now = self.parts.clock()
         await board.report(
             FollowerReport(
@@ -400,6 +402,8 @@ class Follower:
         now = time.monotonic()
         if now - self.saved_at >= self.settings.heartbeat_seconds:
             await self.save(await self.position())
+        # Reported apart from saving: a busy follower saves every batch, and reports too.
+        if now - self.reported_at >= self.settings.heartbeat_seconds:
             await self.report()
         due = not busy or now - self._maintained_at >= self.settings.maintenance_seconds
         if due:
