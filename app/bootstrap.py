@@ -500,7 +500,7 @@ def projector_dependencies(settings: Settings, backend: Backend) -> ProjectorDep
 def _own_reader(source: Source) -> Source:
     from log_follower.source.shared import SharedReader
 
-    return source._source if isinstance(source, SharedReader) else source
+    return source.inner if isinstance(source, SharedReader) else source
 
 
 def saga_consumers(

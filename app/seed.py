@@ -19,6 +19,7 @@ import orjson
 
 from app.bootstrap import authenticator, require_services
 from app.settings import Settings
+from write_model.domain.money import DEFAULT_CURRENCY
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class DemoProduct:
     name: str
     price: Decimal
     stock: int
-    currency: str = "USD"
+    currency: str = DEFAULT_CURRENCY
 
 
 @dataclass(frozen=True)

@@ -88,10 +88,6 @@ def is_connection_error(error: BaseException) -> bool:
     return isinstance(error, OSError)
 
 
-class _OneByOne(Exception):
-    pass
-
-
 PerKeyHandler = Callable[[str, Sequence[RecordedEvent]], Awaitable[None]]
 
 
@@ -161,23 +157,21 @@ async def handle_per_key(
 
     async def one_key(key: str, events: list[RecordedEvent]) -> KeyFailure | None:
         async with slots:
-            try:
-                if batch.redelivered and len(events) > 1:
-                    raise _OneByOne()  # they failed together before: find the failing one
-                await handler(key, events)
-                return None
-            except _OneByOne:
-                pass
-            except Exception as error:
-                if is_outage(error) or len(events) == 1:
-                    return KeyFailure(key, events[0], error)
-                log.warning(
-                    "key %s failed on its %s events (%s: %s); trying them one by one",
-                    key,
-                    len(events),
-                    type(error).__name__,
-                    error,
-                )
+            # Redelivered events failed together before: look for the failing one at once.
+            if not (batch.redelivered and len(events) > 1):
+                try:
+                    await handler(key, events)
+                    return None
+                except Exception as error:
+                    if is_outage(error) or len(events) == 1:
+                        return KeyFailure(key, events[0], error)
+                    log.warning(
+                        "key %s failed on its %s events (%s: %s); trying them one by one",
+                        key,
+                        len(events),
+                        type(error).__name__,
+                        error,
+                    )
             for event in events:
                 try:
                     await handler(key, [event])

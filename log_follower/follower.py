@@ -22,6 +22,7 @@ moving or not: the heartbeat that `processes`, `projections` and /readyz judge i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -117,6 +118,7 @@ class Follower:
         self.state = FollowerState.CATCHING_UP
         self.last_error: str | None = None
         self.saved_at = -float("inf")  # time.monotonic() of the last checkpoint save
+        self.reported_at = -float("inf")  # and of the last status report
         self.leader_since: datetime | None = None
         # The checkpoint as last read or saved: while leading, this follower is its only
         # writer, so it is read once, not once per batch.
@@ -156,6 +158,7 @@ class Follower:
         board = self.parts.status
         if board is None or self.leader_since is None:
             return
+        self.reported_at = time.monotonic()
         now = self.parts.clock()
         await board.report(
             FollowerReport(
@@ -399,6 +402,8 @@ class Follower:
         now = time.monotonic()
         if now - self.saved_at >= self.settings.heartbeat_seconds:
             await self.save(await self.position())
+        # Reported apart from saving: a busy follower saves every batch, and reports too.
+        if now - self.reported_at >= self.settings.heartbeat_seconds:
             await self.report()
         due = not busy or now - self._maintained_at >= self.settings.maintenance_seconds
         if due:
@@ -432,7 +437,7 @@ class _Leadership:
     def __init__(self, source: Source) -> None:
         self._source = source
 
-    def hold(self, name: str):  # type: ignore[no-untyped-def]
+    def hold(self, name: str) -> contextlib.AbstractAsyncContextManager[None]:
         return self._source.lead(name)
 
     def lost(self, name: str) -> bool:

@@ -1,10 +1,14 @@
 """The read model as one principal may see it (write_model/access.py is the rule).
 
 `ScopedReadModel` has the reading methods of `ReadModel` that resolvers, DataLoaders and
-connections use, and narrows each to what the principal may read: a customer's reads of
-orders are filtered by its customer id, of customers by its own id, so someone else's
-document answers exactly like a missing one, in lists, by id and in batches alike. The
-operators' views (statuses, dead letters) are Forbidden to customers. Products are public.
+connections use, and narrows each to what the principal may read, as each projection
+declares it beside its documents (`Projection.owners`): a customer's reads of a collection
+owned by customers are filtered by the owner field (its customer id on orders, its own id
+on customers), so someone else's document answers exactly like a missing one, in lists, by
+id and in batches alike; a PUBLIC collection (products) is read by all. A collection whose
+projection declares nothing is refused to everyone (`OwnershipUndeclared`): forgetting the
+declaration fails at the first read instead of leaking. The operators' views (statuses,
+dead letters) are Forbidden to customers.
 """
 
 from __future__ import annotations
@@ -14,21 +18,58 @@ from typing import Any
 
 from log_follower.status.view import FollowerStatus
 from read_model.document_store.port import Document, Page, SortKey
-from read_model.projections.customers import CUSTOMERS
-from read_model.projections.orders import ORDERS
+from read_model.projections import ALL_PROJECTIONS
+from read_model.projections.base import PUBLIC, Owner, Projection
 from read_model.service import LetterList, ReadModel
 from read_model.status import ProjectionStatus
 from write_model import access
 from write_model.command_context import Principal
 
-# Per logical collection: the document field that names the customer it belongs to.
-OWNER_FIELD: Mapping[str, str] = {ORDERS: "customerId", CUSTOMERS: "_id"}
+
+class OwnershipUndeclared(LookupError):
+    """No projection declares whose the collection's documents are: nobody may read it
+    until its projection does (`Projection.owners`)."""
+
+    def __init__(self, logical: str) -> None:
+        super().__init__(
+            f"collection {logical!r} declares no owner: its projection must say which field "
+            "names the customer its documents belong to, or that it is public (owners)"
+        )
+        self.logical = logical
+
+
+class Ownership:
+    """Whose the documents of each collection are, as the projections declare it."""
+
+    def __init__(self, projections: Sequence[Projection]) -> None:
+        self._owners: dict[str, Owner] = {}
+        self.undeclared: list[str] = []
+        for projection in projections:
+            declared = getattr(projection, "owners", {})
+            for logical in projection.collections:
+                if logical in declared:
+                    self._owners[logical] = declared[logical]
+                else:
+                    self.undeclared.append(logical)
+
+    def owner_field(self, logical: str) -> str | None:
+        """The field naming the customer a document belongs to; None: public."""
+        owner = self._owners.get(logical)
+        if owner is None:
+            raise OwnershipUndeclared(logical)
+        return None if owner is PUBLIC else owner
+
+
+OWNERSHIP = Ownership(ALL_PROJECTIONS)
 
 
 class ScopedReadModel:
-    def __init__(self, read_model: ReadModel, principal: Principal) -> None:
+    def __init__(
+        self, read_model: ReadModel, principal: Principal, ownership: Ownership = OWNERSHIP
+    ) -> None:
         self.unscoped = read_model
         self.principal = principal
+        self._ownership = ownership
         self._restricted = not access.sees_everything(principal)
 
     def may_read_order_of(self, customer_id: str | None) -> bool:
@@ -36,13 +77,15 @@ class ScopedReadModel:
         return access.may_act_for(self.principal, customer_id)
 
     def may_read(self, logical: str, document: Document) -> bool:
-        field = OWNER_FIELD.get(logical)
-        return field is None or access.may_act_for(self.principal, document.get(field))
+        return self._may_read(self._ownership.owner_field(logical), document)
+
+    def _may_read(self, owner_field: str | None, document: Document) -> bool:
+        return owner_field is None or access.may_act_for(self.principal, document.get(owner_field))
 
     def _scoped_filter(self, logical: str, filter: Mapping[str, Any]) -> dict[str, Any] | None:
         """`filter` narrowed to the principal's own documents; None: nothing can match (it
         asks for someone else's)."""
-        field = OWNER_FIELD.get(logical)
+        field = self._ownership.owner_field(logical)
         if not self._restricted or field is None:
             return dict(filter)
         own = self.principal.id
@@ -51,12 +94,14 @@ class ScopedReadModel:
         return {**filter, field: own}
 
     async def get_many(self, logical: str, ids: Sequence[str]) -> dict[str, Document]:
+        field = self._ownership.owner_field(logical)  # refused before anything is read
         found = await self.unscoped.get_many(logical, ids)
-        return {key: doc for key, doc in found.items() if self.may_read(logical, doc)}
+        return {key: doc for key, doc in found.items() if self._may_read(field, doc)}
 
     async def get(self, logical: str, document_id: str) -> Document | None:
+        field = self._ownership.owner_field(logical)  # refused before anything is read
         doc = await self.unscoped.get(logical, document_id)
-        return doc if doc is not None and self.may_read(logical, doc) else None
+        return doc if doc is not None and self._may_read(field, doc) else None
 
     async def find(
         self,

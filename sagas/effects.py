@@ -15,8 +15,9 @@ from typing import assert_never
 
 from sagas.gateways.port import GatewayOutcome, PaymentGateway, ShippingGateway
 from write_model import commands
-from write_model.bus import CommandBus, CommandOutcome, ConcurrencyConflict, Idempotency
+from write_model.bus import CommandBus, CommandOutcome, Idempotency
 from write_model.command_context import CommandContext
+from write_model.decide_and_append import ConcurrencyConflict
 from write_model.domain import fulfillment
 from write_model.domain.errors import DomainError
 from write_model.domain.fulfillment import (

@@ -14,6 +14,7 @@ from schema.unset import UNSET, Input
 from write_model import commands
 from write_model.domain import order
 from write_model.domain.errors import ValidationFailed
+from write_model.domain.money import DEFAULT_CURRENCY
 
 
 @strawberry.input
@@ -60,7 +61,7 @@ class AddProductInput(Input):
     product_id: strawberry.ID
     name: str
     price: Decimal
-    currency: str | None = "USD"
+    currency: str | None = DEFAULT_CURRENCY
     initial_stock: int | None = 0
     idempotency_key: str | None = UNSET
 
@@ -69,7 +70,7 @@ class AddProductInput(Input):
             product_id=str(self.product_id),
             name=self.name,
             price=_decimal(self.price, "price"),
-            currency=self.currency if self.currency is not None else "USD",
+            currency=self.currency if self.currency is not None else DEFAULT_CURRENCY,
             initial_stock=self.initial_stock if self.initial_stock is not None else 0,
         )
 

@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import ClassVar
 
 from write_model.domain.errors import ValidationFailed
+from write_model.domain.money import DEFAULT_CURRENCY
 from write_model.domain.order import MAX_LINES, Address
 from write_model.domain.validation import (
     MAX_EMAIL_LENGTH,
@@ -124,7 +125,7 @@ class AddProduct(Checked):
     product_id: str
     name: str
     price: Decimal
-    currency: str = "USD"
+    currency: str = DEFAULT_CURRENCY
     initial_stock: int = 0
 
 

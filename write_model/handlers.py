@@ -22,7 +22,7 @@ from write_model import access, commands
 from write_model.bus import Decider, Decision, Handler, Lookup
 from write_model.domain import customer, order, product
 from write_model.domain.errors import NotFound, ValidationFailed
-from write_model.domain.money import Money
+from write_model.domain.money import DEFAULT_CURRENCY, Money
 from write_model.snapshots import dataclass_snapshots
 
 
@@ -125,7 +125,7 @@ async def change_product_price(command: commands.ChangeProductPrice, lookup: Loo
     loaded = await lookup.load(PRODUCT, command.product_id)
     state = loaded[0]
     # The currency stays the product's; the decider refuses a mismatch.
-    currency = state.price.currency if state is not None else "USD"
+    currency = state.price.currency if state is not None else DEFAULT_CURRENCY
     change = product.ChangeProductPrice(command.product_id, Money(command.price, currency))
     return Decision(
         PRODUCT,

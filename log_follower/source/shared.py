@@ -59,6 +59,11 @@ class SharedReader:
         if self._batches.get(key) is task:
             del self._batches[key]
 
+    @property
+    def inner(self) -> Source:
+        """The source it reads from: for a reader far behind (a rebuild) to read alone."""
+        return self._source
+
     def lead(self, follower: str) -> contextlib.AbstractAsyncContextManager[None]:
         return self._source.lead(follower)
 

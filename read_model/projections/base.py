@@ -4,12 +4,18 @@ A projection names the documents an event touches (`keys`) and those it only rea
 (`reads`), evolves each touched document (`evolve(key, doc, event, view) -> doc | None`),
 and may emit cross-document effects (`effects`), such as a customer's new name set on every
 order of that customer. No I/O: the projector runner loads, applies and writes.
+
+Each projection also declares, per collection, whose its documents are (`owners`): the
+field that names the customer a document belongs to, or PUBLIC. The scoped read model
+(read_model/scoped.py) narrows every read by it and refuses a collection that declares
+nothing, so a new customer-owned collection cannot leak by being forgotten.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Protocol
 
 from read_model.document_store.port import Document, UpdateMany
@@ -32,9 +38,22 @@ class ProjectedEvent:
 View = Mapping[DocKey, Document | None]
 
 
+class _Public(Enum):
+    PUBLIC = "public"
+
+
+PUBLIC = _Public.PUBLIC
+"""Every principal may read the collection's documents (the catalog)."""
+
+Owner = str | _Public
+"""Who may read a collection's documents: the document field naming the customer each
+belongs to (a customer reads its own only; staff and the system read all), or PUBLIC."""
+
+
 class Projection(Protocol):
     name: str
     collections: tuple[str, ...]  # logical names; the runner maps them to versioned ones
+    owners: Mapping[str, Owner]  # per collection: whose its documents are (see above)
 
     def handles(self, event_type: str) -> bool: ...
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from read_model.document_store.port import Document, UpdateMany
-from read_model.projections.base import DocKey, ProjectedEvent, View
+from read_model.projections.base import DocKey, Owner, ProjectedEvent, View
 from read_model.projections.money import money_doc, money_of, zero_money_doc
 from write_model.domain import customer, order
 from write_model.domain.customer import CustomerRegistered, CustomerRenamed
@@ -44,6 +44,7 @@ _HANDLED = frozenset(
 class CustomersProjection:
     name = "customers"
     collections: tuple[str, ...] = (CUSTOMERS, CUSTOMER_ORDERS)
+    owners: Mapping[str, Owner] = {CUSTOMERS: "_id", CUSTOMER_ORDERS: "customerId"}
 
     def handles(self, event_type: str) -> bool:
         return event_type in _HANDLED

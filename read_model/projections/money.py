@@ -11,9 +11,7 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from write_model.domain.money import CENT, Money
-
-DEFAULT_CURRENCY = "USD"
+from write_model.domain.money import CENT, DEFAULT_CURRENCY, Money
 
 MoneyDoc = dict[str, str]
 

@@ -13,12 +13,13 @@ Product names live in `productNames`, not in the items, so that a rename is one 
 however many lines name it (no array filters to keep in step with the items). Likewise a
 customer rename sets `customerName` on that customer's orders.
 
-The lines and totals are computed here from the event payloads and the document alone, never
-from the write side's `Order` state, so that the aggregate can change its state shape freely.
-They follow the same rules (a unit test pins the totals to the decider's): an item of a
+The lines are kept here from the event payloads and the document alone, never from the write
+side's `Order` state, so that the aggregate can change its state shape freely: an item of a
 product already ordered merges into its line, which takes the new quantity sum, unit price
-and name; the order's currency is its first line's (USD while empty); the tax is the
-subtotal times the rate recorded on OrderCreated, rounded half-up to the cent.
+and name. The totals come from the domain's one rule, `order.order_totals` (the first
+line's currency, DEFAULT_CURRENCY while empty; the tax at the rate recorded on OrderCreated,
+rounded half-up to the cent), applied to those lines; a unit test pins the read totals to
+the decider's.
 """
 
 from __future__ import annotations
@@ -28,13 +29,8 @@ from decimal import Decimal
 from typing import Any, assert_never, get_args
 
 from read_model.document_store.port import Document, UpdateMany
-from read_model.projections.base import DocKey, ProjectedEvent, View
-from read_model.projections.money import (
-    DEFAULT_CURRENCY,
-    minor_units,
-    money_doc,
-    money_of,
-)
+from read_model.projections.base import DocKey, Owner, ProjectedEvent, View
+from read_model.projections.money import minor_units, money_doc, money_of
 from write_model.domain import customer, fulfillment, order, product
 from write_model.domain.fulfillment import (
     FailedStepCleanedUp,
@@ -87,6 +83,7 @@ COMPENSATED = "COMPENSATED"
 class OrdersProjection:
     name = "orders"
     collections: tuple[str, ...] = (ORDERS, ORDER_CUSTOMERS)
+    owners: Mapping[str, Owner] = {ORDERS: "customerId", ORDER_CUSTOMERS: "_id"}
 
     def handles(self, event_type: str) -> bool:
         return event_type in _HANDLED
@@ -363,22 +360,18 @@ def _item(product_id: str, quantity: int, unit_price: Money) -> dict[str, Any]:
 def _lines_fields(
     items: list[dict[str, Any]], names: Mapping[str, str], tax_rate: Decimal
 ) -> dict[str, Any]:
-    """Items, product names and ids, currency and totals of the order's lines: the subtotal
-    of unit price times quantity in the first line's currency, the tax on it rounded half-up
-    to the cent, and their sum. Lines in two currencies fail (the decider never adds one)."""
-    currency = items[0]["unitPrice"]["currency"] if items else DEFAULT_CURRENCY
-    subtotal = Money.zero(currency)
-    for item in items:
-        subtotal = subtotal + money_of(item["unitPrice"]).times(item["quantity"])
-    tax = subtotal.rate(tax_rate)
-    total = subtotal + tax
+    """Items, product names and ids, currency and totals of the order's lines, the totals
+    by the domain's one rule (`order.order_totals`)."""
+    totals = order.order_totals(
+        [(money_of(item["unitPrice"]), item["quantity"]) for item in items], tax_rate
+    )
     return {
         "items": items,
         "productNames": {item["productId"]: names[item["productId"]] for item in items},
         "productIds": [item["productId"] for item in items],
-        "subtotal": money_doc(subtotal),
-        "tax": money_doc(tax),
-        "total": money_doc(total),
-        "totalMinor": minor_units(total),
-        "currency": currency,
+        "subtotal": money_doc(totals.subtotal),
+        "tax": money_doc(totals.tax),
+        "total": money_doc(totals.total),
+        "totalMinor": minor_units(totals.total),
+        "currency": totals.total.currency,
     }

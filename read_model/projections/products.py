@@ -13,7 +13,7 @@ import typing
 from collections.abc import Mapping, Sequence
 
 from read_model.document_store.port import Document, UpdateMany
-from read_model.projections.base import DocKey, ProjectedEvent, View
+from read_model.projections.base import PUBLIC, DocKey, Owner, ProjectedEvent, View
 from read_model.projections.money import money_doc
 from write_model.domain import product
 from write_model.domain.product import (
@@ -36,6 +36,7 @@ _HANDLED = frozenset(cls.__name__ for cls in typing.get_args(product.ProductEven
 class ProductsProjection:
     name = "products"
     collections: tuple[str, ...] = (PRODUCTS,)
+    owners: Mapping[str, Owner] = {PRODUCTS: PUBLIC}
 
     def handles(self, event_type: str) -> bool:
         return event_type in _HANDLED

@@ -18,7 +18,9 @@ from write_model.event_store.port import (
     IdempotencyKey,
     IdempotencyKeyConflict,
     Snapshot,
+    StreamAppend,
     WrongExpectedVersion,
+    last_of,
 )
 
 NOW = datetime(2026, 11, 26, 13, 24, tzinfo=UTC)
@@ -266,6 +268,213 @@ async def test_concurrent_repeats_of_an_append_land_once(
 
     assert len(set(results)) == 1 and results[0].version == 2
     assert [e.data["n"] for e in await store.read_stream(stream)] == [1, 2]
+
+
+# ------------------------------------------------------ several streams
+
+
+async def test_an_append_to_several_streams_lands_in_one_transaction(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    a, b, c = f"A-{unique}", f"B-{unique}", f"C-{unique}"
+    await store.append_to_stream(b, "B", NO_STREAM, [new_event(0)])
+    before = await store.head_position()
+    parts = [
+        StreamAppend(c, "C", ANY, [new_event(1)]),
+        StreamAppend(a, "A", NO_STREAM, [new_event(2), new_event(3)]),
+        StreamAppend(b, "B", 1, [new_event(4)]),
+    ]
+
+    results = await store.append_to_streams(parts)
+
+    assert [(r.stream_id, r.version) for r in results] == [(c, 1), (a, 2), (b, 2)]
+    found = await store.read_streams([a, b, c])
+    assert [e.data["n"] for e in found[a]] == [2, 3]
+    assert [e.data["n"] for e in found[b]] == [0, 4]
+    assert [e.data["n"] for e in found[c]] == [1]
+    for result in results:
+        assert result.log_position == found[result.stream_id][-1].log_position
+    # One transaction: read from the log, its events come together, after everything before.
+    ours = [e for e in await read_everything_after(store, before) if e.stream_id.endswith(unique)]
+    assert sorted(e.data["n"] for e in ours) == [1, 2, 3, 4]
+    assert len({e.transaction_id for e in ours}) == 1
+    assert last_of(results).log_position == ours[-1].log_position
+    assert await store.head_position() == ours[-1].log_position
+    assert await store.count_after(before) == 4
+
+
+@pytest.mark.parametrize("conflicting", [0, 1, 2], ids=["first", "middle", "last"])
+@pytest.mark.parametrize("kind", ["stale", "no-stream"])
+async def test_a_conflict_on_any_stream_appends_nothing(
+    harness: StoreHarness, unique: str, conflicting: int, kind: str
+) -> None:
+    """Wherever the conflicting stream sorts among the others (an adapter may write the
+    ones before it first), the whole append is refused and nothing of it is kept."""
+    store = harness.store
+    streams = [f"S{n}-{unique}" for n in range(3)]
+    for stream in streams:
+        await store.append_to_stream(stream, "S", NO_STREAM, [new_event(0), new_event(1)])
+    head = await store.head_position()
+    wrong: ExpectedVersion = 1 if kind == "stale" else NO_STREAM
+    parts = [
+        StreamAppend(stream, "S", wrong if n == conflicting else 2, [new_event(n + 10)])
+        for n, stream in enumerate(streams)
+    ]
+
+    with pytest.raises(WrongExpectedVersion) as raised:
+        await store.append_to_streams(parts)
+
+    assert raised.value.stream_id == streams[conflicting]
+    assert (raised.value.expected, raised.value.actual) == (wrong, 2)
+    found = await store.read_streams(streams)
+    assert all([e.data["n"] for e in found[stream]] == [0, 1] for stream in streams)
+    assert [await store.stream_version(stream) for stream in streams] == [2, 2, 2]
+    assert await store.head_position() == head
+    # The same append at the right versions lands whole.
+    parts[conflicting] = StreamAppend(streams[conflicting], "S", 2, parts[conflicting].events)
+    assert [r.version for r in await store.append_to_streams(parts)] == [3, 3, 3]
+
+
+async def test_a_part_without_events_makes_the_append_depend_on_its_version(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    guard, target = f"Guard-{unique}", f"Target-{unique}"
+    last = await store.append_to_stream(guard, "G", NO_STREAM, [new_event(0)])
+
+    results = await store.append_to_streams(
+        [StreamAppend(target, "T", NO_STREAM, [new_event(1)]), StreamAppend(guard, "G", 1, [])]
+    )
+    assert results[1] == last  # the guard as it is: its version and last event
+    await store.append_to_stream(guard, "G", 1, [new_event(2)])
+    with pytest.raises(WrongExpectedVersion) as raised:
+        await store.append_to_streams(
+            [StreamAppend(target, "T", 1, [new_event(3)]), StreamAppend(guard, "G", 1, [])]
+        )
+
+    assert (raised.value.stream_id, raised.value.actual) == (guard, 2)
+    assert [e.data["n"] for e in await store.read_stream(target)] == [1]
+
+
+async def test_repeating_an_append_to_several_streams_returns_its_first_results(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    a, b = f"A-{unique}", f"B-{unique}"
+    await store.append_to_stream(a, "A", NO_STREAM, [new_event(0)])
+    parts = [
+        StreamAppend(a, "A", 1, [new_event(1), new_event(2)]),
+        StreamAppend(b, "B", NO_STREAM, [new_event(3)]),
+    ]
+    first = await store.append_to_streams(parts)
+    await store.append_to_stream(a, "A", 3, [new_event(4)])
+    head = await store.head_position()
+
+    # A writer that lost the answer sends it again, with its stale versions, or with ANY.
+    again = await store.append_to_streams(parts)
+    anyhow = await store.append_to_streams(
+        [StreamAppend(p.stream_id, p.stream_id[0], ANY, p.events) for p in parts]
+    )
+
+    assert again == first and anyhow == first
+    assert [e.data["n"] for e in await store.read_stream(a)] == [0, 1, 2, 4]
+    assert [e.data["n"] for e in await store.read_stream(b)] == [3]
+    assert await store.head_position() == head
+
+
+async def test_a_partial_repeat_across_streams_is_refused_and_adds_nothing(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    a, b, c = f"A-{unique}", f"B-{unique}", f"C-{unique}"
+    one, two, three = new_event(1), new_event(2), new_event(3)
+    await store.append_to_streams(
+        [StreamAppend(a, "A", NO_STREAM, [one]), StreamAppend(b, "B", NO_STREAM, [two])]
+    )
+    await store.append_to_stream(c, "C", NO_STREAM, [three])
+    head = await store.head_position()
+
+    twice = new_event(8)
+    refused = [
+        [StreamAppend(a, "A", ANY, [one]), StreamAppend(c, "C", ANY, [new_event(9)])],
+        [StreamAppend(a, "A", ANY, [one]), StreamAppend(c, "C", ANY, [three])],  # two appends
+        [StreamAppend(a, "A", ANY, [two]), StreamAppend(b, "B", ANY, [one])],  # regrouped
+        [StreamAppend(a, "A", ANY, [twice]), StreamAppend(c, "C", ANY, [twice])],  # an id twice
+    ]
+    for parts in refused:
+        with pytest.raises(DuplicateEventError):
+            await store.append_to_streams(parts)
+
+    assert await store.head_position() == head
+    found = await store.read_streams([a, b, c])
+    assert [[e.data["n"] for e in found[s]] for s in (a, b, c)] == [[1], [2], [3]]
+
+
+async def test_an_idempotency_key_answers_with_the_first_streams_result(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    key = IdempotencyKey(f"key-{unique}", "doThings")
+    parts = [
+        StreamAppend(f"Main-{unique}", "M", NO_STREAM, [new_event(1)]),
+        StreamAppend(f"Side-{unique}", "S", NO_STREAM, [new_event(2), new_event(3)]),
+    ]
+
+    results = await store.append_to_streams(parts, idempotency=(key, "fp"))
+    with pytest.raises(IdempotencyKeyConflict):
+        await store.append_to_streams(
+            [StreamAppend(f"Other-{unique}", "O", NO_STREAM, [new_event(4)])],
+            idempotency=(key, "fp"),
+        )
+
+    record = await store.find_idempotency_record(key)
+    assert record is not None and record.result == results[0]
+    assert await store.stream_version(f"Other-{unique}") == 0
+
+
+async def test_an_append_naming_a_stream_twice_or_none_is_refused(
+    harness: StoreHarness, unique: str
+) -> None:
+    store = harness.store
+    twice = [
+        StreamAppend(f"A-{unique}", "A", ANY, [new_event(1)]),
+        StreamAppend(f"A-{unique}", "A", ANY, [new_event(2)]),
+    ]
+    with pytest.raises(ValueError, match="twice"):
+        await store.append_to_streams(twice)
+    with pytest.raises(ValueError, match="at least one"):
+        await store.append_to_streams([])
+    with pytest.raises(ValueError, match=">= 1"):
+        await store.append_to_streams([StreamAppend(f"A-{unique}", "A", 0, [new_event()])])
+    assert await store.stream_version(f"A-{unique}") == 0
+
+
+async def test_concurrent_appends_to_shared_streams_in_any_order_all_land(
+    harness: StoreHarness, unique: str
+) -> None:
+    """Writers name the same streams in opposite orders: none waits on another for ever,
+    and each writer's events land together."""
+    store = harness.store
+    a, b = f"A-{unique}", f"B-{unique}"
+
+    async def writer(n: int) -> list[int]:
+        parts = [
+            StreamAppend(a, "A", ANY, [new_event(n)]),
+            StreamAppend(b, "B", ANY, [new_event(n)]),
+        ]
+        results = await store.append_to_streams(parts if n % 2 else parts[::-1])
+        return [r.version for r in results]
+
+    await asyncio.gather(*(writer(n) for n in range(20)))
+
+    found = await store.read_streams([a, b])
+    assert sorted(e.data["n"] for e in found[a]) == list(range(20))
+    assert [e.version for e in found[b]] == list(range(1, 21))
+    by_transaction = {e.transaction_id: [] for e in found[a]}
+    for event in found[a] + found[b]:
+        by_transaction[event.transaction_id].append(event.data["n"])
+    assert all(len(set(ns)) == 1 and len(ns) == 2 for ns in by_transaction.values())
 
 
 # ------------------------------------------------------------ snapshots

@@ -25,9 +25,14 @@ from write_model import commands
 from write_model.bus import CommandBus
 from write_model.command_context import CommandContext
 from write_model.domain.order import Address
-from write_model.envelope import AppendResult, NewEvent
+from write_model.envelope import AppendResult
 from write_model.event_store import postgres
-from write_model.event_store.port import EventStore, ExpectedVersion
+from write_model.event_store.port import (
+    AppendsThroughStreams,
+    EventStore,
+    IdempotencyKey,
+    StreamAppend,
+)
 from write_model.event_types import build_registry
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
@@ -116,7 +121,7 @@ async def all_documents(documents: DocumentStore, version: int = 1) -> dict[str,
 
 
 @dataclass
-class HeldOpenStore:
+class HeldOpenStore(AppendsThroughStreams):
     """The PostgreSQL adapter, with every append kept uncommitted for a random while, so
     that later appends commit before earlier positions do."""
 
@@ -126,22 +131,17 @@ class HeldOpenStore:
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
-    async def append_to_stream(
+    async def append_to_streams(
         self,
-        stream_id: str,
-        stream_type: str,
-        expected_version: ExpectedVersion,
-        events: Sequence[NewEvent],
+        appends: Sequence[StreamAppend],
         *,
-        idempotency: tuple[str, str] | None = None,
-    ) -> AppendResult:
+        idempotency: tuple[IdempotencyKey, str] | None = None,
+    ) -> list[AppendResult]:
         connection: asyncpg.Connection
         async with self.inner.pool.acquire() as connection, connection.transaction():
-            result = await self.inner.append_on(
-                connection, stream_id, stream_type, expected_version, events, idempotency
-            )
+            results = await self.inner.append_streams_on(connection, appends, idempotency)
             await asyncio.sleep(random.uniform(0, self.max_hold_seconds))
-        return result
+        return results
 
 
 async def order_workload(bus: CommandBus, tag: str, orders: int) -> list[str]:

@@ -19,10 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from read_model.document_store.memory import InMemoryDocumentStore
+from read_model.document_store.port import Document, UpdateMany
 from read_model.projections import ALL_PROJECTIONS
+from read_model.projections.base import DocKey, ProjectedEvent, View
 from read_model.projections.customers import CUSTOMERS
 from read_model.projections.orders import ORDERS
-from read_model.scoped import ScopedReadModel
+from read_model.projections.products import PRODUCTS
+from read_model.scoped import OWNERSHIP, Ownership, OwnershipUndeclared, ScopedReadModel
 from read_model.service import ReadModel
 from tests.projecting import projection_runner
 from write_model import commands
@@ -286,3 +289,70 @@ async def test_a_read_shows_only_what_its_principal_may(
                     _ = scoped.dead_letters
             else:
                 assert {s.name for s in await scoped.statuses()} >= {"orders", "customers"}
+
+
+# ------------------------------------------------------------- ownership
+
+
+class WishlistsProjection:
+    """A new customer-owned projection whose author forgot to declare `owners`."""
+
+    name = "wishlists"
+    collections: tuple[str, ...] = ("wishlists",)
+
+    def handles(self, event_type: str) -> bool:
+        return event_type == "OrderCreated"
+
+    def reads(self, event: ProjectedEvent) -> tuple[DocKey, ...]:
+        return ()
+
+    def keys(self, event: ProjectedEvent, view: View) -> tuple[DocKey, ...]:
+        return (DocKey("wishlists", event.event.customer_id),)
+
+    def evolve(
+        self, key: DocKey, doc: Document | None, event: ProjectedEvent, view: View
+    ) -> Document:
+        return {"_id": key.id, "customerId": key.id, "products": []}
+
+    def effects(self, event: ProjectedEvent) -> list[UpdateMany]:
+        return []
+
+    def indexes(self) -> dict[str, list[list[tuple[str, int]]]]:
+        return {}
+
+
+@pytest.mark.parametrize(
+    "principal", [Principal.customer("c-1"), Principal.staff("s-1")], ids=["customer", "staff"]
+)
+async def test_a_collection_whose_projection_declares_no_owner_is_refused(
+    principal: Principal,
+) -> None:
+    made = await world()
+    ownership = Ownership((*ALL_PROJECTIONS, WishlistsProjection()))
+    scoped = ScopedReadModel(made.read_model, principal, ownership)
+
+    assert ownership.undeclared == ["wishlists"]
+    reads = [
+        lambda: scoped.get("wishlists", "c-1"),
+        lambda: scoped.get_many("wishlists", ["c-1"]),
+        lambda: scoped.find("wishlists", {}, [], 10),
+        lambda: scoped.count("wishlists", {}),
+    ]
+    for read in reads:
+        with pytest.raises(OwnershipUndeclared, match="wishlists"):
+            await read()
+    # The declared collections read as before.
+    assert await scoped.count(PRODUCTS, {}) == 1
+
+
+async def test_every_collection_of_the_projections_declares_its_owner() -> None:
+    made = await world()
+
+    assert OWNERSHIP.undeclared == []
+    # A customer reads the public catalog, and its own orders and customer only.
+    scoped = ScopedReadModel(made.read_model, Principal.customer(CUSTOMER_TARGETS[0]))
+    assert [doc["_id"] for doc in (await scoped.find(PRODUCTS, {}, [], 10)).documents] == ["sku"]
+    owned = {doc["customerId"] for doc in (await scoped.find(ORDERS, {}, [], 10)).documents} | {
+        doc["_id"] for doc in (await scoped.find(CUSTOMERS, {}, [], 10)).documents
+    }
+    assert owned == {CUSTOMER_TARGETS[0]}

@@ -11,7 +11,12 @@ import pytest
 from write_model.envelope import AppendResult, EventMetadata, NewEvent
 from write_model.event_store.announcing import AnnouncingEventStore
 from write_model.event_store.memory import InMemoryEventStore
-from write_model.event_store.port import NO_STREAM, IdempotencyKey, WrongExpectedVersion
+from write_model.event_store.port import (
+    NO_STREAM,
+    IdempotencyKey,
+    StreamAppend,
+    WrongExpectedVersion,
+)
 
 
 def happened() -> NewEvent:
@@ -44,3 +49,25 @@ async def test_a_refused_or_empty_append_is_not_announced() -> None:
 
     assert announced == []
     assert await store.stream_version("Thing-1") == 1
+
+
+async def test_an_append_to_several_streams_is_announced_once_covering_all() -> None:
+    announced: list[AppendResult] = []
+    store = AnnouncingEventStore(InMemoryEventStore(), [announced.append])
+
+    results = await store.append_to_streams(
+        [
+            StreamAppend("Thing-1", "Thing", NO_STREAM, [happened(), happened()]),
+            StreamAppend("Other-1", "Other", NO_STREAM, [happened()]),
+        ]
+    )
+    with pytest.raises(WrongExpectedVersion):
+        await store.append_to_streams(
+            [
+                StreamAppend("Thing-1", "Thing", 2, [happened()]),
+                StreamAppend("Other-1", "Other", NO_STREAM, [happened()]),
+            ]
+        )
+
+    assert announced == [results[1]]  # the later position: the whole append is behind it
+    assert results[1].log_position > results[0].log_position

@@ -407,3 +407,27 @@ async def test_a_new_consumer_gets_lock_checkpoint_status_and_the_shared_reader(
         assert (report.kind, report.leading, report.position) == (FollowerKind.RELAY, True, head)
     stopped = {report.follower: report for report in await world.saga.status.reports()}
     assert not stopped[first.name].leading, "a follower that stops says so"
+
+
+async def test_a_busy_follower_reports_at_every_heartbeat(unique: str) -> None:
+    """A follower whose every batch is full saves its checkpoint each batch; its status is
+    reported at the heartbeat all the same, so it never looks unled while it works."""
+    world = World()
+    for n in range(60):
+        await world.append(f"Job-{unique}-{n}", {"n": n})
+    slow = Scripted(name=f"saga:{unique}", seconds_per_call=0.02)
+    parts = replace(
+        follower_parts(world.events, dead_letters=world.saga.dead_letters),
+        checkpoint=world.saga.checkpoint,
+        status=world.saga.status,
+        settings=FollowerSettings(batch_size=1, heartbeat_seconds=0.05, poll_seconds=0.01),
+    )
+    reports: list[LogPosition] = []
+    async with subscriber_running(Follower(PerKeyConsumer(slow), parts)):
+        while len(slow.handled) < 40:
+            for report in await world.saga.status.reports():
+                if report.follower == slow.name and (not reports or reports[-1] != report.position):
+                    reports.append(report.position)
+            await asyncio.sleep(0.02)
+
+    assert len(reports) >= 3, "the status moved while the follower was busy"

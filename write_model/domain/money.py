@@ -19,6 +19,8 @@ from write_model.domain.errors import ValidationFailed
 
 CENT = Decimal("0.01")
 MINOR_DIGITS = 2
+DEFAULT_CURRENCY = "USD"
+"""The currency of a price given without one, and of the totals of an order with no lines."""
 MAX_AMOUNT = Decimal("1000000000")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 # re's \d would match any script's digits.

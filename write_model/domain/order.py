@@ -7,13 +7,14 @@ setting, recorded on `OrderCreated` so that totals never change when the setting
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import assert_never
 
 from write_model.domain.errors import InvalidState, NotFound, ValidationFailed
-from write_model.domain.money import Money
+from write_model.domain.money import DEFAULT_CURRENCY, Money
 from write_model.domain.validation import (
     MAX_QUANTITY,
     require_country,
@@ -204,11 +205,15 @@ class Totals:
     total: Money
 
 
-def order_totals(lines: tuple[OrderLine, ...], tax_rate: Decimal, currency: str) -> Totals:
-    """Subtotal of the lines, tax rounded half-up to the cent, and their sum."""
-    subtotal = Money.zero(currency)
-    for line in lines:
-        subtotal = subtotal + line.line_total
+def order_totals(lines: Sequence[tuple[Money, int]], tax_rate: Decimal) -> Totals:
+    """The totals of an order's lines, each (unit price, quantity): the subtotal of unit
+    price times quantity in the first line's currency (DEFAULT_CURRENCY while there is no
+    line), the tax on it at `tax_rate` rounded half-up to the cent, and their sum. Lines in
+    two currencies fail (`decide` never adds one). The one rule, for the order and for every
+    read model that shows its totals."""
+    subtotal = Money.zero(lines[0][0].currency if lines else DEFAULT_CURRENCY)
+    for unit_price, quantity in lines:
+        subtotal = subtotal + unit_price.times(quantity)
     tax = subtotal.rate(tax_rate)
     return Totals(subtotal, tax, subtotal + tax)
 
@@ -229,8 +234,10 @@ class Order:
     def line(self, product_id: str) -> OrderLine | None:
         return next((line for line in self.lines if line.product_id == product_id), None)
 
-    def totals(self, default_currency: str = "USD") -> Totals:
-        return order_totals(self.lines, self.tax_rate, self.currency or default_currency)
+    def totals(self) -> Totals:
+        return order_totals(
+            [(line.unit_price, line.quantity) for line in self.lines], self.tax_rate
+        )
 
 
 OrderState = Order | None

@@ -8,39 +8,37 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from write_model.envelope import AppendResult, LogPosition, NewEvent, RecordedEvent
+from write_model.envelope import AppendResult, LogPosition, RecordedEvent
 from write_model.event_store.port import (
+    AppendsThroughStreams,
     EventStore,
-    ExpectedVersion,
     IdempotencyKey,
     IdempotencyRecord,
     Snapshot,
+    StreamAppend,
     StreamFromSnapshot,
+    last_of,
 )
 
 
-class AnnouncingEventStore:
+class AnnouncingEventStore(AppendsThroughStreams):
     def __init__(
         self, store: EventStore, announce: Sequence[Callable[[AppendResult], None]]
     ) -> None:
         self.inner = store
         self._announce = tuple(announce)
 
-    async def append_to_stream(
+    async def append_to_streams(
         self,
-        stream_id: str,
-        stream_type: str,
-        expected_version: ExpectedVersion,
-        events: Sequence[NewEvent],
+        appends: Sequence[StreamAppend],
         *,
         idempotency: tuple[IdempotencyKey, str] | None = None,
-    ) -> AppendResult:
-        appended = await self.inner.append_to_stream(
-            stream_id, stream_type, expected_version, events, idempotency=idempotency
-        )
-        if events:
+    ) -> list[AppendResult]:
+        appended = await self.inner.append_to_streams(appends, idempotency=idempotency)
+        if any(part.events for part in appends):
+            # Once, with the position that covers every part.
             for announce in self._announce:
-                announce(appended)
+                announce(last_of(appended))
         return appended
 
     async def read_stream(

@@ -9,21 +9,23 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from uuid import UUID
 
-from write_model.envelope import AppendResult, LogPosition, NewEvent, RecordedEvent
+from write_model.envelope import AppendResult, LogPosition, RecordedEvent
 from write_model.event_store.port import (
     NO_STREAM,
+    AppendsThroughStreams,
     DuplicateEventError,
-    ExpectedVersion,
     IdempotencyKey,
     IdempotencyKeyConflict,
     IdempotencyRecord,
     Snapshot,
+    StreamAppend,
     StreamFromSnapshot,
     WrongExpectedVersion,
+    check_appends,
 )
 
 
-class InMemoryEventStore:
+class InMemoryEventStore(AppendsThroughStreams):
     def __init__(self) -> None:
         self._log: list[RecordedEvent] = []
         self._streams: dict[str, list[RecordedEvent]] = {}
@@ -33,54 +35,57 @@ class InMemoryEventStore:
         self._transaction_id = 0
         self._lock = asyncio.Lock()
 
-    async def append_to_stream(
+    async def append_to_streams(
         self,
-        stream_id: str,
-        stream_type: str,
-        expected_version: ExpectedVersion,
-        events: Sequence[NewEvent],
+        appends: Sequence[StreamAppend],
         *,
         idempotency: tuple[IdempotencyKey, str] | None = None,
-    ) -> AppendResult:
+    ) -> list[AppendResult]:
+        check_appends(appends)
         async with self._lock:
-            stream = self._streams.get(stream_id, [])
             if idempotency is not None and idempotency[0] in self._idempotency:
                 raise IdempotencyKeyConflict(idempotency[0].key)
-            repeated = self._repeated_append(stream_id, stream, events)
+            repeated = self._repeated_append(appends)
             if repeated is not None:
                 return repeated
-            actual = len(stream)
-            if (expected_version is NO_STREAM and actual != 0) or (
-                isinstance(expected_version, int) and expected_version != actual
-            ):
-                raise WrongExpectedVersion(stream_id, expected_version, actual)
+            for part in appends:
+                actual = len(self._streams.get(part.stream_id, []))
+                expected = part.expected_version
+                if (expected is NO_STREAM and actual != 0) or (
+                    isinstance(expected, int) and expected != actual
+                ):
+                    raise WrongExpectedVersion(part.stream_id, expected, actual)
 
-            if events:
+            if any(part.events for part in appends):
                 self._transaction_id += 1
-            recorded = [
-                RecordedEvent(
-                    event_id=event.event_id,
-                    stream_id=stream_id,
-                    type=event.type,
-                    version=actual + offset,
-                    position=len(self._log) + offset,
-                    transaction_id=self._transaction_id,
-                    occurred_at=event.occurred_at,
-                    data=event.data,
-                    metadata=event.metadata,
-                )
-                for offset, event in enumerate(events, start=1)
-            ]
-            self._log.extend(recorded)
-            self._by_event_id.update((event.event_id, event) for event in recorded)
-            if recorded:
-                self._streams[stream_id] = [*stream, *recorded]
-            last = recorded[-1].log_position if recorded else self._head()
-            result = AppendResult(stream_id, actual + len(recorded), last)
+            results = [self._write(part) for part in appends]
             if idempotency is not None:
                 key, fingerprint = idempotency
-                self._idempotency[key] = IdempotencyRecord(key.key, fingerprint, result)
-            return result
+                self._idempotency[key] = IdempotencyRecord(key.key, fingerprint, results[0])
+            return results
+
+    def _write(self, part: StreamAppend) -> AppendResult:
+        stream = self._streams.get(part.stream_id, [])
+        actual = len(stream)
+        recorded = [
+            RecordedEvent(
+                event_id=event.event_id,
+                stream_id=part.stream_id,
+                type=event.type,
+                version=actual + offset,
+                position=len(self._log) + offset,
+                transaction_id=self._transaction_id,
+                occurred_at=event.occurred_at,
+                data=event.data,
+                metadata=event.metadata,
+            )
+            for offset, event in enumerate(part.events, start=1)
+        ]
+        self._log.extend(recorded)
+        self._by_event_id.update((event.event_id, event) for event in recorded)
+        if recorded:
+            self._streams[part.stream_id] = [*stream, *recorded]
+        return AppendResult(part.stream_id, actual + len(recorded), self._last_of(part.stream_id))
 
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
@@ -134,21 +139,37 @@ class InMemoryEventStore:
     async def close(self) -> None:
         return None
 
-    def _repeated_append(
-        self, stream_id: str, stream: list[RecordedEvent], events: Sequence[NewEvent]
-    ) -> AppendResult | None:
-        """The first result when `events` repeat one earlier append exactly; None when no
+    def _repeated_append(self, appends: Sequence[StreamAppend]) -> list[AppendResult] | None:
+        """The first results when `appends` repeat one earlier append exactly; None when no
         id is stored (see the port)."""
-        ids = [event.event_id for event in events]
-        stored = [self._by_event_id.get(event_id) for event_id in ids]
+        ids = [event.event_id for part in appends for event in part.events]
         if len(set(ids)) != len(ids):
-            raise DuplicateEventError(f"an event id occurs twice in the batch for {stream_id}")
-        if not any(stored):
+            raise DuplicateEventError("an event id occurs twice in the append")
+        if not any(event_id in self._by_event_id for event_id in ids):
             return None
-        first, last = stored[0], stored[-1]
+        results = []
+        transactions = set()
+        for part in appends:
+            if not part.events:
+                version = len(self._streams.get(part.stream_id, []))
+                results.append(AppendResult(part.stream_id, version, self._last_of(part.stream_id)))
+                continue
+            first, last = self._repeated_part(part)
+            transactions.add(first.transaction_id)
+            results.append(AppendResult(part.stream_id, last.version, last.log_position))
+        if len(transactions) != 1:
+            raise DuplicateEventError("the stored events of the append are of several appends")
+        return results
+
+    def _repeated_part(self, part: StreamAppend) -> tuple[RecordedEvent, RecordedEvent]:
+        """The first and last stored event of a part that repeats the whole of one earlier
+        append to its stream: its events in order, none of the same append around them."""
+        stream_id = part.stream_id
+        ids = [event.event_id for event in part.events]
+        first, last = self._by_event_id.get(ids[0]), self._by_event_id.get(ids[-1])
         if first is None or last is None or first.stream_id != stream_id:
             raise DuplicateEventError(f"an event id in the batch for {stream_id} is stored")
-        # The whole of one append: its events in order, none of the same append around them.
+        stream = self._streams[stream_id]
         same = stream[first.version - 1 : last.version]
         around = stream[max(first.version - 2, 0) : first.version - 1] + stream[last.version :][:1]
         if (
@@ -157,7 +178,13 @@ class InMemoryEventStore:
             or any(e.transaction_id == first.transaction_id for e in around)
         ):
             raise DuplicateEventError(f"an event id in the batch for {stream_id} is stored")
-        return AppendResult(stream_id, last.version, last.log_position)
+        return first, last
+
+    def _last_of(self, stream_id: str) -> LogPosition:
+        """The position of the stream's last event (the start for a stream with none), as
+        the SQL adapters answer an append without events."""
+        stream = self._streams.get(stream_id)
+        return stream[-1].log_position if stream else LogPosition.start()
 
     def _head(self) -> LogPosition:
         return self._log[-1].log_position if self._log else LogPosition.start()

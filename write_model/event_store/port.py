@@ -106,7 +106,88 @@ class StreamFromSnapshot:
         return self.snapshot.version if self.snapshot is not None else 0
 
 
+@dataclass(frozen=True, slots=True)
+class StreamAppend:
+    """One stream's part of an append to several streams (`EventStore.append_to_streams`):
+    its events, appended only if the stream is at `expected_version`."""
+
+    stream_id: str
+    stream_type: str
+    expected_version: ExpectedVersion
+    events: Sequence[NewEvent]
+
+
+def check_appends(appends: Sequence[StreamAppend]) -> None:
+    """What every adapter refuses before touching storage: no stream at all, a stream
+    twice, an exact expected version below 1."""
+    if not appends:
+        raise ValueError("an append names at least one stream")
+    stream_ids = [append.stream_id for append in appends]
+    if len(set(stream_ids)) != len(stream_ids):
+        raise ValueError(f"a stream occurs twice in one append: {stream_ids}")
+    for append in appends:
+        expected = append.expected_version
+        if isinstance(expected, int) and expected < 1:
+            raise ValueError(f"an exact expected version is >= 1, got {expected}")
+
+
+def last_of(results: Sequence[AppendResult]) -> AppendResult:
+    """The result of a multi-stream append whose position covers every part of it (its
+    consistency token waits for all of them)."""
+    return max(results, key=lambda result: result.log_position)
+
+
+class AppendsThroughStreams:
+    """For adapters: `append_to_stream` as `append_to_streams` with one part."""
+
+    async def append_to_streams(
+        self,
+        appends: Sequence[StreamAppend],
+        *,
+        idempotency: tuple[IdempotencyKey, str] | None = None,
+    ) -> list[AppendResult]:
+        raise NotImplementedError
+
+    async def append_to_stream(
+        self,
+        stream_id: str,
+        stream_type: str,
+        expected_version: ExpectedVersion,
+        events: Sequence[NewEvent],
+        *,
+        idempotency: tuple[IdempotencyKey, str] | None = None,
+    ) -> AppendResult:
+        part = StreamAppend(stream_id, stream_type, expected_version, events)
+        [result] = await self.append_to_streams([part], idempotency=idempotency)
+        return result
+
+
 class EventStore(Protocol):
+    async def append_to_streams(
+        self,
+        appends: Sequence[StreamAppend],
+        *,
+        idempotency: tuple[IdempotencyKey, str] | None = None,
+    ) -> list[AppendResult]:
+        """Append to several streams in one transaction, all or nothing: each part only if
+        its stream is at its expected version. A conflict on any stream raises
+        WrongExpectedVersion naming that stream and appends nothing. Returns one result per
+        part, in the order given; every event of the append is in one transaction, so
+        `last_of(results)` names a position at or after all of them. A part without events
+        checks its stream's version only (its result names the stream's last event).
+        `idempotency` is stored with the append as in `append_to_stream` and answers with
+        the first part's result.
+
+        A repeat: every event id stored already, each part's events being all the events of
+        one earlier append to that stream in the same order, and every part's in the same
+        transaction (a writer retrying after a crash or a lost answer). It returns those
+        results again (a part without events: its stream as it is now) and appends
+        nothing, whatever the expected versions say. Any other stored id raises
+        DuplicateEventError and appends nothing; a taken idempotency key is refused first
+        (IdempotencyKeyConflict). A stream named twice, or an exact version below 1, is a
+        ValueError."""
+        ...
+
     async def append_to_stream(
         self,
         stream_id: str,
@@ -128,7 +209,9 @@ class EventStore(Protocol):
         `expected_version` says. Any other stored id (some of the batch only, another
         stream's, another order or grouping, or an id twice in the batch) raises
         DuplicateEventError and appends nothing. A taken idempotency key is refused before
-        that (IdempotencyKeyConflict): its record holds the answer."""
+        that (IdempotencyKeyConflict): its record holds the answer.
+
+        The same as `append_to_streams` with this one stream."""
         ...
 
     async def read_stream(

@@ -28,6 +28,7 @@ from write_model.envelope import (
 from write_model.event_store.port import (
     ANY,
     NO_STREAM,
+    AppendsThroughStreams,
     DuplicateEventError,
     EventStoreUnavailable,
     ExpectedVersion,
@@ -35,8 +36,10 @@ from write_model.event_store.port import (
     IdempotencyKeyConflict,
     IdempotencyRecord,
     Snapshot,
+    StreamAppend,
     StreamFromSnapshot,
     WrongExpectedVersion,
+    check_appends,
 )
 
 log = logging.getLogger(__name__)
@@ -44,9 +47,12 @@ log = logging.getLogger(__name__)
 _MIGRATION_LOCK = 7_351_001  # advisory lock id: concurrent `orders migrate` runs take turns
 
 _APPEND = """
-SELECT ok, stream_version, transaction_id, log_position
-FROM append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+SELECT stream_id, ok, stream_version, transaction_id, log_position
+FROM append_to_streams($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 """
+
+# What append_to_streams raises on a conflict after it wrote an earlier part.
+_CONFLICT_AFTER_WRITING = "EV409"
 
 _COLUMNS = (
     "position, transaction_id, stream_id, version, event_id, type, data, metadata, occurred_at"
@@ -67,6 +73,16 @@ SELECT r.*, EXISTS (
     SELECT 1 FROM idempotency_keys k WHERE k.principal = $5 AND k.scope = $4 AND k.key = $3
 ) AS key_taken
 FROM repeated_append($1, $2) r
+"""
+
+_STREAM_HEAD = """
+SELECT s.version, e.transaction_id, e.position
+FROM streams s
+LEFT JOIN LATERAL (
+    SELECT transaction_id, position FROM events e
+    WHERE e.stream_id = s.stream_id ORDER BY e.version DESC LIMIT 1
+) e ON true
+WHERE s.stream_id = $1
 """
 
 # Each stream from its usable snapshot: see read_from_snapshots in postgres_schema.sql.
@@ -227,7 +243,7 @@ def _unavailable_when_disconnected(method: F) -> F:
     return translated  # type: ignore[return-value]
 
 
-class PostgresEventStore:
+class PostgresEventStore(AppendsThroughStreams):
     def __init__(self, pool: asyncpg.Pool, notify_channel: str | None = None) -> None:
         self._pool = pool
         self._notifier = AppendNotifier(pool, notify_channel) if notify_channel else None
@@ -237,19 +253,14 @@ class PostgresEventStore:
         return self._pool
 
     @_unavailable_when_disconnected
-    async def append_to_stream(
+    async def append_to_streams(
         self,
-        stream_id: str,
-        stream_type: str,
-        expected_version: ExpectedVersion,
-        events: Sequence[NewEvent],
+        appends: Sequence[StreamAppend],
         *,
         idempotency: tuple[IdempotencyKey, str] | None = None,
-    ) -> AppendResult:
+    ) -> list[AppendResult]:
         async with self._pool.acquire() as connection:
-            return await self.append_on(
-                connection, stream_id, stream_type, expected_version, events, idempotency
-            )
+            return await self.append_streams_on(connection, appends, idempotency)
 
     async def append_on(
         self,
@@ -260,21 +271,38 @@ class PostgresEventStore:
         events: Sequence[NewEvent],
         idempotency: tuple[IdempotencyKey, str] | None = None,
     ) -> AppendResult:
+        """`append_streams_on` with one stream."""
+        part = StreamAppend(stream_id, stream_type, expected_version, events)
+        [result] = await self.append_streams_on(connection, [part], idempotency)
+        return result
+
+    async def append_streams_on(
+        self,
+        connection: asyncpg.Connection,
+        appends: Sequence[StreamAppend],
+        idempotency: tuple[IdempotencyKey, str] | None = None,
+    ) -> list[AppendResult]:
         """Append on a given connection, inside whatever transaction it has open (where
         a repeated append is refused instead of answered: see `_repeated`)."""
+        check_appends(appends)
         key, fingerprint = idempotency if idempotency else (None, None)
         scope = (key.key, key.scope, key.principal) if key else (None, None, None)
+        # Streams locked in one order by every append: two never wait on each other.
+        ordered = sorted(appends, key=lambda part: part.stream_id)
+        events = [event for part in ordered for event in part.events]
         try:
-            row = await connection.fetchrow(
+            rows = await connection.fetch(
                 _APPEND,
-                stream_id,
-                stream_type,
-                _expected_code(expected_version),
+                [part.stream_id for part in ordered],
+                [part.stream_type for part in ordered],
+                [_expected_code(part.expected_version) for part in ordered],
+                [len(part.events) for part in ordered],
                 [e.event_id for e in events],
                 [e.type for e in events],
                 [e.data for e in events],
                 [e.metadata.to_json() for e in events],
                 [e.occurred_at for e in events],
+                appends[0].stream_id,
                 *scope,
                 fingerprint,
             )
@@ -282,50 +310,102 @@ class PostgresEventStore:
             if error.constraint_name == "idempotency_keys_scoped_key" and key is not None:
                 raise IdempotencyKeyConflict(key.key) from error
             if error.constraint_name == "events_event_id_key":
-                repeated = await self._repeated(connection, stream_id, events, key)
+                repeated = await self._repeated(connection, appends, key)
                 if repeated is not None:
                     return repeated
                 raise DuplicateEventError(str(error)) from error
             raise
-        if not row["ok"]:
-            # Perhaps a repeat of an append that has landed (its writer lost the answer).
-            repeated = await self._repeated(connection, stream_id, events, key)
-            if repeated is not None:
-                return repeated
-            raise WrongExpectedVersion(stream_id, expected_version, row["stream_version"])
+        except asyncpg.PostgresError as error:
+            if error.sqlstate != _CONFLICT_AFTER_WRITING:
+                raise
+            stream_id, actual = error.detail, int(error.hint)
+            return await self._conflict(connection, appends, key, stream_id, actual)
+        if not rows[0]["ok"]:
+            return await self._conflict(
+                connection, appends, key, rows[0]["stream_id"], rows[0]["stream_version"]
+            )
         if self._notifier is not None and events and not connection.is_in_transaction():
             self._notifier.poke()
-        return AppendResult(
-            stream_id,
-            row["stream_version"],
-            LogPosition(row["transaction_id"], row["log_position"]),
-        )
+        found = {
+            row["stream_id"]: AppendResult(
+                row["stream_id"],
+                row["stream_version"],
+                LogPosition(row["transaction_id"], row["log_position"]),
+            )
+            for row in rows
+        }
+        return [found[part.stream_id] for part in appends]
+
+    async def _conflict(
+        self,
+        connection: asyncpg.Connection,
+        appends: Sequence[StreamAppend],
+        key: IdempotencyKey | None,
+        stream_id: str,
+        actual: int,
+    ) -> list[AppendResult]:
+        """A stream was not at its expected version: perhaps a repeat of an append that
+        has landed (its writer lost the answer), else WrongExpectedVersion."""
+        repeated = await self._repeated(connection, appends, key)
+        if repeated is not None:
+            return repeated
+        [expected] = [part.expected_version for part in appends if part.stream_id == stream_id]
+        raise WrongExpectedVersion(stream_id, expected, actual)
 
     async def _repeated(
         self,
         connection: asyncpg.Connection,
-        stream_id: str,
-        events: Sequence[NewEvent],
+        appends: Sequence[StreamAppend],
         key: IdempotencyKey | None,
-    ) -> AppendResult | None:
-        """After a stored event id or a version conflict: the first result when the events
+    ) -> list[AppendResult] | None:
+        """After a stored event id or a version conflict: the first results when the parts
         repeat one earlier append (see the port), after IdempotencyKeyConflict for a taken
         key. Appends that succeed never ask. Not inside a caller's transaction (the error
         aborted it): there a repeat is refused as a DuplicateEventError or a conflict."""
-        if connection.is_in_transaction() or not (events or key):
+        if connection.is_in_transaction():
             return None
-        row = await connection.fetchrow(
-            _REPEATED,
-            stream_id,
-            [e.event_id for e in events],
-            *((key.key, key.scope, key.principal) if key else (None, None, None)),
-        )
-        if key is not None and row["key_taken"]:
-            raise IdempotencyKeyConflict(key.key)
-        if row["outcome"] != "repeat":
+        repeats: dict[str, asyncpg.Record] = {}
+        for index, part in enumerate(appends):
+            asks_key = index == 0 and key is not None
+            if not (part.events or asks_key):
+                continue
+            row = await connection.fetchrow(
+                _REPEATED,
+                part.stream_id,
+                [e.event_id for e in part.events],
+                *((key.key, key.scope, key.principal) if key and asks_key else (None,) * 3),
+            )
+            if key is not None and asks_key and row["key_taken"]:
+                raise IdempotencyKeyConflict(key.key)
+            if part.events:
+                if row["outcome"] != "repeat":
+                    return None
+                repeats[part.stream_id] = row
+        if not repeats or len({row["transaction_id"] for row in repeats.values()}) != 1:
             return None
-        position = LogPosition(row["transaction_id"], row["log_position"])
-        return AppendResult(stream_id, row["stream_version"], position)
+        results = []
+        for part in appends:
+            row = repeats.get(part.stream_id) or await self._head_of(connection, part.stream_id)
+            position = LogPosition(row["transaction_id"], row["log_position"])
+            results.append(AppendResult(part.stream_id, row["stream_version"], position))
+        return results
+
+    @staticmethod
+    async def _head_of(connection: asyncpg.Connection, stream_id: str) -> dict[str, Any]:
+        """A stream's version and last event as `_repeated` answers them for a part
+        without events."""
+        row = await connection.fetchrow(_STREAM_HEAD, stream_id)
+        if row is None or row["transaction_id"] is None:
+            return {
+                "stream_version": row["version"] if row else 0,
+                "transaction_id": 0,
+                "log_position": 0,
+            }
+        return {
+            "stream_version": row["version"],
+            "transaction_id": row["transaction_id"],
+            "log_position": row["position"],
+        }
 
     @_unavailable_when_disconnected
     async def read_from_snapshots(

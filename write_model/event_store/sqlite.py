@@ -31,14 +31,17 @@ from write_model.envelope import (
 )
 from write_model.event_store.port import (
     NO_STREAM,
+    AppendsThroughStreams,
     DuplicateEventError,
     ExpectedVersion,
     IdempotencyKey,
     IdempotencyKeyConflict,
     IdempotencyRecord,
     Snapshot,
+    StreamAppend,
     StreamFromSnapshot,
     WrongExpectedVersion,
+    check_appends,
 )
 
 # How long an append waits for another connection (or process) to release the write lock.
@@ -171,69 +174,108 @@ async def append_on(
     events: Sequence[NewEvent],
     idempotency: tuple[IdempotencyKey, str] | None = None,
 ) -> AppendResult:
+    """`append_streams_on` with one stream."""
+    part = StreamAppend(stream_id, stream_type, expected_version, events)
+    [result] = await append_streams_on(connection, [part], idempotency)
+    return result
+
+
+async def append_streams_on(
+    connection: aiosqlite.Connection,
+    appends: Sequence[StreamAppend],
+    idempotency: tuple[IdempotencyKey, str] | None = None,
+) -> list[AppendResult]:
     """Append on a connection inside the transaction its caller opened with BEGIN IMMEDIATE
     (so that it holds the write lock); neither begins nor commits. Every check runs before
     the first write, so an error leaves the transaction as it was."""
     if not connection.in_transaction:
         raise RuntimeError("append_on needs a transaction opened with BEGIN IMMEDIATE")
-    _check_expected(expected_version)
+    check_appends(appends)
     if idempotency is not None and await _scalar(
         connection,
         "SELECT 1 FROM idempotency_keys WHERE principal = ? AND scope = ? AND key = ?",
         _scoped(idempotency[0]),
     ):
         raise IdempotencyKeyConflict(idempotency[0].key)
-    repeated = await _repeated_append(connection, stream_id, events)
+    repeated = await _repeated_append(connection, appends)
     if repeated is not None:
         return repeated
 
-    actual = await _scalar(
-        connection, "SELECT version FROM streams WHERE stream_id = ?", (stream_id,), default=0
-    )
-    if (expected_version is NO_STREAM and actual != 0) or (
-        isinstance(expected_version, int) and expected_version != actual
-    ):
-        raise WrongExpectedVersion(stream_id, expected_version, actual)
+    versions = await _versions(connection, [part.stream_id for part in appends])
+    for part in appends:
+        actual, expected = versions.get(part.stream_id, 0), part.expected_version
+        if (expected is NO_STREAM and actual != 0) or (
+            isinstance(expected, int) and expected != actual
+        ):
+            raise WrongExpectedVersion(part.stream_id, expected, actual)
 
-    if events:
-        version = actual + len(events)
-        first = await _scalar(connection, "SELECT max(position) FROM events", default=0) + 1
-        last = LogPosition(first, first + len(events) - 1)
+    first = await _scalar(connection, "SELECT max(position) FROM events", default=0) + 1
+    position = first
+    results = []
+    for part in appends:
+        actual = versions.get(part.stream_id, 0)
+        if not part.events:
+            last = await _last_of(connection, part.stream_id)
+            results.append(AppendResult(part.stream_id, actual, last))
+            continue
+        version = actual + len(part.events)
         rows = [
-            _row(first, stream_id, actual, offset, event) for offset, event in enumerate(events)
+            _row(position, first, part.stream_id, actual, offset, event)
+            for offset, event in enumerate(part.events)
         ]
+        position += len(part.events)
         await connection.execute(
             "INSERT INTO streams (stream_id, type, version) VALUES (?, ?, ?)"
             " ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
-            (stream_id, stream_type, version),
+            (part.stream_id, part.stream_type, version),
         )
         await connection.executemany(_INSERT_EVENT, rows)
-    else:
-        # Nothing to write: the result names the stream's last event.
-        version = actual
-        found = await connection.execute_fetchall(
-            "SELECT transaction_id, position FROM events WHERE stream_id = ?"
-            " ORDER BY version DESC LIMIT 1",
-            (stream_id,),
-        )
-        last = LogPosition(*next(iter(found), (0, 0)))
+        results.append(AppendResult(part.stream_id, version, LogPosition(first, position - 1)))
 
     if idempotency is not None:
         key, fingerprint = idempotency
+        result = results[0]
         await connection.execute(
             "INSERT INTO idempotency_keys (principal, scope, key,"
             " fingerprint, stream_id, version, transaction_id, position)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (*_scoped(key), fingerprint, stream_id, version, last.transaction_id, last.position),
+            (
+                *_scoped(key),
+                fingerprint,
+                result.stream_id,
+                result.version,
+                result.log_position.transaction_id,
+                result.log_position.position,
+            ),
         )
-    return AppendResult(stream_id, version, last)
+    return results
+
+
+async def _versions(connection: aiosqlite.Connection, stream_ids: Sequence[str]) -> dict[str, int]:
+    """The versions of those of the streams that exist."""
+    rows = await connection.execute_fetchall(
+        "SELECT stream_id, version FROM streams"
+        " WHERE stream_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(list(stream_ids)),),
+    )
+    return {stream_id: version for stream_id, version in rows}
+
+
+async def _last_of(connection: aiosqlite.Connection, stream_id: str) -> LogPosition:
+    """The position of the stream's last event; the start for a stream with none."""
+    found = await connection.execute_fetchall(
+        "SELECT transaction_id, position FROM events WHERE stream_id = ?"
+        " ORDER BY version DESC LIMIT 1",
+        (stream_id,),
+    )
+    return LogPosition(*next(iter(found), (0, 0)))
 
 
 def _scoped(key: IdempotencyKey) -> tuple[str, str, str]:
     return (key.principal, key.scope, key.key)
 
 
-class SqliteEventStore:
+class SqliteEventStore(AppendsThroughStreams):
     """Appends go through one writer connection, reads through another: an aiosqlite
     connection runs one transaction at a time, so concurrent appends take turns on a lock,
     while WAL lets reads proceed during an append."""
@@ -257,21 +299,16 @@ class SqliteEventStore:
             raise
         return cls(writer, reader)
 
-    async def append_to_stream(
+    async def append_to_streams(
         self,
-        stream_id: str,
-        stream_type: str,
-        expected_version: ExpectedVersion,
-        events: Sequence[NewEvent],
+        appends: Sequence[StreamAppend],
         *,
-        idempotency: tuple[str, str] | None = None,
-    ) -> AppendResult:
+        idempotency: tuple[IdempotencyKey, str] | None = None,
+    ) -> list[AppendResult]:
         async with self._lock:
             try:
                 await self._writer.execute("BEGIN IMMEDIATE")
-                result = await append_on(
-                    self._writer, stream_id, stream_type, expected_version, events, idempotency
-                )
+                result = await append_streams_on(self._writer, appends, idempotency)
                 await self._writer.commit()
             except BaseException:
                 # Also on cancellation, which can land while a statement still runs in
@@ -402,11 +439,6 @@ class SqliteEventStore:
         await self._reader.close()
 
 
-def _check_expected(expected: ExpectedVersion) -> None:
-    if isinstance(expected, int) and expected < 1:
-        raise ValueError(f"an exact expected version is >= 1, got {expected}")
-
-
 async def _scalar(
     connection: aiosqlite.Connection, sql: str, parameters: Iterable[Any] = (), default: Any = None
 ) -> Any:
@@ -417,13 +449,13 @@ async def _scalar(
 
 
 async def _repeated_append(
-    connection: aiosqlite.Connection, stream_id: str, events: Sequence[NewEvent]
-) -> AppendResult | None:
-    """The first result when `events` repeat one earlier append exactly; None when no id is
-    stored (see the port)."""
-    ids = [str(event.event_id) for event in events]
+    connection: aiosqlite.Connection, appends: Sequence[StreamAppend]
+) -> list[AppendResult] | None:
+    """The first results when `appends` repeat one earlier append exactly; None when no id
+    is stored (see the port)."""
+    ids = [str(event.event_id) for part in appends for event in part.events]
     if len(set(ids)) != len(ids):
-        raise DuplicateEventError(f"an event id occurs twice in the batch for {stream_id}")
+        raise DuplicateEventError("an event id occurs twice in the append")
     if not ids:
         return None
     stored = await connection.execute_fetchall(
@@ -433,29 +465,56 @@ async def _repeated_append(
     )
     if not stored:
         return None
-    first, last = stored[0], stored[-1]
-    transaction_id = first[3]
-    # The whole of one append: its events in order, none of the same append around them.
-    if (
-        [row[0] for row in stored] != ids
-        or any(row[1] != stream_id or row[3] != transaction_id for row in stored)
-        or last[2] - first[2] + 1 != len(ids)
-        or await _scalar(
-            connection,
-            "SELECT 1 FROM events WHERE stream_id = ? AND version IN (?, ?) AND transaction_id = ?",
-            (stream_id, first[2] - 1, last[2] + 1, transaction_id),
-        )
-    ):
-        raise DuplicateEventError(f"an event id in the batch for {stream_id} is stored")
-    return AppendResult(stream_id, last[2], LogPosition(transaction_id, last[4]))
+    by_stream: dict[str, list[Any]] = {}
+    for row in stored:
+        by_stream.setdefault(row[1], []).append(row)
+    transactions = {row[3] for row in stored}
+    results = []
+    for part in appends:
+        if not part.events:
+            version = await _scalar(
+                connection,
+                "SELECT version FROM streams WHERE stream_id = ?",
+                (part.stream_id,),
+                default=0,
+            )
+            results.append(
+                AppendResult(part.stream_id, version, await _last_of(connection, part.stream_id))
+            )
+            continue
+        rows = by_stream.pop(part.stream_id, [])
+        first, last = (rows[0], rows[-1]) if rows else (None, None)
+        # The whole of one append: its events in order, none of the same append around them.
+        if (
+            first is None
+            or last is None
+            or [row[0] for row in rows] != [str(event.event_id) for event in part.events]
+            or len(transactions) != 1
+            or await _scalar(
+                connection,
+                "SELECT 1 FROM events WHERE stream_id = ? AND version IN (?, ?)"
+                " AND transaction_id = ?",
+                (part.stream_id, first[2] - 1, last[2] + 1, first[3]),
+            )
+        ):
+            raise DuplicateEventError(f"an event id in the batch for {part.stream_id} is stored")
+        results.append(AppendResult(part.stream_id, last[2], LogPosition(last[3], last[4])))
+    if by_stream:  # ids stored on streams the append does not name
+        raise DuplicateEventError(f"an event id of the append is stored on {sorted(by_stream)}")
+    return results
 
 
 def _row(
-    first_position: int, stream_id: str, stream_version: int, offset: int, event: NewEvent
+    position: int,
+    transaction_id: int,
+    stream_id: str,
+    stream_version: int,
+    offset: int,
+    event: NewEvent,
 ) -> tuple[Any, ...]:
     return (
-        first_position + offset,
-        first_position,  # the batch's transaction id
+        position + offset,
+        transaction_id,  # the position of the append's first event
         stream_id,
         stream_version + offset + 1,
         str(event.event_id),
