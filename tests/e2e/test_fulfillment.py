@@ -96,6 +96,12 @@ async def submitted_order(api: Api, uid: str, quantity: int, stock: int) -> dict
     return {"order": order_id, "product": sku, "customer": customer_id}
 
 
+async def projections_caught_up(api: Api) -> bool:
+    """Every projection has applied the log up to its head (the saga's last events too)."""
+    statuses = (await api.execute("{ projections { lag } }"))["projections"]
+    return all(status["lag"] == 0 for status in statuses)
+
+
 async def settled(api: Api, ids: dict[str, str], seconds: float = 30.0) -> dict[str, Any]:
     """The order, its product and customer once the order left SUBMITTED and the saga ended."""
     deadline = time.monotonic() + seconds
@@ -106,8 +112,11 @@ async def settled(api: Api, ids: dict[str, str], seconds: float = 30.0) -> dict[
             order is not None
             and order["status"] != "SUBMITTED"
             and order["fulfillment"]["state"] in ("COMPLETED", "FAILED")
+            and await projections_caught_up(api)
         ):
-            return data
+            # Read again: the product and customer documents come from projections that
+            # may have been behind the order's when the loop read them.
+            return await api.execute(FULFILLMENT_QUERY, ids)
         if time.monotonic() > deadline:
             raise AssertionError(f"order {ids['order']} not settled within {seconds} s: {data}")
         await asyncio.sleep(0.1)

@@ -93,6 +93,16 @@ async def unfinished(world: SagaWorld, workload: Workload, shown: int = 5) -> di
     }
 
 
+async def some_settled(world: SagaWorld, workload: Workload, seconds: float) -> None:
+    """Waits until at least one saga has finished, so that a kill after it lands mid-run
+    even on a machine so loaded that a process needs seconds to do its first work."""
+    deadline = time.monotonic() + seconds
+    while await settled_count(world, workload) == 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no saga finished within {seconds} s")
+        await asyncio.sleep(0.05)
+
+
 async def all_settled(world: SagaWorld, workload: Workload, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while True:

@@ -23,6 +23,7 @@ from tests.integration.saga_invariants import (
     declined_customers,
     scarce_stock_workload,
     settled_count,
+    some_settled,
 )
 from tests.integration.saga_world import MODES, saga_world
 from write_model.domain.order import OrderStatus
@@ -77,6 +78,8 @@ async def test_the_saga_process_killed_at_random_points_finishes_every_saga_once
             # Killed 4 times at random moments while the 200 sagas run, restarted each time.
             for kill in range(1, 5):
                 await processes[-1].leading()
+                if kill == 1:
+                    await some_settled(world, workload, seconds=60)
                 await asyncio.sleep(rng.uniform(0.1, 1.0))
                 processes[-1].kill()
                 settled_at_kills.append(await settled_count(world, workload))
@@ -108,6 +111,8 @@ async def test_each_participant_killed_at_random_points_finishes_every_saga_once
             # Each participant killed twice, in a random order at random moments, restarted.
             for kill, name in enumerate(rng.sample(names * 2, 6), start=1):
                 await running[name].leading()
+                if kill == 1:
+                    await some_settled(world, workload, seconds=60)
                 await asyncio.sleep(rng.uniform(0.1, 0.6))
                 running[name].kill()
                 stopped.append(running[name])
