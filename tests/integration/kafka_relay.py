@@ -63,15 +63,18 @@ def relay_env(
 
 
 class RelayProcess:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    """`orders relay` (or another `orders` command) as a process, its output in a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, command: str = "relay") -> None:
         self.env = env
         self.log_path = log_path
+        self.command = command
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RelayProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app", "relay"],
+                [sys.executable, "-m", "app", self.command],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

@@ -75,6 +75,18 @@ async def write_orders(bus: CommandBus, unique: str, orders: int) -> None:
     )
 
 
+async def settled_log(store: EventStore, quiet_seconds: float = 3.0) -> list[RecordedEvent]:
+    """The log once nothing has been appended to it for `quiet_seconds` (the saga done)."""
+    log = await whole_log(store)
+    for _ in range(60):
+        await asyncio.sleep(quiet_seconds)
+        again = await whole_log(store)
+        if len(again) == len(log):
+            return again
+        log = again
+    raise AssertionError("the log kept growing")
+
+
 def assert_published_exactly(
     log: list[RecordedEvent], consumed: list[Consumed], prefix: str, mode: str = "binary"
 ) -> None:
@@ -133,12 +145,16 @@ async def test_every_event_of_a_busy_log_appears_exactly_once_in_order_with_ever
         bus = write_side.build_bus(store, max_attempts=50)
         env = relay_env(url, kafka_address(), prefix, f"relay-{unique}", KAFKA_CONTENT_MODE=mode)
         relay = RelayProcess({**env, "OPS_PORT": str(ops_port)}, tmp_path / "relay.log").start()
+        # The saga fulfils the submitted orders meanwhile (its own streams and products').
+        saga = RelayProcess(env, tmp_path / "saga.log", command="saga").start()
         reader = TopicReader(kafka_address(), prefix)
         try:
+            await wait_for(lambda: "leading saga" in saga.log_tail(400), 60, "the saga leads")
             await asyncio.gather(
                 *(write_orders(bus, f"{unique}{n}", 8) for n in range(BUSY_WRITERS))
             )
-            log = await whole_log(store)
+            log = await settled_log(store)
+            assert any(event.stream_id.startswith("Fulfillment-") for event in log), saga.log_tail()
             consumed = await asyncio.to_thread(reader.poll_until, len(log), 90)
             assert_published_exactly(log, consumed, prefix, mode)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops_port}") as ops:
@@ -157,6 +173,7 @@ async def test_every_event_of_a_busy_log_appears_exactly_once_in_order_with_ever
             assert figures["orders_relay_position"] == max(event.position for event in log)
         finally:
             reader.close()
+            saga.stop()
             assert relay.stop() == 0, relay.log_tail()
 
 
