@@ -20,7 +20,9 @@ RUN uv sync --frozen --no-install-project --no-editable --no-cache
 COPY app app
 COPY schema schema
 COPY write_model write_model
+COPY log_follower log_follower
 COPY read_model read_model
+COPY sagas sagas
 COPY --from=graphiql-assets /build/dist app/graphiql_assets/dist
 RUN uv sync --frozen --no-editable --no-cache \
     && useradd --system --uid 10001 --home-dir /srv/orders orders \
