@@ -1,13 +1,15 @@
 """The HTTP and websocket side of authentication (app/auth.py) and CORS, for app/server.py:
-the 401 answer, the `connection_init` check with its expiry and the cap on connections per
-principal, and the CORS middleware."""
+the 401 answer, the `connection_init` check with its expiry, the cap on connections and
+streams per principal (and the 429 of an HTTP stream over it), and the CORS middleware."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import time
+from collections.abc import Iterator
 
 import orjson
 from starlette.middleware import Middleware
@@ -25,6 +27,7 @@ from write_model.command_context import PrincipalKind
 log = logging.getLogger(__name__)
 
 UNAUTHENTICATED_CODE = "UNAUTHENTICATED"
+TOO_MANY_CONNECTIONS_CODE = "TOO_MANY_CONNECTIONS"
 TOKEN_EXPIRED_CLOSE_CODE = 4403
 # What a browser on an allowed origin may send and read.
 CORS_REQUEST_HEADERS = ("authorization", "content-type", "x-correlation-id")
@@ -34,8 +37,9 @@ _COUNTED_AS = "counted_as"  # in a websocket's scope state: its key in Connectio
 
 
 class ConnectionsPerPrincipal:
-    """How many websocket connections each authenticated principal holds open in this
-    process; one more than `limit` is refused at `connection_init`."""
+    """How many websocket connections and HTTP subscription streams each authenticated
+    principal holds open in this process; one more than `limit` is refused (a websocket at
+    `connection_init`, a stream before it opens)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -51,6 +55,20 @@ class ConnectionsPerPrincipal:
         left = self._open.pop(key, 0) - 1
         if left > 0:
             self._open[key] = left
+
+    @contextlib.contextmanager
+    def holding(self, key: str) -> Iterator[None]:
+        """One open stream of `key` while the block runs; TooManyConnections over the cap."""
+        if not self.open(key):
+            raise TooManyConnections(key)
+        try:
+            yield
+        finally:
+            self.close(key)
+
+
+class TooManyConnections(Exception):
+    """The principal already holds MAX_STREAMS_PER_PRINCIPAL connections and streams."""
 
 
 class OperatorCheck:
@@ -98,6 +116,23 @@ def cors_middleware(origins: list[str]) -> list[Middleware]:
     ]
 
 
+def too_many_message(limit: int) -> str:
+    return (
+        f"this principal already holds {limit} websocket connections and subscription "
+        "streams, the most allowed (MAX_STREAMS_PER_PRINCIPAL); close one first"
+    )
+
+
+def too_many_streams_response(limit: int) -> Response:
+    """HTTP 429 for an SSE or multipart stream over the principal's cap."""
+    body = {
+        "errors": [
+            {"message": too_many_message(limit), "extensions": {"code": TOO_MANY_CONNECTIONS_CODE}}
+        ]
+    }
+    return Response(orjson.dumps(body), 429, media_type="application/json")
+
+
 def unauthenticated_response(message: str) -> Response:
     """HTTP 401 with WWW-Authenticate and the reason, as a GraphQL error body."""
     body = {"errors": [{"message": message, "extensions": {"code": UNAUTHENTICATED_CODE}}]}
@@ -126,9 +161,8 @@ async def authenticate_connection(
         if not connections.open(user):
             raise ConnectionRejectionError(
                 {
-                    "message": f"this principal already holds {connections.limit} websocket "
-                    "connections, the most allowed; close one first",
-                    "extensions": {"code": "TOO_MANY_CONNECTIONS"},
+                    "message": too_many_message(connections.limit),
+                    "extensions": {"code": TOO_MANY_CONNECTIONS_CODE},
                 }
             )
         websocket.scope.setdefault("state", {})[_COUNTED_AS] = (connections, user)

@@ -5,14 +5,16 @@ Authentication (app/auth.py) happens here: a bearer token on each HTTP request (
 with WWW-Authenticate when auth is configured and it is missing or bad), and the token in a
 websocket's `connection_init` payload (`OrdersGraphQL.on_ws_connect`). CORS:
 CORS_ALLOWED_ORIGINS, for HTTP (Starlette's CORSMiddleware) and websocket handshakes alike.
+Subscriptions run over websockets and over HTTP streams (SSE, multipart: app/http_streams.py).
 
 `create_app(settings)` builds nothing that needs I/O: the lifespan enters
 `app.bootstrap.api_runtime`, which builds every adapter when the server starts and closes
 them when it stops. In embedded mode (`orders dev`) it also runs the projections in the
 same process.
 
-Just over 400 lines: the app factory and the GraphQL view it mounts (status codes, request
-limits, the IDE page) change together.
+About 450 lines: the app factory and the GraphQL view it mounts (status codes, request
+limits, the IDE page, who may open a stream) change together; what subscriptions over HTTP
+change in the view is in app/http_streams.py.
 """
 
 from __future__ import annotations
@@ -39,7 +41,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
 
 from app import log_config
 from app.auth import OPEN, Authenticator, Unauthenticated
@@ -52,6 +59,7 @@ from app.bootstrap import (
 )
 from app.graphiql import GraphiQL
 from app.health import readiness
+from app.http_streams import HTTPSubscriptions, stream_transports
 from app.metrics import Metrics
 from app.ops_server import OpsPortUnavailable, api_routes, ops_app
 from app.ops_server import serving as serving_ops
@@ -59,13 +67,20 @@ from app.request_limits import RequestSizeLimits
 from app.security import (
     ConnectionsPerPrincipal,
     OperatorCheck,
+    TooManyConnections,
     authenticate_connection,
     connection_ended,
     cors_middleware,
+    too_many_streams_response,
     unauthenticated_response,
 )
 from app.settings import Settings
-from app.websockets import GraphQLTransportWSHandler, GraphQLWSHandler, TextWebSocketAdapter
+from app.websockets import (
+    GraphQLTransportWSHandler,
+    GraphQLWSHandler,
+    OperationScopedSchema,
+    TextWebSocketAdapter,
+)
 from schema.context import Connection, RequestContext, Services
 from schema.errors import ForbiddenRequest
 from schema.limits import Limits
@@ -169,8 +184,9 @@ def create_app(
         graphiql,
         auth,
         origins,
-        settings.max_websockets_per_principal,
+        settings.max_streams_per_principal,
         connection_init_timeout=timedelta(seconds=settings.connection_init_timeout_seconds),
+        stream_heartbeat_seconds=settings.stream_heartbeat_seconds,
     )
     middleware = [
         Middleware(RequestObservability, metrics=metrics),
@@ -183,6 +199,7 @@ def create_app(
     ]
     app = Starlette(
         routes=[
+            # Queries, mutations, and subscriptions over SSE or multipart HTTP streams.
             Route("/graphql", graphql, methods=["GET", "POST"]),
             # Subscriptions: graphql-transport-ws and the legacy graphql-ws protocol.
             WebSocketRoute("/graphql", graphql),
@@ -226,12 +243,14 @@ async def _readiness(settings: Settings, runtime: Runtime) -> dict[str, str]:
 # ------------------------------------------------------------------ GraphQL
 
 
-class OrdersGraphQL(GraphQL[RequestContext, None]):
+class OrdersGraphQL(HTTPSubscriptions, GraphQL[RequestContext, None]):
     """strawberry's ASGI view with: the request context, JSON error bodies with a 400 for
     requests that cannot run (malformed JSON, unknown operation, invalid document or
-    variables, limits) and a 405 for mutations over GET, and orjson. Over a websocket:
-    subscriptions (and queries) in the graphql-transport-ws and legacy graphql-ws
-    protocols."""
+    variables, limits, a subscription asking for one JSON response) and a 405 for mutations
+    over GET, and orjson. Subscriptions (and queries) over a websocket in the
+    graphql-transport-ws and legacy graphql-ws protocols, and over HTTP streams: SSE and
+    multipart (app/http_streams.py). Every operation that streams runs through
+    `OperationScopedSchema` (its own context, masked errors)."""
 
     websocket_adapter_class = TextWebSocketAdapter  # type: ignore[assignment]
     graphql_transport_ws_handler_class = GraphQLTransportWSHandler
@@ -244,21 +263,30 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         graphiql: GraphiQL,
         auth: Authenticator,
         allowed_origins: Sequence[str] = (),
-        max_websockets_per_principal: int = 10,
+        max_streams_per_principal: int = 10,
         *,
         connection_init_timeout: timedelta,
+        stream_heartbeat_seconds: float = 15.0,
     ) -> None:
         super().__init__(
-            schema,
+            OperationScopedSchema(schema),
             graphql_ide="graphiql",
             allow_queries_via_get=True,
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                GRAPHQL_WS_PROTOCOL,
+                GRAPHQL_SSE_PROTOCOL,
+                MULTIPART_SUBSCRIPTION_PROTOCOL,
+            ),
             connection_init_wait_timeout=connection_init_timeout,
             allowed_origins=allowed_origins,  # websocket handshakes from other origins
         )
+        self.stream_transport_classes_by_protocol = stream_transports(stream_heartbeat_seconds)
         self._services = services
         self._graphiql = graphiql
         self._auth = auth
-        self._connections = ConnectionsPerPrincipal(max_websockets_per_principal)
+        # Websocket connections and HTTP streams, counted together per principal.
+        self._connections = ConnectionsPerPrincipal(max_streams_per_principal)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Our page with the server's own assets, instead of strawberry's CDN-based one.
@@ -286,20 +314,26 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
             await self._websocket(scope, receive, send)
             return
         request = Request(scope, receive=receive)
-        try:
-            # GraphiQL's page itself is public; every operation needs the token.
-            if self.should_render_graphql_ide(self.request_adapter_class(request)):
-                request.state.authenticated = OPEN
-            else:
-                request.state.authenticated = await self._auth.from_header(
-                    request.headers.get("authorization")
-                )
-            response = await self.run(request)
-        except Unauthenticated as refused:
-            response = unauthenticated_response(str(refused))
-        except HTTPException as error:
-            response = _error_response(error.status_code, error.reason)
-        await response(scope, receive, send)
+        with contextlib.ExitStack() as stream_held:  # released when the response ends
+            try:
+                # GraphiQL's page itself is public; every operation needs the token.
+                if self.should_render_graphql_ide(self.request_adapter_class(request)):
+                    request.state.authenticated = OPEN
+                else:
+                    request.state.authenticated = await self._auth.from_header(
+                        request.headers.get("authorization")
+                    )
+                user = request.state.authenticated.principal.user_id
+                if self._auth.enabled and user is not None and self.asks_for_stream(request):
+                    stream_held.enter_context(self._connections.holding(user))
+                response = await self.run(request)
+            except Unauthenticated as refused:
+                response = unauthenticated_response(str(refused))
+            except TooManyConnections:
+                response = too_many_streams_response(self._connections.limit)
+            except HTTPException as error:
+                response = _error_response(error.status_code, error.reason)
+            await response(scope, receive, send)
 
     # ------------------------------------------------------------ websockets
 
@@ -316,14 +350,6 @@ class OrdersGraphQL(GraphQL[RequestContext, None]):
         (graphql-ws). An accepted token's connection is closed with 4403 when it expires."""
         await authenticate_connection(self._auth, self._connections, context)
         return await super().on_ws_connect(context)
-
-    async def execute_single(self, **kwargs: Any) -> Any:  # type: ignore[override]
-        try:
-            return await super().execute_single(**kwargs)
-        except HTTPException as error:
-            if isinstance(error.__cause__, InvalidOperationTypeError):
-                raise HTTPException(405, error.reason) from error.__cause__
-            raise
 
     def decode_json(self, data: str | bytes) -> object:
         value = orjson.loads(data)

@@ -32,6 +32,7 @@ RENAMED: tuple[Renamed, ...] = (
     Renamed("SAGA_MAX_ATTEMPTS", "follower_max_attempts"),
     Renamed("SAGA_BACKOFF_SECONDS", "follower_backoff_seconds"),
     Renamed("SAGA_CONCURRENCY", "follower_concurrency"),
+    Renamed("MAX_WEBSOCKETS_PER_PRINCIPAL", "max_streams_per_principal"),
 )
 
 
@@ -81,7 +82,9 @@ _SWITCHES = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "
 class Settings(BaseSettings):
     """An unset URL means the embedded default; a set one that cannot be reached is an error."""
 
-    model_config = SettingsConfigDict(frozen=True, case_sensitive=False, extra="ignore")
+    model_config = SettingsConfigDict(
+        frozen=True, case_sensitive=False, extra="ignore", populate_by_name=True
+    )
 
     database_url: str | None = Field(None, description="PostgreSQL event store; unset: SQLite")
     mongo_url: str | None = Field(None, description="MongoDB read store; unset: in memory")
@@ -233,11 +236,21 @@ class Settings(BaseSettings):
         description="mutations a minute per principal (per client address when open), per "
         "API process, answered 429 beyond it; unset or 0: no limit (`orders dev`: never)",
     )
-    max_websockets_per_principal: int = Field(
+    max_streams_per_principal: int = Field(
         10,
         ge=1,
-        description="websocket connections one principal may hold open at once, per process "
-        "(counted where authentication is on)",
+        # Renamed from MAX_WEBSOCKETS_PER_PRINCIPAL when HTTP streams (SSE, multipart) began
+        # to count too (RENAMED above).
+        description="websocket connections and HTTP subscription streams (SSE, multipart) one "
+        "principal may hold open at once, per process (counted where authentication is on); "
+        "`MAX_WEBSOCKETS_PER_PRINCIPAL`, its old name, is still read (deprecated)",
+    )
+    stream_heartbeat_seconds: float = Field(
+        15.0,
+        gt=0,
+        le=300,
+        description="how often an idle HTTP subscription stream (SSE, multipart) sends a "
+        "keep-alive, so proxies do not cut it",
     )
     ops_token: str | None = Field(
         None,

@@ -5,7 +5,8 @@ on top of strawberry's handlers, with this server's rules in one place:
   (`RequestContext.for_operation`), so DataLoader caches last as long as the operation
   (and each pushed event starts them afresh), never as long as the connection;
 - unexpected errors inside pushed results are masked and logged with an error id, as over
-  HTTP;
+  HTTP (`OperationScopedSchema`, which the view hands the handlers, and which runs the
+  HTTP streams of app/http_streams.py too);
 - frames are sent as text (the protocols are text; orjson gives bytes);
 - a document that does not parse (a syntax error, over the token limit) gets an `error`
   message with the reason, and the socket stays open (strawberry raised it into a task
@@ -73,8 +74,9 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
 
 
 class OperationScopedSchema:
-    """The schema as the websocket handlers see it: operations run with a context of their
-    own, and their results pass through the error masking."""
+    """The schema as the view (app/server.py) and so the websocket handlers and HTTP streams
+    see it: streamed operations run with a context of their own, and their results pass
+    through the error masking (the masking extension sees only a stream's end)."""
 
     def __init__(self, schema: Any) -> None:
         self._schema = schema
@@ -153,10 +155,6 @@ def _protocol_error(message: object, operation_types: tuple[str, ...]) -> str | 
 
 
 class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.schema = OperationScopedSchema(self.schema)  # type: ignore[assignment]
-
     async def handle_message(self, message: Any) -> None:
         if reason := _protocol_error(message, ("subscribe",)):
             await self.handle_invalid_message(reason)
@@ -173,7 +171,6 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, No
 class GraphQLWSHandler(BaseGraphQLWSHandler[RequestContext, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.schema = OperationScopedSchema(self.schema)  # type: ignore[assignment]
         self._init_timeout: asyncio.Task[None] | None = None
 
     async def handle(self) -> None:

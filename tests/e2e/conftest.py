@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import jwt
 import pytest
 
 from tests.conftest import service_url
-from tests.e2e.client import Api
+from tests.e2e.client import Api, accepted
 from tests.e2e.processes import ServerProcess, Stack, base_env, free_port, run_admin
 
 
@@ -153,6 +157,109 @@ async def stack(
 _START_FAILURES: dict[str, str] = {}
 
 
+# ------------------------------------------------ a stack with authentication on
+
+SECRET = f"e2e-secret-{uuid.uuid4().hex}"
+ISSUER, AUDIENCE = "https://issuer.orders.test", "orders-e2e"
+ALLOWED_ORIGIN = "http://frontend.orders.test:5173"
+SECURED = {
+    "JWT_SECRET": SECRET,
+    "JWT_ISSUER": ISSUER,
+    "JWT_AUDIENCE": AUDIENCE,
+    "JWT_LEEWAY_SECONDS": "0",
+    "CORS_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
+    "MUTATION_RATE_LIMIT": "25",  # a minute, per principal; `orders dev` ignores it
+    "MAX_STREAMS_PER_PRINCIPAL": "4",  # websockets and HTTP streams together
+    # Each fulfillment step its own write of the order, so subscribers see every version.
+    "GATEWAY_LATENCY_SECONDS": "0.5",
+    "STREAM_HEARTBEAT_SECONDS": "1",  # SSE and multipart keep-alives
+    "OPS_TOKEN": f"ops-{uuid.uuid4().hex}",
+}
+
+
+def token(subject: str, *, staff: bool = False, ttl: float = 600, **claims: Any) -> str:
+    now = int(time.time())
+    body: dict[str, Any] = {
+        "sub": subject,
+        "iat": now,
+        "exp": now + ttl,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        **({"roles": ["staff"]} if staff else {}),
+        **claims,
+    }
+    return jwt.encode({k: v for k, v in body.items() if v is not None}, SECRET, "HS256")
+
+
+@pytest.fixture(scope="session", params=STACKS)
+async def secured(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    """A stack with authentication on (and one allowed CORS origin). The postgres stack's
+    API serves its ops endpoints on an OPS_PORT of its own; `orders dev` on its one port."""
+    logs = tmp_path_factory.mktemp(f"e2e-secured-{request.param}")
+    ops_port = free_port() if request.param == "postgres" else None
+    api_only = {"OPS_PORT": str(ops_port)} if ops_port else {}
+    async with started_stack(request.param, logs, SECURED, api_only) as running:
+        running.ops_url = f"http://127.0.0.1:{ops_port}" if ops_port else None
+        yield running
+
+
+@dataclass
+class Shop:
+    stack: Stack
+    staff: Api
+    a: Api
+    b: Api
+    a_id: str
+    b_id: str
+    a_order: str
+    b_order: str
+    sku: str
+
+
+@pytest.fixture
+async def shop(secured: Stack) -> AsyncIterator[Shop]:
+    """Two customers, each registered with its own token and owning one order (of a
+    product staff added), with a client per principal."""
+    secured.check_running()
+    uid = uuid.uuid4().hex[:8]
+    a_id, b_id, sku = f"cust-a-{uid}", f"cust-b-{uid}", f"sku-{uid}"
+    async with contextlib.AsyncExitStack() as exits:
+        staff, a, b = [
+            await exits.enter_async_context(Api.connect(secured.graphql_url, credential))
+            for credential in (token(f"ops-{uid}", staff=True), token(a_id), token(b_id))
+        ]
+        accepted(
+            await staff.mutate(
+                "addProduct", {"productId": sku, "name": "Tea", "price": "4.00", "initialStock": 50}
+            )
+        )
+        for client, customer_id in ((a, a_id), (b, b_id)):
+            registered = await client.mutate(
+                "registerCustomer",
+                {
+                    "customerId": customer_id,
+                    "name": customer_id,
+                    "email": f"{customer_id}@example.com",
+                },
+            )
+            accepted(registered, "CustomerAccepted")
+        orders = []
+        for client, customer_id in ((a, a_id), (b, b_id)):
+            created = accepted(
+                await client.mutate(
+                    "createOrder",
+                    {"customerId": customer_id, "items": [{"productId": sku, "quantity": 1}]},
+                    extra="order { id }",
+                ),
+                "OrderAccepted",
+            )
+            assert created["order"] is not None  # read back by its own customer
+            orders.append(created["orderId"])
+        yield Shop(secured, staff, a, b, a_id, b_id, orders[0], orders[1], sku)
+
+
 @pytest.fixture
 async def api(stack: Stack) -> AsyncIterator[Api]:
     """A GraphQL client (gql over aiohttp) and a raw HTTP client for the running stack."""
@@ -171,7 +278,8 @@ def uid() -> str:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
     report = yield
     if report.failed:
-        running = getattr(item, "funcargs", {}).get("stack")
+        funcargs = getattr(item, "funcargs", {})
+        running = funcargs.get("stack") or funcargs.get("secured")
         if isinstance(running, Stack):
             report.sections.append((f"{running.name} stack logs (tail)", running.log_tail()))
     return report

@@ -17,7 +17,6 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,107 +29,9 @@ from gql.transport.aiohttp import AIOHTTPTransport
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 
-from tests.e2e.client import ADDRESS, Api, accepted, contract_sdl
-from tests.e2e.conftest import STACKS, started_stack
-from tests.e2e.processes import Stack, base_env, free_port
-
-SECRET = f"e2e-secret-{uuid.uuid4().hex}"
-ISSUER, AUDIENCE = "https://issuer.orders.test", "orders-e2e"
-ALLOWED_ORIGIN = "http://frontend.orders.test:5173"
-SECURED = {
-    "JWT_SECRET": SECRET,
-    "JWT_ISSUER": ISSUER,
-    "JWT_AUDIENCE": AUDIENCE,
-    "JWT_LEEWAY_SECONDS": "0",
-    "CORS_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
-    "MUTATION_RATE_LIMIT": "25",  # a minute, per principal; `orders dev` ignores it
-    "MAX_WEBSOCKETS_PER_PRINCIPAL": "3",
-    "OPS_TOKEN": f"ops-{uuid.uuid4().hex}",
-}
-
-
-def token(subject: str, *, staff: bool = False, ttl: float = 600, **claims: Any) -> str:
-    now = int(time.time())
-    body: dict[str, Any] = {
-        "sub": subject,
-        "iat": now,
-        "exp": now + ttl,
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        **({"roles": ["staff"]} if staff else {}),
-        **claims,
-    }
-    return jwt.encode({k: v for k, v in body.items() if v is not None}, SECRET, "HS256")
-
-
-@pytest.fixture(scope="session", params=STACKS)
-async def secured(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    """A stack with authentication on (and one allowed CORS origin). The postgres stack's
-    API serves its ops endpoints on an OPS_PORT of its own; `orders dev` on its one port."""
-    logs = tmp_path_factory.mktemp(f"e2e-secured-{request.param}")
-    ops_port = free_port() if request.param == "postgres" else None
-    api_only = {"OPS_PORT": str(ops_port)} if ops_port else {}
-    async with started_stack(request.param, logs, SECURED, api_only) as running:
-        running.ops_url = f"http://127.0.0.1:{ops_port}" if ops_port else None
-        yield running
-
-
-@dataclass
-class Shop:
-    stack: Stack
-    staff: Api
-    a: Api
-    b: Api
-    a_id: str
-    b_id: str
-    a_order: str
-    b_order: str
-    sku: str
-
-
-@pytest.fixture
-async def shop(secured: Stack) -> AsyncIterator[Shop]:
-    """Two customers, each registered with its own token and owning one order (of a
-    product staff added), with a client per principal."""
-    secured.check_running()
-    uid = uuid.uuid4().hex[:8]
-    a_id, b_id, sku = f"cust-a-{uid}", f"cust-b-{uid}", f"sku-{uid}"
-    async with contextlib.AsyncExitStack() as exits:
-        staff, a, b = [
-            await exits.enter_async_context(Api.connect(secured.graphql_url, credential))
-            for credential in (token(f"ops-{uid}", staff=True), token(a_id), token(b_id))
-        ]
-        accepted(
-            await staff.mutate(
-                "addProduct", {"productId": sku, "name": "Tea", "price": "4.00", "initialStock": 50}
-            )
-        )
-        for client, customer_id in ((a, a_id), (b, b_id)):
-            registered = await client.mutate(
-                "registerCustomer",
-                {
-                    "customerId": customer_id,
-                    "name": customer_id,
-                    "email": f"{customer_id}@example.com",
-                },
-            )
-            accepted(registered, "CustomerAccepted")
-        orders = []
-        for client, customer_id in ((a, a_id), (b, b_id)):
-            created = accepted(
-                await client.mutate(
-                    "createOrder",
-                    {"customerId": customer_id, "items": [{"productId": sku, "quantity": 1}]},
-                    extra="order { id }",
-                ),
-                "OrderAccepted",
-            )
-            assert created["order"] is not None  # read back by its own customer
-            orders.append(created["orderId"])
-        yield Shop(secured, staff, a, b, a_id, b_id, orders[0], orders[1], sku)
-
+from tests.e2e.client import ADDRESS, accepted, contract_sdl
+from tests.e2e.conftest import ALLOWED_ORIGIN, AUDIENCE, ISSUER, SECURED, Shop, token
+from tests.e2e.processes import Stack, base_env
 
 # ------------------------------------------------------------- authentication
 
@@ -653,7 +554,8 @@ async def test_a_principal_holds_at_most_the_allowed_websocket_connections(
     secured: Stack,
 ) -> None:
     credential = {"token": token(f"cust-{uuid.uuid4().hex}")}
-    held = [await _handshake(secured, "graphql-transport-ws", credential) for _ in range(3)]
+    limit = int(SECURED["MAX_STREAMS_PER_PRINCIPAL"])
+    held = [await _handshake(secured, "graphql-transport-ws", credential) for _ in range(limit)]
     for connection in held:
         assert json.loads(await asyncio.wait_for(connection.recv(), 10))["type"] == "connection_ack"
     one_more = await _handshake(secured, "graphql-transport-ws", credential)
@@ -673,7 +575,7 @@ async def test_a_principal_holds_at_most_the_allowed_websocket_connections(
                 held.append(again)
                 break
         await asyncio.sleep(0.1)
-    assert len(held) == 3
+    assert len(held) == limit
     for connection in held:
         await connection.close()
 

@@ -1,12 +1,16 @@
 """GraphQL subscriptions over real websockets: the app served by uvicorn on a free port,
 PostgreSQL (change feed over LISTEN/NOTIFY) and the Mongo-wire server, the projector
 running as its own loop, driven by gql's websockets client in both protocols
-(`graphql-transport-ws` and the legacy `graphql-ws`)."""
+(`graphql-transport-ws` and the legacy `graphql-ws`); and over SSE, read with httpx and a
+raw socket (a reader that stalls). tests/e2e/test_http_subscriptions.py runs the SSE and
+multipart clients against the running processes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 from gql import Client, GraphQLRequest
@@ -346,4 +351,106 @@ async def test_an_unexpected_error_in_a_pushed_event_is_masked_with_an_error_id(
     assert error is not None
     assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
     assert "secret driver detail" not in str(raised.value)
+    assert error["extensions"]["errorId"] in caplog.text
+
+
+# ------------------------------------------------------------ HTTP streams
+
+
+def _sse_request(port: int, query: str, variables: dict[str, Any]) -> bytes:
+    body = orjson.dumps({"query": query, "variables": variables})
+    head = (
+        f"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Accept: text/event-stream\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def test_an_sse_reader_that_stalls_costs_superseded_documents_not_memory(
+    served: Served, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that stops reading: uvicorn stops taking the response once the socket's
+    buffers are full, so the subscription's bounded queue drops the oldest documents; when
+    the client reads again, it still gets the order's last version."""
+    caplog.set_level(logging.INFO, logger="schema.order_updates")
+    # A queue of 2 documents (not 100), so that a few dozen updates overflow it.
+    monkeypatch.setattr("schema.order_updates.QUEUE_SIZE", 2)
+    uid = uuid.uuid4().hex[:8]
+    order_id = f"slow-{uid}"
+    # Each pushed document about 600 kB: 100 lines of products with long names, 30 times.
+    skus = [f"wide-{uid}-{i}" for i in range(100)]
+    for batch in (skus[start : start + 25] for start in range(0, len(skus), 25)):
+        adds = " ".join(
+            f'a{i}: addProduct(input: {{productId: "{sku}", name: "{"N" * 190} {i}", '
+            'price: "1.00", initialStock: 1000}) { __typename }'
+            for i, sku in enumerate(batch)
+        )
+        await served.gql(f"mutation {{ {adds} }}")
+    items = [{"productId": sku, "quantity": 1} for sku in skus]
+    create = """mutation($id: ID!, $items: [OrderItemInput!]) {
+      createOrder(input: {orderId: $id, customerId: "ada", items: $items}) {
+        ... on OrderAccepted { version } }
+    }"""
+    await served.gql(create, {"id": order_id, "items": items})
+    wide = " ".join(f"i{i}: items {{ productName }}" for i in range(30))
+    query = f"subscription($id: ID!) {{ orderUpdated(id: $id) {{ version {wide} }} }}"
+    port = int(served.url.rsplit(":", 1)[1].split("/")[0])
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
+    stalled.connect(("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=stalled)
+    try:
+        writer.write(_sse_request(port, query, {"id": order_id}))
+        await writer.drain()
+        await _until(lambda: served.live.watchers(order_id) == 1, "the subscription")
+        last = 0
+        more = """mutation($id: ID!, $sku: ID!) {
+          addOrderItem(input: {orderId: $id, productId: $sku, quantity: 1}) {
+            ... on OrderAccepted { version } ... on UserError { message } }
+        }"""
+        for _ in range(60):  # far more than the socket's buffers and the queue hold
+            added = await served.gql(more, {"id": order_id, "sku": skus[0]})
+            last = added["addOrderItem"]["version"]
+        read_back = "query($id: ID!) { order(id: $id) { version } }"
+        deadline = time.monotonic() + WAIT
+        while (await served.gql(read_back, {"id": order_id}))["order"]["version"] < last:
+            assert time.monotonic() < deadline, "the projector did not catch up"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # the last documents reach the subscription's queue
+        received = bytearray()
+        final = f'"version":{last},'.encode()
+        async with asyncio.timeout(WAIT):  # reading again: the last version arrives
+            while final not in received[-(2 << 20) :]:  # within the last document
+                received += await reader.read(1 << 20)
+    finally:
+        writer.close()
+    await _until(lambda: served.live.watchers(order_id) == 0, "the stream's end")
+    dropped = [r.getMessage() for r in caplog.records if "slow subscriber missed" in r.getMessage()]
+    assert dropped, "the stalled stream's queue dropped nothing: it was never held back"
+
+
+async def test_an_unexpected_error_in_an_sse_push_is_masked_with_an_error_id(
+    served: Served, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    order_id = f"masked-sse-{uuid.uuid4().hex[:8]}"
+
+    async def broken(ids: list[str]) -> list[Any]:
+        raise RuntimeError("secret driver detail")
+
+    query = "subscription($id: ID!) { orderUpdated(id: $id) { version customer { name } } }"
+    body = {"query": query, "variables": {"id": order_id}}
+    headers = {"Accept": "text/event-stream"}
+    async with served.http.stream("POST", "/graphql", json=body, headers=headers) as stream:
+        assert stream.status_code == 200
+        await _until(lambda: served.live.watchers(order_id) == 1, "the subscription")
+        monkeypatch.setattr("schema.loaders._documents_by_id", lambda read_model, logical: broken)
+        await served.create(order_id)
+        async with asyncio.timeout(WAIT):
+            lines = stream.aiter_lines()
+            while not (line := await anext(lines)).startswith("data: "):
+                pass
+    (error,) = orjson.loads(line.removeprefix("data: "))["errors"]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert "secret driver detail" not in line
     assert error["extensions"]["errorId"] in caplog.text
