@@ -22,7 +22,9 @@ $(UV):
 	$(CACHE_DIR)/uv-$(UV_VERSION)/bin/pip install -q uv==$(UV_VERSION)
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --extra dev --python $(PYTHON) --quiet
+	# The project itself is reinstalled: a new top-level package (listed in pyproject.toml)
+	# is otherwise missing from an environment made before it existed.
+	$(UV) sync --locked --extra dev --python $(PYTHON) --quiet --reinstall-package orders
 	rm -f $(VENV)/.installed-*
 	touch $@
 
