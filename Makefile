@@ -21,9 +21,9 @@ $(UV):
 	$(PYTHON) -m venv $(CACHE_DIR)/uv-$(UV_VERSION)
 	$(CACHE_DIR)/uv-$(UV_VERSION)/bin/pip install -q uv==$(UV_VERSION)
 
+# The project itself is reinstalled: a new top-level package (listed in pyproject.toml) is
+# otherwise missing from an environment made before it existed.
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	# The project itself is reinstalled: a new top-level package (listed in pyproject.toml)
-	# is otherwise missing from an environment made before it existed.
 	$(UV) sync --locked --extra dev --python $(PYTHON) --quiet --reinstall-package orders
 	rm -f $(VENV)/.installed-*
 	touch $@
