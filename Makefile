@@ -22,7 +22,7 @@ $(UV):
 	$(CACHE_DIR)/uv-$(UV_VERSION)/bin/pip install -q uv==$(UV_VERSION)
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --extra dev --python $(PYTHON) --quiet
+	$(UV) sync --locked --extra dev --extra bench --python $(PYTHON) --quiet
 	rm -f $(VENV)/.installed-*
 	touch $@
 
