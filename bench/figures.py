@@ -112,7 +112,7 @@ class Scale:
     @property
     def clients(self) -> tuple[int, ...]:
         """The client counts of every scaling curve."""
-        return self.pick((1, 4, 16, 64), (1, 4))
+        return self.pick((1, 4, 16, 64), (2,))
 
     @staticmethod
     def from_environment() -> Scale:

@@ -28,9 +28,7 @@ def write_plots(results: dict[str, Any], directory: Path) -> list[Path]:
         figure_, axes = plt.subplots(figsize=(7, 4.2), dpi=100)
         for series, points in lines.items():
             points.sort()
-            axes.plot(
-                [x for x, _ in points], [y for _, y in points], marker="o", label=series
-            )
+            axes.plot([x for x, _ in points], [y for _, y in points], marker="o", label=series)
         if curve.log_x:
             axes.set_xscale("log")
             xs = sorted({x for points in lines.values() for x, _ in points})

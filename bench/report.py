@@ -91,7 +91,9 @@ def table(results: dict[str, Any]) -> str:
         "| figure | Orders | peer or ceiling, same run | ratio | target |",
         "|---|---|---|---|---|",
     ]
-    lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in rows(load_suites(results))]
+    lines += [
+        "| " + " | ".join(escape(c) for c in row) + " |" for row in rows(load_suites(results))
+    ]
     return "\n".join(lines)
 
 
