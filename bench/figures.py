@@ -192,7 +192,7 @@ def format_value(figure: Figure) -> str:
     value = figure.value
     if value != value:  # NaN: nothing measured
         return "n/a"
-    if abs(value) >= 100:
+    if abs(value) >= 100 or value.is_integer():
         text = f"{value:,.0f}"
     elif abs(value) >= 10:
         text = f"{value:.1f}"

@@ -11,9 +11,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 
-import matplotlib.pyplot as plt  # noqa: E402 (the backend is chosen first)
+import matplotlib.pyplot as plt
 
-from bench.report import load_suites  # noqa: E402
+from bench.report import load_suites
 
 
 def write_plots(results: dict[str, Any], directory: Path) -> list[Path]:

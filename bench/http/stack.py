@@ -28,9 +28,12 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def server_stack(workdir: Path, *, saga: bool = False) -> AsyncIterator[str]:
+async def server_stack(
+    workdir: Path, *, saga: bool = False, started: list[AppProcess] | None = None
+) -> AsyncIterator[str]:
     """`orders migrate`, then `orders api` (one worker) + `orders projector` (+ `orders
-    saga`) on a database of their own; yields the base URL."""
+    saga`) on a database of their own; yields the base URL. `started` gets the processes
+    (the API first)."""
     base_dsn = os.environ.get("DATABASE_URL")
     mongo_url = os.environ.get("MONGO_URL")
     if not base_dsn or not mongo_url:
@@ -47,7 +50,7 @@ async def server_stack(workdir: Path, *, saga: bool = False) -> AsyncIterator[st
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
         }
-        processes: list[AppProcess] = []
+        processes: list[AppProcess] = [] if started is None else started
         try:
             migrate = await asyncio.to_thread(
                 subprocess.run,
@@ -84,21 +87,23 @@ async def server_stack(workdir: Path, *, saga: bool = False) -> AsyncIterator[st
 
 
 @contextlib.asynccontextmanager
-async def dev_stack(workdir: Path) -> AsyncIterator[str]:
+async def dev_stack(workdir: Path, started: list[AppProcess] | None = None) -> AsyncIterator[str]:
     """`orders dev` (API, projector and saga in one process on the embedded stores) on a data
-    directory of its own; yields the base URL."""
+    directory of its own; yields the base URL. `started` gets the process."""
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in ("DATABASE_URL", "MONGO_URL", "MONGO_DB")
     }
-    data = workdir / "dev-data"
+    data = workdir / f"dev-data-{uuid.uuid4().hex[:8]}"
     data.mkdir(exist_ok=True)
     env |= {"ORDERS_DATA_DIR": str(data), "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
     port = free_port()
     process = AppProcess(
         "orders dev", ["dev", "--host", "127.0.0.1", "--port", str(port)], env, workdir / "dev.log"
     )
+    if started is not None:
+        started.append(process)
     try:
         base_url = f"http://127.0.0.1:{port}"
         await wait_healthy(base_url, [process])

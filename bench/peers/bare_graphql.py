@@ -201,9 +201,6 @@ TABLE = (
 def app(args: argparse.Namespace) -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette):
-        if args.orders:
-            with open(args.orders) as file:
-                ORDERS.update({d["id"]: order_from(d) for d in json.load(file)})
         if args.store == "asyncpg":
             pool = await asyncpg.create_pool(args.dsn, min_size=2, max_size=10)
             await pool.execute(
@@ -233,6 +230,9 @@ def main() -> None:
     parser.add_argument("--dsn")
     parser.add_argument("--path")
     args = parser.parse_args()
+    if args.orders:
+        with open(args.orders) as file:
+            ORDERS.update({d["id"]: order_from(d) for d in json.load(file)})
     uvicorn.run(
         app(args),
         host="127.0.0.1",

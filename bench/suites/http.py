@@ -79,8 +79,7 @@ class Http:
                 f"http.query.{key}.c{connections}",
                 f"bare strawberry + Starlette, same answer from a dict, {connections} conn"
                 if peer
-                else f"`order(id)` with items, products and customer, {connections} conn, "
-                f"{series}",
+                else f"`order(id)` with items, products and customer, {connections} conn, {series}",
                 measured.requests / measured.seconds,
                 "req/s",
                 detail(measured),
