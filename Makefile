@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha256sum | cut -c1-12)
 
-.PHONY: install assets dev test unit lint bench bench-read bench-http bench-hostile bench-saga bench-snapshots lock
+.PHONY: install assets dev test unit lint bench bench-profile bench-write bench-read bench-http bench-hostile bench-saga bench-snapshots lock
 
 # The project installs everything it needs: the virtualenv and its locked packages here,
 # GraphiQL's assets (below), PostgreSQL and the Mongo-wire server in
@@ -54,8 +54,21 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Every benchmark beside its peers and ceilings, in one run (about 30 minutes): writes
+# bench/results.json, bench/plots/ and the tables of README.md and bench/README.md.
+# BENCH_SCALE=smoke: every benchmark briefly; ARGS=--only=http,saga: some of them.
 bench: install
-	tests/services/with-services $(BIN)/python -m bench.write_model
+	bench/install-tools
+	tests/services/with-services $(BIN)/python -m bench $(ARGS)
+
+# The same under py-spy: a flame graph per benchmark in bench/profiles/ (not in git).
+bench-profile: install
+	bench/install-tools
+	tests/services/with-services $(BIN)/python -m bench --profile $(ARGS)
+
+# The write model's workload alone (see `python -m bench.write_model --help`).
+bench-write: install
+	tests/services/with-services $(BIN)/python -m bench.write_model $(ARGS)
 
 # Projector rebuild rate and steady-state lag (see `python -m bench.read_model --help`).
 bench-read: install

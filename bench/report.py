@@ -113,16 +113,18 @@ def section(results: dict[str, Any], plots_prefix: str) -> str:
     return "\n".join(parts)
 
 
+MARKED = re.compile(re.escape(BEGIN) + r"\n(.*?)" + re.escape(END), re.DOTALL)
+
+
 def between_markers(text: str) -> str | None:
-    match = re.search(re.escape(BEGIN) + r"\n(.*?)\n" + re.escape(END), text, re.DOTALL)
-    return match.group(1) if match else None
+    match = MARKED.search(text)
+    return match.group(1).removesuffix("\n") if match else None
 
 
 def replace_between_markers(text: str, content: str) -> str:
     if between_markers(text) is None:
         raise ValueError(f"no {BEGIN} ... {END} section")
-    pattern = re.escape(BEGIN) + r"\n.*?\n" + re.escape(END)
-    return re.sub(pattern, lambda _: f"{BEGIN}\n{content}\n{END}", text, count=1, flags=re.DOTALL)
+    return MARKED.sub(lambda _: f"{BEGIN}\n{content}\n{END}", text, count=1)
 
 
 def write_documents(results: dict[str, Any]) -> None:
