@@ -62,19 +62,16 @@ class Http:
         self.run = run
         self.workdir = run.workdir
 
+    async def measure(self, load: Load, base_url: str, connections: int) -> Figures:
+        scale = self.run.scale
+        return await measure(load, base_url, self.workdir, connections, scale.seconds, scale.warmup)
+
     async def queries(
         self, key: str, series: str, base_url: str, ids: list[str], peer: bool
     ) -> dict[int, Figure]:
         found = {}
         for connections in self.run.scale.clients:
-            measured = await measure(
-                query_load(ids, connections),
-                base_url,
-                self.workdir,
-                connections,
-                self.run.scale.seconds,
-                self.run.scale.warmup,
-            )
+            measured = await self.measure(query_load(ids, connections), base_url, connections)
             found[connections] = self.run.figure(
                 f"http.query.{key}.c{connections}",
                 f"bare strawberry + Starlette, same answer from a dict, {connections} conn"
@@ -93,14 +90,7 @@ class Http:
     async def mutations(
         self, key: str, label: str, base_url: str, ids: list[str], skus: list[str], peer: bool
     ) -> Figure:
-        measured = await measure(
-            mutation_load(ids, skus),
-            base_url,
-            self.workdir,
-            MUTATION_CONNECTIONS,
-            self.run.scale.seconds,
-            self.run.scale.warmup,
-        )
+        measured = await self.measure(mutation_load(ids, skus), base_url, MUTATION_CONNECTIONS)
         return self.run.figure(
             f"http.mutation.{key}",
             label,

@@ -92,7 +92,8 @@ def test_a_figure_is_shown_beside_its_ceiling_with_the_ratio_and_its_target():
     )
     rows = rendered.splitlines()[2:]
     assert rows == [
-        "| Suite: orders | 400 req/s | ceiling: bare app, 1,000 req/s | 0.40 | ratio >= 0.9: MISSED |"
+        "| Suite: orders | 400 req/s | ceiling: bare app, 1,000 req/s | 0.40 "
+        "| ratio >= 0.9: MISSED |"
     ]
 
 
