@@ -146,7 +146,10 @@ async def _event_store(settings: Settings) -> AsyncIterator[EventStore]:
                 await postgres.migrate(pool)
             # Appends NOTIFY after they commit, so followers of the log wake without polling.
             store: EventStore = postgres.PostgresEventStore(pool, notify_channel=APPENDED_CHANNEL)
-            yield store
+            try:
+                yield store
+            finally:
+                await store.close()  # its NOTIFY task goes before the pool does
         return
     from write_model.event_store import sqlite
 
@@ -253,6 +256,7 @@ async def _postgres_side(
             await postgres.migrate(pool)
             await saga_storage.migrate_postgres(pool)
         events = postgres.PostgresEventStore(pool, notify_channel=APPENDED_CHANNEL)
+        running.push_async_callback(events.close)  # its NOTIFY task goes before the pool does
         listener = PostgresListener(settings.database_url)
         await _retrying_start(
             settings,
