@@ -54,7 +54,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Every benchmark beside its peers and ceilings, in one run (about 30 minutes): writes
+# Every benchmark beside its peers and ceilings, in one run (30 to 45 minutes): writes
 # bench/results.json, bench/plots/ and the tables of README.md and bench/README.md.
 # BENCH_SCALE=smoke: every benchmark briefly; ARGS=--only=http,saga: some of them.
 bench: install
