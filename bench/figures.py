@@ -103,11 +103,11 @@ class Scale:
     @property
     def seconds(self) -> float:
         """Length of one steady-state measurement."""
-        return self.pick(6.0, 0.5)
+        return self.pick(5.0, 0.5)
 
     @property
     def warmup(self) -> float:
-        return self.pick(1.5, 0.0)
+        return self.pick(1.0, 0.0)
 
     @property
     def clients(self) -> tuple[int, ...]:
