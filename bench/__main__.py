@@ -113,6 +113,14 @@ def main() -> None:
             else:
                 gathered.append(result)
     load_after = os.getloadavg()
+    overrides = sorted(
+        f"{name}={value}"
+        for name, value in os.environ.items()
+        if name.startswith("BENCH_") and name not in ("BENCH_SCALE", "BENCH_PROFILE")
+    )
+    overridden = (
+        f" Sizes changed from the full scale's: {', '.join(overrides)}." if overrides else ""
+    )
     results = {
         "run": {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -124,7 +132,9 @@ def main() -> None:
                 f"Load average {load_before[0]:.1f} at the start and {load_after[0]:.1f} at the "
                 "end: other engineers' work shares the two cores, so figures move by +-30 % "
                 "between runs; the ratios, measured minutes apart in the same run, move less."
+                + overridden
             ),
+            "overrides": overrides,
             "peers_sha256": peers_digest(),
         },
         "suites": gathered,

@@ -114,6 +114,14 @@ class Scale:
         """The client counts of every scaling curve."""
         return self.pick((1, 4, 16, 64), (2,))
 
+    def sizes(self, name: str, full: tuple[int, ...], smoke: tuple[int, ...]) -> tuple[int, ...]:
+        """The points of a curve of work sizes; BENCH_<NAME>=a,b,... overrides the full
+        scale's (the run records every override beside its results)."""
+        given = os.environ.get(f"BENCH_{name.upper()}")
+        if given and not self.smoke:
+            return tuple(int(size) for size in given.split(","))
+        return self.pick(full, smoke)
+
     @staticmethod
     def from_environment() -> Scale:
         name = os.environ.get("BENCH_SCALE", "full")

@@ -35,7 +35,7 @@ async def read_model(run: Run) -> None:
     )
     registry = build_registry()
     _, projections = projection_sets()[-1]  # all three
-    for size in run.scale.pick((10_000, 100_000, 1_000_000), (2_000,)):
+    for size in run.scale.sizes("rebuild_events", (10_000, 100_000, 1_000_000), (2_000,)):
         tag = uuid.uuid4().hex[:8]
         async with (
             own_postgres_database(admin, f"bench_rebuild_{tag}") as dsn,

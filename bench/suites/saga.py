@@ -23,7 +23,7 @@ async def saga(run: Run) -> None:
     run.curve(
         Curve("saga", "Fulfillment saga: sagas/s by orders queued", "orders queued", "sagas/s")
     )
-    queued = run.scale.pick((100, 1_000, 10_000), (20,))
+    queued = run.scale.sizes("saga_queued", (100, 1_000, 10_000), (20,))
     rate = run.scale.pick(50.0, 20.0)
     seconds = run.scale.pick(8.0, 1.0)
     warm_up = run.scale.pick(2.0, 0.0)
