@@ -197,7 +197,7 @@ class Run:
 
 
 def format_value(figure: Figure) -> str:
-    value = figure.value
+    value = float(figure.value)  # a results file may hold it as an int
     if value != value:  # NaN: nothing measured
         return "n/a"
     if abs(value) >= 100 or value.is_integer():
