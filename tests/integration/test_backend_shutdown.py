@@ -5,14 +5,12 @@ append) ends with the backend, before its pool closes, instead of failing afterw
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
-from uuid import uuid4
 
-from app.bootstrap import shared_log_backend
+from app.bootstrap import command_bus, shared_log_backend
 from app.settings import Settings
 from tests.conftest import service_url
-from write_model.envelope import EventMetadata, NewEvent
-from write_model.event_store.port import NO_STREAM
+from write_model.command_context import CommandContext
+from write_model.commands import RegisterCustomer
 
 
 def notifier_tasks() -> list[asyncio.Task]:
@@ -22,10 +20,10 @@ def notifier_tasks() -> list[asyncio.Task]:
 async def test_the_append_notifier_ends_with_the_backend(unique):
     settings = Settings(database_url=service_url("DATABASE_URL"), pg_pool_min_size=1)
     async with shared_log_backend(settings, follows_log=False, migrates=True) as backend:
-        event = NewEvent(
-            uuid4(), "CustomerRenamed", {"name": "x"}, EventMetadata("t"), datetime.now(UTC)
+        register = RegisterCustomer(
+            customer_id=f"c-{unique}", name="Shutdown", email=f"{unique}@example.com"
         )
-        await backend.events.append_to_stream(f"Test-{unique}", "Test", NO_STREAM, [event])
+        await command_bus(settings, backend).dispatch(register, CommandContext("shutdown"))
         started = notifier_tasks()  # held here: the loop keeps only weak references
         assert started, "the append started no NOTIFY task"
     for task in started:
