@@ -46,7 +46,11 @@ def command(suite: Suite, result: Path, profile: bool) -> list[str]:
 def run_suite(suite: Suite, scale: Scale, profile: bool, tmp: Path) -> dict[str, Any] | None:
     missing = [
         variable
-        for service, variable in (("postgres", "DATABASE_URL"), ("mongo", "MONGO_URL"))
+        for service, variable in (
+            ("postgres", "DATABASE_URL"),
+            ("mongo", "MONGO_URL"),
+            ("kafka", "ORDERS_TEST_KAFKA"),
+        )
         if service in suite.needs and not os.environ.get(variable)
     ]
     if missing:

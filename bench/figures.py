@@ -214,7 +214,7 @@ class Suite:
     name: str
     order: int
     title: str
-    needs: tuple[str, ...]  # "postgres", "mongo": services from tests/services/with-services
+    needs: tuple[str, ...]  # "postgres", "mongo", "kafka": from tests/services/with-services
     run: Callable[[Run], Awaitable[None]]
 
 
