@@ -14,7 +14,15 @@ FROM python:3.11-slim AS wheel
 WORKDIR /src
 ENV UV_PYTHON_DOWNLOADS=never
 RUN pip install --no-cache-dir uv==0.13.8
-COPY . .
+COPY pyproject.toml uv.lock README.md LICENSE MANIFEST.in ./
+COPY build_backend build_backend
+COPY app app
+COPY schema schema
+COPY write_model write_model
+COPY log_follower log_follower
+COPY read_model read_model
+COPY sagas sagas
+COPY messaging messaging
 COPY --from=graphiql-assets /build/dist app/graphiql_assets/dist
 RUN uv build --wheel --out-dir /wheels \
     && uv export --frozen --no-emit-project --no-hashes --output-file /wheels/requirements.txt

@@ -3,15 +3,17 @@ long-running tasks of each process (longer than 400 lines: every deployment mode
 kept in this one place on purpose).
 
 A `Backend` is every adapter a process runs on, as ports:
-- `shared_backend`: PostgreSQL (event store, LISTEN/NOTIFY, advisory locks, the saga's
-  ledger, checkpoints and dead letters) and MongoDB, shared by the `api` and `projector`
-  processes; `shared_log_backend`: the PostgreSQL part alone (a `LogBackend`), for the
+- `shared_backend`: PostgreSQL (event store, LISTEN/NOTIFY, advisory locks, the followers'
+  checkpoints, dead letters and status, the saga's ledger) and MongoDB, shared by the
+  `api` and `projector` processes; `shared_log_backend`: the PostgreSQL part alone (a
+  `LogBackend`), for the
   `saga` process, which writes no read documents;
 - `embedded_backend`: `orders dev`, everything in one process: the SQLite event store and
   an in-memory read store unless URLs are set, and in-process signals, feed and locks.
 
-On a backend: `command_bus` (command handling), `projector_dependencies` (the projector's
-loop), `saga_subscribers` (the fulfillment saga's loops and gateways), and for the API
+On a backend: `command_bus` (command handling), `follower_parts` (what every follower of the
+log in the process shares: one reader, the stores), `projector_dependencies` (the projector's
+followers), `saga_consumers` (the fulfillment saga's consumers and gateways), and for the API
 `api_runtime` (what GraphQL resolvers use, plus the projector and saga tasks in embedded
 mode). Everything is built inside a lifespan or a command's run, never at import.
 """
@@ -33,14 +35,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 from app.auth import Authenticator
 from app.settings import Settings
-from read_model.append_signal.port import AppendSignal
+from log_follower.consumer import Consumer, FollowerKind, PerKeyConsumer
+from log_follower.decoded import DecodedEvents
+from log_follower.follower import Follower, FollowerParts, FollowerSettings
+from log_follower.source.port import Source
+from log_follower.status.view import FollowerStatus
+from log_follower.storage import FollowerStores
 from read_model.change_feed.port import ChangeFeed
 from read_model.document_store.port import DocumentStore
-from read_model.leader_lock.port import LeaderLock
 from read_model.projections import ALL_PROJECTIONS
 from read_model.projector_process import ProjectorDependencies, run_projection
-from read_model.runner import RunnerSettings
 from read_model.service import ReadModel
+from sagas import storage as saga_storage
+from sagas.ledger.port import GatewayLedger
 from schema.context import CommandObserver, NoObserver, Services
 from schema.order_updates import LiveOrders
 from schema.rate_limit import RateLimiter
@@ -50,9 +57,6 @@ from write_model.event_store.port import EventStore
 from write_model.event_types import build_registry
 from write_model.handlers import command_handlers
 from write_model.registry import EventTypeRegistry
-from write_model.sagas import storage as saga_storage
-from write_model.sagas.process import SubscriberDependencies, run_subscriber
-from write_model.sagas.storage import SagaStorage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -138,7 +142,7 @@ async def _postgres_pool(settings: Settings) -> AsyncIterator[Any]:
 async def _event_store(settings: Settings) -> AsyncIterator[EventStore]:
     """PostgreSQL when DATABASE_URL is set, else the SQLite file in ORDERS_DATA_DIR."""
     if settings.database_url:
-        from read_model.append_signal.postgres import APPENDED_CHANNEL
+        from log_follower.append_signal.postgres import APPENDED_CHANNEL
         from write_model.event_store import postgres
 
         async with _postgres_pool(settings) as pool:
@@ -146,7 +150,10 @@ async def _event_store(settings: Settings) -> AsyncIterator[EventStore]:
                 await postgres.migrate(pool)
             # Appends NOTIFY after they commit, so followers of the log wake without polling.
             store: EventStore = postgres.PostgresEventStore(pool, notify_channel=APPENDED_CHANNEL)
-            yield store
+            try:
+                yield store
+            finally:
+                await store.close()  # its NOTIFY task goes before the pool does
         return
     from write_model.event_store import sqlite
 
@@ -194,12 +201,29 @@ async def migrate(settings: Settings) -> str:
         # The embedded SQLite store creates its schema when it opens.
         async with _event_store(settings):
             return f"SQLite event store at {settings.orders_data_dir / 'events.db'}"
+
     from write_model.event_store import postgres
 
     async with _postgres_pool(settings) as pool:
         await postgres.migrate(pool)
-        await saga_storage.migrate_postgres(pool)
-    return f"PostgreSQL event store at {redacted(settings.database_url)}"
+        await _migrate_postgres_side(pool)
+        done = f"PostgreSQL event store at {redacted(settings.database_url)}"
+        if settings.mongo_url:
+            moved = await _move_projection_letters(settings, pool)
+            done += f"; {moved} projection dead letters moved beside it from MongoDB"
+    return done
+
+
+async def _move_projection_letters(settings: Settings, pool: Any) -> int:
+    """The projections' letters parked in MongoDB before every follower's letters shared one
+    store, moved into it (read_model/legacy_letters.py)."""
+    from log_follower import storage as follower_storage
+    from read_model.legacy_letters import move_projection_letters
+
+    async with _document_store(settings) as documents:
+        return await move_projection_letters(
+            documents, follower_storage.postgres_stores(pool).dead_letters
+        )
 
 
 # ---------------------------------------------------------------- backends
@@ -212,9 +236,11 @@ class LogBackend:
 
     events: EventStore
     registry: EventTypeRegistry
-    signal: AppendSignal
-    lock: LeaderLock
-    saga: SagaStorage  # the gateways' ledger, the subscribers' checkpoints and dead letters
+    # The log as the process's followers read it: one shared reader, with the leader lock
+    # and the append signal.
+    source: Source
+    followers: FollowerStores  # checkpoints, dead letters, status, in the event store's db
+    ledger: GatewayLedger  # the simulated gateways'
     # Whether the process's PostgreSQL LISTEN connection is up (None: it has none).
     listener_healthy: Callable[[], bool] | None = None
 
@@ -234,7 +260,7 @@ _LOG_BACKEND_FIELDS = tuple(field.name for field in dataclasses.fields(LogBacken
 class _PostgresSide:
     backend: LogBackend
     pool: Any
-    listener: Any  # read_model.postgres_listener.PostgresListener
+    listener: Any  # log_follower.postgres_listener.PostgresListener
 
 
 @contextlib.asynccontextmanager
@@ -242,17 +268,20 @@ async def _postgres_side(
     settings: Settings, *, follows_log: bool, migrates: bool
 ) -> AsyncIterator[_PostgresSide]:
     assert settings.database_url is not None
-    from read_model.append_signal.postgres import APPENDED_CHANNEL, PostgresAppendSignal
-    from read_model.leader_lock.postgres import PostgresLeaderLock
-    from read_model.postgres_listener import PostgresListener
+    from log_follower import storage as follower_storage
+    from log_follower.append_signal.postgres import APPENDED_CHANNEL, PostgresAppendSignal
+    from log_follower.postgres_listener import PostgresListener
+    from log_follower.source.log import LogSource
+    from log_follower.source.shared import SharedReader
     from write_model.event_store import postgres
 
     async with _postgres_pool(settings) as pool, contextlib.AsyncExitStack() as running:
         if migrates:
             # Idempotent; concurrent starts are serialized by an advisory lock.
             await postgres.migrate(pool)
-            await saga_storage.migrate_postgres(pool)
+            await _migrate_postgres_side(pool)
         events = postgres.PostgresEventStore(pool, notify_channel=APPENDED_CHANNEL)
+        running.push_async_callback(events.close)  # its NOTIFY task goes before the pool does
         listener = PostgresListener(settings.database_url)
         await _retrying_start(
             settings,
@@ -268,12 +297,29 @@ async def _postgres_side(
         backend = LogBackend(
             events=events,
             registry=build_registry(),
-            signal=signal,
-            lock=PostgresLeaderLock(settings.database_url, namespace=settings.mongo_db),
-            saga=saga_storage.postgres_storage(pool),
+            source=SharedReader(LogSource(events, _lock(settings.database_url), signal)),
+            followers=follower_storage.postgres_stores(pool),
+            ledger=saga_storage.postgres_ledger(pool),
             listener_healthy=lambda: listener.healthy,
         )
         yield _PostgresSide(backend, pool, listener)
+
+
+def _lock(database_url: str) -> Any:
+    """Leaders per event store: the namespace is its database, so two deployments sharing
+    a PostgreSQL server never take each other's locks."""
+    from log_follower.leader_lock.postgres import PostgresLeaderLock
+
+    database = urlsplit(database_url).path.lstrip("/")
+    return PostgresLeaderLock(database_url, namespace=database)
+
+
+async def _migrate_postgres_side(pool: Any) -> None:
+    """The followers' and the saga's tables beside the event store."""
+    from log_follower import storage as follower_storage
+
+    await follower_storage.migrate_postgres(pool)
+    await saga_storage.migrate_postgres(pool)
 
 
 @contextlib.asynccontextmanager
@@ -318,42 +364,52 @@ async def embedded_backend(settings: Settings) -> AsyncIterator[Backend]:
     the whole log when the projector starts, then tailing it; appends wake the projector
     in-process (every append of this process, whoever makes it, through
     AnnouncingEventStore). A set URL is used (and must be reachable) as anywhere else."""
-    from read_model.append_signal.in_process import InProcessAppendSignal
+    from log_follower.append_signal.in_process import InProcessAppendSignal
+    from log_follower.leader_lock.in_process import InProcessLeaderLock
+    from log_follower.source.log import LogSource
+    from log_follower.source.shared import SharedReader
     from read_model.change_feed.in_process import InProcessChangeFeed
-    from read_model.leader_lock.in_process import InProcessLeaderLock
     from write_model.event_store.announcing import AnnouncingEventStore
 
     signal = InProcessAppendSignal()
     async with (
-        _event_store(settings) as events,
+        _event_store(settings) as store,
         _document_store(settings) as documents,
-        _embedded_saga_storage(settings, events) as saga,
+        _embedded_stores(settings, store) as (followers, ledger),
     ):
+        events = AnnouncingEventStore(store, [lambda _: signal.notify()])
         yield Backend(
-            events=AnnouncingEventStore(events, [lambda _: signal.notify()]),
+            events=events,
             documents=documents,
             registry=build_registry(),
             feed=InProcessChangeFeed(),
-            signal=signal,
-            lock=InProcessLeaderLock(),
-            saga=saga,
+            source=SharedReader(LogSource(events, InProcessLeaderLock(), signal)),
+            followers=followers,
+            ledger=ledger,
         )
 
 
 @contextlib.asynccontextmanager
-async def _embedded_saga_storage(
+async def _embedded_stores(
     settings: Settings, events: EventStore
-) -> AsyncIterator[SagaStorage]:
-    """Beside the event store, so the ledger and checkpoint survive a restart too."""
+) -> AsyncIterator[tuple[FollowerStores, GatewayLedger]]:
+    """Beside the event store, so checkpoints, letters and the ledger survive a restart."""
+    from log_follower import storage as follower_storage
     from write_model.event_store.postgres import PostgresEventStore
 
     if isinstance(events, PostgresEventStore):
         if settings.migrate_on_start:
-            await saga_storage.migrate_postgres(events.pool)
-        yield saga_storage.postgres_storage(events.pool)
+            await _migrate_postgres_side(events.pool)
+        yield (
+            follower_storage.postgres_stores(events.pool),
+            saga_storage.postgres_ledger(events.pool),
+        )
         return
-    async with saga_storage.sqlite_storage(settings.orders_data_dir / "events.db") as opened:
-        yield opened
+    path = settings.orders_data_dir / "events.db"
+    async with follower_storage.sqlite_connection(path) as connection:
+        await follower_storage.migrate_sqlite(connection)
+        await saga_storage.migrate_sqlite(connection)
+        yield follower_storage.sqlite_stores(connection), saga_storage.sqlite_ledger(connection)
 
 
 # ------------------------------------------------------------ on a backend
@@ -373,43 +429,107 @@ def command_bus(settings: Settings, backend: LogBackend) -> CommandBus:
     )
 
 
+def expected_followers(settings: Settings) -> tuple[tuple[str, FollowerKind], ...]:
+    """The followers a deployment runs in SAGA_MODE: the projections and the saga's
+    (the orchestrator, or the three participants), by name."""
+    from sagas.choreography.participant import PARTICIPANTS, subscriber_of
+    from sagas.orchestrator import SUBSCRIBER
+
+    sagas = (
+        ((SUBSCRIBER, FollowerKind.SAGA),)
+        if settings.saga_mode == "orchestration"
+        else tuple((subscriber_of(p), FollowerKind.PARTICIPANT) for p in PARTICIPANTS)
+    )
+    projections = tuple((p.name, FollowerKind.PROJECTION) for p in ALL_PROJECTIONS)
+    return projections + sagas
+
+
+def follower_statuses_of(
+    settings: Settings, backend: LogBackend
+) -> Callable[[], Awaitable[list[FollowerStatus]]]:
+    """Every follower's status as `processes`, /readyz and /metrics read it."""
+    from log_follower.status.view import follower_statuses
+
+    expected = expected_followers(settings)
+
+    async def statuses() -> list[FollowerStatus]:
+        return await follower_statuses(
+            expected,
+            backend.followers.status,
+            backend.followers.dead_letters,
+            _own_reader(backend.source),
+            stale_seconds=settings.projection_stale_seconds,
+            now=utc_now(),
+        )
+
+    return statuses
+
+
+def follower_settings(settings: Settings) -> FollowerSettings:
+    return FollowerSettings(
+        batch_size=settings.follower_batch_size,
+        poll_seconds=settings.follower_poll_seconds,
+        heartbeat_seconds=settings.follower_heartbeat_seconds,
+        max_attempts=settings.follower_max_attempts,
+        backoff_seconds=settings.follower_backoff_seconds,
+        concurrency=settings.follower_concurrency,
+    )
+
+
+def follower_parts(settings: Settings, backend: LogBackend) -> FollowerParts:
+    """What the followers of the process share: the backend's one reader and stores."""
+    return FollowerParts(
+        source=backend.source,
+        checkpoint=backend.followers.checkpoint,
+        dead_letters=backend.followers.dead_letters,
+        status=backend.followers.status,
+        settings=follower_settings(settings),
+    )
+
+
 def projector_dependencies(settings: Settings, backend: Backend) -> ProjectorDependencies:
+    parts = follower_parts(settings, backend)
     return ProjectorDependencies(
         events=backend.events,
         documents=backend.documents,
         registry=backend.registry,
         feed=backend.feed,
-        signal=backend.signal,
-        lock=backend.lock,
-        settings=RunnerSettings(batch_size=settings.projector_batch_size),
-        poll_seconds=settings.projector_poll_seconds,
-        heartbeat_seconds=settings.projector_heartbeat_seconds,
+        parts=parts,
+        # A rebuild reads the log on its own, not through the live followers' reader.
+        rebuild_parts=dataclasses.replace(parts, source=_own_reader(backend.source)),
+        decoded=DecodedEvents(backend.registry),
     )
 
 
-def saga_subscribers(
+def _own_reader(source: Source) -> Source:
+    from log_follower.source.shared import SharedReader
+
+    return source.inner if isinstance(source, SharedReader) else source
+
+
+def saga_consumers(
     settings: Settings, backend: LogBackend, only: Participant | None = None
-) -> list[SubscriberDependencies]:
-    """The saga's loops in SAGA_MODE: the orchestrator, or the choreography's three
+) -> list[Consumer]:
+    """The saga's followers in SAGA_MODE: the orchestrator, or the choreography's three
     participants (`only`: that one, for `orders participant`), each with a checkpoint and
     leader lock of its own; on the simulated gateways (configured by settings), each behind
     its timeout, retries and circuit breaker."""
-    from write_model.sagas.choreography.participant import PARTICIPANTS, participants
-    from write_model.sagas.effects import Gateways
-    from write_model.sagas.gateways.resilience import (
+    from log_follower.consumer import KeyHandler
+    from sagas.choreography.participant import PARTICIPANTS, participants
+    from sagas.effects import Gateways
+    from sagas.gateways.resilience import (
         CallPolicy,
         ResilientPayments,
         ResilientShipping,
     )
-    from write_model.sagas.gateways.simulated import (
+    from sagas.gateways.simulated import (
         Behaviour,
         PaymentRules,
         ShippingRules,
         SimulatedPayments,
         SimulatedShipping,
     )
-    from write_model.sagas.orchestrator import FulfillmentOrchestrator
-    from write_model.sagas.process import Reaction
+    from sagas.orchestrator import FulfillmentOrchestrator
 
     hanging = settings.listed(settings.gateway_hang)
 
@@ -429,7 +549,7 @@ def saga_subscribers(
         breaker_failures=settings.gateway_breaker_failures,
         breaker_cooldown_seconds=settings.gateway_breaker_cooldown_seconds,
     )
-    ledger = backend.saga.ledger
+    ledger = backend.ledger
     payments = SimulatedPayments(
         ledger,
         PaymentRules(
@@ -445,7 +565,7 @@ def saga_subscribers(
     )
     gateways = Gateways(ResilientPayments(payments, policy), ResilientShipping(shipping, policy))
     bus = command_bus(settings, backend)
-    reactions: list[Reaction]
+    reactions: list[KeyHandler]
     if settings.saga_mode == "orchestration" and only is None:
         orchestrator = FulfillmentOrchestrator(
             backend.events,
@@ -467,31 +587,16 @@ def saga_subscribers(
                 only=chosen,
             )
         ]
-    return [
-        SubscriberDependencies(
-            events=backend.events,
-            checkpoints=backend.saga.checkpoints,
-            dead_letters=backend.saga.dead_letters,
-            signal=backend.signal,
-            lock=backend.lock,
-            reaction=reaction,
-            concurrency=settings.saga_concurrency,
-            batch_size=settings.projector_batch_size,
-            poll_seconds=settings.projector_poll_seconds,
-            max_attempts=settings.saga_max_attempts,
-            backoff_seconds=settings.saga_backoff_seconds,
-        )
-        for reaction in reactions
-    ]
+    return [PerKeyConsumer(reaction, settings.follower_concurrency) for reaction in reactions]
 
 
-async def run_subscribers(
-    subscribers: Sequence[SubscriberDependencies], stop: asyncio.Event
+async def run_followers(
+    consumers: Sequence[Consumer], parts: FollowerParts, stop: asyncio.Event
 ) -> None:
-    """The saga's loops side by side until `stop`."""
+    """Followers side by side until `stop`, each leading (or standing by) on its own."""
     async with asyncio.TaskGroup() as tasks:
-        for deps in subscribers:
-            tasks.create_task(run_subscriber(deps, stop), name=deps.reaction.subscriber)
+        for consumer in consumers:
+            tasks.create_task(Follower(consumer, parts).run(stop), name=consumer.name)
 
 
 async def run_saga_process(
@@ -509,7 +614,8 @@ async def run_saga_process(
         ) as backend,
         ops_server(settings, backend, None),
     ):
-        await run_subscribers(saga_subscribers(settings, backend, participant), stop)
+        consumers = saga_consumers(settings, backend, participant)
+        await run_followers(consumers, follower_parts(settings, backend), stop)
 
 
 async def run_projections(deps: ProjectorDependencies, stop: asyncio.Event) -> None:
@@ -522,7 +628,8 @@ def build_read_model(settings: Settings, backend: Backend) -> ReadModel:
     return ReadModel(
         backend.documents,
         backend.events,
-        saga_letters=backend.saga.dead_letters,
+        letters=backend.followers.dead_letters,
+        followers=follower_statuses_of(settings, backend),
         wait_seconds=settings.consistency_wait_seconds,
         poll_seconds=settings.consistency_poll_seconds,
         version_ttl_seconds=settings.read_model_version_ttl_seconds,
@@ -536,7 +643,8 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     from app.ops_server import ops_server
 
     async with (
-        shared_backend(settings, follows_log=True) as backend,
+        # Its checkpoints, letters and status are tables beside the event store's.
+        shared_backend(settings, follows_log=True, migrates=settings.migrate_on_start) as backend,
         ops_server(settings, backend, build_read_model(settings, backend)),
     ):
         await run_projections(projector_dependencies(settings, backend), stop)
@@ -616,9 +724,10 @@ async def api_runtime(
         if embedded:
             deps = projector_dependencies(settings, backend)
             runtime.projector = await running.enter_async_context(_projections_running(deps))
-            sagas = saga_subscribers(settings, backend)
+            sagas = saga_consumers(settings, backend)
+            parts = follower_parts(settings, backend)
             runtime.saga = await running.enter_async_context(
-                _task_running("saga", lambda stop: run_subscribers(sagas, stop))
+                _task_running("saga", lambda stop: run_followers(sagas, parts, stop))
             )
         yield runtime
 

@@ -112,6 +112,29 @@ def schema_export(output: str | None) -> None:
         click.echo(f"schema written to {output}", err=True)
 
 
+@schema_group.command("export-events")
+@click.option(
+    "--directory",
+    type=click.Path(file_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="where the schemas go (default: schema/events of this checkout)",
+)
+def schema_export_events(directory: Path | None) -> None:
+    """Write the JSON Schema of every event type's current version as
+    schema/events/<EventType>/<version>.json (committed: what Kafka consumers read). Refuses
+    a change to a committed version that does more than add optional properties."""
+    from messaging.event_schemas import SCHEMA_DIRECTORY, IncompatibleSchemaChange, export
+    from write_model.event_types import build_registry
+
+    try:
+        result = export(build_registry(), directory or SCHEMA_DIRECTORY)
+    except IncompatibleSchemaChange as error:
+        raise click.ClickException(str(error)) from None
+    for path in result.written:
+        click.echo(f"written {path}", err=True)
+    click.echo(f"{len(result.written)} written, {result.unchanged} unchanged", err=True)
+
+
 @main.command("seed")
 def seed_command() -> None:
     """Add a small demo catalog and customers through the GraphQL API (safe to run again:
@@ -146,6 +169,21 @@ def saga_command() -> None:
     _configure_logging(settings)
     _require_services(settings, "orders saga", read_store=False)
     _run(lambda: _until_signalled(lambda stop: run_saga_process(settings, stop)))
+
+
+@main.command("relay")
+def relay_command() -> None:
+    """Publish every event of the log to Kafka (KAFKA_BOOTSTRAP_SERVERS), exactly once, as
+    CloudEvents; a second relay stands by. Exits with status 2 on a fatal Kafka error (fenced
+    by another relay with its transactional.id): a supervisor restarts it."""
+    from app.relay_process import run_relay_process
+
+    settings = Settings()
+    _configure_logging(settings)
+    if not settings.kafka_bootstrap_servers:
+        raise click.ClickException("KAFKA_BOOTSTRAP_SERVERS is not set: the relay needs Kafka")
+    _require_services(settings, "orders relay", read_store=False)
+    _run(lambda: _until_signalled(lambda stop: run_relay_process(settings, stop)))
 
 
 @main.command("participant")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,8 +22,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from log_follower.status.view import FollowerStatus
 from read_model.service import ReadModel
-from write_model.sagas.dead_letters.port import SagaDeadLetters
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +86,40 @@ class Metrics:
         )
         self.dead_letters = Gauge(
             "orders_dead_letters",
-            "Events parked as dead letters, by source: projections (the dead-letter "
-            "collection) or saga (beside the saga's checkpoints); read at scrape",
-            ["source"],
+            "Events parked as dead letters, by follower (a projection, the saga or a "
+            "participant); read at scrape",
+            ["follower"],
+            registry=self.registry,
+        )
+        # Every follower of the log (the `processes` query's figures), read at scrape.
+        self.follower_leading = Gauge(
+            "orders_follower_leading",
+            "1 while a process leads the follower (its last report is fresh)",
+            ["follower", "kind"],
+            registry=self.registry,
+        )
+        self.follower_lag = Gauge(
+            "orders_follower_lag_events",
+            "Events in the log after the follower's position",
+            ["follower", "kind"],
+            registry=self.registry,
+        )
+        self.follower_position = Gauge(
+            "orders_follower_position",
+            "Global log position the follower has handled up to",
+            ["follower", "kind"],
+            registry=self.registry,
+        )
+        self.follower_oldest_unhandled = Gauge(
+            "orders_follower_oldest_unhandled_seconds",
+            "Age of the oldest event the follower has not handled (0: none waits)",
+            ["follower", "kind"],
+            registry=self.registry,
+        )
+        self.follower_heartbeat_age = Gauge(
+            "orders_follower_heartbeat_age_seconds",
+            "Seconds since the follower's leader last reported (absent: it never did)",
+            ["follower", "kind"],
             registry=self.registry,
         )
 
@@ -109,11 +142,28 @@ class Metrics:
         """The exposition text of what this process recorded, without reading the stores."""
         return generate_latest(self.registry)
 
+    def _followers(self, statuses: list[FollowerStatus]) -> None:
+        now = datetime.now(UTC)
+        for status in statuses:
+            labels = (status.name, status.kind.value)
+            self.dead_letters.labels(status.name).set(status.parked)
+            self.follower_leading.labels(*labels).set(1 if status.leading else 0)
+            self.follower_lag.labels(*labels).set(status.lag)
+            self.follower_position.labels(*labels).set(status.position.position)
+            self.follower_oldest_unhandled.labels(*labels).set(
+                status.oldest_unhandled_seconds or 0.0
+            )
+            if status.heartbeat_at is not None:
+                age = (now - status.heartbeat_at).total_seconds()
+                self.follower_heartbeat_age.labels(*labels).set(age)
+
     async def render(
-        self, read_model: ReadModel | None, saga_letters: SagaDeadLetters | None = None
+        self,
+        read_model: ReadModel | None,
+        followers: Callable[[], Awaitable[list[FollowerStatus]]] | None = None,
     ) -> bytes:
         """The exposition text, after reading projector state (`read_model`; None in a
-        process without the read store, the saga's) and the saga's dead letters from the
+        process without the read store, the saga's) and every follower's status from the
         stores (skipped, and logged, when they do not answer within
         STORES_TIMEOUT_SECONDS)."""
         try:
@@ -122,10 +172,23 @@ class Metrics:
                     for status in await read_model.statuses():
                         self.projection_lag.labels(status.name).set(status.lag)
                         self.projection_position.labels(status.name).set(status.position.position)
-                    projections = await read_model.projection_letters.count()
-                    self.dead_letters.labels("projections").set(projections)
-                if saga_letters is not None:
-                    self.dead_letters.labels("saga").set(await saga_letters.count())
+                if followers is not None:
+                    self._followers(await followers())
         except Exception:
             log.warning("projector metrics not refreshed", exc_info=True)
         return generate_latest(self.registry)
+
+    def _followers(self, statuses: list[FollowerStatus]) -> None:
+        now = datetime.now(UTC)
+        for status in statuses:
+            labels = (status.name, status.kind.value)
+            self.dead_letters.labels(status.name).set(status.parked)
+            self.follower_leading.labels(*labels).set(1 if status.leading else 0)
+            self.follower_lag.labels(*labels).set(status.lag)
+            self.follower_position.labels(*labels).set(status.position.position)
+            self.follower_oldest_unhandled.labels(*labels).set(
+                status.oldest_unhandled_seconds or 0.0
+            )
+            if status.heartbeat_at is not None:
+                age = (now - status.heartbeat_at).total_seconds()
+                self.follower_heartbeat_age.labels(*labels).set(age)

@@ -41,30 +41,54 @@ log = logging.getLogger(__name__)
 
 # Each check's result ("ok" or why not); None while the process is still starting.
 Checks = Callable[[], Awaitable[dict[str, str] | None]]
+# A warning per follower of the log ("ok" or what to look at), which never makes the
+# process unready: a missing saga process is the operator's to notice, not the balancer's.
+FollowerChecks = Callable[[], Awaitable[dict[str, str]]]
 RenderMetrics = Callable[[], Awaitable[bytes]]
+
+
+async def _no_followers() -> dict[str, str]:
+    return {}
 
 
 class OpsPortUnavailable(RuntimeError):
     """OPS_PORT cannot be listened on (in use, or not allowed)."""
 
 
-def _readiness_response(checks: dict[str, str] | None, *, detailed: bool) -> Response:
+async def _readiness_response(
+    checks: dict[str, str] | None, *, detailed: bool, followers: FollowerChecks = _no_followers
+) -> Response:
     ready = checks is not None and all(result == "ok" for result in checks.values())
     status = "ready" if ready else "unavailable" if checks is not None else "starting"
     # The checks name the stores and their errors: for operators only.
-    detail = {"checks": checks or {}} if detailed else {}
+    detail: dict[str, object] = {}
+    if detailed:
+        detail["checks"] = checks or {}
+        if checks is not None and (warnings := await _followers_or_why(followers)):
+            detail["followers"] = warnings
     return JSONResponse({"status": status, **detail}, status_code=200 if ready else 503)
+
+
+async def _followers_or_why(followers: FollowerChecks) -> dict[str, str]:
+    try:
+        async with asyncio.timeout(2.0):
+            return await followers()
+    except Exception as error:  # shown to the operator; readiness is the stores' checks
+        log.warning("follower checks failed: %s: %s", type(error).__name__, error)
+        return {"*": f"unavailable: {type(error).__name__}: {error}"[:300]}
 
 
 async def _healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def ops_app(checks: Checks, render_metrics: RenderMetrics) -> Starlette:
+def ops_app(
+    checks: Checks, render_metrics: RenderMetrics, followers: FollowerChecks = _no_followers
+) -> Starlette:
     """The ops port's application: everything, to whoever reaches it."""
 
     async def readyz(request: Request) -> Response:
-        return _readiness_response(await checks(), detailed=True)
+        return await _readiness_response(await checks(), detailed=True, followers=followers)
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(await render_metrics(), media_type=CONTENT_TYPE)
@@ -79,13 +103,18 @@ def ops_app(checks: Checks, render_metrics: RenderMetrics) -> Starlette:
 
 
 def api_routes(
-    checks: Checks, render_metrics: RenderMetrics, operator: OperatorCheck, *, ops_port: bool
+    checks: Checks,
+    render_metrics: RenderMetrics,
+    operator: OperatorCheck,
+    *,
+    ops_port: bool,
+    followers: FollowerChecks = _no_followers,
 ) -> list[Route]:
     """/healthz, /readyz and (without an ops port) /metrics on the API's own port."""
 
     async def readyz(request: Request) -> Response:
         detailed = not ops_port and await operator(request)
-        return _readiness_response(await checks(), detailed=detailed)
+        return await _readiness_response(await checks(), detailed=detailed, followers=followers)
 
     async def metrics_endpoint(request: Request) -> Response:
         if not (operator.open or await operator(request)):
@@ -145,18 +174,36 @@ async def serving(settings: Settings, app: Starlette) -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def ops_server(
-    settings: Settings, backend: LogBackend, read_model: ReadModel | None
+    settings: Settings,
+    backend: LogBackend,
+    read_model: ReadModel | None,
+    *,
+    metrics: Metrics | None = None,
+    more_checks: Checks | None = None,
+    refresh_metrics: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[None]:
-    """The ops port of `orders projector` and `orders saga` while the block runs."""
-    metrics = Metrics()
+    """The ops port of `orders projector`, `orders saga` and `orders relay` while the block
+    runs; `metrics` with a process's own figures registered, `more_checks` its own checks,
+    `refresh_metrics` run before each scrape."""
+    metrics = metrics or Metrics()
 
     async def checks() -> dict[str, str]:
-        return await readiness(settings, backend, read_model)
+        found = await readiness(settings, backend, read_model)
+        if more_checks is not None:
+            found = {**found, **(await more_checks() or {})}
+        return found
 
     async def render_metrics() -> bytes:
+        if refresh_metrics is not None:
+            try:
+                await refresh_metrics()
+            except Exception:
+                log.warning("process metrics not refreshed", exc_info=True)
         if backend.listener_healthy is not None:
             metrics.listener_connected.set(1 if backend.listener_healthy() else 0)
-        return await metrics.render(read_model, backend.saga.dead_letters)
+        from app.bootstrap import follower_statuses_of
+
+        return await metrics.render(read_model, follower_statuses_of(settings, backend))
 
     async with serving(settings, ops_app(checks, render_metrics)):
         yield

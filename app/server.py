@@ -50,7 +50,13 @@ from strawberry.subscriptions import (
 
 from app import log_config
 from app.auth import OPEN, Authenticator, Unauthenticated
-from app.bootstrap import ApiRuntime, ServiceUnavailable, api_runtime, authenticator, cors_origins
+from app.bootstrap import (
+    ApiRuntime,
+    ServiceUnavailable,
+    api_runtime,
+    authenticator,
+    cors_origins,
+)
 from app.graphiql import GraphiQL
 from app.health import readiness
 from app.http_streams import HTTPSubscriptions, stream_transports
@@ -117,6 +123,17 @@ def create_app(
         runtime = running()
         return await _readiness(settings, runtime) if runtime is not None else None
 
+    async def follower_checks() -> dict[str, str]:
+        """A check per follower of the log: "ok", or a warning (the API stays ready)."""
+        runtime = running()
+        if runtime is None:
+            return {}
+        stale = settings.projection_stale_seconds
+        return {
+            status.name: status.warning(stale) or "ok"
+            for status in await runtime.services.read_model.processes()
+        }
+
     async def render_metrics() -> bytes:
         runtime = running()
         if runtime is None:
@@ -126,7 +143,7 @@ def create_app(
         if runtime.services.live is not None:
             metrics.feed_gaps.set(runtime.services.live.gaps)
         read_model = runtime.services.read_model
-        return await metrics.render(read_model, read_model.saga_letters)
+        return await metrics.render(read_model, read_model.processes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -138,7 +155,7 @@ def create_app(
                     observer=metrics,
                     mongo_event_listeners=mongo_event_listeners,
                 ) as runtime,
-                serving_ops(settings, ops_app(checks, render_metrics)),
+                serving_ops(settings, ops_app(checks, render_metrics, follower_checks)),
             ):
                 app.state.runtime = runtime
                 _log_start(settings, embedded, auth)
@@ -186,7 +203,13 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             # Subscriptions: graphql-transport-ws and the legacy graphql-ws protocol.
             WebSocketRoute("/graphql", graphql),
-            *api_routes(checks, render_metrics, operator, ops_port=settings.ops_port is not None),
+            *api_routes(
+                checks,
+                render_metrics,
+                operator,
+                ops_port=settings.ops_port is not None,
+                followers=follower_checks,
+            ),
             Route("/", root, methods=["GET"]),
             graphiql.assets_route(),
         ],

@@ -2,18 +2,93 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
 
 _URL_SCHEMES = {
     "database_url": ("postgresql://", "postgres://"),
     "mongo_url": ("mongodb://", "mongodb+srv://"),
     "jwt_jwks_url": ("https://", "http://"),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Renamed:
+    """A setting renamed: `old` (an environment name) is still read, and deprecated."""
+
+    old: str
+    new: str  # the field, e.g. "follower_batch_size" (FOLLOWER_BATCH_SIZE)
+
+
+RENAMED: tuple[Renamed, ...] = (
+    Renamed("PROJECTOR_BATCH_SIZE", "follower_batch_size"),
+    Renamed("PROJECTOR_POLL_SECONDS", "follower_poll_seconds"),
+    Renamed("PROJECTOR_HEARTBEAT_SECONDS", "follower_heartbeat_seconds"),
+    Renamed("SAGA_MAX_ATTEMPTS", "follower_max_attempts"),
+    Renamed("SAGA_BACKOFF_SECONDS", "follower_backoff_seconds"),
+    Renamed("SAGA_CONCURRENCY", "follower_concurrency"),
+    Renamed("MAX_WEBSOCKETS_PER_PRINCIPAL", "max_streams_per_principal"),
+)
+
+
+def renamed_settings(
+    data: Any,
+    renamed: tuple[Renamed, ...],
+    fields: Mapping[str, FieldInfo],
+    environ: Mapping[str, str],
+) -> Any:
+    """The settings' input with each deprecated name's value under its new name. The old
+    name comes from the environment or a keyword (any case); set together with the new one
+    to a different value, it is a settings error naming both, never a silent choice."""
+    if not isinstance(data, dict):
+        return data
+    environment = {name.upper(): value for name, value in environ.items()}
+    given = {str(key).upper(): value for key, value in data.items()}
+    for rename in renamed:
+        old = given.get(rename.old, environment.get(rename.old))
+        if old is None:
+            continue
+        new_name = rename.new.upper()
+        new = data.get(rename.new, given.get(new_name))
+        if new is None:
+            log.warning("%s is deprecated: set %s instead", rename.old, new_name)
+            data = {**data, rename.new: old}
+            continue
+        if _value(fields[rename.new], old) != _value(fields[rename.new], new):
+            raise ValueError(
+                f"{rename.old} (deprecated, now {new_name}) is {old!r} but {new_name} is "
+                f"{new!r}: set only {new_name}"
+            )
+    return data
+
+
+def _value(field: FieldInfo, raw: object) -> object:
+    """`raw` as the field's type, so "500" and 500 are one value; as given if it is not
+    one (the field's own validation reports that)."""
+    try:
+        return TypeAdapter(field.annotation).validate_python(raw, strict=False)
+    except ValidationError:
+        return raw
+
+
 _SWITCHES = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}
 
 
@@ -59,12 +134,27 @@ class Settings(BaseSettings):
         description="how long a starting process retries a set but unreachable database "
         "before it exits with status 2",
     )
-    projector_batch_size: int = Field(
-        500, ge=1, le=10_000, description="events a projector applies per batch"
+    # Every follower of the log (the projections, the saga or its participants, the relay).
+    follower_batch_size: int = Field(
+        500, ge=1, le=10_000, description="events a follower of the log reads per batch"
     )
-    projector_poll_seconds: float = Field(1.0, gt=0, description="poll when no NOTIFY arrives")
-    projector_heartbeat_seconds: float = Field(
-        2.0, gt=0, description="how often a leading projector records that it is alive"
+    follower_poll_seconds: float = Field(
+        1.0, gt=0, description="how often a follower looks at the log when no append wakes it"
+    )
+    follower_heartbeat_seconds: float = Field(
+        2.0, gt=0, description="how often a leading follower records that it is alive"
+    )
+    follower_max_attempts: int = Field(
+        4,
+        ge=1,
+        description="tries of a key whose events keep failing (a bug, a poison event, a "
+        "refused compensation; not an outage) before they are parked as dead letters",
+    )
+    follower_backoff_seconds: float = Field(
+        0.1, ge=0, description="first wait between those tries; doubled each time"
+    )
+    follower_concurrency: int = Field(
+        32, ge=1, le=1000, description="keys (sagas) one follower handles at once"
     )
     projection_stale_seconds: float = Field(
         10.0,
@@ -92,7 +182,9 @@ class Settings(BaseSettings):
 
     # The API (`orders api`, `orders dev`).
     migrate_on_start: bool = Field(
-        True, description="apply the event store schema at API start (idempotent, locked)"
+        True,
+        description="apply the event store schema (with the followers' and the saga's tables) "
+        "when the API, projector or saga process starts (idempotent, locked)",
     )
     consistency_wait_seconds: float = Field(
         2.0, ge=0, le=60, description="how long a consistencyToken read waits for the projector"
@@ -167,10 +259,7 @@ class Settings(BaseSettings):
         10,
         ge=1,
         # Renamed from MAX_WEBSOCKETS_PER_PRINCIPAL when HTTP streams (SSE, multipart) began
-        # to count too: the old name is still read (the new one wins when both are set).
-        # To be folded into the shared "renamed setting" mechanism (issue 17) once it lands:
-        # Renamed("MAX_WEBSOCKETS_PER_PRINCIPAL", "max_streams_per_principal").
-        validation_alias=AliasChoices("max_streams_per_principal", "max_websockets_per_principal"),
+        # to count too (RENAMED above).
         description="websocket connections and HTTP subscription streams (SSE, multipart) one "
         "principal may hold open at once, per process (counted where authentication is on); "
         "`MAX_WEBSOCKETS_PER_PRINCIPAL`, its old name, is still read (deprecated)",
@@ -199,18 +288,6 @@ class Settings(BaseSettings):
         description="how the fulfillment saga runs: `orchestration` (one orchestrator drives "
         "each order's steps) or `choreography` (inventory, payment and shipping participants "
         "react to each other's events; `orders participant` runs one alone)",
-    )
-    saga_concurrency: int = Field(
-        32, ge=1, le=1000, description="sagas one saga process drives at once"
-    )
-    saga_max_attempts: int = Field(
-        4,
-        ge=1,
-        description="tries of a saga event that keeps failing (a bug, a poison event, a "
-        "refused compensation; not an outage) before it is parked as a dead letter",
-    )
-    saga_backoff_seconds: float = Field(
-        0.1, ge=0, description="first wait between those tries; doubled each time"
     )
     payment_decline_above: Decimal | None = Field(
         None, description="simulated payments: decline charges above this amount"
@@ -247,6 +324,58 @@ class Settings(BaseSettings):
     gateway_breaker_cooldown_seconds: float = Field(
         10.0, gt=0, description="how long an open breaker fails calls fast before a trial"
     )
+
+    kafka_bootstrap_servers: str | None = Field(
+        None,
+        description="Kafka brokers (host:port, comma-separated) the relay publishes the log to; "
+        "unset: no relay, nothing needs Kafka",
+    )
+    kafka_topic_prefix: str = Field(
+        "", description="put before every topic name: <prefix><category>-events"
+    )
+    kafka_content_mode: Literal["binary", "structured"] = Field(
+        "binary",
+        description="CloudEvents Kafka binding mode: binary (data as value, ce_* headers) or "
+        "structured (the whole CloudEvent as JSON)",
+    )
+    kafka_source: str = Field("/orders", description="the CloudEvents `source` of every event")
+    kafka_topic_partitions: int = Field(
+        6, ge=1, description="partitions of each topic the relay creates when missing"
+    )
+    kafka_replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="replication factor of each topic the relay creates (unset: "
+        "the broker's default.replication.factor)",
+    )
+    kafka_transactional_id: str = Field(
+        "orders-relay",
+        description="the relay's transactional.id: one per log, stable across restarts (a "
+        "second relay with it is fenced by the broker)",
+    )
+    kafka_transaction_max_records: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="records per Kafka transaction at most (N): the relay's follower reads "
+        "batches of this size, each one transaction",
+    )
+    kafka_transaction_linger_ms: float = Field(
+        20.0,
+        ge=0,
+        le=10_000,
+        description="how long after the first pending event the relay commits its Kafka "
+        "transaction, with every event appended meanwhile (T); a full transaction commits "
+        "at once",
+    )
+    kafka_timeout_seconds: float = Field(
+        30.0, gt=0, description="a transaction's commit or abort waits this long per try"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_settings(cls, data: Any) -> Any:
+        return renamed_settings(data, RENAMED, cls.model_fields, os.environ)
 
     @field_validator("introspection", mode="before")
     @classmethod

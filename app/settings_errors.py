@@ -76,7 +76,10 @@ def settings_error_lines(
     environ = os.environ if environ is None else environ
     lines = []
     for item in error.errors(include_url=False):
-        loc = str(item["loc"][0]) if item["loc"] else ""
+        if not item["loc"]:  # a rule over several settings: its message names them
+            lines.append(_allowed(item["msg"]))
+            continue
+        loc = str(item["loc"][0])
         variable, description = _variable(model, loc, environ)
         # As it was set, before any validator normalised it.
         value = next((v for k, v in environ.items() if k.upper() == variable), item.get("input"))

@@ -29,6 +29,7 @@ import contextlib
 import os
 import time
 import uuid
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -38,14 +39,32 @@ import asyncpg
 
 from app.settings import Settings
 from bench.common import own_postgres_database, p50_p99_ms, run_main, say
-from read_model.append_signal.in_process import InProcessAppendSignal
+from log_follower import storage as follower_storage
+from log_follower.append_signal.in_process import InProcessAppendSignal
+from log_follower.checkpoint.memory import InMemoryCheckpoint
+from log_follower.consumer import KeyHandler, PerKeyConsumer
+from log_follower.dead_letters.memory import InMemoryDeadLetters
+from log_follower.follower import Follower, FollowerParts, FollowerSettings
+from log_follower.leader_lock.in_process import InProcessLeaderLock
+from log_follower.source.log import LogSource
+from log_follower.source.shared import SharedReader
 from read_model.change_feed.in_process import InProcessChangeFeed
 from read_model.change_feed.port import FeedGap
 from read_model.document_store.memory import InMemoryDocumentStore
-from read_model.leader_lock.in_process import InProcessLeaderLock
 from read_model.projections import OrdersProjection
 from read_model.projector_process import ProjectorDependencies, active_version, run_projection
-from read_model.runner import RunnerSettings, physical_collection
+from read_model.runner import physical_collection
+from sagas import storage
+from sagas.choreography.participant import participants
+from sagas.effects import Gateways
+from sagas.gateways.resilience import CallPolicy, ResilientPayments, ResilientShipping
+from sagas.gateways.simulated import (
+    PaymentRules,
+    ShippingRules,
+    SimulatedPayments,
+    SimulatedShipping,
+)
+from sagas.orchestrator import FulfillmentOrchestrator
 from write_model import commands
 from write_model.bus import CommandBus
 from write_model.command_context import CommandContext
@@ -54,18 +73,6 @@ from write_model.event_store import postgres
 from write_model.event_store.announcing import AnnouncingEventStore
 from write_model.event_types import build_registry
 from write_model.handlers import command_handlers
-from write_model.sagas import storage
-from write_model.sagas.choreography.participant import participants
-from write_model.sagas.effects import Gateways
-from write_model.sagas.gateways.resilience import CallPolicy, ResilientPayments, ResilientShipping
-from write_model.sagas.gateways.simulated import (
-    PaymentRules,
-    ShippingRules,
-    SimulatedPayments,
-    SimulatedShipping,
-)
-from write_model.sagas.orchestrator import FulfillmentOrchestrator
-from write_model.sagas.process import Reaction, SubscriberDependencies, run_subscriber
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 PRODUCTS = 50  # orders spread over many products: stock contention is not what is measured
@@ -111,33 +118,30 @@ class Bench:
             new_entity_id=lambda: uuid.uuid4().hex,
             snapshot_every=Settings().snapshot_every,  # SNAPSHOT_EVERY, as the servers run
         )
-        saga_storage = storage.postgres_storage(pool)
-        ledger = saga_storage.ledger
+        ledger = storage.postgres_ledger(pool)
         policy = CallPolicy()
         gateways = Gateways(
             ResilientPayments(SimulatedPayments(ledger, PaymentRules()), policy),
             ResilientShipping(SimulatedShipping(ledger, ShippingRules()), policy),
         )
         registry = build_registry()
-        reactions: list[Reaction] = [
+        reactions: list[KeyHandler] = [
             FulfillmentOrchestrator(self.events, registry, self.bus, gateways, clock=utc_now)
         ]
         if mode == "choreography":
             reactions = [*participants(self.events, registry, self.bus, gateways, clock=utc_now)]
-        lock = InProcessLeaderLock()
+        # The followers of this process (the saga's and the projection watching for
+        # CONFIRMED) read through one shared reader, as in `orders dev`.
+        stores = follower_storage.postgres_stores(pool)
+        self.parts = FollowerParts(
+            source=SharedReader(LogSource(self.events, InProcessLeaderLock(), self.signal)),
+            checkpoint=stores.checkpoint,
+            dead_letters=stores.dead_letters,
+            status=stores.status,
+            settings=FollowerSettings(batch_size=500, poll_seconds=1.0, concurrency=32),
+        )
         self.subscribers = [
-            SubscriberDependencies(
-                events=self.events,
-                checkpoints=saga_storage.checkpoints,
-                dead_letters=saga_storage.dead_letters,
-                signal=self.signal,
-                lock=lock,
-                reaction=reaction,
-                concurrency=32,
-                batch_size=500,
-                poll_seconds=1.0,
-            )
-            for reaction in reactions
+            Follower(PerKeyConsumer(reaction, 32), self.parts) for reaction in reactions
         ]
         self.run_id = uuid.uuid4().hex[:8]
         self.submitted_at: dict[str, float] = {}  # perf_counter at the submitOrder answer
@@ -172,8 +176,8 @@ class Bench:
 
     async def running(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as loops:
-            for deps in self.subscribers:
-                loops.create_task(run_subscriber(deps, stop))
+            for follower in self.subscribers:
+                loops.create_task(follower.run(stop))
 
     async def until_confirmed(self, order_ids: list[str], seconds: float = 300) -> None:
         """Watch on a connection of its own (not the pool's, whose server CPU is measured)
@@ -193,11 +197,28 @@ class Bench:
             await watcher.close()
 
 
-async def throughput(dsn: str, orders: int, mode: str) -> None:
+@dataclass(frozen=True)
+class Throughput:
+    sagas_per_second: float
+    statements_per_saga: float
+    cpu_ms_per_saga: float
+    server_cpu_ms_per_saga: float
+
+
+@dataclass(frozen=True)
+class Latency:
+    to_confirmed_p50_ms: float
+    to_confirmed_p99_ms: float
+    to_document_p50_ms: float
+    to_document_p99_ms: float
+
+
+async def throughput(dsn: str, orders: int, mode: str) -> Throughput:
     pool = await postgres.create_pool(dsn, min_size=4, max_size=20)
     try:
         await postgres.migrate(pool)
         await storage.migrate_postgres(pool)
+        await follower_storage.migrate_postgres(pool)
         bench = Bench(pool, dsn, mode)
         await bench.catalog()
         semaphore = asyncio.Semaphore(16)
@@ -233,6 +254,9 @@ async def throughput(dsn: str, orders: int, mode: str) -> None:
             f"{cpu / orders * 1000:.2f} ms CPU in this process, "
             f"{server / orders * 1000:.2f} ms CPU in PostgreSQL"
         )
+        return Throughput(
+            orders / elapsed, round_trips / orders, cpu / orders * 1000, server / orders * 1000
+        )
     finally:
         await pool.close()
 
@@ -267,9 +291,12 @@ class ConfirmedDocuments:
             documents=self.documents,
             registry=build_registry(),
             feed=self.feed,
-            signal=bench.signal,
-            lock=InProcessLeaderLock(),
-            settings=RunnerSettings(batch_size=500),
+            parts=replace(
+                bench.parts,
+                checkpoint=InMemoryCheckpoint(),
+                dead_letters=InMemoryDeadLetters(),
+                status=None,
+            ),
         )
         self.confirmed_at: dict[str, float] = {}
         self.gaps = 0
@@ -307,9 +334,11 @@ class ConfirmedDocuments:
         return asyncio.create_task(run_projection(self.deps, OrdersProjection(), stop))
 
 
-async def latency(dsn: str, rate: float, seconds: float, warm_up: float, mode: str) -> None:
+async def latency(dsn: str, rate: float, seconds: float, warm_up: float, mode: str) -> Latency:
     pool = await postgres.create_pool(dsn, min_size=4, max_size=20)
     try:
+        await postgres.migrate(pool)  # idempotent: a database of its own or throughput's
+        await storage.migrate_postgres(pool)
         bench = Bench(pool, dsn, mode)
         await bench.catalog()
         stop = asyncio.Event()
@@ -339,7 +368,7 @@ async def latency(dsn: str, rate: float, seconds: float, warm_up: float, mode: s
         for events in found.values():
             at = {e.type: e.occurred_at for e in events}
             latencies.append((at["OrderConfirmed"] - at["OrderSubmitted"]).total_seconds())
-        p50, p99 = p50_p99_ms(latencies)
+        log_p50, log_p99 = p50, p99 = p50_p99_ms(latencies)
         say(
             f"{mode} latency at {rate:g} submits/s: submitted -> OrderConfirmed in the log "
             f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 250 ms)"
@@ -354,6 +383,7 @@ async def latency(dsn: str, rate: float, seconds: float, warm_up: float, mode: s
             f"{mode} latency at {rate:g} submits/s: submitOrder answered -> CONFIRMED in the read "
             f"document p50 {p50:.1f} ms, p99 {p99:.1f} ms{gaps}"
         )
+        return Latency(log_p50, log_p99, p50, p99)
     finally:
         await pool.close()
 

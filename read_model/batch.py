@@ -1,5 +1,5 @@
-"""What one batch of the projector runner works with: the documents it loaded and evolved,
-its result, and the failures of a projection's own code (apart from storage errors)."""
+"""What one batch of the projector works with: the documents it loaded and evolved, and the
+failures of a projection's own code (apart from storage errors)."""
 
 from __future__ import annotations
 
@@ -10,22 +10,6 @@ from dataclasses import dataclass, field
 from read_model.document_store.port import Document, UpdateMany
 from read_model.document_store.rules import apply_set, matches
 from read_model.projections.base import DocKey
-from write_model.envelope import LogPosition
-
-
-@dataclass
-class BatchResult:
-    events_read: int = 0
-    events_applied: int = 0
-    events_parked: int = 0
-    documents_written: int = 0
-    position: LogPosition | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RetryResult:
-    applied: int  # parked events applied
-    done: bool  # every letter of the stream is gone: it flows again
 
 
 @dataclass

@@ -1,116 +1,89 @@
-"""The projector runner: reads the log in order from a checkpoint and keeps one projection's
-documents current.
+"""The projector: one projection's documents kept current, as the follower's consumer
+(log_follower/): the follower reads the log, retries, parks and checkpoints; this applies.
 
-Per batch: read events after the checkpoint; load every document the batch needs (one
-query per collection, plus rare lazy loads for keys only known mid-batch); apply the events
-in memory; write the changed documents in one guarded bulk write; then save the checkpoint;
-then publish the changed ids on the change feed.
+Per batch: load every document the batch needs (one query per collection, plus rare lazy
+loads for keys only known mid-batch); apply the events in memory; write the changed
+documents in one guarded bulk write; publish the changed ids on the change feed. A stream
+(the key) whose event fails is left out from that event on and returned as failed; the
+follower hands it again, then parks it with its later events, so that stream keeps its
+order while the others keep flowing.
 
 Crash anywhere and the batch is simply read again. Each document records in `_pos` the last
 event applied to it, so an event at or below that is skipped in memory and the guarded put
 never regresses a document: a restart converges to what a clean rebuild gives.
-
-A failing event is retried with exponential backoff, then parked as a dead letter
-(read_model/dead_letters.py) with every later event of its stream, so that stream keeps its
-order while the others keep flowing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import ChainMap
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
-from read_model.batch import (
-    BatchResult,
-    EventFailed,
-    RetryResult,
-    Working,
-    apply_update_in_memory,
-    event_failure,
-)
+from log_follower.consumer import Batch, FollowerKind, KeyFailure, is_connection_error
+from log_follower.decoded import DecodedEvents
+from read_model.batch import EventFailed, Working, apply_update_in_memory, event_failure
 from read_model.change_feed.port import ChangeFeed, DocumentChanged
-from read_model.dead_letters import DeadLetters, Failure
 from read_model.document_store.port import (
     POSITION_FIELD,
-    Checkpoint,
     Document,
     DocumentStore,
     GuardedPut,
-    ProjectionState,
-    RebuildStatus,
     SortKey,
     UpdateMany,
     position_key,
 )
 from read_model.projections.base import DocKey, ProjectedEvent, Projection
-from write_model.envelope import LogPosition, RecordedEvent
-from write_model.event_store.port import EventStore
+from write_model.envelope import RecordedEvent
 from write_model.registry import EventTypeRegistry
 
 log = logging.getLogger(__name__)
 
 
-PARKED_BEHIND = "parked behind an earlier failed event of its stream"
 # Parked events applied to a document by a retry, by event id: a retry run again after a
 # crash skips them. Only the crash window needs covering, so a few suffice.
 RETRIED_FIELD = "_retried"
 REMEMBERED_RETRIES = 50
 
 
-@dataclass(frozen=True, slots=True)
-class RunnerSettings:
-    batch_size: int = 500
-    max_attempts: int = 4  # tries of a failing event before it is parked
-    backoff_seconds: float = 0.05  # first retry delay; doubles each try
-
-
 def physical_collection(logical: str, version: int) -> str:
     return f"{logical}_v{version}"
 
 
-class ProjectionRunner:
+class ProjectionConsumer:
+    """The consumer of one projection at one collection version (`version`): the live one,
+    or a rebuild's, which publishes nothing (`feed` None: readers see the old version)."""
+
+    kind = FollowerKind.PROJECTION
+
     def __init__(
         self,
         projection: Projection,
-        events: EventStore,
         documents: DocumentStore,
         registry: EventTypeRegistry,
         *,
         feed: ChangeFeed | None = None,
         version: int = 1,
-        checkpoint_name: str | None = None,
-        subscriber: str | None = None,
-        settings: RunnerSettings = RunnerSettings(),
-        sleep: Callable[[float], Any] = asyncio.sleep,
+        decoded: DecodedEvents | None = None,
     ) -> None:
         self.projection = projection
-        self._events = events
         self._documents = documents
-        self._registry = registry
+        # Shared by the process's projections (ProjectorDependencies.decoded).
+        self._decoded = decoded or DecodedEvents(registry)
         self._feed = feed
         self.version = version
-        self.checkpoint_name = checkpoint_name or projection.name
-        # Whose dead letters these are: a rebuild (checkpoint `<name>:rebuild`) files them
-        # under the projection's name and its new version, so they are the live ones once
-        # readers switch to that version.
-        self.subscriber = subscriber or self.checkpoint_name
-        self._settings = settings
-        self._sleep = sleep
-        self._dead_letters = DeadLetters(documents)
-        self._parked: set[str] | None = None  # stream ids with dead letters
-        # The checkpoint as last read or saved: while a runner leads, it is the checkpoint's
-        # only writer, so it is read from the store once, not once per batch.
-        self._position: LogPosition | None = None
-        self.state = ProjectionState.CATCHING_UP
-        self.last_error: str | None = None
-        self.saved_at = -float("inf")  # time.monotonic() of the last checkpoint save
 
-    # ----------------------------------------------------------- naming
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    def key_of(self, event: RecordedEvent) -> str | None:
+        """A stream's events apply in order: the stream is the key."""
+        return event.stream_id if self.projection.handles(event.type) else None
+
+    def is_outage(self, error: BaseException) -> bool:
+        return is_connection_error(error)  # DocumentStoreUnavailable is a ConnectionError
 
     def collection(self, logical: str) -> str:
         return physical_collection(logical, self.version)
@@ -122,115 +95,31 @@ class ProjectionRunner:
                     self.collection(logical),
                     [SortKey(f, d) for f, d in keys],  # type: ignore[arg-type]
                 )
-        await self._dead_letters.ensure_indexes()
 
-    # ------------------------------------------------------- checkpoint
-
-    async def position(self) -> LogPosition:
-        if self._position is None:
-            checkpoint = await self._documents.load_checkpoint(self.checkpoint_name)
-            self._position = checkpoint.position if checkpoint else LogPosition.start()
-        return self._position
-
-    async def save_checkpoint(
-        self, position: LogPosition, rebuild: RebuildStatus | None = None
-    ) -> None:
-        await self._documents.save_checkpoint(
-            Checkpoint(
-                self.checkpoint_name,
-                position,
-                version=self.version,
-                state=self.state,
-                rebuild=rebuild,
-                last_error=self.last_error,
-            )
-        )
-        self._position = position
-        self.saved_at = time.monotonic()
-
-    # ------------------------------------------------------------ batch
-
-    async def run_batch(self) -> BatchResult:
-        """Project the next batch of the log. Returns what it did (events_read 0: idle).
-        A storage error (or any error outside one event's projection) propagates, and the
-        batch is read again next time; the parked streams are then re-read from the store,
-        since what this batch would have parked was not recorded."""
-        try:
-            return await self._run_batch()
-        except BaseException:
-            self._parked = None
-            raise
-
-    async def _run_batch(self) -> BatchResult:
-        if self._parked is None:
-            self._parked = await self._dead_letters.parked_streams(self.subscriber, self.version)
-        after = await self.position()
-        recorded = await self._events.read_all(after, self._settings.batch_size)
-        result = BatchResult(events_read=len(recorded))
-        if not recorded:
-            return result
-        projected = [e for e in recorded if self.projection.handles(e.type)]
+    async def handle(self, batch: Batch) -> list[KeyFailure]:
+        """Apply the batch; a storage error (or any error outside one event's projection)
+        propagates. Redelivered events (a retry) are applied even where a later event of
+        another stream moved a document's guard meanwhile (`_evolve`)."""
         working = Working()
-        await self._prefetch(projected, working)
-        dead: list[Failure] = []
-        parking = set(self._parked)  # streams parked so far, this batch's included
-        for event in projected:
-            if event.stream_id in parking:
-                dead.append(Failure(event, PARKED_BEHIND, 0))
-                continue
-            error, attempts = await self._apply_with_retries(event, working)
-            if error is None:
-                result.events_applied += 1
-            else:
-                parking.add(event.stream_id)
-                dead.append(Failure(event, error, attempts))
-        if dead:
-            # Recorded before anything else is written: a stream is skipped only once its
-            # letters are durable, so a crash never leaves a failed event unaccounted for.
-            await self._park(dead)
-            self._parked = parking
-            result.events_parked = len(dead)
-        result.documents_written = await self._write(working)
-        position = recorded[-1].log_position
-        if self.state != ProjectionState.REBUILDING:
-            full = len(recorded) >= self._settings.batch_size
-            self.state = ProjectionState.CATCHING_UP if full else ProjectionState.RUNNING
-        self.last_error = None
-        await self.save_checkpoint(position)
-        result.position = position
-        await self._publish(working)
-        return result
-
-    async def _apply_with_retries(
-        self, event: RecordedEvent, working: Working, *, retrying_parked: bool = False
-    ) -> tuple[str | None, int]:
-        delay = self._settings.backoff_seconds
-        for attempt in range(1, self._settings.max_attempts + 1):
+        await self._prefetch(batch.events, working)
+        failed: dict[str, KeyFailure] = {}
+        for event in batch.events:
+            if event.stream_id in failed:
+                continue  # behind its stream's failed event
             try:
-                staged, updates = await self._evolve(event, working, retrying_parked)
-            except EventFailed as failed:  # a projection bug or bad data: retried, then parked
-                error = failed.__cause__
-                log.warning(
-                    "projection %s failed on event %s (%s #%s) attempt %s: %r",
-                    self.projection.name,
-                    event.event_id,
-                    event.stream_id,
-                    event.version,
-                    attempt,
-                    error,
-                )
-                if attempt == self._settings.max_attempts:
-                    return f"{type(error).__name__}: {error}", attempt
-                await self._sleep(delay)
-                delay *= 2
+                staged, updates = await self._evolve(event, working, batch.redelivered)
+            except EventFailed as failure:  # a projection bug or bad data
+                error = failure.__cause__ or failure
+                failed[event.stream_id] = KeyFailure(event.stream_id, event, error)
                 continue
             working.docs.update(staged)
             working.changed.update(staged)
             for update in updates:
                 working.updates.append(update)
                 apply_update_in_memory(working, update)
-            return None, attempt
-        raise AssertionError("unreachable")
+        await self._write(working)
+        await self._publish(working)
+        return list(failed.values())
 
     async def _evolve(
         self, recorded: RecordedEvent, working: Working, retrying_parked: bool
@@ -277,9 +166,7 @@ class ProjectionRunner:
     def _projected(self, recorded: RecordedEvent) -> ProjectedEvent:
         return ProjectedEvent(
             recorded,
-            self._registry.deserialize(
-                recorded.type, recorded.data, recorded.metadata.schema_version
-            ),
+            self._decoded.decode(recorded),
             position_key(recorded.log_position),
         )
 
@@ -334,55 +221,3 @@ class ProjectionRunner:
         except Exception:
             # Live updates are best effort: the documents and checkpoint are already safe.
             log.exception("publishing %s document changes failed", len(changes))
-
-    # ----------------------------------------------------- dead letters
-
-    async def _park(self, dead: Sequence[Failure]) -> None:
-        await self._dead_letters.park(self.subscriber, self.version, dead)
-        for failure in dead:
-            event = failure.event
-            log.error(
-                "projection %s parked event %s (%s #%s): %s",
-                self.projection.name,
-                event.event_id,
-                event.stream_id,
-                event.version,
-                failure.error,
-            )
-
-    async def retry_parked(self, stream_id: str) -> RetryResult:
-        """Re-apply a parked stream's events in order; each leaves the dead letters as soon
-        as its documents are written, and the stream flows again once all have (`done`);
-        an event that still fails stops the retry, and the letters left record the error.
-        Safe to crash anywhere: a document records the ids of the parked events applied to
-        it (`_retried`), so a retry run again never applies one twice."""
-        letters = await self._dead_letters.of_stream(self.subscriber, self.version, stream_id)
-        if not letters:
-            return RetryResult(0, done=True)
-        first_version = min(doc["streamVersion"] for doc in letters)
-        checkpoint = await self.position()
-        # Only what the checkpoint has passed is parked; later events arrive normally.
-        events = [
-            e
-            for e in await self._events.read_stream(stream_id, from_version=first_version)
-            if e.log_position <= checkpoint and self.projection.handles(e.type)
-        ]
-        by_event = {letter["eventId"]: letter for letter in letters}
-        applied = 0
-        for event in events:
-            working = Working()
-            error, attempts = await self._apply_with_retries(event, working, retrying_parked=True)
-            if error is not None:
-                left = await self._dead_letters.of_stream(self.subscriber, self.version, stream_id)
-                await self._dead_letters.record_retry_failure(left, error, attempts)
-                return RetryResult(applied, done=False)
-            await self._write(working)
-            if (letter := by_event.get(str(event.event_id))) is not None:
-                await self._dead_letters.remove(letter["_id"])
-            await self._publish(working)
-            applied += 1
-        # Letters of events the projection no longer handles, if any, go too.
-        await self._dead_letters.remove_stream(self.subscriber, self.version, stream_id)
-        if self._parked is not None:
-            self._parked.discard(stream_id)
-        return RetryResult(applied, done=True)

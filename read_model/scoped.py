@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from log_follower.status.view import FollowerStatus
 from read_model.document_store.port import Document, Page, SortKey
 from read_model.projections import ALL_PROJECTIONS
 from read_model.projections.base import PUBLIC, Owner, Projection
-from read_model.service import AllDeadLetters, ReadModel
+from read_model.service import LetterList, ReadModel
 from read_model.status import ProjectionStatus
 from write_model import access
 from write_model.command_context import Principal
@@ -123,7 +124,11 @@ class ScopedReadModel:
         access.check_operator(self.principal, "projections")
         return await self.unscoped.statuses()
 
+    async def processes(self) -> list[FollowerStatus]:
+        access.check_operator(self.principal, "processes")
+        return await self.unscoped.processes()
+
     @property
-    def dead_letters(self) -> AllDeadLetters:
+    def dead_letters(self) -> LetterList:
         access.check_operator(self.principal, "dead letters")
         return self.unscoped.dead_letters

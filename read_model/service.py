@@ -1,6 +1,6 @@
 """The read model as its readers (the GraphQL API, metrics) see it: the projections'
 documents of the active collection versions, read-your-writes waits, projection statuses and
-dead letters (the projections' and the saga's, as one list: `AllDeadLetters`). Readers never
+every follower's dead letters (one store, log_follower/dead_letters/, as one list). Readers never
 reach into the projector's collections or checkpoints.
 
 Projections write versioned physical collections (`orders_v1`, then `orders_v2` after a
@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from read_model.dead_letters import DeadLetters
+from log_follower.dead_letters.memory import InMemoryDeadLetters
+from log_follower.dead_letters.port import DeadLetter, DeadLetters, LetterOwner
+from log_follower.status.view import FollowerStatus
 from read_model.document_store.port import (
     POSITION_FIELD,
     Checkpoint,
@@ -30,14 +31,12 @@ from read_model.document_store.port import (
     DocumentStore,
     Page,
     SortKey,
-    position_key,
 )
 from read_model.projections import ALL_PROJECTIONS
 from read_model.runner import physical_collection
 from read_model.status import ProjectionStatus, projection_statuses
 from write_model.envelope import LogPosition
 from write_model.event_store.port import EventStore
-from write_model.sagas.dead_letters.port import SagaDeadLetters, SagaLetter
 
 # Logical collection -> the projection that writes it.
 PROJECTION_OF: Mapping[str, str] = {
@@ -50,47 +49,38 @@ class ReadModelBehind(Exception):
     """The projections did not pass a position within the configured wait."""
 
 
-class AllDeadLetters:
-    """The projections' dead letters (the document store) and the saga's (beside its
-    checkpoints, write_model/sagas/dead_letters/) as one list in log order: both sort by
-    (`_pos`, `_id`), the same position key, so a page is the first `limit` of each source
-    after the cursor, merged and cut. Saga letters are shown as documents of the same
-    shape as the projections' (read_model/dead_letters.py)."""
+# The letters' order as documents: oldest first, then by `_id` (the store's (sort key, id)).
+LETTER_ORDERING: tuple[SortKey, ...] = (SortKey(POSITION_FIELD),)
 
-    def __init__(self, projections: DeadLetters, saga: SagaDeadLetters | None) -> None:
-        self._projections = projections
-        self._saga = saga
+
+class LetterList:
+    """Every follower's dead letters as the API lists them: documents of one shape, in
+    (`_pos`, `_id`) order (the store's (sort key, id)), one cursor for all."""
+
+    def __init__(self, letters: DeadLetters) -> None:
+        self._letters = letters
 
     async def get(self, letter_id: str) -> Document | None:
-        found = await self._projections.get(letter_id)
-        if found is None and self._saga is not None:
-            letter = await self._saga.get(letter_id)
-            found = None if letter is None else saga_letter_document(letter)
-        return found
+        letter = await self._letters.get(letter_id)
+        return None if letter is None else letter_document(letter)
 
     async def page(self, limit: int, after: Sequence[Any] | None = None) -> list[Document]:
         """Oldest first; `after`: the `(_pos, _id)` of the last letter of the previous page."""
-        documents = await self._projections.page(limit, after)
-        if self._saga is None:
-            return documents
         seek = None if after is None else (str(after[0]), str(after[1]))
-        saga = [saga_letter_document(letter) for letter in await self._saga.page(limit, seek)]
-        merged = heapq.merge(documents, saga, key=lambda doc: (doc[POSITION_FIELD], doc["_id"]))
-        return list(merged)[:limit]
+        return [letter_document(letter) for letter in await self._letters.page(limit, seek)]
 
     async def request_retry(self, letter_id: str) -> bool:
-        """Ask the leading projector or saga process to retry the letter's stream or key.
-        False: no such letter in either list."""
-        if await self._projections.request_retry(letter_id):
-            return True
-        return self._saga is not None and await self._saga.request_retry(letter_id)
+        """Ask the follower's leading process to retry the letter's key. False: no such
+        letter."""
+        return await self._letters.request_retry(letter_id)
 
 
-def saga_letter_document(letter: SagaLetter) -> Document:
+def letter_document(letter: DeadLetter) -> Document:
     return {
         "_id": letter.id,
         POSITION_FIELD: letter.sort_key,
-        "subscriber": letter.subscriber,
+        "subscriber": letter.owner.follower,
+        "version": letter.owner.version,
         "key": letter.key,
         "eventId": letter.event_id,
         "streamId": letter.stream_id,
@@ -116,14 +106,15 @@ class ReadModel:
         version_ttl_seconds: float,
         stale_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
-        saga_letters: SagaDeadLetters | None = None,
+        letters: DeadLetters | None = None,
+        followers: Callable[[], Awaitable[list[FollowerStatus]]] | None = None,
     ) -> None:
         self._documents = documents
         self._events = events
-        # The projections' letters alone: what a consistency token can be stuck behind.
-        self.projection_letters = DeadLetters(documents)
-        self.saga_letters = saga_letters
-        self.dead_letters = AllDeadLetters(self.projection_letters, saga_letters)
+        # Every follower's letters (none given: a store of this process alone).
+        self.letters = letters if letters is not None else InMemoryDeadLetters()
+        self.dead_letters = LetterList(self.letters)
+        self._followers = followers
         self._wait_seconds = wait_seconds
         self._poll_seconds = poll_seconds
         self._ttl = version_ttl_seconds
@@ -188,6 +179,11 @@ class ReadModel:
 
     async def statuses(self) -> list[ProjectionStatus]:
         return await projection_statuses(self._events, self._documents, self._stale_seconds)
+
+    async def processes(self) -> list[FollowerStatus]:
+        """Every follower of the log (projections, the saga or its participants, the
+        relay), as the status board and the log have them."""
+        return [] if self._followers is None else await self._followers()
 
     # ----------------------------------------------------------- consistency
 
@@ -265,11 +261,11 @@ class ReadModel:
         """A dead letter of `stream_id` at or before `position` in a version readers use:
         the read model passed that write without applying it to the stream's documents."""
         versions = await self._active_versions()
-        for letter in await self.projection_letters.of_stream_anywhere(stream_id):
-            if letter.get("version") != versions.get(letter["subscriber"], 1):
-                continue
-            if letter[POSITION_FIELD] <= position_key(position):
-                return letter
+        for name in sorted(PROJECTIONS):
+            owner = LetterOwner(name, versions.get(name, 1))
+            for letter in await self.letters.of_key(owner, stream_id):
+                if letter.log_position <= position:
+                    return letter_document(letter)
         return None
 
     def _note_versions(self, checkpoints: Mapping[str, Checkpoint]) -> None:

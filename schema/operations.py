@@ -1,4 +1,5 @@
-"""The operators' side of the contract: projection statuses and dead letters."""
+"""The operators' side of the contract: projection statuses and dead letters; and every
+follower of the log (`processes`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from datetime import datetime
 
 import strawberry
 
-from read_model import dead_letters
+from log_follower.status.view import FollowerStatus
 from read_model.document_store.port import Document
+from read_model.service import LETTER_ORDERING
 from read_model.status import ProjectionStatus as Status
 from schema.pagination import Ordering
 
@@ -43,7 +45,50 @@ class ProjectionStatus:
         )
 
 
-DEAD_LETTER_ORDERING = Ordering("deadLetters", dead_letters.ORDERING)
+@strawberry.type(description="A follower of the event log and the processes that run it")
+class ProcessStatus:
+    name: str = strawberry.field(
+        description="Which follower: a projection, a saga subscriber, a participant or the relay."
+    )
+    kind: str = strawberry.field(description="PROJECTION | SAGA | PARTICIPANT | RELAY")
+    leading: bool = strawberry.field(description="a process leads it now")
+    leader: str | None = strawberry.field(description="the last leading process: host:pid")
+    leader_since: datetime | None = strawberry.field(description="since when it leads")
+    position: str = strawberry.field(description="last global position handled")
+    head_position: str = strawberry.field(description="newest global position in the log")
+    lag: int = strawberry.field(description="events in the log after its position")
+    oldest_unhandled_seconds: float | None = strawberry.field(
+        description="age of the oldest event it has not handled; null when none waits"
+    )
+    parked_letters: int = strawberry.field(description="its dead letters")
+    last_heartbeat: datetime | None = strawberry.field(
+        description="when its leader last reported; null when none ever did"
+    )
+    state: str | None = strawberry.field(description="RUNNING | CATCHING_UP | FAILED")
+    last_error: str | None = strawberry.field(
+        description="The last error it met, if any (its dead letters say more)."
+    )
+
+    @staticmethod
+    def of(status: FollowerStatus) -> ProcessStatus:
+        return ProcessStatus(
+            name=status.name,
+            kind=status.kind.value.upper(),
+            leading=status.leading,
+            leader=status.leader,
+            leader_since=status.leader_since,
+            position=str(status.position.position),
+            head_position=str(status.head.position),
+            lag=status.lag,
+            oldest_unhandled_seconds=status.oldest_unhandled_seconds,
+            parked_letters=status.parked,
+            last_heartbeat=status.heartbeat_at,
+            state=None if status.state is None else status.state.value,
+            last_error=status.last_error,
+        )
+
+
+DEAD_LETTER_ORDERING = Ordering("deadLetters", LETTER_ORDERING)
 
 
 @strawberry.type(

@@ -11,7 +11,7 @@ from schema import descriptions as d
 from schema.connections import Connection
 from schema.context import Info
 from schema.errors import BadRequest, forbidden_as_request_error
-from schema.operations import DEAD_LETTER_ORDERING, DeadLetter, ProjectionStatus
+from schema.operations import DEAD_LETTER_ORDERING, DeadLetter, ProcessStatus, ProjectionStatus
 from schema.pagination import page_size
 from schema.temporal import order_as_of, order_customer
 from schema.types import (
@@ -206,6 +206,16 @@ class Query:
         with forbidden_as_request_error():
             statuses = await info.context.reader.statuses()
         return [ProjectionStatus.of(status) for status in statuses]
+
+    @strawberry.field(
+        description="Every follower of the event log (projections, the saga or its "
+        "participants, the relay): who leads it, how far behind it is, its dead letters. "
+        "Staff only."
+    )
+    async def processes(self, info: Info) -> list[ProcessStatus]:
+        with forbidden_as_request_error():
+            statuses = await info.context.reader.processes()
+        return [ProcessStatus.of(status) for status in statuses]
 
     @strawberry.field(
         description="Parked events, oldest first. `after`: a dead letter's `cursor` (or id)."

@@ -1,5 +1,5 @@
-"""Running a subscriber loop (write_model/sagas/process.py) as a task in a test, and waiting
-for what it does."""
+"""Running a follower (log_follower/follower.py) as a task in a test, and waiting for what
+it does."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from write_model.sagas.process import SubscriberDependencies, run_subscriber
+from log_follower.follower import Follower
 
 
 @contextlib.asynccontextmanager
-async def subscriber_running(deps: SubscriberDependencies) -> AsyncIterator[None]:
+async def subscriber_running(follower: Follower) -> AsyncIterator[None]:
     stop = asyncio.Event()
-    loop = asyncio.create_task(run_subscriber(deps, stop))
+    loop = asyncio.create_task(follower.run(stop))
     try:
         yield
     finally:

@@ -37,7 +37,7 @@ from write_model.command_context import CommandContext, Principal
 from write_model.commands import Command
 from write_model.decide_and_append import ConcurrencyConflict, DecideAndAppend, Decision
 
-# The saga's writers (write_model/sagas/) still import it from here, until they write
+# The saga's writers (sagas/) still import it from here, until they write
 # through DecideAndAppend too.
 from write_model.decide_and_append import new_events as new_events
 from write_model.domain.errors import DomainError

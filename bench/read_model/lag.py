@@ -24,10 +24,10 @@ from bench.read_model.services import (
     rebuild_dependencies,
 )
 from bench.read_model.timing import Timings, report_timings, timings_from_now
-from read_model.append_signal.postgres import APPENDED_CHANNEL
+from log_follower.append_signal.postgres import APPENDED_CHANNEL
+from log_follower.postgres_listener import PostgresListener
 from read_model.change_feed.postgres import PostgresChangeFeed
 from read_model.document_store.memory import InMemoryDocumentStore
-from read_model.postgres_listener import PostgresListener
 from read_model.projections import ALL_PROJECTIONS
 from read_model.projector_process import rebuild_projection
 from write_model.event_types import build_registry

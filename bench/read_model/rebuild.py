@@ -1,6 +1,7 @@
 """Rebuild rate: the seeded log projected from scratch, for the orders projection alone and
-for all three at once (one process), into the memory store (a ProjectionRunner per
-projection, run_batch until idle) and into the Mongo-wire server
+for all three at once (one process), into the memory store (a projection follower per
+projection, stepping until idle, the three reading through one shared reader as the
+projector process does) and into the Mongo-wire server
 (read_model.projector_process.rebuild_projection, which writes the fresh collection version batch by
 batch with guarded bulk writes).
 """
@@ -16,14 +17,29 @@ from collections.abc import Sequence
 
 from bench.common import own_postgres_database, say, verdict
 from bench.read_model.seeding import seed, seed_plan
-from bench.read_model.services import event_store, mongo_database, rebuild_dependencies
+from bench.read_model.services import (
+    event_store,
+    memory_parts,
+    mongo_database,
+    rebuild_dependencies,
+)
 from bench.read_model.timing import Timed
+from log_follower.append_signal.in_process import InProcessAppendSignal
+from log_follower.decoded import DecodedEvents
+from log_follower.follower import Follower
+from log_follower.leader_lock.in_process import InProcessLeaderLock
+from log_follower.source.log import LogSource
+from log_follower.source.shared import SharedReader
 from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.document_store.mongo import MongoDocumentStore
 from read_model.projections import ALL_PROJECTIONS, OrdersProjection
 from read_model.projections.base import Projection
-from read_model.projector_process import rebuild_projection
-from read_model.runner import ProjectionRunner, RunnerSettings, physical_collection
+from read_model.projector_process import (
+    ProjectorDependencies,
+    projection_follower,
+    rebuild_projection,
+)
+from read_model.runner import physical_collection
 from write_model.event_store import postgres
 from write_model.event_types import build_registry
 from write_model.registry import EventTypeRegistry
@@ -44,16 +60,20 @@ async def rebuild_into_memory(
     batch_size: int,
 ) -> tuple[float, list[int], InMemoryDocumentStore]:
     documents = InMemoryDocumentStore()
-    runners = [
-        ProjectionRunner(
-            p, events, documents, registry, settings=RunnerSettings(batch_size=batch_size)
-        )
-        for p in projections
-    ]
+    source = SharedReader(LogSource(events, InProcessLeaderLock(), InProcessAppendSignal()))
+    deps = ProjectorDependencies(
+        events,
+        documents,
+        registry,
+        None,
+        memory_parts(source, batch_size),
+        decoded=DecodedEvents(registry),
+    )
+    runners = [projection_follower(deps, p, 1) for p in projections]
 
-    async def until_idle(runner: ProjectionRunner) -> int:
+    async def until_idle(runner: Follower) -> int:
         read = 0
-        while (result := await runner.run_batch()).events_read:
+        while (result := await runner.step()).events_read:
             read += result.events_read
         return read
 

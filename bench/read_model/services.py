@@ -15,16 +15,22 @@ from pathlib import Path
 
 from bench.common import AppProcess, drop_mongo_database
 from bench.read_model.timing import Timed, Timings
-from read_model.append_signal.in_process import InProcessAppendSignal
-from read_model.append_signal.postgres import PostgresAppendSignal
+from log_follower.append_signal.in_process import InProcessAppendSignal
+from log_follower.append_signal.postgres import PostgresAppendSignal
+from log_follower.checkpoint.memory import InMemoryCheckpoint
+from log_follower.dead_letters.memory import InMemoryDeadLetters
+from log_follower.decoded import DecodedEvents
+from log_follower.follower import FollowerParts, FollowerSettings
+from log_follower.leader_lock.in_process import InProcessLeaderLock
+from log_follower.postgres_listener import PostgresListener
+from log_follower.source.log import LogSource
+from log_follower.source.port import Source
+from log_follower.source.shared import SharedReader
 from read_model.change_feed.in_process import InProcessChangeFeed
 from read_model.document_store.mongo import MongoDocumentStore
 from read_model.document_store.port import DocumentStore
-from read_model.leader_lock.in_process import InProcessLeaderLock
-from read_model.postgres_listener import PostgresListener
 from read_model.projections import ALL_PROJECTIONS
 from read_model.projector_process import ProjectorDependencies, run_projection
-from read_model.runner import RunnerSettings
 from write_model.event_store import postgres
 from write_model.registry import EventTypeRegistry
 
@@ -81,15 +87,26 @@ def rebuild_dependencies(
     registry: EventTypeRegistry,
     batch_size: int,
 ) -> ProjectorDependencies:
-    """What rebuild_projection needs: no change feed; an in-process signal and lock."""
+    """What rebuild_projection needs: no change feed; an in-process signal and lock; the
+    log read on its own (a rebuild is far behind any live follower)."""
     return ProjectorDependencies(
         events=events,
         documents=documents,
         registry=registry,
         feed=None,
-        signal=InProcessAppendSignal(),
-        lock=InProcessLeaderLock(),
-        settings=RunnerSettings(batch_size=batch_size),
+        parts=memory_parts(
+            LogSource(events, InProcessLeaderLock(), InProcessAppendSignal()), batch_size
+        ),
+    )
+
+
+def memory_parts(source: Source, batch_size: int) -> FollowerParts:
+    """Followers' parts on `source` with in-memory checkpoint and dead letters."""
+    return FollowerParts(
+        source=source,
+        checkpoint=InMemoryCheckpoint(),
+        dead_letters=InMemoryDeadLetters(),
+        settings=FollowerSettings(batch_size=batch_size),
     )
 
 
@@ -152,6 +169,11 @@ async def in_process_projector(
     feed = InProcessChangeFeed()
     stop = asyncio.Event()
     tasks = []
+    # One reader for the process's three projections, as `orders projector` has.
+    parts = memory_parts(
+        SharedReader(LogSource(events, InProcessLeaderLock(), signal_)), batch_size
+    )
+    decoded = DecodedEvents(registry)  # and one decoding, as `orders projector` has
     try:
         for projection in ALL_PROJECTIONS:
             totals = timings.setdefault(projection.name, {}) if timings is not None else None
@@ -160,9 +182,8 @@ async def in_process_projector(
                 documents=Timed(documents, totals) if totals is not None else documents,  # type: ignore[arg-type]
                 registry=registry,
                 feed=feed,
-                signal=signal_,
-                lock=InProcessLeaderLock(),
-                settings=RunnerSettings(batch_size=batch_size),
+                parts=parts,
+                decoded=decoded,
             )
             tasks.append(
                 asyncio.create_task(run_projection(deps, projection, stop), name=projection.name)

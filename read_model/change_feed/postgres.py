@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 import asyncpg
 import orjson
 
+from log_follower.postgres_listener import PostgresListener
 from read_model.bounded_queue import DropOldestQueue
 from read_model.change_feed.in_process import drain
 from read_model.change_feed.port import (
@@ -18,7 +19,6 @@ from read_model.change_feed.port import (
     FeedGap,
     FeedItem,
 )
-from read_model.postgres_listener import PostgresListener
 
 log = logging.getLogger(__name__)
 

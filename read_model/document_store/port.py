@@ -17,15 +17,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
+from log_follower.dead_letters.port import position_key
 from write_model.envelope import LogPosition
+
+__all__ = ["position_key"]  # the follower layer's: documents and letters sort alike
 
 Document = dict[str, Any]
 POSITION_FIELD = "_pos"
-
-
-def position_key(position: LogPosition) -> str:
-    """A string that sorts like (transaction_id, position): both zero-padded to 20 digits."""
-    return f"{position.transaction_id:020d}:{position.position:020d}"
 
 
 class DocumentStoreUnavailable(ConnectionError):

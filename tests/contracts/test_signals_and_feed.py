@@ -13,14 +13,14 @@ from typing import Any
 import asyncpg
 import pytest
 
-from read_model.append_signal.in_process import InProcessAppendSignal
-from read_model.append_signal.postgres import APPENDED_CHANNEL, PostgresAppendSignal
+from log_follower.append_signal.in_process import InProcessAppendSignal
+from log_follower.append_signal.postgres import APPENDED_CHANNEL, PostgresAppendSignal
+from log_follower.leader_lock.in_process import InProcessLeaderLock
+from log_follower.leader_lock.postgres import PostgresLeaderLock
+from log_follower.postgres_listener import PostgresListener
 from read_model.change_feed.in_process import InProcessChangeFeed
 from read_model.change_feed.port import DocumentChanged, FeedGap
 from read_model.change_feed.postgres import PostgresChangeFeed, decode, encode
-from read_model.leader_lock.in_process import InProcessLeaderLock
-from read_model.leader_lock.postgres import PostgresLeaderLock
-from read_model.postgres_listener import PostgresListener
 from tests.conftest import service_url
 
 

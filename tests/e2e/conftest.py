@@ -49,9 +49,11 @@ async def postgres_stack(
     api_settings: dict[str, str] | None = None,
     *,
     api_only: bool = False,
+    followers: tuple[str, ...] = ("projector", "saga"),
 ) -> AsyncIterator[Stack]:
     """`settings`: every process's environment; `api_settings`: the API's alone (such as
-    its OPS_PORT). `api_only`: no projector and no saga (for tests that write nothing)."""
+    its OPS_PORT). `api_only`: no projector and no saga (for tests that write nothing);
+    `followers`: the processes that follow the log beside the API."""
     from tests.integration.read_side import own_postgres_database
 
     tag = uuid.uuid4().hex[:10]
@@ -76,7 +78,7 @@ async def postgres_stack(
                     logs / "api.log",
                 ).start()
             )
-            for name in () if api_only else ("projector", "saga"):
+            for name in () if api_only else followers:
                 stack.processes.append(
                     ServerProcess(f"orders {name}", [name], env, logs / f"{name}.log").start()
                 )

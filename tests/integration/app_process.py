@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import sys
@@ -48,7 +49,7 @@ class SagaProcess(AppProcess):
 
     async def leading(self, seconds: float = 30.0) -> None:
         deadline = time.monotonic() + seconds
-        while "saga: leading" not in self.log():
+        while not re.search(r"leading (saga|participant) saga:", self.log()):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"the saga process does not lead: {self.log()}")
             await asyncio.sleep(0.05)

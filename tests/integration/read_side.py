@@ -13,12 +13,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from log_follower.follower import Follower
 from read_model.document_store.mongo import MongoDocumentStore
 from read_model.document_store.port import DocumentStore
 from read_model.projections import ALL_PROJECTIONS
-from read_model.runner import ProjectionRunner, physical_collection
+from read_model.runner import physical_collection
 from tests.conftest import service_url
 from tests.integration import write_side
+from tests.projecting import projection_runner
 from write_model import commands
 from write_model.bus import CommandBus
 from write_model.command_context import CommandContext
@@ -94,15 +96,15 @@ async def isolated_stack(
         yield dsn, events, documents
 
 
-def runners(events, documents: DocumentStore, **kwargs) -> list[ProjectionRunner]:
+def runners(events, documents: DocumentStore, **kwargs) -> list[Follower]:
     return [
-        ProjectionRunner(p, events, documents, build_registry(), **kwargs) for p in ALL_PROJECTIONS
+        projection_runner(p, events, documents, build_registry(), **kwargs) for p in ALL_PROJECTIONS
     ]
 
 
-async def catch_up(runners_: Sequence[ProjectionRunner]) -> None:
+async def catch_up(runners_: Sequence[Follower]) -> None:
     for runner in runners_:
-        while (await runner.run_batch()).events_read:
+        while (await runner.step()).events_read:
             pass
 
 

@@ -9,13 +9,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from sagas.orchestrator import FULFILLMENT
 from tests.integration.saga_world import SagaWorld
 from write_model.domain import fulfillment, product
 from write_model.domain.fulfillment import FulfillmentState
 from write_model.domain.order import Address, OrderStatus
 from write_model.event_types import build_registry
 from write_model.handlers import PRODUCT
-from write_model.sagas.orchestrator import FULFILLMENT
 
 NOWHERE = Address("1 Ice Shelf", "McMurdo", "0", "AQ")
 

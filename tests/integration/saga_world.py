@@ -12,6 +12,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from log_follower.consumer import Batch, KeyHandler, PerKeyConsumer
+from sagas import storage
+from sagas.choreography.participant import FulfillmentParticipant, participants
+from sagas.effects import Gateways
+from sagas.gateways.port import PaymentGateway, ShippingGateway
+from sagas.gateways.resilience import CallPolicy, ResilientPayments, ResilientShipping
+from sagas.gateways.simulated import (
+    Behaviour,
+    PaymentRules,
+    ShippingRules,
+    SimulatedPayments,
+    SimulatedShipping,
+)
+from sagas.ledger.port import GatewayLedger, LedgerEntry
+from sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator
 from tests.integration.read_side import postgres_store
 from tests.integration.write_side import build_bus
 from write_model import commands
@@ -24,21 +39,6 @@ from write_model.envelope import LogPosition, RecordedEvent
 from write_model.event_store.postgres import PostgresEventStore
 from write_model.event_types import build_registry
 from write_model.handlers import ORDER, PRODUCT
-from write_model.sagas import storage
-from write_model.sagas.choreography.participant import FulfillmentParticipant, participants
-from write_model.sagas.effects import Gateways
-from write_model.sagas.gateways.port import PaymentGateway, ShippingGateway
-from write_model.sagas.gateways.resilience import CallPolicy, ResilientPayments, ResilientShipping
-from write_model.sagas.gateways.simulated import (
-    Behaviour,
-    PaymentRules,
-    ShippingRules,
-    SimulatedPayments,
-    SimulatedShipping,
-)
-from write_model.sagas.ledger.port import GatewayLedger, LedgerEntry
-from write_model.sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator
-from write_model.sagas.process import react_to
 
 MODES = ("orchestration", "choreography")
 # What drives the sagas in a mode: the orchestrator, or the participants.
@@ -126,7 +126,7 @@ class SagaWorld:
         if isinstance(driver, FulfillmentOrchestrator):
             found = await self.events.read_streams([ORDER.stream_id(o) for o in order_ids])
             events = [event for stream in found.values() for event in stream]
-            await react_to(driver, events, asyncio.Semaphore(32))
+            await react_to(driver, events)
             return
         kinds = [ORDER.stream_type, *(p.participant.value for p in driver)]
         stream_ids = [f"{kind}-{order_id}" for kind in kinds for order_id in order_ids]
@@ -136,10 +136,10 @@ class SagaWorld:
             log = sorted((e for stream in found.values() for e in stream), key=_position)
             rounds = []
             for participant in driver:
-                new = [e for e in log if (participant.subscriber, e.event_id) not in seen]
-                seen.update((participant.subscriber, e.event_id) for e in new)
+                new = [e for e in log if (participant.name, e.event_id) not in seen]
+                seen.update((participant.name, e.event_id) for e in new)
                 if any(participant.key_of(e) is not None for e in new):
-                    rounds.append(react_to(participant, new, asyncio.Semaphore(32)))
+                    rounds.append(react_to(participant, new))
             if not rounds:
                 return
             await asyncio.gather(*rounds)
@@ -177,5 +177,16 @@ async def saga_world(
 ) -> AsyncIterator[SagaWorld]:
     async with postgres_store(max_size=30, dsn=dsn) as events:
         await storage.migrate_postgres(events.pool)
-        ledger = storage.postgres_storage(events.pool).ledger
+        ledger = storage.postgres_ledger(events.pool)
         yield SagaWorld(events, build_bus(events), ledger, mode)
+
+
+async def react_to(handler: KeyHandler, events: Sequence[RecordedEvent]) -> None:
+    """Hand events to a saga's handler as its follower does (each key's events in log order,
+    keys at once); a key that fails fails the call."""
+    if not events:
+        return
+    batch = Batch(events, max(event.log_position for event in events))
+    failures = await PerKeyConsumer(handler).handle(batch)
+    if failures:
+        raise failures[0].error

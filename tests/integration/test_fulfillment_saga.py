@@ -13,21 +13,21 @@ from typing import Any
 
 import pytest
 
-from tests.integration.saga_world import MODES, SagaWorld, saga_world
-from tests.integration.write_side import build_bus
-from write_model.domain.fulfillment import FulfillmentState, StepStatus
-from write_model.domain.order import Address, OrderStatus
-from write_model.event_store.port import EventStore
-from write_model.sagas.gateways.port import GatewayOutcome
-from write_model.sagas.gateways.resilience import CallPolicy
-from write_model.sagas.gateways.simulated import (
+from sagas.gateways.port import GatewayOutcome
+from sagas.gateways.resilience import CallPolicy
+from sagas.gateways.simulated import (
     Behaviour,
     PaymentRules,
     ShippingRules,
     SimulatedPayments,
     SimulatedShipping,
 )
-from write_model.sagas.orchestrator import FULFILLMENT
+from sagas.orchestrator import FULFILLMENT
+from tests.integration.saga_world import MODES, SagaWorld, saga_world
+from tests.integration.write_side import build_bus
+from write_model.domain.fulfillment import FulfillmentState, StepStatus
+from write_model.domain.order import Address, OrderStatus
+from write_model.event_store.port import EventStore
 
 pytestmark = pytest.mark.postgres
 

@@ -3,7 +3,9 @@ in-memory read store rebuilt from the log at start, projector in the same proces
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,6 +34,9 @@ async def dev_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}
+
+
 async def graphql(client: httpx.AsyncClient, query: str) -> dict:
     response = await client.post("/graphql", json={"query": query})
     body = response.json()
@@ -45,10 +50,20 @@ async def test_dev_mode_serves_writes_and_reads_and_replays_the_log_at_start(
     settings = embedded_settings(tmp_path)
     async with dev_client(settings) as client:
         ready = await client.get("/readyz", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
-        assert ready.json() == {
+        body = ready.json()
+        assert {key: body[key] for key in ("status", "checks")} == {
             "status": "ready",
             "checks": {"sqlite": "ok", "memory": "ok", "projections": "ok", "projector": "ok"},
         }
+        followers = {"orders", "customers", "products", "saga:fulfillment"}
+        assert set(body["followers"]) == followers
+        # Every follower runs in this process: each is led once its task has started.
+        deadline = time.monotonic() + 15
+        while set((await client.get("/readyz", headers=OPS)).json()["followers"].values()) != {
+            "ok"
+        }:
+            assert time.monotonic() < deadline, (await client.get("/readyz", headers=OPS)).text
+            await asyncio.sleep(0.05)
         data = await graphql(
             client,
             """mutation {

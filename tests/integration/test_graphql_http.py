@@ -186,8 +186,8 @@ async def test_health_readiness_and_metrics(
     )
     assert 'orders_events_appended_total{stream_type="Customer"} 1.0' in text
     assert 'orders_projection_lag_events{projection="customers"} 0.0' in text
-    assert 'orders_dead_letters{source="projections"} 0.0' in text
-    assert 'orders_dead_letters{source="saga"} 0.0' in text
+    assert 'orders_dead_letters{follower="orders"} 0.0' in text
+    assert 'orders_dead_letters{follower="saga:fulfillment"} 0.0' in text
 
 
 async def test_with_an_ops_port_the_checks_and_metrics_are_served_there_only(
@@ -201,9 +201,18 @@ async def test_with_an_ops_port_the_checks_and_metrics_are_served_there_only(
         assert (await ops.get("/healthz")).json() == {"status": "ok"}
         ready = await ops.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json() == {
+        body = ready.json()
+        assert {key: body[key] for key in ("status", "checks")} == {
             "status": "ready",
             "checks": {"postgres": "ok", "mongo": "ok", "projections": "ok", "listener": "ok"},
+        }
+        # This stack runs no projector or saga process: each follower is warned about,
+        # and the API stays ready.
+        assert body["followers"] == {
+            "customers": "no process leads projection customers",
+            "orders": "no process leads projection orders",
+            "products": "no process leads projection products",
+            "saga:fulfillment": "no process leads saga saga:fulfillment",
         }
         monkeypatch.setattr(stack.runtime.backend.documents, "load_checkpoint", _mongo_down)
         unready = await ops.get("/readyz")

@@ -11,9 +11,9 @@ from decimal import Decimal
 
 import pytest
 
-from read_model.dead_letters import DEAD_LETTERS
-from read_model.document_store.port import GuardedPut
+from log_follower.dead_letters.port import DeadLetter, LetterOwner
 from tests.integration.graphql_stack import ApiStack, api_stack
+from write_model.envelope import LogPosition
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mongo]
 
@@ -297,27 +297,24 @@ async def test_projection_statuses(stack: ApiStack) -> None:
 
 
 async def test_dead_letters_page_and_retry(stack: ApiStack) -> None:
-    documents = stack.runtime.backend.documents
+    stored = stack.runtime.backend.followers.dead_letters
     failed_at = datetime.now(UTC)
     letters = [
-        {
-            "_id": f"orders:event-{n}",
-            "_pos": f"{n:020d}:{n:020d}",
-            "subscriber": "orders",
-            "version": 1,
-            "eventId": f"event-{n}",
-            "streamId": "Order-poison",
-            "streamVersion": n,
-            "position": str(n),
-            "transactionId": str(n),
-            "type": "OrderItemAdded",
-            "error": "ValueError: poison",
-            "attempts": 4,
-            "failedAt": failed_at,
-        }
+        DeadLetter(
+            owner=LetterOwner("orders", 1),
+            key="Order-poison",
+            event_id=f"event-{n}",
+            stream_id="Order-poison",
+            stream_version=n,
+            log_position=LogPosition(n, n),
+            event_type="OrderItemAdded",
+            error="ValueError: poison",
+            attempts=4,
+            failed_at=failed_at,
+        )
         for n in range(1, 4)
     ]
-    await documents.bulk_write([GuardedPut(DEAD_LETTERS, letter) for letter in letters])
+    await stored.park(letters)
     query = """
     query($after: String) {
       deadLetters(first: 2, after: $after) {
@@ -325,12 +322,12 @@ async def test_dead_letters_page_and_retry(stack: ApiStack) -> None:
       }
     }"""
     first = (await stack.gql(query, {"after": None}))["deadLetters"]
-    assert [d["id"] for d in first] == ["orders:event-1", "orders:event-2"]
+    assert [d["id"] for d in first] == ["orders:v1:event-1", "orders:v1:event-2"]
     assert first[0]["attempts"] == 4 and first[0]["position"] == "1"
     rest = (await stack.gql(query, {"after": first[-1]["cursor"]}))["deadLetters"]
-    assert [d["id"] for d in rest] == ["orders:event-3"]
-    by_id = (await stack.gql(query, {"after": "orders:event-1"}))["deadLetters"]
-    assert [d["id"] for d in by_id] == ["orders:event-2", "orders:event-3"]
+    assert [d["id"] for d in rest] == ["orders:v1:event-3"]
+    by_id = (await stack.gql(query, {"after": "orders:v1:event-1"}))["deadLetters"]
+    assert [d["id"] for d in by_id] == ["orders:v1:event-2", "orders:v1:event-3"]
 
     retry = """
     mutation($id: ID!) {
@@ -338,10 +335,10 @@ async def test_dead_letters_page_and_retry(stack: ApiStack) -> None:
         __typename ... on DeadLetterRetried { id } ... on NotFoundError { code id message }
       }
     }"""
-    retried = (await stack.gql(retry, {"id": "orders:event-2"}))["retryDeadLetter"]
-    assert retried == {"__typename": "DeadLetterRetried", "id": "orders:event-2"}
-    stored = await documents.get(DEAD_LETTERS, "orders:event-3")
-    assert stored is not None and stored["retryRequested"] is True
+    retried = (await stack.gql(retry, {"id": "orders:v1:event-2"}))["retryDeadLetter"]
+    assert retried == {"__typename": "DeadLetterRetried", "id": "orders:v1:event-2"}
+    marked = await stored.get("orders:v1:event-3")
+    assert marked is not None and marked.retry_requested is True
     missing = (await stack.gql(retry, {"id": "nope"}))["retryDeadLetter"]
     assert missing["__typename"] == "NotFoundError" and missing["id"] == "nope"
-    await documents.delete_many(DEAD_LETTERS, {"streamId": "Order-poison"})
+    await stored.remove([letter.id for letter in letters])

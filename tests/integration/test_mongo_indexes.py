@@ -13,21 +13,19 @@ from typing import Any
 
 from pymongo import monitoring
 
-from read_model.dead_letters import DEAD_LETTERS, DeadLetters
 from read_model.document_store.mongo import MongoDocumentStore
 from read_model.document_store.port import POSITION_FIELD, GuardedPut, SortKey, UpdateMany
 from read_model.projections import ALL_PROJECTIONS
 from read_model.projections.customers import CUSTOMERS
 from read_model.projections.orders import ORDERS
 from read_model.projections.products import PRODUCTS
-from read_model.runner import ProjectionRunner, physical_collection
+from read_model.runner import ProjectionConsumer, physical_collection
 from schema.types import (
     CUSTOMER_ORDERING,
     ORDER_SORT_KEYS,
     PRODUCT_ORDERING,
 )
 from tests.conftest import service_url
-from write_model.event_store.memory import InMemoryEventStore
 from write_model.event_types import build_registry
 
 QUERY_COMMANDS = {"find", "aggregate", "update", "delete", "count"}
@@ -82,8 +80,7 @@ async def test_no_query_of_the_api_or_the_projector_is_a_collection_scan(unique:
     )
     try:
         for projection in ALL_PROJECTIONS:
-            runner = ProjectionRunner(projection, InMemoryEventStore(), store, build_registry())
-            await runner.ensure_indexes()
+            await ProjectionConsumer(projection, store, build_registry()).ensure_indexes()
         orders = physical_collection(ORDERS, 1)
         # A few documents, so that a plan has something to choose between.
         await store.bulk_write(
@@ -102,19 +99,6 @@ async def test_no_query_of_the_api_or_the_projector_is_a_collection_scan(unique:
                     },
                 )
                 for i in range(40)
-            ]
-            + [
-                GuardedPut(
-                    DEAD_LETTERS,
-                    {
-                        "_id": f"l{i}",
-                        POSITION_FIELD: f"{i:040d}",
-                        "subscriber": "orders",
-                        "version": 1,
-                        "streamId": f"Order-o{i % 2}",
-                    },
-                )
-                for i in range(10)
             ]
         )
 
@@ -143,20 +127,6 @@ async def test_no_query_of_the_api_or_the_projector_is_a_collection_scan(unique:
                 UpdateMany(orders, {"productIds": "p1"}, {"productNames.p1": "Pen"}),
             ],
         )
-        # Dead letters: every query of the module (API list, parked streams, retries, metric).
-        letters = DeadLetters(store)
-        first_page = await letters.page(2)
-        await letters.page(2, after=[first_page[-1][POSITION_FIELD], first_page[-1]["_id"]])
-        await letters.parked_streams("orders", 1)
-        await letters.of_stream("orders", 1, "Order-o1")
-        await letters.of_stream_anywhere("Order-o1")
-        assert await letters.request_retry("l1")
-        await letters.retry_requested("orders", 1)
-        await letters.clear_retry_request("orders", 1, "Order-o1")
-        await letters.remove("l2")
-        await letters.remove_stream("orders", 1, "Order-o0")
-        await letters.remove_version("orders", 1)
-        await letters.count()
         await store.list_checkpoints()
         # What changed after a position (re-sent to subscribers after a gap).
         await (

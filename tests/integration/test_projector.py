@@ -7,14 +7,15 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from read_model.batch import RetryResult
+from log_follower import storage as follower_storage
+from log_follower.dead_letters.port import LetterOwner
+from log_follower.follower import FollowerSettings
 from read_model.change_feed.in_process import InProcessChangeFeed
 from read_model.change_feed.port import DocumentChanged
-from read_model.dead_letters import DEAD_LETTERS, DeadLetters
 from read_model.document_store.port import Document, UpdateMany
 from read_model.projections.base import DocKey, ProjectedEvent, View
 from read_model.projections.orders import OrdersProjection
-from read_model.runner import ProjectionRunner, RunnerSettings
+from read_model.service import letter_document
 from tests.integration.read_side import (
     CONTEXT,
     HeldOpenStore,
@@ -27,6 +28,7 @@ from tests.integration.read_side import (
     runners,
 )
 from tests.integration.write_side import customer_and_product, one_item_order
+from tests.projecting import projection_runner
 from write_model import commands
 from write_model.event_types import build_registry
 
@@ -70,7 +72,7 @@ async def test_never_skips_an_event_of_a_late_committing_writer(unique: str) -> 
         writing = asyncio.gather(*(order_workload(bus, f"{unique}-{w}", 6) for w in range(8)))
         while not writing.done():
             for runner in projection_runners:
-                await runner.run_batch()
+                await runner.step()
             await asyncio.sleep(0.005)
         await writing
         await catch_up(projection_runners)
@@ -118,14 +120,17 @@ async def test_a_poison_event_parks_its_stream_and_retry_recovers_it(unique: str
         bus = build_bus(events)
         await order_workload(bus, unique, orders=4)  # o1 and o3 stay drafts
         poisoned = FailingFor(OrdersProjection(), f"Order-o1-{unique}")
-        runner = ProjectionRunner(
+        await follower_storage.migrate_postgres(events.pool)
+        stored = follower_storage.postgres_stores(events.pool).dead_letters
+        runner = projection_runner(
             poisoned,
             events,
             documents,
             build_registry(),
-            checkpoint_name=f"orders-{unique}",
-            settings=RunnerSettings(max_attempts=3, backoff_seconds=0.001),
+            settings=FollowerSettings(max_attempts=3, backoff_seconds=0.001),
+            dead_letters=stored,
         )
+        owner = LetterOwner(OrdersProjection.name, 1)
         await catch_up([runner])
         # Later events on the parked stream and on a healthy one.
         await bus.dispatch(
@@ -141,25 +146,25 @@ async def test_a_poison_event_parks_its_stream_and_retry_recovers_it(unique: str
         assert await documents.get("orders_v1", f"o1-{unique}") is None
         healthy = await documents.get("orders_v1", f"o3-{unique}")
         assert healthy is not None and healthy["version"] == 5
-        letters = await documents.find(
-            DEAD_LETTERS, {"subscriber": f"orders-{unique}"}, [], limit=100
-        )
-        assert {d["streamId"] for d in letters.documents} == {f"Order-o1-{unique}"}
-        assert len(letters.documents) == 5  # created, 2 items, address, then the later item
-        first = min(letters.documents, key=lambda d: d["streamVersion"])
+        letters = [
+            letter_document(letter)
+            for key in (f"Order-o1-{unique}", f"Order-o3-{unique}")
+            for letter in await stored.of_key(owner, key)
+        ]
+        assert {d["streamId"] for d in letters} == {f"Order-o1-{unique}"}
+        assert len(letters) == 5  # created, 2 items, address, then the later item
+        first = min(letters, key=lambda d: d["streamVersion"])
         assert first["attempts"] == 3 and "projection bug" in first["error"]
 
         poisoned.broken = False
-        assert await DeadLetters(documents).request_retry(first["_id"])
-        assert await runner.retry_parked(f"Order-o1-{unique}") == RetryResult(5, done=True)
+        assert await stored.request_retry(first["_id"])
+        assert await runner.retry_key(f"Order-o1-{unique}") is True
 
         recovered = await documents.get("orders_v1", f"o1-{unique}")
         assert recovered is not None and recovered["version"] == 5
         assert sum(i["quantity"] for i in recovered["items"]) == 4
-        remaining = await documents.find(
-            DEAD_LETTERS, {"subscriber": f"orders-{unique}"}, [], limit=100
-        )
-        assert remaining.documents == []
+        remaining = await stored.of_key(owner, f"Order-o1-{unique}")
+        assert remaining == []
         await bus.dispatch(
             commands.AddOrderItem(order_id=f"o1-{unique}", product_id=f"p0-{unique}", quantity=1),
             CONTEXT,
@@ -183,7 +188,7 @@ async def test_replaying_a_batch_after_a_crash_changes_nothing(unique: str) -> N
 
         # Roll every checkpoint back, as if the process died before saving them.
         for runner in projection_runners:
-            await runner.save_checkpoint(before[runner.checkpoint_name])
+            await runner.save(before[runner.checkpoint_name])
         await catch_up(projection_runners)
 
         assert await all_documents(documents) == first

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from read_model.append_signal.in_process import InProcessAppendSignal
-from read_model.leader_lock.in_process import InProcessLeaderLock
+from log_follower.follower import FollowerSettings
 from read_model.projections.orders import OrdersProjection
 from read_model.projector_process import (
     ProjectorDependencies,
@@ -14,7 +13,6 @@ from read_model.projector_process import (
     rebuild_projection,
     run_projection,
 )
-from read_model.runner import RunnerSettings
 from tests.integration.read_side import (
     CONTEXT,
     all_documents,
@@ -24,6 +22,7 @@ from tests.integration.read_side import (
     order_workload,
     runners,
 )
+from tests.projecting import follower_parts
 from write_model import commands
 from write_model.envelope import LogPosition
 from write_model.event_types import build_registry
@@ -35,10 +34,7 @@ def dependencies(events, documents, grace_seconds: float = 30.0) -> ProjectorDep
         documents=documents,
         registry=build_registry(),
         feed=None,
-        signal=InProcessAppendSignal(),
-        lock=InProcessLeaderLock(),
-        settings=RunnerSettings(batch_size=100),
-        poll_seconds=0.05,
+        parts=follower_parts(events, settings=FollowerSettings(batch_size=100, poll_seconds=0.05)),
         old_version_grace_seconds=grace_seconds,
     )
 
@@ -104,7 +100,6 @@ async def test_a_running_projector_switches_to_the_rebuilt_version(unique: str) 
                 ),
                 CONTEXT,
             )
-            deps.signal.notify()  # type: ignore[attr-defined]
             while True:
                 order = await documents.get(f"orders_v{version}", f"o1-{unique}")
                 if order is not None and order["version"] == 5:

@@ -12,19 +12,20 @@ from typing import Any
 
 import pytest
 
-from app.bootstrap import command_bus, saga_subscribers
-from tests.integration.graphql_stack import ApiStack, api_stack
-from tests.subscriber_loop import eventually, subscriber_running
-from write_model.domain.money import Money
-from write_model.sagas.gateways.port import GatewayOutcome, PaymentGateway
-from write_model.sagas.gateways.simulated import (
+from app.bootstrap import command_bus, follower_parts
+from log_follower.consumer import PerKeyConsumer
+from log_follower.follower import Follower
+from sagas.gateways.port import GatewayOutcome, PaymentGateway
+from sagas.gateways.simulated import (
     PaymentRules,
     ShippingRules,
     SimulatedPayments,
     SimulatedShipping,
 )
-from write_model.sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator, Gateways
-from write_model.sagas.process import SubscriberDependencies
+from sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator, Gateways
+from tests.integration.graphql_stack import ApiStack, api_stack
+from tests.subscriber_loop import eventually, subscriber_running
+from write_model.domain.money import Money
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mongo]
 
@@ -80,11 +81,11 @@ class RefusingRefunds:
         return await self.inner.refund(key, charge_key)
 
 
-def saga_dependencies_on(stack: ApiStack, payments: RefusingRefunds) -> SubscriberDependencies:
+def saga_dependencies_on(stack: ApiStack, payments: RefusingRefunds) -> Follower:
     """The saga process's loop on the stack's PostgreSQL, on these payments, trying a
     failing saga twice and looking at retry requests often."""
     backend = stack.runtime.backend
-    shipping = SimulatedShipping(backend.saga.ledger, ShippingRules(frozenset({"AQ"})))
+    shipping = SimulatedShipping(backend.ledger, ShippingRules(frozenset({"AQ"})))
     orchestrator = FulfillmentOrchestrator(
         backend.events,
         backend.registry,
@@ -92,14 +93,15 @@ def saga_dependencies_on(stack: ApiStack, payments: RefusingRefunds) -> Subscrib
         Gateways(payments, shipping),
         clock=lambda: datetime.now(UTC),
     )
-    return replace(
-        saga_subscribers(stack.settings, backend)[0],
-        reaction=orchestrator,
+    parts = follower_parts(stack.settings, backend)
+    settings = replace(
+        parts.settings,
         poll_seconds=0.05,
         max_attempts=2,
         backoff_seconds=0.01,
         maintenance_seconds=0.05,
     )
+    return Follower(PerKeyConsumer(orchestrator), replace(parts, settings=settings))
 
 
 async def saga_ended(stack: ApiStack, order_id: str) -> str | None:
@@ -115,9 +117,7 @@ async def test_a_refused_refund_is_a_saga_dead_letter_listed_with_the_projection
     stuck, fine = f"o-stuck-{unique}", f"o-fine-{unique}"
     async with api_stack(consistency_wait_seconds=5.0) as stack:
         await stack.gql(SETUP, {"customer": customer, "product": product})
-        payments = RefusingRefunds(
-            SimulatedPayments(stack.runtime.backend.saga.ledger, PaymentRules())
-        )
+        payments = RefusingRefunds(SimulatedPayments(stack.runtime.backend.ledger, PaymentRules()))
         async with subscriber_running(saga_dependencies_on(stack, payments)):
             await stack.ghost_order_item(f"o-ghost-{unique}")
             # No shipping to AQ: the payment is to be refunded, and the provider refuses.

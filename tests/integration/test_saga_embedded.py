@@ -18,10 +18,14 @@ from app.bootstrap import (
     build_read_model,
     command_bus,
     embedded_backend,
-    run_subscribers,
-    saga_subscribers,
+    follower_parts,
+    run_followers,
+    saga_consumers,
 )
 from app.settings import Settings
+from log_follower.dead_letters.port import PARKED_BEHIND, DeadLetter, LetterOwner
+from log_follower.follower import Follower
+from sagas.orchestrator import FULFILLMENT, SUBSCRIBER
 from tests.integration.saga_world import MODES
 from tests.integration.write_side import customer_and_product
 from tests.subscriber_loop import eventually, subscriber_running
@@ -30,8 +34,6 @@ from write_model.command_context import CommandContext
 from write_model.domain.order import Address
 from write_model.envelope import EventMetadata, NewEvent
 from write_model.event_store.port import ANY
-from write_model.sagas.dead_letters.port import PARKED_BEHIND, SagaLetter
-from write_model.sagas.orchestrator import FULFILLMENT, SUBSCRIBER
 
 CONTEXT = CommandContext(correlation_id="embedded-saga-test")
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
@@ -46,7 +48,11 @@ async def saga_running_until(settings: Settings, order_id: str, last_type: str) 
     """Run the saga of a fresh `orders dev` backend until the order's saga ends."""
     async with embedded_backend(settings) as backend:
         stop = asyncio.Event()
-        loop = asyncio.create_task(run_subscribers(saga_subscribers(settings, backend), stop))
+        loop = asyncio.create_task(
+            run_followers(
+                saga_consumers(settings, backend), follower_parts(settings, backend), stop
+            )
+        )
         try:
             deadline = time.monotonic() + 10
             while True:
@@ -84,10 +90,10 @@ async def test_a_restarted_orders_dev_does_not_run_a_finished_saga_again(
 
     async with embedded_backend(settings) as backend:
         saga_events = await backend.events.read_stream(FULFILLMENT.stream_id(order_id))
-        charges = await backend.saga.ledger.entries("payment")
-        shipments = await backend.saga.ledger.entries("shipping")
-        subscribers = [d.reaction.subscriber for d in saga_subscribers(settings, backend)]
-        checkpoints = [await backend.saga.checkpoints.load(name) for name in subscribers]
+        charges = await backend.ledger.entries("payment")
+        shipments = await backend.ledger.entries("shipping")
+        subscribers = [consumer.name for consumer in saga_consumers(settings, backend)]
+        checkpoints = [await backend.followers.checkpoint.load(name) for name in subscribers]
         head = await backend.events.head_position()
         shipped = await backend.events.read_stream(f"Shipping-{order_id}")
     assert [e.type for e in saga_events].count("StepSucceeded") == 3
@@ -108,23 +114,27 @@ async def test_orders_dev_keeps_the_saga_dead_letters_across_a_restart(
     tmp_path: Path, unique: str
 ) -> None:
     settings = embedded_settings(tmp_path, "orchestration").model_copy(
-        update={"saga_max_attempts": 1, "saga_backoff_seconds": 0.0}
+        update={"follower_max_attempts": 1, "follower_backoff_seconds": 0.0}
     )
     poison = f"o-poison-{unique}"
     async with embedded_backend(settings) as backend:
         await poison_trigger(backend, poison, "OrderSubmitted")
-        async with subscriber_running(saga_subscribers(settings, backend)[0]):
+        async with subscriber_running(
+            Follower(saga_consumers(settings, backend)[0], follower_parts(settings, backend))
+        ):
             [parked] = await eventually(
-                lambda: backend.saga.dead_letters.of_key(SUBSCRIBER, poison)
+                lambda: backend.followers.dead_letters.of_key(LetterOwner(SUBSCRIBER), poison)
             )
 
     async with embedded_backend(settings) as backend:  # restarted
         listed = await build_read_model(settings, backend).dead_letters.page(10)
         # The restarted saga knows the key is parked: its next event is parked behind.
         await poison_trigger(backend, poison, "OrderCancelled")
-        async with subscriber_running(saga_subscribers(settings, backend)[0]):
+        async with subscriber_running(
+            Follower(saga_consumers(settings, backend)[0], follower_parts(settings, backend))
+        ):
             letters = await eventually(
-                lambda: _two(backend.saga.dead_letters.of_key(SUBSCRIBER, poison))
+                lambda: _two(backend.followers.dead_letters.of_key(LetterOwner(SUBSCRIBER), poison))
             )
     assert [(d["_id"], d["subscriber"], d["streamId"]) for d in listed] == [
         (parked.id, SUBSCRIBER, f"Order-{poison}")
@@ -133,6 +143,6 @@ async def test_orders_dev_keeps_the_saga_dead_letters_across_a_restart(
     assert (letters[1].event_type, letters[1].error) == ("OrderCancelled", PARKED_BEHIND)
 
 
-async def _two(letters: Awaitable[list[SagaLetter]]) -> list[SagaLetter] | None:
+async def _two(letters: Awaitable[list[DeadLetter]]) -> list[DeadLetter] | None:
     found = await letters
     return found if len(found) == 2 else None

@@ -13,6 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from log_follower import storage as follower_storage
+from log_follower.dead_letters.port import LetterOwner
+from sagas.orchestrator import FULFILLMENT, SUBSCRIBER
 from tests.integration.app_process import SagaProcess
 from tests.integration.private_services import free_port
 from tests.integration.read_side import own_postgres_database
@@ -20,8 +23,6 @@ from tests.integration.saga_world import saga_world
 from tests.subscriber_loop import eventually
 from write_model.envelope import EventMetadata, NewEvent
 from write_model.event_store.port import ANY
-from write_model.sagas import storage
-from write_model.sagas.orchestrator import FULFILLMENT, SUBSCRIBER
 
 pytestmark = [pytest.mark.postgres]
 
@@ -74,8 +75,8 @@ async def test_orders_saga_runs_without_mongo_and_parks_a_poison_trigger(
                 return bool(events) and events[-1].type == "FulfillmentCompleted"
 
             await eventually(completed)
-            letters = storage.postgres_storage(world.events.pool).dead_letters
-            [letter] = await eventually(lambda: letters.of_key(SUBSCRIBER, poison))
+            letters = follower_storage.postgres_stores(world.events.pool).dead_letters
+            [letter] = await eventually(lambda: letters.of_key(LetterOwner(SUBSCRIBER), poison))
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops_port}") as ops:
                 ready = await ops.get("/readyz")
                 metrics = (await ops.get("/metrics")).text
@@ -86,7 +87,7 @@ async def test_orders_saga_runs_without_mongo_and_parks_a_poison_trigger(
     assert letter.attempts == 2 and letter.stream_id == f"Order-{poison}"
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"postgres": "ok", "listener": "ok"}
-    assert 'orders_dead_letters{source="saga"} 1.0' in metrics
+    assert 'orders_dead_letters{follower="saga:fulfillment"} 1.0' in metrics
     assert "MONGO_URL" not in log
     parked = [line for line in log.splitlines() if "parked event" in line]
     assert len(parked) == 1

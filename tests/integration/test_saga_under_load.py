@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sagas.gateways.simulated import PaymentRules, ShippingRules
 from tests.conftest import service_url
 from tests.integration.app_process import SagaProcess
 from tests.integration.read_side import isolated_stack
@@ -26,7 +27,6 @@ from tests.integration.saga_invariants import (
 )
 from tests.integration.saga_world import MODES, saga_world
 from write_model.domain.order import OrderStatus
-from write_model.sagas.gateways.simulated import PaymentRules, ShippingRules
 
 pytestmark = [pytest.mark.postgres]
 

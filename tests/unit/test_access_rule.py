@@ -25,9 +25,9 @@ from read_model.projections.base import DocKey, ProjectedEvent, View
 from read_model.projections.customers import CUSTOMERS
 from read_model.projections.orders import ORDERS
 from read_model.projections.products import PRODUCTS
-from read_model.runner import ProjectionRunner
 from read_model.scoped import OWNERSHIP, Ownership, OwnershipUndeclared, ScopedReadModel
 from read_model.service import ReadModel
+from tests.projecting import projection_runner
 from write_model import commands
 from write_model.access import Forbidden
 from write_model.bus import CommandBus
@@ -109,8 +109,8 @@ class World:
 
     async def project(self) -> None:
         for projection in ALL_PROJECTIONS:
-            runner = ProjectionRunner(projection, self.events, self.documents, REGISTRY)
-            while (await runner.run_batch()).events_read:
+            runner = projection_runner(projection, self.events, self.documents, REGISTRY)
+            while (await runner.step()).events_read:
                 pass
 
 

@@ -42,7 +42,9 @@ def one_shot(services: dict[str, dict[str, Any]]) -> set[str]:
 def test_every_service_has_an_image_a_health_check_and_a_restart_policy(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    assert {"postgres", "mongo", "migrate", "api", "projector", "saga"} <= set(services)
+    assert {"postgres", "mongo", "kafka", "migrate", "api", "projector", "saga", "relay"} <= set(
+        services
+    )
     jobs = one_shot(services)
     assert jobs == {"migrate"}
     for name, service in services.items():
@@ -56,7 +58,7 @@ def test_every_service_has_an_image_a_health_check_and_a_restart_policy(
 
 def test_the_app_is_one_image_built_once(services: dict[str, dict[str, Any]]) -> None:
     apps = orders_services(services)
-    assert set(apps) == {"migrate", "api", "projector", "saga"}
+    assert set(apps) == {"migrate", "api", "projector", "saga", "relay"}
     assert {service["image"] for service in apps.values()} == {"orders:local"}
     assert [name for name, service in apps.items() if "build" in service] == ["migrate"]
 

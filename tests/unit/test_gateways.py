@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from write_model.domain.money import Money
-from write_model.domain.order import Address
-from write_model.sagas.gateways.port import GatewayOutcome, TransientGatewayError
-from write_model.sagas.gateways.resilience import CallPolicy, CircuitBreaker, Resilient
-from write_model.sagas.gateways.simulated import (
+from sagas.gateways.port import GatewayOutcome, TransientGatewayError
+from sagas.gateways.resilience import CallPolicy, CircuitBreaker, Resilient
+from sagas.gateways.simulated import (
     Behaviour,
     PaymentRules,
     ShippingRules,
     SimulatedPayments,
     SimulatedShipping,
 )
-from write_model.sagas.ledger.memory import InMemoryLedger
+from sagas.ledger.memory import InMemoryLedger
+from write_model.domain.money import Money
+from write_model.domain.order import Address
 
 USD_50 = Money(Decimal("50.00"), "USD")
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")

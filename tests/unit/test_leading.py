@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from read_model.leader_lock.in_process import InProcessLeaderLock
-from read_model.leader_lock.leading import lead_until_stopped
+from log_follower.leader_lock.in_process import InProcessLeaderLock
+from log_follower.leader_lock.leading import lead_until_stopped
 
 
 async def test_a_standby_stops_at_once_and_a_leader_finishes_its_step() -> None:

@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 
-from read_model.append_signal.in_process import InProcessAppendSignal
-from read_model.batch import RetryResult
-from read_model.dead_letters import DeadLetters
+from log_follower.append_signal.in_process import InProcessAppendSignal
+from log_follower.dead_letters.memory import InMemoryDeadLetters
+from log_follower.dead_letters.port import LetterOwner
+from log_follower.follower import Follower, FollowerSettings
+from log_follower.leader_lock.in_process import InProcessLeaderLock
+from log_follower.source.log import LogSource
 from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.document_store.port import Checkpoint, Document, ProjectionState, UpdateMany
-from read_model.leader_lock.in_process import InProcessLeaderLock
 from read_model.projections.base import DocKey, ProjectedEvent, Projection, View
 from read_model.projections.customers import CustomersProjection
 from read_model.projections.orders import OrdersProjection
@@ -31,8 +33,9 @@ from read_model.projector_process import (
     rebuild_projection,
     run_projection,
 )
-from read_model.runner import ProjectionRunner, RunnerSettings
+from read_model.service import letter_document
 from read_model.status import projection_statuses
+from tests.projecting import follower_parts, projection_runner
 from tests.unit.appending import REGISTRY, append
 from write_model.domain.customer import CustomerRegistered
 from write_model.domain.money import Money
@@ -45,7 +48,7 @@ from write_model.domain.order import (
 from write_model.envelope import LogPosition
 from write_model.event_store.memory import InMemoryEventStore
 
-FAST = RunnerSettings(batch_size=50, max_attempts=2, backoff_seconds=0.0)
+FAST = FollowerSettings(batch_size=50, max_attempts=2, backoff_seconds=0.0)
 
 
 def item(product: str, quantity: int = 1) -> OrderItemAdded:
@@ -123,8 +126,50 @@ class FlakyStore:
         return call
 
 
-async def until_idle(runner: ProjectionRunner) -> None:
-    while (await runner.run_batch()).events_read:
+class DeadLetters:
+    """The projections' letters as this suite reads them: per projection and version."""
+
+    def __init__(self, store: InMemoryDeadLetters) -> None:
+        self.store = store
+
+    async def parked_streams(self, subscriber: str, version: int) -> set[str]:
+        return await self.store.parked_keys(LetterOwner(subscriber, version))
+
+    async def of_stream(self, subscriber: str, version: int, stream_id: str) -> list[Document]:
+        letters = await self.store.of_key(LetterOwner(subscriber, version), stream_id)
+        return [letter_document(letter) for letter in letters]
+
+    async def request_retry(self, letter_id: str) -> bool:
+        return await self.store.request_retry(letter_id)
+
+    async def count(self) -> int:
+        return await self.store.count()
+
+
+@dataclass
+class FlakyLetters(InMemoryDeadLetters):
+    """Dead letters whose chosen operations fail like a dropped connection."""
+
+    failing: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def __getattribute__(self, name: str) -> Any:
+        failing = object.__getattribute__(self, "failing")
+        method = object.__getattribute__(self, name)
+        if failing.get(name, 0) <= 0:
+            return method
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            failing[name] -= 1
+            raise ConnectionError(f"{name}: connection reset")
+
+        return call
+
+
+async def until_idle(runner: Follower) -> None:
+    while (await runner.step()).events_read:
         pass
 
 
@@ -139,9 +184,12 @@ async def customer_with_orders(events: InMemoryEventStore, orders: int) -> None:
 
 async def test_a_retried_event_counts_once_even_when_the_retry_crashes_and_runs_again() -> None:
     events, store = InMemoryEventStore(), InMemoryDocumentStore()
+    letters = FlakyLetters()
     await customer_with_orders(events, 1)
     projection = Breakable(CustomersProjection(), on_stream("Order-o1"))
-    runner = ProjectionRunner(projection, events, store, REGISTRY, settings=FAST)
+    runner = projection_runner(
+        projection, events, store, REGISTRY, settings=FAST, dead_letters=letters
+    )
     await append(events, "Order-o1", OrderCreated("o1", "c1", Decimal("0.10")))
     # Later orders of the same customer move the customer document past the parked event.
     for n in range(2, 5):
@@ -151,33 +199,40 @@ async def test_a_retried_event_counts_once_even_when_the_retry_crashes_and_runs_
     assert customer is not None and customer["orderCount"] == 4  # o0, o2, o3, o4
 
     projection.broken = lambda event: False
-    flaky = FlakyStore(store, {"delete_many": 1})  # the crash: letter not yet removed
-    crashing = ProjectionRunner(projection, events, flaky, REGISTRY, settings=FAST)  # type: ignore[arg-type]
+    letters.failing = {"remove": 1}  # the crash: letter not yet removed
+    crashing = projection_runner(
+        projection, events, store, REGISTRY, settings=FAST, dead_letters=letters
+    )
     with pytest.raises(ConnectionError):
-        await crashing.retry_parked("Order-o1")
+        await crashing.retry_key("Order-o1")
     assert (await store.get("customers_v1", "c1"))["orderCount"] == 5  # type: ignore[index]
 
-    restarted = ProjectionRunner(projection, events, store, REGISTRY, settings=FAST)
-    assert await restarted.retry_parked("Order-o1") == RetryResult(1, done=True)
+    restarted = projection_runner(
+        projection, events, store, REGISTRY, settings=FAST, dead_letters=letters
+    )
+    assert await restarted.retry_key("Order-o1") is True
 
     customer = await store.get("customers_v1", "c1")
     assert customer is not None and customer["orderCount"] == 5, "o1 counted once"
-    assert await DeadLetters(store).parked_streams("customers", 1) == set()
+    assert await DeadLetters(letters).parked_streams("customers", 1) == set()
 
 
 async def test_a_retry_that_fails_part_way_keeps_only_the_letters_of_what_did_not_land() -> None:
     events, store = InMemoryEventStore(), InMemoryDocumentStore()
     await customer_with_orders(events, 0)
     projection = Breakable(OrdersProjection(), on_stream("Order-o1"))
-    runner = ProjectionRunner(projection, events, store, REGISTRY, settings=FAST)
+    stored = InMemoryDeadLetters()
+    runner = projection_runner(
+        projection, events, store, REGISTRY, settings=FAST, dead_letters=stored
+    )
     await append(events, "Order-o1", OrderCreated("o1", "c1", Decimal("0.10")), item("pen"))
     await append(events, "Order-o1", item("ink"), item("pad"))
     await until_idle(runner)
-    letters = DeadLetters(store)
+    letters = DeadLetters(stored)
     assert len(await letters.of_stream("orders", 1, "Order-o1")) == 4
 
     projection.broken = on_stream("Order-o1", from_version=3)  # a partial fix
-    assert await runner.retry_parked("Order-o1") == RetryResult(2, done=False)
+    assert await runner.retry_key("Order-o1") is False
 
     left = await letters.of_stream("orders", 1, "Order-o1")
     assert [letter["streamVersion"] for letter in left] == [3, 4]
@@ -193,7 +248,7 @@ async def test_a_retry_that_fails_part_way_keeps_only_the_letters_of_what_did_no
         5,
     ]
     projection.broken = lambda event: False
-    assert await runner.retry_parked("Order-o1") == RetryResult(3, done=True)
+    assert await runner.retry_key("Order-o1") is True
     order = await store.get("orders_v1", "o1")
     assert order is not None and order["version"] == 5
     assert [i["productId"] for i in order["items"]] == ["pen", "ink", "pad", "cap"]
@@ -204,8 +259,9 @@ async def test_a_retry_that_fails_part_way_keeps_only_the_letters_of_what_did_no
 
 async def test_a_storage_error_fails_the_batch_and_parks_nothing() -> None:
     events, memory = InMemoryEventStore(), InMemoryDocumentStore()
+    stored = InMemoryDeadLetters()
     await customer_with_orders(events, 2)
-    runner = ProjectionRunner(CustomersProjection(), events, memory, REGISTRY, settings=FAST)
+    runner = projection_runner(CustomersProjection(), events, memory, REGISTRY, settings=FAST)
     await until_idle(runner)
     total = Money(Decimal("2.00"), "USD")
     await append(events, "Order-o1", OrderSubmitted(total, Money.zero("USD"), total))
@@ -213,36 +269,40 @@ async def test_a_storage_error_fails_the_batch_and_parks_nothing() -> None:
     # the customer is read in the middle of the batch: that read fails, twice.
     await append(events, "Order-o1", OrderConfirmed())
     store = FlakyStore(memory, {"get_many": 2}, only_on="customers_v1")
-    runner = ProjectionRunner(CustomersProjection(), events, store, REGISTRY, settings=FAST)  # type: ignore[arg-type]
+    runner = projection_runner(
+        CustomersProjection(), events, store, REGISTRY, settings=FAST, dead_letters=stored
+    )
     for _ in range(2):
         with pytest.raises(ConnectionError):
-            await runner.run_batch()
+            await runner.step()
     for method in ("bulk_write", "save_checkpoint"):
         store.failing, store.only_on = {method: 1}, None
         with pytest.raises(ConnectionError):
-            await runner.run_batch()
+            await runner.step()
 
     await until_idle(runner)
 
     customer = await memory.get("customers_v1", "c1")
     assert customer is not None and customer["lifetimeValue"]["amount"] == "2.00"
-    assert await DeadLetters(memory).count() == 0, "a healthy stream was parked"
+    assert await DeadLetters(stored).count() == 0, "a healthy stream was parked"
 
 
 async def test_a_stream_is_skipped_only_once_its_letters_are_stored() -> None:
     events, memory = InMemoryEventStore(), InMemoryDocumentStore()
     await customer_with_orders(events, 0)
     projection = Breakable(OrdersProjection(), on_stream("Order-o1"))
-    store = FlakyStore(memory, {"bulk_write": 1})  # the first write is the letters'
-    runner = ProjectionRunner(projection, events, store, REGISTRY, settings=FAST)  # type: ignore[arg-type]
+    stored = FlakyLetters(failing={"park": 1})
+    runner = projection_runner(
+        projection, events, memory, REGISTRY, settings=FAST, dead_letters=stored
+    )
     await append(events, "Order-o1", OrderCreated("o1", "c1", Decimal("0.10")))
     await append(events, "Order-o2", OrderCreated("o2", "c1", Decimal("0.10")))
     with pytest.raises(ConnectionError):
-        await runner.run_batch()
+        await runner.step()
 
     await until_idle(runner)
 
-    [letter] = await DeadLetters(memory).of_stream("orders", 1, "Order-o1")
+    [letter] = await DeadLetters(stored).of_stream("orders", 1, "Order-o1")
     assert "projection bug" in letter["error"] and letter["attempts"] == FAST.max_attempts
     assert await memory.get("orders_v1", "o2") is not None
 
@@ -251,18 +311,28 @@ async def test_a_stream_is_skipped_only_once_its_letters_are_stored() -> None:
 
 
 def dependencies(
-    events: InMemoryEventStore, store: Any, batch_size: int = 50
+    events: InMemoryEventStore,
+    store: Any,
+    letters: InMemoryDeadLetters,
+    batch_size: int = 50,
+    lock: InProcessLeaderLock | None = None,
 ) -> ProjectorDependencies:
+    settings = FollowerSettings(
+        batch_size=batch_size,
+        max_attempts=2,
+        backoff_seconds=0.0,
+        poll_seconds=0.01,
+        maintenance_seconds=0.05,
+    )
+    parts = follower_parts(events, settings=settings, dead_letters=letters)
+    if lock is not None:
+        parts = replace(parts, source=LogSource(events, lock, InProcessAppendSignal()))
     return ProjectorDependencies(
         events=events,
         documents=store,
         registry=REGISTRY,
         feed=None,
-        signal=InProcessAppendSignal(),
-        lock=InProcessLeaderLock(),
-        settings=RunnerSettings(batch_size=batch_size, max_attempts=2, backoff_seconds=0.0),
-        poll_seconds=0.01,
-        maintenance_seconds=0.05,
+        parts=parts,
         old_version_grace_seconds=0.0,
     )
 
@@ -279,15 +349,16 @@ async def test_letters_follow_their_version_through_a_rebuild_and_switch() -> No
     await customer_with_orders(events, 0)
     await append(events, "Order-o1", OrderCreated("o1", "c1", Decimal("0.10")))
     await append(events, "Order-o2", OrderCreated("o2", "c1", Decimal("0.10")))
-    letters = DeadLetters(store)
+    stored = InMemoryDeadLetters()
+    letters = DeadLetters(stored)
     # Version 1 fails on o1 (a bug since fixed); the rebuild fails on o2 (a new one).
     live = Breakable(OrdersProjection(), on_stream("Order-o1"))
-    runner = ProjectionRunner(live, events, store, REGISTRY, settings=FAST)
+    runner = projection_runner(live, events, store, REGISTRY, settings=FAST, dead_letters=stored)
     await until_idle(runner)
     assert await letters.parked_streams("orders", 1) == {"Order-o1"}
 
     rebuilt = Breakable(OrdersProjection(), on_stream("Order-o2"))
-    deps = dependencies(events, store)
+    deps = dependencies(events, store, stored)
     assert await rebuild_projection(deps, rebuilt, take_over_seconds=1) == 2
 
     assert await active_version(store, "orders") == 2
@@ -297,7 +368,6 @@ async def test_letters_follow_their_version_through_a_rebuild_and_switch() -> No
     try:
         # The new version is not blocked by the old version's letters, and those go with it.
         await append(events, "Order-o1", item("pen"))
-        deps.signal.notify()  # type: ignore[attr-defined]
 
         async def o1_flows() -> bool:
             order = await store.get("orders_v2", "o1")
@@ -338,11 +408,24 @@ class CheckpointRecorder:
             self.saved.append(checkpoint)
         await self.inner.save_checkpoint(checkpoint)
 
-    async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int:
-        if collection == "dead_letters":
-            live = await self.inner.load_checkpoint("orders")
-            self.retried_at.append(live.position if live else LogPosition.start())
-        return await self.inner.delete_many(collection, filter)
+    async def letters_removed(self) -> None:
+        live = await self.inner.load_checkpoint("orders")
+        self.retried_at.append(live.position if live else LogPosition.start())
+
+
+@dataclass
+class RecordedLetters(InMemoryDeadLetters):
+    """Letters that tell the recorder when they are removed (a retry landing)."""
+
+    recorder: CheckpointRecorder | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    async def remove(self, letter_ids: Sequence[str]) -> None:
+        if self.recorder is not None:
+            await self.recorder.letters_removed()
+        await super().remove(letter_ids)
 
 
 async def test_retries_and_switches_do_not_wait_for_the_projector_to_catch_up() -> None:
@@ -350,20 +433,24 @@ async def test_retries_and_switches_do_not_wait_for_the_projector_to_catch_up() 
     await customer_with_orders(events, 0)
     await append(events, "Order-o0", OrderCreated("o0", "c1", Decimal("0.10")))
     broken = Breakable(OrdersProjection(), on_stream("Order-o0"))
-    await until_idle(ProjectionRunner(broken, events, memory, REGISTRY, settings=FAST))
-    [letter] = await DeadLetters(memory).of_stream("orders", 1, "Order-o0")
+    stored = RecordedLetters()
+    await until_idle(
+        projection_runner(broken, events, memory, REGISTRY, settings=FAST, dead_letters=stored)
+    )
+    [letter] = await DeadLetters(stored).of_stream("orders", 1, "Order-o0")
     # A rebuild made ready while another process led (its switch is left to the leader),
     # a retry requested, and a long backlog: every batch the projector reads is full.
     held = InProcessLeaderLock()
-    deps = replace(dependencies(events, memory, batch_size=10), lock=held)
-    async with held.hold("projection orders"):
+    deps = dependencies(events, memory, stored, batch_size=10, lock=held)
+    async with held.hold("orders"):
         version = await rebuild_projection(deps, OrdersProjection(), take_over_seconds=0.01)
-    assert await DeadLetters(memory).request_retry(letter["_id"])
+    assert await DeadLetters(stored).request_retry(letter["_id"])
     for n in range(1, 400):
         await append(events, f"Order-b{n}", OrderCreated(f"b{n}", "c1", Decimal("0.10")))
     head = await events.head_position()
 
     store = CheckpointRecorder(memory)
+    stored.recorder = store
     stop = asyncio.Event()
     leading = asyncio.create_task(
         run_projection(replace(deps, documents=store), OrdersProjection(), stop)
@@ -394,7 +481,7 @@ async def _at_head(store: InMemoryDocumentStore, version: int, head: LogPosition
 async def test_a_projection_whose_leader_went_quiet_while_events_wait_is_stopped() -> None:
     events, store = InMemoryEventStore(), InMemoryDocumentStore()
     await customer_with_orders(events, 1)
-    runner = ProjectionRunner(OrdersProjection(), events, store, REGISTRY, settings=FAST)
+    runner = projection_runner(OrdersProjection(), events, store, REGISTRY, settings=FAST)
     await until_idle(runner)
 
     async def state() -> ProjectionState:
@@ -408,5 +495,5 @@ async def test_a_projection_whose_leader_went_quiet_while_events_wait_is_stopped
     await append(events, "Order-o9", OrderCreated("o9", "c1", Decimal("0.10")))
     assert await state() == ProjectionState.STOPPED
     # A leader that beats (saves its checkpoint without moving) is alive, lag or not.
-    await runner.save_checkpoint(await runner.position())
+    await runner.save(await runner.position())
     assert await state() == ProjectionState.RUNNING

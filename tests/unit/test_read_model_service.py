@@ -11,8 +11,8 @@ import pytest
 
 from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.projections import ALL_PROJECTIONS
-from read_model.runner import ProjectionRunner
 from read_model.service import ReadModel, ReadModelBehind
+from tests.projecting import projection_runner
 from tests.unit.appending import REGISTRY, append
 from write_model.domain.customer import CustomerRegistered
 from write_model.event_store.memory import InMemoryEventStore
@@ -49,8 +49,8 @@ async def test_many_waiting_requests_share_one_reader_of_the_checkpoints() -> No
     await asyncio.sleep(0.3)
     assert not any(task.done() for task in waiting)
     for projection in ALL_PROJECTIONS:
-        runner = ProjectionRunner(projection, events, memory, REGISTRY)
-        while (await runner.run_batch()).events_read:
+        runner = projection_runner(projection, events, memory, REGISTRY)
+        while (await runner.step()).events_read:
             pass
     service.checkpoints_moved()  # what the change feed says after a write
     await asyncio.wait_for(asyncio.gather(*waiting), 2)

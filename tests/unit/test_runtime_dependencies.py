@@ -13,13 +13,17 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("app", "schema", "read_model", "write_model")
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+# The packages the wheel ships (pyproject.toml's package discovery).
+PACKAGES = tuple(
+    pattern.rstrip("*")
+    for pattern in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+)
 
 
 def runtime_distributions() -> set[str]:
     """The runtime dependencies of pyproject.toml and everything they require."""
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    pending = [Requirement(text) for text in pyproject["project"]["dependencies"]]
+    pending = [Requirement(text) for text in PYPROJECT["project"]["dependencies"]]
     found: set[str] = set()
     while pending:
         requirement = pending.pop()

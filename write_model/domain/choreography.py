@@ -9,7 +9,7 @@ inventory release. OrderCancelled reaches every participant, and each undoes its
 
 `respond` says how a participant answers a trigger given its own state; `decide`/`evolve`
 record what it did, each recording idempotent, so a trigger handled again after a crash
-records nothing twice. Running the effects is write_model/sagas/choreography/.
+records nothing twice. Running the effects is sagas/choreography/.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The fulfillment saga of one order as a decider, on the stream `Fulfillment-<orderId>`.
 
 The saga records what it did; `next_action` says what to do next. The orchestrator
-(write_model/sagas/orchestrator.py) runs that action (step commands on the bus, gateway
+(sagas/orchestrator.py) runs that action (step commands on the bus, gateway
 calls) and records its outcome with one of the commands below, until there is nothing left
 to do. Every action carries deterministic idempotency keys (saga id + step + operation +
 line), so running an action again after a crash has no further effect.

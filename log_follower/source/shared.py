@@ -1,0 +1,83 @@
+"""Read once per process: the followers of one process (the three projections; the
+orchestrator or the three participants; all of them in `orders dev`) read through one
+`SharedReader`, so a batch the first of them reads is handed to the others as it is, not
+read and decoded again. A follower far behind the others (a rebuild, one that was parked
+on an outage) asks for positions nobody else wants and reads on its own until it catches
+up.
+
+Only what was read is shared: the log before the head never changes, so a batch read after
+a position is a correct answer for any later reader at that position (it may be shorter
+than the log is by then; the reader asks again from its end). An empty read is never
+kept: the next reader after a wake-up must see what was appended meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from log_follower.append_signal.port import AppendListener
+from log_follower.source.port import Source
+from write_model.envelope import LogPosition, RecordedEvent
+
+
+class SharedReader:
+    """A Source in front of another; every call but `read` passes through."""
+
+    def __init__(self, source: Source, *, keep: int = 16) -> None:
+        self._source = source
+        self._keep = keep  # batches kept: a few per follower of the process
+        self._batches: OrderedDict[tuple[LogPosition, int], asyncio.Task[Sequence[RecordedEvent]]]
+        self._batches = OrderedDict()
+        self.reads = 0  # reads that reached the source (for tests and metrics)
+
+    async def read(self, after: LogPosition, limit: int) -> Sequence[RecordedEvent]:
+        key = (after, limit)
+        task = self._batches.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._read(after, limit))
+            self._batches[key] = task
+            while len(self._batches) > self._keep:
+                self._batches.popitem(last=False)
+        else:
+            self._batches.move_to_end(key)
+        try:
+            events = await asyncio.shield(task)
+        except BaseException:
+            self._forget(key, task)
+            raise
+        if not events:
+            self._forget(key, task)
+        return events
+
+    async def _read(self, after: LogPosition, limit: int) -> Sequence[RecordedEvent]:
+        self.reads += 1
+        return await self._source.read(after, limit)
+
+    def _forget(self, key: tuple[LogPosition, int], task: asyncio.Task[object]) -> None:
+        if self._batches.get(key) is task:
+            del self._batches[key]
+
+    @property
+    def inner(self) -> Source:
+        """The source it reads from: for a reader far behind (a rebuild) to read alone."""
+        return self._source
+
+    def lead(self, follower: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._source.lead(follower)
+
+    def lost(self, follower: str) -> bool:
+        return self._source.lost(follower)
+
+    def listener(self) -> AppendListener:
+        return self._source.listener()
+
+    async def events_of(self, refs: Sequence[tuple[str, int]]) -> list[RecordedEvent]:
+        return await self._source.events_of(refs)
+
+    async def head(self) -> LogPosition:
+        return await self._source.head()
+
+    async def count_after(self, position: LogPosition) -> int:
+        return await self._source.count_after(position)

@@ -1,0 +1,313 @@
+"""One choreography participant (write_model/domain/choreography.py) as a `KeyHandler` of
+the one log follower (log_follower/, made a consumer by `PerKeyConsumer`): inventory,
+payment or shipping.
+
+On a trigger the participant runs, undoes or cancels its own step with the same effects as
+the orchestrator (sagas/effects.py, the same idempotency keys), then records
+what it did on its own stream `<Participant>-<orderId>` (what the next participant follows).
+
+Read side: it also records its step on the saga stream `Fulfillment-<orderId>` with the
+orchestration's saga decider, so the orders projection, `orderHistory` and everything that
+reads a saga read one shape in both modes, and `Order.fulfillment` is the same by
+construction rather than by a second fold that could drift. That stream then has several
+writers: every record there is decided on the stream as just read and appended at its
+version; a writer that loses the race reads again and decides again. Whoever finds the saga
+with nothing left to run or undo finishes it (ConfirmOrder or RejectOrder): shipping after
+it shipped, the last participant to undo after a failure or cancel.
+
+Order of the writes: effects, the saga record, finishing the saga, then the participant's
+own event last. So the next participant always finds its step started, and a participant
+killed before its own event handles the trigger again in full (its own event is what says
+the trigger was handled: with it there, the trigger is passed over).
+
+Exactly once: effects carry the saga's keys; every event appended gets an id derived from
+its trigger's event id and its purpose, and every recording is idempotent on the stream's
+state, so a participant killed anywhere and handling the trigger again adds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any, assert_never
+
+from log_follower.consumer import FollowerKind
+from sagas.effects import Gateways, StepEffects
+from sagas.saga_stream import FULFILLMENT
+from write_model import commands, stream_ids
+from write_model.bus import CommandBus, new_events
+from write_model.command_context import CommandContext, Principal
+from write_model.domain import choreography, fulfillment, order
+from write_model.domain.choreography import Participant, Response
+from write_model.domain.errors import DomainError
+from write_model.domain.fulfillment import (
+    CancelFulfillment,
+    ConfirmTheOrder,
+    Fulfillment,
+    FulfillmentState,
+    RecordOrderConfirmed,
+    RecordOrderRejected,
+    RecordStepCompensated,
+    RecordStepFailed,
+    RecordStepSucceeded,
+    RejectTheOrder,
+    StartFulfillment,
+    StepStatus,
+)
+from write_model.envelope import RecordedEvent
+from write_model.event_store.port import NO_STREAM, EventStore, WrongExpectedVersion
+from write_model.handlers import ORDER
+from write_model.registry import EventTypeRegistry
+from write_model.streams import Decider, Streams
+
+log = logging.getLogger(__name__)
+
+_EVENT_IDS = uuid.UUID("5d0c6b1e-8f3a-4c27-b9e4-2a71f0d8c36b")
+PARTICIPANTS: tuple[Participant, ...] = tuple(Participant)
+
+
+def subscriber_of(participant: Participant) -> str:
+    """Its checkpoint and leader lock, e.g. "saga:inventory"."""
+    return f"saga:{participant.value.lower()}"
+
+
+def participant_decider(participant: Participant) -> Decider[Any, Any, Any]:
+    return Decider(
+        participant.value,
+        partial(choreography.decide, participant),
+        choreography.evolve,
+        choreography.initial_state,
+    )
+
+
+@dataclass
+class _Turn:
+    """Handling one trigger: for whom, in whose name, what derives the event ids, and the
+    streams as last read or written in it (stream id -> state, version): a record decides
+    on them first and reads again only when another writer got there before it."""
+
+    order_id: str
+    context: CommandContext
+    trigger_id: str
+    known: dict[str, tuple[Any, int]] = field(default_factory=dict)
+
+
+class FulfillmentParticipant:
+    def __init__(
+        self,
+        participant: Participant,
+        store: EventStore,
+        registry: EventTypeRegistry,
+        bus: CommandBus,
+        gateways: Gateways,
+        *,
+        clock: Callable[[], datetime],
+        retry_seconds: float = 0.2,
+    ) -> None:
+        self.participant = participant
+        self.name = subscriber_of(participant)
+        self.kind = FollowerKind.PARTICIPANT
+        self._step = choreography.STEP_OF[participant]
+        self._own = participant_decider(participant)
+        self._principal = Principal.system(f"fulfillment-{participant.value.lower()}")
+        self._store = store
+        self._registry = registry
+        self._streams = Streams(store, registry)
+        self._effects = StepEffects(bus, gateways, retry_seconds=retry_seconds)
+        self._clock = clock
+
+    def key_of(self, event: RecordedEvent) -> str | None:
+        if event.type not in choreography.TRIGGERS[self.participant]:
+            return None
+        return stream_ids.entity_id(event.stream_id)
+
+    async def handle_key(self, key: str, events: Sequence[RecordedEvent]) -> None:
+        for trigger in events:
+            # The three streams a response may need, in one read of the store.
+            (own, version), (saga, saga_version), (placed, _) = await self._streams.load_many(
+                [(self._own, key), (FULFILLMENT, key), (ORDER, key)]
+            )
+            response = choreography.respond(self.participant, trigger.type, own)
+            if response is None:
+                continue
+            context = CommandContext(
+                correlation_id=trigger.metadata.correlation_id,
+                causation_id=str(trigger.event_id),
+                principal=self._principal,
+            )
+            turn = _Turn(key, context, str(trigger.event_id))
+            turn.known[self._own.stream_id(key)] = (own, version)
+            turn.known[FULFILLMENT.stream_id(key)] = (saga, saga_version)
+            match response:
+                case Response.ACT:
+                    await self._act(turn, saga, placed)
+                case Response.UNDO:
+                    await self._undo(turn, saga)
+                case Response.CANCEL:
+                    await self._cancel(turn, saga)
+                case _:
+                    assert_never(response)
+
+    # ------------------------------------------------------------ responses
+
+    async def _act(self, turn: _Turn, found: Fulfillment | None, placed: order.OrderState) -> None:
+        step = self._step
+        if step is fulfillment.Step.RESERVE_INVENTORY:
+            saga = await self._start(turn, placed)
+        else:
+            # No charge or shipment for a cancelled order (as in orchestration).
+            if found is None or _cancelled(placed):
+                return await self._cancel(turn, found)
+            saga = found
+        status = saga.record(step).status
+        if status is StepStatus.STARTED and saga.state is FulfillmentState.RUNNING:
+            try:
+                outcome = await self._effects.run_step(
+                    step, fulfillment.run_of(saga, step), turn.context
+                )
+            except DomainError:
+                # Shipping found its reserved stock released: a cancel got there first.
+                if _cancelled((await self._streams.load(ORDER, turn.order_id))[0]):
+                    return await self._cancel(turn, saga)
+                raise
+            saga = await self._record_saga(turn, outcome)
+        elif status is StepStatus.DONE:  # recorded before a crash; its own event was not
+            outcome = RecordStepSucceeded(step, saga.record(step).detail)
+        elif status is StepStatus.FAILED:
+            outcome = RecordStepFailed(step, saga.record(step).detail or f"{step} failed")
+        else:
+            return await self._settle(turn, saga)  # the saga moved on (a cancel) without it
+        own: choreography.ParticipantCommand
+        match outcome:
+            case RecordStepSucceeded(_, detail):
+                own = choreography.RecordDone(turn.order_id, detail)
+            case RecordStepFailed(_, reason):
+                saga = await self._undo_step(turn, saga)
+                own = choreography.RecordFailed(turn.order_id, reason)
+        await self._finish(turn, saga)
+        await self._record_own(turn, own)
+
+    async def _undo(self, turn: _Turn, saga: Fulfillment | None) -> None:
+        """A later step failed and was cleaned up: undo mine, and say so."""
+        if saga is None:
+            raise ValueError(f"{self.participant} asked to undo order {turn.order_id} with no saga")
+        await self._finish(turn, await self._undo_step(turn, saga))
+        await self._record_own(turn, choreography.RecordUndone(turn.order_id))
+
+    async def _cancel(self, turn: _Turn, saga: Fulfillment | None) -> None:
+        """The order was cancelled: undo whatever my step began."""
+        if saga is None:
+            return  # not started (a draft cancelled, or inventory will start and see it)
+        await self._settle(turn, await self._record_saga(turn, CancelFulfillment()))
+
+    async def _settle(self, turn: _Turn, saga: Fulfillment) -> None:
+        """Undo what my step began if the saga is being undone; finish it if I am last."""
+        saga = await self._undo_step(turn, saga)
+        await self._finish(turn, saga)
+        if saga.record(self._step).status is StepStatus.COMPENSATED:
+            await self._record_own(turn, choreography.RecordUndone(turn.order_id))
+
+    async def _undo_step(self, turn: _Turn, saga: Fulfillment) -> Fulfillment:
+        if saga.state is not FulfillmentState.COMPENSATING:
+            return saga
+        if not fulfillment.needs_undo(saga, self._step):
+            return saga
+        await self._effects.undo(fulfillment.undo_of(saga, self._step), turn.context)
+        return await self._record_saga(turn, RecordStepCompensated(self._step))
+
+    async def _finish(self, turn: _Turn, saga: Fulfillment) -> None:
+        """Confirm or reject the order when nothing is left to run or undo."""
+        action = fulfillment.next_action(saga)
+        match action:
+            case ConfirmTheOrder(order_id, key):
+                confirm = commands.ConfirmOrder(order_id=order_id)
+                if await self._effects.dispatch_or_refused(confirm, key, turn.context):
+                    await self._record_saga(turn, RecordOrderConfirmed())
+            case RejectTheOrder(order_id, reason, key, reject):
+                if reject:
+                    refuse = commands.RejectOrder(order_id=order_id, reason=reason)
+                    if not await self._effects.dispatch_or_refused(refuse, key, turn.context):
+                        return  # cancelled meanwhile: OrderCancelled finishes it
+                await self._record_saga(turn, RecordOrderRejected())
+            case _:
+                pass  # another participant's step to run or undo
+
+    # ---------------------------------------------------------------- reads
+
+    async def _start(self, turn: _Turn, placed: order.OrderState) -> Fulfillment:
+        if placed is None or placed.shipping_address is None:
+            raise ValueError(f"order {turn.order_id} was submitted without items or an address")
+        start = StartFulfillment(
+            turn.order_id,
+            placed.customer_id,
+            tuple(fulfillment.Line(line.product_id, line.quantity) for line in placed.lines),
+            placed.totals().total,
+            placed.shipping_address,
+        )
+        saga = await self._record_saga(turn, start)
+        return saga
+
+    # ------------------------------------------------------------ recording
+
+    async def _record_saga(
+        self, turn: _Turn, command: fulfillment.FulfillmentCommand
+    ) -> Fulfillment:
+        saga: Fulfillment | None = await self._record(turn, FULFILLMENT, command)
+        assert saga is not None, "a recorded saga exists"
+        return saga
+
+    async def _record_own(self, turn: _Turn, command: choreography.ParticipantCommand) -> None:
+        await self._record(turn, self._own, command)
+
+    async def _record(self, turn: _Turn, decider: Decider[Any, Any, Any], command: Any) -> Any:
+        """Decide `command` on the stream as it is now and append at its version; lost a
+        race with another writer: read again, decide again. Ids: trigger + purpose."""
+        stream_id = decider.stream_id(turn.order_id)
+        purpose = f"{turn.trigger_id}:{self.participant}:{stream_id}:{type(command).__name__}"
+        while True:
+            known = turn.known.pop(stream_id, None)
+            state, version = known or await self._streams.load(decider, turn.order_id)
+            events = decider.decide(command, state)
+            if not events:
+                turn.known[stream_id] = (state, version)
+                return state
+            appended_events = new_events(
+                self._registry,
+                events,
+                turn.context,
+                self._clock(),
+                lambda index: uuid.uuid5(_EVENT_IDS, f"{purpose}:{index + 1}"),
+            )
+            try:
+                appended = await self._store.append_to_stream(
+                    stream_id,
+                    decider.stream_type,
+                    version if version > 0 else NO_STREAM,
+                    appended_events,
+                )
+            except WrongExpectedVersion:
+                continue
+            for event in events:
+                state = decider.evolve(state, event)
+            turn.known[stream_id] = (state, appended.version)
+            return state
+
+
+def _cancelled(placed: order.OrderState) -> bool:
+    return placed is not None and placed.status is order.OrderStatus.CANCELLED
+
+
+def participants(
+    store: EventStore,
+    registry: EventTypeRegistry,
+    bus: CommandBus,
+    gateways: Gateways,
+    *,
+    clock: Callable[[], datetime],
+    only: Sequence[Participant] = PARTICIPANTS,
+) -> list[FulfillmentParticipant]:
+    return [FulfillmentParticipant(p, store, registry, bus, gateways, clock=clock) for p in only]

@@ -1,0 +1,75 @@
+"""Read and decode once per process: the three projections of a process, on one shared
+reader and one DecodedEvents, read each batch of the log once and decode each event once,
+and project what they would alone."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from log_follower.append_signal.in_process import InProcessAppendSignal
+from log_follower.decoded import DecodedEvents
+from log_follower.leader_lock.in_process import InProcessLeaderLock
+from log_follower.source.log import LogSource
+from log_follower.source.shared import SharedReader
+from read_model.document_store.memory import InMemoryDocumentStore
+from read_model.projections import ALL_PROJECTIONS
+from read_model.projector_process import ProjectorDependencies, projection_follower
+from tests.projecting import follower_parts
+from tests.unit.appending import REGISTRY, append
+from write_model.domain.customer import CustomerRegistered
+from write_model.domain.order import OrderCreated
+from write_model.event_store.memory import InMemoryEventStore
+
+
+@dataclass
+class CountingRegistry:
+    """The registry, counting decodes per event type."""
+
+    decodes: Counter[str] = field(default_factory=Counter)
+
+    def deserialize(self, type_name: str, data: dict[str, Any], schema_version: int) -> Any:
+        self.decodes[type_name] += 1
+        return REGISTRY.deserialize(type_name, data, schema_version)
+
+
+async def test_three_projections_read_each_batch_once_and_decode_each_event_once() -> None:
+    events = InMemoryEventStore()
+    await append(events, "Customer-c1", CustomerRegistered("c1", "Ada", "ada@example.com"))
+    for n in range(5):
+        await append(events, f"Order-o{n}", OrderCreated(f"o{n}", "c1", Decimal("0.10")))
+    reader = SharedReader(LogSource(events, InProcessLeaderLock(), InProcessAppendSignal()))
+    registry = CountingRegistry()
+    shared = InMemoryDocumentStore()
+    deps = ProjectorDependencies(
+        events,
+        shared,
+        REGISTRY,
+        None,
+        replace(follower_parts(events), source=reader),
+        decoded=DecodedEvents(registry),  # type: ignore[arg-type]
+    )
+    followers = [projection_follower(deps, projection, 1) for projection in ALL_PROJECTIONS]
+    for follower in followers:
+        while (await follower.step()).events_read:
+            pass
+
+    alone = InMemoryDocumentStore()
+    for projection in ALL_PROJECTIONS:
+        solo = projection_follower(
+            ProjectorDependencies(events, alone, REGISTRY, None, follower_parts(events)),
+            projection,
+            1,
+        )
+        while (await solo.step()).events_read:
+            pass
+
+    assert reader.reads == 1 + len(followers), "one read with events, then one empty each"
+    assert registry.decodes == {"CustomerRegistered": 1, "OrderCreated": 5}
+    for collection in ("orders_v1", "customers_v1"):
+        assert await shared.count(collection, {}) == await alone.count(collection, {}) > 0
+        assert (await shared.get(collection, "c1" if "customers" in collection else "o1")) == (
+            await alone.get(collection, "c1" if "customers" in collection else "o1")
+        )
