@@ -339,6 +339,7 @@ async def latency(dsn: str, rate: float, seconds: float, warm_up: float, mode: s
     try:
         await postgres.migrate(pool)  # idempotent: a database of its own or throughput's
         await storage.migrate_postgres(pool)
+        await follower_storage.migrate_postgres(pool)
         bench = Bench(pool, dsn, mode)
         await bench.catalog()
         stop = asyncio.Event()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 
@@ -73,6 +74,22 @@ class KafkaCheckpoint:
         await self._producer.send([self.record(follower, progress.position)])
         self._committed[follower] = progress.position
 
+    def _watermarks(self, consumer: Consumer) -> tuple[int, int]:
+        """The checkpoint partition's offsets. A topic created a moment ago may not be in the
+        client's metadata yet (`Unknown partition`): asked again until the timeout."""
+        partition = TopicPartition(self.topic, 0, 0)
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                low, high = consumer.get_watermark_offsets(partition, timeout=self._timeout)
+                return int(low), int(high)
+            except KafkaException as error:
+                code = error.args[0].code()
+                unknown = code in (KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART)
+                if not unknown or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
     def _read(self, follower: str) -> LogPosition | None:
         consumer = Consumer(
             {
@@ -84,8 +101,7 @@ class KafkaCheckpoint:
             }
         )
         try:
-            partition = TopicPartition(self.topic, 0, 0)  # OFFSET_BEGINNING would also do
-            low, high = consumer.get_watermark_offsets(partition, timeout=self._timeout)
+            low, high = self._watermarks(consumer)
             if high == low:
                 return None
             consumer.assign([TopicPartition(self.topic, 0, low)])
