@@ -112,12 +112,6 @@ class _Estimate:
         return sum(self.field_cost(field, page) for field in self.collect(owner, selection_sets))
 
     def field_cost(self, collected: Collected, page: int | None) -> int:
-        key = (collected.owner.name, tuple(id(node) for node in collected.nodes), page)
-        if key not in self.memo:
-            self.memo[key] = self._field_cost(collected, page)
-        return self.memo[key]
-
-    def _field_cost(self, collected: Collected, page: int | None) -> int:
         node = collected.nodes[0]
         name = node.name.value
         if name in INTROSPECTION_COST:
@@ -125,23 +119,31 @@ class _Estimate:
         definition = self.definition(collected.owner, name)
         if definition is None:  # __typename, or a field validation will refuse
             return 1
-        own_page = self.page_size(node, definition)
+        own_page = self.page_size(node, definition) if definition.args else None
         field_type = definition.type
         if isinstance(field_type, GraphQLNonNull):
             field_type = field_type.of_type
         length, element = 1, 0
         if isinstance(field_type, GraphQLList):
-            paged = next((p for p in (own_page, page) if p is not None), None)
+            paged = own_page if own_page is not None else page
             length = LIST_LENGTH if paged is None else paged
             element = 0 if paged is None else PAGE_ELEMENT_COST
         named = get_named_type(field_type)
         if not is_composite_type(named):
             return length * (1 + element)
         # A connection's page is the length of its `edges`, one level down.
-        child_page = own_page if not isinstance(field_type, GraphQLList) else None
-        selections = (n.selection_set for n in collected.nodes)
-        inner = self.selection_cost(named, selections, child_page)
-        return 1 + length * (element + inner)
+        child_page = None if isinstance(field_type, GraphQLList) else own_page
+        return 1 + length * (element + self.inner_cost(named, collected.nodes, child_page))
+
+    def inner_cost(
+        self, named: GraphQLCompositeType, nodes: tuple[FieldNode, ...], page: int | None
+    ) -> int:
+        """The cost of the merged selections of `nodes`, measured once for the same nodes
+        (a fragment's, wherever it is spread)."""
+        key = (named.name, tuple(map(id, nodes)), page)
+        if key not in self.memo:
+            self.memo[key] = self.selection_cost(named, (n.selection_set for n in nodes), page)
+        return self.memo[key]
 
     @staticmethod
     def definition(owner: GraphQLCompositeType, name: str) -> GraphQLField | None:
