@@ -190,7 +190,7 @@ class Settings(BaseSettings):
         10_000,
         ge=100,
         description="estimated cost a query may have: each field 1, each element of a page "
-        "30, times the page sizes it is nested in (about 3 us of CPU a unit)",
+        "30, times the page sizes it is nested in (the default: about 50 ms of CPU)",
     )
     max_request_bytes: int = Field(
         262_144, ge=1024, description="largest HTTP request body; a larger one is a 413"
