@@ -44,7 +44,7 @@ class Limits:
     max_depth: int = 10
     max_tokens: int = 2000
     max_aliases: int = 30
-    max_cost: int = 10_000
+    max_cost: int = 8_000
 
 
 @dataclass(frozen=True, slots=True)
