@@ -1,5 +1,5 @@
 """What a query costs before it runs: the fields it would resolve, each list multiplied by
-its length. A list's length is its page size (`first`, as the resolvers read it) when it
+its length, and the pages it would read. A list's length is its page size (`first`, as the resolvers read it) when it
 has one, the page of its connection for a connection's `edges`, and LIST_LENGTH for any
 other list (an order's lines, its history). Introspection (`__schema`, `__type`) costs
 INTROSPECTION_COST a field, whatever it selects: it is bounded by the schema.
@@ -49,6 +49,9 @@ LIST_LENGTH = 10  # a list without a page size: an order's lines or history, a s
 # An element of a page (a connection's edge, a dead letter) is a document read from the
 # store, converted and given a cursor: it costs as much as ~30 fields selected on it.
 PAGE_ELEMENT_COST = 30
+# A page is a query of the store, and its elements' objects are loaded in batches per page
+# (a customer's, a product's): each page costs this much besides its elements.
+PAGE_COST = 100
 # Introspection, whatever it selects: GraphiQL's whole introspection query costs about
 # 5000 units; one type, far less.
 INTROSPECTION_COST = {"__schema": 5000, "__type": 200}
@@ -129,11 +132,12 @@ class _Estimate:
             length = LIST_LENGTH if paged is None else paged
             element = 0 if paged is None else PAGE_ELEMENT_COST
         named = get_named_type(field_type)
+        query = 0 if own_page is None else PAGE_COST
         if not is_composite_type(named):
-            return length * (1 + element)
+            return query + length * (1 + element)
         # A connection's page is the length of its `edges`, one level down.
         child_page = None if isinstance(field_type, GraphQLList) else own_page
-        return 1 + length * (element + self.inner_cost(named, collected.nodes, child_page))
+        return 1 + query + length * (element + self.inner_cost(named, collected.nodes, child_page))
 
     def inner_cost(
         self, named: GraphQLCompositeType, nodes: tuple[FieldNode, ...], page: int | None

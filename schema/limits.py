@@ -34,7 +34,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from schema.cost import PAGE_ELEMENT_COST, operation_costs
+from schema.cost import PAGE_COST, PAGE_ELEMENT_COST, operation_costs
 
 CACHE_SIZE = 512  # distinct documents; clients send a handful of fixed operations
 
@@ -44,7 +44,7 @@ class Limits:
     max_depth: int = 10
     max_tokens: int = 2000
     max_aliases: int = 30
-    max_cost: int = 8_000
+    max_cost: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +128,9 @@ def limit_errors(
     return [
         GraphQLError(
             f"'{name or 'anonymous'}' costs {cost}, over the maximum query cost of "
-            f"{limits.max_cost} (each field 1, each element of a page {PAGE_ELEMENT_COST}, "
-            "times the page sizes it is nested in: ask for smaller pages or fewer fields)"
+            f"{limits.max_cost} (each field 1, each page {PAGE_COST} and each of its elements "
+            f"{PAGE_ELEMENT_COST}, times the page sizes they are nested in: ask for smaller "
+            "pages or fewer fields)"
         )
         for name, cost in operation_costs(schema, document, variables).items()
         if cost > limits.max_cost

@@ -110,7 +110,7 @@ async def test_a_query_over_the_cost_limit_is_refused_naming_its_cost_and_the_li
     assert response.status_code == 400
     (error,) = response.json()["errors"]
     assert error["message"].startswith(
-        "'anonymous' costs 323404, over the maximum query cost of 8000"
+        "'anonymous' costs 333504, over the maximum query cost of 10000"
     ), error["message"]
     assert response.json()["data"] is None  # nothing ran
     # The page size comes from the variables: 30 pages of 2 run, 30 pages of 100 do not.
@@ -119,7 +119,7 @@ async def test_a_query_over_the_cost_limit_is_refused_naming_its_cost_and_the_li
     large = await stack.post(order_pages(30), {"page": 100})
     assert large.status_code == 400
     (error,) = large.json()["errors"]
-    assert "'Pages' costs 102060, over the maximum query cost of 8000" in error["message"]
+    assert "'Pages' costs 105060, over the maximum query cost of 10000" in error["message"]
 
 
 async def test_the_cost_limit_is_a_setting() -> None:

@@ -1,8 +1,8 @@
-"""The query cost estimate (schema/cost.py) and its limit: each field 1, each element of a
-page PAGE_ELEMENT_COST more, times the page sizes it is nested in; lists without a page
-count LIST_LENGTH items; introspection a fixed cost. Every GraphQL document the README and
-the contract, integration and e2e tests send, and the other limits accept, is within the
-default cost limit."""
+"""The query cost estimate (schema/cost.py) and its limit: each field 1, each page
+PAGE_COST and each of its elements PAGE_ELEMENT_COST more, times the page sizes they are
+nested in; lists without a page count LIST_LENGTH items; introspection a fixed cost. Every
+GraphQL document the README and the contract, integration and e2e tests send, and the
+other limits accept, is within the default cost limit."""
 
 from __future__ import annotations
 
@@ -15,7 +15,13 @@ from typing import Any
 from graphql import GraphQLSyntaxError, OperationDefinitionNode, parse, validate
 
 from app.settings import Settings
-from schema.cost import INTROSPECTION_COST, LIST_LENGTH, PAGE_ELEMENT_COST, operation_costs
+from schema.cost import (
+    INTROSPECTION_COST,
+    LIST_LENGTH,
+    PAGE_COST,
+    PAGE_ELEMENT_COST,
+    operation_costs,
+)
 from schema.export import schema
 from schema.limits import Limits, limit_errors
 from schema.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -32,9 +38,9 @@ def cost(document: str, variables: dict[str, Any] | None = None) -> int:
 
 
 def order_ids(page: int) -> int:
-    """orders(first: page) { edges { node { id } } }: the connection, its edges, and per
-    element its node and id."""
-    return 1 + 1 + page * (ELEMENT + 2)
+    """orders(first: page) { edges { node { id } } }: the connection and its page, its
+    edges, and per element its node and id."""
+    return 1 + PAGE_COST + 1 + page * (ELEMENT + 2)
 
 
 def test_a_page_costs_its_elements_and_their_fields() -> None:
@@ -70,7 +76,7 @@ def test_nested_pages_multiply() -> None:
         customer { orders(first: 5) { edges { node { id } } } } } } } }"""
     # then the inner page is paid for once per outer element
     inner = 1 + order_ids(5)  # customer, its page
-    assert cost(document) == 1 + 1 + 10 * (ELEMENT + 1 + inner)
+    assert cost(document) == 1 + PAGE_COST + 1 + 10 * (ELEMENT + 1 + inner)
 
 
 def test_a_list_without_a_page_counts_list_length_items() -> None:
@@ -79,7 +85,7 @@ def test_a_list_without_a_page_counts_list_length_items() -> None:
     # then it counts as LIST_LENGTH lines of two fields
     assert cost(document) == 1 + 1 + LIST_LENGTH * 2
     # and a list of a page size counts its page: dead letters are a page
-    assert cost("{ deadLetters(first: 4) { id error } }") == 1 + 4 * (ELEMENT + 2)
+    assert cost("{ deadLetters(first: 4) { id error } }") == 1 + PAGE_COST + 4 * (ELEMENT + 2)
 
 
 def test_fields_merge_and_fragments_count_as_they_execute() -> None:
@@ -89,7 +95,7 @@ def test_fields_merge_and_fragments_count_as_they_execute() -> None:
         " fragment F on Query { orders(first: 2) { totalCount } }"
     )
     # then they execute once, and cost once
-    assert cost(twice) == cost("{ orders(first: 2) { totalCount } }") == 2
+    assert cost(twice) == cost("{ orders(first: 2) { totalCount } }") == 2 + PAGE_COST
     # given a fan-out of fragments 40 levels deep: it costs what it executes
     fragments = ["fragment F0 on Query { projections { name } }"] + [
         f"fragment F{n} on Query {{ ...F{n - 1} ...F{n - 1} }}" for n in range(1, 41)
@@ -97,7 +103,8 @@ def test_fields_merge_and_fragments_count_as_they_execute() -> None:
     fan_out = "query FanOut { ...F40 }\n" + "\n".join(fragments)
     assert cost(fan_out) == 1 + LIST_LENGTH
     # while the same field under two aliases is paid twice
-    assert cost("{ a: orders(first: 2) { totalCount } b: orders(first: 2) { totalCount } }") == 4
+    two = "{ a: orders(first: 2) { totalCount } b: orders(first: 2) { totalCount } }"
+    assert cost(two) == 2 * (2 + PAGE_COST)
 
 
 def test_introspection_costs_a_fixed_amount() -> None:
@@ -113,7 +120,10 @@ def test_each_operation_is_costed_by_name() -> None:
         "query Small { orders(first: 1) { totalCount } }"
         " query Big { orders(first: 9) { edges { node { id } } } }"
     )
-    assert operation_costs(schema._schema, document, None) == {"Small": 2, "Big": order_ids(9)}
+    assert operation_costs(schema._schema, document, None) == {
+        "Small": 2 + PAGE_COST,
+        "Big": order_ids(9),
+    }
 
 
 def test_a_query_over_the_cost_limit_gets_an_error_naming_its_cost_and_the_limit() -> None:
