@@ -1,6 +1,6 @@
 """What a query costs before it runs: the fields it would resolve, each list multiplied by
-its length, and the pages it would read. A list's length is its page size (`first`, as the resolvers read it) when it
-has one, the page of its connection for a connection's `edges`, and LIST_LENGTH for any
+its length, and the pages it would read. A list's length is its page size (`first`, as the
+resolvers read it) when it has one, the page of its connection for a connection's `edges`, and LIST_LENGTH for any
 other list (an order's lines, its history). Introspection (`__schema`, `__type`) costs
 INTROSPECTION_COST a field, whatever it selects: it is bounded by the schema.
 
