@@ -71,7 +71,7 @@ def worst_accepted(limit: int, order_id: str) -> dict[str, str]:
             2, nested
         ).replace("ORDER", order_id),
         f"30 aliases x orders(first: {wide_page}), lines and customer": wide_orders(30, wide_page),
-        f"{aliases} aliases x orders(first: 100), lines and customer": wide_orders(aliases, 100),
+        f"orders(first: 100) x {aliases}, lines and customer": wide_orders(aliases, 100),
         f"30 aliases x orders(first: {ids_page}) {{ id }}": ids_pages(30, ids_page),
         "GraphiQL's introspection query": get_introspection_query(),
     }
