@@ -150,7 +150,10 @@ async def _event_store(settings: Settings) -> AsyncIterator[EventStore]:
                 await postgres.migrate(pool)
             # Appends NOTIFY after they commit, so followers of the log wake without polling.
             store: EventStore = postgres.PostgresEventStore(pool, notify_channel=APPENDED_CHANNEL)
-            yield store
+            try:
+                yield store
+            finally:
+                await store.close()  # its NOTIFY task goes before the pool does
         return
     from write_model.event_store import sqlite
 
@@ -278,6 +281,7 @@ async def _postgres_side(
             await postgres.migrate(pool)
             await _migrate_postgres_side(pool)
         events = postgres.PostgresEventStore(pool, notify_channel=APPENDED_CHANNEL)
+        running.push_async_callback(events.close)  # its NOTIFY task goes before the pool does
         listener = PostgresListener(settings.database_url)
         await _retrying_start(
             settings,

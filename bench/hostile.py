@@ -166,7 +166,9 @@ async def measure(client: httpx.AsyncClient, query: str, repeats: int) -> tuple[
     return statistics.median(cpu), statistics.median(wall), status
 
 
-async def main(orders: int, repeats: int) -> None:
+async def main(orders: int, repeats: int) -> dict[str, dict[str, tuple[float, float]]]:
+    """Prints the tables; returns {"refused"|"accepted": {document: (CPU ms, wall ms)}}."""
+    found: dict[str, dict[str, tuple[float, float]]] = {"refused": {}, "accepted": {}}
     with tempfile.TemporaryDirectory() as data_dir:
         settings = Settings(orders_data_dir=Path(data_dir))
         app = create_app(settings, embedded=True)
@@ -184,7 +186,8 @@ async def main(orders: int, repeats: int) -> None:
             say("|---|---|---|---|")
             worst_refused = 0.0
             for name, query in REFUSED.items():
-                cpu, _, status = await measure(client, query, repeats)
+                cpu, wall, status = await measure(client, query, repeats)
+                found["refused"][name] = (cpu, wall)
                 worst_refused = max(worst_refused, cpu)
                 say(f"| {name} | {estimated(query)} | {cpu:.2f} | {status} |")
             say(
@@ -198,12 +201,14 @@ async def main(orders: int, repeats: int) -> None:
             for name, query in worst_accepted(settings.max_query_cost, order_id).items():
                 cpu, wall, status = await measure(client, query, repeats)
                 assert status == 200, (name, status)
+                found["accepted"][name] = (cpu, wall)
                 worst_accepted_ms = max(worst_accepted_ms, cpu)
                 say(f"| {name} | {cost(query)} | {cpu:.1f} | {wall:.1f} |")
             say(
                 f"worst accepted: {worst_accepted_ms:.1f} ms CPU (target < {ACCEPTED_TARGET_MS} "
                 f"ms): {verdict(worst_accepted_ms < ACCEPTED_TARGET_MS)}"
             )
+    return found
 
 
 def cli() -> None:
