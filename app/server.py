@@ -112,6 +112,7 @@ def create_app(
             max_depth=settings.max_query_depth,
             max_tokens=settings.max_query_tokens,
             max_aliases=settings.max_query_aliases,
+            max_cost=settings.max_query_cost,
         ),
         introspection="on" if embedded else settings.introspection,
     )

@@ -205,6 +205,13 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(10, ge=1, description="deepest selection a query may nest")
     max_query_tokens: int = Field(2000, ge=100, description="longest query document, in tokens")
     max_query_aliases: int = Field(30, ge=0, description="aliases one query may use")
+    max_query_cost: int = Field(
+        10_000,
+        ge=100,
+        description="estimated cost a query may have: each field 1, each page 100 and each of its "
+        "elements 30, times the page sizes they are nested in (the default: about 50 ms of CPU "
+        "at most)",
+    )
     max_request_bytes: int = Field(
         262_144, ge=1024, description="largest HTTP request body; a larger one is a 413"
     )

@@ -10,8 +10,9 @@ over the limits costs its parse and one walk, nothing more.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from graphql import (
     DocumentNode,
@@ -19,6 +20,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     GraphQLSyntaxError,
     InlineFragmentNode,
     OperationDefinitionNode,
@@ -32,6 +34,8 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
+from schema.cost import PAGE_COST, PAGE_ELEMENT_COST, operation_costs
+
 CACHE_SIZE = 512  # distinct documents; clients send a handful of fixed operations
 
 
@@ -40,6 +44,7 @@ class Limits:
     max_depth: int = 10
     max_tokens: int = 2000
     max_aliases: int = 30
+    max_cost: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +104,14 @@ def measure_document(document: DocumentNode) -> dict[str | None, Measure]:
     }
 
 
-def limit_errors(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
-    """The limits this document exceeds, in the words of strawberry's limiters."""
+def limit_errors(
+    document: DocumentNode,
+    limits: Limits,
+    schema: GraphQLSchema,
+    variables: Mapping[str, Any] | None = None,
+) -> list[GraphQLError]:
+    """The limits this document exceeds, in the words of strawberry's limiters; its cost
+    only when its depth and aliases are within theirs."""
     operations = measure_document(document)
     errors = [
         GraphQLError(
@@ -112,7 +123,18 @@ def limit_errors(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
     aliases = sum(measure.aliases for measure in operations.values())
     if aliases > limits.max_aliases:
         errors.append(GraphQLError(f"{aliases} aliases found. Allowed: {limits.max_aliases}"))
-    return errors
+    if errors:
+        return errors
+    return [
+        GraphQLError(
+            f"'{name or 'anonymous'}' costs {cost}, over the maximum query cost of "
+            f"{limits.max_cost} (each field 1, each page {PAGE_COST} and each of its elements "
+            f"{PAGE_ELEMENT_COST}, times the page sizes they are nested in: ask for smaller "
+            "pages or fewer fields)"
+        )
+        for name, cost in operation_costs(schema, document, variables).items()
+        if cost > limits.max_cost
+    ]
 
 
 class LimitedValidation(ValidationCache):
@@ -125,7 +147,12 @@ class LimitedValidation(ValidationCache):
 
     def on_validate(self) -> Iterator[None]:
         document = self.execution_context.graphql_document
-        errors = limit_errors(document, self.limits) if document is not None else []
+        context = self.execution_context
+        errors = (
+            limit_errors(document, self.limits, context.schema._schema, context.variables)
+            if document is not None
+            else []
+        )
         if errors:
             self.execution_context.pre_execution_errors = errors
             yield

@@ -33,9 +33,10 @@ async def stack() -> AsyncIterator[ApiStack]:
         yield built
 
 
-def nested_orders(repeats: int) -> str:
-    """order { customer { orders { edges { node { customer ... `repeats` times ... id"""
-    cycle = "customer { orders { edges { node { "
+def nested_orders(repeats: int, page: int = 5) -> str:
+    """order { customer { orders(first: page) { edges { node { customer ... `repeats` times
+    ... id. Pages of 5: at depth 9, pages of the default 20 are over the cost limit."""
+    cycle = f"customer {{ orders(first: {page}) {{ edges {{ node {{ "
     return '{ order(id: "x") { ' + cycle * repeats + "id" + " }" * (4 * repeats + 2)
 
 
@@ -78,7 +79,7 @@ async def test_a_fragment_fan_out_is_refused_without_expanding_it(stack: ApiStac
 
 def deep_fragments(levels: int) -> str:
     """Depth through fragments: each one nests the previous one a level deeper."""
-    nest = "orders { edges { node { customer { ...D%d } } } }"
+    nest = "orders(first: 5) { edges { node { customer { ...D%d } } } }"  # within the cost
     fragments = ["fragment D0 on Customer { id }"] + [
         f"fragment D{n} on Customer {{ {nest % (n - 1)} }}" for n in range(1, levels + 1)
     ]
@@ -91,6 +92,41 @@ async def test_depth_is_measured_through_fragments(stack: ApiStack) -> None:
     assert response.status_code == 400
     (error,) = response.json()["errors"]
     assert error["message"] == "'Deep' exceeds maximum operation depth of 10"
+
+
+def order_pages(aliases: int) -> str:
+    fields = " ".join(
+        f"a{n}: orders(first: $page) {{ edges {{ node {{ id total {{ amount }} }} }} }}"
+        for n in range(aliases)
+    )
+    return f"query Pages($page: Int) {{ {fields} }}"
+
+
+async def test_a_query_over_the_cost_limit_is_refused_naming_its_cost_and_the_limit(
+    stack: ApiStack,
+) -> None:
+    # Depth 9 through pages of 100: about 0.8 s of CPU before the cost limit.
+    response = await stack.post(nested_orders(2, page=100))
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["message"].startswith(
+        "'anonymous' costs 333504, over the maximum query cost of 10000"
+    ), error["message"]
+    assert response.json()["data"] is None  # nothing ran
+    # The page size comes from the variables: 30 pages of 2 run, 30 pages of 100 do not.
+    small = await stack.post(order_pages(30), {"page": 2})
+    assert small.status_code == 200 and "errors" not in small.json(), small.text
+    large = await stack.post(order_pages(30), {"page": 100})
+    assert large.status_code == 400
+    (error,) = large.json()["errors"]
+    assert "'Pages' costs 105060, over the maximum query cost of 10000" in error["message"]
+
+
+async def test_the_cost_limit_is_a_setting() -> None:
+    async with api_stack(max_query_cost=50_000) as stack:
+        assert (await stack.post(nested_orders(2, page=20))).status_code == 200
+        response = await stack.post(nested_orders(2, page=100))
+        assert "over the maximum query cost of 50000" in response.json()["errors"][0]["message"]
 
 
 async def test_too_many_tokens_are_refused(stack: ApiStack) -> None:
