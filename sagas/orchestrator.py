@@ -68,7 +68,7 @@ class FulfillmentOrchestrator:
     ) -> None:
         self._store = store
         self._streams = Streams(store, registry)
-        self._saga = SagaStream(store, registry, self._streams, clock=clock)
+        self._saga = SagaStream(bus.decide_and_append, self._streams)
         self._effects = StepEffects(bus, gateways, retry_seconds=retry_seconds)
 
     name = SUBSCRIBER
