@@ -26,15 +26,14 @@ import dataclasses
 import logging
 import random
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from app.auth import Authenticator
 from app.settings import Settings
+from app.wiring import build_command_bus, saga_reactions, simulated_gateways, utc_now
 from log_follower.consumer import Consumer, FollowerKind, PerKeyConsumer
 from log_follower.decoded import DecodedEvents
 from log_follower.follower import Follower, FollowerParts, FollowerSettings
@@ -55,7 +54,6 @@ from write_model.bus import CommandBus
 from write_model.domain.choreography import Participant
 from write_model.event_store.port import EventStore
 from write_model.event_types import build_registry
-from write_model.handlers import command_handlers
 from write_model.registry import EventTypeRegistry
 
 log = logging.getLogger(__name__)
@@ -64,10 +62,6 @@ T = TypeVar("T")
 
 class ServiceUnavailable(RuntimeError):
     """A configured service that cannot be reached: never silently replaced by a default."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def redacted(url: str) -> str:
@@ -413,13 +407,10 @@ async def _embedded_stores(
 
 def command_bus(settings: Settings, backend: LogBackend) -> CommandBus:
     """The one way in for every command (GraphQL mutations, the CLI, the saga)."""
-    return CommandBus(
+    return build_command_bus(
         backend.events,
         backend.registry,
-        command_handlers(tax_rate=settings.tax_rate),
-        clock=utc_now,
-        new_event_id=uuid.uuid4,
-        new_entity_id=lambda: str(uuid.uuid4()),
+        tax_rate=settings.tax_rate,
         max_attempts=settings.command_max_attempts,
         snapshot_every=settings.snapshot_every,
     )
@@ -510,22 +501,8 @@ def saga_consumers(
     participants (`only`: that one, for `orders participant`), each with a checkpoint and
     leader lock of its own; on the simulated gateways (configured by settings), each behind
     its timeout, retries and circuit breaker."""
-    from log_follower.consumer import KeyHandler
-    from sagas.choreography.participant import PARTICIPANTS, participants
-    from sagas.effects import Gateways
-    from sagas.gateways.resilience import (
-        CallPolicy,
-        ResilientPayments,
-        ResilientShipping,
-    )
-    from sagas.gateways.simulated import (
-        Behaviour,
-        PaymentRules,
-        ShippingRules,
-        SimulatedPayments,
-        SimulatedShipping,
-    )
-    from sagas.orchestrator import FulfillmentOrchestrator
+    from sagas.gateways.resilience import CallPolicy
+    from sagas.gateways.simulated import Behaviour, PaymentRules, ShippingRules
 
     hanging = settings.listed(settings.gateway_hang)
 
@@ -538,51 +515,33 @@ def saga_consumers(
             hang=gateway in hanging,
         )
 
-    policy = CallPolicy(
-        timeout_seconds=settings.gateway_timeout_seconds,
-        max_attempts=settings.gateway_max_attempts,
-        backoff_seconds=settings.gateway_backoff_seconds,
-        breaker_failures=settings.gateway_breaker_failures,
-        breaker_cooldown_seconds=settings.gateway_breaker_cooldown_seconds,
-    )
-    ledger = backend.ledger
-    payments = SimulatedPayments(
-        ledger,
-        PaymentRules(
+    gateways = simulated_gateways(
+        backend.ledger,
+        payment_rules=PaymentRules(
             decline_above=settings.payment_decline_above,
             decline_customers=settings.listed(settings.payment_decline_customers),
         ),
-        behaviour("payment", 0),
+        shipping_rules=ShippingRules(
+            fail_countries=settings.listed(settings.shipping_fail_countries)
+        ),
+        payment_behaviour=behaviour("payment", 0),
+        shipping_behaviour=behaviour("shipping", 1),
+        policy=CallPolicy(
+            timeout_seconds=settings.gateway_timeout_seconds,
+            max_attempts=settings.gateway_max_attempts,
+            backoff_seconds=settings.gateway_backoff_seconds,
+            breaker_failures=settings.gateway_breaker_failures,
+            breaker_cooldown_seconds=settings.gateway_breaker_cooldown_seconds,
+        ),
     )
-    shipping = SimulatedShipping(
-        ledger,
-        ShippingRules(fail_countries=settings.listed(settings.shipping_fail_countries)),
-        behaviour("shipping", 1),
+    reactions = saga_reactions(
+        settings.saga_mode,
+        backend.events,
+        backend.registry,
+        command_bus(settings, backend),
+        gateways,
+        only=only,
     )
-    gateways = Gateways(ResilientPayments(payments, policy), ResilientShipping(shipping, policy))
-    bus = command_bus(settings, backend)
-    reactions: list[KeyHandler]
-    if settings.saga_mode == "orchestration" and only is None:
-        orchestrator = FulfillmentOrchestrator(
-            backend.events,
-            backend.registry,
-            bus,
-            gateways,
-            clock=utc_now,
-        )
-        reactions = [orchestrator]
-    else:
-        chosen = PARTICIPANTS if only is None else (only,)
-        reactions = [
-            *participants(
-                backend.events,
-                backend.registry,
-                bus,
-                gateways,
-                clock=utc_now,
-                only=chosen,
-            )
-        ]
     return [PerKeyConsumer(reaction, settings.follower_concurrency) for reaction in reactions]
 
 

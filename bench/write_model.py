@@ -14,19 +14,17 @@ import asyncio
 import os
 import time
 import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import uvloop
 
+from app.wiring import build_command_bus
 from bench.common import p50_p99_ms
 from write_model import commands
-from write_model.bus import CommandBus
 from write_model.command_context import CommandContext
 from write_model.domain.order import Address
 from write_model.event_store import postgres
 from write_model.event_types import build_registry
-from write_model.handlers import command_handlers
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 
@@ -34,13 +32,8 @@ ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 async def run(dsn: str, clients: int, seconds: float) -> None:
     pool = await postgres.create_pool(dsn, min_size=clients, max_size=clients)
     await postgres.migrate(pool)
-    bus = CommandBus(
-        postgres.PostgresEventStore(pool),
-        build_registry(),
-        command_handlers(tax_rate=Decimal("0.10")),
-        clock=lambda: datetime.now(UTC),
-        new_event_id=uuid.uuid4,
-        new_entity_id=lambda: uuid.uuid4().hex,
+    bus = build_command_bus(
+        postgres.PostgresEventStore(pool), build_registry(), tax_rate=Decimal("0.10")
     )
     run_id = uuid.uuid4().hex[:8]
     context = CommandContext(correlation_id=f"bench-{run_id}")

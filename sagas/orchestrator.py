@@ -17,9 +17,8 @@ reading and recording: sagas/saga_stream.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import assert_never
 
 from log_follower.consumer import FollowerKind
@@ -63,7 +62,6 @@ class FulfillmentOrchestrator:
         bus: CommandBus,
         gateways: Gateways,
         *,
-        clock: Callable[[], datetime],
         retry_seconds: float = 0.2,
     ) -> None:
         self._store = store

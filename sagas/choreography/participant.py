@@ -32,9 +32,8 @@ state, so a participant killed anywhere and handling the trigger again adds noth
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
 from typing import Any, assert_never
 
@@ -108,7 +107,6 @@ class FulfillmentParticipant:
         bus: CommandBus,
         gateways: Gateways,
         *,
-        clock: Callable[[], datetime],
         retry_seconds: float = 0.2,
     ) -> None:
         self.participant = participant
@@ -346,7 +344,6 @@ def participants(
     bus: CommandBus,
     gateways: Gateways,
     *,
-    clock: Callable[[], datetime],
     only: Sequence[Participant] = PARTICIPANTS,
 ) -> list[FulfillmentParticipant]:
-    return [FulfillmentParticipant(p, store, registry, bus, gateways, clock=clock) for p in only]
+    return [FulfillmentParticipant(p, store, registry, bus, gateways) for p in only]

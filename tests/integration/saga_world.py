@@ -9,22 +9,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
+from app.wiring import SagaMode, saga_reactions, simulated_gateways
 from log_follower.consumer import Batch, KeyHandler, PerKeyConsumer
 from sagas import storage
-from sagas.choreography.participant import FulfillmentParticipant, participants
-from sagas.effects import Gateways
-from sagas.gateways.port import PaymentGateway, ShippingGateway
-from sagas.gateways.resilience import CallPolicy, ResilientPayments, ResilientShipping
-from sagas.gateways.simulated import (
-    Behaviour,
-    PaymentRules,
-    ShippingRules,
-    SimulatedPayments,
-    SimulatedShipping,
-)
+from sagas.choreography.participant import FulfillmentParticipant
+from sagas.gateways.resilience import CallPolicy
 from sagas.ledger.port import GatewayLedger, LedgerEntry
 from sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator
 from tests.integration.read_side import postgres_store
@@ -45,9 +37,6 @@ MODES = ("orchestration", "choreography")
 Driver = FulfillmentOrchestrator | list[FulfillmentParticipant]
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
-ANY_PAYMENT = PaymentRules()
-ANY_SHIPMENT = ShippingRules()
-WELL_BEHAVED = Behaviour()
 FAST = CallPolicy(timeout_seconds=1.0, max_attempts=3, backoff_seconds=0.001)
 
 
@@ -56,34 +45,22 @@ class SagaWorld:
     events: PostgresEventStore
     bus: CommandBus
     ledger: GatewayLedger
-    mode: str = "orchestration"
+    mode: SagaMode = "orchestration"
     streams: Streams = field(init=False)
 
     def __post_init__(self) -> None:
         self.streams = Streams(self.events, build_registry())
 
-    def driver(
-        self,
-        *,
-        payment_rules: PaymentRules = ANY_PAYMENT,
-        shipping_rules: ShippingRules = ANY_SHIPMENT,
-        payment_behaviour: Behaviour = WELL_BEHAVED,
-        shipping_behaviour: Behaviour = WELL_BEHAVED,
-        policy: CallPolicy = FAST,
-        payments: PaymentGateway | None = None,
-        shipping: ShippingGateway | None = None,
-    ) -> Driver:
-        payments = payments or SimulatedPayments(self.ledger, payment_rules, payment_behaviour)
-        shipping = shipping or SimulatedShipping(self.ledger, shipping_rules, shipping_behaviour)
-        gateways = Gateways(
-            ResilientPayments(payments, policy), ResilientShipping(shipping, policy)
-        )
-        clock = lambda: datetime.now(UTC)  # noqa: E731
+    def driver(self, *, policy: CallPolicy = FAST, **options: Any) -> Driver:
+        """The saga in this world's mode; `options`: `simulated_gateways`' rules and
+        behaviours, or the providers themselves."""
+        gateways = simulated_gateways(self.ledger, policy=policy, **options)
+        reactions = saga_reactions(self.mode, self.events, build_registry(), self.bus, gateways)
         if self.mode == "choreography":
-            return participants(self.events, build_registry(), self.bus, gateways, clock=clock)
-        return FulfillmentOrchestrator(
-            self.events, build_registry(), self.bus, gateways, clock=clock
-        )
+            return [r for r in reactions if isinstance(r, FulfillmentParticipant)]
+        [orchestrator] = reactions
+        assert isinstance(orchestrator, FulfillmentOrchestrator)
+        return orchestrator
 
     async def product(self, product_id: str, stock: int, price: str = "10.00") -> None:
         add = commands.AddProduct(
@@ -173,7 +150,7 @@ def _position(event: RecordedEvent) -> LogPosition:
 
 @contextlib.asynccontextmanager
 async def saga_world(
-    dsn: str | None = None, mode: str = "orchestration"
+    dsn: str | None = None, mode: SagaMode = "orchestration"
 ) -> AsyncIterator[SagaWorld]:
     async with postgres_store(max_size=30, dsn=dsn) as events:
         await storage.migrate_postgres(events.pool)
