@@ -14,6 +14,7 @@ from typing import Any
 
 from app.wiring import SagaMode, saga_reactions, simulated_gateways
 from log_follower.consumer import Batch, KeyHandler, PerKeyConsumer
+from log_follower.follower import FollowerSettings
 from sagas import storage
 from sagas.choreography.participant import FulfillmentParticipant
 from sagas.gateways.resilience import CallPolicy
@@ -22,8 +23,10 @@ from sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator
 from tests.integration.read_side import postgres_store
 from tests.integration.write_side import build_bus
 from write_model import commands
+from write_model.backoff import pause
 from write_model.bus import CommandBus, Streams
 from write_model.command_context import CommandContext
+from write_model.decide_and_append import ConcurrencyConflict
 from write_model.domain import fulfillment
 from write_model.domain.order import Address, OrderState
 from write_model.domain.product import ProductState
@@ -160,10 +163,25 @@ async def saga_world(
 
 async def react_to(handler: KeyHandler, events: Sequence[RecordedEvent]) -> None:
     """Hand events to a saga's handler as its follower does (each key's events in log order,
-    keys at once); a key that fails fails the call."""
-    if not events:
-        return
-    batch = Batch(events, max(event.log_position for event in events))
-    failures = await PerKeyConsumer(handler).handle(batch)
-    if failures:
-        raise failures[0].error
+    keys at once); a key that fails fails the call, except that a key whose writes kept
+    conflicting (a ConcurrencyConflict: contention, not a fault) is tried again from its
+    failing event, up to the follower's tries, as the follower does."""
+    tries = FollowerSettings().max_attempts
+    for attempt in range(1, tries + 1):
+        if not events:
+            return
+        batch = Batch(events, max(event.log_position for event in events))
+        failures = await PerKeyConsumer(handler).handle(batch)
+        if not failures:
+            return
+        contended = all(isinstance(f.error, ConcurrencyConflict) for f in failures)
+        if not contended or attempt == tries:
+            raise failures[0].error
+        # Each failing key again, from its failing event on.
+        resume = {f.key: f.event.log_position for f in failures}
+        events = [
+            e
+            for e in events
+            if (key := handler.key_of(e)) in resume and e.log_position >= resume[key]
+        ]
+        await pause(attempt, FollowerSettings().backoff_seconds, 5.0)
