@@ -1,4 +1,5 @@
-# One image for every Orders process (api, projector, migrate; see docker-compose.yml).
+# One image for every Orders process (api, projector, saga, migrate; see docker-compose.yml).
+# It runs the same wheel a `pip install` user gets, installed without extras.
 
 # GraphiQL's browser assets, from the npm lock file, in a stage of their own: the final
 # image has no Node.js.
@@ -7,24 +8,35 @@ WORKDIR /build/app/graphiql_assets
 COPY app/graphiql_assets/package.json app/graphiql_assets/package-lock.json app/graphiql_assets/build ./
 RUN ORDERS_CACHE_DIR=/tmp/cache ./build /build/dist
 
-FROM python:3.11-slim
-WORKDIR /srv/orders
-# The locked dependencies (uv.lock) into /opt/orders, the image's environment; no Python is
-# downloaded: uv uses the image's own.
-ENV UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=/opt/orders UV_COMPILE_BYTECODE=1 \
-    UV_LINK_MODE=copy PATH=/opt/orders/bin:$PATH
+# The wheel (GraphiQL's assets inside: the build backend finds them current for the lock
+# and needs no npm) and the runtime dependencies pinned by uv.lock, without the dev extra.
+FROM python:3.11-slim AS wheel
+WORKDIR /src
+ENV UV_PYTHON_DOWNLOADS=never
 RUN pip install --no-cache-dir uv==0.13.8
-COPY pyproject.toml uv.lock README.md ./
-# Dependencies first, in a layer of their own that code changes do not invalidate.
-RUN uv sync --frozen --no-install-project --no-editable --no-cache
+COPY pyproject.toml uv.lock README.md LICENSE MANIFEST.in ./
+COPY build_backend build_backend
 COPY app app
 COPY schema schema
 COPY write_model write_model
 COPY log_follower log_follower
 COPY read_model read_model
 COPY sagas sagas
+COPY messaging messaging
 COPY --from=graphiql-assets /build/dist app/graphiql_assets/dist
-RUN uv sync --frozen --no-editable --no-cache \
+RUN uv build --wheel --out-dir /wheels \
+    && uv export --frozen --no-emit-project --no-hashes --output-file /wheels/requirements.txt
+
+FROM python:3.11-slim
+WORKDIR /srv/orders
+ENV PATH=/opt/orders/bin:$PATH PYTHONDONTWRITEBYTECODE=1
+# Dependencies first, in a layer of their own that code changes do not invalidate.
+COPY --from=wheel /wheels/requirements.txt /tmp/requirements.txt
+RUN python -m venv /opt/orders \
+    && pip install --no-cache-dir --no-deps -r /tmp/requirements.txt
+COPY --from=wheel /wheels /tmp/wheels
+RUN pip install --no-cache-dir --no-deps /tmp/wheels/orders-*.whl \
+    && rm -rf /tmp/wheels /tmp/requirements.txt \
     && useradd --system --uid 10001 --home-dir /srv/orders orders \
     && mkdir -p /srv/orders/.orders && chown orders /srv/orders/.orders
 USER orders

@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha256sum | cut -c1-12)
 
-.PHONY: install assets dev test unit lint bench bench-read bench-http bench-hostile bench-saga bench-snapshots lock
+.PHONY: install assets dev test unit lint bench bench-profile bench-write bench-read bench-http bench-hostile bench-saga bench-snapshots bench-relay lock
 
 # The project installs everything it needs: the virtualenv and its locked packages here,
 # GraphiQL's assets (below), PostgreSQL and the Mongo-wire server in
@@ -21,8 +21,10 @@ $(UV):
 	$(PYTHON) -m venv $(CACHE_DIR)/uv-$(UV_VERSION)
 	$(CACHE_DIR)/uv-$(UV_VERSION)/bin/pip install -q uv==$(UV_VERSION)
 
+# The project itself is reinstalled: a new top-level package (listed in pyproject.toml) is
+# otherwise missing from an environment made before it existed.
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --extra dev --python $(PYTHON) --quiet
+	$(UV) sync --locked --extra dev --extra bench --python $(PYTHON) --quiet --reinstall-package orders
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -40,7 +42,8 @@ assets:
 dev: install
 	@$(BIN)/orders migrate
 	@$(BIN)/orders seed
-	@$(BIN)/orders dev
+	@# Ctrl-C stops the server cleanly: the shell says so to make, which prints no error.
+	@trap "exit 0" INT; $(BIN)/orders dev
 
 test: install lint
 	tests/services/chromium
@@ -55,8 +58,21 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Every benchmark beside its peers and ceilings, in one run (30 to 45 minutes): writes
+# bench/results.json, bench/plots/ and the tables of README.md and bench/README.md.
+# BENCH_SCALE=smoke: every benchmark briefly; ARGS=--only=http,saga: some of them.
 bench: install
-	tests/services/with-services $(BIN)/python -m bench.write_model
+	bench/install-tools
+	tests/services/with-services $(BIN)/python -m bench $(ARGS)
+
+# The same under py-spy: a flame graph per benchmark in bench/profiles/ (not in git).
+bench-profile: install
+	bench/install-tools
+	tests/services/with-services $(BIN)/python -m bench --profile $(ARGS)
+
+# The write model's workload alone (see `python -m bench.write_model --help`).
+bench-write: install
+	tests/services/with-services $(BIN)/python -m bench.write_model $(ARGS)
 
 # Projector rebuild rate and steady-state lag (see `python -m bench.read_model --help`).
 bench-read: install
@@ -77,3 +93,8 @@ bench-saga: install
 # Reserving stock after 10 vs 10,000 earlier reservations, with and without snapshots.
 bench-snapshots: install
 	tests/services/with-services $(BIN)/python -m bench.snapshots $(ARGS)
+
+# The Kafka relay: events/s from a pre-filled log and commit-to-receipt latency, each beside a
+# bare transactional producer with the relay's configuration (see `python -m bench.relay --help`).
+bench-relay: install
+	tests/services/with-services $(BIN)/python -m bench.relay $(ARGS)

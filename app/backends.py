@@ -97,6 +97,7 @@ async def _postgres_side(
             await postgres.migrate(pool)
             await _migrate_postgres_side(pool)
         events = postgres.PostgresEventStore(pool, notify_channel=APPENDED_CHANNEL)
+        running.push_async_callback(events.close)  # its NOTIFY task goes before the pool does
         listener = PostgresListener(settings.database_url)
         await retrying_start(
             settings,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,18 +14,36 @@ from typing import Any
 
 import click
 import uvicorn
+from pydantic import ValidationError
 
 from app.api_runtime import authenticator
 from app.backends import embedded_backend, migrate, shared_backend
 from app.bootstrap import projector_tools, run_projector, run_saga_process
 from app.log_config import configure_logging
 from app.settings import Settings
+from app.settings_errors import settings_error_lines
 from app.stores import ServiceUnavailable, require_services
 from write_model.domain.choreography import Participant
 from write_model.envelope import LogPosition
 
+log = logging.getLogger(__name__)
 
-@click.group()
+
+class _OrdersGroup(click.Group):
+    """Bad settings, for every command: one line per variable and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ValidationError as error:
+            if error.title != Settings.__name__:
+                raise
+            for line in settings_error_lines(error, Settings):
+                click.echo(f"error: {line}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_OrdersGroup)
 @click.version_option(package_name="orders", prog_name="orders")
 def main() -> None:
     """Orders: a GraphQL CQRS API server."""
@@ -84,6 +105,29 @@ def schema_export(output: str | None) -> None:
         click.echo(f"schema written to {output}", err=True)
 
 
+@schema_group.command("export-events")
+@click.option(
+    "--directory",
+    type=click.Path(file_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="where the schemas go (default: schema/events of this checkout)",
+)
+def schema_export_events(directory: Path | None) -> None:
+    """Write the JSON Schema of every event type's current version as
+    schema/events/<EventType>/<version>.json (committed: what Kafka consumers read). Refuses
+    a change to a committed version that does more than add optional properties."""
+    from messaging.event_schemas import SCHEMA_DIRECTORY, IncompatibleSchemaChange, export
+    from write_model.event_types import build_registry
+
+    try:
+        result = export(build_registry(), directory or SCHEMA_DIRECTORY)
+    except IncompatibleSchemaChange as error:
+        raise click.ClickException(str(error)) from None
+    for path in result.written:
+        click.echo(f"written {path}", err=True)
+    click.echo(f"{len(result.written)} written, {result.unchanged} unchanged", err=True)
+
+
 @main.command("seed")
 def seed_command() -> None:
     """Add a small demo catalog and customers through the GraphQL API (safe to run again:
@@ -120,6 +164,21 @@ def saga_command() -> None:
     _run(lambda: _until_signalled(lambda stop: run_saga_process(settings, stop)))
 
 
+@main.command("relay")
+def relay_command() -> None:
+    """Publish every event of the log to Kafka (KAFKA_BOOTSTRAP_SERVERS), exactly once, as
+    CloudEvents; a second relay stands by. Exits with status 2 on a fatal Kafka error (fenced
+    by another relay with its transactional.id): a supervisor restarts it."""
+    from app.relay_process import run_relay_process
+
+    settings = Settings()
+    _configure_logging(settings)
+    if not settings.kafka_bootstrap_servers:
+        raise click.ClickException("KAFKA_BOOTSTRAP_SERVERS is not set: the relay needs Kafka")
+    _require_services(settings, "orders relay", read_store=False)
+    _run(lambda: _until_signalled(lambda stop: run_relay_process(settings, stop)))
+
+
 @main.command("participant")
 @click.argument("name", type=click.Choice([p.value.lower() for p in Participant]))
 def participant_command(name: str) -> None:
@@ -146,21 +205,21 @@ def projections_group() -> None:
 
 @projections_group.command("status")
 def projections_status() -> None:
-    """Each projection's checkpoint, the head of the log, lag, state and last error."""
+    """Each projection's checkpoint, the head of the log, lag, state and last error (of
+    the stores in DATABASE_URL and MONGO_URL; unset: of the `orders dev` at HOST:PORT)."""
     from read_model.status import projection_statuses
 
     settings = Settings()
+    if not settings.database_url:
+        _print_statuses(_statuses_from_dev(settings))
+        return
     _require_services(settings, "orders projections status")
 
-    async def work() -> None:
+    async def work() -> list[tuple[str, ...]]:
         async with projector_tools(settings) as deps:
             statuses = await projection_statuses(deps.events, deps.documents)
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table("name", "position", "head", "lag", "state", "last error", "updated")
-        for s in statuses:
-            table.add_row(
+        return [
+            (
                 s.name,
                 str(s.position.position),
                 str(s.head.position),
@@ -169,9 +228,62 @@ def projections_status() -> None:
                 s.last_error or "",
                 s.updated_at.isoformat(timespec="seconds") if s.updated_at else "",
             )
-        Console().print(table)
+            for s in statuses
+        ]
 
-    _run(work)
+    _print_statuses(_run(work))
+
+
+def _print_statuses(rows: list[tuple[str, ...]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "position", "head", "lag", "state", "last error", "updated")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def _statuses_from_dev(settings: Settings) -> list[tuple[str, ...]]:
+    """Without DATABASE_URL the stores are those of `orders dev` (its SQLite file and its
+    in-memory read store): ask the running one over HTTP, as a staff member."""
+    import httpx
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    url = f"http://{host}:{settings.port}/graphql"
+    auth = authenticator(settings)
+    headers = (
+        {"Authorization": f"Bearer {auth.mint('orders-cli', staff=True, ttl_seconds=60)}"}
+        if auth.enabled and settings.jwt_secret
+        else {}
+    )
+    query = "{ projections { name position headPosition lag state lastError updatedAt } }"
+    try:
+        response = httpx.post(url, json={"query": query}, headers=headers, timeout=10)
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as error:
+        click.echo(
+            f"error: DATABASE_URL is not set and no `orders dev` answers at {url} ({error}): "
+            "start one (`make dev`, or `.venv/bin/orders dev`) and run this again, or set "
+            "DATABASE_URL and MONGO_URL for the stores of `orders api`",
+            err=True,
+        )
+        sys.exit(2)
+    if response.status_code != 200 or body.get("errors"):
+        click.echo(f"error: the `orders dev` at {url} answered {body.get('errors')}", err=True)
+        sys.exit(2)
+    return [
+        (
+            p["name"],
+            p["position"],
+            p["headPosition"],
+            str(p["lag"]),
+            p["state"],
+            p["lastError"] or "",
+            p["updatedAt"] or "",
+        )
+        for p in body["data"]["projections"]
+    ]
 
 
 @projections_group.command("rebuild")
@@ -223,16 +335,18 @@ class AnnouncingServer(uvicorn.Server):
     """Says where GraphiQL is, and whether the API is open, on standard output, once the
     server listens."""
 
-    def __init__(self, config: uvicorn.Config, auth_banner: str) -> None:
+    def __init__(self, config: uvicorn.Config, auth_banner: str, *, graphiql: bool) -> None:
         super().__init__(config)
         self._auth_banner = auth_banner
+        self._graphiql = graphiql
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         if self.started:
             host = self.config.host
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-            click.echo(f"GraphiQL: http://{shown}:{self.config.port}/graphql")
+            if self._graphiql:  # else a warning said which assets are missing
+                click.echo(f"GraphiQL: http://{shown}:{self.config.port}/graphql")
             click.echo(self._auth_banner)
 
 
@@ -254,13 +368,23 @@ def _check_reachable(settings: Settings, *, embedded: bool) -> None:
 
 def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: bool) -> None:
     """Serve the API with uvicorn (one worker, uvloop) until SIGINT / SIGTERM."""
+    from app.graphiql import GraphiQL
     from app.server import create_app
 
-    _check_reachable(settings, embedded=embedded)
     # --host and --port win over HOST and PORT, for the ops port's default host too.
     settings = settings.model_copy(
         update={"host": host or settings.host, "port": port if port is not None else settings.port}
     )
+    _require_free_port(settings.host, settings.port)
+    _check_reachable(settings, embedded=embedded)
+    missing = GraphiQL().missing_files()
+    if missing:
+        log.warning(
+            "GraphiQL is not served: its assets are missing from %s: %s (a wheel or sdist of "
+            "orders carries them; in a clone, `make install` builds them)",
+            GraphiQL().assets_dir,
+            ", ".join(missing),
+        )
     app = create_app(settings, embedded=embedded)
     server = AnnouncingServer(
         uvicorn.Config(
@@ -277,9 +401,14 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: 
             ws_max_size=settings.max_websocket_message_bytes,
         ),
         _auth_banner(settings),
+        graphiql=not missing,
     )
     try:
         server.run()
+    except KeyboardInterrupt:
+        # Ctrl-C: uvicorn has shut down cleanly and re-raised the signal; an interrupt is
+        # how `orders dev` is meant to stop, not a failure ("Aborted!", status 1).
+        click.echo("stopped", err=True)
     except SystemExit:
         # uvicorn exits with 3 when the lifespan fails; a service that cannot be reached
         # (or an ops port that cannot be listened on) is the operator's to fix, so say
@@ -289,6 +418,29 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: 
             click.echo(f"error: {startup_error}", err=True)
             sys.exit(2)
         raise
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """A port in use is one line with the way out, before anything starts (uvicorn would
+    say `[Errno 98]` after the start-up lines)."""
+    if port == 0:
+        return
+    try:
+        socket.create_server((host, port)).close()
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            click.echo(
+                f"error: port {port} on {host} is in use: another server (an `orders dev` "
+                "already running?) listens there; choose another with --port or PORT",
+                err=True,
+            )
+        else:
+            click.echo(
+                f"error: cannot listen on {host}:{port} ({error}): check --host / HOST and "
+                "--port / PORT",
+                err=True,
+            )
+        sys.exit(2)
 
 
 def _auth_banner(settings: Settings) -> str:
@@ -320,7 +472,9 @@ def token_command(subject: str, staff: bool, ttl: float) -> None:
 
 @main.command("api")
 @click.option("--host", default=None, help="listen address (default HOST or 127.0.0.1)")
-@click.option("--port", type=int, default=None, help="listen port (default PORT or 8000)")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="listen port (default PORT or 8000)"
+)
 def api_command(host: str | None, port: int | None) -> None:
     """Serve the GraphQL API on PostgreSQL and MongoDB (the projector runs apart:
     `orders projector`)."""
@@ -332,7 +486,9 @@ def api_command(host: str | None, port: int | None) -> None:
 
 @main.command("dev")
 @click.option("--host", default=None, help="listen address (default HOST or 127.0.0.1)")
-@click.option("--port", type=int, default=None, help="listen port (default PORT or 8000)")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="listen port (default PORT or 8000)"
+)
 def dev_command(host: str | None, port: int | None) -> None:
     """Run the API and the projector in one process on the embedded defaults (SQLite event
     store in ORDERS_DATA_DIR, in-memory read store rebuilt from the log at start)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,11 @@ class GraphiQL:
         except FileNotFoundError:
             return None
 
+    def missing_files(self) -> list[str]:
+        """The files the page loads (and VERSION) that are not in the assets folder."""
+        wanted = ["VERSION", *re.findall(r"\{\{assets\}\}/([^\"'\s]+)", PAGE.read_text())]
+        return [name for name in wanted if not (self.assets_dir / name).is_file()]
+
     def assets_route(self) -> Mount:
         """`/graphiql/<version>/...`; mounted even before the assets exist (check_dir off),
         so a server started without them serves the page's clear error, not a crash."""
@@ -99,8 +105,10 @@ class GraphiQL:
         version = self.version()
         if version is None:
             raise GraphiQLAssetsMissing(
-                f"GraphiQL's assets are not installed in {self.assets_dir}: run "
-                "`make install` (or app/graphiql_assets/build), then restart the server"
+                f"GraphiQL's assets are not installed in {self.assets_dir} (missing: "
+                f"{', '.join(self.missing_files())}): in a clone, run `make install` (or "
+                "app/graphiql_assets/build), then restart the server; a wheel or sdist of "
+                "orders carries them (reinstall it)"
             )
         config = {
             "endpoint": self.endpoint,

@@ -171,15 +171,31 @@ async def serving(settings: Settings, app: Starlette) -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def ops_server(
-    settings: Settings, backend: LogBackend, read_model: ReadModel | None
+    settings: Settings,
+    backend: LogBackend,
+    read_model: ReadModel | None,
+    *,
+    metrics: Metrics | None = None,
+    more_checks: Checks | None = None,
+    refresh_metrics: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[None]:
-    """The ops port of `orders projector` and `orders saga` while the block runs."""
-    metrics = Metrics()
+    """The ops port of `orders projector`, `orders saga` and `orders relay` while the block
+    runs; `metrics` with a process's own figures registered, `more_checks` its own checks,
+    `refresh_metrics` run before each scrape."""
+    metrics = metrics or Metrics()
 
     async def checks() -> dict[str, str]:
-        return await readiness(settings, backend, read_model)
+        found = await readiness(settings, backend, read_model)
+        if more_checks is not None:
+            found = {**found, **(await more_checks() or {})}
+        return found
 
     async def render_metrics() -> bytes:
+        if refresh_metrics is not None:
+            try:
+                await refresh_metrics()
+            except Exception:
+                log.warning("process metrics not refreshed", exc_info=True)
         if backend.listener_healthy is not None:
             metrics.listener_connected.set(1 if backend.listener_healthy() else 0)
         return await metrics.render(read_model, follower_statuses_of(settings, backend))

@@ -47,10 +47,15 @@ PRODUCTS = (
     DemoProduct("demo-filter", "Paper filters, 100", Decimal("6.75"), 500),
 )
 
+# Her payments are declined by the simulated gateway (PAYMENT_DECLINE_CUSTOMERS' default),
+# so an order of hers shows a rejection and its compensation.
+DECLINED_CUSTOMER = DemoCustomer("demo-declined", "Dana Declined", "dana@example.com")
+
 CUSTOMERS = (
     DemoCustomer("demo-ada", "Ada Lovelace", "ada@example.com"),
     DemoCustomer("demo-grace", "Grace Hopper", "grace@example.com"),
     DemoCustomer("demo-alan", "Alan Turing", "alan@example.com"),
+    DECLINED_CUSTOMER,
 )
 
 
@@ -148,7 +153,14 @@ async def seed(settings: Settings) -> str:
                 raise SeedFailed(
                     f"the API refused {variables}: {result.get('code')}: {result.get('message')}"
                 )
-    return (
+    summary = (
         f"the demo catalog ({len(PRODUCTS)} products) and {len(CUSTOMERS)} customers are in "
         "place (a second run adds nothing)"
     )
+    declined = DECLINED_CUSTOMER.customer_id
+    if declined in settings.listed(settings.payment_decline_customers):
+        summary += (
+            f"; the simulated payment gateway declines every payment of {declined} "
+            f"({DECLINED_CUSTOMER.name}: PAYMENT_DECLINE_CUSTOMERS), so her orders are rejected"
+        )
+    return summary

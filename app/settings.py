@@ -10,11 +10,24 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
+
+_URL_SCHEMES = {
+    "database_url": ("postgresql://", "postgres://"),
+    "mongo_url": ("mongodb://", "mongodb+srv://"),
+    "jwt_jwks_url": ("https://", "http://"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +103,9 @@ class Settings(BaseSettings):
     mongo_url: str | None = Field(None, description="MongoDB read store; unset: in memory")
     mongo_db: str = Field("orders", description="MongoDB database of the read documents")
     host: str = Field("127.0.0.1", description="listen address of `orders api` / `orders dev`")
-    port: int = Field(8000, description="listen port of `orders api` / `orders dev`")
+    port: int = Field(
+        8000, ge=0, le=65535, description="listen port of `orders api` / `orders dev`"
+    )
     orders_data_dir: Path = Field(
         Path(".orders"), description="where the embedded SQLite event store lives (events.db)"
     )
@@ -149,6 +164,8 @@ class Settings(BaseSettings):
     )
     ops_port: int | None = Field(
         None,
+        ge=0,
+        le=65535,
         description="serve /healthz, /readyz with its checks and /metrics here (`orders "
         "projector`, `orders saga`, and the API, whose own port then has no /metrics and a "
         "/readyz that says only ready or not)",
@@ -156,7 +173,9 @@ class Settings(BaseSettings):
     ops_host: str | None = Field(
         None, description="listen address of OPS_PORT; unset: the process's HOST (or --host)"
     )
-    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR"
+    )
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="auto: human-readable text on a terminal, JSON lines otherwise"
     )
@@ -274,7 +293,8 @@ class Settings(BaseSettings):
         None, description="simulated payments: decline charges above this amount"
     )
     payment_decline_customers: str = Field(
-        "", description="simulated payments: decline these customer ids (comma-separated)"
+        "demo-declined",  # the demo customer `orders seed` adds to show a rejection
+        description="simulated payments: decline these customer ids (comma-separated)",
     )
     shipping_fail_countries: str = Field(
         "", description="simulated shipping: refuse these country codes (comma-separated)"
@@ -305,6 +325,53 @@ class Settings(BaseSettings):
         10.0, gt=0, description="how long an open breaker fails calls fast before a trial"
     )
 
+    kafka_bootstrap_servers: str | None = Field(
+        None,
+        description="Kafka brokers (host:port, comma-separated) the relay publishes the log to; "
+        "unset: no relay, nothing needs Kafka",
+    )
+    kafka_topic_prefix: str = Field(
+        "", description="put before every topic name: <prefix><category>-events"
+    )
+    kafka_content_mode: Literal["binary", "structured"] = Field(
+        "binary",
+        description="CloudEvents Kafka binding mode: binary (data as value, ce_* headers) or "
+        "structured (the whole CloudEvent as JSON)",
+    )
+    kafka_source: str = Field("/orders", description="the CloudEvents `source` of every event")
+    kafka_topic_partitions: int = Field(
+        6, ge=1, description="partitions of each topic the relay creates when missing"
+    )
+    kafka_replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="replication factor of each topic the relay creates (unset: "
+        "the broker's default.replication.factor)",
+    )
+    kafka_transactional_id: str = Field(
+        "orders-relay",
+        description="the relay's transactional.id: one per log, stable across restarts (a "
+        "second relay with it is fenced by the broker)",
+    )
+    kafka_transaction_max_records: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="records per Kafka transaction at most (N): the relay's follower reads "
+        "batches of this size, each one transaction",
+    )
+    kafka_transaction_linger_ms: float = Field(
+        20.0,
+        ge=0,
+        le=10_000,
+        description="how long after the first pending event the relay commits its Kafka "
+        "transaction, with every event appended meanwhile (T); a full transaction commits "
+        "at once",
+    )
+    kafka_timeout_seconds: float = Field(
+        30.0, gt=0, description="a transaction's commit or abort waits this long per try"
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _renamed_settings(cls, data: Any) -> Any:
@@ -319,6 +386,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             lowered = value.strip().lower()
             return _SWITCHES.get(lowered, lowered)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_in_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("database_url", "mongo_url", "jwt_jwks_url")
+    @classmethod
+    def _url_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A wrong scheme is refused at start, not retried for STARTUP_TIMEOUT_SECONDS.
+        schemes = _URL_SCHEMES[info.field_name or ""]
+        if value and value.split("://", 1)[0].lower() + "://" not in schemes:
+            raise ValueError(f"should be a URL starting with {' or '.join(schemes)}")
         return value
 
     def listed(self, value: str) -> frozenset[str]:

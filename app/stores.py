@@ -105,7 +105,10 @@ async def event_store(settings: Settings) -> AsyncIterator[EventStore]:
                 await postgres.migrate(pool)
             # Appends NOTIFY after they commit, so followers of the log wake without polling.
             store: EventStore = postgres.PostgresEventStore(pool, notify_channel=APPENDED_CHANNEL)
-            yield store
+            try:
+                yield store
+            finally:
+                await store.close()  # its NOTIFY task goes before the pool does
         return
     from write_model.event_store import sqlite
 

@@ -133,14 +133,22 @@ def _die_with_parent() -> None:
 
 
 class AppProcess:
-    """`python -m app <args>` from the repository root, its output appended to `log_path`."""
+    """`python -m app <args>` (or another `module`) from the repository root, its output
+    appended to `log_path`."""
 
-    def __init__(self, name: str, args: Sequence[str], env: dict[str, str], log_path: Path):
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        env: dict[str, str],
+        log_path: Path,
+        module: str = "app",
+    ):
         self.name = name
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "app", *args],
+                [sys.executable, "-m", module, *args],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

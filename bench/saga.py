@@ -29,7 +29,7 @@ import contextlib
 import os
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -174,7 +174,23 @@ class Bench:
             await watcher.close()
 
 
-async def throughput(dsn: str, orders: int, mode: SagaMode) -> None:
+@dataclass(frozen=True)
+class Throughput:
+    sagas_per_second: float
+    statements_per_saga: float
+    cpu_ms_per_saga: float
+    server_cpu_ms_per_saga: float
+
+
+@dataclass(frozen=True)
+class Latency:
+    to_confirmed_p50_ms: float
+    to_confirmed_p99_ms: float
+    to_document_p50_ms: float
+    to_document_p99_ms: float
+
+
+async def throughput(dsn: str, orders: int, mode: SagaMode) -> Throughput:
     pool = await postgres.create_pool(dsn, min_size=4, max_size=20)
     try:
         await postgres.migrate(pool)
@@ -214,6 +230,9 @@ async def throughput(dsn: str, orders: int, mode: SagaMode) -> None:
             f"(target >= 200); per saga {round_trips / orders:.1f} statements to PostgreSQL, "
             f"{cpu / orders * 1000:.2f} ms CPU in this process, "
             f"{server / orders * 1000:.2f} ms CPU in PostgreSQL"
+        )
+        return Throughput(
+            orders / elapsed, round_trips / orders, cpu / orders * 1000, server / orders * 1000
         )
     finally:
         await pool.close()
@@ -292,9 +311,11 @@ class ConfirmedDocuments:
         return asyncio.create_task(run_projection(self.deps, OrdersProjection(), stop))
 
 
-async def latency(dsn: str, rate: float, seconds: float, warm_up: float, mode: SagaMode) -> None:
+async def latency(dsn: str, rate: float, seconds: float, warm_up: float, mode: SagaMode) -> Latency:
     pool = await postgres.create_pool(dsn, min_size=4, max_size=20)
     try:
+        await postgres.migrate(pool)  # idempotent: a database of its own or throughput's
+        await storage.migrate_postgres(pool)
         bench = Bench(pool, dsn, mode)
         await bench.catalog()
         stop = asyncio.Event()
@@ -324,7 +345,7 @@ async def latency(dsn: str, rate: float, seconds: float, warm_up: float, mode: S
         for events in found.values():
             at = {e.type: e.occurred_at for e in events}
             latencies.append((at["OrderConfirmed"] - at["OrderSubmitted"]).total_seconds())
-        p50, p99 = p50_p99_ms(latencies)
+        log_p50, log_p99 = p50, p99 = p50_p99_ms(latencies)
         say(
             f"{mode} latency at {rate:g} submits/s: submitted -> OrderConfirmed in the log "
             f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 250 ms)"
@@ -339,6 +360,7 @@ async def latency(dsn: str, rate: float, seconds: float, warm_up: float, mode: S
             f"{mode} latency at {rate:g} submits/s: submitOrder answered -> CONFIRMED in the read "
             f"document p50 {p50:.1f} ms, p99 {p99:.1f} ms{gaps}"
         )
+        return Latency(log_p50, log_p99, p50, p99)
     finally:
         await pool.close()
 

@@ -2,7 +2,7 @@
 
 Each order is create (with a shipping address), add 3 items, submit: five commands, each its
 own dispatch on the command bus (load -> decide -> append) (adding an item also loads the
-product for its catalog price). Run with DATABASE_URL set, e.g. under `make bench`.
+product for its catalog price). Run with DATABASE_URL set, e.g. under `make bench-write`.
 
     python -m bench.write_model [--seconds 10] [--clients 1,8]
 """
@@ -14,27 +14,54 @@ import asyncio
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 
 import uvloop
 
-from app.wiring import build_command_bus
+from app.backends import shared_log_backend
+from app.bootstrap import command_bus
+from app.settings import Settings
 from bench.common import p50_p99_ms
 from write_model import commands
+from write_model.bus import CommandBus
 from write_model.command_context import CommandContext
 from write_model.domain.order import Address
-from write_model.event_store import postgres
-from write_model.event_types import build_registry
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 
 
-async def run(dsn: str, clients: int, seconds: float) -> None:
-    pool = await postgres.create_pool(dsn, min_size=clients, max_size=clients)
-    await postgres.migrate(pool)
-    bus = build_command_bus(
-        postgres.PostgresEventStore(pool), build_registry(), tax_rate=Decimal("0.10")
+@dataclass(frozen=True)
+class Measured:
+    clients: int
+    commands: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.commands / self.seconds
+
+    def line(self) -> str:
+        return (
+            f"clients={self.clients:<3} commands={self.commands:<7} "
+            f"commands/s={self.rate:8.0f}  p50={self.p50_ms:6.2f} ms  p99={self.p99_ms:6.2f} ms"
+        )
+
+
+async def run(dsn: str, clients: int, seconds: float) -> Measured:
+    """The workload for `seconds` at `clients` concurrent clients, on the command bus and
+    PostgreSQL event store the composition root builds for the API (a pool of `clients`)."""
+    settings = Settings(
+        database_url=dsn, pg_pool_min_size=clients, pg_pool_max_size=max(clients, 2)
     )
+    async with shared_log_backend(settings, follows_log=False, migrates=True) as backend:
+        bus = command_bus(settings, backend)
+        return await workload(bus, clients, seconds)
+
+
+async def workload(bus: CommandBus, clients: int, seconds: float) -> Measured:
     run_id = uuid.uuid4().hex[:8]
     context = CommandContext(correlation_id=f"bench-{run_id}")
     customer = f"bench-{run_id}"
@@ -87,14 +114,8 @@ async def run(dsn: str, clients: int, seconds: float) -> None:
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - started
-    await pool.close()
-
     p50_ms, p99_ms = p50_p99_ms(latencies)
-    print(
-        f"clients={clients:<3} commands={len(latencies):<7} "
-        f"commands/s={len(latencies) / elapsed:8.0f}  "
-        f"p50={p50_ms:6.2f} ms  p99={p99_ms:6.2f} ms"
-    )
+    return Measured(clients, len(latencies), elapsed, p50_ms, p99_ms)
 
 
 def main() -> None:
@@ -104,11 +125,11 @@ def main() -> None:
     args = parser.parse_args()
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
-        raise SystemExit("DATABASE_URL is not set: run `make bench`")
+        raise SystemExit("DATABASE_URL is not set: run `make bench-write`")
     print("write model: create + 3 x add item + submit per order, PostgreSQL event store")
     for clients in (int(c) for c in args.clients.split(",")):
         # uvloop, as under uvicorn in the servers
-        uvloop.run(run(dsn, clients, args.seconds))
+        print(uvloop.run(run(dsn, clients, args.seconds)).line())
 
 
 if __name__ == "__main__":

@@ -16,25 +16,33 @@ from schema.pagination import Ordering, page_size
 T = TypeVar("T")
 
 
-@strawberry.type
+@strawberry.type(description="Where a page ends and whether more follow.")
 class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(description="Whether another page follows this one.")
+    end_cursor: str | None = strawberry.field(
+        description="The last edge's cursor (pass it as after); null for an empty page."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="One element of a page and its cursor.")
 class Edge(Generic[T]):
-    cursor: str
-    node: T
+    cursor: str = strawberry.field(
+        description="Opaque position of this element; pass it as after to read what follows it."
+    )
+    node: T = strawberry.field(description="The element.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="One page of a list, Relay-style: ask for the next with after: pageInfo.endCursor."
+)
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
-    page_info: PageInfo
+    edges: list[Edge[T]] = strawberry.field(description="This page's elements, in order.")
+    page_info: PageInfo = strawberry.field(description="Where this page ends; whether more follow.")
     count: strawberry.Private[Callable[[], Awaitable[int]]]
 
-    @strawberry.field
+    @strawberry.field(
+        description="How many elements the whole list has (all pages; counted only when asked)."
+    )
     async def total_count(self) -> int:
         return await self.count()
 

@@ -80,31 +80,43 @@ class UserError:
     code: str = strawberry.field(
         description="VALIDATION | NOT_FOUND | CONCURRENCY | INVALID_STATE | IDEMPOTENCY_KEY_REUSED"
     )
-    message: str
+    message: str = strawberry.field(description="What went wrong, for a person to read.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="Bad input: the message says what is wrong, field which input field (camelCase)."
+)
 class ValidationError(UserError):
-    field: str | None = None
+    field: str | None = strawberry.field(
+        default=None, description="The input field at fault (camelCase), when there is one."
+    )
 
 
-@strawberry.type
+@strawberry.type(
+    description="The order, customer or product does not exist (or is not yours: that answers the "
+    "same)."
+)
 class NotFoundError(UserError):
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The id that was not found.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="expectedVersion did not match: the stream has moved on. Read it again, then retry."
+)
 class ConcurrencyError(UserError):
-    expected_version: int
-    actual_version: int
+    expected_version: int = strawberry.field(description="The expectedVersion sent.")
+    actual_version: int = strawberry.field(description="The stream's version now.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="The entity's state forbids this command (submitting an order twice, changing a "
+    "submitted one...)."
+)
 class InvalidStateError(UserError):
     pass
 
 
-@strawberry.type
+@strawberry.type(description="The idempotencyKey was used before with other input.")
 class IdempotencyKeyReusedError(UserError):
     pass
 

@@ -21,6 +21,7 @@ from typing import Annotated, Any, ClassVar, Protocol, TypeVar
 import orjson
 import strawberry
 
+from schema import descriptions as d
 from schema.context import Info
 from schema.errors import (
     EXPECTED_FAILURES,
@@ -59,14 +60,14 @@ from write_model.domain import customer, order, product
 # ---------------------------------------------------------------- payloads
 
 
-@strawberry.type
+@strawberry.type(description="The order command was accepted: its events are in the event store.")
 class OrderAccepted:
     id_field: ClassVar[str] = "order_id"
     stream_type: ClassVar[str] = order.STREAM_TYPE
 
-    order_id: strawberry.ID
-    version: int
-    consistency_token: str
+    order_id: strawberry.ID = strawberry.field(description="The order's id.")
+    version: int = strawberry.field(description="The order stream's version after this write.")
+    consistency_token: str = strawberry.field(description=d.CONSISTENCY_TOKEN_RETURNED)
 
     @strawberry.field(description="the order once the read model has this write")
     async def order(self, info: Info) -> Order | None:
@@ -76,14 +77,16 @@ class OrderAccepted:
         return Order.of(doc) if doc is not None else None
 
 
-@strawberry.type
+@strawberry.type(
+    description="The customer command was accepted: its events are in the event store."
+)
 class CustomerAccepted:
     id_field: ClassVar[str] = "customer_id"
     stream_type: ClassVar[str] = customer.STREAM_TYPE
 
-    customer_id: strawberry.ID
-    version: int
-    consistency_token: str
+    customer_id: strawberry.ID = strawberry.field(description="The customer's id.")
+    version: int = strawberry.field(description="The customer stream's version after this write.")
+    consistency_token: str = strawberry.field(description=d.CONSISTENCY_TOKEN_RETURNED)
 
     @strawberry.field(description="the customer once the read model has this write")
     async def customer(self, info: Info) -> Customer | None:
@@ -93,14 +96,14 @@ class CustomerAccepted:
         return Customer.of(doc) if doc is not None else None
 
 
-@strawberry.type
+@strawberry.type(description="The product command was accepted: its events are in the event store.")
 class ProductAccepted:
     id_field: ClassVar[str] = "product_id"
     stream_type: ClassVar[str] = product.STREAM_TYPE
 
-    product_id: strawberry.ID
-    version: int
-    consistency_token: str
+    product_id: strawberry.ID = strawberry.field(description="The product's id.")
+    version: int = strawberry.field(description="The product stream's version after this write.")
+    consistency_token: str = strawberry.field(description=d.CONSISTENCY_TOKEN_RETURNED)
 
     @strawberry.field(description="the product once the read model has this write")
     async def product(self, info: Info) -> Product | None:
@@ -110,22 +113,44 @@ class ProductAccepted:
         return Product.of(doc) if doc is not None else None
 
 
-@strawberry.type
+@strawberry.type(description="The retry was requested; the leader re-applies the stream shortly.")
 class DeadLetterRetried:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The dead letter's id.")
 
 
 _ERRORS = ValidationError | NotFoundError | ConcurrencyError | InvalidStateError
 OrderResult = Annotated[
-    OrderAccepted | _ERRORS | IdempotencyKeyReusedError, strawberry.union("OrderResult")
+    OrderAccepted | _ERRORS | IdempotencyKeyReusedError,
+    strawberry.union(
+        "OrderResult",
+        description="The order command's outcome: OrderAccepted, or the expected failure that "
+        "refused it.",
+    ),
 ]
 CustomerResult = Annotated[
-    CustomerAccepted | _ERRORS | IdempotencyKeyReusedError, strawberry.union("CustomerResult")
+    CustomerAccepted | _ERRORS | IdempotencyKeyReusedError,
+    strawberry.union(
+        "CustomerResult",
+        description="The customer command's outcome: CustomerAccepted, or the expected failure "
+        "that refused it.",
+    ),
 ]
 ProductResult = Annotated[
-    ProductAccepted | _ERRORS | IdempotencyKeyReusedError, strawberry.union("ProductResult")
+    ProductAccepted | _ERRORS | IdempotencyKeyReusedError,
+    strawberry.union(
+        "ProductResult",
+        description="The product command's outcome: ProductAccepted, or the expected failure that "
+        "refused it.",
+    ),
 ]
-RetryResult = Annotated[DeadLetterRetried | NotFoundError, strawberry.union("RetryResult")]
+RetryResult = Annotated[
+    DeadLetterRetried | NotFoundError,
+    strawberry.union(
+        "RetryResult",
+        description="DeadLetterRetried, or a NotFoundError for an unknown (or already retried) "
+        "dead letter.",
+    ),
+]
 
 # ----------------------------------------------------------------- running
 
@@ -205,70 +230,126 @@ async def _dispatch(
 # ---------------------------------------------------------------- mutations
 
 
-@strawberry.type
+@strawberry.type(
+    description="Writes: each runs one command and answers a union, the accepted payload or an "
+    "expected failure (never GraphQL errors for those)."
+)
 class Mutation:
     # ------------------------------------------------------------ customers
 
-    @strawberry.mutation
-    async def register_customer(self, info: Info, input: RegisterCustomerInput) -> CustomerResult:
+    @strawberry.mutation(
+        description="Register a customer; answers its id and the stream's version. An email "
+        "registered to another customer is a ValidationError, a taken id an InvalidStateError."
+    )
+    async def register_customer(
+        self, info: Info, input: Annotated[RegisterCustomerInput, d.COMMAND_INPUT]
+    ) -> CustomerResult:
         return await _dispatch(info, input, CustomerAccepted)
 
-    @strawberry.mutation
-    async def rename_customer(self, info: Info, input: RenameCustomerInput) -> CustomerResult:
+    @strawberry.mutation(
+        description="Change a customer's display name (its orders show the new name)."
+    )
+    async def rename_customer(
+        self, info: Info, input: Annotated[RenameCustomerInput, d.COMMAND_INPUT]
+    ) -> CustomerResult:
         return await _dispatch(info, input, CustomerAccepted)
 
     # ------------------------------------------------------------- products
 
-    @strawberry.mutation
-    async def add_product(self, info: Info, input: AddProductInput) -> ProductResult:
-        return await _dispatch(info, input, ProductAccepted)
-
-    @strawberry.mutation(description="Rename a catalog entry (orders show the new name).")
-    async def rename_product(self, info: Info, input: RenameProductInput) -> ProductResult:
-        return await _dispatch(info, input, ProductAccepted)
-
-    @strawberry.mutation
-    async def change_product_price(
-        self, info: Info, input: ChangeProductPriceInput
+    @strawberry.mutation(
+        description="Add a catalog entry with its price and first stock (staff only)."
+    )
+    async def add_product(
+        self, info: Info, input: Annotated[AddProductInput, d.COMMAND_INPUT]
     ) -> ProductResult:
         return await _dispatch(info, input, ProductAccepted)
 
-    @strawberry.mutation
-    async def restock_product(self, info: Info, input: RestockProductInput) -> ProductResult:
+    @strawberry.mutation(
+        description="Rename a catalog entry (staff only; orders show the new name)."
+    )
+    async def rename_product(
+        self, info: Info, input: Annotated[RenameProductInput, d.COMMAND_INPUT]
+    ) -> ProductResult:
+        return await _dispatch(info, input, ProductAccepted)
+
+    @strawberry.mutation(
+        description="Change a catalog entry's price (staff only); orders keep the prices their "
+        "lines were given."
+    )
+    async def change_product_price(
+        self, info: Info, input: Annotated[ChangeProductPriceInput, d.COMMAND_INPUT]
+    ) -> ProductResult:
+        return await _dispatch(info, input, ProductAccepted)
+
+    @strawberry.mutation(description="Add received units to a catalog entry's stock (staff only).")
+    async def restock_product(
+        self, info: Info, input: Annotated[RestockProductInput, d.COMMAND_INPUT]
+    ) -> ProductResult:
         return await _dispatch(info, input, ProductAccepted)
 
     # --------------------------------------------------------------- orders
 
-    @strawberry.mutation
-    async def create_order(self, info: Info, input: CreateOrderInput) -> OrderResult:
+    @strawberry.mutation(
+        description="Create a DRAFT order for a customer (a customer: only for itself), its lines "
+        "priced from the catalog plus TAX_RATE tax."
+    )
+    async def create_order(
+        self, info: Info, input: Annotated[CreateOrderInput, d.COMMAND_INPUT]
+    ) -> OrderResult:
         return await _dispatch(info, input, OrderAccepted)
 
-    @strawberry.mutation
-    async def add_order_item(self, info: Info, input: AddOrderItemInput) -> OrderResult:
+    @strawberry.mutation(
+        description="Add a line to a DRAFT order, or units to one of the same product; an "
+        "InvalidStateError once it is submitted."
+    )
+    async def add_order_item(
+        self, info: Info, input: Annotated[AddOrderItemInput, d.COMMAND_INPUT]
+    ) -> OrderResult:
         return await _dispatch(info, input, OrderAccepted)
 
-    @strawberry.mutation
-    async def remove_order_item(self, info: Info, input: RemoveOrderItemInput) -> OrderResult:
+    @strawberry.mutation(description="Take a product's line off a DRAFT order.")
+    async def remove_order_item(
+        self, info: Info, input: Annotated[RemoveOrderItemInput, d.COMMAND_INPUT]
+    ) -> OrderResult:
         return await _dispatch(info, input, OrderAccepted)
 
-    @strawberry.mutation
-    async def set_shipping_address(self, info: Info, input: SetShippingAddressInput) -> OrderResult:
+    @strawberry.mutation(description="Set (or replace) where a DRAFT order ships to.")
+    async def set_shipping_address(
+        self, info: Info, input: Annotated[SetShippingAddressInput, d.COMMAND_INPUT]
+    ) -> OrderResult:
         return await _dispatch(info, input, OrderAccepted)
 
-    @strawberry.mutation
-    async def submit_order(self, info: Info, input: SubmitOrderInput) -> OrderResult:
+    @strawberry.mutation(
+        description="Submit a DRAFT order with lines and an address: the fulfillment saga then "
+        "reserves stock, charges the payment, books the shipment and confirms it, or undoes "
+        "what it did and rejects it (watch it with orderUpdated)."
+    )
+    async def submit_order(
+        self, info: Info, input: Annotated[SubmitOrderInput, d.COMMAND_INPUT]
+    ) -> OrderResult:
         return await _dispatch(info, input, OrderAccepted)
 
-    @strawberry.mutation
-    async def cancel_order(self, info: Info, input: CancelOrderInput) -> OrderResult:
+    @strawberry.mutation(
+        description="Cancel an order; a SUBMITTED or CONFIRMED one has its fulfillment undone "
+        "(stock released, payment refunded, shipment cancelled). A REJECTED or CANCELLED one "
+        "is an InvalidStateError."
+    )
+    async def cancel_order(
+        self, info: Info, input: Annotated[CancelOrderInput, d.COMMAND_INPUT]
+    ) -> OrderResult:
         return await _dispatch(info, input, OrderAccepted)
 
     # --------------------------------------------------------- dead letters
 
     @strawberry.mutation(
-        description="Ask the leading projector to re-apply a dead letter's stream."
+        description="Ask the leading projector (or saga process) to re-apply a dead letter's "
+        "stream, in order (staff only)."
     )
-    async def retry_dead_letter(self, info: Info, id: strawberry.ID) -> RetryResult:
+    async def retry_dead_letter(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The dead letter's id.")],
+    ) -> RetryResult:
         with forbidden_as_request_error():
             dead_letters = info.context.reader.dead_letters
         if await dead_letters.request_retry(str(id)):

@@ -14,17 +14,23 @@ from read_model.status import ProjectionStatus as Status
 from schema.pagination import Ordering
 
 
-@strawberry.type
+@strawberry.type(
+    description="One projection of the event log into the read model, and how far behind it is."
+)
 class ProjectionStatus:
-    name: str
+    name: str = strawberry.field(description="Which projection: customers, orders or products.")
     position: str = strawberry.field(description="last global position applied")
     head_position: str = strawberry.field(description="newest global position in the log")
     lag: int = strawberry.field(description="events not yet applied")
     state: str = strawberry.field(
         description="RUNNING | CATCHING_UP | REBUILDING | STOPPED | FAILED"
     )
-    last_error: str | None
-    updated_at: datetime | None
+    last_error: str | None = strawberry.field(
+        description="The last error it met, if any (its dead letters say more)."
+    )
+    updated_at: datetime | None = strawberry.field(
+        description="When its leader last saved its checkpoint (UTC)."
+    )
 
     @staticmethod
     def of(status: Status) -> ProjectionStatus:
@@ -41,7 +47,9 @@ class ProjectionStatus:
 
 @strawberry.type(description="A follower of the event log and the processes that run it")
 class ProcessStatus:
-    name: str
+    name: str = strawberry.field(
+        description="Which follower: a projection, a saga subscriber, a participant or the relay."
+    )
     kind: str = strawberry.field(description="PROJECTION | SAGA | PARTICIPANT | RELAY")
     leading: bool = strawberry.field(description="a process leads it now")
     leader: str | None = strawberry.field(description="the last leading process: host:pid")
@@ -57,7 +65,9 @@ class ProcessStatus:
         description="when its leader last reported; null when none ever did"
     )
     state: str | None = strawberry.field(description="RUNNING | CATCHING_UP | FAILED")
-    last_error: str | None
+    last_error: str | None = strawberry.field(
+        description="The last error it met, if any (its dead letters say more)."
+    )
 
     @staticmethod
     def of(status: FollowerStatus) -> ProcessStatus:
@@ -81,16 +91,21 @@ class ProcessStatus:
 DEAD_LETTER_ORDERING = Ordering("deadLetters", LETTER_ORDERING)
 
 
-@strawberry.type
+@strawberry.type(
+    description="An event a projection or the saga failed to handle after its retries: parked, "
+    "with its stream's later events, until retryDeadLetter."
+)
 class DeadLetter:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Id to pass to retryDeadLetter.")
     subscriber: str = strawberry.field(description="projection or saga that failed")
-    event_id: strawberry.ID
-    stream_id: str
-    position: str
-    error: str
-    attempts: int
-    failed_at: datetime
+    event_id: strawberry.ID = strawberry.field(description="Id of the parked event.")
+    stream_id: str = strawberry.field(description="Stream of the parked event.")
+    position: str = strawberry.field(
+        description="Global log position of the parked event (64-bit, as a string)."
+    )
+    error: str = strawberry.field(description="The error of its last attempt.")
+    attempts: int = strawberry.field(description="How many times it was tried.")
+    failed_at: datetime = strawberry.field(description="When it was parked (UTC).")
     cursor: str = strawberry.field(
         description="pass as `after` to `deadLetters` for the letters that follow this one"
     )

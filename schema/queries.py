@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
+from schema import descriptions as d
 from schema.connections import Connection
 from schema.context import Info
 from schema.errors import BadRequest, forbidden_as_request_error
@@ -41,10 +43,14 @@ def _order_id(id: strawberry.ID) -> str:
         raise BadRequest(error.message) from None
 
 
-@strawberry.input
+@strawberry.input(description="Which orders to list or watch: every given field must match.")
 class OrderFilter(Input):
-    customer_id: strawberry.ID | None = UNSET
-    status: OrderStatus | None = UNSET
+    customer_id: strawberry.ID | None = strawberry.field(
+        default=UNSET, description="Only this customer's orders."
+    )
+    status: OrderStatus | None = strawberry.field(
+        default=UNSET, description="Only orders in this status."
+    )
 
     def as_query(self) -> dict[str, str]:
         query: dict[str, str] = {}
@@ -55,11 +61,19 @@ class OrderFilter(Input):
         return query
 
 
-@strawberry.type
+@strawberry.type(
+    description="Reads: the read model (orders, customers, products), the event store "
+    "(orderHistory, orderAt) and the operators' views (projections, deadLetters)."
+)
 class Query:
-    @strawberry.field
+    @strawberry.field(
+        description="One order, or null when there is none with this id (or it is not yours)."
+    )
     async def order(
-        self, info: Info, id: strawberry.ID, consistency_token: str | None = UNSET
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The order's id.")],
+        consistency_token: d.ConsistencyToken = UNSET,
     ) -> Order | None:
         if (consistency_token := given(consistency_token)) is not None:
             await info.context.caught_up(
@@ -68,14 +82,18 @@ class Query:
         doc = await info.context.loaders.orders.load(str(id))
         return Order.of(doc) if doc is not None else None
 
-    @strawberry.field
+    @strawberry.field(description="Orders, a page at a time (a customer sees only its own).")
     async def orders(
         self,
         info: Info,
-        filter: OrderFilter | None = UNSET,
-        sort: OrderSort | None = OrderSort.CREATED_AT_DESC,
-        first: int | None = 20,
-        after: str | None = UNSET,
+        filter: Annotated[
+            OrderFilter | None, strawberry.argument(description="Only the orders that match.")
+        ] = UNSET,
+        sort: Annotated[
+            OrderSort | None, strawberry.argument(description="The list's order.")
+        ] = OrderSort.CREATED_AT_DESC,
+        first: d.First = 20,
+        after: d.After = UNSET,
     ) -> Connection[Order]:
         return await order_connection(
             info.context.reader,
@@ -85,9 +103,14 @@ class Query:
             given(after),
         )
 
-    @strawberry.field
+    @strawberry.field(
+        description="One customer, or null when there is none with this id (or it is not you)."
+    )
     async def customer(
-        self, info: Info, id: strawberry.ID, consistency_token: str | None = UNSET
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The customer's id.")],
+        consistency_token: d.ConsistencyToken = UNSET,
     ) -> Customer | None:
         if (consistency_token := given(consistency_token)) is not None:
             await info.context.caught_up(
@@ -96,15 +119,20 @@ class Query:
         doc = await info.context.loaders.customers.load(str(id))
         return Customer.of(doc) if doc is not None else None
 
-    @strawberry.field
+    @strawberry.field(
+        description="Customers, newest first, a page at a time (a customer sees only itself)."
+    )
     async def customers(
-        self, info: Info, first: int | None = 20, after: str | None = UNSET
+        self, info: Info, first: d.First = 20, after: d.After = UNSET
     ) -> Connection[Customer]:
         return await customer_connection(info.context.reader, first, given(after))
 
-    @strawberry.field
+    @strawberry.field(description="One catalog entry, or null when there is none with this id.")
     async def product(
-        self, info: Info, id: strawberry.ID, consistency_token: str | None = UNSET
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The product's id (SKU).")],
+        consistency_token: d.ConsistencyToken = UNSET,
     ) -> Product | None:
         if (consistency_token := given(consistency_token)) is not None:
             await info.context.caught_up(
@@ -113,9 +141,9 @@ class Query:
         doc = await info.context.loaders.products.load(str(id))
         return Product.of(doc) if doc is not None else None
 
-    @strawberry.field
+    @strawberry.field(description="The catalog, by id, a page at a time.")
     async def products(
-        self, info: Info, first: int | None = 20, after: str | None = UNSET
+        self, info: Info, first: d.First = 20, after: d.After = UNSET
     ) -> Connection[Product]:
         return await product_connection(info.context.reader, first, given(after))
 
@@ -126,9 +154,18 @@ class Query:
     async def order_at(
         self,
         info: Info,
-        id: strawberry.ID,
-        version: int | None = UNSET,
-        at: datetime | None = UNSET,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The order's id.")],
+        version: Annotated[
+            int | None,
+            strawberry.argument(
+                description="The order after this many of its events (from 1); past its last "
+                "version, an error names the last one."
+            ),
+        ] = UNSET,
+        at: Annotated[
+            datetime | None,
+            strawberry.argument(description="The order as it was at this instant."),
+        ] = UNSET,
     ) -> Order | None:
         version, at = given(version), given(at)
         if (version is None) == (at is None):
@@ -146,15 +183,25 @@ class Query:
         )
         return Order.of(doc, history_until=doc["version"]) if doc is not None else None
 
-    @strawberry.field(description="The order's events, read from the event store.")
-    async def order_history(self, info: Info, id: strawberry.ID) -> list[DomainEvent]:
+    @strawberry.field(
+        description="The order's events, oldest first, read from the event store (empty for "
+        "an unknown order, or one that is not yours)."
+    )
+    async def order_history(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The order's id.")],
+    ) -> list[DomainEvent]:
         stream_id = stream_ids.stream_id(order_domain.STREAM_TYPE, _order_id(id))
         events = await info.context.services.events.read_stream(stream_id)
         if events and not info.context.reader.may_read_order_of(order_customer(events)):
             return []  # someone else's order: as for a missing one
         return [DomainEvent.of(event) for event in events]
 
-    @strawberry.field
+    @strawberry.field(
+        description="Every projection with its position, the head of the log and its lag "
+        "(staff only)."
+    )
     async def projections(self, info: Info) -> list[ProjectionStatus]:
         with forbidden_as_request_error():
             statuses = await info.context.reader.statuses()
@@ -174,7 +221,13 @@ class Query:
         description="Parked events, oldest first. `after`: a dead letter's `cursor` (or id)."
     )
     async def dead_letters(
-        self, info: Info, first: int | None = 20, after: str | None = UNSET
+        self,
+        info: Info,
+        first: d.First = 20,
+        after: Annotated[
+            str | None,
+            strawberry.argument(description="A dead letter's cursor (or id): the page after it."),
+        ] = UNSET,
     ) -> list[DeadLetter]:
         with forbidden_as_request_error():
             dead_letters = info.context.reader.dead_letters

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Iterator
+from typing import Annotated
 
 import strawberry
 
@@ -43,14 +44,29 @@ def _counted(context: RequestContext) -> Iterator[LiveOrders]:
         connection.subscriptions -= 1
 
 
-@strawberry.type
+@strawberry.type(
+    description="Live updates over websockets (graphql-transport-ws or the legacy graphql-ws), "
+    "at most MAX_SUBSCRIPTIONS_PER_CONNECTION at once per connection."
+)
 class Subscription:
     @strawberry.subscription(
-        description="The order's read document each time the projector writes a new "
-        "version. With `afterVersion`, the current document is sent first when it is newer."
+        description="The order's read document once per version the projector writes: each "
+        "new version of the order and each fulfillment step (which changes `fulfillment`, not "
+        "`version`), never one already sent. With `afterVersion`, the current document is "
+        "sent first when it is newer. Nothing is sent for an unknown order, or one that is "
+        "not yours."
     )
     async def order_updated(
-        self, info: Info, id: strawberry.ID, after_version: int | None = UNSET
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The order's id.")],
+        after_version: Annotated[
+            int | None,
+            strawberry.argument(
+                description="The last version you have (0: none); the current document is "
+                "sent first when it is newer, so a reconnecting client misses nothing."
+            ),
+        ] = UNSET,
     ) -> AsyncGenerator[Order, None]:
         after = given(after_version)
         if after is not None and after < 0:
@@ -62,9 +78,17 @@ class Subscription:
                 info.context.fresh_loaders()
                 yield Order.of(doc)
 
-    @strawberry.subscription(description="Every order update that matches the filter.")
+    @strawberry.subscription(
+        description="Every new version of every order that matches the filter (that you may "
+        "read), from now on."
+    )
     async def orders_updated(
-        self, info: Info, filter: OrderFilter | None = UNSET
+        self,
+        info: Info,
+        filter: Annotated[
+            OrderFilter | None,
+            strawberry.argument(description="Only the orders that match; left out: all."),
+        ] = UNSET,
     ) -> AsyncGenerator[Order, None]:
         query = filter.as_query() if (filter := given(filter)) is not None else {}
         with _counted(info.context) as live:

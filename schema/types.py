@@ -21,6 +21,7 @@ from read_model.projections.customers import CUSTOMERS
 from read_model.projections.orders import ORDERS
 from read_model.projections.products import PRODUCTS
 from read_model.scoped import ScopedReadModel
+from schema import descriptions as d
 from schema.connections import Connection, connection
 from schema.context import Info
 from schema.pagination import Ordering
@@ -60,6 +61,50 @@ class OrderSort(Enum):
     TOTAL_DESC = "TOTAL_DESC"
 
 
+d.describe_values(
+    OrderStatus,
+    "Where an order stands.",
+    {
+        "DRAFT": "Being put together: lines and address can change; submitOrder sends it on.",
+        "SUBMITTED": "Submitted: the fulfillment saga is reserving, charging and shipping.",
+        "CONFIRMED": "Every fulfillment step succeeded: stock reserved, paid, shipment booked.",
+        "REJECTED": "A fulfillment step failed; the others were undone (see fulfillment.reason).",
+        "CANCELLED": "Cancelled by cancelOrder; any fulfillment done was undone.",
+    },
+)
+d.describe_values(
+    FulfillmentState,
+    "Where the fulfillment saga of an order stands as a whole.",
+    {
+        "NOT_STARTED": "The order has not been submitted.",
+        "RUNNING": "Steps are running, in order.",
+        "COMPENSATING": "A step failed or the order was cancelled: done steps are being undone.",
+        "COMPLETED": "Every step succeeded: the order is confirmed.",
+        "FAILED": "Stopped: a step failed (or the order was cancelled) and the rest was undone.",
+    },
+)
+d.describe_values(
+    StepStatus,
+    "Where one fulfillment step stands.",
+    {
+        "PENDING": "Not run yet (or running).",
+        "DONE": "Succeeded.",
+        "FAILED": "Refused or failed (detail says why); nothing of it stays.",
+        "COMPENSATED": "Succeeded, then undone: stock released, payment refunded or shipment "
+        "cancelled.",
+    },
+)
+d.describe_values(
+    OrderSort,
+    "The order of an orders list.",
+    {
+        "CREATED_AT_DESC": "Newest first (the default).",
+        "CREATED_AT_ASC": "Oldest first.",
+        "UPDATED_AT_DESC": "Most recently changed first.",
+        "TOTAL_DESC": "Largest total first.",
+    },
+)
+
 ORDER_SORT_KEYS: Mapping[OrderSort, tuple[SortKey, ...]] = {
     OrderSort.CREATED_AT_DESC: (SortKey("createdAt", -1),),
     OrderSort.CREATED_AT_ASC: (SortKey("createdAt", 1),),
@@ -75,22 +120,24 @@ PRODUCT_ORDERING = Ordering("products", ())  # by id (the SKU)
 # ----------------------------------------------------------------- values
 
 
-@strawberry.type
+@strawberry.type(description="An amount of money: a decimal string and its currency.")
 class Money:
-    amount: Decimal
-    currency: str
+    amount: Decimal = strawberry.field(
+        description='The amount as a decimal string with two decimal places ("54.78").'
+    )
+    currency: str = strawberry.field(description="ISO 4217 currency code.")
 
     @staticmethod
     def of(doc: Mapping[str, Any]) -> Money:
         return Money(amount=Decimal(doc["amount"]), currency=doc["currency"])
 
 
-@strawberry.type
+@strawberry.type(description="A postal address an order ships to.")
 class Address:
-    line1: str
-    city: str
-    postal_code: str
-    country: str
+    line1: str = strawberry.field(description="Street and number.")
+    city: str = strawberry.field(description="The city or town.")
+    postal_code: str = strawberry.field(description="Postal or ZIP code.")
+    country: str = strawberry.field(description=d.COUNTRY)
 
     @staticmethod
     def of(doc: Mapping[str, Any] | None) -> Address | None:
@@ -107,15 +154,21 @@ class Address:
 # --------------------------------------------------------------- products
 
 
-@strawberry.type
+@strawberry.type(description="A catalog entry: its price and its stock.")
 class Product:
     id: strawberry.ID = strawberry.field(description="the SKU")
-    name: str
-    price: Money
-    stock_on_hand: int
-    stock_reserved: int
+    name: str = strawberry.field(description="The product's display name, shown on order lines.")
+    price: Money = strawberry.field(
+        description="Current unit price; an order line keeps the price of when it was added."
+    )
+    stock_on_hand: int = strawberry.field(
+        description="Units in the warehouse, reserved ones included."
+    )
+    stock_reserved: int = strawberry.field(
+        description="Units reserved for submitted orders not yet shipped."
+    )
     stock_available: int = strawberry.field(description="onHand - reserved")
-    version: int
+    version: int = strawberry.field(description=d.VERSION)
 
     @staticmethod
     def of(doc: Document) -> Product:
@@ -133,15 +186,19 @@ class Product:
 # -------------------------------------------------------------- customers
 
 
-@strawberry.type
+@strawberry.type(description="Someone who places orders.")
 class Customer:
-    id: strawberry.ID
-    name: str
-    email: str
-    registered_at: datetime
-    order_count: int
+    id: strawberry.ID = strawberry.field(
+        description="The customer's id (with authentication on: the subject of its tokens)."
+    )
+    name: str = strawberry.field(description="The customer's display name.")
+    email: str = strawberry.field(
+        description="Email address, normalized and unique among customers."
+    )
+    registered_at: datetime = strawberry.field(description="When the customer registered (UTC).")
+    order_count: int = strawberry.field(description="How many orders the customer has created.")
     lifetime_value: Money = strawberry.field(description="sum of totals of CONFIRMED orders")
-    version: int
+    version: int = strawberry.field(description=d.VERSION)
 
     @staticmethod
     def of(doc: Document) -> Customer:
@@ -155,9 +212,9 @@ class Customer:
             version=doc["version"],
         )
 
-    @strawberry.field
+    @strawberry.field(description="The customer's orders, newest first, a page at a time.")
     async def orders(
-        self, info: Info, first: int | None = 20, after: str | None = UNSET
+        self, info: Info, first: d.First = 20, after: d.After = UNSET
     ) -> Connection[Order]:
         return await order_connection(
             info.context.reader,
@@ -171,15 +228,15 @@ class Customer:
 # ----------------------------------------------------------------- orders
 
 
-@strawberry.type
+@strawberry.type(description="One line of an order: a product, how many and at what price.")
 class OrderItem:
-    product_id: strawberry.ID
+    product_id: strawberry.ID = strawberry.field(description="Id of the ordered product.")
     product_name: str = strawberry.field(description="denormalized by the projector")
-    quantity: int
+    quantity: int = strawberry.field(description="Units ordered.")
     unit_price: Money = strawberry.field(
         description="price from the catalog when the item was added"
     )
-    line_total: Money
+    line_total: Money = strawberry.field(description="quantity x unitPrice.")
 
     @strawberry.field(description="live catalog entry, batched through a DataLoader")
     async def product(self, info: Info) -> Product | None:
@@ -187,12 +244,21 @@ class OrderItem:
         return Product.of(doc) if doc is not None else None
 
 
-@strawberry.type
+@strawberry.type(
+    description="One step of the fulfillment saga: reserve stock, charge the payment, book the "
+    "shipment."
+)
 class FulfillmentStep:
-    name: str
-    status: StepStatus
-    detail: str | None
-    updated_at: datetime | None
+    name: str = strawberry.field(
+        description="Which step: ReserveInventory, ProcessPayment or CreateShipment."
+    )
+    status: StepStatus = strawberry.field(description="Where the step stands.")
+    detail: str | None = strawberry.field(
+        description="What the step did or why it failed (a reservation, a charge, a refusal)."
+    )
+    updated_at: datetime | None = strawberry.field(
+        description="When the step last changed (UTC); null while it has not started."
+    )
 
     @staticmethod
     def of(doc: Mapping[str, Any]) -> FulfillmentStep:
@@ -204,11 +270,13 @@ class FulfillmentStep:
         )
 
 
-@strawberry.type
+@strawberry.type(description="How the fulfillment saga of a submitted order stands, step by step.")
 class Fulfillment:
-    state: FulfillmentState
-    steps: list[FulfillmentStep]
-    reason: str | None
+    state: FulfillmentState = strawberry.field(description="Where the saga stands as a whole.")
+    steps: list[FulfillmentStep] = strawberry.field(description="Its steps, in the order they run.")
+    reason: str | None = strawberry.field(
+        description="Why it failed (the first refusal), when it did."
+    )
 
     @staticmethod
     def of(doc: Mapping[str, Any]) -> Fulfillment:
@@ -221,17 +289,29 @@ class Fulfillment:
 
 @strawberry.type(description="One recorded event, as stored in the event store.")
 class DomainEvent:
-    event_id: strawberry.ID
-    stream_id: str
-    type: str
+    event_id: strawberry.ID = strawberry.field(description="The event's unique id.")
+    stream_id: str = strawberry.field(
+        description="The stream it belongs to: <Type>-<id> (Order-walk-1)."
+    )
+    type: str = strawberry.field(
+        description="What happened, in the past tense (OrderCreated, OrderSubmitted...)."
+    )
     version: int = strawberry.field(description="position in its stream, from 1")
     position: str = strawberry.field(description="global position in the log (64-bit)")
-    occurred_at: datetime
-    data: JSON
-    correlation_id: strawberry.ID
-    causation_id: strawberry.ID | None
-    user_id: str | None
-    schema_version: int
+    occurred_at: datetime = strawberry.field(description="When it was recorded (UTC).")
+    data: JSON = strawberry.field(description="The event's payload, as stored (camelCase keys).")
+    correlation_id: strawberry.ID = strawberry.field(
+        description="The request that started the chain of events (X-Correlation-ID, or a new id)."
+    )
+    causation_id: strawberry.ID | None = strawberry.field(
+        description="The event or command that caused this one, when another event did."
+    )
+    user_id: str | None = strawberry.field(
+        description="Who sent the command: the token's subject (null where authentication is off)."
+    )
+    schema_version: int = strawberry.field(
+        description="Version of the payload's shape; older ones are upcast when read."
+    )
 
     @staticmethod
     def of(event: RecordedEvent) -> DomainEvent:
@@ -251,20 +331,33 @@ class DomainEvent:
         )
 
 
-@strawberry.type
+@strawberry.type(
+    description="An order: a DRAFT until submitted, then CONFIRMED or REJECTED by the fulfillment "
+    "saga (or CANCELLED). Read from the read model: it follows the writes within "
+    "milliseconds; pass a consistencyToken to wait for your own."
+)
 class Order:
-    id: strawberry.ID
-    customer_id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The order's id.")
+    customer_id: strawberry.ID = strawberry.field(description="Id of the customer who placed it.")
     customer_name: str = strawberry.field(description="denormalized by the projector")
-    status: OrderStatus
-    items: list[OrderItem]
-    subtotal: Money
-    tax: Money
-    total: Money
-    shipping_address: Address | None
-    fulfillment: Fulfillment
-    created_at: datetime
-    updated_at: datetime
+    status: OrderStatus = strawberry.field(description="Where the order stands.")
+    items: list[OrderItem] = strawberry.field(
+        description="Its lines, in the order they were added."
+    )
+    subtotal: Money = strawberry.field(description="Sum of the lines' totals, before tax.")
+    tax: Money = strawberry.field(
+        description="Tax on the subtotal, at the TAX_RATE of when the order was created, rounded "
+        "half up to the cent."
+    )
+    total: Money = strawberry.field(description="subtotal + tax: what the payment charges.")
+    shipping_address: Address | None = strawberry.field(
+        description="Where it ships; null until set (submitOrder needs it)."
+    )
+    fulfillment: Fulfillment = strawberry.field(
+        description="The fulfillment saga's progress (NOT_STARTED before submitOrder)."
+    )
+    created_at: datetime = strawberry.field(description=d.CREATED_AT)
+    updated_at: datetime = strawberry.field(description=d.UPDATED_AT)
     version: int = strawberry.field(
         description="version of the order's event stream this document reflects"
     )

@@ -16,14 +16,20 @@ class EventMetadata:
     causation_id: str | None = None
     user_id: str | None = None
     schema_version: int = 1
+    # W3C trace context of the request that caused the event, when one came with it: the
+    # relay passes it on to Kafka consumers. Stored only when set.
+    traceparent: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        stored: dict[str, Any] = {
             "correlationId": self.correlation_id,
             "causationId": self.causation_id,
             "userId": self.user_id,
             "schemaVersion": self.schema_version,
         }
+        if self.traceparent is not None:
+            stored["traceparent"] = self.traceparent
+        return stored
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> EventMetadata:
@@ -32,6 +38,7 @@ class EventMetadata:
             causation_id=data.get("causationId"),
             user_id=data.get("userId"),
             schema_version=int(data.get("schemaVersion", 1)),
+            traceparent=data.get("traceparent"),
         )
 
 

@@ -59,10 +59,22 @@ def _camel_case_schema(cls: type) -> CoreSchema:
 
 
 @dataclass(frozen=True, slots=True)
+class EventDefinition:
+    """A registered type as its current schema version writes it: the published JSON Schemas
+    (schema/events/) are generated from `core_schema`."""
+
+    type_name: str
+    schema_version: int
+    cls: type
+    core_schema: CoreSchema
+
+
+@dataclass(frozen=True, slots=True)
 class _Registration:
     cls: type
     type_name: str
     schema_version: int
+    core_schema: CoreSchema
     validator: SchemaValidator  # reads camelCase only: older payloads are upcast first
     serializer: SchemaSerializer
 
@@ -79,10 +91,21 @@ class EventTypeRegistry:
             raise ValueError(f"event type {name} is registered twice")
         schema = _camel_case_schema(cls)
         registration = _Registration(
-            cls, name, schema_version, SchemaValidator(schema), SchemaSerializer(schema)
+            cls, name, schema_version, schema, SchemaValidator(schema), SchemaSerializer(schema)
         )
         self._by_name[name] = registration
         self._by_class[cls] = registration
+
+    def definitions(self) -> list[EventDefinition]:
+        """Every registered type at its current schema version, by name."""
+        return [
+            EventDefinition(r.type_name, r.schema_version, r.cls, r.core_schema)
+            for _, r in sorted(self._by_name.items())
+        ]
+
+    def schema_version_of(self, type_name: str) -> int:
+        """The current schema version of `type_name` (what `upcast` brings payloads to)."""
+        return self._registration_of_name(type_name).schema_version
 
     def add_upcaster(self, type_name: str, from_version: int, upcaster: Upcaster) -> None:
         """`upcaster` turns a payload of `from_version` into one of `from_version + 1`."""

@@ -129,7 +129,7 @@ def run_wrk(name: str, base_url: str, script: Path, connections: int, seconds: f
         "wrk",
         f"-t{threads}",
         f"-c{connections}",
-        f"-d{seconds:g}s",
+        f"-d{max(1, round(seconds))}s",  # wrk takes whole seconds
         "--timeout",
         "10s",
         "-s",

@@ -1,9 +1,12 @@
 """Conformance suite of the Checkpoint port (log_follower/checkpoint/), run against every
 adapter: memory, SQLite, PostgreSQL (beside the event store) and the projector's, beside its
-documents in MongoDB (read_model/projection_checkpoint.py)."""
+documents in MongoDB (read_model/projection_checkpoint.py), and the relay's, in its Kafka
+transactions (messaging/kafka_checkpoint.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,12 +19,42 @@ from tests.contracts.document_store_harness import mongo_document_store
 from write_model.envelope import LogPosition
 
 
-@pytest.fixture(params=["stores", pytest.param("mongo", marks=pytest.mark.mongo)])
+@contextlib.asynccontextmanager
+async def kafka_checkpoint() -> AsyncIterator[Checkpoint]:
+    """On the test broker, with a transactional.id and a checkpoint topic of its own."""
+    from messaging.kafka_checkpoint import KafkaCheckpoint
+    from messaging.kafka_config import client_config, producer_config
+    from messaging.kafka_producer import TransactionalProducer
+    from messaging.kafka_topics import TopicCreator
+
+    servers, own = service_url("ORDERS_TEST_KAFKA"), uuid.uuid4().hex[:12]
+    producer = TransactionalProducer(
+        producer_config(servers, f"checkpoint-{own}", {}, timeout_seconds=10), timeout_seconds=10
+    )
+    topics = TopicCreator(client_config(servers, {}), partitions=1, replication_factor=1)
+    await producer.start()
+    try:
+        yield KafkaCheckpoint(producer, topics, client_config(servers, {}), f"checkpoints-{own}")
+    finally:
+        await producer.close()
+
+
+@pytest.fixture(
+    params=[
+        "stores",
+        pytest.param("mongo", marks=pytest.mark.mongo),
+        pytest.param("kafka", marks=pytest.mark.kafka),
+    ]
+)
 async def checkpoint(
     request: pytest.FixtureRequest, saga_storage: Stores
 ) -> AsyncIterator[Checkpoint]:
     if request.param == "stores":
         yield saga_storage.followers.checkpoint
+        return
+    if request.param == "kafka":
+        async with kafka_checkpoint() as adapter:
+            yield adapter
         return
     async with mongo_document_store(service_url("MONGO_URL")) as harness:
         yield ProjectionCheckpoint(harness.store)

@@ -82,7 +82,7 @@ def events_in_log(data_dir: Path) -> int:
 async def test_seed_then_dev_serves_demo_data_across_restarts(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = {**base_env(), "ORDERS_DATA_DIR": str(data_dir)}
-    summary = "seed: the demo catalog (5 products) and 3 customers are in place"
+    summary = "seed: the demo catalog (5 products) and 4 customers are in place"
     assert orders(["seed"], env).startswith(summary)
     seeded = events_in_log(data_dir)
     assert seeded >= len(PRODUCTS) + len(CUSTOMERS)
@@ -119,26 +119,3 @@ async def test_a_fresh_dev_lists_every_projection_at_position_zero(tmp_path: Pat
                 ]
             }
         }
-
-
-async def test_the_readme_examples_run_on_the_demo_data(tmp_path: Path) -> None:
-    from tests.unit.test_readme import readme_graphql
-
-    mutation, query = readme_graphql()[:2]
-    env = {**base_env(), "ORDERS_DATA_DIR": str(tmp_path / "data")}
-    orders(["seed"], env)
-    async with (
-        running_dev(env, tmp_path / "dev.log") as stack,
-        httpx.AsyncClient(timeout=10) as http,
-    ):
-        created = (await http.post(stack.graphql_url, json={"query": mutation})).json()
-        accepted = created["data"]["createOrder"]
-        assert accepted["order"] == {
-            "status": "DRAFT",
-            "total": {"amount": "54.78", "currency": "USD"},  # 2 x 24.90 + 10 % tax
-        }
-        listed = (await http.post(stack.graphql_url, json={"query": query})).json()
-        (edge,) = listed["data"]["orders"]["edges"]
-        assert edge["node"]["id"] == accepted["orderId"]
-        assert edge["node"]["customerName"] == "Ada Lovelace"
-        assert edge["node"]["items"] == [{"productName": "Espresso beans, 1 kg", "quantity": 2}]

@@ -1,4 +1,4 @@
-"""PostgreSQL and Mongo-wire servers of a test's own, to stop and restart under load.
+"""PostgreSQL, Mongo-wire and Kafka servers of a test's own, to stop and restart under load.
 
 The shared test servers are never stopped; these are started from the binaries that
 tests/services/with-services points at (ORDERS_TEST_PG_BINDIR, ORDERS_TEST_MONGO_SERVER),
@@ -145,3 +145,55 @@ def private_services(directory: Path) -> Iterator[tuple[PrivatePostgres, Private
             mongo.stop()
     finally:
         postgres.remove()
+
+
+class PrivateKafka:
+    """A broker of a test's own (a single KRaft node) from ORDERS_TEST_KAFKA_SERVER, to SIGKILL
+    and restart on its data; with `sasl_user` ("name:password") its listener takes SASL/PLAIN."""
+
+    def __init__(self, directory: Path, sasl_user: str | None = None) -> None:
+        self.command = _setting("ORDERS_TEST_KAFKA_SERVER")
+        self.data = directory / "kafka"
+        self.log = directory / "kafka.log"
+        self.port = free_port()
+        self.sasl_user = sasl_user
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        sasl = ["--sasl", self.sasl_user] if self.sasl_user else []
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [self.command, str(self.port), str(self.data), *sasl], stdout=log, stderr=log
+            )
+        _wait_for_port(self.port, 120, "the private Kafka broker")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, as a crashed machine."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@contextlib.contextmanager
+def private_kafka(directory: Path, sasl_user: str | None = None) -> Iterator[PrivateKafka]:
+    broker = PrivateKafka(directory, sasl_user)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()

@@ -41,12 +41,44 @@ def test_version(tmp_path: Path) -> None:
     assert result.stdout == f"orders, version {version('orders')}\n"
 
 
+def test_projections_status_without_database_url_says_how_to_start_orders_dev(
+    tmp_path: Path,
+) -> None:
+    port = closed_port()
+    result = orders(["projections", "status"], tmp_path, PORT=str(port))
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        f"error: DATABASE_URL is not set and no `orders dev` answers at "
+        f"http://127.0.0.1:{port}/graphql"
+    )
+    assert "start one (`make dev`, or `.venv/bin/orders dev`)" in line
+
+
+@pytest.mark.parametrize("command", ["dev", "api"])
+def test_a_port_in_use_is_one_line_naming_port_and_the_option(command: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"} if command == "api" else {}
+        env |= {"MONGO_URL": "mongodb://127.0.0.1:1"} if command == "api" else {}
+        result = orders(
+            [command, "--port", str(port)], tmp_path, STARTUP_TIMEOUT_SECONDS="0", **env
+        )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""  # nothing started, no GraphiQL URL
+    assert result.stderr.splitlines()[-1] == (
+        f"error: port {port} on 127.0.0.1 is in use: another server (an `orders dev` already "
+        "running?) listens there; choose another with --port or PORT"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [
         ("projector", "orders projector"),
         ("api", "orders api"),
-        ("projections status", "orders projections status"),
         ("projections rebuild orders", "orders projections rebuild"),
     ],
 )

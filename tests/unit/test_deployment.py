@@ -42,7 +42,9 @@ def one_shot(services: dict[str, dict[str, Any]]) -> set[str]:
 def test_every_service_has_an_image_a_health_check_and_a_restart_policy(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    assert {"postgres", "mongo", "migrate", "api", "projector", "saga"} <= set(services)
+    assert {"postgres", "mongo", "kafka", "migrate", "api", "projector", "saga", "relay"} <= set(
+        services
+    )
     jobs = one_shot(services)
     assert jobs == {"migrate"}
     for name, service in services.items():
@@ -56,7 +58,7 @@ def test_every_service_has_an_image_a_health_check_and_a_restart_policy(
 
 def test_the_app_is_one_image_built_once(services: dict[str, dict[str, Any]]) -> None:
     apps = orders_services(services)
-    assert set(apps) == {"migrate", "api", "projector", "saga"}
+    assert set(apps) == {"migrate", "api", "projector", "saga", "relay"}
     assert {service["image"] for service in apps.values()} == {"orders:local"}
     assert [name for name, service in apps.items() if "build" in service] == ["migrate"]
 
@@ -106,9 +108,46 @@ def test_the_image_runs_as_a_user_with_a_port_a_command_and_a_health_check() -> 
     ]
     instructions = [line.split()[0] for line in lines if not line.startswith("#")]
     stages = [line for line in lines if line.startswith("FROM ")]
-    assert len(stages) == 2 and " AS graphiql-assets" in stages[0]  # assets in their own stage
-    final = lines[lines.index(stages[1]) :]
+    assert len(stages) == 3 and " AS graphiql-assets" in stages[0]  # assets in their own stage
+    final = lines[lines.index(stages[-1]) :]
     user = next(line for line in final if line.startswith("USER "))
     assert user.split()[1] not in ("root", "0")
     for instruction in ("EXPOSE", "CMD", "HEALTHCHECK"):
         assert instruction in instructions
+
+
+def test_the_image_installs_the_wheel_without_extras() -> None:
+    """What tests/e2e/test_wheel.py installs and runs, the image installs: the wheel built
+    from the sources, its dependencies pinned by uv.lock, no dev extra."""
+    text = (ROOT / "Dockerfile").read_text()
+    final = text[text.rindex("\nFROM ") :]
+    assert "uv build --wheel" in text
+    assert "pip install --no-cache-dir --no-deps /tmp/wheels/orders-*.whl" in final
+    assert "--extra" not in text and "[dev]" not in text
+    assert "COPY app" not in final  # the code comes only from the wheel
+
+
+def test_the_build_context_leaves_out_local_environments_and_built_files() -> None:
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {
+        ".git",
+        ".venv",
+        ".orders",
+        ".env",
+        "app/graphiql_assets/dist",
+        "node_modules",
+    } <= ignored
+
+
+def test_the_readme_says_how_to_seed_the_compose_stack(services: dict[str, dict[str, Any]]) -> None:
+    """A documented `docker compose run` of `orders seed` in a service that has the stack's
+    stores (seeding goes through the API's mutations, in process)."""
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(r"docker compose run --rm (\S+) orders seed", readme)
+    assert found is not None
+    service = services[found[1]]
+    assert {"DATABASE_URL", "MONGO_URL"} <= set(service["environment"])

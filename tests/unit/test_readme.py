@@ -50,3 +50,17 @@ def test_the_graphql_examples_are_valid_against_the_schema() -> None:
     assert len(examples) >= 2  # a mutation and a query
     for example in examples:
         assert validate(schema._schema, parse(example)) == [], example
+
+
+def test_every_contributor_note_in_docs_is_linked_from_the_readme() -> None:
+    text = README.read_text()
+    notes = sorted(path.name for path in (README.parent / "docs").glob("*.md"))
+    assert notes, "docs/ has no notes"
+    for name in notes:
+        assert f"](docs/{name})" in text, f"README.md does not link docs/{name}"
+
+
+def test_the_readme_says_how_to_run_the_cli_that_make_dev_installs() -> None:
+    quick_start = README.read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert "`.venv/bin/orders`" in quick_start
+    assert "source .venv/bin/activate" in quick_start

@@ -1,0 +1,128 @@
+"""Events of the log as Kafka records: CloudEvents 1.0, Kafka protocol binding.
+
+Pure functions. Where: the topic `<prefix><category>-events`, the category being the stream
+id's part before the first `-`, lowercased; the key is the aggregate id (the stream id after
+`<Category>-`), so one aggregate's events keep their order on one partition. How: binary mode
+(the default) sends the event's data as the JSON value and every attribute as a `ce_` header;
+structured mode sends the whole CloudEvent as the JSON value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from enum import StrEnum
+from typing import Any, assert_never
+
+import orjson
+
+from messaging.event_schemas import schema_id
+from write_model import stream_ids
+from write_model.envelope import RecordedEvent
+
+SPEC_VERSION = "1.0"
+JSON = "application/json"
+CLOUDEVENTS_JSON = "application/cloudevents+json"
+TYPE_PREFIX = "orders."
+
+
+class ContentMode(StrEnum):
+    BINARY = "binary"
+    STRUCTURED = "structured"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+def category_of(stream_id: str) -> str:
+    """`CustomerEmail-ada@example.com` -> `customeremail`."""
+    return stream_ids.stream_type(stream_id).lower()
+
+
+def topic_of(stream_id: str, prefix: str = "") -> str:
+    return f"{prefix}{category_of(stream_id)}-events"
+
+
+def key_of(stream_id: str) -> bytes:
+    return stream_ids.entity_id(stream_id).encode()
+
+
+def rfc3339(event: RecordedEvent) -> str:
+    return event.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def attributes(event: RecordedEvent, schema_version: int, source: str) -> dict[str, str]:
+    """The CloudEvent's context attributes (`datacontenttype` aside), as strings: the
+    required ones, `subject`, `time`, `dataschema`, and this project's extensions."""
+    metadata = event.metadata
+    found: dict[str, str] = {
+        "specversion": SPEC_VERSION,
+        "id": str(event.event_id),
+        "source": source,
+        "type": TYPE_PREFIX + event.type,
+        "subject": event.stream_id,
+        "time": rfc3339(event),
+        "dataschema": schema_id(event.type, schema_version),
+        "streamversion": str(event.version),
+        "position": str(event.position),
+        "correlationid": metadata.correlation_id,
+        "schemaversion": str(schema_version),
+    }
+    if metadata.causation_id is not None:
+        found["causationid"] = metadata.causation_id
+    if metadata.traceparent is not None:
+        found["traceparent"] = metadata.traceparent
+    return found
+
+
+def _header_name(attribute: str) -> str:
+    # The distributed-tracing extension travels as the W3C header itself.
+    return attribute if attribute == "traceparent" else "ce_" + attribute
+
+
+def to_record(
+    event: RecordedEvent,
+    data: Mapping[str, Any],
+    schema_version: int,
+    *,
+    source: str,
+    mode: ContentMode,
+    topic_prefix: str = "",
+) -> KafkaRecord:
+    """`data`: the event's payload upcast to `schema_version`, its type's current one."""
+    found = attributes(event, schema_version, source)
+    topic, key = topic_of(event.stream_id, topic_prefix), key_of(event.stream_id)
+    match mode:
+        case ContentMode.BINARY:
+            headers = tuple((_header_name(name), value.encode()) for name, value in found.items())
+            return KafkaRecord(
+                topic, key, orjson.dumps(data), (*headers, ("content-type", JSON.encode()))
+            )
+        case ContentMode.STRUCTURED:
+            envelope = {**found, "datacontenttype": JSON, "data": data}
+            return KafkaRecord(
+                topic, key, orjson.dumps(envelope), (("content-type", CLOUDEVENTS_JSON.encode()),)
+            )
+        case _:
+            assert_never(mode)
+
+
+def from_record(value: bytes, headers: Mapping[str, bytes]) -> dict[str, Any]:
+    """A consumed record back as one CloudEvent dict (attributes and `data`), in either mode:
+    what a consumer reads, and what tests compare."""
+    content_type = headers.get("content-type", b"").decode()
+    if content_type == CLOUDEVENTS_JSON:
+        event: dict[str, Any] = orjson.loads(value)
+        return event
+    found = {
+        (name.removeprefix("ce_") if name.startswith("ce_") else name): raw.decode()
+        for name, raw in headers.items()
+        if name.startswith("ce_") or name == "traceparent"
+    }
+    return {**found, "datacontenttype": content_type, "data": orjson.loads(value)}

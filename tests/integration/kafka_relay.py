@@ -1,0 +1,191 @@
+"""Helpers of the relay's tests: the relay as a process, a read_committed consumer of what
+it published, and the log it published, to compare."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import Consumer
+
+from messaging.cloudevents import from_record
+from write_model.envelope import LogPosition, RecordedEvent
+from write_model.event_store.port import EventStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def kafka_address() -> str:
+    address = os.environ.get("ORDERS_TEST_KAFKA")
+    if not address:
+        raise AssertionError("ORDERS_TEST_KAFKA is not set: run the suite with `make test`")
+    return address
+
+
+@dataclass(frozen=True)
+class Consumed:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    headers: dict[str, bytes]
+    event: dict[str, object]  # the CloudEvent: attributes and data
+
+
+def relay_env(
+    database_url: str, bootstrap: str, prefix: str, transactional_id: str, **more: str
+) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("KAFKA_", "ORDERS_RELAY_"))
+    }
+    env.update(
+        DATABASE_URL=database_url,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        KAFKA_TOPIC_PREFIX=prefix,
+        KAFKA_TRANSACTIONAL_ID=transactional_id,
+        KAFKA_TOPIC_PARTITIONS="3",
+        KAFKA_REPLICATION_FACTOR="1",
+        KAFKA_TIMEOUT_SECONDS="10",
+        FOLLOWER_POLL_SECONDS="0.2",
+        FOLLOWER_HEARTBEAT_SECONDS="0.5",
+        LOG_LEVEL="INFO",
+    )
+    env.update(more)
+    return env
+
+
+class RelayProcess:
+    """`orders relay` (or another `orders` command) as a process, its output in a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, command: str = "relay") -> None:
+        self.env = env
+        self.log_path = log_path
+        self.command = command
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RelayProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app", self.command],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class TopicReader:
+    """A read_committed consumer of every `<prefix>*-events` topic, from the beginning."""
+
+    bootstrap: str
+    prefix: str
+    config: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"test-reader-{self.prefix}",
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "topic.metadata.refresh.interval.ms": 500,
+                **(self.config or {}),
+            }
+        )
+        self.consumer.subscribe([f"^{self.prefix.replace('.', '[.]')}.*-events$"])
+        self.read: list[Consumed] = []
+
+    def poll_until(self, count: int, seconds: float, *, settle: float = 1.5) -> list[Consumed]:
+        """Read until `count` records arrived (then `settle` seconds more, for duplicates) or
+        `seconds` passed."""
+        deadline = time.monotonic() + seconds
+        settled_at: float | None = None
+        while time.monotonic() < deadline:
+            if len(self.read) >= count:
+                settled_at = settled_at or time.monotonic() + settle
+                if time.monotonic() >= settled_at:
+                    break
+            message = self.consumer.poll(0.2)
+            if message is None:
+                continue
+            if message.error() is not None:
+                continue  # unknown topic until the relay creates it; partition EOF
+            headers = {name: value or b"" for name, value in message.headers() or []}
+            self.read.append(
+                Consumed(
+                    message.topic() or "",
+                    message.partition() or 0,
+                    message.offset() or 0,
+                    message.key() or b"",
+                    headers,
+                    from_record(message.value() or b"", headers),
+                )
+            )
+        return self.read
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+async def whole_log(store: EventStore) -> list[RecordedEvent]:
+    events: list[RecordedEvent] = []
+    after = LogPosition.start()
+    while batch := await store.read_all(after, 1000):
+        events += batch
+        after = batch[-1].log_position
+    return events
+
+
+def duplicates_and_missing(
+    log: list[RecordedEvent], consumed: list[Consumed]
+) -> tuple[list[str], list[str]]:
+    ids = [str(record.event["id"]) for record in consumed]
+    seen: set[str] = set()
+    duplicates = [event_id for event_id in ids if event_id in seen or seen.add(event_id)]  # type: ignore[func-returns-value]
+    missing = [str(event.event_id) for event in log if str(event.event_id) not in seen]
+    return duplicates, missing
+
+
+async def wait_for(condition, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {seconds:g} s")
+        await asyncio.sleep(0.1)
+
+
+def iter_chunks(items: list[RecordedEvent], size: int) -> Iterator[list[RecordedEvent]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
