@@ -16,20 +16,13 @@ import click
 import uvicorn
 from pydantic import ValidationError
 
-from app.bootstrap import (
-    ServiceUnavailable,
-    authenticator,
-    embedded_backend,
-    migrate,
-    projector_tools,
-    require_services,
-    run_projector,
-    run_saga_process,
-    shared_backend,
-)
+from app.api_runtime import authenticator
+from app.backends import embedded_backend, migrate, shared_backend
+from app.bootstrap import projector_tools, run_projector, run_saga_process
 from app.log_config import configure_logging
 from app.settings import Settings
 from app.settings_errors import settings_error_lines
+from app.stores import ServiceUnavailable, require_services
 from write_model.domain.choreography import Participant
 from write_model.envelope import LogPosition
 

@@ -8,15 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
+from app.backends import LogBackend
 from app.settings import Settings
 from read_model.document_store.port import ProjectionState
 from read_model.projections import OrdersProjection
 from read_model.service import ReadModel
-
-if TYPE_CHECKING:
-    from app.bootstrap import LogBackend
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
@@ -28,14 +27,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app.backends import LogBackend, follower_statuses_of
 from app.health import readiness
 from app.metrics import CONTENT_TYPE, Metrics
 from app.security import OperatorCheck, unauthenticated_response
 from app.settings import Settings
 from read_model.service import ReadModel
-
-if TYPE_CHECKING:
-    from app.bootstrap import LogBackend
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +198,6 @@ async def ops_server(
                 log.warning("process metrics not refreshed", exc_info=True)
         if backend.listener_healthy is not None:
             metrics.listener_connected.set(1 if backend.listener_healthy() else 0)
-        from app.bootstrap import follower_statuses_of
-
         return await metrics.render(read_model, follower_statuses_of(settings, backend))
 
     async with serving(settings, ops_app(checks, render_metrics)):

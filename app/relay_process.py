@@ -13,7 +13,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
-from app.bootstrap import LogBackend
+from app.backends import LogBackend
 from app.ops_server import Checks
 from app.settings import Settings
 from log_follower.follower import FollowerParts
@@ -116,7 +116,7 @@ def relay_follower_parts(settings: Settings, backend: LogBackend) -> FollowerPar
 
 async def run_relay_process(settings: Settings, stop: asyncio.Event) -> None:
     """Lead (or stand by for) the relay until `stop`, with the ops endpoints on OPS_PORT."""
-    from app.bootstrap import shared_log_backend
+    from app.backends import shared_log_backend
     from app.metrics import Metrics
     from app.ops_server import ops_server
     from log_follower.follower import Follower

@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import orjson
 
-from app.bootstrap import authenticator, require_services
+from app.api_runtime import authenticator
 from app.settings import Settings
+from app.stores import require_services
 from write_model.domain.money import DEFAULT_CURRENCY
 
 

@@ -8,7 +8,7 @@ CORS_ALLOWED_ORIGINS, for HTTP (Starlette's CORSMiddleware) and websocket handsh
 Subscriptions run over websockets and over HTTP streams (SSE, multipart: app/http_streams.py).
 
 `create_app(settings)` builds nothing that needs I/O: the lifespan enters
-`app.bootstrap.api_runtime`, which builds every adapter when the server starts and closes
+`app.api_runtime.api_runtime`, which builds every adapter when the server starts and closes
 them when it stops. In embedded mode (`orders dev`) it also runs the projections in the
 same process.
 
@@ -49,14 +49,8 @@ from strawberry.subscriptions import (
 )
 
 from app import log_config
+from app.api_runtime import ApiRuntime, api_runtime, authenticator, cors_origins
 from app.auth import OPEN, Authenticator, Unauthenticated
-from app.bootstrap import (
-    ApiRuntime,
-    ServiceUnavailable,
-    api_runtime,
-    authenticator,
-    cors_origins,
-)
 from app.graphiql import GraphiQL
 from app.health import readiness
 from app.http_streams import HTTPSubscriptions, stream_transports
@@ -75,6 +69,7 @@ from app.security import (
     unauthenticated_response,
 )
 from app.settings import Settings
+from app.stores import ServiceUnavailable
 from app.websockets import (
     GraphQLTransportWSHandler,
     GraphQLWSHandler,

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
-from app.bootstrap import shared_log_backend
+from app.backends import shared_log_backend
 from app.relay_process import build_relay, relay_follower_parts
 from app.settings import Settings
 from bench.common import (

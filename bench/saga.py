@@ -38,11 +38,12 @@ from typing import Any
 import asyncpg
 
 from app.settings import Settings
+from app.wiring import SagaMode, build_command_bus, saga_reactions, simulated_gateways
 from bench.common import own_postgres_database, p50_p99_ms, run_main, say
 from log_follower import storage as follower_storage
 from log_follower.append_signal.in_process import InProcessAppendSignal
 from log_follower.checkpoint.memory import InMemoryCheckpoint
-from log_follower.consumer import KeyHandler, PerKeyConsumer
+from log_follower.consumer import PerKeyConsumer
 from log_follower.dead_letters.memory import InMemoryDeadLetters
 from log_follower.follower import Follower, FollowerParts, FollowerSettings
 from log_follower.leader_lock.in_process import InProcessLeaderLock
@@ -55,24 +56,12 @@ from read_model.projections import OrdersProjection
 from read_model.projector_process import ProjectorDependencies, active_version, run_projection
 from read_model.runner import physical_collection
 from sagas import storage
-from sagas.choreography.participant import participants
-from sagas.effects import Gateways
-from sagas.gateways.resilience import CallPolicy, ResilientPayments, ResilientShipping
-from sagas.gateways.simulated import (
-    PaymentRules,
-    ShippingRules,
-    SimulatedPayments,
-    SimulatedShipping,
-)
-from sagas.orchestrator import FulfillmentOrchestrator
 from write_model import commands
-from write_model.bus import CommandBus
 from write_model.command_context import CommandContext
 from write_model.domain.order import Address
 from write_model.event_store import postgres
 from write_model.event_store.announcing import AnnouncingEventStore
 from write_model.event_types import build_registry
-from write_model.handlers import command_handlers
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
 PRODUCTS = 50  # orders spread over many products: stock contention is not what is measured
@@ -99,7 +88,7 @@ class RoundTrips:
 
 
 class Bench:
-    def __init__(self, pool: object, dsn: str, mode: str) -> None:
+    def __init__(self, pool: object, dsn: str, mode: SagaMode) -> None:
         self.dsn = dsn
         self.round_trips = RoundTrips(pool)
         pool = self.round_trips
@@ -109,27 +98,15 @@ class Bench:
             postgres.PostgresEventStore(pool),  # type: ignore[arg-type]
             [lambda _: self.signal.notify()],
         )
-        self.bus = CommandBus(
+        registry = build_registry()
+        self.bus = build_command_bus(
             self.events,
-            build_registry(),
-            command_handlers(tax_rate=Decimal("0.10")),
-            clock=utc_now,
-            new_event_id=uuid.uuid4,
-            new_entity_id=lambda: uuid.uuid4().hex,
+            registry,
+            tax_rate=Decimal("0.10"),
             snapshot_every=Settings().snapshot_every,  # SNAPSHOT_EVERY, as the servers run
         )
-        ledger = storage.postgres_ledger(pool)
-        policy = CallPolicy()
-        gateways = Gateways(
-            ResilientPayments(SimulatedPayments(ledger, PaymentRules()), policy),
-            ResilientShipping(SimulatedShipping(ledger, ShippingRules()), policy),
-        )
-        registry = build_registry()
-        reactions: list[KeyHandler] = [
-            FulfillmentOrchestrator(self.events, registry, self.bus, gateways, clock=utc_now)
-        ]
-        if mode == "choreography":
-            reactions = [*participants(self.events, registry, self.bus, gateways, clock=utc_now)]
+        gateways = simulated_gateways(storage.postgres_ledger(pool))
+        reactions = saga_reactions(mode, self.events, registry, self.bus, gateways)
         # The followers of this process (the saga's and the projection watching for
         # CONFIRMED) read through one shared reader, as in `orders dev`.
         stores = follower_storage.postgres_stores(pool)
@@ -213,7 +190,7 @@ class Latency:
     to_document_p99_ms: float
 
 
-async def throughput(dsn: str, orders: int, mode: str) -> Throughput:
+async def throughput(dsn: str, orders: int, mode: SagaMode) -> Throughput:
     pool = await postgres.create_pool(dsn, min_size=4, max_size=20)
     try:
         await postgres.migrate(pool)
@@ -334,7 +311,7 @@ class ConfirmedDocuments:
         return asyncio.create_task(run_projection(self.deps, OrdersProjection(), stop))
 
 
-async def latency(dsn: str, rate: float, seconds: float, warm_up: float, mode: str) -> Latency:
+async def latency(dsn: str, rate: float, seconds: float, warm_up: float, mode: SagaMode) -> Latency:
     pool = await postgres.create_pool(dsn, min_size=4, max_size=20)
     try:
         await postgres.migrate(pool)  # idempotent: a database of its own or throughput's

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from app.wiring import build_command_bus
 from bench.common import own_postgres_database, p50_p99_ms, run_main, say
 from write_model import commands
 from write_model.bus import CommandBus
@@ -31,7 +32,6 @@ from write_model.envelope import EventMetadata, NewEvent
 from write_model.event_store import postgres
 from write_model.event_store.port import ANY, StreamFromSnapshot
 from write_model.event_types import build_registry
-from write_model.handlers import command_handlers
 
 CONTEXT = CommandContext(correlation_id="bench-snapshots")
 HISTORIES = (10, 10_000)
@@ -52,14 +52,8 @@ class FoldCounting(postgres.PostgresEventStore):
 
 
 def bus_over(store: postgres.PostgresEventStore, snapshot_every: int) -> CommandBus:
-    return CommandBus(
-        store,
-        REGISTRY,
-        command_handlers(tax_rate=Decimal("0.10")),
-        clock=lambda: datetime.now(UTC),
-        new_event_id=uuid.uuid4,
-        new_entity_id=lambda: uuid.uuid4().hex,
-        snapshot_every=snapshot_every,
+    return build_command_bus(
+        store, REGISTRY, tax_rate=Decimal("0.10"), snapshot_every=snapshot_every
     )
 
 

@@ -19,7 +19,8 @@ from decimal import Decimal
 
 import uvloop
 
-from app.bootstrap import command_bus, shared_log_backend
+from app.backends import shared_log_backend
+from app.bootstrap import command_bus
 from app.settings import Settings
 from bench.common import p50_p99_ms
 from write_model import commands

@@ -6,18 +6,16 @@ payments and shipments."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import assert_never
 
 from sagas.gateways.port import GatewayOutcome, PaymentGateway, ShippingGateway
 from write_model import commands
+from write_model.backoff import pause
 from write_model.bus import CommandBus, CommandOutcome, Idempotency
 from write_model.command_context import CommandContext
-from write_model.decide_and_append import ConcurrencyConflict
 from write_model.domain import fulfillment
 from write_model.domain.errors import DomainError
 from write_model.domain.fulfillment import (
@@ -32,6 +30,8 @@ from write_model.domain.fulfillment import (
 )
 
 log = logging.getLogger(__name__)
+
+MAX_UNANSWERED_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -110,29 +110,27 @@ class StepEffects:
     async def _until_answered(
         self, call: Callable[[], Awaitable[GatewayOutcome]], key: str
     ) -> None:
-        """A compensation cannot fail for good: a gateway out of reach is asked again."""
-        delay = self._retry_seconds
+        """A compensation cannot fail for good: a gateway out of reach is asked again,
+        after the one backoff (write_model/backoff.py)."""
+        failures = 0
         while True:
             outcome = await call()
             if outcome.succeeded:
                 return
             if not outcome.unavailable:
                 raise CompensationRefused(f"{key}: {outcome.reason}")
-            log.warning("%s: %s; asking again in %.1f s", key, outcome.reason, delay)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 10.0)
+            failures += 1
+            log.warning("%s: %s; asking again (%d)", key, outcome.reason, failures)
+            await pause(failures, self._retry_seconds, MAX_UNANSWERED_WAIT_SECONDS)
 
     async def dispatch(
         self, command: commands.Command, key: str, context: CommandContext
     ) -> CommandOutcome:
-        """Through the bus under the effect's key; contention on a hot product is waited
-        out (the bus retried already), never turned into a failed step."""
+        """Through the bus under the effect's key. Contention on a hot product is retried
+        by the bus (decide-and-append); past its bound, the ConcurrencyConflict fails this
+        trigger, which the follower retries and, failing still, parks: never a failed
+        step."""
         idempotency = Idempotency(key, fingerprint=key, expect_new=True)
-        for attempt in range(1, 100):
-            try:
-                return await self._bus.dispatch(command, context, idempotency)
-            except ConcurrencyConflict:
-                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
         return await self._bus.dispatch(command, context, idempotency)
 
     async def dispatch_or_refused(

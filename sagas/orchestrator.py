@@ -17,9 +17,8 @@ reading and recording: sagas/saga_stream.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import assert_never
 
 from log_follower.consumer import FollowerKind
@@ -63,12 +62,11 @@ class FulfillmentOrchestrator:
         bus: CommandBus,
         gateways: Gateways,
         *,
-        clock: Callable[[], datetime],
         retry_seconds: float = 0.2,
     ) -> None:
         self._store = store
         self._streams = Streams(store, registry)
-        self._saga = SagaStream(store, registry, self._streams, clock=clock)
+        self._saga = SagaStream(bus.decide_and_append, self._streams)
         self._effects = StepEffects(bus, gateways, retry_seconds=retry_seconds)
 
     name = SUBSCRIBER

@@ -36,10 +36,6 @@ from write_model import access
 from write_model.command_context import CommandContext, Principal
 from write_model.commands import Command
 from write_model.decide_and_append import ConcurrencyConflict, DecideAndAppend, Decision
-
-# The saga's writers (sagas/) still import it from here, until they write
-# through DecideAndAppend too.
-from write_model.decide_and_append import new_events as new_events
 from write_model.domain.errors import DomainError
 from write_model.domain.validation import require_idempotency_key
 from write_model.envelope import AppendResult

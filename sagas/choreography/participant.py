@@ -10,15 +10,19 @@ Read side: it also records its step on the saga stream `Fulfillment-<orderId>` w
 orchestration's saga decider, so the orders projection, `orderHistory` and everything that
 reads a saga read one shape in both modes, and `Order.fulfillment` is the same by
 construction rather than by a second fold that could drift. That stream then has several
-writers: every record there is decided on the stream as just read and appended at its
+writers: every record there goes through the one decide-and-append
+(write_model/decide_and_append.py), decided on the stream as last read and appended at its
 version; a writer that loses the race reads again and decides again. Whoever finds the saga
 with nothing left to run or undo finishes it (ConfirmOrder or RejectOrder): shipping after
 it shipped, the last participant to undo after a failure or cancel.
 
-Order of the writes: effects, the saga record, finishing the saga, then the participant's
-own event last. So the next participant always finds its step started, and a participant
-killed before its own event handles the trigger again in full (its own event is what says
-the trigger was handled: with it there, the trigger is passed over).
+Order of the writes: effects, then confirming or rejecting the order when the saga is
+finished by them, then the saga's record (with its finish) and the participant's own event
+in ONE append to both streams (all or nothing). So the next participant, which follows the
+own event, always finds the step recorded, and a participant killed before that append
+handles the trigger again in full (its own event is what says the trigger was handled:
+with it there, the trigger is passed over). A failed step is recorded before it is undone,
+so the failure shows while its undo waits on a provider.
 
 Exactly once: effects carry the saga's keys; every event appended gets an id derived from
 its trigger's event id and its purpose, and every recording is idempotent on the stream's
@@ -28,19 +32,18 @@ state, so a participant killed anywhere and handling the trigger again adds noth
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
 from typing import Any, assert_never
 
 from log_follower.consumer import FollowerKind
 from sagas.effects import Gateways, StepEffects
-from sagas.saga_stream import FULFILLMENT
+from sagas.saga_stream import FULFILLMENT, decided_state, recording
 from write_model import commands, stream_ids
-from write_model.bus import CommandBus, new_events
+from write_model.bus import CommandBus
 from write_model.command_context import CommandContext, Principal
+from write_model.decide_and_append import Decision
 from write_model.domain import choreography, fulfillment, order
 from write_model.domain.choreography import Participant, Response
 from write_model.domain.errors import DomainError
@@ -59,14 +62,13 @@ from write_model.domain.fulfillment import (
     StepStatus,
 )
 from write_model.envelope import RecordedEvent
-from write_model.event_store.port import NO_STREAM, EventStore, WrongExpectedVersion
+from write_model.event_store.port import EventStore
 from write_model.handlers import ORDER
 from write_model.registry import EventTypeRegistry
 from write_model.streams import Decider, Streams
 
 log = logging.getLogger(__name__)
 
-_EVENT_IDS = uuid.UUID("5d0c6b1e-8f3a-4c27-b9e4-2a71f0d8c36b")
 PARTICIPANTS: tuple[Participant, ...] = tuple(Participant)
 
 
@@ -105,7 +107,6 @@ class FulfillmentParticipant:
         bus: CommandBus,
         gateways: Gateways,
         *,
-        clock: Callable[[], datetime],
         retry_seconds: float = 0.2,
     ) -> None:
         self.participant = participant
@@ -114,11 +115,9 @@ class FulfillmentParticipant:
         self._step = choreography.STEP_OF[participant]
         self._own = participant_decider(participant)
         self._principal = Principal.system(f"fulfillment-{participant.value.lower()}")
-        self._store = store
-        self._registry = registry
         self._streams = Streams(store, registry)
+        self._decide_and_append = bus.decide_and_append
         self._effects = StepEffects(bus, gateways, retry_seconds=retry_seconds)
-        self._clock = clock
 
     def key_of(self, event: RecordedEvent) -> str | None:
         if event.type not in choreography.TRIGGERS[self.participant]:
@@ -164,6 +163,7 @@ class FulfillmentParticipant:
                 return await self._cancel(turn, found)
             saga = found
         status = saga.record(step).status
+        recorded: tuple[fulfillment.FulfillmentCommand, ...] = ()
         if status is StepStatus.STARTED and saga.state is FulfillmentState.RUNNING:
             try:
                 outcome = await self._effects.run_step(
@@ -174,7 +174,7 @@ class FulfillmentParticipant:
                 if _cancelled((await self._streams.load(ORDER, turn.order_id))[0]):
                     return await self._cancel(turn, saga)
                 raise
-            saga = await self._record_saga(turn, outcome)
+            recorded = (outcome,)
         elif status is StepStatus.DONE:  # recorded before a crash; its own event was not
             outcome = RecordStepSucceeded(step, saga.record(step).detail)
         elif status is StepStatus.FAILED:
@@ -186,17 +186,19 @@ class FulfillmentParticipant:
             case RecordStepSucceeded(_, detail):
                 own = choreography.RecordDone(turn.order_id, detail)
             case RecordStepFailed(_, reason):
-                saga = await self._undo_step(turn, saga)
+                # The failure shows before its undo, which may wait long on a provider.
+                for command in recorded:
+                    saga = await self._record_saga(turn, command)
+                recorded = await self._undo_effects(turn, saga)
                 own = choreography.RecordFailed(turn.order_id, reason)
-        await self._finish(turn, saga)
-        await self._record_own(turn, own)
+        await self._conclude(turn, saga, recorded, own)
 
     async def _undo(self, turn: _Turn, saga: Fulfillment | None) -> None:
         """A later step failed and was cleaned up: undo mine, and say so."""
         if saga is None:
             raise ValueError(f"{self.participant} asked to undo order {turn.order_id} with no saga")
-        await self._finish(turn, await self._undo_step(turn, saga))
-        await self._record_own(turn, choreography.RecordUndone(turn.order_id))
+        undone = await self._undo_effects(turn, saga)
+        await self._conclude(turn, saga, undone, choreography.RecordUndone(turn.order_id))
 
     async def _cancel(self, turn: _Turn, saga: Fulfillment | None) -> None:
         """The order was cancelled: undo whatever my step began."""
@@ -206,35 +208,52 @@ class FulfillmentParticipant:
 
     async def _settle(self, turn: _Turn, saga: Fulfillment) -> None:
         """Undo what my step began if the saga is being undone; finish it if I am last."""
-        saga = await self._undo_step(turn, saga)
+        undone = await self._undo_effects(turn, saga)
+        if decided(saga, undone).record(self._step).status is StepStatus.COMPENSATED:
+            return await self._conclude(
+                turn, saga, undone, choreography.RecordUndone(turn.order_id)
+            )
+        for command in undone:
+            saga = await self._record_saga(turn, command)
         await self._finish(turn, saga)
-        if saga.record(self._step).status is StepStatus.COMPENSATED:
-            await self._record_own(turn, choreography.RecordUndone(turn.order_id))
 
-    async def _undo_step(self, turn: _Turn, saga: Fulfillment) -> Fulfillment:
+    async def _undo_effects(
+        self, turn: _Turn, saga: Fulfillment
+    ) -> tuple[fulfillment.FulfillmentCommand, ...]:
+        """Undo what my step did if the saga is being undone; what to record then."""
         if saga.state is not FulfillmentState.COMPENSATING:
-            return saga
+            return ()
         if not fulfillment.needs_undo(saga, self._step):
-            return saga
+            return ()
         await self._effects.undo(fulfillment.undo_of(saga, self._step), turn.context)
-        return await self._record_saga(turn, RecordStepCompensated(self._step))
+        return (RecordStepCompensated(self._step),)
 
     async def _finish(self, turn: _Turn, saga: Fulfillment) -> None:
         """Confirm or reject the order when nothing is left to run or undo."""
+        finish = await self._finishing(turn, saga)
+        if finish is not None:
+            await self._record_saga(turn, finish)
+
+    async def _finishing(
+        self, turn: _Turn, saga: fulfillment.FulfillmentSagaState
+    ) -> RecordOrderConfirmed | RecordOrderRejected | None:
+        """Confirm or reject the order when nothing is left to run or undo (keyed: done
+        once however often asked); what the saga records then (None: not finished)."""
         action = fulfillment.next_action(saga)
         match action:
             case ConfirmTheOrder(order_id, key):
                 confirm = commands.ConfirmOrder(order_id=order_id)
                 if await self._effects.dispatch_or_refused(confirm, key, turn.context):
-                    await self._record_saga(turn, RecordOrderConfirmed())
+                    return RecordOrderConfirmed()
             case RejectTheOrder(order_id, reason, key, reject):
                 if reject:
                     refuse = commands.RejectOrder(order_id=order_id, reason=reason)
                     if not await self._effects.dispatch_or_refused(refuse, key, turn.context):
-                        return  # cancelled meanwhile: OrderCancelled finishes it
-                await self._record_saga(turn, RecordOrderRejected())
+                        return None  # cancelled meanwhile: OrderCancelled finishes it
+                return RecordOrderRejected()
             case _:
                 pass  # another participant's step to run or undo
+        return None
 
     # ---------------------------------------------------------------- reads
 
@@ -260,41 +279,59 @@ class FulfillmentParticipant:
         assert saga is not None, "a recorded saga exists"
         return saga
 
-    async def _record_own(self, turn: _Turn, command: choreography.ParticipantCommand) -> None:
-        await self._record(turn, self._own, command)
-
     async def _record(self, turn: _Turn, decider: Decider[Any, Any, Any], command: Any) -> Any:
-        """Decide `command` on the stream as it is now and append at its version; lost a
-        race with another writer: read again, decide again. Ids: trigger + purpose."""
+        """Decide `command` on the stream as last known in this turn and append it
+        (another writer got there first: read again, decide again). Ids: trigger +
+        participant + what is recorded."""
         stream_id = decider.stream_id(turn.order_id)
-        purpose = f"{turn.trigger_id}:{self.participant}:{stream_id}:{type(command).__name__}"
-        while True:
-            known = turn.known.pop(stream_id, None)
-            state, version = known or await self._streams.load(decider, turn.order_id)
-            events = decider.decide(command, state)
-            if not events:
-                turn.known[stream_id] = (state, version)
-                return state
-            appended_events = new_events(
-                self._registry,
-                events,
-                turn.context,
-                self._clock(),
-                lambda index: uuid.uuid5(_EVENT_IDS, f"{purpose}:{index + 1}"),
-            )
-            try:
-                appended = await self._store.append_to_stream(
-                    stream_id,
-                    decider.stream_type,
-                    version if version > 0 else NO_STREAM,
-                    appended_events,
-                )
-            except WrongExpectedVersion:
-                continue
-            for event in events:
-                state = decider.evolve(state, event)
-            turn.known[stream_id] = (state, appended.version)
-            return state
+        decided = await self._decide_and_append.one(
+            Decision(decider, turn.order_id, command, loaded=turn.known.pop(stream_id, None)),
+            turn.context,
+            key=f"{turn.trigger_id}:{self.participant}:{type(command).__name__}",
+            append_empty=False,
+        )
+        state = decided.state()
+        turn.known[stream_id] = (state, decided.version)
+        return state
+
+    async def _conclude(
+        self,
+        turn: _Turn,
+        saga: Fulfillment,
+        recorded: Sequence[fulfillment.FulfillmentCommand],
+        own: choreography.ParticipantCommand,
+    ) -> None:
+        """Record `recorded` on the saga stream (after `saga`, as last known in this turn),
+        finishing the saga when nothing is left after it (confirm or reject the order
+        first: keyed, so idempotent), and my own event: in one append. My own event is
+        what the next participant follows and what says the trigger was handled, so it
+        and the saga's record are there together or not at all."""
+        finish = await self._finishing(turn, decided_state(saga, recorded))
+        if finish is not None:
+            recorded = (*recorded, finish)
+        saga_id, own_id = FULFILLMENT.stream_id(turn.order_id), self._own.stream_id(turn.order_id)
+        decided_saga, _ = await self._decide_and_append.together(
+            [
+                recording(turn.order_id, recorded, loaded=turn.known.pop(saga_id, None)),
+                Decision(self._own, turn.order_id, own, loaded=turn.known.pop(own_id, None)),
+            ],
+            turn.context,
+            key=f"{turn.trigger_id}:{self.participant}:concluded",
+            append_empty=False,
+        )
+        # Another writer's record got there first and decided otherwise: perhaps the
+        # saga is finished by me after all (e.g. the last two undoing at once).
+        now = decided_saga.state()
+        turn.known[saga_id] = (now, decided_saga.version)
+        if now is not None:
+            await self._finish(turn, now)
+
+
+def decided(saga: Fulfillment, recorded: Sequence[fulfillment.FulfillmentCommand]) -> Fulfillment:
+    """The saga once `recorded` is recorded (a started saga stays started)."""
+    after = decided_state(saga, recorded)
+    assert after is not None, "a started saga stays started"
+    return after
 
 
 def _cancelled(placed: order.OrderState) -> bool:
@@ -307,7 +344,6 @@ def participants(
     bus: CommandBus,
     gateways: Gateways,
     *,
-    clock: Callable[[], datetime],
     only: Sequence[Participant] = PARTICIPANTS,
 ) -> list[FulfillmentParticipant]:
-    return [FulfillmentParticipant(p, store, registry, bus, gateways, clock=clock) for p in only]
+    return [FulfillmentParticipant(p, store, registry, bus, gateways) for p in only]

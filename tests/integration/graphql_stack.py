@@ -22,7 +22,8 @@ import httpx
 from pymongo import AsyncMongoClient, monitoring
 from starlette.applications import Starlette
 
-from app.bootstrap import ApiRuntime, run_projector
+from app.api_runtime import ApiRuntime
+from app.bootstrap import run_projector
 from app.server import create_app
 from app.settings import Settings
 from schema.context import Services

@@ -9,29 +9,24 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
+from app.wiring import SagaMode, saga_reactions, simulated_gateways
 from log_follower.consumer import Batch, KeyHandler, PerKeyConsumer
+from log_follower.follower import FollowerSettings
 from sagas import storage
-from sagas.choreography.participant import FulfillmentParticipant, participants
-from sagas.effects import Gateways
-from sagas.gateways.port import PaymentGateway, ShippingGateway
-from sagas.gateways.resilience import CallPolicy, ResilientPayments, ResilientShipping
-from sagas.gateways.simulated import (
-    Behaviour,
-    PaymentRules,
-    ShippingRules,
-    SimulatedPayments,
-    SimulatedShipping,
-)
+from sagas.choreography.participant import FulfillmentParticipant
+from sagas.gateways.resilience import CallPolicy
 from sagas.ledger.port import GatewayLedger, LedgerEntry
 from sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator
 from tests.integration.read_side import postgres_store
 from tests.integration.write_side import build_bus
 from write_model import commands
+from write_model.backoff import pause
 from write_model.bus import CommandBus, Streams
 from write_model.command_context import CommandContext
+from write_model.decide_and_append import ConcurrencyConflict
 from write_model.domain import fulfillment
 from write_model.domain.order import Address, OrderState
 from write_model.domain.product import ProductState
@@ -45,9 +40,6 @@ MODES = ("orchestration", "choreography")
 Driver = FulfillmentOrchestrator | list[FulfillmentParticipant]
 
 ADDRESS = Address("1 Main St", "Springfield", "12345", "US")
-ANY_PAYMENT = PaymentRules()
-ANY_SHIPMENT = ShippingRules()
-WELL_BEHAVED = Behaviour()
 FAST = CallPolicy(timeout_seconds=1.0, max_attempts=3, backoff_seconds=0.001)
 
 
@@ -56,34 +48,22 @@ class SagaWorld:
     events: PostgresEventStore
     bus: CommandBus
     ledger: GatewayLedger
-    mode: str = "orchestration"
+    mode: SagaMode = "orchestration"
     streams: Streams = field(init=False)
 
     def __post_init__(self) -> None:
         self.streams = Streams(self.events, build_registry())
 
-    def driver(
-        self,
-        *,
-        payment_rules: PaymentRules = ANY_PAYMENT,
-        shipping_rules: ShippingRules = ANY_SHIPMENT,
-        payment_behaviour: Behaviour = WELL_BEHAVED,
-        shipping_behaviour: Behaviour = WELL_BEHAVED,
-        policy: CallPolicy = FAST,
-        payments: PaymentGateway | None = None,
-        shipping: ShippingGateway | None = None,
-    ) -> Driver:
-        payments = payments or SimulatedPayments(self.ledger, payment_rules, payment_behaviour)
-        shipping = shipping or SimulatedShipping(self.ledger, shipping_rules, shipping_behaviour)
-        gateways = Gateways(
-            ResilientPayments(payments, policy), ResilientShipping(shipping, policy)
-        )
-        clock = lambda: datetime.now(UTC)  # noqa: E731
+    def driver(self, *, policy: CallPolicy = FAST, **options: Any) -> Driver:
+        """The saga in this world's mode; `options`: `simulated_gateways`' rules and
+        behaviours, or the providers themselves."""
+        gateways = simulated_gateways(self.ledger, policy=policy, **options)
+        reactions = saga_reactions(self.mode, self.events, build_registry(), self.bus, gateways)
         if self.mode == "choreography":
-            return participants(self.events, build_registry(), self.bus, gateways, clock=clock)
-        return FulfillmentOrchestrator(
-            self.events, build_registry(), self.bus, gateways, clock=clock
-        )
+            return [r for r in reactions if isinstance(r, FulfillmentParticipant)]
+        [orchestrator] = reactions
+        assert isinstance(orchestrator, FulfillmentOrchestrator)
+        return orchestrator
 
     async def product(self, product_id: str, stock: int, price: str = "10.00") -> None:
         add = commands.AddProduct(
@@ -173,7 +153,7 @@ def _position(event: RecordedEvent) -> LogPosition:
 
 @contextlib.asynccontextmanager
 async def saga_world(
-    dsn: str | None = None, mode: str = "orchestration"
+    dsn: str | None = None, mode: SagaMode = "orchestration"
 ) -> AsyncIterator[SagaWorld]:
     async with postgres_store(max_size=30, dsn=dsn) as events:
         await storage.migrate_postgres(events.pool)
@@ -183,10 +163,25 @@ async def saga_world(
 
 async def react_to(handler: KeyHandler, events: Sequence[RecordedEvent]) -> None:
     """Hand events to a saga's handler as its follower does (each key's events in log order,
-    keys at once); a key that fails fails the call."""
-    if not events:
-        return
-    batch = Batch(events, max(event.log_position for event in events))
-    failures = await PerKeyConsumer(handler).handle(batch)
-    if failures:
-        raise failures[0].error
+    keys at once); a key that fails fails the call, except that a key whose writes kept
+    conflicting (a ConcurrencyConflict: contention, not a fault) is tried again from its
+    failing event, up to the follower's tries, as the follower does."""
+    tries = FollowerSettings().max_attempts
+    for attempt in range(1, tries + 1):
+        if not events:
+            return
+        batch = Batch(events, max(event.log_position for event in events))
+        failures = await PerKeyConsumer(handler).handle(batch)
+        if not failures:
+            return
+        contended = all(isinstance(f.error, ConcurrencyConflict) for f in failures)
+        if not contended or attempt == tries:
+            raise failures[0].error
+        # Each failing key again, from its failing event on.
+        resume = {f.key: f.event.log_position for f in failures}
+        events = [
+            e
+            for e in events
+            if (key := handler.key_of(e)) in resume and e.log_position >= resume[key]
+        ]
+        await pause(attempt, FollowerSettings().backoff_seconds, 5.0)

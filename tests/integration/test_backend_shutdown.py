@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from app.bootstrap import command_bus, shared_log_backend
+from app.backends import shared_log_backend
+from app.bootstrap import command_bus
 from app.settings import Settings
 from tests.conftest import service_url
 from write_model.command_context import CommandContext

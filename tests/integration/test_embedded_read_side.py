@@ -10,13 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.bootstrap import (
-    Backend,
-    command_bus,
-    embedded_backend,
-    projector_dependencies,
-    run_projections,
-)
+from app.backends import Backend, embedded_backend
+from app.bootstrap import command_bus, projector_dependencies, run_projections
 from app.settings import Settings
 from read_model.document_store.port import Document
 from tests.integration.write_side import customer_and_product, one_item_order

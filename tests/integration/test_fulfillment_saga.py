@@ -380,7 +380,14 @@ class CrashingStore:
         return getattr(self._store, name)
 
     async def append_to_stream(self, *args: Any, **kwargs: Any) -> Any:
-        appended = await self._store.append_to_stream(*args, **kwargs)
+        return self._committed(await self._store.append_to_stream(*args, **kwargs))
+
+    async def append_to_streams(self, *args: Any, **kwargs: Any) -> Any:
+        """An append to several streams at once (a participant's saga record and its own
+        event) is one commit: one crash point."""
+        return self._committed(await self._store.append_to_streams(*args, **kwargs))
+
+    def _committed(self, appended: Any) -> Any:
         self._left -= 1
         if self._left == 0:
             raise Crashed("killed after an append")

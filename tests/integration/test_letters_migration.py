@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from app.bootstrap import migrate
+from app.backends import migrate
 from app.settings import Settings
 from log_follower import storage as follower_storage
 from log_follower.dead_letters.port import LetterOwner

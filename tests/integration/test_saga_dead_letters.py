@@ -7,12 +7,12 @@ consistency-token read stale (only the projections' letters do)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from app.bootstrap import command_bus, follower_parts
+from app.wiring import saga_reactions, simulated_gateways
 from log_follower.consumer import PerKeyConsumer
 from log_follower.follower import Follower
 from sagas.gateways.port import GatewayOutcome, PaymentGateway
@@ -20,9 +20,8 @@ from sagas.gateways.simulated import (
     PaymentRules,
     ShippingRules,
     SimulatedPayments,
-    SimulatedShipping,
 )
-from sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator, Gateways
+from sagas.orchestrator import FULFILLMENT
 from tests.integration.graphql_stack import ApiStack, api_stack
 from tests.subscriber_loop import eventually, subscriber_running
 from write_model.domain.money import Money
@@ -85,13 +84,15 @@ def saga_dependencies_on(stack: ApiStack, payments: RefusingRefunds) -> Follower
     """The saga process's loop on the stack's PostgreSQL, on these payments, trying a
     failing saga twice and looking at retry requests often."""
     backend = stack.runtime.backend
-    shipping = SimulatedShipping(backend.ledger, ShippingRules(frozenset({"AQ"})))
-    orchestrator = FulfillmentOrchestrator(
+    gateways = simulated_gateways(
+        backend.ledger, payments=payments, shipping_rules=ShippingRules(frozenset({"AQ"}))
+    )
+    [orchestrator] = saga_reactions(
+        "orchestration",
         backend.events,
         backend.registry,
         command_bus(stack.settings, backend),
-        Gateways(payments, shipping),
-        clock=lambda: datetime.now(UTC),
+        gateways,
     )
     parts = follower_parts(stack.settings, backend)
     settings = replace(

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from app.backends import Backend, embedded_backend
 from app.bootstrap import (
-    Backend,
     build_read_model,
     command_bus,
-    embedded_backend,
     follower_parts,
     run_followers,
     saga_consumers,

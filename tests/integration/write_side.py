@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 
+from app.wiring import build_command_bus
 from write_model import commands
 from write_model.bus import CommandBus
 from write_model.command_context import CommandContext
 from write_model.event_store.port import EventStore
 from write_model.event_types import build_registry
-from write_model.handlers import command_handlers
 
 TAX_RATE = Decimal("0.10")
 
 
 def build_bus(store: EventStore, *, max_attempts: int = 10, snapshot_every: int = 0) -> CommandBus:
-    return CommandBus(
+    return build_command_bus(
         store,
         build_registry(),
-        command_handlers(tax_rate=TAX_RATE),
-        clock=lambda: datetime.now(UTC),
-        new_event_id=uuid.uuid4,
-        new_entity_id=lambda: uuid.uuid4().hex,
+        tax_rate=TAX_RATE,
         max_attempts=max_attempts,
         snapshot_every=snapshot_every,
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.wiring import build_command_bus
 from read_model.document_store.memory import InMemoryDocumentStore
 from read_model.document_store.port import Document, UpdateMany
 from read_model.projections import ALL_PROJECTIONS
@@ -36,7 +36,6 @@ from write_model.domain.errors import DomainError, InvalidState, NotFound
 from write_model.domain.order import Address
 from write_model.event_store.memory import InMemoryEventStore
 from write_model.event_types import build_registry
-from write_model.handlers import command_handlers
 
 REGISTRY = build_registry()
 OWNERS = {"order-a": "cust-a", "order-b": "cust-b"}  # order -> its customer
@@ -116,14 +115,7 @@ class World:
 
 async def world() -> World:
     events, documents = InMemoryEventStore(), InMemoryDocumentStore()
-    bus = CommandBus(
-        events,
-        REGISTRY,
-        command_handlers(tax_rate=Decimal("0.1")),
-        clock=lambda: datetime.now(UTC),
-        new_event_id=uuid.uuid4,
-        new_entity_id=lambda: uuid.uuid4().hex,
-    )
+    bus = build_command_bus(events, REGISTRY, tax_rate=Decimal("0.1"))
     staff = CommandContext("setup", principal=Principal.staff("setup"))
     await bus.dispatch(
         commands.AddProduct(product_id="sku", name="Tea", price=Decimal("2"), initial_stock=50),

@@ -14,7 +14,7 @@ from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DATABASES = ("postgres", "mongo")
-# What every Orders process needs (app/bootstrap.py require_services); MONGO_DB names the
+# What every Orders process needs (app/stores.py require_services); MONGO_DB names the
 # database the API and the projector share.
 REQUIRED_BY_THE_APP = {"DATABASE_URL", "MONGO_URL", "MONGO_DB"}
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from app.wiring import saga_reactions, simulated_gateways
 from log_follower.append_signal.in_process import InProcessAppendSignal
 from log_follower.consumer import FollowerKind, KeyHandler, PerKeyConsumer
 from log_follower.dead_letters.port import PARKED_BEHIND, DeadLetter, LetterOwner
@@ -24,17 +25,10 @@ from log_follower.source.shared import SharedReader
 from log_follower.status.port import FollowerReport
 from log_follower.storage import FollowerStores, memory_stores
 from sagas import storage
-from sagas.gateways.simulated import (
-    PaymentRules,
-    ShippingRules,
-    SimulatedPayments,
-    SimulatedShipping,
-)
 from sagas.orchestrator import (
     FULFILLMENT,
     SUBSCRIBER,
     FulfillmentOrchestrator,
-    Gateways,
 )
 from tests.integration.write_side import build_bus, customer_and_product
 from tests.projecting import follower_parts
@@ -149,17 +143,10 @@ class World:
 
 
 def orchestrator(world: World) -> FulfillmentOrchestrator:
-    ledger = world.ledger
-    gateways = Gateways(
-        SimulatedPayments(ledger, PaymentRules()), SimulatedShipping(ledger, ShippingRules())
-    )
-    return FulfillmentOrchestrator(
-        world.events,
-        build_registry(),
-        build_bus(world.events),
-        gateways,
-        clock=lambda: datetime.now(UTC),
-    )
+    bus, gateways = build_bus(world.events), simulated_gateways(world.ledger)
+    [orchestrator] = saga_reactions("orchestration", world.events, build_registry(), bus, gateways)
+    assert isinstance(orchestrator, FulfillmentOrchestrator)
+    return orchestrator
 
 
 async def submitted_order(world: World, unique: str) -> str:

@@ -3,20 +3,19 @@ interval, the state loaded from its latest snapshot equals the fold of all its e
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.wiring import build_command_bus
 from write_model import commands
 from write_model.bus import CommandBus, Streams
 from write_model.command_context import CommandContext, Principal
 from write_model.domain.errors import DomainError
 from write_model.event_store.memory import InMemoryEventStore
 from write_model.event_types import build_registry
-from write_model.handlers import PRODUCT, command_handlers
+from write_model.handlers import PRODUCT
 
 CONTEXT = CommandContext("snapshot-test", principal=Principal.staff("staff-1"))
 ORDERS = [f"o{n}" for n in range(6)]
@@ -45,14 +44,8 @@ STOCK_COMMANDS = st.one_of(
 
 
 def bus_over(store: InMemoryEventStore, snapshot_every: int) -> CommandBus:
-    return CommandBus(
-        store,
-        build_registry(),
-        command_handlers(tax_rate=Decimal("0.10")),
-        clock=lambda: datetime.now(UTC),
-        new_event_id=uuid.uuid4,
-        new_entity_id=lambda: uuid.uuid4().hex,
-        snapshot_every=snapshot_every,
+    return build_command_bus(
+        store, build_registry(), tax_rate=Decimal("0.10"), snapshot_every=snapshot_every
     )
 
 
