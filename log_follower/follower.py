@@ -31,17 +31,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from log_follower.backoff import delay_after
 from log_follower.checkpoint.port import Checkpoint, FollowerState, Progress
 from log_follower.consumer import Batch, Consumer, KeyFailure
 from log_follower.dead_letters.port import PARKED_BEHIND, DeadLetter, DeadLetters, LetterOwner
 from log_follower.leader_lock.leading import (
+    FIRST_RETRY_SECONDS,
+    MAX_RETRY_SECONDS,
     lead_until_stopped,
     sleep_or_stop,
     wait_for_append_or_stop,
 )
 from log_follower.source.port import Source
 from log_follower.status.port import FollowerReport, StatusBoard
+from write_model import backoff
 from write_model.envelope import LogPosition, RecordedEvent
 
 log = logging.getLogger(__name__)
@@ -379,7 +381,7 @@ class Follower:
                     failures += 1
                     self.state = FollowerState.FAILED
                     self.last_error = f"{type(error).__name__}: {error}"
-                    delay = delay_after(failures)
+                    delay = backoff.delay(failures, FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS)
                     log.exception(
                         "%s: batch after %s failed (try %s); retrying in %.1fs",
                         self.checkpoint_name,

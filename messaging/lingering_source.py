@@ -7,17 +7,16 @@ one transaction per event under a steady trickle of appends."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 
-from log_follower.append_signal.port import AppendListener
 from log_follower.source.port import Source
+from log_follower.source.wrapping import WrappingSource
 from write_model.envelope import LogPosition, RecordedEvent
 
 
-class LingeringSource:
+class LingeringSource(WrappingSource):
     def __init__(self, source: Source, linger_seconds: float) -> None:
-        self._source = source
+        super().__init__(source)
         self._linger = linger_seconds
 
     async def read(self, after: LogPosition, limit: int) -> Sequence[RecordedEvent]:
@@ -26,21 +25,3 @@ class LingeringSource:
             return first
         await asyncio.sleep(self._linger)
         return await self._source.read(after, limit)
-
-    def lead(self, follower: str) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._source.lead(follower)
-
-    def lost(self, follower: str) -> bool:
-        return self._source.lost(follower)
-
-    def listener(self) -> AppendListener:
-        return self._source.listener()
-
-    async def events_of(self, refs: Sequence[tuple[str, int]]) -> list[RecordedEvent]:
-        return await self._source.events_of(refs)
-
-    async def head(self) -> LogPosition:
-        return await self._source.head()
-
-    async def count_after(self, position: LogPosition) -> int:
-        return await self._source.count_after(position)

@@ -11,10 +11,15 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from log_follower.append_signal.port import AppendListener
-from log_follower.backoff import delay_after
 from log_follower.leader_lock.port import LeaderLock
+from write_model import backoff
 
 log = logging.getLogger(__name__)
+
+# The follower layer's retries (taking the lead, a failing batch): write_model/backoff's
+# rule, from 0.1 s, at most 5 s.
+FIRST_RETRY_SECONDS = 0.1
+MAX_RETRY_SECONDS = 5.0
 
 
 async def lead_until_stopped(
@@ -40,7 +45,7 @@ async def lead_until_stopped(
                 raise
         except Exception as error:  # the lock's connection: down, or lost at takeover
             failures += 1
-            delay = delay_after(failures)
+            delay = backoff.delay(failures, FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS)
             log.warning(
                 "%s: cannot lead (%s: %s); retrying in %.1fs",
                 name,

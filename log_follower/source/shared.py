@@ -13,20 +13,19 @@ kept: the next reader after a wake-up must see what was appended meanwhile."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from log_follower.append_signal.port import AppendListener
 from log_follower.source.port import Source
+from log_follower.source.wrapping import WrappingSource
 from write_model.envelope import LogPosition, RecordedEvent
 
 
-class SharedReader:
+class SharedReader(WrappingSource):
     """A Source in front of another; every call but `read` passes through."""
 
     def __init__(self, source: Source, *, keep: int = 16) -> None:
-        self._source = source
+        super().__init__(source)
         self._keep = keep  # batches kept: a few per follower of the process
         self._batches: OrderedDict[tuple[LogPosition, int], asyncio.Task[Sequence[RecordedEvent]]]
         self._batches = OrderedDict()
@@ -63,21 +62,3 @@ class SharedReader:
     def inner(self) -> Source:
         """The source it reads from: for a reader far behind (a rebuild) to read alone."""
         return self._source
-
-    def lead(self, follower: str) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._source.lead(follower)
-
-    def lost(self, follower: str) -> bool:
-        return self._source.lost(follower)
-
-    def listener(self) -> AppendListener:
-        return self._source.listener()
-
-    async def events_of(self, refs: Sequence[tuple[str, int]]) -> list[RecordedEvent]:
-        return await self._source.events_of(refs)
-
-    async def head(self) -> LogPosition:
-        return await self._source.head()
-
-    async def count_after(self, position: LogPosition) -> int:
-        return await self._source.count_after(position)
