@@ -261,7 +261,9 @@ async def _embedded_stores(
 
 def expected_followers(settings: Settings) -> tuple[tuple[str, FollowerKind], ...]:
     """The followers a deployment runs in SAGA_MODE: the projections and the saga's
-    (the orchestrator, or the three participants), by name."""
+    (the orchestrator, or the three participants), by name; with Kafka configured
+    (KAFKA_BOOTSTRAP_SERVERS), the relay too."""
+    from messaging.relay import RELAY
     from sagas.choreography.participant import PARTICIPANTS, subscriber_of
     from sagas.orchestrator import SUBSCRIBER
 
@@ -271,7 +273,8 @@ def expected_followers(settings: Settings) -> tuple[tuple[str, FollowerKind], ..
         else tuple((subscriber_of(p), FollowerKind.PARTICIPANT) for p in PARTICIPANTS)
     )
     projections = tuple((p.name, FollowerKind.PROJECTION) for p in ALL_PROJECTIONS)
-    return projections + sagas
+    relay = ((RELAY, FollowerKind.RELAY),) if settings.kafka_bootstrap_servers else ()
+    return projections + sagas + relay
 
 
 def follower_statuses_of(

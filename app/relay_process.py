@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -22,8 +23,8 @@ from messaging.kafka_checkpoint import KafkaCheckpoint
 from messaging.kafka_config import client_config, mask_text, masked, producer_config
 from messaging.kafka_producer import TransactionalProducer
 from messaging.kafka_topics import TopicCreator
-from messaging.lingering_source import LingeringSource
 from messaging.relay import Relay, RelayMetrics, RelayOptions
+from messaging.relay_source import RelaySource
 from write_model.registry import EventTypeRegistry
 
 log = logging.getLogger(__name__)
@@ -100,18 +101,26 @@ def broker_check(client: dict[str, str], environ: Mapping[str, str]) -> Checks:
     return check
 
 
-def relay_follower_parts(settings: Settings, backend: LogBackend) -> FollowerParts:
-    """The process's follower parts, reading batches of N events that linger T ms."""
+@contextlib.asynccontextmanager
+async def relay_follower_parts(
+    settings: Settings, backend: LogBackend
+) -> AsyncIterator[FollowerParts]:
+    """The process's follower parts, reading batches of up to N events paced by T ms and
+    read ahead while the relay publishes (messaging/relay_source.py)."""
     from app.bootstrap import follower_parts
 
     parts = follower_parts(settings, backend)
-    return dataclasses.replace(
-        parts,
-        source=LingeringSource(parts.source, settings.kafka_transaction_linger_ms / 1000),
-        settings=dataclasses.replace(
-            parts.settings, batch_size=settings.kafka_transaction_max_records
-        ),
-    )
+    source = RelaySource(parts.source, settings.kafka_transaction_linger_ms / 1000)
+    try:
+        yield dataclasses.replace(
+            parts,
+            source=source,
+            settings=dataclasses.replace(
+                parts.settings, batch_size=settings.kafka_transaction_max_records
+            ),
+        )
+    finally:
+        await source.close()
 
 
 async def run_relay_process(settings: Settings, stop: asyncio.Event) -> None:
@@ -136,11 +145,8 @@ async def run_relay_process(settings: Settings, stop: asyncio.Event) -> None:
             refresh_metrics=lambda: parts.relay.refresh_lag(backend.source),
         ):
             try:
-                follower = Follower(
-                    parts.relay,
-                    relay_follower_parts(settings, backend),
-                    checkpoint=parts.checkpoint,
-                )
-                await follower.run(stop, start=parts.relay.take_lead)
+                async with relay_follower_parts(settings, backend) as follower_parts:
+                    follower = Follower(parts.relay, follower_parts, checkpoint=parts.checkpoint)
+                    await follower.run(stop, start=parts.relay.take_lead)
             finally:
                 await parts.producer.close()

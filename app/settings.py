@@ -371,8 +371,9 @@ class Settings(BaseSettings):
         20.0,
         ge=0,
         le=10_000,
-        description="how long after the first pending event the relay commits its Kafka "
-        "transaction, with every event appended meanwhile (T); a full transaction commits "
+        description="how long a pending event waits at most before the relay's Kafka "
+        "transaction holding it begins (T): a short transaction begins T after the one before "
+        "it, with every event appended meanwhile, or at once after a quiet spell; a full one "
         "at once",
     )
     kafka_timeout_seconds: float = Field(

@@ -21,19 +21,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
-from app.backends import shared_log_backend
-from app.relay_process import build_relay, relay_follower_parts
+from app.backends import LogBackend, shared_log_backend
+from app.relay_process import RelayParts, build_relay, relay_follower_parts
 from app.settings import Settings
 from bench.common import (
     machine_description,
@@ -163,21 +164,28 @@ class Receipts:
         self._consumer.close()
 
 
-async def relay_running(settings: Settings, backend: object, stop: asyncio.Event):  # type: ignore[no-untyped-def]
-    parts = build_relay(settings, backend.registry, CollectorRegistry(), {})  # type: ignore[attr-defined]
-    leading = asyncio.get_running_loop().create_future()
+@contextlib.asynccontextmanager
+async def relay_running(
+    settings: Settings, backend: LogBackend, stop: asyncio.Event
+) -> AsyncIterator[tuple[RelayParts, asyncio.Future[float], asyncio.Task[None]]]:
+    """The relay leading in this process until `stop`: its parts, when it took the lead,
+    and its follower's task (awaited, and the producer closed, at the block's end)."""
+    parts = build_relay(settings, backend.registry, CollectorRegistry(), {})
+    leading: asyncio.Future[float] = asyncio.get_running_loop().create_future()
 
     async def start(follower: Follower) -> None:
         await parts.relay.take_lead(follower)
         leading.set_result(time.monotonic())
 
-    follower = Follower(
-        parts.relay,
-        relay_follower_parts(settings, backend),  # type: ignore[arg-type]
-        checkpoint=parts.checkpoint,
-    )
-    task = asyncio.create_task(follower.run(stop, start=start))
-    return parts, leading, task
+    async with relay_follower_parts(settings, backend) as follower_parts:
+        follower = Follower(parts.relay, follower_parts, checkpoint=parts.checkpoint)
+        task = asyncio.create_task(follower.run(stop, start=start))
+        try:
+            yield parts, leading, task
+        finally:
+            stop.set()
+            await task
+            await parts.producer.close()
 
 
 async def throughput(settings: Settings, events_total: int) -> tuple[float, float]:
@@ -186,16 +194,12 @@ async def throughput(settings: Settings, events_total: int) -> tuple[float, floa
         await prefill(backend.events, events_total)
         say(f"  pre-filled {events_total:,} events in {time.monotonic() - t0:.1f} s")
         head = await backend.events.head_position()
-        stop = asyncio.Event()
-        parts, leading, task = await relay_running(settings, backend, stop)
-        while parts.checkpoint.committed(RELAY) != head:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        relay_rate = events_total / (time.monotonic() - await leading)
-        stop.set()
-        await task
-        await parts.producer.close()
+        async with relay_running(settings, backend, asyncio.Event()) as (parts, leading, task):
+            while parts.checkpoint.committed(RELAY) != head:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+            relay_rate = events_total / (time.monotonic() - await leading)
         log = await whole_log(backend.events)
     records = records_of(log, "bare.")
     size = settings.kafka_transaction_max_records
@@ -222,9 +226,10 @@ async def latency(settings: Settings, rate: int, seconds: float) -> tuple[list[f
     assert settings.kafka_bootstrap_servers is not None
     relay_receipts = Receipts(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix)
     committed_at: dict[str, float] = {}
-    async with shared_log_backend(settings, follows_log=True, migrates=True) as backend:
-        stop = asyncio.Event()
-        parts, leading, task = await relay_running(settings, backend, stop)
+    async with (
+        shared_log_backend(settings, follows_log=True, migrates=True) as backend,
+        relay_running(settings, backend, asyncio.Event()) as (parts, leading, _),
+    ):
         await leading
 
         async def append(n: int, count: int) -> None:
@@ -239,9 +244,6 @@ async def latency(settings: Settings, rate: int, seconds: float) -> tuple[list[f
 
         await paced(rate, seconds, 0.01, append)
         await asyncio.sleep(2)
-        stop.set()
-        await task
-        await parts.producer.close()
     relay_receipts.close()
     relay_latencies = sorted(
         relay_receipts.at[i] - t for i, t in committed_at.items() if i in relay_receipts.at

@@ -1,5 +1,5 @@
 """A Source in front of another that changes only how it reads (`read`): every other call
-passes through. The process's shared reader and the relay's lingering source are such."""
+passes through. The process's shared reader and the relay's source are such."""
 
 from __future__ import annotations
 

@@ -221,3 +221,20 @@ query Order($id: ID!, $token: String) {{
 async def read_order(api: Api, order_id: str, token: str | None = None) -> dict[str, Any] | None:
     data = await api.execute(ORDER_QUERY, {"id": order_id, "token": token})
     return data["order"]
+
+
+# Not in the contract (schema/contract.graphql), so posted as it is, not through the
+# contract-validating client.
+PROCESSES = """
+query { processes { name kind leading leaderSince position headPosition lag
+  oldestUnhandledSeconds parkedLetters lastHeartbeat state } }
+"""
+
+
+async def processes(http: httpx.AsyncClient, base: str) -> dict[str, dict]:
+    """The staff query `processes` (every follower of the log), by follower name."""
+    answer = await http.post(f"{base}/graphql", json={"query": PROCESSES})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert "errors" not in body, body
+    return {process["name"]: process for process in body["data"]["processes"]}

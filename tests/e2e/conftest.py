@@ -50,10 +50,12 @@ async def postgres_stack(
     *,
     api_only: bool = False,
     followers: tuple[str, ...] = ("projector", "saga"),
+    follower_settings: dict[str, dict[str, str]] | None = None,
 ) -> AsyncIterator[Stack]:
     """`settings`: every process's environment; `api_settings`: the API's alone (such as
     its OPS_PORT). `api_only`: no projector and no saga (for tests that write nothing);
-    `followers`: the processes that follow the log beside the API."""
+    `followers`: the processes that follow the log beside the API (`relay` among them),
+    `follower_settings` one's own environment by name."""
     from tests.integration.read_side import own_postgres_database
 
     tag = uuid.uuid4().hex[:10]
@@ -79,8 +81,9 @@ async def postgres_stack(
                 ).start()
             )
             for name in () if api_only else followers:
+                own = {**env, **(follower_settings or {}).get(name, {})}
                 stack.processes.append(
-                    ServerProcess(f"orders {name}", [name], env, logs / f"{name}.log").start()
+                    ServerProcess(f"orders {name}", [name], own, logs / f"{name}.log").start()
                 )
             await stack.wait_healthy()
             yield stack

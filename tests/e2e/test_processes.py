@@ -9,24 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.client import Api, register_customer
+from tests.e2e.client import Api, processes, register_customer
 from tests.e2e.conftest import postgres_stack
 from tests.e2e.processes import free_port
-
-# Not in the contract (schema/contract.graphql), so posted as it is, not through the
-# contract-validating client.
-PROCESSES = """
-query { processes { name kind leading leaderSince position headPosition lag
-  oldestUnhandledSeconds parkedLetters lastHeartbeat state } }
-"""
-
-
-async def processes(http: httpx.AsyncClient, base: str) -> dict[str, dict]:
-    answer = await http.post(f"{base}/graphql", json={"query": PROCESSES})
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
-    assert "errors" not in body, body
-    return {process["name"]: process for process in body["data"]["processes"]}
 
 
 @pytest.mark.postgres

@@ -4,19 +4,24 @@ it published, and the log it published, to compare."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
+import jsonschema
 from confluent_kafka import Consumer
 
 from messaging.cloudevents import from_record
+from messaging.event_schemas import SCHEMA_DIRECTORY
 from write_model.envelope import LogPosition, RecordedEvent
 from write_model.event_store.port import EventStore
+from write_model.event_types import build_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -186,6 +191,63 @@ async def wait_for(condition, seconds: float, what: str) -> None:  # type: ignor
         await asyncio.sleep(0.1)
 
 
-def iter_chunks(items: list[RecordedEvent], size: int) -> Iterator[list[RecordedEvent]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+async def end_lock_session(database_url: str, follower: str) -> int:
+    """pg_terminate_backend on the session that holds `follower`'s leader lock (as when the
+    leader's network to PostgreSQL fails): how many sessions were ended."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        ended: int = await connection.fetchval(
+            "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l"
+            " JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            f"orders-lock {follower}",
+        )
+        return ended
+    finally:
+        await connection.close()
+
+
+def assert_published_exactly(
+    log: list[RecordedEvent], consumed: list[Consumed], prefix: str, mode: str = "binary"
+) -> None:
+    duplicates, missing = duplicates_and_missing(log, consumed)
+    assert (duplicates[:5], missing[:5]) == ([], []), (len(duplicates), len(missing))
+    assert len(consumed) == len(log)
+    registry = build_registry()
+    by_id = {str(event.event_id): event for event in log}
+    per_key: dict[tuple[str, bytes], list[int]] = defaultdict(list)
+    partitions_of_key: dict[bytes, set[int]] = defaultdict(set)
+    for record in consumed:
+        event = by_id[str(record.event["id"])]
+        category, _, aggregate = event.stream_id.partition("-")
+        assert record.topic == f"{prefix}{category.lower()}-events"
+        assert record.key == aggregate.encode()
+        version = registry.schema_version_of(event.type)
+        expected = {
+            "specversion": "1.0",
+            "id": str(event.event_id),
+            "source": "/orders",
+            "type": f"orders.{event.type}",
+            "subject": event.stream_id,
+            "dataschema": f"urn:orders:event:{event.type}:{version}",
+            "streamversion": str(event.version),
+            "position": str(event.position),
+            "correlationid": event.metadata.correlation_id,
+            "schemaversion": str(version),
+            "datacontenttype": "application/json",
+        }
+        if event.metadata.causation_id is not None:
+            expected["causationid"] = event.metadata.causation_id
+        attributes = {k: v for k, v in record.event.items() if k not in {"data", "time"}}
+        assert attributes == expected
+        assert str(record.event["time"]).endswith("Z")
+        content_type = "application/json" if mode == "binary" else "application/cloudevents+json"
+        assert record.headers["content-type"].decode() == content_type
+        schema = json.loads((SCHEMA_DIRECTORY / event.type / f"{version}.json").read_text())
+        jsonschema.validate(record.event["data"], schema)
+        per_key[(record.topic, record.key)].append(event.version)
+        partitions_of_key[record.key].add(record.partition)
+    for key, versions in per_key.items():
+        assert versions == sorted(versions), key  # stream-version order per key
+    assert all(len(partitions) == 1 for partitions in partitions_of_key.values())

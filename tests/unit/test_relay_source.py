@@ -1,0 +1,115 @@
+"""The relay's source: a full batch (N) is handed at once; a short one at once after a quiet
+spell, else T after the previous batch with everything appended meanwhile; after a full
+batch the next is read ahead, and dropped when the relay reads elsewhere."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pytest
+
+from log_follower.append_signal.in_process import InProcessAppendSignal
+from log_follower.leader_lock.in_process import InProcessLeaderLock
+from log_follower.source.log import LogSource
+from messaging.relay_source import RelaySource
+from write_model.envelope import EventMetadata, LogPosition, NewEvent, RecordedEvent
+from write_model.event_store.memory import InMemoryEventStore
+from write_model.event_store.port import ANY
+
+LINGER = 0.02
+
+
+class Clock:
+    """Time that passes only when the source sleeps; what it slept, and reads meanwhile."""
+
+    def __init__(self, events: InMemoryEventStore) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+        self.appended_while_asleep = 0
+        self._events = events
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await _append(self._events, self.appended_while_asleep)
+
+
+class CountingSource(LogSource):
+    def __init__(self, events: InMemoryEventStore) -> None:
+        super().__init__(events, InProcessLeaderLock(), InProcessAppendSignal())
+        self.reads: list[LogPosition] = []
+
+    async def read(self, after: LogPosition, limit: int) -> Sequence[RecordedEvent]:
+        self.reads.append(after)
+        return await super().read(after, limit)
+
+
+async def _append(events: InMemoryEventStore, count: int) -> None:
+    for _ in range(count):
+        await events.append_to_stream(
+            f"Customer-{uuid.uuid4()}",
+            "Customer",
+            ANY,
+            [NewEvent(uuid.uuid4(), "CustomerRenamed", {}, EventMetadata("c"), datetime.now(UTC))],
+        )
+
+
+def _source() -> tuple[InMemoryEventStore, CountingSource, Clock, RelaySource]:
+    events = InMemoryEventStore()
+    inner = CountingSource(events)
+    clock = Clock(events)
+    return events, inner, clock, RelaySource(inner, LINGER, clock=clock, sleep=clock.sleep)
+
+
+async def test_after_a_quiet_spell_a_short_batch_is_handed_at_once() -> None:
+    events, _, clock, source = _source()
+    assert await source.read(LogPosition.start(), 100) == []
+    await _append(events, 1)
+    first = await source.read(LogPosition.start(), 100)
+    assert len(first) == 1 and clock.slept == []
+    clock.now += LINGER  # quiet for T: the next one goes at once too
+    await _append(events, 2)
+    assert len(await source.read(first[-1].log_position, 100)) == 2
+    assert clock.slept == []
+
+
+async def test_a_short_batch_within_t_of_the_last_waits_and_takes_what_came_meanwhile() -> None:
+    events, _, clock, source = _source()
+    await _append(events, 1)
+    first = await source.read(LogPosition.start(), 100)
+    clock.now += LINGER / 4  # the first batch's transaction took T/4
+    await _append(events, 2)
+    clock.appended_while_asleep = 5
+    batch = await source.read(first[-1].log_position, 100)
+    assert clock.slept == [pytest.approx(LINGER * 3 / 4)]  # until T after the previous batch
+    assert len(batch) == 7
+
+
+async def test_a_full_batch_is_handed_at_once_and_the_next_one_read_ahead() -> None:
+    events, inner, clock, source = _source()
+    await _append(events, 25)
+    first = await source.read(LogPosition.start(), 10)
+    assert len(first) == 10 and clock.slept == []
+    await _append(events, 1)  # the read ahead may or may not see it: both are right
+    second = await source.read(first[-1].log_position, 10)
+    third = await source.read(second[-1].log_position, 10)
+    assert [e.position for e in [*first, *second, *third]] == list(range(1, 27))
+    # Each full batch's successor was read when the full batch was handed, from its end.
+    assert inner.reads[:3] == [LogPosition.start(), first[-1].log_position, second[-1].log_position]
+    assert clock.slept == [LINGER]  # the short third batch came right after the second
+
+
+async def test_a_read_elsewhere_drops_the_read_ahead_and_reads_afresh() -> None:
+    events, inner, _, source = _source()
+    await _append(events, 20)
+    first = await source.read(LogPosition.start(), 10)
+    # The relay's transaction failed: the follower reads the same batch again.
+    again = await source.read(LogPosition.start(), 10)
+    assert again == first
+    assert inner.reads[-1] == LogPosition.start()
+    await source.close()
