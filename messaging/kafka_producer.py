@@ -62,7 +62,6 @@ class TransactionalProducer:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="kafka-producer")
         self._producer: Producer | None = None
         self._doubt = _Doubt.NONE
-        self._delivery_errors: list[KafkaError] = []
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, call, *args)
@@ -105,15 +104,10 @@ class TransactionalProducer:
         # fails the next transactional call, where it is acted on.
         log.warning("kafka: %s", error.str())
 
-    def _on_delivery(self, error: KafkaError | None, _message: object) -> None:
-        if error is not None:
-            self._delivery_errors.append(error)
-
     def _send(self, records: list[KafkaRecord]) -> None:
         producer = self._producer_()
         if self.in_doubt:
             raise RuntimeError("resolve() the transaction in doubt first")
-        self._delivery_errors.clear()
         self._guard(producer.begin_transaction)
         for record in records:
             self._produce(producer, record)
@@ -122,14 +116,12 @@ class TransactionalProducer:
         failpoints.reach("after-commit")
 
     def _produce(self, producer: Producer, record: KafkaRecord) -> None:
+        # No delivery callback: a record that fails fails the transaction's commit, which
+        # is where it is acted on (a callback per record would cost a Python call each).
         while True:
             try:
                 producer.produce(
-                    record.topic,
-                    value=record.value,
-                    key=record.key,
-                    headers=list(record.headers),
-                    on_delivery=self._on_delivery,
+                    record.topic, value=record.value, key=record.key, headers=list(record.headers)
                 )
                 return
             except BufferError:  # QUEUE_FULL: wait for room, never crash
