@@ -103,14 +103,16 @@ def broker_check(client: dict[str, str], environ: Mapping[str, str]) -> Checks:
 
 @contextlib.asynccontextmanager
 async def relay_follower_parts(
-    settings: Settings, backend: LogBackend
+    settings: Settings, backend: LogBackend, relay: Relay
 ) -> AsyncIterator[FollowerParts]:
-    """The process's follower parts, reading batches of up to N events paced by T ms and
-    read ahead while the relay publishes (messaging/relay_source.py)."""
+    """The process's follower parts, reading batches of up to N events paced by T ms, read
+    ahead and encoded by `relay` while it publishes (messaging/relay_source.py)."""
     from app.bootstrap import follower_parts
 
     parts = follower_parts(settings, backend)
-    source = RelaySource(parts.source, settings.kafka_transaction_linger_ms / 1000)
+    source = RelaySource(
+        parts.source, settings.kafka_transaction_linger_ms / 1000, prepare=relay.prepare
+    )
     try:
         yield dataclasses.replace(
             parts,
@@ -145,7 +147,7 @@ async def run_relay_process(settings: Settings, stop: asyncio.Event) -> None:
             refresh_metrics=lambda: parts.relay.refresh_lag(backend.source),
         ):
             try:
-                async with relay_follower_parts(settings, backend) as follower_parts:
+                async with relay_follower_parts(settings, backend, parts.relay) as follower_parts:
                     follower = Follower(parts.relay, follower_parts, checkpoint=parts.checkpoint)
                     await follower.run(stop, start=parts.relay.take_lead)
             finally:

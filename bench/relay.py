@@ -177,7 +177,7 @@ async def relay_running(
         await parts.relay.take_lead(follower)
         leading.set_result(time.monotonic())
 
-    async with relay_follower_parts(settings, backend) as follower_parts:
+    async with relay_follower_parts(settings, backend, parts.relay) as follower_parts:
         follower = Follower(parts.relay, follower_parts, checkpoint=parts.checkpoint)
         task = asyncio.create_task(follower.run(stop, start=start))
         try:

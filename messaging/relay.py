@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NoReturn, TypeVar
+from uuid import UUID
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -117,6 +118,9 @@ class Relay:
         self._metrics = metrics
         self._name = name
         self._doubtful_end: LogPosition | None = None
+        # Records encoded ahead (`prepare`), by event id; each taken when its event is
+        # handed, so at most the batch read ahead waits here.
+        self._prepared: dict[UUID, KafkaRecord | Exception] = {}
 
     @property
     def name(self) -> str:
@@ -138,6 +142,7 @@ class Relay:
         """Before the first batch of each leadership: fence every earlier producer of our
         transactional.id and end its transaction (the follower then loads the checkpoint,
         read_committed, from Kafka)."""
+        self._prepared.clear()  # read while another process may have led
         await self._guarded(self._producer.start())
         log.info("relay leads: transactions initialised, earlier producers fenced")
 
@@ -158,18 +163,19 @@ class Relay:
             if await self._producer.resolve() and self._doubtful_end is not None:
                 self._committed(self._doubtful_end, 0)
         after = self.checkpoint.committed(self._name) or LogPosition.start()
-        fresh = [event for event in batch.events if event.log_position > after]
         records: list[tuple[RecordedEvent, KafkaRecord]] = []
         failures: list[KeyFailure] = []
         failed_keys: set[str] = set()
-        for event in fresh:
-            if event.stream_id in failed_keys:
+        for event in batch.events:
+            prepared = self._prepared.pop(event.event_id, None)
+            if event.log_position <= after or event.stream_id in failed_keys:
                 continue
-            try:
-                records.append((event, self._record(event)))
-            except Exception as error:  # an event the registry cannot upcast: park its key
+            encoded = self._encode(event) if prepared is None else prepared
+            if isinstance(encoded, Exception):  # an event the registry cannot upcast
                 failed_keys.add(event.stream_id)
-                failures.append(KeyFailure(event.stream_id, event, error))
+                failures.append(KeyFailure(event.stream_id, event, encoded))
+            else:
+                records.append((event, encoded))
         await self._topics.ensure({record.topic for _, record in records})
         size = self._options.max_records
         for start in range(0, len(records), size):
@@ -207,6 +213,20 @@ class Relay:
         oldest = await source.read(after, 1)
         age = (datetime.now(UTC) - oldest[0].occurred_at).total_seconds() if oldest else 0.0
         self._metrics.oldest_unpublished_age.set(max(age, 0.0))
+
+    def prepare(self, events: Sequence[RecordedEvent]) -> None:
+        """Encode `events` ahead, while the transaction before them commits (the relay's
+        source calls this with each batch it reads ahead): `handle` then takes them as
+        they are. An event that cannot be encoded keeps its error, for `handle` to park."""
+        for event in events:
+            self._prepared[event.event_id] = self._encode(event)
+
+    def _encode(self, event: RecordedEvent) -> KafkaRecord | Exception:
+        """The event's record, or why it cannot be made."""
+        try:
+            return self._record(event)
+        except Exception as error:  # handed back, and its key parked, by `handle`
+            return error
 
     def _record(self, event: RecordedEvent) -> KafkaRecord:
         version = self._registry.schema_version_of(event.type)

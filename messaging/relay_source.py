@@ -12,7 +12,9 @@ So a record waits at most T before its transaction begins, and a steady trickle 
 makes one transaction per T, never one per event.
 
 Read-ahead: after a full batch (the relay is catching up), the batch after it is read at
-once, in the background, while the relay encodes, sends and commits the one handed. The
+once, in the background, and handed to `prepare` (the relay encodes its records), while the
+relay sends and commits the one handed: the producer's thread waits on the broker without
+the GIL, and the event loop works meanwhile. The
 follower's next read (from that batch's end, if it was published) takes it. A gap-free read
 stays correct when used later: every event that commits meanwhile comes after it in the
 log, so a full batch read early is the batch a later read would return, and a short one a
@@ -43,8 +45,10 @@ class RelaySource(WrappingSource):
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        prepare: Callable[[Sequence[RecordedEvent]], None] | None = None,
     ) -> None:
         super().__init__(source)
+        self._prepare = prepare
         self._linger = linger_seconds
         self._clock = clock
         self._sleep = sleep
@@ -62,7 +66,13 @@ class RelaySource(WrappingSource):
             self._handed_at = self._clock()
         if len(events) >= limit:
             end = events[-1].log_position
-            self._ahead = (end, limit, asyncio.create_task(self._source.read(end, limit)))
+            self._ahead = (end, limit, asyncio.create_task(self._read_ahead(end, limit)))
+        return events
+
+    async def _read_ahead(self, after: LogPosition, limit: int) -> Sequence[RecordedEvent]:
+        events = await self._source.read(after, limit)
+        if self._prepare is not None:
+            self._prepare(events)
         return events
 
     async def _read(self, after: LogPosition, limit: int) -> Sequence[RecordedEvent]:

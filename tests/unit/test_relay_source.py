@@ -59,11 +59,20 @@ async def _append(events: InMemoryEventStore, count: int) -> None:
         )
 
 
-def _source() -> tuple[InMemoryEventStore, CountingSource, Clock, RelaySource]:
+def _source(
+    prepared: list[list[int]] | None = None,
+) -> tuple[InMemoryEventStore, CountingSource, Clock, RelaySource]:
+    """`prepared`: the positions of each batch handed to `prepare` (read ahead)."""
     events = InMemoryEventStore()
     inner = CountingSource(events)
     clock = Clock(events)
-    return events, inner, clock, RelaySource(inner, LINGER, clock=clock, sleep=clock.sleep)
+
+    def prepare(batch: Sequence[RecordedEvent]) -> None:
+        if prepared is not None:
+            prepared.append([event.position for event in batch])
+
+    source = RelaySource(inner, LINGER, clock=clock, sleep=clock.sleep, prepare=prepare)
+    return events, inner, clock, source
 
 
 async def test_after_a_quiet_spell_a_short_batch_is_handed_at_once() -> None:
@@ -90,8 +99,9 @@ async def test_a_short_batch_within_t_of_the_last_waits_and_takes_what_came_mean
     assert len(batch) == 7
 
 
-async def test_a_full_batch_is_handed_at_once_and_the_next_one_read_ahead() -> None:
-    events, inner, clock, source = _source()
+async def test_a_full_batch_is_handed_at_once_and_the_next_one_read_ahead_and_prepared() -> None:
+    prepared: list[list[int]] = []
+    events, inner, clock, source = _source(prepared)
     await _append(events, 25)
     first = await source.read(LogPosition.start(), 10)
     assert len(first) == 10 and clock.slept == []
@@ -102,6 +112,8 @@ async def test_a_full_batch_is_handed_at_once_and_the_next_one_read_ahead() -> N
     # Each full batch's successor was read when the full batch was handed, from its end.
     assert inner.reads[:3] == [LogPosition.start(), first[-1].log_position, second[-1].log_position]
     assert clock.slept == [pytest.approx(LINGER)]  # the short third batch came right after
+    # What was read ahead was prepared (encoded) before it was asked for.
+    assert prepared == [list(range(11, 21)), list(range(21, 27))]
 
 
 async def test_a_read_elsewhere_drops_the_read_ahead_and_reads_afresh() -> None:
