@@ -23,7 +23,7 @@ from messaging.kafka_checkpoint import KafkaCheckpoint
 from messaging.kafka_config import client_config, mask_text, masked, producer_config
 from messaging.kafka_producer import TransactionalProducer
 from messaging.kafka_topics import TopicCreator
-from messaging.relay import Relay, RelayMetrics, RelayOptions
+from messaging.relay import Relay, RelayMetrics, RelayOptions, end_on_fatal
 from messaging.relay_source import RelaySource
 from write_model.registry import EventTypeRegistry
 
@@ -57,7 +57,12 @@ def build_relay(
         timeout_seconds=settings.kafka_timeout_seconds,
     )
     log.info("relay producer configuration: %s", masked(config, environ))
-    producer = TransactionalProducer(config, timeout_seconds=settings.kafka_timeout_seconds)
+    metrics = RelayMetrics(metrics_registry)
+    # A fatal error (fenced) ends the process, whichever call meets it: a batch's send, the
+    # follower's checkpoint save, taking the lead.
+    producer = TransactionalProducer(
+        config, timeout_seconds=settings.kafka_timeout_seconds, on_fatal=end_on_fatal(metrics)
+    )
     topics = TopicCreator(
         client,
         partitions=settings.kafka_topic_partitions,
@@ -82,7 +87,7 @@ def build_relay(
             topic_prefix=settings.kafka_topic_prefix,
             max_records=settings.kafka_transaction_max_records,
         ),
-        RelayMetrics(metrics_registry),
+        metrics,
     )
     return RelayParts(relay, producer, checkpoint, client)
 

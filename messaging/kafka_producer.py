@@ -24,7 +24,7 @@ import enum
 import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -55,16 +55,35 @@ class _Doubt(enum.Enum):
     ABORT = "abort"  # abort_transaction failed retriably: call it again
 
 
+# What a process does with a fatal error: the relay's ends the process (messaging/relay.py).
+OnFatal = Callable[[KafkaFatal], NoReturn]
+
+
 class TransactionalProducer:
-    def __init__(self, config: dict[str, Any], *, timeout_seconds: float = 30.0) -> None:
+    """`on_fatal`: called with any fatal error, whichever call met it (a batch's send, the
+    follower's checkpoint save, init_transactions), instead of raising it."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        timeout_seconds: float = 30.0,
+        on_fatal: OnFatal | None = None,
+    ) -> None:
         self._config = config
         self._timeout = timeout_seconds
+        self._on_fatal = on_fatal
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="kafka-producer")
         self._producer: Producer | None = None
         self._doubt = _Doubt.NONE
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, call, *args)
+        except KafkaFatal as error:
+            if self._on_fatal is None:
+                raise
+            self._on_fatal(error)
 
     @property
     def in_doubt(self) -> bool:

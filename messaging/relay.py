@@ -12,7 +12,9 @@ never sent again, so a batch handed again after a crash or an abort goes out exa
 
 Errors: an abortable transaction is aborted and the batch handed again (the follower reads
 it again after a backoff); the broker away is an outage the follower waits out without
-reading further; a fatal error (fenced) ends the process with one log line and status 2.
+reading further; a fatal error (fenced) ends the process with one log line and status 2,
+whichever producer call meets it (`end_on_fatal`): a batch's transaction, the follower's
+checkpoint heartbeat, or taking the lead.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 from uuid import UUID
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -34,14 +36,18 @@ from log_follower.follower import Follower
 from log_follower.source.port import Source
 from messaging.cloudevents import ContentMode, KafkaRecord, to_record
 from messaging.kafka_checkpoint import KafkaCheckpoint
-from messaging.kafka_producer import KafkaFatal, TransactionAborted, TransactionalProducer
+from messaging.kafka_producer import (
+    KafkaFatal,
+    OnFatal,
+    TransactionAborted,
+    TransactionalProducer,
+)
 from messaging.kafka_topics import TopicCreator
 from write_model.envelope import LogPosition, RecordedEvent
 from write_model.registry import EventTypeRegistry
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 RELAY = "kafka-relay"
 FATAL_EXIT_STATUS = 2
 
@@ -143,20 +149,12 @@ class Relay:
         transactional.id and end its transaction (the follower then loads the checkpoint,
         read_committed, from Kafka)."""
         self._prepared.clear()  # read while another process may have led
-        await self._guarded(self._producer.start())
+        await self._producer.start()
         log.info("relay leads: transactions initialised, earlier producers fenced")
 
     async def handle(self, batch: Batch) -> Sequence[KeyFailure]:
         log.debug("batch of %s events up to %s", len(batch.events), batch.end)
-        return await self._guarded(self._handle(batch))
-
-    async def _guarded(self, work: Awaitable[T]) -> T:
-        try:
-            return await work
-        except KafkaFatal as error:
-            if "fenced" in str(error).lower():
-                self._metrics.fenced.inc()
-            exit_fatally(f"relay stopped: Kafka says {error}; exiting with status 2")
+        return await self._handle(batch)
 
     async def _handle(self, batch: Batch) -> Sequence[KeyFailure]:
         if self._producer.in_doubt:
@@ -239,6 +237,18 @@ class Relay:
             mode=self._options.mode,
             topic_prefix=self._options.topic_prefix,
         )
+
+
+def end_on_fatal(metrics: RelayMetrics) -> OnFatal:
+    """What the relay's producer does with a fatal error, whichever call met it: count a
+    fencing, then end the process (exit_fatally)."""
+
+    def fatal(error: KafkaFatal) -> NoReturn:
+        if "fenced" in str(error).lower():
+            metrics.fenced.inc()
+        exit_fatally(f"relay stopped: Kafka says {error}; exiting with status 2")
+
+    return fatal
 
 
 def exit_fatally(message: str) -> NoReturn:

@@ -254,21 +254,23 @@ async def test_a_relay_that_lost_its_lock_and_still_produces_is_fenced_and_its_s
     ):
         bus = write_side.build_bus(store, max_attempts=50)
         env = relay_env(url, kafka_address(), prefix, f"relay-{unique}")
+        # Orders first: the first relay's first transaction holds their records.
+        await write_orders(bus, f"{unique}a", 2)
         zombie = RelayProcess(
             {**env, "ORDERS_RELAY_FAILPOINT": "after-send:1:freeze"}, tmp_path / "zombie.log"
         ).start()
         standby = RelayProcess(env, tmp_path / "standby.log")
         reader = TopicReader(kafka_address(), prefix)
         try:
-            await wait_for(lambda: _leads(zombie), 60, "the first relay leads")
+            await wait_for(
+                lambda: "freezing" in zombie.log_tail(400), 60, "the leader freezes before commit"
+            )
+            assert _leads(zombie)
             standby.start()
             await wait_for(
                 lambda: "standing by" in standby.log_tail(400), 60, "the second relay stands by"
             )
-            await write_orders(bus, f"{unique}a", 2)
-            await wait_for(
-                lambda: "freezing" in zombie.log_tail(400), 60, "the leader freezes before commit"
-            )
+            await write_orders(bus, f"{unique}b", 1)
             assert not _leads(standby), "the second relay must stand by while the first leads"
             assert await end_lock_session(url, RELAY) == 1
             await wait_for(
@@ -281,7 +283,7 @@ async def test_a_relay_that_lost_its_lock_and_still_produces_is_fenced_and_its_s
             assert exit_status == 2, zombie.log_tail()
             fatal = [line for line in zombie.log_tail(400).splitlines() if "CRITICAL" in line]
             assert len(fatal) == 1 and "fenced" in fatal[0].lower(), zombie.log_tail()
-            await write_orders(bus, f"{unique}b", 2)
+            await write_orders(bus, f"{unique}c", 1)
             log = await whole_log(store)
             consumed = await asyncio.to_thread(reader.poll_until, len(log), 60)
             assert_published_exactly(log, consumed, prefix)
