@@ -1,9 +1,10 @@
 """The relay in a running stack (`orders api` and `orders relay` as processes, a broker of
-the test's own): clients keep placing orders over HTTP while the broker is SIGKILLed and
-restarted; every mutation succeeds, the relay waits without crashing, resumes by itself,
-and a read_committed consumer sees every event of the log exactly once. The relay is a
-follower of the log like the projector and the saga: `processes`, the API's /readyz and
-/metrics show it, and its own /readyz reports the broker."""
+the test's own that takes SASL/PLAIN, as a managed cluster does): clients keep placing
+orders over HTTP while the broker is SIGKILLed and restarted; every mutation succeeds, the
+relay waits without crashing, resumes by itself, and a read_committed consumer sees every
+event of the log exactly once. The relay is a follower of the log like the projector and
+the saga: `processes`, the API's /readyz and /metrics show it, and its own /readyz reports
+the broker. Its SASL password never shows in its log."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from messaging.kafka_config import rdkafka_overrides
 from messaging.relay import RELAY
 from tests.e2e.client import ADDRESS, Api, accepted, add_product, processes, register_customer
 from tests.e2e.conftest import postgres_stack
@@ -28,33 +30,35 @@ WRITERS = 3
 
 
 class Shoppers:
-    """Clients placing orders over HTTP until told to stop, each order created, addressed
-    and submitted: when each accepted mutation answered, and the first error (any)."""
+    """Clients (each its own connection) placing orders over HTTP until told to stop, each
+    order created, addressed and submitted: when each accepted mutation answered; a
+    mutation that is not accepted (or fails) fails the run."""
 
-    def __init__(self, api: Api, uid: str) -> None:
-        self.api = api
+    def __init__(self, url: str, uid: str) -> None:
+        self.url = url
         self.uid = uid
         self.accepted_at: list[float] = []
         self.stop = asyncio.Event()
 
-    async def _mutate(self, name: str, input: dict[str, object]) -> None:
-        accepted(await self.api.mutate(name, input))
+    async def _mutate(self, api: Api, name: str, input: dict[str, object]) -> None:
+        accepted(await api.mutate(name, input))
         self.accepted_at.append(time.monotonic())
 
     async def _shop(self, writer: int) -> None:
         customer, product = f"c-{self.uid}-{writer}", f"p-{self.uid}-{writer}"
-        await register_customer(self.api, f"{self.uid}-{writer}")
-        await add_product(self.api, product, f"Widget {writer}", "2.50", stock=10_000)
-        n = 0
-        while not self.stop.is_set():
-            order = f"o-{self.uid}-{writer}-{n}"
-            item = {"productId": product, "quantity": 1 + n % 3}
-            await self._mutate(
-                "createOrder", {"orderId": order, "customerId": customer, "items": [item]}
-            )
-            await self._mutate("setShippingAddress", {"orderId": order, "address": ADDRESS})
-            await self._mutate("submitOrder", {"orderId": order})
-            n += 1
+        async with Api.connect(self.url) as api:
+            await register_customer(api, f"{self.uid}-{writer}")
+            await add_product(api, product, f"Widget {writer}", "2.50", stock=10_000)
+            n = 0
+            while not self.stop.is_set():
+                order = f"o-{self.uid}-{writer}-{n}"
+                item = {"productId": product, "quantity": 1 + n % 3}
+                created = {"orderId": order, "customerId": customer, "items": [item]}
+                await self._mutate(api, "createOrder", created)
+                addressed = {"orderId": order, "address": ADDRESS}
+                await self._mutate(api, "setShippingAddress", addressed)
+                await self._mutate(api, "submitOrder", {"orderId": order})
+                n += 1
 
     async def run(self) -> None:
         await asyncio.gather(*(self._shop(writer) for writer in range(WRITERS)))
@@ -80,7 +84,14 @@ async def test_the_broker_killed_under_api_mutations_they_succeed_and_kafka_gets
 ) -> None:
     prefix = f"e{uid}."
     api_ops, relay_ops = free_port(), free_port()
-    with private_kafka(tmp_path) as broker:
+    password = f"secret-{uid}"
+    sasl = {
+        "KAFKA_RDKAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA_RDKAFKA_SASL_MECHANISM": "PLAIN",
+        "KAFKA_RDKAFKA_SASL_USERNAME": "relay",
+        "KAFKA_RDKAFKA_SASL_PASSWORD": password,
+    }
+    with private_kafka(tmp_path, sasl_user=f"relay:{password}") as broker:
         kafka = {
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
             "KAFKA_TOPIC_PREFIX": prefix,
@@ -96,11 +107,12 @@ async def test_the_broker_killed_under_api_mutations_they_succeed_and_kafka_gets
                 kafka,
                 {"OPS_PORT": str(api_ops)},
                 followers=("relay",),
-                follower_settings={"relay": {"OPS_PORT": str(relay_ops)}},
+                follower_settings={"relay": {"OPS_PORT": str(relay_ops), **sasl}},
             ) as stack,
             postgres_store(dsn=stack.event_store) as store,
-            Api.connect(stack.graphql_url) as api,
-            httpx.AsyncClient(timeout=10) as http,
+            # Idle connections dropped before the server's keep-alive (5 s) ends them: this
+            # client waits between its requests, and must not send one on a closing socket.
+            httpx.AsyncClient(timeout=10, limits=httpx.Limits(keepalive_expiry=2)) as http,
         ):
             relay_process = next(p for p in stack.processes if p.name == "orders relay")
 
@@ -114,8 +126,8 @@ async def test_the_broker_killed_under_api_mutations_they_succeed_and_kafka_gets
                 return await http.get(f"http://127.0.0.1:{relay_ops}/readyz")
 
             await wait_until(relay_leads, 60, "the relay leads")
-            reader = TopicReader(broker.bootstrap_servers, prefix)
-            shoppers = Shoppers(api, uid)
+            reader = TopicReader(broker.bootstrap_servers, prefix, rdkafka_overrides(sasl))
+            shoppers = Shoppers(stack.graphql_url, uid)
             shopping = asyncio.create_task(shoppers.run())
             try:
 
@@ -172,3 +184,5 @@ async def test_the_broker_killed_under_api_mutations_they_succeed_and_kafka_gets
             ]
         assert relay_process.process is not None
         assert relay_process.process.returncode == 0, relay_process.log_tail()
+        relay_log = relay_process.log_path.read_text()
+        assert "relay producer configuration" in relay_log and password not in relay_log
