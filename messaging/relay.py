@@ -164,9 +164,12 @@ class Relay:
         records: list[tuple[RecordedEvent, KafkaRecord]] = []
         failures: list[KeyFailure] = []
         failed_keys: set[str] = set()
+        # Events at or before the checkpoint were published (a batch handed again after a
+        # crash or an abort). The batch is in log order: when its first event is fresh, all are.
+        stale = bool(batch.events) and batch.events[0].log_position <= after
         for event in batch.events:
             prepared = self._prepared.pop(event.event_id, None)
-            if event.log_position <= after or event.stream_id in failed_keys:
+            if (stale and event.log_position <= after) or event.stream_id in failed_keys:
                 continue
             encoded = self._encode(event) if prepared is None else prepared
             if isinstance(encoded, Exception):  # an event the registry cannot upcast
