@@ -27,8 +27,14 @@ import signal
 import socket
 import sqlite3
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
-from confluent_kafka import TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 log = logging.getLogger("confirmed_orders")
 
@@ -119,7 +125,7 @@ def apply(database: sqlite3.Connection, records: list[Message]) -> None:
         database.executemany(
             "INSERT INTO kafka_offsets VALUES (?, ?, ?) ON CONFLICT (topic, partition) "
             "DO UPDATE SET next_offset = excluded.next_offset",
-            [(topic, partition, offset) for (topic, partition), offset in next_offsets.items()],
+            [(*where, offset) for where, offset in next_offsets.items()],
         )
     except BaseException:
         database.execute("ROLLBACK")
