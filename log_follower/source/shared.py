@@ -11,7 +11,11 @@ short batch is the log's head as it was when the read began: handed to a followe
 a later append, it would lack the event that woke it, and the follower would wait for the
 next append with that event unread (a missed wake-up: up to `poll_seconds` late), or walk a
 chain of such batches, one checkpoint save each. So a read that comes back short is
-answered to the follower that asked for it only; the others read for themselves."""
+answered to the follower that asked for it only; the others read for themselves.
+
+A full batch also starts the read of the one after it (read-ahead): a follower catching up
+(a rebuild, a projector started behind) handles a batch while the next is on its way from
+the database, instead of waiting for each read in turn."""
 
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ class SharedReader(WrappingSource):
             except Exception:
                 events = ()  # the reader that began it reports the error; read anew
             if len(events) >= limit:
+                self._read_ahead(events, limit)
                 return events
             # Short: the head as it was when another follower began the read.
         task = asyncio.ensure_future(self._read(after, limit))
@@ -55,9 +60,28 @@ class SharedReader(WrappingSource):
         except BaseException:
             self._forget(key, task)
             raise
-        if len(events) < limit:
-            self._forget(key, task)
+        if len(events) >= limit:
+            self._read_ahead(events, limit)
+        # A short batch stays known (never handed on: see above), so that no follower
+        # reads ahead past the head again.
         return events
+
+    def _read_ahead(self, events: Sequence[RecordedEvent], limit: int) -> None:
+        key = (events[-1].log_position, limit)
+        if key in self._batches:
+            return
+        task = asyncio.ensure_future(self._read(*key))
+        self._batches[key] = task
+        while len(self._batches) > self._keep:
+            self._batches.popitem(last=False)
+
+        def settle(done: asyncio.Task[Sequence[RecordedEvent]]) -> None:
+            # A read-ahead that failed is dropped, not reported: the follower that asks for
+            # that batch reads it itself, and meets (and reports) the error if it lasts.
+            if not done.cancelled() and done.exception() is not None:
+                self._forget(key, done)
+
+        task.add_done_callback(settle)
 
     async def _read(self, after: LogPosition, limit: int) -> Sequence[RecordedEvent]:
         self.reads += 1

@@ -5,6 +5,7 @@ to a follower that asks after it was read."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -69,7 +70,8 @@ async def test_three_projections_read_each_batch_once_and_decode_each_event_once
         while (await solo.step()).events_read:
             pass
 
-    assert reader.reads == 2 + len(followers), "two full batches once, then one empty each"
+    # Two full batches once, the read-ahead after the second (empty), then one empty each.
+    assert reader.reads == 3 + len(followers)
     assert registry.decodes == {"CustomerRegistered": 1, "OrderCreated": 5}
     for collection in ("orders_v1", "customers_v1"):
         assert await shared.count(collection, {}) == await alone.count(collection, {}) > 0
@@ -108,3 +110,22 @@ async def test_a_full_batch_is_read_once_for_every_follower_at_its_position() ->
 
     assert reader.reads == 1
     assert first == second and len(first) == 2
+
+
+async def test_a_full_batch_starts_reading_the_next_one() -> None:
+    """Given a log of two full batches; when a follower reads the first; then the second is
+    read ahead, and handed to the follower when it asks for it."""
+    events = InMemoryEventStore()
+    for n in range(4):
+        await append(events, f"Order-o{n}", OrderCreated(f"o{n}", "c1", Decimal("0.10")))
+    reader = SharedReader(LogSource(events, InProcessLeaderLock(), InProcessAppendSignal()))
+
+    first = await reader.read(LogPosition.start(), 2)
+    await asyncio.sleep(0)  # the read-ahead runs
+    reads_before_asking = reader.reads
+    second = await reader.read(first[-1].log_position, 2)
+    await asyncio.sleep(0)
+
+    assert reads_before_asking == 2
+    assert reader.reads == 3, "the batch after the second (read ahead too), nothing else"
+    assert [e.stream_id for e in first + list(second)] == [f"Order-o{n}" for n in range(4)]
