@@ -1,4 +1,5 @@
-"""The relay's reads of the log: paced by its commit rule, and read ahead while it publishes.
+"""The relay's reads of the log: paced by its commit rule, and encoded ahead while it
+publishes.
 
 Each batch the follower reads becomes one Kafka transaction, so this source decides when
 transactions begin:
@@ -11,14 +12,11 @@ transactions begin:
 So a record waits at most T before its transaction begins, and a steady trickle of appends
 makes one transaction per T, never one per event.
 
-Read-ahead: after a full batch (the relay is catching up), the batch after it is read at
-once, in the background, and handed to `prepare` (the relay encodes its records), while the
-relay sends and commits the one handed: the producer's thread waits on the broker without
-the GIL, and the event loop works meanwhile. The
-follower's next read (from that batch's end, if it was published) takes it. A gap-free read
-stays correct when used later: every event that commits meanwhile comes after it in the
-log, so a full batch read early is the batch a later read would return, and a short one a
-prefix of it (waited on and read again as above).
+Encoding ahead: after a full batch (the relay is catching up), the process's shared reader
+reads the next one ahead (log_follower/source/shared.py); this source takes that batch as
+soon as it is read and hands it to `prepare` (the relay encodes its records), while the relay
+sends and commits the batch before it. The producer's thread waits on the broker without the
+GIL, and the event loop decodes and encodes meanwhile.
 """
 
 from __future__ import annotations
@@ -34,8 +32,6 @@ from write_model.envelope import LogPosition, RecordedEvent
 
 log = logging.getLogger(__name__)
 
-_Read = asyncio.Task[Sequence[RecordedEvent]]
-
 
 class RelaySource(WrappingSource):
     def __init__(
@@ -48,15 +44,15 @@ class RelaySource(WrappingSource):
         prepare: Callable[[Sequence[RecordedEvent]], None] | None = None,
     ) -> None:
         super().__init__(source)
-        self._prepare = prepare
         self._linger = linger_seconds
         self._clock = clock
         self._sleep = sleep
+        self._prepare = prepare
         self._handed_at = -float("inf")  # when the last batch with events was handed
-        self._ahead: tuple[LogPosition, int, _Read] | None = None
+        self._preparing: asyncio.Task[None] | None = None
 
     async def read(self, after: LogPosition, limit: int) -> Sequence[RecordedEvent]:
-        events = await self._read(after, limit)
+        events = await self._source.read(after, limit)
         if events and len(events) < limit:
             wait = self._handed_at + self._linger - self._clock()
             if wait > 0:
@@ -64,37 +60,29 @@ class RelaySource(WrappingSource):
                 events = await self._source.read(after, limit)
         if events:
             self._handed_at = self._clock()
-        if len(events) >= limit:
-            end = events[-1].log_position
-            self._ahead = (end, limit, asyncio.create_task(self._read_ahead(end, limit)))
+        if len(events) >= limit and self._prepare is not None:
+            await self._drop_preparing()  # done by now, unless the relay read elsewhere
+            self._preparing = asyncio.create_task(
+                self._prepare_next(events[-1].log_position, limit)
+            )
         return events
 
-    async def _read_ahead(self, after: LogPosition, limit: int) -> Sequence[RecordedEvent]:
-        events = await self._source.read(after, limit)
-        if self._prepare is not None:
-            self._prepare(events)
-        return events
-
-    async def _read(self, after: LogPosition, limit: int) -> Sequence[RecordedEvent]:
-        """The batch read ahead when it is the one asked for, else a read now."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            position, size, task = ahead
-            if (position, size) == (after, limit):
-                return await task
-            await _dropped(task)  # the relay read elsewhere (its batch was not published)
-        return await self._source.read(after, limit)
+    async def _prepare_next(self, after: LogPosition, limit: int) -> None:
+        assert self._prepare is not None
+        # The shared reader answers from its read-ahead (no second read of the database).
+        self._prepare(await self._source.read(after, limit))
 
     async def close(self) -> None:
-        """Drop the read ahead (the relay stops): no read outlives the process's pool."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            await _dropped(ahead[2])
+        """Drop the preparation under way (the relay stops): nothing outlives the pool."""
+        await self._drop_preparing()
 
-
-async def _dropped(task: _Read) -> None:
-    task.cancel()
-    await asyncio.wait([task])
-    if not task.cancelled() and (error := task.exception()) is not None:
-        # Nobody needs its result; an outage it met, the next read meets too.
-        log.info("a read ahead that was not needed failed: %s: %s", type(error).__name__, error)
+    async def _drop_preparing(self) -> None:
+        task, self._preparing = self._preparing, None
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.wait([task])
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # Nobody needs it: the relay encodes what it is handed itself, and the next
+            # read meets an outage this one met.
+            log.info("encoding ahead failed: %s: %s", type(error).__name__, error)
