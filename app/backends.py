@@ -262,13 +262,21 @@ async def _embedded_stores(
 def expected_followers(settings: Settings) -> tuple[tuple[str, FollowerKind], ...]:
     """The followers a deployment runs in SAGA_MODE: the projections and the saga's
     (the orchestrator, or the three participants), by name."""
+    from app.consumer_process import consumer_group, consumes_kafka
     from sagas.choreography.participant import PARTICIPANTS, subscriber_of
     from sagas.orchestrator import SUBSCRIBER
 
     sagas = (
         ((SUBSCRIBER, FollowerKind.SAGA),)
         if settings.saga_mode == "orchestration"
-        else tuple((subscriber_of(p), FollowerKind.PARTICIPANT) for p in PARTICIPANTS)
+        else tuple(
+            # Over Kafka, each participant's follower goes by its consumer group.
+            (
+                consumer_group(settings, p) if consumes_kafka(settings) else subscriber_of(p),
+                FollowerKind.PARTICIPANT,
+            )
+            for p in PARTICIPANTS
+        )
     )
     projections = tuple((p.name, FollowerKind.PROJECTION) for p in ALL_PROJECTIONS)
     return projections + sagas

@@ -378,6 +378,17 @@ class Settings(BaseSettings):
     kafka_timeout_seconds: float = Field(
         30.0, gt=0, description="a transaction's commit or abort waits this long per try"
     )
+    kafka_consumer_group: str = Field(
+        "{prefix}orders-{participant}",
+        description="with KAFKA_BOOTSTRAP_SERVERS and SAGA_MODE=choreography, each participant "
+        "consumes its triggers' topics in this consumer group ({prefix}: KAFKA_TOPIC_PREFIX, "
+        "{participant}: inventory, payment or shipping); its letters and status go by it",
+    )
+    kafka_dead_letter_topic: str = Field(
+        "dead-letter-queue",
+        description="the participants' parked records are published here (after "
+        "KAFKA_TOPIC_PREFIX), with Spring Kafka's kafka_dlt-* headers",
+    )
 
     @model_validator(mode="before")
     @classmethod

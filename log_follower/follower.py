@@ -212,7 +212,7 @@ class Follower:
             parking.add(failure.key)
             error = f"{type(failure.error).__name__}: {failure.error}"
             failed_at = failure.event.log_position
-            letters.append(self._letter(failure.key, failure.event, error, attempts))
+            letters.append(self._letter(failure.key, failure.event, error, attempts, failure.error))
             letters.extend(
                 self._letter(key, event, PARKED_BEHIND, 0)
                 for key, event in handed
@@ -283,7 +283,14 @@ class Follower:
             exc_info=failure.error if last else None,
         )
 
-    def _letter(self, key: str, event: RecordedEvent, error: str, attempts: int) -> DeadLetter:
+    def _letter(
+        self,
+        key: str,
+        event: RecordedEvent,
+        error: str,
+        attempts: int,
+        cause: BaseException | None = None,
+    ) -> DeadLetter:
         return DeadLetter(
             owner=self.owner,
             key=key,
@@ -295,6 +302,7 @@ class Follower:
             error=error,
             attempts=attempts,
             failed_at=self.parts.clock(),
+            cause=cause,
         )
 
     async def _park(self, letters: Sequence[DeadLetter]) -> None:

@@ -77,6 +77,24 @@ def subscriber_of(participant: Participant) -> str:
     return f"saga:{participant.value.lower()}"
 
 
+# The streams each participant's triggers are appended to (choreography.TRIGGERS): with
+# Kafka, their topics (`<prefix><stream type>-events`) are what its consumer group reads.
+TRIGGER_STREAMS: dict[Participant, tuple[str, ...]] = {
+    Participant.INVENTORY: (ORDER.stream_type, Participant.PAYMENT.value),
+    Participant.PAYMENT: (
+        ORDER.stream_type,
+        Participant.INVENTORY.value,
+        Participant.SHIPPING.value,
+    ),
+    Participant.SHIPPING: (ORDER.stream_type, Participant.PAYMENT.value),
+}
+
+
+def trigger_topics(participant: Participant, prefix: str = "") -> list[str]:
+    """`order-events`, `payment-events`, ... (the relay's topic names)."""
+    return [f"{prefix}{stream.lower()}-events" for stream in TRIGGER_STREAMS[participant]]
+
+
 def participant_decider(participant: Participant) -> Decider[Any, Any, Any]:
     return Decider(
         participant.value,
