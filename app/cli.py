@@ -183,7 +183,9 @@ def relay_command() -> None:
 @click.argument("name", type=click.Choice([p.value.lower() for p in Participant]))
 def participant_command(name: str) -> None:
     """Run one participant of the choreographed fulfillment saga on PostgreSQL (SAGA_MODE
-    choreography): inventory, payment or shipping (a second one stands by)."""
+    choreography): inventory, payment or shipping (a second one stands by). With
+    KAFKA_BOOTSTRAP_SERVERS set it consumes the relay's topics in its consumer group
+    instead (a second one shares the partitions)."""
     settings = Settings()
     _configure_logging(settings)
     _require_services(settings, f"orders participant {name}", read_store=False)

@@ -411,6 +411,19 @@ class Settings(BaseSettings):
     def _log_level_in_any_case(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
+    @field_validator("kafka_consumer_group")
+    @classmethod
+    def _group_template(cls, value: str) -> str:
+        try:
+            named = value.format(prefix="", participant="payment")
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                f"may use only {{prefix}} and {{participant}} ({type(error).__name__}: {error})"
+            ) from None
+        if value.format(prefix="", participant="inventory") == named:
+            raise ValueError("should hold {participant}: each participant needs a group of its own")
+        return value
+
     @field_validator("database_url", "mongo_url", "jwt_jwks_url")
     @classmethod
     def _url_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:

@@ -15,8 +15,9 @@ on a database of its own, with zero-latency simulated gateways and the PostgreSQ
     python -m bench.saga [--orders 1000] [--rate 50] [--seconds 10] [--warm-up 2] [--mode both]
 
 `--mode choreography` runs the three participants (each its own loop and checkpoint)
-instead of the orchestrator; `both` (the default) prints one mode's figures after the
-other's.
+instead of the orchestrator; `--mode kafka` runs choreography over Kafka, the relay and the
+participants as processes (bench/saga_kafka.py; the Kafka broker of with-services); `both`
+(the default) prints each mode's figures after the other's.
 
 Run under `make bench-saga` (tests/services/with-services provides DATABASE_URL).
 """
@@ -372,15 +373,29 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warm-up", type=float, default=2.0, help="seconds of submits not counted")
-    parser.add_argument("--mode", choices=["orchestration", "choreography", "both"], default="both")
+    parser.add_argument(
+        "--mode", choices=["orchestration", "choreography", "kafka", "both"], default="both"
+    )
     args = parser.parse_args()
     admin_dsn = os.environ.get("DATABASE_URL")
     if not admin_dsn:
         raise SystemExit("DATABASE_URL is not set: run `make bench-saga`")
-    modes = ["orchestration", "choreography"] if args.mode == "both" else [args.mode]
+    modes = ["orchestration", "choreography", "kafka"] if args.mode == "both" else [args.mode]
     say(f"fulfillment saga ({', '.join(modes)}), PostgreSQL event store and ledger, zero latency")
     for mode in modes:
         async with own_postgres_database(admin_dsn, f"bench_saga_{uuid.uuid4().hex[:8]}") as dsn:
+            if mode == "kafka":  # choreography over Kafka: bench/saga_kafka.py
+                from bench.relay import kafka_address
+                from bench.saga_kafka import kafka_latency, kafka_throughput
+
+                await kafka_throughput(dsn, kafka_address(), args.orders)
+                async with own_postgres_database(
+                    admin_dsn, f"bench_saga_{uuid.uuid4().hex[:8]}"
+                ) as fresh:
+                    await kafka_latency(
+                        fresh, kafka_address(), args.rate, args.seconds, args.warm_up
+                    )
+                continue
             await throughput(dsn, args.orders, mode)
             await latency(dsn, args.rate, args.seconds, args.warm_up, mode)
 

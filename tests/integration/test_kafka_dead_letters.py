@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -166,7 +167,7 @@ async def test_a_poison_trigger_lands_on_the_dead_letter_topic_and_is_redriven(
     assert behind.stream_id == f"Order-{stuck}" and behind.error == PARKED_BEHIND
     # The dead-letter topic: the original record, and where and why it failed.
     poison, later = published
-    assert poison["key"] == stuck.removeprefix("").encode()
+    assert poison["key"] == stuck.encode()
     assert poison["ce_type"] == b"orders.ShipmentFailed"
     assert poison["kafka_dlt-original-topic"] == f"{prefix}shipping-events".encode()
     assert 0 <= int.from_bytes(poison["kafka_dlt-original-partition"], "big") < PARTITIONS
@@ -181,7 +182,8 @@ async def test_a_poison_trigger_lands_on_the_dead_letter_topic_and_is_redriven(
     assert later["kafka_dlt-exception-fqcn"].endswith(b"ParkedBehind")
     assert later["kafka_dlt-original-topic"] == f"{prefix}order-events".encode()
     # Exactly one charge and one refund, however often the trigger was handed.
-    assert sorted(ledger) == [("payment", "charge", True), ("payment", "refund", True)]
+    done = Counter(entry for entry in ledger if entry[2])
+    assert done[("payment", "charge", True)] == 1 and done[("payment", "refund", True)] == 1
 
 
 async def _none_left(letters: object, owner: LetterOwner, key: str) -> bool:

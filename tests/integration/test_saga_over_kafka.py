@@ -95,7 +95,7 @@ async def test_choreography_over_kafka_each_participant_its_own_process(
     for topic in ("order-events", "inventory-events", "shipping-events"):
         assert f"{prefix}{topic}[0,1,2,3]" in assignment, assignment
     assert (
-        f'orders_consumer_lag_records{{group="{group}",partition="0",topic="{prefix}order-events"}}'
+        f'orders_consumer_lag_records{{group="{group}",topic="{prefix}order-events",partition="0"}}'
         in metrics
     )
     handled = [
@@ -127,6 +127,7 @@ async def test_two_members_per_group_one_of_each_killed_twice_every_saga_once(
             await some_settled(world, workload, seconds=90)
             # One member of each group killed twice, in a random order, restarted each time.
             for kill, name in enumerate(rng.sample(list(PARTICIPANT_NAMES) * 2, 6), start=1):
+                await killed[name].following()
                 await asyncio.sleep(rng.uniform(0.2, 1.0))
                 killed[name].kill()
                 settled_at_kills.append(await settled_count(world, workload))
