@@ -134,13 +134,7 @@ async def kafka_throughput(dsn: str, bootstrap: str, orders: int) -> float:
     async with prepared(dsn, bootstrap) as (bench, processes, pool):
         processes.start_participants()
         await processes.joined()
-        semaphore = asyncio.Semaphore(16)
-
-        async def placed(n: int) -> str:
-            async with semaphore:
-                return await bench.submit(n)
-
-        order_ids = list(await asyncio.gather(*(placed(n) for n in range(orders))))
+        order_ids = await bench.submit_queued(orders)
         processes.start_relay()
         await bench.until_confirmed(order_ids)
         first, last = await pool.fetchrow(  # type: ignore[attr-defined]
@@ -173,22 +167,12 @@ async def kafka_latency(
                     await asyncio.sleep(0.25)
 
         sampler = asyncio.create_task(sample())
-        submits = []
-        begin = time.perf_counter()
         warm_ups = int(rate * warm_up)
-        for n in range(warm_ups + int(rate * seconds)):
-            await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
-            submits.append(asyncio.create_task(bench.submit(n)))
-        order_ids = list(await asyncio.gather(*submits))
+        order_ids = await bench.submit_paced(rate, warm_ups + int(rate * seconds))
         await bench.until_confirmed(order_ids)
         done.set()
         await sampler
-        found = await bench.events.read_streams([f"Order-{o}" for o in order_ids[warm_ups:]])
-        latencies = []
-        for events in found.values():
-            at = {e.type: e.occurred_at for e in events}
-            latencies.append((at["OrderConfirmed"] - at["OrderSubmitted"]).total_seconds())
-        p50, p99 = p50_p99_ms(latencies)
+        p50, p99 = p50_p99_ms(await bench.to_confirmed(order_ids[warm_ups:]))
         peak = max(lags, default=0)
         mean = sum(lags) / len(lags) if lags else 0.0
         say(

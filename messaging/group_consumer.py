@@ -201,7 +201,7 @@ class GroupConsumer:
         if not offsets:
             return
         try:
-            self._consumer_().commit(
+            committed = self._consumer_().commit(
                 offsets=[TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())],
                 asynchronous=False,
             )
@@ -209,6 +209,12 @@ class GroupConsumer:
             raise KafkaUnavailable(
                 f"committing offsets of group {self.group}: {error.args[0].str()}"
             ) from None
+        for tp in committed or []:
+            if tp.error is not None:
+                raise KafkaUnavailable(
+                    f"committing offsets of group {self.group}: {tp.topic}[{tp.partition}]: "
+                    f"{tp.error.str()}"
+                )
 
     def _lag(self) -> dict[Partition, int]:
         consumer = self._consumer_()
