@@ -29,7 +29,7 @@ from log_follower.follower import Follower, FollowerParts, FollowerSettings
 from messaging.dead_letter_topic import DeadLetterPublisher, GroupDeadLetters
 from messaging.group_consumer import GroupConsumer, consumer_config, describe
 from messaging.kafka_config import client_config
-from messaging.kafka_source import KafkaSource, RecordsConsumer
+from messaging.kafka_source import KafkaSource, MemberStatusBoard, RecordsConsumer
 from messaging.kafka_topics import TopicCreator
 from sagas.choreography.participant import FulfillmentParticipant, trigger_topics
 from write_model.domain.choreography import Participant
@@ -193,7 +193,7 @@ async def kafka_participants(
                 dead_letters=GroupDeadLetters(
                     backend.followers.dead_letters, source, publisher, dead_letter_topic
                 ),
-                status=backend.followers.status,
+                status=MemberStatusBoard(backend.followers.status, group_consumer),
                 settings=follower_settings,
             )
             follower = Follower(

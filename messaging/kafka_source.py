@@ -26,6 +26,7 @@ as they do on the log.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -35,8 +36,9 @@ from datetime import UTC, datetime
 from log_follower.checkpoint.port import Progress
 from log_follower.consumer import Batch, Consumer, FollowerKind, KeyFailure
 from log_follower.source.port import Source
+from log_follower.status.port import FollowerReport, StatusBoard
 from messaging.cloudevents import MalformedRecord, to_event
-from messaging.group_consumer import ConsumedRecord, GroupConsumer, Partition
+from messaging.group_consumer import ConsumedRecord, GroupConsumer, Partition, describe
 from messaging.partitions import partition_of
 from write_model.envelope import EventMetadata, LogPosition, RecordedEvent
 
@@ -229,3 +231,22 @@ class RecordsConsumer:
 
     def is_outage(self, error: BaseException) -> bool:
         return self.consumer.is_outage(error)
+
+
+class MemberStatusBoard:
+    """The follower's status board as a group member reports on it: its `leader` names the
+    member and its assignment (`host:pid (order-events[0,1] ...)`), so `processes` shows
+    which partitions the member that reported last follows."""
+
+    def __init__(self, board: StatusBoard, consumer: GroupConsumer) -> None:
+        self._board = board
+        self._consumer = consumer
+
+    async def report(self, report: FollowerReport) -> None:
+        assignment = describe(self._consumer.assignment) or "no partitions"
+        await self._board.report(
+            dataclasses.replace(report, leader=f"{report.leader} ({assignment})")
+        )
+
+    async def reports(self) -> list[FollowerReport]:
+        return await self._board.reports()

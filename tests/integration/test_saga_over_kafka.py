@@ -79,8 +79,9 @@ async def test_choreography_over_kafka_each_participant_its_own_process(
         assert set(codes.values()) == {0}, {p.log_path.name: p.log()[-3000:] for p in processes}
         statuses = await check_invariants(world, workload)
         reasons = {(await world.saga(o)).reason or "" for o in workload.orders}
-        letters = follower_storage.postgres_stores(world.events.pool).dead_letters
-        parked = await letters.count()
+        stores = follower_storage.postgres_stores(world.events.pool)
+        parked = await stores.dead_letters.count()
+        reports = {report.follower: report for report in await stores.status.reports()}
     assert statuses[OrderStatus.CONFIRMED] > 0 and statuses[OrderStatus.REJECTED] > 0
     assert any("insufficient stock" in r for r in reasons)
     assert any("payment declined" in r for r in reasons)
@@ -103,6 +104,8 @@ async def test_choreography_over_kafka_each_participant_its_own_process(
     ]
     assert handled and float(handled[0].split()[-1]) >= len(workload.orders), handled
     assert f'orders_dead_letters{{follower="{group}"}} 0.0' in metrics
+    # `processes`: the group's follower, led by the member with its partitions.
+    assert f"{prefix}order-events[0,1,2,3]" in reports[group].leader, reports[group]
 
 
 async def test_two_members_per_group_one_of_each_killed_twice_every_saga_once(
