@@ -61,7 +61,7 @@ async def payment_member(dsn: str, prefix: str, payments: RefusingRefunds) -> As
         maintenance_seconds=0.05,
         heartbeat_seconds=0.5,
     )
-    async with shared_log_backend(settings, follows_log=False) as backend:
+    async with shared_log_backend(settings, follows_log=False, migrates=True) as backend:
         gateways = simulated_gateways(backend.ledger, payments=payments)
         participant = FulfillmentParticipant(
             Participant.PAYMENT,
