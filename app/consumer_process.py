@@ -127,8 +127,12 @@ class KafkaParticipants:
         }
 
     async def group_check(self) -> dict[str, str]:
+        """Each group's member is subscribed and its last call to the broker went well (a
+        member may have no partitions: more members than partitions)."""
         return {
-            f"group {m.group}": "ok" if m.consumer.joined else "joining the group"
+            f"group {m.group}": (
+                "not subscribed yet" if not m.consumer.started else m.consumer.last_error or "ok"
+            )
             for m in self.members
         }
 

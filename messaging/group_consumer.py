@@ -86,6 +86,10 @@ class GroupConsumer:
     def assignment(self) -> frozenset[Partition]:
         return self._assignment
 
+    @property
+    def started(self) -> bool:
+        return self._consumer is not None
+
     async def start(self) -> None:
         await self._run(self._start)
 
