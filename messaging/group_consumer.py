@@ -78,6 +78,7 @@ class GroupConsumer:
         self.rebalances = 0  # assignment changes since start
         self.on_change: Callable[[], None] | None = None  # called on the worker thread
         self.last_error: str | None = None
+        self._failed_meanwhile = False
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, call, *args)
@@ -135,6 +136,7 @@ class GroupConsumer:
         log.info("consumer group %s: subscribed to %s", self.group, ", ".join(self.topics))
 
     def _on_error(self, error: KafkaError) -> None:
+        self._failed_meanwhile = True
         self.last_error = error.str()
         log.warning("kafka (group %s): %s", self.group, error.str())
 
@@ -158,8 +160,11 @@ class GroupConsumer:
 
     def _poll(self, limit: int, wait_seconds: float) -> list[ConsumedRecord]:
         consumer = self._consumer_()
+        self._failed_meanwhile = False
         first = consumer.poll(wait_seconds)
         if first is None:
+            if not self._failed_meanwhile:
+                self.last_error = None  # the client said nothing was wrong while it waited
             return []
         messages = [first]
         if limit > 1:
