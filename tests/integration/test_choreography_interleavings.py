@@ -61,9 +61,11 @@ async def outcome(world: SagaWorld, order_id: str, product_id: str) -> tuple[obj
         for kind in KINDS[1:]
     ]
     ledger = Counter(await world.ledger_of(order_id))
+    # A charge or shipment kept: made and not undone (an undo with nothing to undo closes
+    # the key, and counts for nothing).
     kept = (
-        ledger["payment", "charge", True] - ledger["payment", "refund", True],
-        ledger["shipping", "create", True] - ledger["shipping", "cancel", True],
+        int(ledger["payment", "charge", True] > ledger["payment", "refund", True]),
+        int(ledger["shipping", "create", True] > ledger["shipping", "cancel", True]),
     )
     assert order is not None
     return (
@@ -76,7 +78,9 @@ async def outcome(world: SagaWorld, order_id: str, product_id: str) -> tuple[obj
     )
 
 
-@pytest.mark.parametrize("case", ["confirmed", "cancelled at once", "no shipping there"])
+@pytest.mark.parametrize(
+    "case", ["confirmed", "cancelled at once", "cancelled once confirmed", "no shipping there"]
+)
 async def test_every_interleaving_of_a_sagas_triggers_ends_the_same(unique: str, case: str) -> None:
     async with saga_world(mode="choreography") as world:
         driver = world.driver(shipping_rules=ShippingRules(fail_countries=frozenset({"AQ"})))
@@ -95,15 +99,20 @@ async def test_every_interleaving_of_a_sagas_triggers_ends_the_same(unique: str,
                 await world.submitted_order(order_id, f"c-{unique}", lines, address)
             if case == "cancelled at once":
                 await world.cancel(order_id)
-            orders.append(await deliver_in_some_order(world, driver, order_id, seed))
+            taken = await deliver_in_some_order(world, driver, order_id, seed)
+            if case == "cancelled once confirmed":
+                await world.cancel(order_id)
+                taken += await deliver_in_some_order(world, driver, order_id, seed)
+            orders.append(taken)
             outcomes[seed] = await outcome(world, order_id, product_id)
-    # Several interleavings were taken, and they all ended the same.
-    assert len({tuple(taken) for taken in orders}) > 1, orders
+    if case.startswith("cancelled"):  # triggers on several topics at once: several orders
+        assert len({tuple(taken) for taken in orders}) > 1, orders
     assert len(set(outcomes.values())) == 1, outcomes
     status, state, _, stock, kept, _ = outcomes[0]
     expected = {
         "confirmed": ("CONFIRMED", "COMPLETED", (8, 0), (1, 1)),
         "cancelled at once": ("CANCELLED", None, (10, 0), (0, 0)),
+        "cancelled once confirmed": ("CANCELLED", None, (10, 0), (0, 0)),
         "no shipping there": ("REJECTED", "FAILED", (10, 0), (0, 0)),
     }[case]
     assert (status.value, stock, kept) == (expected[0], expected[2], expected[3])
