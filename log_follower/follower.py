@@ -374,7 +374,10 @@ class Follower:
             await self.report()
             while not stop.is_set():
                 if source.lost(self.checkpoint_name):
-                    log.error("lost leadership of %s; standing by again", self.checkpoint_name)
+                    # The lock's connection went, or (Kafka) the group's assignment changed.
+                    log.warning(
+                        "lost leadership of %s; leading again when it may", self.checkpoint_name
+                    )
                     return
                 try:
                     result = await self.step()

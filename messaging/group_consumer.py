@@ -234,10 +234,13 @@ class GroupConsumer:
         committed: dict[Partition, int] | None = None
         found = {}
         for tp in positions:
+            partition = TopicPartition(tp.topic, tp.partition)
             try:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(tp.topic, tp.partition), timeout=2.0, cached=False
-                )
+                # As of the last fetch (the member fetches from every partition it has, so
+                # this is fresh); asked of the broker only before the first fetch.
+                low, high = consumer.get_watermark_offsets(partition, cached=True)
+                if high < 0:
+                    low, high = consumer.get_watermark_offsets(partition, timeout=2.0)
             except KafkaException as error:
                 raise KafkaUnavailable(f"watermarks: {error.args[0].str()}") from None
             offset = tp.offset
