@@ -173,11 +173,12 @@ class GroupConsumer:
         for message in messages:
             error = message.error()
             if error is not None:
-                # Informational (a broker away, a topic not created yet): librdkafka retries.
+                # Informational (a broker away, a topic not created yet): librdkafka retries;
+                # logged by `_on_error`, which hears of the same errors.
                 self.last_error = error.str()
                 if error.fatal():
                     raise KafkaUnavailable(f"consumer group {self.group}: {error.str()}")
-                log.warning("kafka (group %s): %s", self.group, error.str())
+                log.debug("kafka (group %s): %s", self.group, error.str())
                 continue
             _, timestamp = message.timestamp()
             records.append(
