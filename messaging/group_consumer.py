@@ -58,6 +58,10 @@ def consumer_config(
         "enable.partition.eof": False,
         # A topic another member (or the relay) created is seen within seconds.
         "topic.metadata.refresh.interval.ms": 5000,
+        # A read_committed fetch waiting for data is not answered when a transaction
+        # commits, only when this expires (500 ms by default): each hop of the saga would
+        # wait that long. Idle, a member asks this often.
+        "fetch.wait.max.ms": 25,
     }
     return config
 
