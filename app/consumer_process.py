@@ -197,7 +197,9 @@ async def kafka_participants(
                 dead_letters=GroupDeadLetters(
                     backend.followers.dead_letters, source, publisher, dead_letter_topic
                 ),
-                status=MemberStatusBoard(backend.followers.status, group_consumer),
+                status=MemberStatusBoard(
+                    backend.followers.status, group_consumer, backend.events.head_position
+                ),
                 settings=follower_settings,
             )
             follower = Follower(

@@ -29,7 +29,7 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -236,16 +236,28 @@ class RecordsConsumer:
 class MemberStatusBoard:
     """The follower's status board as a group member reports on it: its `leader` names the
     member and its assignment (`host:pid (order-events[0,1] ...)`), so `processes` shows
-    which partitions the member that reported last follows."""
+    which partitions the member that reported last follows. Its position is that of the
+    last event it handled, which the log's later events of other topics would count as lag
+    for ever: with nothing left to read on its partitions, it reports the log's head
+    (`head`), as a follower of the log does once it has read everything."""
 
-    def __init__(self, board: StatusBoard, consumer: GroupConsumer) -> None:
+    def __init__(
+        self,
+        board: StatusBoard,
+        consumer: GroupConsumer,
+        head: Callable[[], Awaitable[LogPosition]],
+    ) -> None:
         self._board = board
         self._consumer = consumer
+        self._head = head
 
     async def report(self, report: FollowerReport) -> None:
         assignment = describe(self._consumer.assignment) or "no partitions"
+        position = report.position
+        if self._consumer.started and not any((await self._consumer.lag()).values()):
+            position = max(position, await self._head())
         await self._board.report(
-            dataclasses.replace(report, leader=f"{report.leader} ({assignment})")
+            dataclasses.replace(report, leader=f"{report.leader} ({assignment})", position=position)
         )
 
     async def reports(self) -> list[FollowerReport]:

@@ -83,7 +83,16 @@ async def saga(run: Run) -> None:
         "sagas/s",
         "the relay and the three participants as processes, a consumer group each",
     )
-    run.bound(figure, over_the_log, "peer", at_least=KAFKA_SHARE_OF_LOG)
+    # Its peer: choreography over the log, measured above in this run.
+    peer = run.figure(
+        f"saga.kafka.log_peer.q{orders}",
+        f"choreography over the log (same run), {orders:,} orders queued",
+        over_the_log.value,
+        "sagas/s",
+        "the participants in one process, following the log",
+        peer=True,
+    )
+    run.bound(figure, peer, "peer", at_least=KAFKA_SHARE_OF_LOG)
     async with own_postgres_database(admin, f"bench_saga_{uuid.uuid4().hex[:8]}") as dsn:
         found = await kafka_latency(dsn, kafka_address(), rate, seconds, warm_up)
     figure = run.figure(

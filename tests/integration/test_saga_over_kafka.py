@@ -41,6 +41,7 @@ from tests.integration.saga_invariants import (
     some_settled,
 )
 from tests.integration.saga_world import saga_world
+from tests.subscriber_loop import eventually
 from write_model.domain.order import OrderStatus
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
@@ -73,7 +74,18 @@ async def test_choreography_over_kafka_each_participant_its_own_process(
             await all_settled(world, workload, seconds=150)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops_port}") as ops:
                 ready = await ops.get("/readyz")
-                metrics = (await ops.get("/metrics")).text
+
+                async def caught_up() -> str | None:
+                    # Caught up, each participant's follower shows no lag in the log.
+                    text = (await ops.get("/metrics", timeout=10)).text
+                    lags = [
+                        f'orders_follower_lag_events{{follower="{prefix}orders-{name}",'
+                        f'kind="participant"}} 0.0'
+                        for name in PARTICIPANT_NAMES
+                    ]
+                    return text if all(lag in text for lag in lags) else None
+
+                metrics = await eventually(caught_up, seconds=20)
         finally:
             codes = stop_all(processes)
         assert set(codes.values()) == {0}, {p.log_path.name: p.log()[-3000:] for p in processes}
@@ -138,6 +150,9 @@ async def test_two_members_per_group_one_of_each_killed_twice_every_saga_once(
                 killed[name] = Member(name, env, tmp_path / f"{name}-{kill}.log")
                 processes.append(killed[name])
             await all_settled(world, workload, seconds=240)
+            # A SIGTERM before a process installs its handler would end it by the signal.
+            for member in killed.values():
+                await member.following()
         finally:
             codes = stop_all(processes)
         survivors = [*steady.values(), *killed.values()]
