@@ -56,7 +56,10 @@ def require_services(settings: Settings, what: str, *, read_store: bool = True) 
 
 
 async def retrying_start(
-    settings: Settings, what: str, connect: Callable[[], Awaitable[T]], errors: tuple[type, ...]
+    settings: Settings,
+    what: str,
+    connect: Callable[[], Awaitable[T]],
+    errors: tuple[type[BaseException], ...],
 ) -> T:
     """`connect()`, retried by the one backoff (write_model/backoff.py) for up to
     STARTUP_TIMEOUT_SECONDS (a database that starts with the process, or a blip); then
@@ -84,21 +87,29 @@ async def retrying_start(
     raise AssertionError("unreachable: the last try returns or raises")
 
 
+def postgres_unreachable() -> tuple[type[BaseException], ...]:
+    """What connecting to a PostgreSQL that is not (yet) there raises."""
+    import asyncpg
+
+    return (OSError, TimeoutError, asyncpg.PostgresError)
+
+
 @contextlib.asynccontextmanager
 async def postgres_pool(settings: Settings) -> AsyncIterator[Any]:
     from write_model.event_store import postgres
 
-    assert settings.database_url is not None
+    url = settings.database_url
+    assert url is not None
     pool = await retrying_start(
         settings,
-        f"PostgreSQL at DATABASE_URL ({redacted(settings.database_url)})",
+        f"PostgreSQL at DATABASE_URL ({redacted(url)})",
         lambda: postgres.create_pool(
-            settings.database_url,  # type: ignore[arg-type]
+            url,
             min_size=settings.pg_pool_min_size,
             max_size=settings.pg_pool_max_size,
             connect_timeout=settings.connect_timeout_seconds,
         ),
-        (OSError, TimeoutError, postgres.asyncpg.PostgresError),
+        postgres_unreachable(),
     )
     try:
         yield pool

@@ -208,7 +208,7 @@ def compare(a: Any, b: Any) -> int:
         a, b = _aware(a), _aware(b)
     if rank_a == 7:
         a, b = str(a), str(b)
-    return (a > b) - (a < b)
+    return int(a > b) - int(a < b)
 
 
 def _compare_sequences(a: list[Any], b: list[Any]) -> int:

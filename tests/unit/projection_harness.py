@@ -13,16 +13,16 @@ events a batch. The projection is watched on the way: `evolve` must leave its in
 document unchanged. A projection that fails parks the event, and the harness fails the
 test with the parked event's error.
 
-The harness is synchronous for the given / when / then tests: each harness runs its
-stores and its follower on an event loop of its own.
+The harness is synchronous for the given / when / then tests: the harnesses run their
+stores and followers on an event loop of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import copy
 import uuid
-import weakref
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -50,6 +50,10 @@ Played = tuple[str, Any]  # (stream id, domain event)
 T = TypeVar("T")
 
 _REGISTRY = build_registry()
+# The harnesses' event loop: one for all of them, never set as the thread's current loop
+# (the async tests' is), closed when the tests end.
+_RUNNER = asyncio.Runner(loop_factory=asyncio.new_event_loop)
+atexit.register(_RUNNER.close)
 
 
 def at(position: int) -> datetime:
@@ -107,9 +111,6 @@ class ProjectionHarness:
         self.documents = InMemoryDocumentStore()
         self.dead_letters = InMemoryDeadLetters()
         self.recorded: list[RecordedEvent] = []
-        # Its own loop, never set as the thread's current one (the async tests' is).
-        self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
-        weakref.finalize(self, self._runner.close)
         self._follower = projection_runner(
             LeavesItsInputUnchanged(projection),
             self.events,
@@ -206,7 +207,7 @@ class ProjectionHarness:
         return stored
 
     def _run(self, work: Coroutine[Any, Any, T]) -> T:
-        return self._runner.run(work)
+        return _RUNNER.run(work)
 
 
 def projected(recorded: RecordedEvent) -> ProjectedEvent:
