@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from app.api_runtime import authenticator
 from app.backends import embedded_backend, migrate, shared_backend
 from app.bootstrap import projector_tools, run_projector, run_saga_process
+from app.heap import freeze_startup_heap
 from app.log_config import configure_logging
 from app.settings import Settings
 from app.settings_errors import settings_error_lines
@@ -53,6 +54,7 @@ def _run(work: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     """Run `work` on uvloop; a configured service that cannot be reached exits with 2."""
     import uvloop
 
+    freeze_startup_heap()
     try:
         return uvloop.run(work())
     except ServiceUnavailable as error:
@@ -403,6 +405,7 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: 
         _auth_banner(settings),
         graphiql=not missing,
     )
+    freeze_startup_heap()
     try:
         server.run()
     except KeyboardInterrupt:

@@ -24,6 +24,8 @@ import uvloop
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from app.heap import freeze_startup_heap
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -195,6 +197,7 @@ def run_main(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         await main()
 
+    freeze_startup_heap()  # as every `orders` process does (app/heap.py)
     try:
         uvloop.run(guarded())
     except (KeyboardInterrupt, asyncio.CancelledError):

@@ -3,8 +3,6 @@ failures of a projection's own code (apart from storage errors)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from read_model.document_store.port import Document, UpdateMany
@@ -25,12 +23,27 @@ class EventFailed(Exception):
     """The projection's own code failed on an event (the cause says how)."""
 
 
-@contextlib.contextmanager
-def event_failure() -> Iterator[None]:
-    try:
-        yield
-    except Exception as error:
-        raise EventFailed() from error
+class _EventFailure:
+    """What the projection's code raises inside it is re-raised as EventFailed. A class,
+    not a generator context manager: it is entered three times per event."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: object
+    ) -> None:
+        if isinstance(error, Exception):
+            raise EventFailed() from error
+
+
+_EVENT_FAILURE = _EventFailure()
+
+
+def event_failure() -> _EventFailure:
+    return _EVENT_FAILURE
 
 
 def apply_update_in_memory(working: Working, update: UpdateMany) -> None:

@@ -101,13 +101,15 @@ class ProjectionConsumer:
         propagates. Redelivered events (a retry) are applied even where a later event of
         another stream moved a document's guard meanwhile (`_evolve`)."""
         working = Working()
-        await self._prefetch(batch.events, working)
+        projected = await self._prefetch(batch.events, working)
         failed: dict[str, KeyFailure] = {}
-        for event in batch.events:
+        for index, event in enumerate(batch.events):
             if event.stream_id in failed:
                 continue  # behind its stream's failed event
             try:
-                staged, updates = await self._evolve(event, working, batch.redelivered)
+                staged, updates = await self._evolve(
+                    event, working, batch.redelivered, projected.get(index)
+                )
             except EventFailed as failure:  # a projection bug or bad data
                 error = failure.__cause__ or failure
                 failed[event.stream_id] = KeyFailure(event.stream_id, event, error)
@@ -122,13 +124,18 @@ class ProjectionConsumer:
         return list(failed.values())
 
     async def _evolve(
-        self, recorded: RecordedEvent, working: Working, retrying_parked: bool
+        self,
+        recorded: RecordedEvent,
+        working: Working,
+        retrying_parked: bool,
+        projected: ProjectedEvent | None = None,
     ) -> tuple[dict[DocKey, Document | None], Sequence[UpdateMany]]:
         """The documents the event changes, staged apart from `working` so that a failure
         leaves the batch as it was. What the projection's own code raises (and a payload
-        that cannot be read) is the event's failure, EventFailed; storage errors are not."""
+        that cannot be read) is the event's failure, EventFailed; storage errors are not.
+        `projected`: the event as the prefetch decoded it."""
         with event_failure():
-            event = self._projected(recorded)
+            event = projected or self._projected(recorded)
             reads = self.projection.reads(event)
         await self._load_missing(reads, working)
         view = ChainMap({}, working.docs)
@@ -170,10 +177,14 @@ class ProjectionConsumer:
             position_key(recorded.log_position),
         )
 
-    async def _prefetch(self, events: Sequence[RecordedEvent], working: Working) -> None:
-        """One query per collection for what the batch's events name up front."""
+    async def _prefetch(
+        self, events: Sequence[RecordedEvent], working: Working
+    ) -> dict[int, ProjectedEvent]:
+        """One query per collection for what the batch's events name up front. Returns the
+        events it decoded, by their index in `events`, for _evolve."""
         wanted: set[DocKey] = set()
-        for recorded in events:
+        projected: dict[int, ProjectedEvent] = {}
+        for index, recorded in enumerate(events):
             try:
                 event = self._projected(recorded)
                 wanted.update(self.projection.reads(event))
@@ -182,7 +193,9 @@ class ProjectionConsumer:
                 # Prefetching is an optimization: the same event fails again in _evolve,
                 # where it is retried, logged and parked.
                 continue
+            projected[index] = event
         await self._load_missing(wanted, working)
+        return projected
 
     async def _load_missing(self, keys: Iterable[DocKey], working: Working) -> None:
         by_collection: dict[str, list[str]] = {}

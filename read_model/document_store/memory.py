@@ -9,7 +9,6 @@ are deep-copied in and out, so callers can never mutate stored state.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
@@ -31,6 +30,7 @@ from read_model.document_store.rules import (
     check_equality_filter,
     check_guarded_put,
     compare,
+    copied,
     matches,
     now_ms,
     sort_keys_with_tiebreaker,
@@ -38,21 +38,36 @@ from read_model.document_store.rules import (
 )
 
 
+def _strings(value: Any) -> tuple[str, ...]:
+    """The string values a top-level field holds (itself, or its array's elements): the
+    only values an equality filter on a string can match."""
+    if type(value) is str:
+        return (value,)
+    if type(value) is list:
+        return tuple(item for item in value if type(item) is str)
+    return ()
+
+
 class InMemoryDocumentStore:
     def __init__(self) -> None:
         self._collections: dict[str, dict[str, Document]] = {}
         self._indexes: dict[str, list[tuple[SortKey, ...]]] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
+        # Equality lookups by string value, per collection and top-level field: made the
+        # first time a filter asks for that field, kept current by every write after. Without
+        # them each filtered read or update scans the collection, and a rebuild's renames
+        # (an update of every order of a customer or product) grow with the log squared.
+        self._by_value: dict[str, dict[str, dict[str, set[str]]]] = {}
 
     # ------------------------------------------------------------------ reads
 
     async def get(self, collection: str, document_id: str) -> Document | None:
         document = self._collections.get(collection, {}).get(document_id)
-        return copy.deepcopy(document) if document is not None else None
+        return copied(document) if document is not None else None
 
     async def get_many(self, collection: str, ids: Sequence[str]) -> dict[str, Document]:
         stored = self._collections.get(collection, {})
-        return {i: copy.deepcopy(stored[i]) for i in dict.fromkeys(ids) if i in stored}
+        return {i: copied(stored[i]) for i in dict.fromkeys(ids) if i in stored}
 
     async def find(
         self,
@@ -71,7 +86,7 @@ class InMemoryDocumentStore:
                 f"`after` needs {len(keys)} values ({', '.join(k.field for k in keys)}), "
                 f"got {len(after)}"
             )
-        matching = [d for d in self._collections.get(collection, {}).values() if matches(d, filter)]
+        matching = [d for _, d in self._matching(collection, filter)]
 
         def row(document: Document) -> list[Any]:
             return [value_at(document, k.field) for k in keys]
@@ -89,12 +104,12 @@ class InMemoryDocumentStore:
         rows = sorted(((row(d), d) for d in matching), key=functools.cmp_to_key(compare_found))
         if after is not None:
             rows = [(r, d) for r, d in rows if compare_rows(r, list(after)) > 0]
-        documents = [copy.deepcopy(d) for _, d in rows[: limit + 1]]
+        documents = [copied(d) for _, d in rows[: limit + 1]]
         return Page(documents=documents[:limit], has_next_page=len(documents) > limit)
 
     async def count(self, collection: str, filter: Mapping[str, Any]) -> int:
         check_equality_filter(filter)
-        return sum(1 for d in self._collections.get(collection, {}).values() if matches(d, filter))
+        return len(self._matching(collection, filter))
 
     async def changed_after(self, collection: str, position: str, limit: int) -> list[Document]:
         if limit <= 0:
@@ -105,7 +120,7 @@ class InMemoryDocumentStore:
             if isinstance(d.get(POSITION_FIELD), str) and d[POSITION_FIELD] > position
         ]
         newer.sort(key=lambda d: d[POSITION_FIELD])
-        return [copy.deepcopy(d) for d in newer[:limit]]
+        return [copied(d) for d in newer[:limit]]
 
     # ----------------------------------------------------------------- writes
 
@@ -129,28 +144,67 @@ class InMemoryDocumentStore:
                     )
                 if stored_position >= put.document[POSITION_FIELD]:
                     continue  # already applied: a replay
-            stored_collection[document_id] = copy.deepcopy(dict(put.document))
+            self._store(put.collection, document_id, copied(dict(put.document)))
         for update in updates:
             if not update.set:
                 continue
-            stored_collection = self._collections.get(update.collection, {})
-            for document_id, document in list(stored_collection.items()):
-                if matches(document, update.filter):
-                    stored_collection[document_id] = apply_set(
-                        update.collection, document, update.set
-                    )
+            for document_id, document in self._matching(update.collection, update.filter):
+                changed = apply_set(update.collection, document, update.set)
+                self._store(update.collection, document_id, changed)
 
     async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int:
         check_equality_filter(filter)
-        stored = self._collections.get(collection, {})
-        doomed = [i for i, d in stored.items() if matches(d, filter)]
+        doomed = [document_id for document_id, _ in self._matching(collection, filter)]
         for document_id in doomed:
-            del stored[document_id]
+            self._store(collection, document_id, None)
         return len(doomed)
 
     async def drop_collection(self, collection: str) -> None:
         self._collections.pop(collection, None)
         self._indexes.pop(collection, None)
+        self._by_value.pop(collection, None)
+
+    # ------------------------------------------------------- equality lookups
+
+    def _matching(self, collection: str, filter: Mapping[str, Any]) -> list[tuple[str, Document]]:
+        """The (id, document) pairs `filter` matches: looked up by a string-valued
+        top-level field when the filter has one, else found by a scan."""
+        stored = self._collections.get(collection, {})
+        for field, value in filter.items():
+            if type(value) is str and "." not in field:
+                ids = self._lookup(collection, field).get(value, ())
+                candidates = [(i, stored[i]) for i in ids]
+                break
+        else:
+            candidates = list(stored.items())
+        return [(i, d) for i, d in candidates if matches(d, filter)]
+
+    def _lookup(self, collection: str, field: str) -> dict[str, set[str]]:
+        fields = self._by_value.setdefault(collection, {})
+        lookup = fields.get(field)
+        if lookup is None:
+            lookup = fields[field] = {}
+            for document_id, document in self._collections.get(collection, {}).items():
+                for value in _strings(document.get(field)):
+                    lookup.setdefault(value, set()).add(document_id)
+        return lookup
+
+    def _store(self, collection: str, document_id: str, document: Document | None) -> None:
+        """Put (None: delete) a document, keeping the collection's lookups current."""
+        stored = self._collections.setdefault(collection, {})
+        old = stored.get(document_id)
+        if document is None:
+            stored.pop(document_id, None)
+        else:
+            stored[document_id] = document
+        for field, lookup in self._by_value.get(collection, {}).items():
+            for value in _strings(old.get(field)) if old is not None else ():
+                ids = lookup[value]
+                ids.discard(document_id)
+                if not ids:
+                    del lookup[value]
+            for value in _strings(document.get(field)) if document is not None else ():
+                lookup.setdefault(value, set()).add(document_id)
 
     async def ensure_index(self, collection: str, keys: Sequence[SortKey]) -> None:
         if not keys:

@@ -541,6 +541,39 @@ async def test_find_filters_by_equality_including_array_membership(
     assert [d["_id"] for d in nested.documents] == ["d"]
 
 
+async def test_filters_answer_for_the_documents_as_they_are_after_every_kind_of_write(
+    doc_harness: DocumentStoreHarness,
+) -> None:
+    """Given documents found by a filter once; when puts, updates and deletes change the
+    filtered fields; then each later filtered read, update and count sees the change."""
+    store, collection = doc_harness.store, doc_harness.collection()
+    await put_all(
+        doc_harness,
+        collection,
+        doc("a", pos(1), customerId="c-1", productIds=["p-1", "p-2"]),
+        doc("b", pos(1), customerId="c-1", productIds=["p-2"]),
+        doc("c", pos(1), customerId="c-2", productIds=["p-1"]),
+    )
+    assert await store.count(collection, {"customerId": "c-1"}) == 2
+    assert await store.count(collection, {"productIds": "p-1"}) == 2
+
+    await put_all(doc_harness, collection, doc("a", pos(2), customerId="c-2", productIds=["p-3"]))
+    await store.bulk_write(
+        [], [UpdateMany(collection, {"productIds": "p-2"}, {"customerId": "c-3"})]
+    )
+    await store.delete_many(collection, {"customerId": "c-2", "productIds": "p-1"})
+    await put_all(doc_harness, collection, doc("d", pos(3), customerId="c-1", productIds=["p-1"]))
+
+    by_customer = await store.find(collection, {"customerId": "c-1"}, [], 10)
+    assert [d["_id"] for d in by_customer.documents] == ["d"]
+    assert [
+        d["_id"] for d in (await store.find(collection, {"customerId": "c-3"}, [], 10)).documents
+    ] == ["b"]
+    assert await store.count(collection, {"customerId": "c-2"}) == 1  # "a", moved to c-2
+    assert await store.count(collection, {"productIds": "p-1"}) == 1  # "d"; "c" deleted
+    assert await store.count(collection, {"productIds": "p-2"}) == 1  # "b"; "a" lost p-2
+
+
 async def test_find_with_a_limit_equal_to_what_is_left_has_no_next_page(
     doc_harness: DocumentStoreHarness,
 ) -> None:

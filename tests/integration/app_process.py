@@ -1,4 +1,5 @@
-"""One `orders <command>` process with its log in a file: to kill (SIGKILL) or stop."""
+"""One `orders <command>` process (or another program) with its log in a file: to kill
+(SIGKILL) or stop."""
 
 from __future__ import annotations
 
@@ -10,14 +11,25 @@ import sys
 import time
 from pathlib import Path
 
+ORDERS = (sys.executable, "-m", "app")
+
 
 class AppProcess:
-    def __init__(self, command: str | list[str], env: dict[str, str], log_path: Path) -> None:
+    """`program` (`orders` by default) with the arguments `command`."""
+
+    def __init__(
+        self,
+        command: str | list[str],
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        program: tuple[str, ...] = ORDERS,
+    ) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
         arguments = [command] if isinstance(command, str) else command
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app", *arguments], env=env, stdout=self._log, stderr=self._log
+            [*program, *arguments], env=env, stdout=self._log, stderr=self._log
         )
 
     def log(self) -> str:

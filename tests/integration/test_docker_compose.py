@@ -13,9 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "tests" / "services" / "docker-compose"
 
 
-def compose_config(env_file: Path) -> dict[str, object]:
+def compose_config(env_file: Path, *more: str) -> dict[str, object]:
+    """`more`: options before `config`, such as more files and profiles."""
+    files = [str(COMPOSE), "--env-file", str(env_file), "--file", "docker-compose.yml"]
     done = subprocess.run(
-        [str(COMPOSE), "--env-file", str(env_file), "--file", "docker-compose.yml", "config"],
+        [*files, *more, "config"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -52,3 +54,18 @@ def test_docker_compose_refuses_a_stack_without_a_postgres_password(tmp_path: Pa
         env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
     )
     assert done.returncode != 0 and "POSTGRES_PASSWORD" in done.stderr
+
+
+def test_the_example_consumer_joins_the_stack_in_its_profile(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text((ROOT / ".env.example").read_text() + "KAFKA_TOPIC_PREFIX=shop.\n")
+    example = "examples/confirmed-orders-per-customer"
+    config = compose_config(env_file, "--file", f"{example}/compose.yaml", "--profile", "example")
+    services = config["services"]
+    assert isinstance(services, dict)
+    consumer = services["confirmed-orders"]
+    assert consumer["profiles"] == ["example"]
+    assert Path(consumer["build"]["context"]) == ROOT / example
+    assert consumer["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert consumer["environment"]["ORDER_EVENTS_TOPIC"] == "shop.order-events"
+    assert consumer["depends_on"]["kafka"]["condition"] == "service_healthy"

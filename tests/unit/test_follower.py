@@ -363,8 +363,9 @@ async def test_a_new_consumer_gets_lock_checkpoint_status_and_the_shared_reader(
         source=SharedReader(source),  # type: ignore[arg-type]
         checkpoint=world.saga.checkpoint,
         status=world.saga.status,
+        # The log's six events are one full batch: shared (a short one is read by each).
         settings=FollowerSettings(
-            poll_seconds=0.01, maintenance_seconds=0.01, heartbeat_seconds=0.01
+            batch_size=6, poll_seconds=0.01, maintenance_seconds=0.01, heartbeat_seconds=0.01
         ),
     )
     first = Scripted(name=f"relay:{unique}-a", kind=FollowerKind.RELAY)
