@@ -135,7 +135,7 @@ def apply_set(collection: str, document: Document, fields: Mapping[str, Any]) ->
     paths MongoDB refuses raise DocumentWriteConflict."""
     paths = [path.split(".") for path in fields]
     _check_set_paths(collection, paths)
-    changed = copied(document)
+    changed: Document = copied(document)
     for path, value in zip(paths, fields.values(), strict=True):
         _set_path(collection, changed, path, copied(value))
     return changed
