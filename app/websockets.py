@@ -19,7 +19,7 @@ on top of strawberry's handlers, with this server's rules in one place:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Iterable, Mapping
 from contextlib import aclosing, suppress
 from typing import Any
 
@@ -106,18 +106,13 @@ class OperationScopedSchema(BaseSchema):
         operation_name: str | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> SubscriptionResult:
-        try:
-            source = await self._schema.subscribe(
-                query,
-                variable_values,
-                _for_operation(context_value),
-                root_value,
-                operation_name,
-                operation_extensions,
-            )
-        except GraphQLError as error:  # the document did not parse
-            return _refused(error)
-        return _masking(source, operation_name)
+        context = _for_operation(context_value)
+        return await _scoped(
+            self._schema.subscribe(
+                query, variable_values, context, root_value, operation_name, operation_extensions
+            ),
+            operation_name,
+        )
 
     async def stream(
         self,
@@ -129,19 +124,19 @@ class OperationScopedSchema(BaseSchema):
         operation_extensions: dict[str, Any] | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> StreamResult:
-        try:
-            source = await self._schema.stream(
+        context = _for_operation(context_value)
+        return await _scoped(
+            self._schema.stream(
                 query,
                 variable_values,
-                _for_operation(context_value),
+                context,
                 root_value,
                 operation_name,
                 operation_extensions,
                 allowed_operation_types,
-            )
-        except GraphQLError as error:
-            return _refused(error)
-        return _masking(source, operation_name)
+            ),
+            operation_name,
+        )
 
     # The rest of the port: the schema's own.
 
@@ -169,6 +164,17 @@ class OperationScopedSchema(BaseSchema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         self._schema._process_errors(errors, execution_context)
+
+
+async def _scoped(
+    started: Awaitable[AsyncGenerator[Any, None]], operation_name: str | None
+) -> AsyncGenerator[Any, None]:
+    """The operation's results, masked; a document that does not parse, refused."""
+    try:
+        source = await started
+    except GraphQLError as error:  # the document did not parse
+        return _refused(error)
+    return _masking(source, operation_name)
 
 
 def _for_operation(context: object) -> RequestContext:

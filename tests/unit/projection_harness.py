@@ -23,8 +23,7 @@ import asyncio
 import atexit
 import copy
 import uuid
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -32,10 +31,10 @@ from log_follower.dead_letters.memory import InMemoryDeadLetters
 from log_follower.decoded import DecodedEvents
 from log_follower.follower import FollowerSettings
 from read_model.document_store.memory import InMemoryDocumentStore
-from read_model.document_store.port import POSITION_FIELD, Document, UpdateMany, position_key
-from read_model.projections.base import DocKey, Owner, ProjectedEvent, Projection, View
+from read_model.document_store.port import POSITION_FIELD, Document, position_key
+from read_model.projections.base import DocKey, ProjectedEvent, Projection, View
 from read_model.runner import physical_collection
-from tests.projecting import projection_runner
+from tests.projecting import WrappedProjection, projection_runner
 from write_model.envelope import EventMetadata, NewEvent, RecordedEvent
 from write_model.event_store.memory import InMemoryEventStore
 from write_model.event_store.port import ANY
@@ -61,33 +60,9 @@ def at(position: int) -> datetime:
     return T0 + STEP * position
 
 
-@dataclass(frozen=True)
-class LeavesItsInputUnchanged:
+class LeavesItsInputUnchanged(WrappedProjection):
     """The projection, with every `evolve` checked not to change the document it is given
     (the runner's batch shares that document with the events after it)."""
-
-    inner: Projection
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def collections(self) -> tuple[str, ...]:
-        return self.inner.collections
-
-    @property
-    def owners(self) -> Mapping[str, Owner]:
-        return self.inner.owners
-
-    def handles(self, event_type: str) -> bool:
-        return self.inner.handles(event_type)
-
-    def keys(self, event: ProjectedEvent, view: View) -> Sequence[DocKey]:
-        return self.inner.keys(event, view)
-
-    def reads(self, event: ProjectedEvent) -> Sequence[DocKey]:
-        return self.inner.reads(event)
 
     def evolve(
         self, key: DocKey, doc: Document | None, event: ProjectedEvent, view: View
@@ -96,12 +71,6 @@ class LeavesItsInputUnchanged:
         evolved = self.inner.evolve(key, doc, event, view)
         assert doc == before, f"evolve changed its input document {key}"
         return evolved
-
-    def effects(self, event: ProjectedEvent) -> Sequence[UpdateMany]:
-        return self.inner.effects(event)
-
-    def indexes(self) -> Mapping[str, Sequence[Sequence[tuple[str, int]]]]:
-        return self.inner.indexes()
 
 
 class ProjectionHarness:
