@@ -24,10 +24,14 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, undeclared
+    AdminClient,
+    OffsetSpec,
+)
 
 from bench.common import AppProcess, p50_p99_ms, say
 from bench.saga import Bench
@@ -109,7 +113,8 @@ class Processes:
     def lag(self, admin: AdminClient) -> int:
         """Records after the groups' committed offsets, summed (read_committed ends)."""
         wanted = {
-            TopicPartition(topic, partition): OffsetSpec.latest()
+            # confluent-kafka declares no types for OffsetSpec.
+            TopicPartition(topic, partition): OffsetSpec.latest()  # type: ignore[no-untyped-call]
             for name in PARTICIPANTS
             for topic in trigger_topics(Participant(name.capitalize()), self.prefix)
             for partition in range(PARTITIONS)
@@ -136,7 +141,7 @@ class Processes:
 
 
 @contextlib.asynccontextmanager
-async def prepared(dsn: str, bootstrap: str) -> AsyncIterator[tuple[Bench, Processes, object]]:
+async def prepared(dsn: str, bootstrap: str) -> AsyncIterator[tuple[Bench, Processes, Any]]:
     pool = await postgres.create_pool(dsn, min_size=4, max_size=20)
     processes = Processes(dsn, bootstrap)
     try:
@@ -158,11 +163,11 @@ async def kafka_throughput(dsn: str, bootstrap: str, orders: int) -> float:
         order_ids = await bench.submit_queued(orders)
         processes.start_relay()
         await bench.until_confirmed(order_ids)
-        first, last = await pool.fetchrow(  # type: ignore[attr-defined]
+        first, last = await pool.fetchrow(
             "SELECT min(occurred_at) FILTER (WHERE type = 'FulfillmentStarted'), "
             "max(occurred_at) FILTER (WHERE type = 'OrderConfirmed') FROM events"
         )
-        elapsed = (last - first).total_seconds()
+        elapsed = float((last - first).total_seconds())
         say(
             f"choreography over Kafka throughput: {orders} sagas in {elapsed:.1f} s = "
             f"{orders / elapsed:.0f} sagas/s (relay and participants as processes)"
