@@ -263,7 +263,7 @@ async def _embedded_stores(
 def expected_followers(settings: Settings) -> tuple[tuple[str, FollowerKind], ...]:
     """The followers a deployment runs in SAGA_MODE: the projections and the saga's
     (the orchestrator, or the three participants), by name."""
-    from app.consumer_process import consumer_group, consumes_kafka
+    from app.kafka_setup import consumer_group, consumes_kafka
     from sagas.choreography.participant import PARTICIPANTS, subscriber_of
     from sagas.orchestrator import SUBSCRIBER
 

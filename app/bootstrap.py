@@ -153,7 +153,7 @@ async def run_saga_process(
     alone. With the ops endpoints on OPS_PORT when it is set. PostgreSQL and the gateways
     are all it needs (its dead letters live beside its checkpoint), not MongoDB; in
     choreography with KAFKA_BOOTSTRAP_SERVERS set, the participants consume Kafka."""
-    from app.consumer_process import consumes_kafka
+    from app.kafka_setup import consumes_kafka
 
     if consumes_kafka(settings):
         return await run_kafka_participants(settings, stop, participant)
@@ -174,8 +174,8 @@ async def run_kafka_participants(
     consumer_process.py): each a member of its consumer group; the log only for letters'
     events, the stores and the status; the ops port with the groups' checks and metrics."""
     from app.consumer_process import kafka_participants
+    from app.kafka_setup import broker_check
     from app.metrics import Metrics
-    from app.relay_process import broker_check
 
     metrics = Metrics()
     async with shared_log_backend(

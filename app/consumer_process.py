@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app.backends import LogBackend
+from app.kafka_setup import consumer_group
 from app.settings import Settings
 from log_follower.consumer import Batch, Consumer, KeyFailure
 from log_follower.dead_letters.port import LetterOwner
@@ -35,17 +36,6 @@ from sagas.choreography.participant import FulfillmentParticipant, trigger_topic
 from write_model.domain.choreography import Participant
 
 log = logging.getLogger(__name__)
-
-
-def consumes_kafka(settings: Settings) -> bool:
-    """Whether the participants follow Kafka rather than the log."""
-    return bool(settings.kafka_bootstrap_servers) and settings.saga_mode == "choreography"
-
-
-def consumer_group(settings: Settings, participant: Participant) -> str:
-    return settings.kafka_consumer_group.format(
-        prefix=settings.kafka_topic_prefix, participant=participant.value.lower()
-    )
 
 
 class ConsumerMetrics:
