@@ -26,6 +26,7 @@ from app.stores import (
     document_store,
     event_store,
     postgres_pool,
+    postgres_unreachable,
     redacted,
     require_services,
     retrying_start,
@@ -103,7 +104,7 @@ async def _postgres_side(
             settings,
             f"PostgreSQL at DATABASE_URL ({redacted(settings.database_url)}) to LISTEN",
             listener.start,
-            (OSError, TimeoutError, postgres.asyncpg.PostgresError),
+            postgres_unreachable(),
         )
         running.push_async_callback(listener.close)
         signal = PostgresAppendSignal(listener)
@@ -263,6 +264,7 @@ def expected_followers(settings: Settings) -> tuple[tuple[str, FollowerKind], ..
     """The followers a deployment runs in SAGA_MODE: the projections and the saga's
     (the orchestrator, or the three participants), by name; with Kafka configured
     (KAFKA_BOOTSTRAP_SERVERS), the relay too."""
+    from app.kafka_setup import consumer_group, consumes_kafka
     from messaging.relay import RELAY
     from sagas.choreography.participant import PARTICIPANTS, subscriber_of
     from sagas.orchestrator import SUBSCRIBER
@@ -270,7 +272,14 @@ def expected_followers(settings: Settings) -> tuple[tuple[str, FollowerKind], ..
     sagas = (
         ((SUBSCRIBER, FollowerKind.SAGA),)
         if settings.saga_mode == "orchestration"
-        else tuple((subscriber_of(p), FollowerKind.PARTICIPANT) for p in PARTICIPANTS)
+        else tuple(
+            # Over Kafka, each participant's follower goes by its consumer group.
+            (
+                consumer_group(settings, p) if consumes_kafka(settings) else subscriber_of(p),
+                FollowerKind.PARTICIPANT,
+            )
+            for p in PARTICIPANTS
+        )
     )
     projections = tuple((p.name, FollowerKind.PROJECTION) for p in ALL_PROJECTIONS)
     relay = ((RELAY, FollowerKind.RELAY),) if settings.kafka_bootstrap_servers else ()

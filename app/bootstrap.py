@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 from collections.abc import AsyncIterator, Sequence
 
 from app.backends import (
@@ -150,7 +151,12 @@ async def run_saga_process(
     """`orders saga`: lead (or stand by for) the fulfillment saga until `stop` (in
     choreography, its three participants); `orders participant <name>`: that participant
     alone. With the ops endpoints on OPS_PORT when it is set. PostgreSQL and the gateways
-    are all it needs (its dead letters live beside its checkpoint), not MongoDB."""
+    are all it needs (its dead letters live beside its checkpoint), not MongoDB; in
+    choreography with KAFKA_BOOTSTRAP_SERVERS set, the participants consume Kafka."""
+    from app.kafka_setup import consumes_kafka
+
+    if consumes_kafka(settings):
+        return await run_kafka_participants(settings, stop, participant)
     async with (
         shared_log_backend(
             settings, follows_log=True, migrates=settings.migrate_on_start
@@ -159,6 +165,41 @@ async def run_saga_process(
     ):
         consumers = saga_consumers(settings, backend, participant)
         await run_followers(consumers, follower_parts(settings, backend), stop)
+
+
+async def run_kafka_participants(
+    settings: Settings, stop: asyncio.Event, participant: Participant | None = None
+) -> None:
+    """`orders saga` / `orders participant` when the participants consume Kafka (app/
+    consumer_process.py): each a member of its consumer group; the log only for letters'
+    events, the stores and the status; the ops port with the groups' checks and metrics."""
+    from app.consumer_process import kafka_participants
+    from app.kafka_setup import broker_check
+    from app.metrics import Metrics
+
+    metrics = Metrics()
+    async with shared_log_backend(
+        settings, follows_log=False, migrates=settings.migrate_on_start
+    ) as backend:
+        consumers = saga_consumers(settings, backend, participant)
+        async with kafka_participants(
+            settings, backend, consumers, follower_settings(settings), metrics.registry
+        ) as members:
+            broker = broker_check(members.client, os.environ)
+
+            async def checks() -> dict[str, str]:
+                return {**(await broker() or {}), **await members.group_check()}
+
+            async with ops_server(
+                settings,
+                backend,
+                None,
+                metrics=metrics,
+                more_checks=checks,
+                more_details=members.readiness_details,
+                refresh_metrics=members.refresh_metrics,
+            ):
+                await members.run(stop)
 
 
 async def run_projections(deps: ProjectorDependencies, stop: asyncio.Event) -> None:

@@ -8,7 +8,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ def main() -> None:
     """Orders: a GraphQL CQRS API server."""
 
 
-def _run(work: Callable[[], Awaitable[Any]]) -> Any:
+def _run(work: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     """Run `work` on uvloop; a configured service that cannot be reached exits with 2."""
     import uvloop
 
@@ -185,7 +185,9 @@ def relay_command() -> None:
 @click.argument("name", type=click.Choice([p.value.lower() for p in Participant]))
 def participant_command(name: str) -> None:
     """Run one participant of the choreographed fulfillment saga on PostgreSQL (SAGA_MODE
-    choreography): inventory, payment or shipping (a second one stands by)."""
+    choreography): inventory, payment or shipping (a second one stands by). With
+    KAFKA_BOOTSTRAP_SERVERS set it consumes the relay's topics in its consumer group
+    instead (a second one shares the partitions)."""
     settings = Settings()
     _configure_logging(settings)
     _require_services(settings, f"orders participant {name}", read_store=False)

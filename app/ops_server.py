@@ -52,8 +52,20 @@ class OpsPortUnavailable(RuntimeError):
     """OPS_PORT cannot be listened on (in use, or not allowed)."""
 
 
+async def _no_details() -> dict[str, object]:
+    return {}
+
+
+# More of a process's own state for /readyz's operators (a consumer group's assignment).
+Details = Callable[[], Awaitable[dict[str, object]]]
+
+
 async def _readiness_response(
-    checks: dict[str, str] | None, *, detailed: bool, followers: FollowerChecks = _no_followers
+    checks: dict[str, str] | None,
+    *,
+    detailed: bool,
+    followers: FollowerChecks = _no_followers,
+    details: Details = _no_details,
 ) -> Response:
     ready = checks is not None and all(result == "ok" for result in checks.values())
     status = "ready" if ready else "unavailable" if checks is not None else "starting"
@@ -63,6 +75,7 @@ async def _readiness_response(
         detail["checks"] = checks or {}
         if checks is not None and (warnings := await _followers_or_why(followers)):
             detail["followers"] = warnings
+        detail.update(await details())
     return JSONResponse({"status": status, **detail}, status_code=200 if ready else 503)
 
 
@@ -80,12 +93,17 @@ async def _healthz(request: Request) -> Response:
 
 
 def ops_app(
-    checks: Checks, render_metrics: RenderMetrics, followers: FollowerChecks = _no_followers
+    checks: Checks,
+    render_metrics: RenderMetrics,
+    followers: FollowerChecks = _no_followers,
+    details: Details = _no_details,
 ) -> Starlette:
     """The ops port's application: everything, to whoever reaches it."""
 
     async def readyz(request: Request) -> Response:
-        return await _readiness_response(await checks(), detailed=True, followers=followers)
+        return await _readiness_response(
+            await checks(), detailed=True, followers=followers, details=details
+        )
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(await render_metrics(), media_type=CONTENT_TYPE)
@@ -177,11 +195,12 @@ async def ops_server(
     *,
     metrics: Metrics | None = None,
     more_checks: Checks | None = None,
+    more_details: Details | None = None,
     refresh_metrics: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[None]:
     """The ops port of `orders projector`, `orders saga` and `orders relay` while the block
     runs; `metrics` with a process's own figures registered, `more_checks` its own checks,
-    `refresh_metrics` run before each scrape."""
+    `more_details` shown beside them, `refresh_metrics` run before each scrape."""
     metrics = metrics or Metrics()
 
     async def checks() -> dict[str, str]:
@@ -200,5 +219,6 @@ async def ops_server(
             metrics.listener_connected.set(1 if backend.listener_healthy() else 0)
         return await metrics.render(read_model, follower_statuses_of(settings, backend))
 
-    async with serving(settings, ops_app(checks, render_metrics)):
+    app = ops_app(checks, render_metrics, details=more_details or _no_details)
+    async with serving(settings, app):
         yield

@@ -10,17 +10,15 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
 from app.backends import LogBackend
-from app.ops_server import Checks
+from app.kafka_setup import broker_check
 from app.settings import Settings
 from log_follower.follower import FollowerParts
 from messaging.cloudevents import ContentMode
 from messaging.kafka_checkpoint import KafkaCheckpoint
-from messaging.kafka_config import client_config, mask_text, masked, producer_config
+from messaging.kafka_config import client_config, masked, producer_config
 from messaging.kafka_producer import TransactionalProducer
 from messaging.kafka_topics import TopicCreator
 from messaging.relay import Relay, RelayMetrics, RelayOptions, end_on_fatal
@@ -90,20 +88,6 @@ def build_relay(
         metrics,
     )
     return RelayParts(relay, producer, checkpoint, client)
-
-
-def broker_check(client: dict[str, str], environ: Mapping[str, str]) -> Checks:
-    """/readyz's `kafka` check: the cluster answers a metadata request within 2 s."""
-    admin = AdminClient(client)
-
-    async def check() -> dict[str, str]:
-        try:
-            await asyncio.to_thread(admin.list_topics, timeout=2.0)
-            return {"kafka": "ok"}
-        except KafkaException as error:
-            return {"kafka": mask_text(error.args[0].str(), environ)}
-
-    return check
 
 
 @contextlib.asynccontextmanager

@@ -83,6 +83,8 @@ def renamed_settings(
 def _value(field: FieldInfo, raw: object) -> object:
     """`raw` as the field's type, so "500" and 500 are one value; as given if it is not
     one (the field's own validation reports that)."""
+    if field.annotation is None:
+        return raw
     try:
         return TypeAdapter(field.annotation).validate_python(raw, strict=False)
     except ValidationError:
@@ -379,6 +381,17 @@ class Settings(BaseSettings):
     kafka_timeout_seconds: float = Field(
         30.0, gt=0, description="a transaction's commit or abort waits this long per try"
     )
+    kafka_consumer_group: str = Field(
+        "{prefix}orders-{participant}",
+        description="with KAFKA_BOOTSTRAP_SERVERS and SAGA_MODE=choreography, each participant "
+        "consumes its triggers' topics in this consumer group ({prefix}: KAFKA_TOPIC_PREFIX, "
+        "{participant}: inventory, payment or shipping); its letters and status go by it",
+    )
+    kafka_dead_letter_topic: str = Field(
+        "dead-letter-queue",
+        description="the participants' parked records are published here (after "
+        "KAFKA_TOPIC_PREFIX), with Spring Kafka's kafka_dlt-* headers",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -400,6 +413,19 @@ class Settings(BaseSettings):
     @classmethod
     def _log_level_in_any_case(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("kafka_consumer_group")
+    @classmethod
+    def _group_template(cls, value: str) -> str:
+        try:
+            named = value.format(prefix="", participant="payment")
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                f"may use only {{prefix}} and {{participant}} ({type(error).__name__}: {error})"
+            ) from None
+        if value.format(prefix="", participant="inventory") == named:
+            raise ValueError("should hold {participant}: each participant needs a group of its own")
+        return value
 
     @field_validator("database_url", "mongo_url", "jwt_jwks_url")
     @classmethod

@@ -26,7 +26,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -154,9 +154,11 @@ class Receipts:
             if message is None or message.error() is not None:
                 continue
             now = time.monotonic()
-            for name, value in message.headers() or []:
+            headers = message.headers() or []
+            # A consumed record's headers are a list of pairs (the client's type allows a dict).
+            for name, value in headers.items() if isinstance(headers, dict) else headers:
                 if name == "ce_id" and value is not None:
-                    self.at[value.decode()] = now
+                    self.at[value.decode() if isinstance(value, bytes) else value] = now
 
     def close(self) -> None:
         self._stop.set()
@@ -212,7 +214,9 @@ async def throughput(settings: Settings, events_total: int) -> tuple[float, floa
     return relay_rate, bare_rate
 
 
-async def paced(rate: int, seconds: float, tick: float, act) -> None:  # type: ignore[no-untyped-def]
+async def paced(
+    rate: int, seconds: float, tick: float, act: Callable[[int, int], Awaitable[None]]
+) -> None:
     per_tick = max(1, round(rate * tick))
     started = time.monotonic()
     n = 0

@@ -15,8 +15,9 @@ on a database of its own, with zero-latency simulated gateways and the PostgreSQ
     python -m bench.saga [--orders 1000] [--rate 50] [--seconds 10] [--warm-up 2] [--mode both]
 
 `--mode choreography` runs the three participants (each its own loop and checkpoint)
-instead of the orchestrator; `both` (the default) prints one mode's figures after the
-other's.
+instead of the orchestrator; `--mode kafka` runs choreography over Kafka, the relay and the
+participants as processes (bench/saga_kafka.py; the Kafka broker of with-services); `both`
+(the default) prints each mode's figures after the other's.
 
 Run under `make bench-saga` (tests/services/with-services provides DATABASE_URL).
 """
@@ -33,7 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -95,7 +96,7 @@ class Bench:
         self.signal = InProcessAppendSignal()
         # Followers in this process are woken by its appends (as in `orders dev`).
         self.events = AnnouncingEventStore(
-            postgres.PostgresEventStore(pool),  # type: ignore[arg-type]
+            postgres.PostgresEventStore(pool),
             [lambda _: self.signal.notify()],
         )
         registry = build_registry()
@@ -151,6 +152,35 @@ class Bench:
         self.submitted_at[order_id] = time.perf_counter()
         return order_id
 
+    async def submit_queued(self, orders: int, concurrency: int = 16) -> list[str]:
+        """`orders` orders submitted at once, `concurrency` at a time."""
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def placed(n: int) -> str:
+            async with semaphore:
+                return await self.submit(n)
+
+        return list(await asyncio.gather(*(placed(n) for n in range(orders))))
+
+    async def submit_paced(self, rate: float, count: int) -> list[str]:
+        """`count` orders submitted at `rate` per second (each on time, however long the
+        earlier ones take)."""
+        submits = []
+        begin = time.perf_counter()
+        for n in range(count):
+            await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
+            submits.append(asyncio.create_task(self.submit(n)))
+        return list(await asyncio.gather(*submits))
+
+    async def to_confirmed(self, order_ids: list[str]) -> list[float]:
+        """Seconds from each order's OrderSubmitted to its OrderConfirmed, by the log."""
+        found = await self.events.read_streams([f"Order-{o}" for o in order_ids])
+        latencies = []
+        for events in found.values():
+            at = {e.type: e.occurred_at for e in events}
+            latencies.append((at["OrderConfirmed"] - at["OrderSubmitted"]).total_seconds())
+        return latencies
+
     async def running(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as loops:
             for follower in self.subscribers:
@@ -198,13 +228,7 @@ async def throughput(dsn: str, orders: int, mode: SagaMode) -> Throughput:
         await follower_storage.migrate_postgres(pool)
         bench = Bench(pool, dsn, mode)
         await bench.catalog()
-        semaphore = asyncio.Semaphore(16)
-
-        async def placed(n: int) -> str:
-            async with semaphore:
-                return await bench.submit(n)
-
-        order_ids = list(await asyncio.gather(*(placed(n) for n in range(orders))))
+        order_ids = await bench.submit_queued(orders)
         stop = asyncio.Event()
         round_trips = bench.round_trips.count
         server_cpu = await backend_cpu_seconds(pool)
@@ -326,14 +350,8 @@ async def latency(dsn: str, rate: float, seconds: float, warm_up: float, mode: S
         await watching.wait()
         projector = read_side.project(stop)
         loop = asyncio.create_task(bench.running(stop))
-        order_ids: list[str] = []
-        submits = []
-        begin = time.perf_counter()
         warm_ups = int(rate * warm_up)
-        for n in range(warm_ups + int(rate * seconds)):
-            await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
-            submits.append(asyncio.create_task(bench.submit(n)))
-        order_ids = list(await asyncio.gather(*submits))
+        order_ids = await bench.submit_paced(rate, warm_ups + int(rate * seconds))
         await bench.until_confirmed(order_ids)
         await read_side.until_confirmed(len(order_ids))
         order_ids = order_ids[warm_ups:]
@@ -341,12 +359,7 @@ async def latency(dsn: str, rate: float, seconds: float, warm_up: float, mode: S
         await loop
         await projector
         watcher.cancel()
-        found = await bench.events.read_streams([f"Order-{o}" for o in order_ids])
-        latencies = []
-        for events in found.values():
-            at = {e.type: e.occurred_at for e in events}
-            latencies.append((at["OrderConfirmed"] - at["OrderSubmitted"]).total_seconds())
-        log_p50, log_p99 = p50, p99 = p50_p99_ms(latencies)
+        log_p50, log_p99 = p50, p99 = p50_p99_ms(await bench.to_confirmed(order_ids))
         say(
             f"{mode} latency at {rate:g} submits/s: submitted -> OrderConfirmed in the log "
             f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 250 ms)"
@@ -372,15 +385,32 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warm-up", type=float, default=2.0, help="seconds of submits not counted")
-    parser.add_argument("--mode", choices=["orchestration", "choreography", "both"], default="both")
+    parser.add_argument(
+        "--mode", choices=["orchestration", "choreography", "kafka", "both"], default="both"
+    )
     args = parser.parse_args()
     admin_dsn = os.environ.get("DATABASE_URL")
     if not admin_dsn:
         raise SystemExit("DATABASE_URL is not set: run `make bench-saga`")
-    modes = ["orchestration", "choreography"] if args.mode == "both" else [args.mode]
+    # choreography over Kafka ("kafka") runs from bench/saga_kafka.py.
+    modes: list[SagaMode | Literal["kafka"]] = (
+        ["orchestration", "choreography", "kafka"] if args.mode == "both" else [args.mode]
+    )
     say(f"fulfillment saga ({', '.join(modes)}), PostgreSQL event store and ledger, zero latency")
     for mode in modes:
         async with own_postgres_database(admin_dsn, f"bench_saga_{uuid.uuid4().hex[:8]}") as dsn:
+            if mode == "kafka":  # choreography over Kafka: bench/saga_kafka.py
+                from bench.relay import kafka_address
+                from bench.saga_kafka import kafka_latency, kafka_throughput
+
+                await kafka_throughput(dsn, kafka_address(), args.orders)
+                async with own_postgres_database(
+                    admin_dsn, f"bench_saga_{uuid.uuid4().hex[:8]}"
+                ) as fresh:
+                    await kafka_latency(
+                        fresh, kafka_address(), args.rate, args.seconds, args.warm_up
+                    )
+                continue
             await throughput(dsn, args.orders, mode)
             await latency(dsn, args.rate, args.seconds, args.warm_up, mode)
 

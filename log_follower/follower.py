@@ -63,10 +63,15 @@ class FollowerSettings:
     poll_seconds: float = 1.0
     heartbeat_seconds: float = 2.0
     max_attempts: int = 4  # tries of a failing key before it is parked
-    backoff_seconds: float = 0.1  # first wait between those tries; doubled each time
+    # Waits between those tries: the one backoff (write_model/backoff.py) from this.
+    backoff_seconds: float = 0.1
     concurrency: int = 32  # keys handled at once, for consumers that work per key
     # Retry requests (and a consumer's own upkeep) are looked at least this often.
     maintenance_seconds: float = 1.0
+
+    def key_retry_delay(self, failures: int) -> float:
+        """The wait before a failing key's next try, after `failures` failed tries."""
+        return backoff.delay(failures, self.backoff_seconds, MAX_RETRY_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -212,7 +217,7 @@ class Follower:
             parking.add(failure.key)
             error = f"{type(failure.error).__name__}: {failure.error}"
             failed_at = failure.event.log_position
-            letters.append(self._letter(failure.key, failure.event, error, attempts))
+            letters.append(self._letter(failure.key, failure.event, error, attempts, failure.error))
             letters.extend(
                 self._letter(key, event, PARKED_BEHIND, 0)
                 for key, event in handed
@@ -240,7 +245,6 @@ class Follower:
         if not events:
             return [], 0
         failures = list(await self.consumer.handle(Batch(events, end, redelivered)))
-        delay = self.settings.backoff_seconds
         attempt = 1
         while True:
             for failure in failures:
@@ -250,8 +254,7 @@ class Follower:
                 break
             for failure in failures:
                 self._log_failure(failure, attempt, last=False)
-            await self.parts.sleep(delay)
-            delay *= 2
+            await self.parts.sleep(self.settings.key_retry_delay(attempt))
             attempt += 1
             again = [
                 event
@@ -283,7 +286,14 @@ class Follower:
             exc_info=failure.error if last else None,
         )
 
-    def _letter(self, key: str, event: RecordedEvent, error: str, attempts: int) -> DeadLetter:
+    def _letter(
+        self,
+        key: str,
+        event: RecordedEvent,
+        error: str,
+        attempts: int,
+        cause: BaseException | None = None,
+    ) -> DeadLetter:
         return DeadLetter(
             owner=self.owner,
             key=key,
@@ -295,6 +305,7 @@ class Follower:
             error=error,
             attempts=attempts,
             failed_at=self.parts.clock(),
+            cause=cause,
         )
 
     async def _park(self, letters: Sequence[DeadLetter]) -> None:
@@ -366,7 +377,10 @@ class Follower:
             await self.report()
             while not stop.is_set():
                 if source.lost(self.checkpoint_name):
-                    log.error("lost leadership of %s; standing by again", self.checkpoint_name)
+                    # The lock's connection went, or (Kafka) the group's assignment changed.
+                    log.warning(
+                        "lost leadership of %s; leading again when it may", self.checkpoint_name
+                    )
                     return
                 try:
                     result = await self.step()

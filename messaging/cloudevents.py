@@ -10,15 +10,16 @@ structured mode sends the whole CloudEvent as the JSON value.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple, assert_never
+from uuid import UUID
 
 import orjson
 
 from messaging.event_schemas import schema_id
 from write_model import stream_ids
-from write_model.envelope import RecordedEvent
+from write_model.envelope import EventMetadata, RecordedEvent
 
 SPEC_VERSION = "1.0"
 JSON = "application/json"
@@ -74,6 +75,7 @@ def attributes(event: RecordedEvent, schema_version: int, source: str) -> dict[s
         "dataschema": schema_id(event.type, schema_version),
         "streamversion": str(event.version),
         "position": str(event.position),
+        "transactionid": str(event.transaction_id),
         "correlationid": metadata.correlation_id,
         "schemaversion": str(schema_version),
     }
@@ -135,3 +137,66 @@ def from_record(value: bytes, headers: Mapping[str, bytes]) -> dict[str, Any]:
         if name.startswith("ce_") or name == "traceparent"
     }
     return {**found, "datacontenttype": content_type, "data": orjson.loads(value)}
+
+
+class MalformedRecord(ValueError):
+    """A consumed record that is not one of our CloudEvents (bad JSON, an attribute missing
+    or of the wrong form): parked with this reason, never handled."""
+
+
+def to_event(value: bytes, headers: Mapping[str, bytes]) -> RecordedEvent:
+    """A consumed record (either mode) back as the event of the log it was published from:
+    the same id, stream, version, place in the log and metadata; `data` as published (upcast
+    to `schemaversion`, which the metadata carries)."""
+    try:
+        found = from_record(value, headers)
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as error:
+        raise MalformedRecord(f"not a CloudEvent: {error}") from None
+    if not isinstance(found, dict):
+        raise MalformedRecord("not a CloudEvent: the value is not a JSON object")
+    missing = sorted(set(_REQUIRED) - found.keys())
+    if missing:
+        raise MalformedRecord(f"CloudEvent without {', '.join(missing)}")
+    try:
+        event_type = str(found["type"])
+        if not event_type.startswith(TYPE_PREFIX):
+            raise ValueError(f"type {event_type!r} is not one of ours ({TYPE_PREFIX}<EventType>)")
+        data = found.get("data")
+        if not isinstance(data, dict):
+            raise ValueError("its data is not a JSON object")
+        return RecordedEvent(
+            event_id=UUID(str(found["id"])),
+            stream_id=_checked_stream_id(str(found["subject"])),
+            type=event_type.removeprefix(TYPE_PREFIX),
+            version=int(found["streamversion"]),
+            position=int(found["position"]),
+            # Records published before the attribute existed: ordered by position alone.
+            transaction_id=int(found.get("transactionid", 0)),
+            occurred_at=datetime.fromisoformat(str(found["time"]).replace("Z", "+00:00")),
+            data=data,
+            metadata=EventMetadata(
+                correlation_id=str(found["correlationid"]),
+                causation_id=found.get("causationid"),
+                schema_version=int(found["schemaversion"]),
+                traceparent=found.get("traceparent"),
+            ),
+        )
+    except (ValueError, TypeError) as error:
+        raise MalformedRecord(f"CloudEvent {found.get('id')!r}: {error}") from None
+
+
+_REQUIRED = (
+    "id",
+    "type",
+    "subject",
+    "time",
+    "streamversion",
+    "position",
+    "correlationid",
+    "schemaversion",
+)
+
+
+def _checked_stream_id(subject: str) -> str:
+    stream_ids.entity_id(subject)  # a ValueError when it is no stream id
+    return subject

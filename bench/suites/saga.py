@@ -1,23 +1,32 @@
 """Fulfillment saga (bench/saga.py), orchestration and choreography, on PostgreSQL: sagas
 per second with 100, 1,000 and 10,000 orders queued before the saga starts, and submit ->
-OrderConfirmed latency at 50 submits/s; each on a database of its own."""
+OrderConfirmed latency at 50 submits/s; each on a database of its own. Then choreography
+over Kafka (bench/saga_kafka.py: the relay and the participants as processes) in the same
+run, beside choreography over the log: sagas/s with 1,000 queued, latency and consumer lag
+at 50 submits/s."""
 
 from __future__ import annotations
 
 import os
 import uuid
 
+from app.wiring import SagaMode
 from bench.common import own_postgres_database
 from bench.figures import Curve, Run, suite
+from bench.relay import kafka_address
 from bench.saga import latency, throughput
+from bench.saga_kafka import kafka_latency, kafka_throughput
 
-MODES = ("orchestration", "choreography")
+MODES: tuple[SagaMode, ...] = ("orchestration", "choreography")
 # Targets of the issue "Speed" (sagas/s with 1,000 queued; p99 at 50 submits/s).
 THROUGHPUT_TARGET = {"orchestration": 300.0, "choreography": 200.0}
 LATENCY_TARGET_MS = {"choreography": 250.0}
+# Targets of the issue "Kafka consumers": of choreography over the log, in the same run.
+KAFKA_SHARE_OF_LOG = 0.8
+KAFKA_LATENCY_TARGET_MS = 250.0
 
 
-@suite("saga", order=40, title="Saga", needs=("postgres",))
+@suite("saga", order=40, title="Saga", needs=("postgres", "kafka"))
 async def saga(run: Run) -> None:
     admin = os.environ["DATABASE_URL"]
     run.curve(
@@ -27,6 +36,7 @@ async def saga(run: Run) -> None:
     rate = run.scale.pick(50.0, 20.0)
     seconds = run.scale.pick(8.0, 1.0)
     warm_up = run.scale.pick(2.0, 0.0)
+    over_the_log = None
     for mode in MODES:
         for orders in queued:
             async with own_postgres_database(admin, f"bench_saga_{uuid.uuid4().hex[:8]}") as dsn:
@@ -45,6 +55,8 @@ async def saga(run: Run) -> None:
             )
             if orders == 1_000:
                 run.target(figure, at_least=THROUGHPUT_TARGET[mode])
+            if mode == "choreography" and orders == queued[min(1, len(queued) - 1)]:
+                over_the_log = figure
         async with own_postgres_database(admin, f"bench_saga_{uuid.uuid4().hex[:8]}") as dsn:
             measured_latency = await latency(dsn, rate, seconds, warm_up, mode)
         figure = run.figure(
@@ -59,3 +71,38 @@ async def saga(run: Run) -> None:
         )
         if mode in LATENCY_TARGET_MS:
             run.target(figure, at_most=LATENCY_TARGET_MS[mode])
+
+    # Choreography over Kafka, beside choreography over the log (1,000 queued; smoke: 20).
+    orders = queued[min(1, len(queued) - 1)]
+    assert over_the_log is not None
+    async with own_postgres_database(admin, f"bench_saga_{uuid.uuid4().hex[:8]}") as dsn:
+        per_second = await kafka_throughput(dsn, kafka_address(), orders)
+    figure = run.figure(
+        f"saga.kafka.q{orders}",
+        f"choreography over Kafka, {orders:,} orders queued",
+        per_second,
+        "sagas/s",
+        "the relay and the three participants as processes, a consumer group each",
+    )
+    # Its peer: choreography over the log, measured above in this run.
+    peer = run.figure(
+        f"saga.kafka.log_peer.q{orders}",
+        f"choreography over the log (same run), {orders:,} orders queued",
+        over_the_log.value,
+        "sagas/s",
+        "the participants in one process, following the log",
+        peer=True,
+    )
+    run.bound(figure, peer, "peer", at_least=KAFKA_SHARE_OF_LOG)
+    async with own_postgres_database(admin, f"bench_saga_{uuid.uuid4().hex[:8]}") as dsn:
+        found = await kafka_latency(dsn, kafka_address(), rate, seconds, warm_up)
+    figure = run.figure(
+        "saga.kafka.latency",
+        f"choreography over Kafka, submitted -> OrderConfirmed p99 at {rate:g} submits/s",
+        found.p99_ms,
+        "ms",
+        f"p50 {found.p50_ms:.1f} ms; consumer lag during the run: peak {found.lag_peak} "
+        f"records, mean {found.lag_mean:.1f}",
+        lower_is_better=True,
+    )
+    run.target(figure, at_most=KAFKA_LATENCY_TARGET_MS)

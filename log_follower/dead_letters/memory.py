@@ -16,7 +16,8 @@ class InMemoryDeadLetters:
 
     async def park(self, letters: Sequence[DeadLetter]) -> None:
         for letter in letters:
-            self._letters.setdefault(letter.id, letter)
+            # Not its cause: stored letters keep the error's text, as the other stores do.
+            self._letters.setdefault(letter.id, dataclasses.replace(letter, cause=None))
 
     async def parked_keys(self, owner: LetterOwner) -> set[str]:
         return {letter.key for letter in self._of(owner)}

@@ -9,7 +9,7 @@ follower's letters in log order, (`sort_key`, `id`), serves `deadLetters`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -44,6 +44,9 @@ class DeadLetter:
     attempts: int  # tries that failed (0: parked behind an earlier letter of its key)
     failed_at: datetime
     retry_requested: bool = False
+    # The exception that failed it, while it is being parked (never stored): for a copy
+    # published elsewhere with its class and stack trace (the Kafka dead-letter topic).
+    cause: BaseException | None = field(default=None, compare=False, repr=False)
 
     @property
     def id(self) -> str:

@@ -233,6 +233,7 @@ def assert_published_exactly(
             "dataschema": f"urn:orders:event:{event.type}:{version}",
             "streamversion": str(event.version),
             "position": str(event.position),
+            "transactionid": str(event.transaction_id),
             "correlationid": event.metadata.correlation_id,
             "schemaversion": str(version),
             "datacontenttype": "application/json",

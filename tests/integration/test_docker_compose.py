@@ -42,6 +42,25 @@ def test_docker_compose_accepts_the_file_with_kafka_and_the_relay(tmp_path: Path
     assert relay["healthcheck"]["test"] and relay["restart"] == "unless-stopped"
 
 
+def test_the_kafka_profile_runs_the_three_participants_over_kafka(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text((ROOT / ".env.example").read_text())
+    services = compose_config(env_file, "--profile", "kafka")["services"]
+    assert isinstance(services, dict)
+    for name in ("inventory", "payment", "shipping"):
+        service = services[name]
+        assert service["command"] == ["orders", "participant", name]
+        assert service["profiles"] == ["kafka"]
+        environment = service["environment"]
+        assert environment["SAGA_MODE"] == "choreography"
+        assert environment["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert environment["OPS_PORT"] == "9000"
+        assert service["depends_on"]["kafka"]["condition"] == "service_healthy"
+        assert "readyz" in " ".join(service["healthcheck"]["test"])
+        # Scaled with --scale: nothing in it that only one instance may have.
+        assert "container_name" not in service and "ports" not in service
+
+
 def test_docker_compose_refuses_a_stack_without_a_postgres_password(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("ORDERS_PORT=8000\n")
