@@ -278,17 +278,20 @@ class FastTokenLimit(SchemaExtension):
     """Refuses a document over the token limit before it is parsed, with the parser's own
     error (GraphQLSyntaxError, so every transport answers it as a syntax error)."""
 
-    def __init__(self, max_tokens: int) -> None:
+    def __init__(self, max_tokens: int, within: OrderedDict[str, bool]) -> None:
         self.max_tokens = max_tokens
+        self.within = within  # texts counted before and within the limit (shared, bounded)
 
     def on_parse(self) -> Iterator[None]:
         query = self.execution_context.query
-        if query is not None and count_tokens(query) > self.max_tokens:
-            raise GraphQLSyntaxError(
-                Source(query),
-                0,
-                f"Document contains more than {self.max_tokens} tokens. Parsing aborted.",
-            )
+        if query is not None and _recall(self.within, query) is None:
+            if count_tokens(query) > self.max_tokens:
+                raise GraphQLSyntaxError(
+                    Source(query),
+                    0,
+                    f"Document contains more than {self.max_tokens} tokens. Parsing aborted.",
+                )
+            _remember(self.within, query, True, CACHE_SIZE)
         yield
 
 
@@ -297,9 +300,10 @@ def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
     validation, operation name."""
     max_tokens = limits.max_tokens
     check = LimitCheck(limits)  # one per schema: its cache outlives the requests
+    within_tokens: OrderedDict[str, bool] = OrderedDict()
     return [
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
-        lambda: FastTokenLimit(max_tokens),  # before the parse cache parses
+        lambda: FastTokenLimit(max_tokens, within_tokens),  # before the parse cache parses
         lambda: ParserCache(maxsize=CACHE_SIZE),
         lambda: LimitedValidation(check),
         RequireOperationName,  # after LimitedValidation, which sets the validation errors
