@@ -19,6 +19,7 @@ from bson.codec_options import CodecOptions
 from bson.int64 import Int64
 from pymongo import AsyncMongoClient, ReplaceOne, monitoring
 from pymongo import UpdateMany as UpdateManyOperation
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
 
@@ -82,6 +83,14 @@ class MongoDocumentStore:
             database, codec_options=CodecOptions(tz_aware=True, tzinfo=UTC)
         )
         self._owns_client = owns_client
+        self._collections: dict[str, AsyncCollection] = {}
+
+    def _collection(self, name: str) -> AsyncCollection:
+        # Built once per name: pymongo builds a collection's options anew each time.
+        found = self._collections.get(name)
+        if found is None:
+            found = self._collections[name] = self._db[name]
+        return found
 
     @classmethod
     async def connect(
@@ -126,14 +135,14 @@ class MongoDocumentStore:
 
     @_unavailable_when_disconnected
     async def get(self, collection: str, document_id: str) -> Document | None:
-        return await self._db[collection].find_one({"_id": document_id})
+        return await self._collection(collection).find_one({"_id": document_id})
 
     @_unavailable_when_disconnected
     async def get_many(self, collection: str, ids: Sequence[str]) -> dict[str, Document]:
         unique_ids = list(dict.fromkeys(ids))
         if not unique_ids:
             return {}
-        cursor = self._db[collection].find({"_id": {"$in": unique_ids}})
+        cursor = self._collection(collection).find({"_id": {"$in": unique_ids}})
         return {document["_id"]: document async for document in cursor}
 
     @_unavailable_when_disconnected
@@ -159,7 +168,7 @@ class MongoDocumentStore:
             seek = keyset_filter(keys, after)
             query = {"$and": [query, seek]} if query else seek
         cursor = (
-            self._db[collection]
+            self._collection(collection)
             .find(query)
             .sort([(k.field, k.direction) for k in keys])
             .limit(limit + 1)
@@ -172,14 +181,14 @@ class MongoDocumentStore:
         check_equality_filter(filter)
         # Counting everything walks the `_id` index rather than the documents.
         hint = {} if filter else {"hint": "_id_"}
-        return await self._db[collection].count_documents(dict(filter), **hint)
+        return await self._collection(collection).count_documents(dict(filter), **hint)
 
     @_unavailable_when_disconnected
     async def changed_after(self, collection: str, position: str, limit: int) -> list[Document]:
         if limit <= 0:
             raise ValueError(f"limit must be positive, got {limit}")
         cursor = (
-            self._db[collection]
+            self._collection(collection)
             .find({POSITION_FIELD: {"$gt": position}})
             .sort(POSITION_FIELD, 1)
             .limit(limit)
@@ -209,7 +218,7 @@ class MongoDocumentStore:
             )
         for collection, operations in by_collection.items():
             try:
-                await self._db[collection].bulk_write(operations, ordered=False)
+                await self._collection(collection).bulk_write(operations, ordered=False)
             except BulkWriteError as error:
                 refused = [e for e in error.details["writeErrors"] if not _guard_held(e)]
                 if refused or error.details.get("writeConcernErrors"):
@@ -234,7 +243,7 @@ class MongoDocumentStore:
 
     async def _run_updates(self, collection: str, operations: list[UpdateManyOperation]) -> None:
         try:
-            await self._db[collection].bulk_write(operations, ordered=True)
+            await self._collection(collection).bulk_write(operations, ordered=True)
         except BulkWriteError as error:
             raise DocumentWriteConflict(
                 collection,
@@ -244,7 +253,7 @@ class MongoDocumentStore:
     @_unavailable_when_disconnected
     async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int:
         check_equality_filter(filter)
-        result = await self._db[collection].delete_many(dict(filter))
+        result = await self._collection(collection).delete_many(dict(filter))
         return result.deleted_count
 
     @_unavailable_when_disconnected
@@ -255,11 +264,11 @@ class MongoDocumentStore:
     async def ensure_index(self, collection: str, keys: Sequence[SortKey]) -> None:
         if not keys:
             raise ValueError("an index needs at least one key")
-        await self._db[collection].create_index([(k.field, k.direction) for k in keys])
+        await self._collection(collection).create_index([(k.field, k.direction) for k in keys])
 
     async def indexes(self, collection: str) -> list[tuple[SortKey, ...]]:
         """The collection's indexes other than the implicit `_id` one. Not part of the port."""
-        information = await self._db[collection].index_information()
+        information = await self._collection(collection).index_information()
         return [
             tuple(SortKey(field, int(direction)) for field, direction in index["key"])
             for name, index in information.items()
@@ -270,12 +279,12 @@ class MongoDocumentStore:
 
     @_unavailable_when_disconnected
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
-        document = await self._db[CHECKPOINTS].find_one({"_id": name})
+        document = await self._collection(CHECKPOINTS).find_one({"_id": name})
         return _checkpoint_from(document) if document is not None else None
 
     @_unavailable_when_disconnected
     async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        await self._db[CHECKPOINTS].replace_one(
+        await self._collection(CHECKPOINTS).replace_one(
             {"_id": checkpoint.name},
             {
                 "_id": checkpoint.name,
@@ -292,7 +301,7 @@ class MongoDocumentStore:
 
     @_unavailable_when_disconnected
     async def list_checkpoints(self) -> list[Checkpoint]:
-        cursor = self._db[CHECKPOINTS].find({}).sort("_id", 1)
+        cursor = self._collection(CHECKPOINTS).find({}).sort("_id", 1)
         return [_checkpoint_from(document) async for document in cursor]
 
     async def close(self) -> None:
