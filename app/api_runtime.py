@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +111,7 @@ def _projections_running(
 
 @contextlib.asynccontextmanager
 async def _task_running(
-    name: str, loop: Callable[[asyncio.Event], Awaitable[None]]
+    name: str, loop: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 ) -> AsyncIterator[asyncio.Task[None]]:
     """A loop (the projections, the saga) as a task of this process, stopped (not
     cancelled) on exit."""

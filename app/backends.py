@@ -26,6 +26,7 @@ from app.stores import (
     document_store,
     event_store,
     postgres_pool,
+    postgres_unreachable,
     redacted,
     require_services,
     retrying_start,
@@ -103,7 +104,7 @@ async def _postgres_side(
             settings,
             f"PostgreSQL at DATABASE_URL ({redacted(settings.database_url)}) to LISTEN",
             listener.start,
-            (OSError, TimeoutError, postgres.asyncpg.PostgresError),
+            postgres_unreachable(),
         )
         running.push_async_callback(listener.close)
         signal = PostgresAppendSignal(listener)

@@ -8,7 +8,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ def main() -> None:
     """Orders: a GraphQL CQRS API server."""
 
 
-def _run(work: Callable[[], Awaitable[Any]]) -> Any:
+def _run(work: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     """Run `work` on uvloop; a configured service that cannot be reached exits with 2."""
     import uvloop
 

@@ -25,15 +25,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 
 # strawberry raises cross_web's HTTPException (its HTTP layer); it does not re-export it.
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
+from strawberry.http import GraphQLRequestData
 from strawberry.http.streaming import (
     HTTPStreamTransport,
     MultipartSubscriptionTransport,
@@ -41,9 +42,11 @@ from strawberry.http.streaming import (
 )
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL
+from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from app.auth import OPEN
+from schema.context import RequestContext
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ HOW_TO_SUBSCRIBE = (
     "as Apollo Client's HTTP link sends)"
 )
 
-TextStream = Callable[[], AsyncGenerator[str, None]]
+TextStream = Callable[[], AsyncIterator[str]]
 JSONEncoder = Callable[[object], str]
 
 
@@ -121,21 +124,17 @@ def ending_at(stream: TextStream, expires_at: float | None, last: str) -> TextSt
             log.info("ending an HTTP subscription stream: its token expired")
             yield last
         finally:
-            await chunks.aclose()
+            if isinstance(chunks, AsyncGenerator):
+                await chunks.aclose()
 
     return until_expiry
 
 
-class HTTPSubscriptions:
+class HTTPSubscriptions(GraphQL[RequestContext, None]):
     """What app/server.py's view (strawberry's ASGI view) does differently for
     subscriptions over HTTP: streams end when their token expires, and a subscription that
     asks for a single JSON response is refused with HOW_TO_SUBSCRIBE. The cap per principal
     is counted by the view's `__call__`, around the whole response (`asks_for_stream`)."""
-
-    # strawberry's view provides these.
-    schema: Any
-    _get_stream_transport_from_headers: Callable[[Mapping[str, str]], HTTPStreamTransport | None]
-    encode_json_string: JSONEncoder
 
     def asks_for_stream(self, request: Request) -> bool:
         """Whether the request asks for an SSE or multipart stream (by its Accept header),
@@ -154,13 +153,17 @@ class HTTPSubscriptions:
             authenticated = getattr(request.state, "authenticated", OPEN)
             last = farewell(transport, self.encode_json_string)
             stream = ending_at(stream, authenticated.expires_at, last)
-        return await super().create_streaming_response(  # type: ignore[misc]
-            request, stream, sub_response, headers
-        )
+        return await super().create_streaming_response(request, stream, sub_response, headers)
 
     async def execute_single(
-        self, *, request_adapter: Any, context: Any, root_value: Any, request_data: Any, **_: Any
-    ) -> Any:
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: RequestContext,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
         """strawberry's, but a request for one JSON response runs no subscription (it would
         fail as a query): a 400 saying how to subscribe; and a mutation over GET is a 405."""
         method = request_adapter.method

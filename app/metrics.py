@@ -177,18 +177,3 @@ class Metrics:
         except Exception:
             log.warning("projector metrics not refreshed", exc_info=True)
         return generate_latest(self.registry)
-
-    def _followers(self, statuses: list[FollowerStatus]) -> None:
-        now = datetime.now(UTC)
-        for status in statuses:
-            labels = (status.name, status.kind.value)
-            self.dead_letters.labels(status.name).set(status.parked)
-            self.follower_leading.labels(*labels).set(1 if status.leading else 0)
-            self.follower_lag.labels(*labels).set(status.lag)
-            self.follower_position.labels(*labels).set(status.position.position)
-            self.follower_oldest_unhandled.labels(*labels).set(
-                status.oldest_unhandled_seconds or 0.0
-            )
-            if status.heartbeat_at is not None:
-                age = (now - status.heartbeat_at).total_seconds()
-                self.follower_heartbeat_age.labels(*labels).set(age)

@@ -86,9 +86,9 @@ def build_relay(
     return RelayParts(relay, producer, checkpoint, client)
 
 
-def broker_check(client: dict[str, str], environ: Mapping[str, str]) -> Checks:
+def broker_check(client: Mapping[str, str], environ: Mapping[str, str]) -> Checks:
     """/readyz's `kafka` check: the cluster answers a metadata request within 2 s."""
-    admin = AdminClient(client)
+    admin = AdminClient({**client})
 
     async def check() -> dict[str, str]:
         try:

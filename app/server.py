@@ -39,7 +39,6 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import (
     GRAPHQL_SSE_PROTOCOL,
@@ -239,7 +238,7 @@ async def _readiness(settings: Settings, runtime: Runtime) -> dict[str, str]:
 # ------------------------------------------------------------------ GraphQL
 
 
-class OrdersGraphQL(HTTPSubscriptions, GraphQL[RequestContext, None]):
+class OrdersGraphQL(HTTPSubscriptions):
     """strawberry's ASGI view with: the request context, JSON error bodies with a 400 for
     requests that cannot run (malformed JSON, unknown operation, invalid document or
     variables, limits, a subscription asking for one JSON response) and a 405 for mutations
@@ -248,6 +247,8 @@ class OrdersGraphQL(HTTPSubscriptions, GraphQL[RequestContext, None]):
     multipart (app/http_streams.py). Every operation that streams runs through
     `OperationScopedSchema` (its own context, masked errors)."""
 
+    # strawberry types this class attribute as a callable its own adapter class is not
+    # (strawberry/asgi assigns ASGIWebSocketAdapter under an ignore, too).
     websocket_adapter_class = TextWebSocketAdapter  # type: ignore[assignment]
     graphql_transport_ws_handler_class = GraphQLTransportWSHandler
     graphql_ws_handler_class = GraphQLWSHandler
@@ -382,8 +383,13 @@ def _error_extensions(
 ) -> list[dict[str, Any]]:
     """The extensions of the response's errors with `code`."""
     responses = response_data if isinstance(response_data, list) else [response_data]
-    found = (error.get("extensions") or {} for r in responses for error in r.get("errors") or ())
+    found = (error.get("extensions") or {} for r in responses for error in _errors(r))
     return [extensions for extensions in found if extensions.get("code") == code]
+
+
+def _errors(response: GraphQLHTTPResponse) -> list[dict[str, Any]]:
+    """The response's errors, as GraphQL formats them: objects."""
+    return [error for error in response.get("errors") or () if isinstance(error, dict)]
 
 
 def _json_kind(value: object) -> str:
@@ -400,7 +406,7 @@ def _not_executed(response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]
     validation, variable coercion, limits). Errors of executed fields keep the 200."""
     if isinstance(response_data, list):
         return False
-    errors = response_data.get("errors")
+    errors = _errors(response_data)
     return (
         bool(errors)
         and response_data.get("data") is None
@@ -461,7 +467,7 @@ def _correlation_id(scope: Scope) -> str:
     wanted = CORRELATION_HEADER.encode()
     for name, value in scope["headers"]:
         if name == wanted:
-            given = value.decode("latin-1").strip()
+            given: str = value.decode("latin-1").strip()
             if _CORRELATION_ID.fullmatch(given):
                 return given
             log.info("ignoring a malformed %s header; using a new id", CORRELATION_HEADER)

@@ -83,6 +83,8 @@ def renamed_settings(
 def _value(field: FieldInfo, raw: object) -> object:
     """`raw` as the field's type, so "500" and 500 are one value; as given if it is not
     one (the field's own validation reports that)."""
+    if field.annotation is None:
+        return raw
     try:
         return TypeAdapter(field.annotation).validate_python(raw, strict=False)
     except ValidationError:

@@ -5,23 +5,26 @@ for up to STARTUP_TIMEOUT_SECONDS; a configured service that cannot be reached i
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from tenacity import RetryCallState
+
 from app.settings import Settings
 from read_model.document_store.port import DocumentStore
+from write_model import backoff
 from write_model.event_store.port import EventStore
 
 log = logging.getLogger(__name__)
 
 
 T = TypeVar("T")
+# Waits between tries to reach a service at start (the one backoff's bounds).
+FIRST_START_RETRY_SECONDS = 0.125
+MAX_START_RETRY_SECONDS = 5.0
 
 
 class ServiceUnavailable(RuntimeError):
@@ -53,39 +56,60 @@ def require_services(settings: Settings, what: str, *, read_store: bool = True) 
 
 
 async def retrying_start(
-    settings: Settings, what: str, connect: Callable[[], Awaitable[T]], errors: tuple[type, ...]
+    settings: Settings,
+    what: str,
+    connect: Callable[[], Awaitable[T]],
+    errors: tuple[type[BaseException], ...],
 ) -> T:
-    """`connect()`, retried with backoff for up to STARTUP_TIMEOUT_SECONDS (a database that
-    starts with the process, or a blip); then ServiceUnavailable naming `what`."""
-    deadline = time.monotonic() + settings.startup_timeout_seconds
-    delay = 0.25
-    while True:
-        try:
-            return await connect()
-        except errors as error:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ServiceUnavailable(f"cannot reach {what}: {error}") from error
-            log.warning("cannot reach %s yet (%s); retrying for %.0f s more", what, error, left)
-            await asyncio.sleep(min(delay * random.uniform(0.5, 1.5), left))
-            delay = min(delay * 2, 5.0)
+    """`connect()`, retried by the one backoff (write_model/backoff.py) for up to
+    STARTUP_TIMEOUT_SECONDS (a database that starts with the process, or a blip); then
+    ServiceUnavailable naming `what`."""
+    within = settings.startup_timeout_seconds
+
+    def waiting(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        left = within - (state.seconds_since_start or 0.0)
+        log.warning("cannot reach %s yet (%s); retrying for %.0f s more", what, error, left)
+
+    try:
+        async for attempt in backoff.retrying(
+            errors,
+            attempts=None,
+            within_seconds=within,
+            first_seconds=FIRST_START_RETRY_SECONDS,
+            max_seconds=MAX_START_RETRY_SECONDS,
+            before_sleep=waiting,
+        ):
+            with attempt:
+                return await connect()
+    except errors as error:
+        raise ServiceUnavailable(f"cannot reach {what}: {error}") from error
+    raise AssertionError("unreachable: the last try returns or raises")
+
+
+def postgres_unreachable() -> tuple[type[BaseException], ...]:
+    """What connecting to a PostgreSQL that is not (yet) there raises."""
+    import asyncpg
+
+    return (OSError, TimeoutError, asyncpg.PostgresError)
 
 
 @contextlib.asynccontextmanager
 async def postgres_pool(settings: Settings) -> AsyncIterator[Any]:
     from write_model.event_store import postgres
 
-    assert settings.database_url is not None
+    url = settings.database_url
+    assert url is not None
     pool = await retrying_start(
         settings,
-        f"PostgreSQL at DATABASE_URL ({redacted(settings.database_url)})",
+        f"PostgreSQL at DATABASE_URL ({redacted(url)})",
         lambda: postgres.create_pool(
-            settings.database_url,  # type: ignore[arg-type]
+            url,
             min_size=settings.pg_pool_min_size,
             max_size=settings.pg_pool_max_size,
             connect_timeout=settings.connect_timeout_seconds,
         ),
-        (OSError, TimeoutError, postgres.asyncpg.PostgresError),
+        postgres_unreachable(),
     )
     try:
         yield pool

@@ -19,7 +19,7 @@ on top of strawberry's handlers, with this server's rules in one place:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Iterable, Mapping
 from contextlib import aclosing, suppress
 from typing import Any
 
@@ -27,16 +27,21 @@ import orjson
 from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.directive import StrawberryDirective
 from strawberry.http.exceptions import (
     NonJsonMessageReceived,
     NonTextMessageReceived,
     WebSocketDisconnected,
 )
+from strawberry.schema.base import BaseSchema
+from strawberry.schema.schema import StreamResult, SubscriptionResult
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
 
 from schema.context import RequestContext
 from schema.masking import masked
@@ -73,34 +78,110 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
             return
 
 
-class OperationScopedSchema:
+class OperationScopedSchema(BaseSchema):
     """The schema as the view (app/server.py) and so the websocket handlers and HTTP streams
     see it: streamed operations run with a context of their own, and their results pass
-    through the error masking (the masking extension sees only a stream's end)."""
+    through the error masking (the masking extension sees only a stream's end). Everything
+    else is the schema's own: its attributes, execution and error processing."""
 
-    def __init__(self, schema: Any) -> None:
+    def __init__(self, schema: BaseSchema) -> None:
         self._schema = schema
+        self.config = schema.config
+        self.schema_converter = schema.schema_converter
+        self.query = schema.query
+        self.mutation = schema.mutation
+        self.subscription = schema.subscription
+        self.schema_directives = schema.schema_directives
+        self.exception_handlers = schema.exception_handlers
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # what strawberry's Schema has beyond the port
         return getattr(self._schema, name)
 
-    async def subscribe(self, query: str, *, context_value: RequestContext, **kwargs: Any) -> Any:
-        try:
-            source = await self._schema.subscribe(
-                query, context_value=context_value.for_operation(), **kwargs
-            )
-        except GraphQLError as error:  # the document did not parse
-            return _refused(error)
-        return _masking(source, kwargs.get("operation_name"))
+    async def subscribe(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> SubscriptionResult:
+        context = _for_operation(context_value)
+        return await _scoped(
+            self._schema.subscribe(
+                query, variable_values, context, root_value, operation_name, operation_extensions
+            ),
+            operation_name,
+        )
 
-    async def stream(self, query: str, *, context_value: RequestContext, **kwargs: Any) -> Any:
-        try:
-            source = await self._schema.stream(
-                query, context_value=context_value.for_operation(), **kwargs
-            )
-        except GraphQLError as error:
-            return _refused(error)
-        return _masking(source, kwargs.get("operation_name"))
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        context = _for_operation(context_value)
+        return await _scoped(
+            self._schema.stream(
+                query,
+                variable_values,
+                context,
+                root_value,
+                operation_name,
+                operation_extensions,
+                allowed_operation_types,
+            ),
+            operation_name,
+        )
+
+    # The rest of the port: the schema's own.
+
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        return await self._schema.execute(*args, **kwargs)
+
+    def execute_sync(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        return self._schema.execute_sync(*args, **kwargs)
+
+    def get_type_by_name(self, name: str) -> Any:
+        return self._schema.get_type_by_name(name)
+
+    def get_directive_by_name(self, graphql_name: str) -> StrawberryDirective[Any] | None:
+        return self._schema.get_directive_by_name(graphql_name)
+
+    def as_str(self) -> str:
+        return self._schema.as_str()
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        self._schema.process_errors(errors, execution_context)
+
+    def _process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        self._schema._process_errors(errors, execution_context)
+
+
+async def _scoped(
+    started: Awaitable[AsyncGenerator[Any, None]], operation_name: str | None
+) -> AsyncGenerator[Any, None]:
+    """The operation's results, masked; a document that does not parse, refused."""
+    try:
+        source = await started
+    except GraphQLError as error:  # the document did not parse
+        return _refused(error)
+    return _masking(source, operation_name)
+
+
+def _for_operation(context: object) -> RequestContext:
+    """The operation's own context (the view always passes a RequestContext)."""
+    if not isinstance(context, RequestContext):
+        raise TypeError(f"a streamed operation needs a RequestContext, got {type(context)}")
+    return context.for_operation()
 
 
 async def _refused(error: GraphQLError) -> AsyncGenerator[Any, None]:

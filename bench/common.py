@@ -79,7 +79,9 @@ async def server_description(admin_dsn: str, mongo_url: str | None) -> tuple[str
         await connection.close()
     if not mongo_url:
         return f"PostgreSQL {pg}", "none (MONGO_URL unset)"
-    client: AsyncMongoClient = AsyncMongoClient(mongo_url, serverSelectionTimeoutMS=10_000)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongo_url, serverSelectionTimeoutMS=10_000
+    )
     try:
         info = await client.admin.command("buildInfo")
     finally:
@@ -116,7 +118,9 @@ async def own_postgres_database(admin_dsn: str, name: str) -> AsyncIterator[str]
 async def drop_mongo_database(url: str, name: str) -> None:
     """Drop the run's Mongo database; a failure is reported, not raised, so that the
     cleanup after it (and the error that ended the run, if any) still happen."""
-    client: AsyncMongoClient = AsyncMongoClient(url, serverSelectionTimeoutMS=10_000)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        url, serverSelectionTimeoutMS=10_000
+    )
     try:
         await client.drop_database(name)
     except PyMongoError as error:

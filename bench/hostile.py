@@ -151,7 +151,8 @@ async def post(
     client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     response = await client.post("/graphql", json={"query": query, "variables": variables})
-    return response.json()
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 async def measure(client: httpx.AsyncClient, query: str, repeats: int) -> tuple[float, float, int]:

@@ -25,15 +25,15 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
-from app.backends import shared_log_backend
-from app.relay_process import build_relay, relay_follower_parts
+from app.backends import LogBackend, shared_log_backend
+from app.relay_process import RelayParts, build_relay, relay_follower_parts
 from app.settings import Settings
 from bench.common import (
     machine_description,
@@ -153,9 +153,11 @@ class Receipts:
             if message is None or message.error() is not None:
                 continue
             now = time.monotonic()
-            for name, value in message.headers() or []:
+            headers = message.headers() or []
+            # A consumed record's headers are a list of pairs (the client's type allows a dict).
+            for name, value in headers.items() if isinstance(headers, dict) else headers:
                 if name == "ce_id" and value is not None:
-                    self.at[value.decode()] = now
+                    self.at[value.decode() if isinstance(value, bytes) else value] = now
 
     def close(self) -> None:
         self._stop.set()
@@ -163,9 +165,11 @@ class Receipts:
         self._consumer.close()
 
 
-async def relay_running(settings: Settings, backend: object, stop: asyncio.Event):  # type: ignore[no-untyped-def]
-    parts = build_relay(settings, backend.registry, CollectorRegistry(), {})  # type: ignore[attr-defined]
-    leading = asyncio.get_running_loop().create_future()
+async def relay_running(
+    settings: Settings, backend: LogBackend, stop: asyncio.Event
+) -> tuple[RelayParts, asyncio.Future[float], asyncio.Task[None]]:
+    parts = build_relay(settings, backend.registry, CollectorRegistry(), {})
+    leading: asyncio.Future[float] = asyncio.get_running_loop().create_future()
 
     async def start(follower: Follower) -> None:
         await parts.relay.take_lead(follower)
@@ -173,7 +177,7 @@ async def relay_running(settings: Settings, backend: object, stop: asyncio.Event
 
     follower = Follower(
         parts.relay,
-        relay_follower_parts(settings, backend),  # type: ignore[arg-type]
+        relay_follower_parts(settings, backend),
         checkpoint=parts.checkpoint,
     )
     task = asyncio.create_task(follower.run(stop, start=start))
@@ -208,7 +212,9 @@ async def throughput(settings: Settings, events_total: int) -> tuple[float, floa
     return relay_rate, bare_rate
 
 
-async def paced(rate: int, seconds: float, tick: float, act) -> None:  # type: ignore[no-untyped-def]
+async def paced(
+    rate: int, seconds: float, tick: float, act: Callable[[int, int], Awaitable[None]]
+) -> None:
     per_tick = max(1, round(rate * tick))
     started = time.monotonic()
     n = 0

@@ -95,7 +95,7 @@ class Bench:
         self.signal = InProcessAppendSignal()
         # Followers in this process are woken by its appends (as in `orders dev`).
         self.events = AnnouncingEventStore(
-            postgres.PostgresEventStore(pool),  # type: ignore[arg-type]
+            postgres.PostgresEventStore(pool),
             [lambda _: self.signal.notify()],
         )
         registry = build_registry()
@@ -377,7 +377,9 @@ async def main() -> None:
     admin_dsn = os.environ.get("DATABASE_URL")
     if not admin_dsn:
         raise SystemExit("DATABASE_URL is not set: run `make bench-saga`")
-    modes = ["orchestration", "choreography"] if args.mode == "both" else [args.mode]
+    modes: list[SagaMode] = (
+        ["orchestration", "choreography"] if args.mode == "both" else [args.mode]
+    )
     say(f"fulfillment saga ({', '.join(modes)}), PostgreSQL event store and ledger, zero latency")
     for mode in modes:
         async with own_postgres_database(admin_dsn, f"bench_saga_{uuid.uuid4().hex[:8]}") as dsn:

@@ -65,7 +65,9 @@ def new_event(event: object) -> NewEvent:
 
 async def product_with_history(store: postgres.PostgresEventStore, reservations: int) -> str:
     product_id = f"p-{uuid.uuid4().hex[:8]}"
-    history = [ProductAdded(product_id, "Ink", Money(Decimal("9.99"), "USD"), 10_000_000)]
+    history: list[ProductAdded | StockReserved] = [
+        ProductAdded(product_id, "Ink", Money(Decimal("9.99"), "USD"), 10_000_000)
+    ]
     history += [StockReserved(f"earlier-{n}", 1) for n in range(reservations)]
     stream_id = f"Product-{product_id}"
     for start in range(0, len(history), 1000):
@@ -100,7 +102,9 @@ async def reserve_after(
     return p50, p99, max(store.folded)
 
 
-async def measure_all(admin_dsn: str, reserves: int, every: int) -> dict:
+async def measure_all(
+    admin_dsn: str, reserves: int, every: int
+) -> dict[tuple[int, int], tuple[float, float, int]]:
     """{(history, snapshot_every): (p50 ms, p99 ms, most events folded)} for every history
     with and without snapshots, on a database of its own."""
     found = {}

@@ -17,9 +17,11 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from bench.common import p50_p99_ms
 from bench.http.seeding import ADD_ITEM
@@ -54,7 +56,10 @@ class Subscriber:
     async def run(self, url: str, opened: asyncio.Semaphore) -> None:
         async with opened:
             self.socket = await connect(
-                url, subprotocols=["graphql-transport-ws"], max_size=2**20, open_timeout=60
+                url,
+                subprotocols=[Subprotocol("graphql-transport-ws")],
+                max_size=2**20,
+                open_timeout=60,
             )
             await self.socket.send(json.dumps({"type": "connection_init", "payload": {}}))
             ack = json.loads(await self.socket.recv())
@@ -94,8 +99,9 @@ async def push_benchmark(
     tasks = [asyncio.create_task(s.run(url, opened)) for s in watching]
     try:
         waiting = asyncio.gather(*(s.ready.wait() for s in watching))
+        first: list[asyncio.Future[Any]] = [waiting, *tasks]
         await asyncio.wait(
-            [asyncio.ensure_future(waiting), *tasks],
+            first,
             timeout=300,
             return_when=asyncio.FIRST_COMPLETED,
         )

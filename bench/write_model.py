@@ -14,6 +14,7 @@ import asyncio
 import os
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -86,7 +87,7 @@ async def workload(bus: CommandBus, clients: int, seconds: float) -> Measured:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
-    async def timed(coro) -> None:
+    async def timed(coro: Awaitable[object]) -> None:
         started = time.perf_counter()
         await coro
         latencies.append(time.perf_counter() - started)

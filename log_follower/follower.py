@@ -63,10 +63,15 @@ class FollowerSettings:
     poll_seconds: float = 1.0
     heartbeat_seconds: float = 2.0
     max_attempts: int = 4  # tries of a failing key before it is parked
-    backoff_seconds: float = 0.1  # first wait between those tries; doubled each time
+    # Waits between those tries: the one backoff (write_model/backoff.py) from this.
+    backoff_seconds: float = 0.1
     concurrency: int = 32  # keys handled at once, for consumers that work per key
     # Retry requests (and a consumer's own upkeep) are looked at least this often.
     maintenance_seconds: float = 1.0
+
+    def key_retry_delay(self, failures: int) -> float:
+        """The wait before a failing key's next try, after `failures` failed tries."""
+        return backoff.delay(failures, self.backoff_seconds, MAX_RETRY_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -240,7 +245,6 @@ class Follower:
         if not events:
             return [], 0
         failures = list(await self.consumer.handle(Batch(events, end, redelivered)))
-        delay = self.settings.backoff_seconds
         attempt = 1
         while True:
             for failure in failures:
@@ -250,8 +254,7 @@ class Follower:
                 break
             for failure in failures:
                 self._log_failure(failure, attempt, last=False)
-            await self.parts.sleep(delay)
-            delay *= 2
+            await self.parts.sleep(self.settings.key_retry_delay(attempt))
             attempt += 1
             again = [
                 event

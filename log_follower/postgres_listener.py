@@ -3,10 +3,11 @@ append signal (projector, saga) and the change feed (API) both register their ca
 here instead of each opening a connection of its own.
 
 The connection is watched: when it drops (a server restart, `pg_terminate_backend`, a
-network cut) or stops answering the periodic check, it is replaced with backoff and jitter
-for as long as the outage lasts, every channel is LISTENed again, and the `on_reconnect`
-callbacks run, so that users can make up for notifications sent during the gap (the
-change feed re-sends the documents its subscribers watch). `healthy` says whether the
+network cut) or stops answering the periodic check, it is replaced, waiting by the one
+backoff (write_model/backoff.py) between tries for as long as the outage lasts; every
+channel is LISTENed again, and the `on_reconnect` callbacks run, so that users can make up
+for notifications sent during the gap (the change feed re-sends the documents its
+subscribers watch). `healthy` says whether the
 listener is connected now, for /readyz and /metrics.
 """
 
@@ -15,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 
 import asyncpg
+
+from write_model import backoff
 
 log = logging.getLogger(__name__)
 
@@ -133,16 +135,17 @@ class PostgresListener:
         old, self._connection = self._connection, None
         if old is not None:
             old.terminate()
-        delay = self._backoff_seconds
+        failures = 0
         while True:
             try:
                 connection = await self._connect()
                 break
             except Exception as error:  # whatever a restarting server answers: try again
                 self.last_error = f"{type(error).__name__}: {error}"
+                failures += 1
+                delay = backoff.delay(failures, self._backoff_seconds, self._max_backoff_seconds)
                 log.warning("LISTEN reconnect failed (%s); retrying in %.1fs", error, delay)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, self._max_backoff_seconds)
+                await asyncio.sleep(delay)
         self._lost.clear()
         self._connection = connection
         self.reconnects += 1

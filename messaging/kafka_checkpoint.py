@@ -24,6 +24,7 @@ from log_follower.checkpoint.port import Progress
 from messaging.cloudevents import KafkaRecord
 from messaging.kafka_producer import KafkaUnavailable, TransactionalProducer
 from messaging.kafka_topics import TopicCreator
+from write_model import backoff
 from write_model.envelope import LogPosition
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class KafkaCheckpoint:
         client's metadata yet (`Unknown partition`): asked again until the timeout."""
         partition = TopicPartition(self.topic, 0, 0)
         deadline = time.monotonic() + self._timeout
+        failures = 0
         while True:
             try:
                 low, high = consumer.get_watermark_offsets(partition, timeout=self._timeout)
@@ -88,7 +90,8 @@ class KafkaCheckpoint:
                 unknown = code in (KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART)
                 if not unknown or time.monotonic() > deadline:
                     raise
-                time.sleep(0.1)
+                failures += 1
+                time.sleep(backoff.delay(failures, 0.05, 1.0))
 
     def _read(self, follower: str) -> LogPosition | None:
         consumer = Consumer(

@@ -93,7 +93,7 @@ class ProjectionConsumer:
             for keys in indexes:
                 await self._documents.ensure_index(
                     self.collection(logical),
-                    [SortKey(f, d) for f, d in keys],  # type: ignore[arg-type]
+                    [SortKey.of(f, d) for f, d in keys],
                 )
 
     async def handle(self, batch: Batch) -> list[KeyFailure]:

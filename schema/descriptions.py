@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
+from strawberry.types.enum import has_enum_definition
 
 from schema.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from write_model.domain.money import DEFAULT_CURRENCY, MAX_AMOUNT
@@ -102,7 +103,8 @@ def describe_values(enum: type, description: str, values: dict[str, str]) -> Non
     """Describe a strawberry enum and each of its values (the domain's OrderStatus is
     wrapped, not written here, so its values cannot carry `strawberry.enum_value`). Every
     value must be described: a new one without a description fails at import."""
-    definition = enum.__strawberry_definition__  # type: ignore[attr-defined]
+    assert has_enum_definition(enum), f"{enum.__name__} is not a strawberry enum"
+    definition = enum.__strawberry_definition__
     names = {value.name for value in definition.values}
     assert names == set(values), f"{definition.name}: describe exactly {sorted(names)}"
     definition.description = description

@@ -19,7 +19,8 @@ import strawberry
 from graphql import GraphQLError
 
 from write_model.access import Forbidden
-from write_model.bus import ConcurrencyConflict, IdempotencyKeyReused
+from write_model.bus import IdempotencyKeyReused
+from write_model.decide_and_append import ConcurrencyConflict
 from write_model.domain.errors import DomainError, InvalidState, NotFound, ValidationFailed
 
 # ----------------------------------------------------------- request errors

@@ -33,8 +33,10 @@ from write_model.envelope import RecordedEvent
 # ------------------------------------------------------------------- enums
 
 
-# The domain's own statuses, so a new one reaches the API (and the contract test) at once.
-OrderStatus = strawberry.enum(order_domain.OrderStatus, name="OrderStatus")
+# The domain's own statuses, so a new one reaches the API (and the contract test) at once:
+# strawberry makes the domain's enum a GraphQL enum in place, under this name.
+OrderStatus = order_domain.OrderStatus
+strawberry.enum(OrderStatus, name="OrderStatus")
 
 
 @strawberry.enum
@@ -324,7 +326,7 @@ class DomainEvent:
             version=event.version,
             position=str(event.position),
             occurred_at=event.occurred_at,
-            data=event.data,
+            data=JSON(event.data),
             correlation_id=strawberry.ID(metadata.correlation_id),
             causation_id=(strawberry.ID(metadata.causation_id) if metadata.causation_id else None),
             user_id=metadata.user_id,

@@ -19,13 +19,14 @@ T = TypeVar("T")
 
 def given(value: T | UnsetType | None) -> T | None:
     """The argument's value, None when it was left out (or null)."""
-    return None if value is UNSET else value  # type: ignore[return-value]
+    return None if isinstance(value, UnsetType) else value
 
 
 class Input:
     """Base of input types: fields left out become None once the input is built."""
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):  # type: ignore[arg-type]
+        assert dataclasses.is_dataclass(self), "an input type is a dataclass (strawberry.input)"
+        for field in dataclasses.fields(self):
             if getattr(self, field.name) is UNSET:
                 setattr(self, field.name, None)

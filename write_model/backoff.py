@@ -20,6 +20,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_after_delay,
+    stop_any,
     stop_never,
 )
 
@@ -43,19 +45,32 @@ def retrying(
     attempts: int | None,
     first_seconds: float,
     max_seconds: float,
+    within_seconds: float | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    before_sleep: Callable[[RetryCallState], None] | None = None,
 ) -> AsyncRetrying:
     """Try again after an `on` error, waiting `delay`, at most `attempts` tries in all
-    (None: until it succeeds); the last error is raised as it is. Use as
+    (None: no bound on tries) and, with `within_seconds`, no try after that many seconds
+    since the first (the last wait is cut short so that one try falls at that moment);
+    neither: until it succeeds. The last error is raised as it is. `before_sleep` sees
+    each failed try before its wait (to log it). Use as
     `async for attempt in retrying(...): with attempt: ...`."""
 
     def wait(state: RetryCallState) -> float:
-        return delay(state.attempt_number, first_seconds, max_seconds)
+        seconds = delay(state.attempt_number, first_seconds, max_seconds)
+        if within_seconds is None:
+            return seconds
+        return max(0.0, min(seconds, within_seconds - (state.seconds_since_start or 0.0)))
 
+    stops = [
+        *([stop_after_attempt(attempts)] if attempts is not None else []),
+        *([stop_after_delay(within_seconds)] if within_seconds is not None else []),
+    ]
     return AsyncRetrying(
-        stop=stop_after_attempt(attempts) if attempts is not None else stop_never,
+        stop=stop_any(*stops) if stops else stop_never,
         wait=wait,
         retry=retry_if_exception_type(on),
         reraise=True,
         sleep=sleep,
+        before_sleep=before_sleep,
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from write_model.domain.errors import ValidationFailed
 from write_model.domain.money import DEFAULT_CURRENCY
@@ -32,7 +32,8 @@ from write_model.domain.validation import (
     require_text,
 )
 
-Check = Callable[[str, str], object]  # (value, field name) -> raises ValidationFailed
+# (the field's value, whatever its type; the field's name) -> raises ValidationFailed
+Check = Callable[[Any, str], object]
 
 
 def _email(value: str, field: str) -> object:

@@ -30,7 +30,7 @@ EVENT_TYPES: tuple[type, ...] = (
     *typing.get_args(choreography.ParticipantEvent),
 )
 
-_SNAKE_CASE_UNTIL = {order.OrderItemAdded: 2}  # every other type: version 1
+_SNAKE_CASE_UNTIL: dict[type, int] = {order.OrderItemAdded: 2}  # every other type: version 1
 
 
 def _v1_order_item_added(data: dict[str, Any]) -> dict[str, Any]:

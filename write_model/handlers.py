@@ -19,11 +19,13 @@ from types import ModuleType
 from typing import Any
 
 from write_model import access, commands
-from write_model.bus import Decider, Decision, Handler, Lookup
+from write_model.bus import Handler, Lookup
+from write_model.decide_and_append import Decision
 from write_model.domain import customer, order, product
 from write_model.domain.errors import NotFound, ValidationFailed
 from write_model.domain.money import DEFAULT_CURRENCY, Money
 from write_model.snapshots import dataclass_snapshots
+from write_model.streams import Decider
 
 
 def _snapshotted(domain: ModuleType, state: type, schema_version: int) -> Decider[Any, Any, Any]:

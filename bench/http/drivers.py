@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.common import p50_p99_ms
 
@@ -22,7 +23,7 @@ class Load:
     `__SKU__` by the skus), each answer expected to be a 200 holding `expect`."""
 
     name: str
-    body: dict
+    body: dict[str, Any]
     ids: Sequence[str]
     expect: str
     skus: Sequence[str] = ()

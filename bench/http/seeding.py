@@ -39,21 +39,23 @@ class GraphQL:
             raise SystemExit(f"seeding failed: {response.status_code} {body}")
         return body["data"]
 
-    async def mutate(self, field: str, input_type: str, accepted: str, input: dict) -> dict:
+    async def mutate(
+        self, field: str, input_type: str, accepted: str, input: dict[str, Any]
+    ) -> dict[str, Any]:
         data = await self(
             f"mutation M($input: {input_type}!) {{ r: {field}(input: $input) {{ __typename"
             f" ... on {accepted} {{ version consistencyToken }}"
             " ... on UserError { code message } } }",
             {"input": input},
         )
-        result = data["r"]
+        result: dict[str, Any] = data["r"]
         if result["__typename"] != accepted:
             raise SystemExit(f"seeding {field} failed: {result}")
         return result
 
     async def mutate_all(
-        self, field: str, input_type: str, accepted: str, inputs: Sequence[dict]
-    ) -> list[dict]:
+        self, field: str, input_type: str, accepted: str, inputs: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """One mutation per input, 16 at a time."""
         return await bounded([self.mutate(field, input_type, accepted, i) for i in inputs])
 
@@ -146,7 +148,7 @@ async def seed_drafts(base_url: str, seeded: Seeded, drafts: int) -> list[str]:
     return order_ids
 
 
-async def create_orders(api: GraphQL, inputs: Sequence[dict]) -> None:
+async def create_orders(api: GraphQL, inputs: Sequence[dict[str, Any]]) -> None:
     """`createOrder` for each input, then wait until the projections have caught up."""
     await api.mutate_all("createOrder", "CreateOrderInput", "OrderAccepted", inputs)
     await caught_up(api)

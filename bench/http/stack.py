@@ -24,7 +24,8 @@ from bench.common import ROOT, AppProcess, drop_mongo_database, own_postgres_dat
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @contextlib.asynccontextmanager

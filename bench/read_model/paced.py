@@ -12,11 +12,12 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from bench.common import AppProcess, percentile, say, verdict
 from bench.read_model.seeding import Append, Catalog, EventFactory, paced_order_appends
 from bench.read_model.services import caught_up, lag_in_events
-from read_model.change_feed.port import ChangeFeed
+from read_model.change_feed.port import ChangeFeed, FeedGap, FeedItem
 from read_model.document_store.port import DocumentStore
 from read_model.projector_process import active_version
 from read_model.runner import physical_collection
@@ -81,9 +82,12 @@ async def paced_lag_run(
     received: dict[str, list[tuple[int, float]]] = defaultdict(list)
     notifications = 0
 
-    async def consume(changes: AsyncIterator[list]) -> None:
+    async def consume(changes: AsyncIterator[FeedItem]) -> None:
         nonlocal notifications
         async for batch in changes:
+            if isinstance(batch, FeedGap):
+                say(f"  the change feed had a gap ({batch.reason}): notifications were lost")
+                continue
             now = time.monotonic()
             for change in batch:
                 if change.collection == "orders":
@@ -104,7 +108,7 @@ async def paced_lag_run(
     pauses: list[float] = []
     gc_started = [0.0]
 
-    def on_gc(phase: str, info: dict) -> None:
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             gc_started[0] = time.perf_counter()
         else:

@@ -31,7 +31,7 @@ from log_follower.leader_lock.in_process import InProcessLeaderLock
 from log_follower.source.log import LogSource
 from log_follower.source.shared import SharedReader
 from read_model.document_store.memory import InMemoryDocumentStore
-from read_model.document_store.mongo import MongoDocumentStore
+from read_model.document_store.port import DocumentStore
 from read_model.projections import ALL_PROJECTIONS, OrdersProjection
 from read_model.projections.base import Projection
 from read_model.projector_process import (
@@ -84,7 +84,7 @@ async def rebuild_into_memory(
 
 async def rebuild_into_mongo(
     events: postgres.PostgresEventStore,
-    documents: MongoDocumentStore,
+    documents: DocumentStore,
     registry: EventTypeRegistry,
     projections: Sequence[Projection],
     batch_size: int,
@@ -148,18 +148,14 @@ async def rebuild_benchmark(
         if mongo_url and not args.skip_mongo:
             for label, projections in projection_sets():
                 name = f"bench_{tag}_{label.replace(' ', '')}"
-                async with mongo_database(mongo_url, name) as documents:
+                async with mongo_database(mongo_url, name) as mongo:
                     totals: dict[str, list[float]] = {}
                     cpu = time.process_time()
                     seconds, versions = await rebuild_into_mongo(
-                        store,
-                        Timed(documents, totals),  # type: ignore[arg-type]
-                        registry,
-                        projections,
-                        args.batch_size,
+                        store, Timed(mongo, totals), registry, projections, args.batch_size
                     )
                     cpu = time.process_time() - cpu
-                    orders = await documents.count(
+                    orders = await mongo.count(
                         physical_collection("orders", versions["orders"]), {}
                     )
                 gc.collect()

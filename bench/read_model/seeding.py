@@ -71,12 +71,12 @@ class EventFactory:
         return out
 
 
-def decided(commands: Sequence[object]) -> list[list[object]]:
+def decided(commands: Sequence[order.OrderCommand]) -> list[list[order.OrderEvent]]:
     """Each order command's events, through the domain's own decide/evolve."""
     state: order.OrderState = None
     per_command = []
     for command in commands:
-        events = order.decide(command, state)  # type: ignore[arg-type]
+        events = order.decide(command, state)
         for event in events:
             state = order.evolve(state, event)
         per_command.append(events)
@@ -129,7 +129,7 @@ def whole_order_append(
 ) -> Append:
     """Created, 3 items, shipping address, submitted (and maybe confirmed): one append."""
     items = rng.sample(catalog.products, 3)
-    commands: list[object] = [
+    commands: list[order.OrderCommand] = [
         order.CreateOrder(order_id, rng.choice(catalog.customers), TAX_RATE),
         *(
             order.AddOrderItem(order_id, PricedItem(pid, name, rng.randint(1, 5), price))

@@ -178,8 +178,8 @@ async def in_process_projector(
         for projection in ALL_PROJECTIONS:
             totals = timings.setdefault(projection.name, {}) if timings is not None else None
             deps = ProjectorDependencies(
-                events=Timed(events, totals) if totals is not None else events,  # type: ignore[arg-type]
-                documents=Timed(documents, totals) if totals is not None else documents,  # type: ignore[arg-type]
+                events=Timed(events, totals) if totals is not None else events,
+                documents=Timed(documents, totals) if totals is not None else documents,
                 registry=registry,
                 feed=feed,
                 parts=parts,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from bench.common import say
 
@@ -21,12 +22,12 @@ class Timed:
         self._inner = inner
         self._totals = totals
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)
         if not asyncio.iscoroutinefunction(attribute):
             return attribute
 
-        async def timed(*args, **kwargs):
+        async def timed(*args: Any, **kwargs: Any) -> Any:
             entry = self._totals.setdefault(name, [0, 0.0, 0, 0])
             entry[0] += 1
             entry[2] += _documents_in(name, args, kwargs)
@@ -41,7 +42,7 @@ class Timed:
         return timed
 
 
-def _documents_in(method: str, args: tuple, kwargs: dict) -> int:
+def _documents_in(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
     position, keyword = {
         "bulk_write": (0, "puts"),
         "get_many": (1, "ids"),
@@ -69,7 +70,8 @@ def report_timings(timings: Timings, wall: float) -> None:
         for call, entry in sorted(
             totals.items(), key=lambda kv: timed_seconds(kv[1]), reverse=True
         ):
-            calls, seconds, documents, in_flight = (*entry[:1], timed_seconds(entry), *entry[2:])
+            calls, documents, in_flight = entry[0], entry[2], entry[3]
+            seconds = timed_seconds(entry)
             if seconds < 0.05 * wall and call not in ("bulk_write", "get_many"):
                 continue
             per = f", {seconds * 1000 / documents:.1f} ms per document" if documents else ""

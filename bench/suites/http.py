@@ -15,6 +15,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -107,7 +108,7 @@ async def seeded_stack(base_url: str, run: Run) -> tuple[Seeded, list[str]]:
     return seeded, drafts
 
 
-async def documents(base_url: str, ids: list[str]) -> list[dict]:
+async def documents(base_url: str, ids: list[str]) -> list[dict[str, Any]]:
     """The order documents as Orders answers them: what the peer answers from its dict."""
     async with httpx.AsyncClient(timeout=30) as http:
         answers = []

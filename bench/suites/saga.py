@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 import uuid
 
+from app.wiring import SagaMode
 from bench.common import own_postgres_database
 from bench.figures import Curve, Run, suite
 from bench.saga import latency, throughput
 
-MODES = ("orchestration", "choreography")
+MODES: tuple[SagaMode, ...] = ("orchestration", "choreography")
 # Targets of the issue "Speed" (sagas/s with 1,000 queued; p99 at 50 submits/s).
 THROUGHPUT_TARGET = {"orchestration": 300.0, "choreography": 200.0}
 LATENCY_TARGET_MS = {"choreography": 250.0}

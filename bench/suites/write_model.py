@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import uuid
+from typing import Any
 
 from bench.common import ROOT, own_postgres_database, say
 from bench.figures import Curve, Run, suite
@@ -17,7 +18,7 @@ from bench.peers.pgbench import insert_tps
 from bench.write_model import run as orders_workload
 
 
-async def eventsourcing_workload(dsn: str, clients: int, seconds: float) -> dict:
+async def eventsourcing_workload(dsn: str, clients: int, seconds: float) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -33,7 +34,8 @@ async def eventsourcing_workload(dsn: str, clients: int, seconds: float) -> dict
     output = (await process.communicate())[0].decode()
     if process.returncode != 0:
         raise RuntimeError(f"the eventsourcing peer failed ({process.returncode}): {output}")
-    return json.loads(output.strip().splitlines()[-1])
+    workload: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return workload
 
 
 @suite("write_model", order=10, title="Write model", needs=("postgres",))

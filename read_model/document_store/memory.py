@@ -98,10 +98,10 @@ class InMemoryDocumentStore:
                     return c * key.direction
             return 0
 
-        rows = sorted(
-            ((row(d), d) for d in matching),
-            key=functools.cmp_to_key(lambda a, b: compare_rows(a[0], b[0])),
-        )
+        def compare_found(a: tuple[list[Any], Document], b: tuple[list[Any], Document]) -> int:
+            return compare_rows(a[0], b[0])
+
+        rows = sorted(((row(d), d) for d in matching), key=functools.cmp_to_key(compare_found))
         if after is not None:
             rows = [(r, d) for r, d in rows if compare_rows(r, list(after)) > 0]
         documents = [copied(d) for _, d in rows[: limit + 1]]

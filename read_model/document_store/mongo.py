@@ -11,9 +11,9 @@ write error (a unique secondary index, a type clash) raises DocumentWriteConflic
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from bson.codec_options import CodecOptions
 from bson.int64 import Int64
@@ -52,15 +52,18 @@ class MongoUnavailableError(ConnectionError):
     """The Mongo-wire server could not be reached (or the URL is not valid)."""
 
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def _unavailable_when_disconnected(method: F) -> F:
+def _unavailable_when_disconnected(
+    method: Callable[P, Awaitable[R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
     """The port's DocumentStoreUnavailable for a connection that failed or a server that
     could not be selected in time, so callers can tell an outage (retryable) from a bug."""
 
     @functools.wraps(method)
-    async def translated(*args: Any, **kwargs: Any) -> Any:
+    async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
         except ConnectionFailure as error:
@@ -69,17 +72,17 @@ def _unavailable_when_disconnected(method: F) -> F:
                 f"MongoDB is unavailable: {type(error).__name__}: {reason}"
             ) from error
 
-    return translated  # type: ignore[return-value]
+    return translated
 
 
 class MongoDocumentStore:
     def __init__(
-        self, client: AsyncMongoClient, database: str, *, owns_client: bool = False
+        self, client: AsyncMongoClient[Document], database: str, *, owns_client: bool = False
     ) -> None:
         """`owns_client`: close() also closes the client (as it does after `connect`)."""
         self._client = client
         # Whatever the client's options, read datetimes back tz-aware in UTC.
-        self._db: AsyncDatabase = client.get_database(
+        self._db: AsyncDatabase[Document] = client.get_database(
             database, codec_options=CodecOptions(tz_aware=True, tzinfo=UTC)
         )
         self._owns_client = owns_client
@@ -106,7 +109,7 @@ class MongoDocumentStore:
         round trips). Errors never quote the URL (it may hold a password): the caller names
         the setting it came from."""
         try:
-            client: AsyncMongoClient = AsyncMongoClient(
+            client: AsyncMongoClient[Document] = AsyncMongoClient(
                 url,
                 tz_aware=True,
                 serverSelectionTimeoutMS=timeout_ms,
@@ -127,7 +130,7 @@ class MongoDocumentStore:
         return cls(client, database, owns_client=True)
 
     @property
-    def database(self) -> AsyncDatabase:
+    def database(self) -> AsyncDatabase[Document]:
         """The pymongo database (for admin tooling and tests; projections use the port)."""
         return self._db
 
@@ -179,9 +182,10 @@ class MongoDocumentStore:
     @_unavailable_when_disconnected
     async def count(self, collection: str, filter: Mapping[str, Any]) -> int:
         check_equality_filter(filter)
+        if filter:
+            return await self._collection(collection).count_documents(dict(filter))
         # Counting everything walks the `_id` index rather than the documents.
-        hint = {} if filter else {"hint": "_id_"}
-        return await self._collection(collection).count_documents(dict(filter), **hint)
+        return await self._collection(collection).count_documents({}, hint="_id_")
 
     @_unavailable_when_disconnected
     async def changed_after(self, collection: str, position: str, limit: int) -> list[Document]:
@@ -206,7 +210,7 @@ class MongoDocumentStore:
         for update in updates:
             check_equality_filter(update.filter)
 
-        by_collection: dict[str, list[ReplaceOne]] = {}
+        by_collection: dict[str, list[ReplaceOne[Document]]] = {}
         for put in puts:
             document = dict(put.document)
             by_collection.setdefault(put.collection, []).append(
@@ -270,7 +274,7 @@ class MongoDocumentStore:
         """The collection's indexes other than the implicit `_id` one. Not part of the port."""
         information = await self._collection(collection).index_information()
         return [
-            tuple(SortKey(field, int(direction)) for field, direction in index["key"])
+            tuple(SortKey.of(field, direction) for field, direction in index["key"])
             for name, index in information.items()
             if name != "_id_"
         ]

@@ -66,6 +66,16 @@ class SortKey:
     field: str
     direction: Literal[1, -1] = 1
 
+    @staticmethod
+    def of(field: str, direction: object) -> SortKey:
+        """A key whose direction comes as a number (1 or -1) from elsewhere: a
+        projection's index, a server's index information."""
+        if direction == 1:
+            return SortKey(field, 1)
+        if direction == -1:
+            return SortKey(field, -1)
+        raise ValueError(f"{field}: a direction is 1 or -1, not {direction!r}")
+
 
 @dataclass(frozen=True, slots=True)
 class Page:

@@ -135,7 +135,7 @@ def apply_set(collection: str, document: Document, fields: Mapping[str, Any]) ->
     paths MongoDB refuses raise DocumentWriteConflict."""
     paths = [path.split(".") for path in fields]
     _check_set_paths(collection, paths)
-    changed = copied(document)
+    changed: Document = copied(document)
     for path, value in zip(paths, fields.values(), strict=True):
         _set_path(collection, changed, path, copied(value))
     return changed
@@ -228,7 +228,7 @@ def compare(a: Any, b: Any) -> int:
         a, b = _aware(a), _aware(b)
     if rank_a == 7:
         a, b = str(a), str(b)
-    return (a > b) - (a < b)
+    return int(a > b) - int(a < b)
 
 
 def _compare_sequences(a: list[Any], b: list[Any]) -> int:

@@ -17,12 +17,14 @@ with nothing left to run or undo finishes it (ConfirmOrder or RejectOrder): ship
 it shipped, the last participant to undo after a failure or cancel.
 
 Order of the writes: effects, then confirming or rejecting the order when the saga is
-finished by them, then the saga's record (with its finish) and the participant's own event
-in ONE append to both streams (all or nothing). So the next participant, which follows the
-own event, always finds the step recorded, and a participant killed before that append
-handles the trigger again in full (its own event is what says the trigger was handled:
-with it there, the trigger is passed over). A failed step is recorded before it is undone,
-so the failure shows while its undo waits on a provider.
+finished by them, then the saga's record (the start or the cancel this trigger decided,
+what the step came to, the finish) and the participant's own event in ONE append to both
+streams (all or nothing). So the next participant, which follows the own event, always
+finds the step recorded, and a participant killed before that append handles the trigger
+again in full (its own event is what says the trigger was handled: with it there, the
+trigger is passed over; the effects are keyed, so running them again does nothing twice).
+A failed step is recorded before it is undone, so the failure shows while its undo waits
+on a provider.
 
 Exactly once: effects carry the saga's keys; every event appended gets an id derived from
 its trigger's event id and its purpose, and every recording is idempotent on the stream's
@@ -155,13 +157,16 @@ class FulfillmentParticipant:
 
     async def _act(self, turn: _Turn, found: Fulfillment | None, placed: order.OrderState) -> None:
         step = self._step
+        # Decided in this turn and recorded with what follows (the start, with the first
+        # step's outcome and my own event).
+        pending: tuple[fulfillment.FulfillmentCommand, ...] = ()
         if step is fulfillment.Step.RESERVE_INVENTORY:
-            saga = await self._start(turn, placed)
-        else:
+            if found is None:
+                pending = (self._start(turn, placed),)
+        elif found is None or _cancelled(placed):
             # No charge or shipment for a cancelled order (as in orchestration).
-            if found is None or _cancelled(placed):
-                return await self._cancel(turn, found)
-            saga = found
+            return await self._cancel(turn, found)
+        saga = decided(found, pending)
         status = saga.record(step).status
         recorded: tuple[fulfillment.FulfillmentCommand, ...] = ()
         if status is StepStatus.STARTED and saga.state is FulfillmentState.RUNNING:
@@ -172,7 +177,7 @@ class FulfillmentParticipant:
             except DomainError:
                 # Shipping found its reserved stock released: a cancel got there first.
                 if _cancelled((await self._streams.load(ORDER, turn.order_id))[0]):
-                    return await self._cancel(turn, saga)
+                    return await self._cancel(turn, found, pending)
                 raise
             recorded = (outcome,)
         elif status is StepStatus.DONE:  # recorded before a crash; its own event was not
@@ -180,18 +185,18 @@ class FulfillmentParticipant:
         elif status is StepStatus.FAILED:
             outcome = RecordStepFailed(step, saga.record(step).detail or f"{step} failed")
         else:
-            return await self._settle(turn, saga)  # the saga moved on (a cancel) without it
+            return await self._settle(turn, found)  # the saga moved on (a cancel) without it
         own: choreography.ParticipantCommand
         match outcome:
             case RecordStepSucceeded(_, detail):
                 own = choreography.RecordDone(turn.order_id, detail)
             case RecordStepFailed(_, reason):
                 # The failure shows before its undo, which may wait long on a provider.
-                for command in recorded:
-                    saga = await self._record_saga(turn, command)
+                found = saga = await self._record_saga(turn, (*pending, *recorded))
+                pending = ()
                 recorded = await self._undo_effects(turn, saga)
                 own = choreography.RecordFailed(turn.order_id, reason)
-        await self._conclude(turn, saga, recorded, own)
+        await self._conclude(turn, found, (*pending, *recorded), own)
 
     async def _undo(self, turn: _Turn, saga: Fulfillment | None) -> None:
         """A later step failed and was cleaned up: undo mine, and say so."""
@@ -200,22 +205,33 @@ class FulfillmentParticipant:
         undone = await self._undo_effects(turn, saga)
         await self._conclude(turn, saga, undone, choreography.RecordUndone(turn.order_id))
 
-    async def _cancel(self, turn: _Turn, saga: Fulfillment | None) -> None:
-        """The order was cancelled: undo whatever my step began."""
-        if saga is None:
+    async def _cancel(
+        self,
+        turn: _Turn,
+        saga: Fulfillment | None,
+        pending: Sequence[fulfillment.FulfillmentCommand] = (),
+    ) -> None:
+        """The order was cancelled: undo whatever my step began. `pending`: decided on
+        `saga` in this turn, not recorded yet (a start)."""
+        if saga is None and not pending:
             return  # not started (a draft cancelled, or inventory will start and see it)
-        await self._settle(turn, await self._record_saga(turn, CancelFulfillment()))
+        await self._settle(turn, saga, (*pending, CancelFulfillment()))
 
-    async def _settle(self, turn: _Turn, saga: Fulfillment) -> None:
-        """Undo what my step began if the saga is being undone; finish it if I am last."""
-        undone = await self._undo_effects(turn, saga)
-        if decided(saga, undone).record(self._step).status is StepStatus.COMPENSATED:
-            return await self._conclude(
-                turn, saga, undone, choreography.RecordUndone(turn.order_id)
-            )
-        for command in undone:
-            saga = await self._record_saga(turn, command)
-        await self._finish(turn, saga)
+    async def _settle(
+        self,
+        turn: _Turn,
+        saga: fulfillment.FulfillmentSagaState,
+        pending: Sequence[fulfillment.FulfillmentCommand] = (),
+    ) -> None:
+        """Undo what my step began if the saga is being undone; finish it if I am last.
+        `pending` (a cancel) is recorded with what the undo records and, when my step is
+        undone, my own event: in one append."""
+        after = decided(saga, pending)
+        undone = await self._undo_effects(turn, after)
+        own = None
+        if decided(after, undone).record(self._step).status is StepStatus.COMPENSATED:
+            own = choreography.RecordUndone(turn.order_id)
+        await self._conclude(turn, saga, (*pending, *undone), own)
 
     async def _undo_effects(
         self, turn: _Turn, saga: Fulfillment
@@ -232,7 +248,7 @@ class FulfillmentParticipant:
         """Confirm or reject the order when nothing is left to run or undo."""
         finish = await self._finishing(turn, saga)
         if finish is not None:
-            await self._record_saga(turn, finish)
+            await self._record_saga(turn, (finish,))
 
     async def _finishing(
         self, turn: _Turn, saga: fulfillment.FulfillmentSagaState
@@ -257,64 +273,60 @@ class FulfillmentParticipant:
 
     # ---------------------------------------------------------------- reads
 
-    async def _start(self, turn: _Turn, placed: order.OrderState) -> Fulfillment:
+    def _start(self, turn: _Turn, placed: order.OrderState) -> StartFulfillment:
         if placed is None or placed.shipping_address is None:
             raise ValueError(f"order {turn.order_id} was submitted without items or an address")
-        start = StartFulfillment(
+        return StartFulfillment(
             turn.order_id,
             placed.customer_id,
             tuple(fulfillment.Line(line.product_id, line.quantity) for line in placed.lines),
             placed.totals().total,
             placed.shipping_address,
         )
-        saga = await self._record_saga(turn, start)
-        return saga
 
     # ------------------------------------------------------------ recording
 
     async def _record_saga(
-        self, turn: _Turn, command: fulfillment.FulfillmentCommand
+        self, turn: _Turn, recorded: Sequence[fulfillment.FulfillmentCommand]
     ) -> Fulfillment:
-        saga: Fulfillment | None = await self._record(turn, FULFILLMENT, command)
-        assert saga is not None, "a recorded saga exists"
-        return saga
-
-    async def _record(self, turn: _Turn, decider: Decider[Any, Any, Any], command: Any) -> Any:
-        """Decide `command` on the stream as last known in this turn and append it
-        (another writer got there first: read again, decide again). Ids: trigger +
-        participant + what is recorded."""
-        stream_id = decider.stream_id(turn.order_id)
-        decided = await self._decide_and_append.one(
-            Decision(decider, turn.order_id, command, loaded=turn.known.pop(stream_id, None)),
+        """Decide `recorded` in turn on the saga stream as last known in this turn and
+        append them in one append (another writer got there first: read again, decide
+        again). Ids: trigger + participant + what is recorded."""
+        saga_id = FULFILLMENT.stream_id(turn.order_id)
+        names = "+".join(type(command).__name__ for command in recorded)
+        decided_saga = await self._decide_and_append.one(
+            recording(turn.order_id, recorded, loaded=turn.known.pop(saga_id, None)),
             turn.context,
-            key=f"{turn.trigger_id}:{self.participant}:{type(command).__name__}",
+            key=f"{turn.trigger_id}:{self.participant}:{names}",
             append_empty=False,
         )
-        state = decided.state()
-        turn.known[stream_id] = (state, decided.version)
-        return state
+        saga: Fulfillment | None = decided_saga.state()
+        assert saga is not None, "a recorded saga exists"
+        turn.known[saga_id] = (saga, decided_saga.version)
+        return saga
 
     async def _conclude(
         self,
         turn: _Turn,
-        saga: Fulfillment,
+        saga: fulfillment.FulfillmentSagaState,
         recorded: Sequence[fulfillment.FulfillmentCommand],
-        own: choreography.ParticipantCommand,
+        own: choreography.ParticipantCommand | None,
     ) -> None:
         """Record `recorded` on the saga stream (after `saga`, as last known in this turn),
         finishing the saga when nothing is left after it (confirm or reject the order
-        first: keyed, so idempotent), and my own event: in one append. My own event is
-        what the next participant follows and what says the trigger was handled, so it
-        and the saga's record are there together or not at all."""
+        first: keyed, so idempotent), and my own event (None: none): in one append. My own
+        event is what the next participant follows and what says the trigger was handled,
+        so it and the saga's record are there together or not at all."""
         finish = await self._finishing(turn, decided_state(saga, recorded))
         if finish is not None:
             recorded = (*recorded, finish)
         saga_id, own_id = FULFILLMENT.stream_id(turn.order_id), self._own.stream_id(turn.order_id)
-        decided_saga, _ = await self._decide_and_append.together(
-            [
-                recording(turn.order_id, recorded, loaded=turn.known.pop(saga_id, None)),
-                Decision(self._own, turn.order_id, own, loaded=turn.known.pop(own_id, None)),
-            ],
+        decisions = [recording(turn.order_id, recorded, loaded=turn.known.pop(saga_id, None))]
+        if own is not None:
+            loaded = turn.known.pop(own_id, None)
+            decisions.append(Decision(self._own, turn.order_id, own, loaded=loaded))
+        decided_saga, *_ = await self._decide_and_append.together(
+            decisions,
             turn.context,
             key=f"{turn.trigger_id}:{self.participant}:concluded",
             append_empty=False,
@@ -327,8 +339,11 @@ class FulfillmentParticipant:
             await self._finish(turn, now)
 
 
-def decided(saga: Fulfillment, recorded: Sequence[fulfillment.FulfillmentCommand]) -> Fulfillment:
-    """The saga once `recorded` is recorded (a started saga stays started)."""
+def decided(
+    saga: fulfillment.FulfillmentSagaState, recorded: Sequence[fulfillment.FulfillmentCommand]
+) -> Fulfillment:
+    """The saga once `recorded` is recorded (a started saga stays started; a saga not
+    started yet is started by `recorded`)."""
     after = decided_state(saga, recorded)
     assert after is not None, "a started saga stays started"
     return after

@@ -1,7 +1,8 @@
-"""Around every gateway call: a timeout, retries of transient failures with exponential
-backoff and jitter (tenacity), and a circuit breaker per gateway that opens after repeated
-failures (calls then fail fast with a clear reason) and lets a trial call through after a
-cool-down. A refusal (a declined card) is an answer, not a failure of the gateway."""
+"""Around every gateway call: a timeout, retries of transient failures waiting by the one
+backoff (write_model/backoff.py, through tenacity), and a circuit breaker per gateway that
+opens after repeated failures (calls then fail fast with a clear reason) and lets a trial
+call through after a cool-down. A refusal (a declined card) is an answer, not a failure of
+the gateway."""
 
 from __future__ import annotations
 
@@ -11,20 +12,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from tenacity import (
-    AsyncRetrying,
-    RetryError,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
-
 from sagas.gateways.port import (
     GatewayOutcome,
     PaymentGateway,
     ShippingGateway,
     TransientGatewayError,
 )
+from write_model import backoff
 from write_model.domain.money import Money
 from write_model.domain.order import Address
 
@@ -35,7 +29,7 @@ log = logging.getLogger(__name__)
 class CallPolicy:
     timeout_seconds: float = 5.0
     max_attempts: int = 3
-    backoff_seconds: float = 0.05  # first wait; doubled per attempt, plus up to as much jitter
+    backoff_seconds: float = 0.05  # the one backoff's first bound (write_model/backoff.py)
     max_backoff_seconds: float = 2.0
     breaker_failures: int = 5  # consecutive failed calls that open the breaker
     breaker_cooldown_seconds: float = 10.0
@@ -99,23 +93,17 @@ class Resilient:
             return GatewayOutcome.out_of_reach(
                 f"{self.name} gateway unavailable: circuit open after repeated failures"
             )
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts),
-            wait=wait_exponential_jitter(
-                multiplier=policy.backoff_seconds,
-                max=policy.max_backoff_seconds,
-                jitter=policy.backoff_seconds,
-            ),
-            retry=retry_if_exception_type((TransientGatewayError, TimeoutError)),
-        )
-
-        async def once() -> GatewayOutcome:
-            return await asyncio.wait_for(attempt(), policy.timeout_seconds)
-
+        retried = (TransientGatewayError, TimeoutError)
         try:
-            outcome: GatewayOutcome = await retrying(once)
-        except RetryError as exhausted:
-            error = exhausted.last_attempt.exception()
+            async for tried in backoff.retrying(
+                retried,
+                attempts=policy.max_attempts,
+                first_seconds=policy.backoff_seconds,
+                max_seconds=policy.max_backoff_seconds,
+            ):
+                with tried:
+                    outcome = await asyncio.wait_for(attempt(), policy.timeout_seconds)
+        except retried as error:
             why = (
                 f"timed out after {policy.timeout_seconds:g} s"
                 if isinstance(error, TimeoutError)

@@ -23,7 +23,6 @@ from sagas.orchestrator import FULFILLMENT, FulfillmentOrchestrator
 from tests.integration.read_side import postgres_store
 from tests.integration.write_side import build_bus
 from write_model import commands
-from write_model.backoff import pause
 from write_model.bus import CommandBus, Streams
 from write_model.command_context import CommandContext
 from write_model.decide_and_append import ConcurrencyConflict
@@ -165,8 +164,9 @@ async def react_to(handler: KeyHandler, events: Sequence[RecordedEvent]) -> None
     """Hand events to a saga's handler as its follower does (each key's events in log order,
     keys at once); a key that fails fails the call, except that a key whose writes kept
     conflicting (a ConcurrencyConflict: contention, not a fault) is tried again from its
-    failing event, up to the follower's tries, as the follower does."""
-    tries = FollowerSettings().max_attempts
+    failing event, up to the follower's tries, waiting as the follower does."""
+    settings = FollowerSettings()
+    tries = settings.max_attempts
     for attempt in range(1, tries + 1):
         if not events:
             return
@@ -184,4 +184,4 @@ async def react_to(handler: KeyHandler, events: Sequence[RecordedEvent]) -> None
             for e in events
             if (key := handler.key_of(e)) in resume and e.log_position >= resume[key]
         ]
-        await pause(attempt, FollowerSettings().backoff_seconds, 5.0)
+        await asyncio.sleep(settings.key_retry_delay(attempt))

@@ -1,39 +1,58 @@
-"""Play domain events through a projection the way the projector runner does, in memory.
+"""Play domain events through a projection on the projector's own runner, in memory.
 
 h = ProjectionHarness(OrdersProjection())
 h.given(("Customer-c1", CustomerRegistered("c1", "Ada", "ada@example.com")))
 h.when(("Order-o1", OrderCreated("o1", "c1", Decimal("0.10"))))
 assert h.doc("orders", "o1")["customerName"] == "Ada"
 
-Each event is serialized with the event registry and read back (as the runner does), given
-the next version of its stream, the next log position and a clock one minute later. Per
-event: load `reads`, compute `keys(event, view)`, evolve each key in order (checking that
-the input document is left unchanged), then apply the `effects` to the documents in memory.
-Per batch (one event unless `batch_size` says more): the evolved documents are put, then
-the effects are applied in order, as the document store's `bulk_write` does.
+The events are appended to an in-memory event store, one append each (so the Nth event is
+at log position N, occurred one minute after the previous: `at(N)`), and the projection's
+follower, as the projector process builds it (`projection_follower`: the follower loop and
+`ProjectionConsumer`), follows the log into an in-memory document store, `batch_size`
+events a batch. The projection is watched on the way: `evolve` must leave its input
+document unchanged. A projection that fails parks the event, and the harness fails the
+test with the parked event's error.
+
+The harness is synchronous for the given / when / then tests: the harnesses run their
+stores and followers on an event loop of their own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import copy
 import uuid
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
-from read_model.document_store.port import POSITION_FIELD, Document, UpdateMany, position_key
-from read_model.document_store.rules import apply_set, matches
-from read_model.projections.base import DocKey, ProjectedEvent, Projection
-from write_model.envelope import EventMetadata, LogPosition, RecordedEvent
+from log_follower.dead_letters.memory import InMemoryDeadLetters
+from log_follower.decoded import DecodedEvents
+from log_follower.follower import FollowerSettings
+from read_model.document_store.memory import InMemoryDocumentStore
+from read_model.document_store.port import POSITION_FIELD, Document, position_key
+from read_model.projections.base import DocKey, ProjectedEvent, Projection, View
+from read_model.runner import physical_collection
+from tests.projecting import WrappedProjection, projection_runner
+from write_model.envelope import EventMetadata, NewEvent, RecordedEvent
+from write_model.event_store.memory import InMemoryEventStore
+from write_model.event_store.port import ANY
 from write_model.event_types import build_registry
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 STEP = timedelta(minutes=1)
+# The collection version the harness's follower writes (its documents' physical names).
+VERSION = 1
 
 Played = tuple[str, Any]  # (stream id, domain event)
+T = TypeVar("T")
 
 _REGISTRY = build_registry()
+# The harnesses' event loop: one for all of them, never set as the thread's current loop
+# (the async tests' is), closed when the tests end.
+_RUNNER = asyncio.Runner(loop_factory=asyncio.new_event_loop)
+atexit.register(_RUNNER.close)
 
 
 def at(position: int) -> datetime:
@@ -41,13 +60,36 @@ def at(position: int) -> datetime:
     return T0 + STEP * position
 
 
+class LeavesItsInputUnchanged(WrappedProjection):
+    """The projection, with every `evolve` checked not to change the document it is given
+    (the runner's batch shares that document with the events after it)."""
+
+    def evolve(
+        self, key: DocKey, doc: Document | None, event: ProjectedEvent, view: View
+    ) -> Document | None:
+        before = copy.deepcopy(doc)
+        evolved = self.inner.evolve(key, doc, event, view)
+        assert doc == before, f"evolve changed its input document {key}"
+        return evolved
+
+
 class ProjectionHarness:
     def __init__(self, projection: Projection, *, batch_size: int = 1) -> None:
         self.projection = projection
-        self.batch_size = batch_size
-        self.store: dict[DocKey, Document] = {}
+        self.events = InMemoryEventStore()
+        self.documents = InMemoryDocumentStore()
+        self.dead_letters = InMemoryDeadLetters()
         self.recorded: list[RecordedEvent] = []
-        self._versions: dict[str, int] = {}
+        self._follower = projection_runner(
+            LeavesItsInputUnchanged(projection),
+            self.events,
+            self.documents,
+            _REGISTRY,
+            version=VERSION,
+            # A failing event is parked at once: the harness reports it (below).
+            settings=FollowerSettings(batch_size=batch_size, max_attempts=1, backoff_seconds=0),
+            dead_letters=self.dead_letters,
+        )
 
     # ------------------------------------------------------------- given / when
 
@@ -58,9 +100,11 @@ class ProjectionHarness:
         return self.play(events)
 
     def play(self, events: Iterable[Played]) -> ProjectionHarness:
-        pending = [self.record(stream_id, event) for stream_id, event in events]
-        for start in range(0, len(pending), self.batch_size):
-            self._apply_batch(pending[start : start + self.batch_size])
+        """Append the events to the log and follow it to its end (with any event appended
+        by `record` before them)."""
+        for stream_id, event in events:
+            self.record(stream_id, event)
+        self._run(self._follow())
         return self
 
     # ------------------------------------------------------------------- then
@@ -78,81 +122,68 @@ class ProjectionHarness:
         }
 
     @property
+    def store(self) -> dict[DocKey, Document]:
+        """Every document of the projection's collections, as stored (with `_pos`)."""
+        return self._run(self._stored())
+
+    @property
     def last(self) -> RecordedEvent:
         return self.recorded[-1]
 
     # ---------------------------------------------------------------- recording
 
     def record(self, stream_id: str, event: Any) -> RecordedEvent:
+        """Append the event to the log (the next `play` follows it) and return it as the
+        store recorded it."""
+        return self._run(self._append(stream_id, event))
+
+    async def _append(self, stream_id: str, event: Any) -> RecordedEvent:
         type_name, data, schema_version = _REGISTRY.serialize(event)
-        version = self._versions.get(stream_id, 0) + 1
-        self._versions[stream_id] = version
         position = len(self.recorded) + 1
-        recorded = RecordedEvent(
-            event_id=uuid.UUID(int=position),
-            stream_id=stream_id,
-            type=type_name,
-            version=version,
-            position=position,
-            transaction_id=position,
-            occurred_at=at(position),
-            data=data,
-            metadata=EventMetadata(correlation_id=f"c{position}", schema_version=schema_version),
+        new = NewEvent(
+            uuid.UUID(int=position),
+            type_name,
+            data,
+            EventMetadata(correlation_id=f"c{position}", schema_version=schema_version),
+            at(position),
         )
+        appended = await self.events.append_to_stream(
+            stream_id, stream_id.split("-")[0], ANY, [new]
+        )
+        [recorded] = await self.events.read_stream(stream_id, from_version=appended.version)
         self.recorded.append(recorded)
         return recorded
 
-    # ---------------------------------------------------------------- the runner
+    # ---------------------------------------------------------------- following
 
-    def _apply_batch(self, batch: list[RecordedEvent]) -> None:
-        working: dict[DocKey, Document | None] = dict(self.store)
-        changed: set[DocKey] = set()
-        updates: list[UpdateMany] = []
-        for recorded in batch:
-            if not self.projection.handles(recorded.type):
-                continue
-            event = projected(recorded)
-            view: dict[DocKey, Document | None] = {
-                key: working.get(key) for key in self.projection.reads(event)
-            }
-            keys = self.projection.keys(event, MappingProxyType(view))
-            for key in keys:
-                view[key] = working.get(key)
-            for key in keys:
-                doc = view[key]
-                before = copy.deepcopy(doc)
-                evolved = self.projection.evolve(key, doc, event, MappingProxyType(view))
-                assert doc == before, f"evolve changed its input document {key}"
-                if evolved is not None:
-                    evolved = {**evolved, "_id": key.id, POSITION_FIELD: event.position_key}
-                view[key] = working[key] = evolved
-                changed.add(key)
-            for update in self.projection.effects(event):
-                updates.append(update)
-                _apply_update(working, update)
-        for key in changed:
-            doc = working[key]
-            if doc is None:
-                self.store.pop(key, None)
-            else:
-                self.store[key] = doc
-        for update in updates:
-            _apply_update(self.store, update)
+    async def _follow(self) -> None:
+        while (await self._follower.step()).events_read:
+            pass
+        letters = await self.dead_letters.page(limit=1)
+        if letters:
+            letter = letters[0]
+            raise AssertionError(
+                f"{self.projection.name} parked {letter.event_type} of {letter.key}: {letter.error}"
+            )
+
+    async def _stored(self) -> dict[DocKey, Document]:
+        stored: dict[DocKey, Document] = {}
+        for logical in self.projection.collections:
+            page = await self.documents.find(
+                physical_collection(logical, VERSION), {}, [], limit=10**6
+            )
+            stored.update((DocKey(logical, doc["_id"]), doc) for doc in page.documents)
+        return stored
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return _RUNNER.run(work)
 
 
 def projected(recorded: RecordedEvent) -> ProjectedEvent:
     """The event as the runner hands it to a projection: upcast and deserialized."""
-    event = _REGISTRY.deserialize(recorded.type, recorded.data, recorded.metadata.schema_version)
     return ProjectedEvent(
-        recorded, event, position_key(LogPosition(recorded.transaction_id, recorded.position))
+        recorded, DecodedEvents(_REGISTRY).decode(recorded), position_key(recorded.log_position)
     )
-
-
-def _apply_update(docs: dict[DocKey, Any], update: UpdateMany) -> None:
-    """The update as the document stores apply it (read_model/document_store/rules.py)."""
-    for key, doc in list(docs.items()):
-        if key.collection == update.collection and doc is not None and matches(doc, update.filter):
-            docs[key] = apply_set(update.collection, doc, update.set)
 
 
 def _without_position(doc: Document) -> Document:

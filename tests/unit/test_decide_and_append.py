@@ -5,6 +5,7 @@ the same store, made just before ours lands."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -320,3 +321,30 @@ async def test_the_backoff_without_a_bound_tries_until_it_succeeds_and_lets_othe
         ):
             with attempt:
                 raise ValueError("a bug is not retried")
+
+
+async def test_the_backoff_within_a_time_cuts_its_last_wait_short_and_stops() -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(seconds)
+
+    tries = 0
+    with pytest.raises(ConnectionError, match="down"):
+        async for attempt in retrying(
+            ConnectionError,
+            attempts=None,
+            within_seconds=0.2,
+            first_seconds=0.02,
+            max_seconds=0.08,
+            sleep=sleep,
+        ):
+            with attempt:
+                tries += 1
+                raise ConnectionError("down")
+
+    # A try after each wait, the waits never past the time given (each is cut to what is
+    # left of it), and at least one wait: the first try fails at once.
+    assert tries == len(waits) + 1 >= 2
+    assert sum(waits) <= 0.2

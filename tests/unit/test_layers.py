@@ -14,9 +14,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # Packages that are not part of the installed application.
 NOT_SHIPPED = {"tests", "bench"}
-# Written before mypy checked more than the domain (read_model: 10 strict errors, schema 16,
-# app 643 when this list was made); every package after them is checked strictly.
-NOT_YET_TYPE_CHECKED = frozenset({"app", "schema", "read_model"})
 
 
 def top_level_packages() -> set[str]:
@@ -29,6 +26,11 @@ def top_level_packages() -> set[str]:
 
 def pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def type_checked(package: str) -> bool:
+    """mypy checks the whole package (`make lint`)."""
+    return package in pyproject()["tool"]["mypy"]["files"]
 
 
 def test_the_project_has_the_layers_packages() -> None:
@@ -46,9 +48,7 @@ def test_a_top_level_package_is_discovered_shipped_checked_and_layered(package: 
     assert re.search(rf"^COPY {package} {package}$", dockerfile, re.MULTILINE), (
         f"the Dockerfile does not copy {package}"
     )
-    checked = config["tool"]["mypy"]["files"]
-    type_checked = any(path == package or path.startswith(f"{package}/") for path in checked)
-    assert type_checked or package in NOT_YET_TYPE_CHECKED, f"mypy does not check {package}"
+    assert type_checked(package), f"mypy does not check {package}"
     linter = config["tool"]["importlinter"]
     assert package in linter["root_packages"], f"import-linter does not know {package}"
     layers = [
@@ -59,3 +59,25 @@ def test_a_top_level_package_is_discovered_shipped_checked_and_layered(package: 
         for name in layer.split("|")
     ]
     assert package in layers, f"no layers contract places {package}"
+
+
+def test_the_benchmarks_are_type_checked_and_the_tests_are_not() -> None:
+    assert type_checked("bench")
+    assert not type_checked("tests")
+
+
+def test_every_type_ignore_names_its_error_and_says_why() -> None:
+    """mypy refuses an ignore without an error code (`enable_error_code`); a reason is ours:
+    a comment on the line or on the line above it."""
+    unexplained = []
+    for package in sorted(pyproject()["tool"]["mypy"]["files"]):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            lines = path.read_text().splitlines()
+            for number, line in enumerate(lines, start=1):
+                if "type: ignore" not in line:
+                    continue
+                said_after = re.search(r"type: ignore\[[a-z-, ]+\]\s*#\s*\w", line)
+                said_before = number > 1 and lines[number - 2].strip().startswith("#")
+                if not (said_after or said_before):
+                    unexplained.append(f"{path.relative_to(ROOT)}:{number}")
+    assert not unexplained, f"type: ignore without a reason: {unexplained}"

@@ -739,3 +739,17 @@ def test_each_saga_step_shows_on_the_order_as_it_happens_and_the_version_stays_t
         "PENDING",
     ]
     assert doc["fulfillment"]["steps"][0]["detail"] == "5 units reserved"
+
+
+def test_the_harness_fails_a_projection_whose_evolve_changes_its_input_document() -> None:
+    class Tampering(OrdersProjection):
+        def evolve(self, key: DocKey, doc: Any, event: Any, view: Any) -> Any:
+            evolved = super().evolve(key, doc, event, view)
+            if key.collection == "orders" and doc is not None:
+                doc["status"] = "TAMPERED"
+            return evolved
+
+    h = ProjectionHarness(Tampering()).given(registered("c1"), created("o1", "c1"))
+
+    with raises(AssertionError, match="evolve changed its input document"):
+        h.when(on("o1", OrderCancelled("changed my mind")))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -23,8 +23,8 @@ from log_follower.follower import Follower, FollowerSettings
 from log_follower.leader_lock.in_process import InProcessLeaderLock
 from log_follower.source.log import LogSource
 from read_model.document_store.memory import InMemoryDocumentStore
-from read_model.document_store.port import Checkpoint, Document, ProjectionState, UpdateMany
-from read_model.projections.base import DocKey, ProjectedEvent, Projection, View
+from read_model.document_store.port import Checkpoint, Document, ProjectionState
+from read_model.projections.base import DocKey, ProjectedEvent, View
 from read_model.projections.customers import CustomersProjection
 from read_model.projections.orders import OrdersProjection
 from read_model.projector_process import (
@@ -35,7 +35,7 @@ from read_model.projector_process import (
 )
 from read_model.service import letter_document
 from read_model.status import projection_statuses
-from tests.projecting import follower_parts, projection_runner
+from tests.projecting import WrappedProjection, follower_parts, projection_runner
 from tests.unit.appending import REGISTRY, append
 from write_model.domain.customer import CustomerRegistered
 from write_model.domain.money import Money
@@ -56,30 +56,12 @@ def item(product: str, quantity: int = 1) -> OrderItemAdded:
 
 
 @dataclass
-class Breakable:
+class Breakable(WrappedProjection):
     """A projection that fails on the events `broken` says, as a bad deploy would, and
     takes `seconds_per_event` of CPU for each (a heavy projection)."""
 
-    inner: Projection
     broken: Callable[[ProjectedEvent], bool] = lambda event: False
     seconds_per_event: float = 0.0
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def collections(self) -> tuple[str, ...]:
-        return self.inner.collections
-
-    def handles(self, event_type: str) -> bool:
-        return self.inner.handles(event_type)
-
-    def reads(self, event: ProjectedEvent) -> Sequence[DocKey]:
-        return self.inner.reads(event)
-
-    def keys(self, event: ProjectedEvent, view: View) -> Sequence[DocKey]:
-        return self.inner.keys(event, view)
 
     def evolve(
         self, key: DocKey, doc: Document | None, event: ProjectedEvent, view: View
@@ -89,12 +71,6 @@ class Breakable:
         if self.seconds_per_event:
             time.sleep(self.seconds_per_event)  # busy, as CPU-bound code is
         return self.inner.evolve(key, doc, event, view)
-
-    def effects(self, event: ProjectedEvent) -> Sequence[UpdateMany]:
-        return self.inner.effects(event)
-
-    def indexes(self) -> Mapping[str, Sequence[Sequence[tuple[str, int]]]]:
-        return self.inner.indexes()
 
 
 def on_stream(stream_id: str, from_version: int = 1) -> Callable[[ProjectedEvent], bool]:

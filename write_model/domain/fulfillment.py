@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import assert_never
+from typing import TypedDict, Unpack, assert_never
 
 from write_model.domain.errors import InvalidState
 from write_model.domain.money import Money
@@ -193,6 +193,14 @@ class StepRecord:
     cleaned_up: bool = False  # a failed step's half-done effects were undone
 
 
+class StepChanges(TypedDict, total=False):
+    """What `Fulfillment.with_step` may change of a step's record."""
+
+    status: StepStatus
+    detail: str | None
+    cleaned_up: bool
+
+
 @dataclass(frozen=True, slots=True)
 class Fulfillment:
     order_id: str
@@ -209,9 +217,9 @@ class Fulfillment:
     def record(self, step: Step) -> StepRecord:
         return self.steps[STEPS.index(step)]
 
-    def with_step(self, step: Step, **changes: object) -> Fulfillment:
+    def with_step(self, step: Step, **changes: Unpack[StepChanges]) -> Fulfillment:
         index = STEPS.index(step)
-        changed = replace(self.steps[index], **changes)  # type: ignore[arg-type]
+        changed = replace(self.steps[index], **changes)
         return replace(self, steps=(*self.steps[:index], changed, *self.steps[index + 1 :]))
 
     @property

@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 import orjson
@@ -224,15 +224,18 @@ _DISCONNECTED = (
     asyncpg.OperatorInterventionError,
 )
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def _unavailable_when_disconnected(method: F) -> F:
+def _unavailable_when_disconnected(
+    method: Callable[P, Awaitable[R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
     """The port's EventStoreUnavailable for a connection that failed, whatever the driver
     calls it, so callers can tell an outage (retryable) from a bug."""
 
     @functools.wraps(method)
-    async def translated(*args: Any, **kwargs: Any) -> Any:
+    async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
         except _DISCONNECTED as error:
@@ -240,7 +243,7 @@ def _unavailable_when_disconnected(method: F) -> F:
                 f"PostgreSQL is unavailable: {type(error).__name__}: {error}"
             ) from error
 
-    return translated  # type: ignore[return-value]
+    return translated
 
 
 class PostgresEventStore(AppendsThroughStreams):
@@ -483,7 +486,7 @@ class PostgresEventStore(AppendsThroughStreams):
 
     @_unavailable_when_disconnected
     async def count_after(self, after: LogPosition) -> int:
-        return await self._pool.fetchval(_COUNT_AFTER, after.transaction_id, after.position)
+        return int(await self._pool.fetchval(_COUNT_AFTER, after.transaction_id, after.position))
 
     @_unavailable_when_disconnected
     async def head_position(self) -> LogPosition:

@@ -397,8 +397,13 @@ class SqliteEventStore(AppendsThroughStreams):
         return None
 
     async def stream_version(self, stream_id: str) -> int:
-        return await _scalar(
-            self._reader, "SELECT version FROM streams WHERE stream_id = ?", (stream_id,), default=0
+        return int(
+            await _scalar(
+                self._reader,
+                "SELECT version FROM streams WHERE stream_id = ?",
+                (stream_id,),
+                default=0,
+            )
         )
 
     async def read_all(self, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]:
