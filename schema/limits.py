@@ -160,7 +160,7 @@ def page_variables(document: DocumentNode) -> frozenset[str]:
                         argument.value, VariableNode
                     ):
                         names.add(argument.value.name.value)
-            if not isinstance(selection, FragmentSpreadNode):
+            if isinstance(selection, FieldNode | InlineFragmentNode):
                 walk(selection.selection_set)
 
     for definition in document.definitions:

@@ -86,9 +86,9 @@ class MongoDocumentStore:
             database, codec_options=CodecOptions(tz_aware=True, tzinfo=UTC)
         )
         self._owns_client = owns_client
-        self._collections: dict[str, AsyncCollection] = {}
+        self._collections: dict[str, AsyncCollection[Document]] = {}
 
-    def _collection(self, name: str) -> AsyncCollection:
+    def _collection(self, name: str) -> AsyncCollection[Document]:
         # Built once per name: pymongo builds a collection's options anew each time.
         found = self._collections.get(name)
         if found is None:
