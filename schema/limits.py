@@ -10,7 +10,8 @@ over the limits costs its parse and one walk, nothing more.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     Source,
+    VariableNode,
 )
 from strawberry.extensions import (
     MaxTokensLimiter,
@@ -34,7 +36,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from schema.cost import PAGE_COST, PAGE_ELEMENT_COST, operation_costs
+from schema.cost import PAGE_ARGUMENT, PAGE_COST, PAGE_ELEMENT_COST, operation_costs
 
 CACHE_SIZE = 512  # distinct documents; clients send a handful of fixed operations
 
@@ -112,44 +114,134 @@ def limit_errors(
 ) -> list[GraphQLError]:
     """The limits this document exceeds, in the words of strawberry's limiters; its cost
     only when its depth and aliases are within theirs."""
+    return [
+        GraphQLError(message) for message in limit_messages(document, limits, schema, variables)
+    ]
+
+
+def limit_messages(
+    document: DocumentNode,
+    limits: Limits,
+    schema: GraphQLSchema,
+    variables: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """limit_errors' messages."""
     operations = measure_document(document)
     errors = [
-        GraphQLError(
-            f"'{name or 'anonymous'}' exceeds maximum operation depth of {limits.max_depth}"
-        )
+        f"'{name or 'anonymous'}' exceeds maximum operation depth of {limits.max_depth}"
         for name, measure in operations.items()
         if measure.depth > limits.max_depth
     ]
     aliases = sum(measure.aliases for measure in operations.values())
     if aliases > limits.max_aliases:
-        errors.append(GraphQLError(f"{aliases} aliases found. Allowed: {limits.max_aliases}"))
+        errors.append(f"{aliases} aliases found. Allowed: {limits.max_aliases}")
     if errors:
         return errors
     return [
-        GraphQLError(
-            f"'{name or 'anonymous'}' costs {cost}, over the maximum query cost of "
-            f"{limits.max_cost} (each field 1, each page {PAGE_COST} and each of its elements "
-            f"{PAGE_ELEMENT_COST}, times the page sizes they are nested in: ask for smaller "
-            "pages or fewer fields)"
-        )
+        f"'{name or 'anonymous'}' costs {cost}, over the maximum query cost of "
+        f"{limits.max_cost} (each field 1, each page {PAGE_COST} and each of its elements "
+        f"{PAGE_ELEMENT_COST}, times the page sizes they are nested in: ask for smaller "
+        "pages or fewer fields)"
         for name, cost in operation_costs(schema, document, variables).items()
         if cost > limits.max_cost
     ]
+
+
+def page_variables(document: DocumentNode) -> frozenset[str]:
+    """The variables given as a page size (`first: $n`) anywhere in the document: the only
+    ones a query's cost depends on."""
+    names: set[str] = set()
+
+    def walk(selection_set: SelectionSetNode | None) -> None:
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                for argument in selection.arguments or ():
+                    if argument.name.value == PAGE_ARGUMENT and isinstance(
+                        argument.value, VariableNode
+                    ):
+                        names.add(argument.value.name.value)
+            if isinstance(selection, FieldNode | InlineFragmentNode):
+                walk(selection.selection_set)
+
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode | FragmentDefinitionNode):
+            walk(definition.selection_set)
+    return frozenset(names)
+
+
+_ABSENT = object()
+
+
+class LimitCheck:
+    """limit_errors, remembered for the last CACHE_SIZE documents and page sizes: a client
+    sends a handful of fixed operations, and measuring one costs as much as running a
+    small query. The answer depends on the document's text and on the values of its page
+    variables only (cost.py reads nothing else), so those are the key; a page variable whose
+    value cannot be a key (a list, an object: validation refuses it) is measured each time."""
+
+    def __init__(self, limits: Limits, maxsize: int = CACHE_SIZE) -> None:
+        self.limits = limits
+        self.maxsize = maxsize
+        self._pages: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._messages: OrderedDict[Hashable, list[str]] = OrderedDict()
+
+    def errors(
+        self,
+        query: str | None,
+        document: DocumentNode,
+        schema: GraphQLSchema,
+        variables: Mapping[str, Any] | None,
+    ) -> list[GraphQLError]:
+        """`query`: the document's text; None (a document given parsed) is measured anew."""
+        key = None if query is None else self._key(query, document, variables or {})
+        messages = None if key is None else _recall(self._messages, key)
+        if messages is None:
+            messages = limit_messages(document, self.limits, schema, variables)
+            if key is not None:
+                _remember(self._messages, key, messages, self.maxsize)
+        return [GraphQLError(message) for message in messages]
+
+    def _key(self, query: str, document: DocumentNode, variables: Mapping[str, Any]) -> Hashable:
+        pages = _recall(self._pages, query)
+        if pages is None:
+            pages = page_variables(document)
+            _remember(self._pages, query, pages, self.maxsize)
+        values = []
+        for name in sorted(pages):
+            value = variables.get(name, _ABSENT)
+            if not isinstance(value, int | str | float | None) and value is not _ABSENT:
+                return None
+            # The type too: True == 1 and 1.0 == 1, yet GraphQL's Int refuses the first two.
+            values.append((name, type(value), value))
+        return (query, tuple(values))
+
+
+def _recall(cache: OrderedDict[Any, Any], key: Hashable) -> Any:
+    found = cache.get(key)
+    if found is not None:
+        cache.move_to_end(key)
+    return found
+
+
+def _remember(cache: OrderedDict[Any, Any], key: Hashable, value: Any, maxsize: int) -> None:
+    cache[key] = value
+    if len(cache) > maxsize:
+        cache.popitem(last=False)
 
 
 class LimitedValidation(ValidationCache):
     """The limits first; the schema's validation rules (cached) only for a document within
     them."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, check: LimitCheck) -> None:
         super().__init__(maxsize=CACHE_SIZE)
-        self.limits = limits
+        self.check = check
 
     def on_validate(self) -> Iterator[None]:
-        document = self.execution_context.graphql_document
         context = self.execution_context
+        document, query = context.graphql_document, context.query
         errors = (
-            limit_errors(document, self.limits, context.schema._schema, context.variables)
+            self.check.errors(query, document, context.schema._schema, context.variables)
             if document is not None
             else []
         )
@@ -186,17 +278,20 @@ class FastTokenLimit(SchemaExtension):
     """Refuses a document over the token limit before it is parsed, with the parser's own
     error (GraphQLSyntaxError, so every transport answers it as a syntax error)."""
 
-    def __init__(self, max_tokens: int) -> None:
+    def __init__(self, max_tokens: int, within: OrderedDict[str, bool]) -> None:
         self.max_tokens = max_tokens
+        self.within = within  # texts counted before and within the limit (shared, bounded)
 
     def on_parse(self) -> Iterator[None]:
         query = self.execution_context.query
-        if query is not None and count_tokens(query) > self.max_tokens:
-            raise GraphQLSyntaxError(
-                Source(query),
-                0,
-                f"Document contains more than {self.max_tokens} tokens. Parsing aborted.",
-            )
+        if query is not None and _recall(self.within, query) is None:
+            if count_tokens(query) > self.max_tokens:
+                raise GraphQLSyntaxError(
+                    Source(query),
+                    0,
+                    f"Document contains more than {self.max_tokens} tokens. Parsing aborted.",
+                )
+            _remember(self.within, query, True, CACHE_SIZE)
         yield
 
 
@@ -204,11 +299,13 @@ def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
     """Extension factories, in order: token limit (at parse), parse cache, limits and
     validation, operation name."""
     max_tokens = limits.max_tokens
+    check = LimitCheck(limits)  # one per schema: its cache outlives the requests
+    within_tokens: OrderedDict[str, bool] = OrderedDict()
     return [
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
-        lambda: FastTokenLimit(max_tokens),  # before the parse cache parses
+        lambda: FastTokenLimit(max_tokens, within_tokens),  # before the parse cache parses
         lambda: ParserCache(maxsize=CACHE_SIZE),
-        lambda: LimitedValidation(limits),
+        lambda: LimitedValidation(check),
         RequireOperationName,  # after LimitedValidation, which sets the validation errors
     ]
 

@@ -200,11 +200,15 @@ class LiveOrders:
             if current is not None and (after_version is None or current["version"] > last[0]):
                 last = _written(current)
                 yield current
+            # While it waits, a subscription holds no document (its own copy, for the first):
+            # thousands of them wait at once.
+            current = None
             while True:
                 doc = await watcher.queue.get()
                 if _written(doc) > last:
                     last = _written(doc)
                     yield doc
+                del doc
 
     async def orders_updates(self, match: Match) -> AsyncIterator[Document]:
         """Every order document the projector writes from now on that `match`es."""

@@ -11,6 +11,7 @@ from schema import descriptions as d
 from schema.connections import Connection
 from schema.context import Info
 from schema.errors import BadRequest, forbidden_as_request_error
+from schema.loaders import selects
 from schema.operations import DEAD_LETTER_ORDERING, DeadLetter, ProcessStatus, ProjectionStatus
 from schema.pagination import page_size
 from schema.temporal import order_as_of, order_customer
@@ -79,8 +80,19 @@ class Query:
             await info.context.caught_up(
                 consistency_token, stream_ids.stream_id(order_domain.STREAM_TYPE, str(id))
             )
-        doc = await info.context.loaders.orders.load(str(id))
-        return Order.of(doc) if doc is not None else None
+        loaders = info.context.loaders
+        doc = await loaders.orders.load(str(id))
+        if doc is None:
+            return None
+        # The customer and products it selects, read now: resolved from them at once, its
+        # relations cost no await each.
+        await loaders.read_ahead(
+            [doc["customerId"]] if selects(info, ("customer",)) else [],
+            [item["productId"] for item in doc["items"]]
+            if selects(info, ("items", "product"))
+            else [],
+        )
+        return Order.of(doc)
 
     @strawberry.field(description="Orders, a page at a time (a customer sees only its own).")
     async def orders(

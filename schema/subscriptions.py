@@ -73,10 +73,10 @@ class Subscription:
             raise BadRequest(f"`afterVersion` cannot be negative, got {after}")
         with _counted(info.context) as live:
             async for doc in live.order_updates(str(id), after):
-                if not info.context.reader.may_read(ORDERS, doc):
-                    continue
-                info.context.fresh_loaders()
-                yield Order.of(doc)
+                if info.context.reader.may_read(ORDERS, doc):
+                    info.context.fresh_loaders()
+                    yield Order.of(doc)
+                del doc  # not held while the next one is awaited (see order_updates)
 
     @strawberry.subscription(
         description="Every new version of every order that matches the filter (that you may "

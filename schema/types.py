@@ -24,6 +24,7 @@ from read_model.scoped import ScopedReadModel
 from schema import descriptions as d
 from schema.connections import Connection, connection
 from schema.context import Info
+from schema.loaders import related
 from schema.pagination import Ordering
 from schema.unset import UNSET, given
 from write_model.domain import order as order_domain
@@ -241,9 +242,9 @@ class OrderItem:
     line_total: Money = strawberry.field(description="quantity x unitPrice.")
 
     @strawberry.field(description="live catalog entry, batched through a DataLoader")
-    async def product(self, info: Info) -> Product | None:
-        doc = await info.context.loaders.products.load(str(self.product_id))
-        return Product.of(doc) if doc is not None else None
+    def product(self, info: Info) -> Product | None:
+        # The product itself, or an awaitable of it (graphql-core awaits what it is given).
+        return related(info.context.loaders.products, str(self.product_id), Product.of)  # type: ignore[return-value]
 
 
 @strawberry.type(
@@ -396,9 +397,9 @@ class Order:
         )
 
     @strawberry.field(description="batched through a DataLoader")
-    async def customer(self, info: Info) -> Customer | None:
-        doc = await info.context.loaders.customers.load(str(self.customer_id))
-        return Customer.of(doc) if doc is not None else None
+    def customer(self, info: Info) -> Customer | None:
+        # The customer itself, or an awaitable of it (graphql-core awaits what it is given).
+        return related(info.context.loaders.customers, str(self.customer_id), Customer.of)  # type: ignore[return-value]
 
     @strawberry.field(description="the order's own events, read from the event store")
     async def history(self, info: Info) -> list[DomainEvent]:

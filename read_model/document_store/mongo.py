@@ -19,6 +19,7 @@ from bson.codec_options import CodecOptions
 from bson.int64 import Int64
 from pymongo import AsyncMongoClient, ReplaceOne, monitoring
 from pymongo import UpdateMany as UpdateManyOperation
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
 
@@ -85,6 +86,14 @@ class MongoDocumentStore:
             database, codec_options=CodecOptions(tz_aware=True, tzinfo=UTC)
         )
         self._owns_client = owns_client
+        self._collections: dict[str, AsyncCollection[Document]] = {}
+
+    def _collection(self, name: str) -> AsyncCollection[Document]:
+        # Built once per name: pymongo builds a collection's options anew each time.
+        found = self._collections.get(name)
+        if found is None:
+            found = self._collections[name] = self._db[name]
+        return found
 
     @classmethod
     async def connect(
@@ -129,14 +138,14 @@ class MongoDocumentStore:
 
     @_unavailable_when_disconnected
     async def get(self, collection: str, document_id: str) -> Document | None:
-        return await self._db[collection].find_one({"_id": document_id})
+        return await self._collection(collection).find_one({"_id": document_id})
 
     @_unavailable_when_disconnected
     async def get_many(self, collection: str, ids: Sequence[str]) -> dict[str, Document]:
         unique_ids = list(dict.fromkeys(ids))
         if not unique_ids:
             return {}
-        cursor = self._db[collection].find({"_id": {"$in": unique_ids}})
+        cursor = self._collection(collection).find({"_id": {"$in": unique_ids}})
         return {document["_id"]: document async for document in cursor}
 
     @_unavailable_when_disconnected
@@ -162,7 +171,7 @@ class MongoDocumentStore:
             seek = keyset_filter(keys, after)
             query = {"$and": [query, seek]} if query else seek
         cursor = (
-            self._db[collection]
+            self._collection(collection)
             .find(query)
             .sort([(k.field, k.direction) for k in keys])
             .limit(limit + 1)
@@ -174,16 +183,16 @@ class MongoDocumentStore:
     async def count(self, collection: str, filter: Mapping[str, Any]) -> int:
         check_equality_filter(filter)
         if filter:
-            return await self._db[collection].count_documents(dict(filter))
+            return await self._collection(collection).count_documents(dict(filter))
         # Counting everything walks the `_id` index rather than the documents.
-        return await self._db[collection].count_documents({}, hint="_id_")
+        return await self._collection(collection).count_documents({}, hint="_id_")
 
     @_unavailable_when_disconnected
     async def changed_after(self, collection: str, position: str, limit: int) -> list[Document]:
         if limit <= 0:
             raise ValueError(f"limit must be positive, got {limit}")
         cursor = (
-            self._db[collection]
+            self._collection(collection)
             .find({POSITION_FIELD: {"$gt": position}})
             .sort(POSITION_FIELD, 1)
             .limit(limit)
@@ -213,7 +222,7 @@ class MongoDocumentStore:
             )
         for collection, operations in by_collection.items():
             try:
-                await self._db[collection].bulk_write(operations, ordered=False)
+                await self._collection(collection).bulk_write(operations, ordered=False)
             except BulkWriteError as error:
                 refused = [e for e in error.details["writeErrors"] if not _guard_held(e)]
                 if refused or error.details.get("writeConcernErrors"):
@@ -238,7 +247,7 @@ class MongoDocumentStore:
 
     async def _run_updates(self, collection: str, operations: list[UpdateManyOperation]) -> None:
         try:
-            await self._db[collection].bulk_write(operations, ordered=True)
+            await self._collection(collection).bulk_write(operations, ordered=True)
         except BulkWriteError as error:
             raise DocumentWriteConflict(
                 collection,
@@ -248,7 +257,7 @@ class MongoDocumentStore:
     @_unavailable_when_disconnected
     async def delete_many(self, collection: str, filter: Mapping[str, Any]) -> int:
         check_equality_filter(filter)
-        result = await self._db[collection].delete_many(dict(filter))
+        result = await self._collection(collection).delete_many(dict(filter))
         return result.deleted_count
 
     @_unavailable_when_disconnected
@@ -259,11 +268,11 @@ class MongoDocumentStore:
     async def ensure_index(self, collection: str, keys: Sequence[SortKey]) -> None:
         if not keys:
             raise ValueError("an index needs at least one key")
-        await self._db[collection].create_index([(k.field, k.direction) for k in keys])
+        await self._collection(collection).create_index([(k.field, k.direction) for k in keys])
 
     async def indexes(self, collection: str) -> list[tuple[SortKey, ...]]:
         """The collection's indexes other than the implicit `_id` one. Not part of the port."""
-        information = await self._db[collection].index_information()
+        information = await self._collection(collection).index_information()
         return [
             tuple(SortKey.of(field, direction) for field, direction in index["key"])
             for name, index in information.items()
@@ -274,12 +283,12 @@ class MongoDocumentStore:
 
     @_unavailable_when_disconnected
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
-        document = await self._db[CHECKPOINTS].find_one({"_id": name})
+        document = await self._collection(CHECKPOINTS).find_one({"_id": name})
         return _checkpoint_from(document) if document is not None else None
 
     @_unavailable_when_disconnected
     async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        await self._db[CHECKPOINTS].replace_one(
+        await self._collection(CHECKPOINTS).replace_one(
             {"_id": checkpoint.name},
             {
                 "_id": checkpoint.name,
@@ -296,7 +305,7 @@ class MongoDocumentStore:
 
     @_unavailable_when_disconnected
     async def list_checkpoints(self) -> list[Checkpoint]:
-        cursor = self._db[CHECKPOINTS].find({}).sort("_id", 1)
+        cursor = self._collection(CHECKPOINTS).find({}).sort("_id", 1)
         return [_checkpoint_from(document) async for document in cursor]
 
     async def close(self) -> None:

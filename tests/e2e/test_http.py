@@ -3,10 +3,12 @@ queries but never mutations, GraphiQL for browsers, limits, and the operational 
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import httpx
+import websockets
 
 from tests.e2e.client import Api, accepted
 from tests.e2e.conftest import Stack
@@ -170,3 +172,18 @@ async def test_health_readiness_and_metrics(stack: Stack) -> None:
 
 def json_headers(**extra: Any) -> dict[str, str]:
     return {"Content-Type": "application/json", "Accept": "application/json", **extra}
+
+
+async def test_a_websocket_offering_compression_is_served_without_it(stack: Stack) -> None:
+    # given a client that offers permessage-deflate, as browsers and `websockets` do
+    url = stack.graphql_url.replace("http://", "ws://", 1)
+    async with websockets.connect(
+        url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")], compression="deflate"
+    ) as socket:
+        # then the server accepts the connection without the extension (its zlib state
+        # would cost every subscriber's connection about 50 KiB of server memory)
+        assert socket.response is not None
+        assert "Sec-WebSocket-Extensions" not in socket.response.headers
+        # and the protocol runs as usual
+        await socket.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"

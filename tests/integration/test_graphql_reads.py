@@ -99,6 +99,32 @@ async def test_a_page_of_orders_with_customers_and_products_costs_constant_round
     assert counted[10] == counted[50] == expected
 
 
+async def test_one_order_reads_ahead_only_the_relations_it_selects(stack: ApiStack) -> None:
+    plain = 'query { order(id: "o07") { id status items { quantity } } }'
+    through_fragments = """
+    query { order(id: "o07") { id ...Buyer ... on Order { items { product { name } } } } }
+    fragment Buyer on Order { customer { name } }"""
+    await stack.gql(plain)  # warm the collection version cache
+    reads = {}
+    answers = {}
+    for name, query in (("plain", plain), ("through fragments", through_fragments)):
+        stack.mongo.reset()
+        answers[name] = (await stack.gql(query))["order"]
+        reads[name] = Counter(stack.mongo.seen)
+    # a plain selection reads the order alone
+    assert reads["plain"] == Counter({("find", "orders_v1"): 1})
+    assert answers["plain"]["items"] == [{"quantity": 1 + 7 % 3}, {"quantity": 2}]
+    # relations selected through fragments are read in one batch each, and answered
+    assert reads["through fragments"] == Counter(
+        {("find", "orders_v1"): 1, ("find", "customers_v1"): 1, ("find", "products_v1"): 1}
+    )
+    assert answers["through fragments"]["customer"] == {"name": f"Customer {7 % CUSTOMERS}"}
+    assert answers["through fragments"]["items"] == [
+        {"product": {"name": f"Product {7 % PRODUCTS}"}},
+        {"product": {"name": f"Product {(7 + 3) % PRODUCTS}"}},
+    ]
+
+
 async def test_order_pages_follow_each_other_and_stay_stable_under_inserts(
     stack: ApiStack,
 ) -> None:

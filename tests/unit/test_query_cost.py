@@ -23,7 +23,7 @@ from schema.cost import (
     operation_costs,
 )
 from schema.export import schema
-from schema.limits import Limits, limit_errors
+from schema.limits import LimitCheck, Limits, limit_errors
 from schema.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,6 +165,49 @@ def test_the_cost_limit_is_a_setting() -> None:
     assert f"costs {order_ids(10)}, over the maximum query cost of {order_ids(10) - 1}" in (
         error.message
     )
+
+
+def test_a_remembered_check_answers_for_each_page_size_it_is_given() -> None:
+    # given one check that remembers its answers, at a limit 10 orders' ids fit
+    check = LimitCheck(Limits(max_cost=order_ids(10)), maxsize=2)
+    text = """query($n: Int, $m: Int) { orders(first: $n) { edges { node { id } } }
+        customers(first: 1) { totalCount } other: orders(first: $m) { totalCount } }"""
+    document = parse(text)
+    extra = 1 + PAGE_COST + 1 + 1 + PAGE_COST + 1  # customers' page and `other`'s page
+
+    def messages(variables: dict[str, Any] | None) -> list[str]:
+        return [error.message for error in check.errors(text, document, schema._schema, variables)]
+
+    def fresh(variables: dict[str, Any] | None) -> list[str]:
+        limits = Limits(max_cost=order_ids(10))
+        return [e.message for e in limit_errors(document, limits, schema._schema, variables)]
+
+    # when the same document comes with other page sizes, again and again, in turns,
+    # and with values that compare equal to an int but are not one
+    asked = [
+        {"n": 9},
+        {"n": 10},
+        {"n": 9},
+        None,
+        {"n": 9, "m": 5},
+        {"n": True},
+        {"n": 1},
+        {"n": 1.0},
+        {"n": [1]},
+        {"n": 9, "other": 1000},
+        {"n": 9},
+    ]
+    for variables in asked:
+        # then each answer is the one measured afresh
+        assert messages(variables) == fresh(variables), variables
+    # and the answers differ where the page sizes make them differ
+    assert messages({"n": 1}) == []
+    (refused,) = messages({"n": 100})
+    assert f"costs {order_ids(100) + extra}" in refused
+    # and a document given without its text is measured anew
+    assert [e.message for e in check.errors(None, document, schema._schema, {"n": 100})] == [
+        refused
+    ]
 
 
 # ------------------------------------------------------- every query the project sends
