@@ -5,12 +5,12 @@ database and a topic prefix of the test's own."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 from pathlib import Path
 
 from tests.integration.app_process import AppProcess
+from tests.integration.kafka_relay import relay_env
 
 PARTICIPANT_NAMES = ("inventory", "payment", "shipping")
 PARTITIONS = 4
@@ -19,30 +19,23 @@ PARTITIONS = 4
 def choreography_env(
     dsn: str, bootstrap: str, prefix: str, declined: frozenset[str] = frozenset(), **more: str
 ) -> dict[str, str]:
-    """What the relay and the participants share: the database, the broker, the prefix,
-    the saga's rules (every outcome of the scarce-stock workload), quick followers."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("KAFKA_", "MONGO_")) and name not in ("OPS_PORT",)
-    }
-    env.update(
-        DATABASE_URL=dsn,
+    """What the relay and the participants share: the relay's environment (the database,
+    the broker, the prefix, quick followers), the saga's rules (every outcome of the
+    scarce-stock workload), no MongoDB and no fixed ops port."""
+    env = relay_env(
+        dsn,
+        bootstrap,
+        prefix,
+        f"{prefix}relay",
         SAGA_MODE="choreography",
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        KAFKA_TOPIC_PREFIX=prefix,
-        KAFKA_TRANSACTIONAL_ID=f"{prefix}relay",
         KAFKA_TOPIC_PARTITIONS=str(PARTITIONS),
-        KAFKA_REPLICATION_FACTOR="1",
-        KAFKA_TIMEOUT_SECONDS="10",
         PAYMENT_DECLINE_CUSTOMERS=",".join(sorted(declined)),
         SHIPPING_FAIL_COUNTRIES="AQ",
         GATEWAY_LATENCY_SECONDS="0.005",
-        FOLLOWER_POLL_SECONDS="0.2",
-        FOLLOWER_HEARTBEAT_SECONDS="0.5",
-        LOG_LEVEL="INFO",
+        **more,
     )
-    env.update(more)
+    for name in [name for name in env if name.startswith("MONGO_")] + ["OPS_PORT"]:
+        env.pop(name, None)
     return env
 
 

@@ -230,9 +230,13 @@ BEGIN
                         (stream_id, version, event_id, type, data, metadata, occurred_at)
                     SELECT p_stream_ids[i], v_version - n + e.ord::integer, e.event_id, e.type,
                            e.data, e.metadata, e.occurred_at
-                    FROM unnest(p_event_ids[v_done + 1 : v_done + n], p_types[v_done + 1 : v_done + n],
-                                p_data[v_done + 1 : v_done + n], p_metadata[v_done + 1 : v_done + n],
-                                p_occurred_at[v_done + 1 : v_done + n])
+                    -- One stream (nearly every append) takes the arrays whole: slicing
+                    -- copies them, a cost a one-stream append need not pay.
+                    FROM unnest(CASE WHEN m = 1 THEN p_event_ids ELSE p_event_ids[v_done + 1 : v_done + n] END,
+                                CASE WHEN m = 1 THEN p_types ELSE p_types[v_done + 1 : v_done + n] END,
+                                CASE WHEN m = 1 THEN p_data ELSE p_data[v_done + 1 : v_done + n] END,
+                                CASE WHEN m = 1 THEN p_metadata ELSE p_metadata[v_done + 1 : v_done + n] END,
+                                CASE WHEN m = 1 THEN p_occurred_at ELSE p_occurred_at[v_done + 1 : v_done + n] END)
                          WITH ORDINALITY AS e(event_id, type, data, metadata, occurred_at, ord)
                     RETURNING events.position
                 )
@@ -264,6 +268,10 @@ BEGIN
                 p_idempotency_stream, v_versions[k], v_txs[k], v_positions[k]);
     END IF;
 
+    IF m = 1 THEN  -- one row: no unnest to build it
+        RETURN QUERY SELECT p_stream_ids[1], true, v_versions[1], v_txs[1], v_positions[1];
+        RETURN;
+    END IF;
     RETURN QUERY SELECT a.stream_id, true, a.version, a.transaction_id, a.position
     FROM unnest(p_stream_ids, v_versions, v_txs, v_positions)
          AS a(stream_id, version, transaction_id, position);
