@@ -210,22 +210,34 @@ async def _on_thread(
     return result
 
 
-def _append_transaction(
-    database: sqlite3.Connection,
-    appends: Sequence[StreamAppend],
-    idempotency: tuple[IdempotencyKey, str] | None,
-) -> list[AppendResult]:
-    """BEGIN IMMEDIATE, the append, COMMIT; a rollback on any error. All on the
-    connection's thread at once, so a caller cancelled meanwhile never leaves the writer
-    inside a transaction: the work finishes (or rolls back) whatever the caller does."""
+Queued = tuple[Sequence[StreamAppend], tuple[IdempotencyKey, str] | None]
+
+
+def _append_group(
+    database: sqlite3.Connection, queued: Sequence[Queued]
+) -> list[list[AppendResult] | Exception]:
+    """The appends queued meanwhile, in one transaction (BEGIN IMMEDIATE to COMMIT: one
+    commit, so one WAL sync, for all of them), each under a savepoint of its own, so that
+    each is all or nothing alone: a refused one (a conflict, a taken key) is rolled back
+    to its savepoint and its error is its answer, the others commit. Each sees those
+    before it, as if it had committed on its own. On the connection's thread at once, so
+    a caller cancelled meanwhile never leaves the writer inside a transaction."""
     database.execute("BEGIN IMMEDIATE")
     try:
-        result = _append_in_transaction(database, appends, idempotency)
+        answers: list[list[AppendResult] | Exception] = []
+        for appends, idempotency in queued:
+            database.execute("SAVEPOINT append")
+            try:
+                answers.append(_append_in_transaction(database, appends, idempotency))
+            except Exception as refused:  # the caller's answer, raised to it
+                database.execute("ROLLBACK TO append")
+                answers.append(refused)
+            database.execute("RELEASE append")
         database.commit()
     except BaseException:
         database.rollback()
         raise
-    return result
+    return answers
 
 
 def _append_in_transaction(
@@ -318,13 +330,16 @@ def _scoped(key: IdempotencyKey) -> tuple[str, str, str]:
 
 class SqliteEventStore(AppendsThroughStreams):
     """Appends go through one writer connection, reads through another: an aiosqlite
-    connection runs its calls one at a time on its thread, and each append is one call
-    (BEGIN IMMEDIATE to COMMIT), so appends take turns there, while WAL lets reads proceed
-    during an append."""
+    connection runs its calls one at a time on its thread, so appends take turns there,
+    while WAL lets reads proceed during an append. Appends that arrive while others are
+    written are written together next, in one transaction (see `_append_group`): one
+    commit for all of them, each still all or nothing, each answered when it is durable."""
 
     def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
         self._writer = writer
         self._reader = reader
+        self._queued: list[tuple[Queued, asyncio.Future[list[AppendResult]]]] = []
+        self._writing: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str) -> SqliteEventStore:
@@ -347,7 +362,40 @@ class SqliteEventStore(AppendsThroughStreams):
         idempotency: tuple[IdempotencyKey, str] | None = None,
     ) -> list[AppendResult]:
         check_appends(appends)
-        return await _on_thread(self._writer, _append_transaction, appends, idempotency)
+        answer: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
+        self._queued.append(((appends, idempotency), answer))
+        if self._writing is None:
+            # A task of its own: a caller cancelled while its group is written does not
+            # stop the answers to the others of the group.
+            self._writing = asyncio.create_task(self._write_queued(), name="sqlite-appends")
+        return await answer
+
+    async def _write_queued(self) -> None:
+        try:
+            while self._queued:
+                group, self._queued = self._queued, []
+                try:
+                    answers = await _on_thread(
+                        self._writer, _append_group, [queued for queued, _ in group]
+                    )
+                except asyncio.CancelledError:  # the loop is shutting down
+                    for _, answer in group:
+                        answer.cancel()
+                    raise
+                except Exception as failed:  # BEGIN or COMMIT failed: every append's answer
+                    for _, answer in group:
+                        if not answer.done():
+                            answer.set_exception(failed)
+                    continue
+                for (_, answer), outcome in zip(group, answers, strict=True):
+                    if answer.done():  # its caller was cancelled: the append stands
+                        continue
+                    if isinstance(outcome, Exception):
+                        answer.set_exception(outcome)
+                    else:
+                        answer.set_result(outcome)
+        finally:
+            self._writing = None
 
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
@@ -434,7 +482,9 @@ class SqliteEventStore(AppendsThroughStreams):
         return None
 
     async def close(self) -> None:
-        await self._writer.close()  # after a running append: its thread takes calls in turn
+        if self._writing is not None:  # let the appends queued so far finish
+            await asyncio.shield(self._writing)
+        await self._writer.close()
         await self._reader.close()
 
 
