@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime
 
@@ -708,6 +709,31 @@ async def test_count_after_counts_what_read_all_would_still_return(
     async with harness.held_append(f"Held-{unique}", NO_STREAM, [new_event(4)]):
         assert await store.count_after(head) == 0
     assert await store.count_after(head) == 1
+
+
+async def test_an_append_cancelled_in_flight_is_whole_or_absent(
+    harness: StoreHarness, unique: str
+) -> None:
+    """A caller cancelled while its append waits (SQLite: for the write lock another
+    connection holds) leaves the store taking the next append, with the cancelled one
+    either all there or not at all."""
+    store = harness.store
+    stream = f"Cancelled-{unique}"
+    async with harness.held_append(f"Held-{unique}", NO_STREAM, [new_event(0)]):
+        pending = asyncio.create_task(
+            store.append_to_stream(stream, "Thing", NO_STREAM, [new_event(1), new_event(2)])
+        )
+        await asyncio.sleep(0.05)
+        pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pending
+
+    after = await store.append_to_stream(stream, "Thing", ANY, [new_event(3)])
+
+    read = await store.read_stream(stream)
+    assert [e.data["n"] for e in read] in ([1, 2, 3], [3])
+    assert after.version == len(read)
+    assert await store.stream_version(f"Held-{unique}") == 1
 
 
 async def test_read_all_respects_the_limit(harness: StoreHarness, unique: str) -> None:
