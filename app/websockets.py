@@ -242,6 +242,13 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, No
             return
         await super().handle_message(message)
 
+    async def handle_connection_init(self, message: Any) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_init_received:
+            # Cancelled by the init: not kept (with its CancelledError and that error's
+            # traceback and frames, ~1 KiB) as long as the connection lasts.
+            self.connection_init_timeout_task = None
+
     @staticmethod
     def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
         # Every error before execution is the operation's `error` message, never a close:

@@ -116,8 +116,11 @@ async def main(url: str) -> None:
     opened = asyncio.Semaphore(HANDSHAKES_AT_ONCE)
     tasks = [asyncio.create_task(s.run(url, opened)) for s in watching]
     try:
-        ready = asyncio.ensure_future(asyncio.gather(*(s.ready.wait() for s in watching)))
-        await asyncio.wait([ready, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        ready: asyncio.Future[Any] = asyncio.ensure_future(
+            asyncio.gather(*(s.ready.wait() for s in watching))
+        )
+        first: list[asyncio.Future[Any]] = [ready, *tasks]
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             if task.done():
                 task.result()  # a subscriber that failed: its error
