@@ -108,7 +108,7 @@ def write_line(value: object) -> None:
 
 async def main(url: str) -> None:
     loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
+    stdin = asyncio.StreamReader(limit=2**26)  # the order ids come as one line
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
 
     order_ids: list[str] = (await read_line(stdin))["orders"]
