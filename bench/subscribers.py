@@ -129,9 +129,12 @@ async def push_benchmark(
         lags: list[float] = []
         ticking = asyncio.create_task(loop_lag(lags))
         cpu, wall = time.process_time(), time.monotonic()
-        async with httpx.AsyncClient(
-            timeout=30, limits=httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        ) as http:
+        # Idle connections are let go before uvicorn's 5 s keep-alive ends them, so that no
+        # mutation is sent on a connection the server is closing (a ReadError).
+        limits = httpx.Limits(
+            max_connections=200, max_keepalive_connections=200, keepalive_expiry=2.0
+        )
+        async with httpx.AsyncClient(timeout=30, limits=limits) as http:
 
             async def mutate(order_id: str, product_id: str) -> None:
                 variables = {"input": {"orderId": order_id, "productId": product_id, "quantity": 1}}
