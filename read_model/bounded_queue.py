@@ -7,8 +7,9 @@ A list and the futures of whoever waits on it, not an asyncio.Queue: one of thes
 per subscription and per websocket, and an asyncio.Queue (its deque, its getters' and
 putters' deques, its unfinished-tasks Event, each deque a 64-slot block) costs about 3 KiB
 before it holds anything; an empty deque alone is ~600 bytes, an empty list 56. The queue
-holds a handful of items at most (a slow subscriber: `size`), so popping from the front of
-a list costs nothing that matters."""
+holds a few items (at most `size`: 100 for a subscription, 1,000 for a change-feed
+subscriber), so popping from the front of a list (a memmove of at most a few KiB) costs
+nothing that matters."""
 
 from __future__ import annotations
 
