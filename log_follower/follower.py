@@ -403,6 +403,7 @@ class Follower:
                         failures,
                         delay,
                     )
+                    await self._report_failing()
                     await sleep_or_stop(stop, delay)
                     continue
                 if not busy:
@@ -412,6 +413,17 @@ class Follower:
                 await self.report(leading=False)
             except Exception as error:  # the board's store is down: the heartbeat ages out
                 log.warning("%s: could not report stopping: %s", self.checkpoint_name, error)
+
+    async def _report_failing(self) -> None:
+        """The heartbeat while batches fail (an outage waited out): the status shows this
+        process leading, FAILED with the error, not a follower nobody leads. The board may
+        live in the store that is down: then the heartbeat ages out, as it must."""
+        if time.monotonic() - self.reported_at < self.settings.heartbeat_seconds:
+            return
+        try:
+            await self.report()
+        except Exception as error:
+            log.warning("%s: could not report its status: %s", self.checkpoint_name, error)
 
     async def _maintain(self, busy: bool, upkeep: Upkeep | None) -> bool:
         """Heartbeat, retry requests, the upkeep; True when the upkeep has more to do."""

@@ -242,7 +242,7 @@ def _evolved(doc: Document, event: OrderEvent) -> Document:
 def _item_added(doc: Document, added: OrderItemAdded) -> Document:
     """A product already ordered merges into its line, in place: the quantities add up and
     the line takes the new unit price (and name); a new product is a line at the end."""
-    items = [dict(item) for item in doc["items"]]
+    items = list(doc["items"])  # the other lines are shared, never changed
     position = next(
         (i for i, item in enumerate(items) if item["productId"] == added.product_id), None
     )

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from app.wiring import saga_reactions, simulated_gateways
 from log_follower.append_signal.in_process import InProcessAppendSignal
+from log_follower.checkpoint.port import FollowerState
 from log_follower.consumer import FollowerKind, KeyHandler, PerKeyConsumer
 from log_follower.dead_letters.port import PARKED_BEHIND, DeadLetter, LetterOwner
 from log_follower.follower import Follower, FollowerSettings
@@ -419,3 +420,38 @@ async def test_a_busy_follower_reports_at_every_heartbeat(unique: str) -> None:
             await asyncio.sleep(0.02)
 
     assert len(reports) >= 3, "the status moved while the follower was busy"
+
+
+async def test_a_follower_waiting_out_an_outage_reports_it_and_keeps_leading(
+    unique: str,
+) -> None:
+    """Batches that keep failing on an outage: the status shows the follower led, FAILED with
+    the error, its heartbeat moving (not a follower nobody leads), and nothing parked."""
+    world = World()
+    await world.append(f"Job-{unique}", {"n": 1})
+    down = Scripted(name=f"saga:{unique}", outages=10**6)
+    parts = replace(
+        follower_parts(world.events, dead_letters=world.saga.dead_letters),
+        checkpoint=world.saga.checkpoint,
+        status=world.saga.status,
+        settings=FollowerSettings(heartbeat_seconds=0.05, poll_seconds=0.01, max_attempts=1),
+    )
+
+    async def report() -> FollowerReport | None:
+        return next((r for r in await world.saga.status.reports() if r.follower == down.name), None)
+
+    heartbeats: set[datetime] = set()
+    async with subscriber_running(Follower(PerKeyConsumer(down), parts)):
+        for _ in range(250):  # 5 s at most; the heartbeat is 0.05 s, the retries 0.1-0.4 s
+            current = await report()
+            if current is not None and current.state == FollowerState.FAILED:
+                heartbeats.add(current.heartbeat_at)
+            if len(heartbeats) == 3:
+                break
+            await asyncio.sleep(0.02)
+        failing = await report()
+
+    assert len(heartbeats) == 3, "the failing follower's heartbeat moved"
+    assert failing is not None and failing.leading
+    assert failing.last_error is not None and "unavailable" in failing.last_error
+    assert down.handled == [] and await world.saga.dead_letters.count() == 0

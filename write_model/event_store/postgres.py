@@ -51,6 +51,13 @@ SELECT stream_id, ok, stream_version, transaction_id, log_position
 FROM append_to_streams($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 """
 
+# Nearly every append is to one stream: the function append_to_streams calls per part,
+# called directly (no per-part bookkeeping, no array slices).
+_APPEND_ONE = """
+SELECT $1::text AS stream_id, ok, stream_version, transaction_id, log_position
+FROM append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+"""
+
 # What append_to_streams raises on a conflict after it wrote an earlier part.
 _CONFLICT_AFTER_WRITING = "EV409"
 
@@ -293,22 +300,37 @@ class PostgresEventStore(AppendsThroughStreams):
         # Streams locked in one order by every append: two never wait on each other.
         ordered = sorted(appends, key=lambda part: part.stream_id)
         events = [event for part in ordered for event in part.events]
+        columns = (
+            [e.event_id for e in events],
+            [e.type for e in events],
+            [e.data for e in events],
+            [e.metadata.to_json() for e in events],
+            [e.occurred_at for e in events],
+        )
         try:
-            rows = await connection.fetch(
-                _APPEND,
-                [part.stream_id for part in ordered],
-                [part.stream_type for part in ordered],
-                [_expected_code(part.expected_version) for part in ordered],
-                [len(part.events) for part in ordered],
-                [e.event_id for e in events],
-                [e.type for e in events],
-                [e.data for e in events],
-                [e.metadata.to_json() for e in events],
-                [e.occurred_at for e in events],
-                appends[0].stream_id,
-                *scope,
-                fingerprint,
-            )
+            if len(ordered) == 1:
+                [part] = ordered
+                rows = await connection.fetch(
+                    _APPEND_ONE,
+                    part.stream_id,
+                    part.stream_type,
+                    _expected_code(part.expected_version),
+                    *columns,
+                    *scope,
+                    fingerprint,
+                )
+            else:
+                rows = await connection.fetch(
+                    _APPEND,
+                    [part.stream_id for part in ordered],
+                    [part.stream_type for part in ordered],
+                    [_expected_code(part.expected_version) for part in ordered],
+                    [len(part.events) for part in ordered],
+                    *columns,
+                    appends[0].stream_id,
+                    *scope,
+                    fingerprint,
+                )
         except asyncpg.UniqueViolationError as error:
             if error.constraint_name == "idempotency_keys_scoped_key" and key is not None:
                 raise IdempotencyKeyConflict(key.key) from error

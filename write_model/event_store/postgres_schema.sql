@@ -142,15 +142,98 @@ BEGIN
 END;
 $$;
 
--- One round trip per append, to one stream or several, all or nothing. Part i of the append
--- is p_counts[i] events (the next ones of the flat event arrays) for p_stream_ids[i] at
--- p_expected[i]: -1 any, 0 no stream, n >= 1 exactly n. The caller sorts the parts by
--- stream id, so two appends lock the streams they share in the same order (no deadlock).
--- A conflict on the first part returns its row with ok = false, having written nothing; on
--- a later part (earlier ones are written) it raises SQLSTATE EV409 with the stream id as
--- DETAIL and its version as HINT, which undoes the whole statement.
--- The row locks on `streams` serialize appends to the same streams only, never the log.
--- The idempotency key, if any, is stored with the result of part p_idempotency_stream.
+-- One round trip per append to one stream: p_event_ids and their columns for p_stream_id
+-- at p_expected (-1 any, 0 no stream, n >= 1 exactly n). A conflict returns ok = false
+-- with the stream's version, having written nothing. The row lock on `streams` serializes
+-- appends to the same stream only, never the log. The idempotency key, if any, is stored
+-- with the append's result. Nearly every append is to one stream: this is its whole cost.
+CREATE OR REPLACE FUNCTION append_to_stream(
+    p_stream_id text,
+    p_stream_type text,
+    p_expected integer,
+    p_event_ids uuid[],
+    p_types text[],
+    p_data jsonb[],
+    p_metadata jsonb[],
+    p_occurred_at timestamptz[],
+    p_idempotency_key text,
+    p_idempotency_scope text,
+    p_idempotency_principal text,
+    p_fingerprint text
+) RETURNS TABLE (ok boolean, stream_version integer, transaction_id xid8, log_position bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    n integer := coalesce(array_length(p_event_ids, 1), 0);
+    v_version integer;
+    v_tx xid8;
+    v_position bigint;
+BEGIN
+    IF n = 0 THEN
+        SELECT s.version INTO v_version FROM streams s WHERE s.stream_id = p_stream_id;
+        v_version := coalesce(v_version, 0);
+        IF (p_expected = 0 AND v_version <> 0) OR (p_expected > 0 AND v_version <> p_expected) THEN
+            RETURN QUERY SELECT false, v_version, NULL::xid8, NULL::bigint;
+            RETURN;
+        END IF;
+        -- Nothing to write: the token names the stream's last event.
+        SELECT e.transaction_id, e.position INTO v_tx, v_position
+        FROM events e WHERE e.stream_id = p_stream_id ORDER BY e.version DESC LIMIT 1;
+        v_tx := coalesce(v_tx, '0'::xid8);
+        v_position := coalesce(v_position, 0);
+    ELSE
+        IF p_expected = -1 THEN
+            INSERT INTO streams AS s (stream_id, type, version)
+            VALUES (p_stream_id, p_stream_type, n)
+            ON CONFLICT (stream_id) DO UPDATE SET version = s.version + n
+            RETURNING s.version INTO v_version;
+        ELSIF p_expected = 0 THEN
+            INSERT INTO streams (stream_id, type, version)
+            VALUES (p_stream_id, p_stream_type, n)
+            ON CONFLICT (stream_id) DO NOTHING
+            RETURNING streams.version INTO v_version;
+        ELSE
+            UPDATE streams s SET version = s.version + n
+            WHERE s.stream_id = p_stream_id AND s.version = p_expected
+            RETURNING s.version INTO v_version;
+        END IF;
+
+        IF v_version IS NULL THEN
+            SELECT s.version INTO v_version FROM streams s WHERE s.stream_id = p_stream_id;
+            RETURN QUERY SELECT false, coalesce(v_version, 0), NULL::xid8, NULL::bigint;
+            RETURN;
+        END IF;
+
+        WITH inserted AS (
+            INSERT INTO events (stream_id, version, event_id, type, data, metadata, occurred_at)
+            SELECT p_stream_id, v_version - n + e.ord::integer, e.event_id, e.type, e.data,
+                   e.metadata, e.occurred_at
+            FROM unnest(p_event_ids, p_types, p_data, p_metadata, p_occurred_at)
+                 WITH ORDINALITY AS e(event_id, type, data, metadata, occurred_at, ord)
+            RETURNING events.position
+        )
+        SELECT max(inserted.position) INTO v_position FROM inserted;
+        v_tx := pg_current_xact_id();
+    END IF;
+
+    IF p_idempotency_key IS NOT NULL THEN
+        INSERT INTO idempotency_keys
+            (key, scope, principal, fingerprint, stream_id, version, transaction_id, position)
+        VALUES (p_idempotency_key, p_idempotency_scope, p_idempotency_principal, p_fingerprint,
+                p_stream_id, v_version, v_tx, v_position);
+    END IF;
+
+    RETURN QUERY SELECT true, v_version, v_tx, v_position;
+END;
+$$;
+
+-- One round trip for an append to several streams, all or nothing: append_to_stream for
+-- each part. Part i is p_counts[i] events (the next ones of the flat event arrays) for
+-- p_stream_ids[i] at p_expected[i]. The caller sorts the parts by stream id, so two appends
+-- lock the streams they share in the same order (no deadlock). A conflict on the first part
+-- returns its row with ok = false, having written nothing; on a later part (earlier ones
+-- are written) it raises SQLSTATE EV409 with the stream id as DETAIL and its version as
+-- HINT, which undoes the whole statement. The idempotency key, if any, is stored with the
+-- result of part p_idempotency_stream.
 CREATE OR REPLACE FUNCTION append_to_streams(
     p_stream_ids text[],
     p_stream_types text[],
@@ -174,132 +257,45 @@ DECLARE
     m integer := coalesce(array_length(p_stream_ids, 1), 0);
     v_done integer := 0;  -- events of the earlier parts
     n integer;
-    v_version integer;
-    v_tx xid8;
-    v_position bigint;
-    v_versions integer[] := '{}';
-    v_txs xid8[] := '{}';
-    v_positions bigint[] := '{}';
-    k integer;
+    v_part record;
+    v_keyed boolean;
 BEGIN
     FOR i IN 1 .. m LOOP
         n := p_counts[i];
-        v_version := NULL;
-        IF n = 0 THEN
-            IF m > 1 THEN
-                -- Held until commit, so the version checked is the version at commit.
-                SELECT s.version INTO v_version FROM streams s
-                WHERE s.stream_id = p_stream_ids[i] FOR SHARE;
-            ELSE
-                SELECT s.version INTO v_version FROM streams s WHERE s.stream_id = p_stream_ids[i];
-            END IF;
-            v_version := coalesce(v_version, 0);
-            IF (p_expected[i] = 0 AND v_version <> 0)
-               OR (p_expected[i] > 0 AND v_version <> p_expected[i]) THEN
-                v_version := -1 - v_version;  -- a conflict, at version -1 - v_version
-            ELSE
-                -- Nothing to write: the token names the stream's last event.
-                SELECT e.transaction_id, e.position INTO v_tx, v_position
-                FROM events e WHERE e.stream_id = p_stream_ids[i] ORDER BY e.version DESC LIMIT 1;
-                v_tx := coalesce(v_tx, '0'::xid8);
-                v_position := coalesce(v_position, 0);
-            END IF;
-        ELSE
-            IF p_expected[i] = -1 THEN
-                INSERT INTO streams AS s (stream_id, type, version)
-                VALUES (p_stream_ids[i], p_stream_types[i], n)
-                ON CONFLICT (stream_id) DO UPDATE SET version = s.version + n
-                RETURNING s.version INTO v_version;
-            ELSIF p_expected[i] = 0 THEN
-                INSERT INTO streams AS s (stream_id, type, version)
-                VALUES (p_stream_ids[i], p_stream_types[i], n)
-                ON CONFLICT (stream_id) DO NOTHING
-                RETURNING s.version INTO v_version;
-            ELSE
-                UPDATE streams s SET version = s.version + n
-                WHERE s.stream_id = p_stream_ids[i] AND s.version = p_expected[i]
-                RETURNING s.version INTO v_version;
-            END IF;
-
-            IF v_version IS NULL THEN
-                SELECT s.version INTO v_version FROM streams s WHERE s.stream_id = p_stream_ids[i];
-                v_version := -1 - coalesce(v_version, 0);
-            ELSE
-                WITH inserted AS (
-                    INSERT INTO events
-                        (stream_id, version, event_id, type, data, metadata, occurred_at)
-                    SELECT p_stream_ids[i], v_version - n + e.ord::integer, e.event_id, e.type,
-                           e.data, e.metadata, e.occurred_at
-                    -- One stream (nearly every append) takes the arrays whole: slicing
-                    -- copies them, a cost a one-stream append need not pay.
-                    FROM unnest(CASE WHEN m = 1 THEN p_event_ids ELSE p_event_ids[v_done + 1 : v_done + n] END,
-                                CASE WHEN m = 1 THEN p_types ELSE p_types[v_done + 1 : v_done + n] END,
-                                CASE WHEN m = 1 THEN p_data ELSE p_data[v_done + 1 : v_done + n] END,
-                                CASE WHEN m = 1 THEN p_metadata ELSE p_metadata[v_done + 1 : v_done + n] END,
-                                CASE WHEN m = 1 THEN p_occurred_at ELSE p_occurred_at[v_done + 1 : v_done + n] END)
-                         WITH ORDINALITY AS e(event_id, type, data, metadata, occurred_at, ord)
-                    RETURNING events.position
-                )
-                SELECT max(inserted.position) INTO v_position FROM inserted;
-                v_tx := pg_current_xact_id();
-            END IF;
+        IF n = 0 AND m > 1 THEN
+            -- Held until commit, so the version checked is the version at commit.
+            PERFORM 1 FROM streams s WHERE s.stream_id = p_stream_ids[i] FOR SHARE;
         END IF;
-
-        IF v_version < 0 THEN
+        v_keyed := p_stream_ids[i] = p_idempotency_stream;
+        SELECT * INTO v_part FROM append_to_stream(
+            p_stream_ids[i], p_stream_types[i], p_expected[i],
+            p_event_ids[v_done + 1 : v_done + n], p_types[v_done + 1 : v_done + n],
+            p_data[v_done + 1 : v_done + n], p_metadata[v_done + 1 : v_done + n],
+            p_occurred_at[v_done + 1 : v_done + n],
+            CASE WHEN v_keyed THEN p_idempotency_key END,
+            CASE WHEN v_keyed THEN p_idempotency_scope END,
+            CASE WHEN v_keyed THEN p_idempotency_principal END,
+            CASE WHEN v_keyed THEN p_fingerprint END
+        );
+        IF NOT v_part.ok THEN
             IF i = 1 THEN
-                RETURN QUERY SELECT p_stream_ids[i], false, -1 - v_version, NULL::xid8, NULL::bigint;
+                RETURN QUERY SELECT p_stream_ids[i], false, v_part.stream_version, NULL::xid8,
+                                    NULL::bigint;
                 RETURN;
             END IF;
             RAISE EXCEPTION 'stream %: expected version %, actual %',
-                p_stream_ids[i], p_expected[i], -1 - v_version
-                USING ERRCODE = 'EV409', DETAIL = p_stream_ids[i], HINT = (-1 - v_version)::text;
+                p_stream_ids[i], p_expected[i], v_part.stream_version
+                USING ERRCODE = 'EV409', DETAIL = p_stream_ids[i],
+                      HINT = v_part.stream_version::text;
         END IF;
         v_done := v_done + n;
-        v_versions := v_versions || v_version;
-        v_txs := v_txs || v_tx;
-        v_positions := v_positions || v_position;
+        stream_id := p_stream_ids[i];
+        ok := true;
+        stream_version := v_part.stream_version;
+        transaction_id := v_part.transaction_id;
+        log_position := v_part.log_position;
+        RETURN NEXT;
     END LOOP;
-
-    IF p_idempotency_key IS NOT NULL THEN
-        k := array_position(p_stream_ids, p_idempotency_stream);
-        INSERT INTO idempotency_keys
-            (key, scope, principal, fingerprint, stream_id, version, transaction_id, position)
-        VALUES (p_idempotency_key, p_idempotency_scope, p_idempotency_principal, p_fingerprint,
-                p_idempotency_stream, v_versions[k], v_txs[k], v_positions[k]);
-    END IF;
-
-    IF m = 1 THEN  -- one row: no unnest to build it
-        RETURN QUERY SELECT p_stream_ids[1], true, v_versions[1], v_txs[1], v_positions[1];
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT a.stream_id, true, a.version, a.transaction_id, a.position
-    FROM unnest(p_stream_ids, v_versions, v_txs, v_positions)
-         AS a(stream_id, version, transaction_id, position);
 END;
 $$;
 
--- The one-stream append of releases before append_to_streams, for their processes still
--- running while a new release rolls out: the same append, through append_to_streams.
-CREATE OR REPLACE FUNCTION append_to_stream(
-    p_stream_id text,
-    p_stream_type text,
-    p_expected integer,
-    p_event_ids uuid[],
-    p_types text[],
-    p_data jsonb[],
-    p_metadata jsonb[],
-    p_occurred_at timestamptz[],
-    p_idempotency_key text,
-    p_idempotency_scope text,
-    p_idempotency_principal text,
-    p_fingerprint text
-) RETURNS TABLE (ok boolean, stream_version integer, transaction_id xid8, log_position bigint)
-LANGUAGE sql AS $$
-    SELECT a.ok, a.stream_version, a.transaction_id, a.log_position
-    FROM append_to_streams(
-        ARRAY[p_stream_id], ARRAY[p_stream_type], ARRAY[p_expected],
-        ARRAY[coalesce(array_length(p_event_ids, 1), 0)], p_event_ids, p_types, p_data,
-        p_metadata, p_occurred_at, p_stream_id, p_idempotency_key, p_idempotency_scope,
-        p_idempotency_principal, p_fingerprint
-    ) a
-$$;
