@@ -69,5 +69,5 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if self.handshake_complete and getattr(self, "response", None) is not None:
             # Answered (accepted or refused): neither is read again.
-            self.request = None  # type: ignore[assignment]
-            self.response = None  # type: ignore[assignment]
+            self.request = None  # type: ignore[assignment]  # let go; uvicorn types it as set
+            self.response = None  # type: ignore[assignment]  # let go; uvicorn types it as set
