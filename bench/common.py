@@ -14,6 +14,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,11 @@ def run_main(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     except (KeyboardInterrupt, asyncio.CancelledError):
         say("interrupted; bench databases dropped")
         sys.exit(130)
+
+
+async def loop_lag(lags: list[float], period: float = 0.01) -> None:
+    """How late the running event loop runs a `period` timer, sample by sample."""
+    while True:
+        due = time.monotonic() + period
+        await asyncio.sleep(period)
+        lags.append(time.monotonic() - due)

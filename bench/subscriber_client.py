@@ -33,7 +33,7 @@ import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from bench.common import percentile
+from bench.common import loop_lag, percentile
 
 SUBSCRIPTION = "subscription($id: ID!) { orderUpdated(id: $id, afterVersion: 0) { id version } }"
 HANDSHAKES_AT_ONCE = 32
@@ -84,14 +84,6 @@ class Subscriber:
         while version not in self.versions:
             self.received.clear()
             await self.received.wait()
-
-
-async def loop_lag(lags: list[float], period: float = 0.01) -> None:
-    """How late the event loop runs a `period` timer, sample by sample."""
-    while True:
-        due = time.monotonic() + period
-        await asyncio.sleep(period)
-        lags.append(time.monotonic() - due)
 
 
 async def read_line(reader: asyncio.StreamReader) -> Any:

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import p50_p99_ms, percentile
+from bench.common import loop_lag, p50_p99_ms, percentile
 from bench.http.seeding import ADD_ITEM
 
 PER_CLIENT_PROCESS = 2_500
@@ -91,14 +91,6 @@ class ClientProcess:
         if self.process.returncode is None:
             self.process.kill()
         await self.process.wait()
-
-
-async def loop_lag(lags: list[float], period: float = 0.01) -> None:
-    """How late this event loop runs a `period` timer, sample by sample."""
-    while True:
-        due = time.monotonic() + period
-        await asyncio.sleep(period)
-        lags.append(time.monotonic() - due)
 
 
 async def push_benchmark(
