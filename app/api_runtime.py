@@ -73,6 +73,7 @@ async def api_runtime(
             follows_log=False,
             migrates=settings.migrate_on_start,
             mongo_event_listeners=mongo_event_listeners,
+            read_cache=True,
         )
     )
     async with backend_context as backend, contextlib.AsyncExitStack() as running:

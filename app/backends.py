@@ -37,6 +37,7 @@ from log_follower.source.port import Source
 from log_follower.status.view import FollowerStatus
 from log_follower.storage import FollowerStores
 from read_model.change_feed.port import ChangeFeed
+from read_model.document_cache import CachedDocumentStore
 from read_model.document_store.port import DocumentStore
 from read_model.projections import ALL_PROJECTIONS
 from sagas import storage as saga_storage
@@ -68,6 +69,8 @@ class Backend(LogBackend):
 
     documents: DocumentStore
     feed: ChangeFeed
+    # The read cache `documents` is, in an API process (READ_CACHE_DOCUMENTS), else None.
+    read_cache: CachedDocumentStore | None = None
 
 
 _LOG_BACKEND_FIELDS = tuple(field.name for field in dataclasses.fields(LogBackend))
@@ -188,21 +191,32 @@ async def shared_backend(
     follows_log: bool,
     migrates: bool = False,
     mongo_event_listeners: Sequence[Any] = (),
+    read_cache: bool = False,
 ) -> AsyncIterator[Backend]:
     """PostgreSQL and MongoDB, shared between processes. `follows_log`: the process reads
     the log as it grows (projector, saga), so it listens for append notifications.
-    `migrates`: apply the event store schema first (`orders api`, MIGRATE_ON_START)."""
+    `migrates`: apply the event store schema first (`orders api`, MIGRATE_ON_START).
+    `read_cache`: reads by id answered from memory where they can be (READ_CACHE_DOCUMENTS;
+    the API's), kept current by the change feed."""
     require_services(settings, "this process")
     from read_model.change_feed.postgres import PostgresChangeFeed
 
     async with (
         _postgres_side(settings, follows_log=follows_log, migrates=migrates) as side,
         document_store(settings, mongo_event_listeners) as documents,
+        contextlib.AsyncExitStack() as running,
     ):
+        feed = PostgresChangeFeed(side.pool, side.listener)
+        cache = None
+        if read_cache and settings.read_cache_documents:
+            cache = await running.enter_async_context(
+                CachedDocumentStore.watching(documents, feed, settings.read_cache_documents)
+            )
         yield Backend(
             **{name: getattr(side.backend, name) for name in _LOG_BACKEND_FIELDS},
-            documents=documents,
-            feed=PostgresChangeFeed(side.pool, side.listener),
+            documents=cache or documents,
+            feed=feed,
+            read_cache=cache,
         )
 
 

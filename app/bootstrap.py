@@ -218,6 +218,7 @@ def build_read_model(settings: Settings, backend: Backend) -> ReadModel:
         poll_seconds=settings.consistency_poll_seconds,
         version_ttl_seconds=settings.read_model_version_ttl_seconds,
         stale_seconds=settings.projection_stale_seconds,
+        fresh_documents=backend.read_cache.uncached if backend.read_cache is not None else None,
     )
 
 

@@ -374,6 +374,7 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: 
     """Serve the API with uvicorn (one worker, uvloop) until SIGINT / SIGTERM."""
     from app.graphiql import GraphiQL
     from app.server import create_app
+    from app.websocket_protocol import LeanWebSocketProtocol
 
     # --host and --port win over HOST and PORT, for the ops port's default host too.
     settings = settings.model_copy(
@@ -407,6 +408,7 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, embedded: 
             # server memory, half of what a subscriber costs, to shrink pushes of a few
             # hundred bytes.
             ws_per_message_deflate=False,
+            ws=LeanWebSocketProtocol,  # less held per connection (app/websocket_protocol.py)
         ),
         _auth_banner(settings),
         graphiql=not missing,

@@ -84,6 +84,14 @@ class Metrics:
             "by re-reading watched documents, since start",
             registry=self.registry,
         )
+        self.read_cache = Gauge(
+            "orders_read_cache_documents",
+            "Reads by id of the API's read cache since start (hits, misses), documents it "
+            "dropped for a change (invalidated), times it dropped everything (cleared: a "
+            "change-feed gap or its connection down), and what it holds now (held)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.dead_letters = Gauge(
             "orders_dead_letters",
             "Events parked as dead letters, by follower (a projection, the saga or a "

@@ -137,6 +137,15 @@ def create_app(
             metrics.listener_connected.set(1 if runtime.backend.listener_healthy() else 0)
         if runtime.services.live is not None:
             metrics.feed_gaps.set(runtime.services.live.gaps)
+        if (cache := runtime.backend.read_cache) is not None:
+            for outcome, value in (
+                ("hits", cache.hits),
+                ("misses", cache.misses),
+                ("invalidated", cache.invalidations),
+                ("cleared", cache.clears),
+                ("held", cache.size),
+            ):
+                metrics.read_cache.labels(outcome).set(value)
         read_model = runtime.services.read_model
         return await metrics.render(read_model, read_model.processes)
 

@@ -197,6 +197,12 @@ class Settings(BaseSettings):
     read_model_version_ttl_seconds: float = Field(
         1.0, ge=0, le=60, description="how long the API caches the active collection versions"
     )
+    read_cache_documents: int = Field(
+        10_000,
+        ge=0,
+        description="how many read documents `orders api` keeps in memory for reads by id, "
+        "dropped as the change feed announces their writes; 0: none",
+    )
     introspection: Literal["on", "off", "staff"] = Field(
         "staff",
         description="who may ask __schema and __type (GraphiQL's docs and completion do): "

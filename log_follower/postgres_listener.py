@@ -47,6 +47,9 @@ class PostgresListener:
         self._channels: dict[str, list[NotificationCallback]] = {}
         self._reconnect_callbacks: list[Callable[[], None]] = []
         self._lost = asyncio.Event()
+        # One operation at a time on the connection: a channel added while the periodic
+        # check runs would fail with asyncpg's "another operation is in progress".
+        self._using = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
         self.reconnects = 0  # how often the connection was replaced
         self.last_error: str | None = None
@@ -87,17 +90,19 @@ class PostgresListener:
     async def add(self, channel: str, callback: NotificationCallback) -> None:
         """Call `callback` for every notification on `channel` from now on."""
         self._channels.setdefault(channel, []).append(callback)
-        if self.healthy:
-            assert self._connection is not None
-            await self._connection.add_listener(channel, callback)
+        async with self._using:
+            if self.healthy:
+                assert self._connection is not None
+                await self._connection.add_listener(channel, callback)
 
     async def remove(self, channel: str, callback: NotificationCallback) -> None:
         callbacks = self._channels.get(channel, [])
         if callback in callbacks:
             callbacks.remove(callback)
-        if self.healthy:
-            assert self._connection is not None
-            await self._connection.remove_listener(channel, callback)
+        async with self._using:
+            if self.healthy:
+                assert self._connection is not None
+                await self._connection.remove_listener(channel, callback)
 
     async def close(self) -> None:
         if self._watcher is not None:
@@ -124,7 +129,7 @@ class PostgresListener:
                 return
             try:
                 assert self._connection is not None
-                async with asyncio.timeout(self._check_seconds):
+                async with self._using, asyncio.timeout(self._check_seconds):
                     await self._connection.fetchval("SELECT 1")
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
                 self.last_error = f"{type(e).__name__}: {e}"

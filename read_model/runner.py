@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import ChainMap
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from log_follower.consumer import Batch, FollowerKind, KeyFailure, is_connection_error
 from log_follower.decoded import DecodedEvents
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 # crash skips them. Only the crash window needs covering, so a few suffice.
 RETRIED_FIELD = "_retried"
 REMEMBERED_RETRIES = 50
+# Documents an update changed in place, read per query to publish them.
+UPDATED_PAGE = 500
 
 
 def physical_collection(logical: str, version: int) -> str:
@@ -222,15 +225,40 @@ class ProjectionConsumer:
         return len(puts)
 
     async def _publish(self, working: Working) -> None:
-        if self._feed is None or not working.changed:
+        if self._feed is None or not (working.changed or working.updates):
             return
         changes = [
             DocumentChanged(key.collection, key.id, int(doc.get("version", 0)))
             for key in sorted(working.changed)
             if (doc := working.docs[key]) is not None
         ]
+        # The documents an update changed in place are written documents too (an API's read
+        # cache drops them): found after the write, so a failed read fails the batch, which
+        # is applied again (harmlessly) and published then.
+        published = {(change.collection, change.id) for change in changes}
+        for update in working.updates:
+            async for doc in self._matching(update):
+                if (update.collection, doc["_id"]) not in published:
+                    published.add((update.collection, doc["_id"]))
+                    changes.append(
+                        DocumentChanged(update.collection, doc["_id"], int(doc.get("version", 0)))
+                    )
+        if not changes:
+            return
         try:
             await self._feed.publish(changes)
         except Exception:
             # Live updates are best effort: the documents and checkpoint are already safe.
             log.exception("publishing %s document changes failed", len(changes))
+
+    async def _matching(self, update: UpdateMany) -> AsyncIterator[Document]:
+        """Every document of the update's collection its filter matches, a page at a time."""
+        collection = self.collection(update.collection)
+        after: list[Any] | None = None
+        while True:
+            page = await self._documents.find(collection, update.filter, (), UPDATED_PAGE, after)
+            for doc in page.documents:
+                yield doc
+            if not page.has_next_page:
+                return
+            after = [page.documents[-1]["_id"]]

@@ -65,10 +65,16 @@ OWNERSHIP = Ownership(ALL_PROJECTIONS)
 
 class ScopedReadModel:
     def __init__(
-        self, read_model: ReadModel, principal: Principal, ownership: Ownership = OWNERSHIP
+        self,
+        read_model: ReadModel,
+        principal: Principal,
+        ownership: Ownership = OWNERSHIP,
+        *,
+        fresh: bool = False,
     ) -> None:
         self.unscoped = read_model
         self.principal = principal
+        self.fresh = fresh  # documents by id past any read cache (after a consistency wait)
         self._ownership = ownership
         self._restricted = not access.sees_everything(principal)
 
@@ -95,12 +101,12 @@ class ScopedReadModel:
 
     async def get_many(self, logical: str, ids: Sequence[str]) -> dict[str, Document]:
         field = self._ownership.owner_field(logical)  # refused before anything is read
-        found = await self.unscoped.get_many(logical, ids)
+        found = await self.unscoped.get_many(logical, ids, fresh=self.fresh)
         return {key: doc for key, doc in found.items() if self._may_read(field, doc)}
 
     async def get(self, logical: str, document_id: str) -> Document | None:
         field = self._ownership.owner_field(logical)  # refused before anything is read
-        doc = await self.unscoped.get(logical, document_id)
+        doc = await self.unscoped.get(logical, document_id, fresh=self.fresh)
         return doc if doc is not None and self._may_read(field, doc) else None
 
     async def find(

@@ -108,8 +108,12 @@ class ReadModel:
         clock: Callable[[], float] = time.monotonic,
         letters: DeadLetters | None = None,
         followers: Callable[[], Awaitable[list[FollowerStatus]]] | None = None,
+        fresh_documents: DocumentStore | None = None,
     ) -> None:
         self._documents = documents
+        # The store behind a read cache in `documents`, if any: reads after a consistency
+        # wait come from it (the cache may not have heard of the write yet).
+        self._fresh_documents = fresh_documents if fresh_documents is not None else documents
         self._events = events
         # Every follower's letters (none given: a store of this process alone).
         self.letters = letters if letters is not None else InMemoryDeadLetters()
@@ -149,11 +153,16 @@ class ReadModel:
 
     # ---------------------------------------------------------------- reads
 
-    async def get_many(self, logical: str, ids: Sequence[str]) -> dict[str, Document]:
-        return await self._documents.get_many(await self.collection(logical), ids)
+    async def get_many(
+        self, logical: str, ids: Sequence[str], *, fresh: bool = False
+    ) -> dict[str, Document]:
+        """`fresh`: past any read cache (after a consistency wait)."""
+        documents = self._fresh_documents if fresh else self._documents
+        return await documents.get_many(await self.collection(logical), ids)
 
-    async def get(self, logical: str, document_id: str) -> Document | None:
-        return await self._documents.get(await self.collection(logical), document_id)
+    async def get(self, logical: str, document_id: str, *, fresh: bool = False) -> Document | None:
+        documents = self._fresh_documents if fresh else self._documents
+        return await documents.get(await self.collection(logical), document_id)
 
     async def find(
         self,

@@ -126,7 +126,8 @@ class RequestContext:
 
     async def caught_up(self, consistency_token: str, stream_id: str | None = None) -> None:
         """Wait until the read model has applied the write named by `consistency_token`,
-        then forget what this request's loaders cached, which may predate it. `stream_id`:
+        then read past any read cache and forget what this request's loaders cached, which
+        may predate it. `stream_id`:
         the stream whose documents the request reads; if the projector parked one of its
         events at or before the write, the wait cannot be satisfied: StaleReadModel."""
         position = decode_consistency_token(consistency_token)
@@ -142,7 +143,10 @@ class RequestContext:
                 f"event {letter['eventId']} is parked as dead letter {letter['_id']} "
                 f"({letter['error']}); an operator can retry it with retryDeadLetter"
             )
-        self.loaders.clear_all()
+        # Read on past any read cache, which may not have heard of the write yet, with
+        # loaders that hold nothing from before the wait.
+        self.reader = ScopedReadModel(read_model, self.principal, fresh=True)
+        self.fresh_loaders()
 
 
 Info = strawberry.Info[RequestContext, None]

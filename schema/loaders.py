@@ -66,12 +66,6 @@ class Loaders:
             order_histories=DataLoader(_order_histories(events)),
         )
 
-    def clear_all(self) -> None:
-        """Forget every cached document (after a consistency wait: they may be older)."""
-        self.customers.clear_all()
-        self.products.clear_all()
-        self.orders.clear_all()
-
     async def read_ahead(self, customer_ids: Iterable[str], product_ids: Iterable[str]) -> None:
         """Load these customers and products now, in one batch each, for the relations
         resolved next (`related`). A failed read stays in its loader, and the relation that

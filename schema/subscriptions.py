@@ -11,11 +11,13 @@ is refused with a TOO_MANY_SUBSCRIPTIONS error.
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterator
 from typing import Annotated
 
 import strawberry
 
+from read_model.document_store.port import Document
 from read_model.projections.orders import ORDERS
 from schema.context import Info, RequestContext
 from schema.errors import BadRequest, LiveUpdatesUnavailable, SubscriptionLimit
@@ -23,6 +25,37 @@ from schema.order_updates import LiveOrders, matches_filter
 from schema.queries import OrderFilter
 from schema.types import Order
 from schema.unset import UNSET, given
+
+
+class SharedOrders:
+    """`Order.of` once per order document, not once per subscriber: LiveOrders offers every
+    watcher of an order the same document object, and subscribers that start on an order
+    read equal documents, so the first subscriber to take one decodes it and the others get
+    that Order (nothing writes to an Order once made; what differs per subscriber, the
+    access check and the nested fields' loaders, stays per subscriber). A waiting
+    subscription holds its last Order (graphql-core keeps the last event), so sharing it
+    saves its memory too. The last document of the `size` most recent orders is remembered,
+    and reused only for the same document object or an equal one."""
+
+    def __init__(self, size: int = 4_096) -> None:
+        self._size = size
+        self._recent: OrderedDict[str, tuple[Document, Order]] = OrderedDict()
+
+    def of(self, doc: Document) -> Order:
+        order_id = doc["_id"]
+        found = self._recent.get(order_id)
+        if found is not None and (found[0] is doc or found[0] == doc):
+            self._recent.move_to_end(order_id)
+            return found[1]
+        order = Order.of(doc)
+        self._recent[order_id] = (doc, order)
+        self._recent.move_to_end(order_id)
+        if len(self._recent) > self._size:
+            self._recent.popitem(last=False)
+        return order
+
+
+_shared_orders = SharedOrders()
 
 
 @contextlib.contextmanager
@@ -75,7 +108,7 @@ class Subscription:
             async for doc in live.order_updates(str(id), after):
                 if info.context.reader.may_read(ORDERS, doc):
                     info.context.fresh_loaders()
-                    yield Order.of(doc)
+                    yield _shared_orders.of(doc)
                 del doc  # not held while the next one is awaited (see order_updates)
 
     @strawberry.subscription(
@@ -96,4 +129,4 @@ class Subscription:
                 if not info.context.reader.may_read(ORDERS, doc):
                     continue
                 info.context.fresh_loaders()
-                yield Order.of(doc)
+                yield _shared_orders.of(doc)

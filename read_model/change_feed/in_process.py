@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from read_model.bounded_queue import DropOldestQueue
 from read_model.change_feed.port import (
     SUBSCRIBER_QUEUE_SIZE,
+    Connected,
     DocumentChanged,
     FeedGap,
     FeedItem,
@@ -16,22 +17,32 @@ from read_model.change_feed.port import (
 
 class InProcessChangeFeed:
     def __init__(self, queue_size: int = SUBSCRIBER_QUEUE_SIZE) -> None:
-        self._subscribers: set[DropOldestQueue[FeedItem]] = set()
+        self._watchers: list[Callable[[FeedItem], None]] = []
         self._queue_size = queue_size
 
     async def publish(self, changes: Sequence[DocumentChanged]) -> None:
         batch = list(changes)
-        for queue in list(self._subscribers):
-            queue.offer(batch)
+        for on_item in list(self._watchers):
+            on_item(batch)
+
+    @contextlib.asynccontextmanager
+    async def watch(self, on_item: Callable[[FeedItem], None]) -> AsyncIterator[Connected]:
+        self._watchers.append(on_item)
+        try:
+            yield always_connected
+        finally:
+            self._watchers.remove(on_item)
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[AsyncIterator[FeedItem]]:
         queue: DropOldestQueue[FeedItem] = DropOldestQueue(self._queue_size)
-        self._subscribers.add(queue)
-        try:
+        async with self.watch(queue.offer):
             yield drain(queue)
-        finally:
-            self._subscribers.discard(queue)
+
+
+def always_connected() -> bool:
+    """Publishing and watching happen in one process: nothing is ever lost between them."""
+    return True
 
 
 async def drain(queue: DropOldestQueue[FeedItem]) -> AsyncIterator[FeedItem]:

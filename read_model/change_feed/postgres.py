@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import asyncpg
 import orjson
@@ -15,6 +15,7 @@ from read_model.bounded_queue import DropOldestQueue
 from read_model.change_feed.in_process import drain
 from read_model.change_feed.port import (
     SUBSCRIBER_QUEUE_SIZE,
+    Connected,
     DocumentChanged,
     FeedGap,
     FeedItem,
@@ -61,22 +62,32 @@ class PostgresChangeFeed:
             await self._pool.execute("SELECT pg_notify($1, $2)", self._channel, payload)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[AsyncIterator[FeedItem]]:
-        queue: DropOldestQueue[FeedItem] = DropOldestQueue(SUBSCRIBER_QUEUE_SIZE)
+    async def watch(self, on_item: Callable[[FeedItem], None]) -> AsyncIterator[Connected]:
+        listener = self._listener
 
         def on_notify(_connection: object, _pid: int, _channel: str, payload: str) -> None:
             try:
-                queue.offer(decode(payload))
+                batch = decode(payload)
             except (ValueError, TypeError):
                 log.exception("malformed change notification %r", payload[:200])
+                # What it announced is unknown: whoever relies on the feed makes up for it.
+                on_item(FeedGap("a malformed change notification"))
+                return
+            on_item(batch)
 
-        await self._listener.add(self._channel, on_notify)
+        await listener.add(self._channel, on_notify)
         # Whatever was published while the connection was down is lost: say so.
-        unregister = self._listener.on_reconnect(
-            lambda: queue.offer(FeedGap("the LISTEN connection was replaced"))
+        unregister = listener.on_reconnect(
+            lambda: on_item(FeedGap("the LISTEN connection was replaced"))
         )
         try:
-            yield drain(queue)
+            yield lambda: listener.healthy
         finally:
             unregister()
-            await self._listener.remove(self._channel, on_notify)
+            await listener.remove(self._channel, on_notify)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[AsyncIterator[FeedItem]]:
+        queue: DropOldestQueue[FeedItem] = DropOldestQueue(SUBSCRIBER_QUEUE_SIZE)
+        async with self.watch(queue.offer):
+            yield drain(queue)

@@ -19,19 +19,35 @@ from sagas.ledger.port import GatewayLedger
 from tests.conftest import service_url
 from tests.contracts.document_store_harness import (
     DocumentStoreHarness,
+    cached_memory_document_store,
+    cached_mongo_document_store,
     memory_document_store,
     mongo_document_store,
 )
 
 
-@pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.mongo)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("mongo", marks=pytest.mark.mongo),
+        "cached-memory",
+        pytest.param("cached-mongo", marks=[pytest.mark.mongo, pytest.mark.postgres]),
+    ]
+)
 async def doc_harness(request: pytest.FixtureRequest) -> AsyncIterator[DocumentStoreHarness]:
-    """Each DocumentStore adapter in turn, handing out fresh collection names."""
+    """Each DocumentStore adapter in turn, handing out fresh collection names: the read
+    cache in front of each store, watching a real change feed, too."""
     match request.param:
         case "memory":
             factory = memory_document_store()
         case "mongo":
             factory = mongo_document_store(service_url("MONGO_URL"))
+        case "cached-memory":
+            factory = cached_memory_document_store()
+        case "cached-mongo":
+            factory = cached_mongo_document_store(
+                service_url("MONGO_URL"), service_url("DATABASE_URL")
+            )
     async with factory as built:
         yield built
 

@@ -79,6 +79,24 @@ async def test_subscribers_receive_what_is_published_after_they_subscribe(
         assert await next_batch(second) == batch
 
 
+async def test_a_watch_hears_each_batch_before_a_subscriber_can_act_on_it(
+    coordination: Coordination, unique: str
+) -> None:
+    """A watcher (the API's read cache) is told at once, in the callback that queues the
+    batch for subscribers: by the time a subscriber's iterator yields it, it was heard."""
+    feed = coordination.feed
+    heard: list[object] = []
+    batch = [DocumentChanged("orders", f"o-{unique}", 1)]
+    async with feed.watch(heard.append) as connected, feed.subscribe() as changes:
+        assert connected()
+        await feed.publish(batch)
+
+        assert await next_batch(changes) == batch
+        assert heard == [batch]
+    await feed.publish([DocumentChanged("orders", f"o-{unique}", 2)])
+    assert heard == [batch]  # a watch ends with its context
+
+
 async def test_a_large_batch_arrives_whole_in_order(
     coordination: Coordination, unique: str
 ) -> None:
@@ -217,3 +235,24 @@ async def test_a_leader_whose_lock_connection_drops_knows_it_lost_the_lead(uniqu
     # Another process can lead now; so can this one again.
     async with lock.hold(name):
         assert not lock.lost(name)
+
+
+async def test_a_malformed_change_notification_is_a_gap(unique: str) -> None:
+    """What it announced cannot be known: watchers (a read cache) and subscribers make up for
+    it as for any gap."""
+    dsn = service_url("DATABASE_URL")
+    listener = PostgresListener(dsn)
+    await listener.start()
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    channel = f"docs_{unique}"
+    feed = PostgresChangeFeed(pool, listener, channel=channel)
+    try:
+        async with feed.subscribe() as changes:
+            await pool.execute("SELECT pg_notify($1, $2)", channel, "not json")
+            assert await next_batch(changes) == FeedGap("a malformed change notification")  # type: ignore[comparison-overlap]
+            batch = [DocumentChanged("orders", f"o-{unique}", 1)]
+            await feed.publish(batch)
+            assert await next_batch(changes) == batch
+    finally:
+        await listener.close()
+        await pool.close()

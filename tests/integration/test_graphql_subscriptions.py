@@ -27,6 +27,7 @@ from gql.transport.websockets import WebsocketsTransport
 
 from app.server import create_app
 from app.settings import Settings
+from app.websocket_protocol import LeanWebSocketProtocol
 from schema.order_updates import LiveOrders
 from tests.conftest import service_url
 from tests.integration.graphql_stack import Projector, drop_mongo_database
@@ -105,7 +106,14 @@ async def served() -> AsyncIterator[Served]:
         )
         app = create_app(settings)
         server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=0,
+                lifespan="on",
+                log_level="warning",
+                ws=LeanWebSocketProtocol,  # as `orders api` serves websockets
+            )
         )
         serving = asyncio.create_task(server.serve())
         projector = Projector(settings)

@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.server import create_app
 from app.settings import Settings
+from app.websocket_protocol import LeanWebSocketProtocol
 from tests.integration.test_graphql_subscriptions import _until
 
 TRANSPORT_WS, GRAPHQL_WS = "graphql-transport-ws", "graphql-ws"
@@ -45,6 +46,7 @@ async def url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
             port=0,
             lifespan="on",
             log_level="warning",
+            ws=LeanWebSocketProtocol,  # as `orders api` serves websockets
         )
     )
     serving = asyncio.create_task(server.serve())

@@ -47,3 +47,15 @@ def test_a_consumer_that_stops_waiting_loses_no_item() -> None:
         assert await asyncio.wait_for(queue.get(), 1) == 7
 
     asyncio.run(scenario())
+
+
+def test_a_queue_without_a_bound_keeps_every_item_in_order() -> None:
+    async def scenario() -> None:
+        queue: DropOldestQueue[int] = DropOldestQueue(None)
+        for item in range(1_000):
+            queue.offer(item)
+        assert queue.dropped == 0
+        assert [await queue.get() for _ in range(1_000)] == list(range(1_000))
+        assert queue.empty()
+
+    asyncio.run(scenario())
