@@ -119,10 +119,11 @@ class TransactionalProducer:
             # relay's, ending its open transaction (a commit in doubt is completed or aborted
             # by the coordinator; the checkpoint, read next, says which). Purged first: the
             # old producer's records must not wait in its queue while it is destroyed here.
-            self._producer_().purge()
-            self._producer = None
+            retired, self._producer = self._producer_(), None
             self._initialised = False
             self._doubt = _Doubt.NONE
+            retired.purge()
+            del retired
         if self._producer is None:
             self._producer = Producer({**self._config, "error_cb": self._on_error})
         # A first init that failed (the broker away) is resumed on the same producer.
