@@ -75,6 +75,7 @@ class TransactionalProducer:
         self._on_fatal = on_fatal
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="kafka-producer")
         self._producer: Producer | None = None
+        self._initialised = False  # init_transactions succeeded on `_producer`
         self._doubt = _Doubt.NONE
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
@@ -91,7 +92,9 @@ class TransactionalProducer:
 
     async def start(self) -> None:
         """init_transactions: fences any earlier producer with our transactional.id and
-        completes or aborts its last transaction, so read_committed readers see its end."""
+        completes or aborts its last transaction, so read_committed readers see its end.
+        Called each time the process takes the lead: after the first, a new librdkafka
+        producer does it (see `_start`)."""
         await self._run(self._start)
 
     async def send(self, records: Iterable[KafkaRecord]) -> None:
@@ -109,9 +112,23 @@ class TransactionalProducer:
     # ------------------------------------------------------------- on the worker thread
 
     def _start(self) -> None:
+        if self._initialised:
+            # Leading again in this process: librdkafka initialises transactions once per
+            # producer ("Operation not valid in state Ready" after that), so a new one takes
+            # over, and its init_transactions fences the last one as it fences any other
+            # relay's, ending its open transaction (a commit in doubt is completed or aborted
+            # by the coordinator; the checkpoint, read next, says which). Purged first: the
+            # old producer's records must not wait in its queue while it is destroyed here.
+            retired, self._producer = self._producer_(), None
+            self._initialised = False
+            self._doubt = _Doubt.NONE
+            retired.purge()
+            del retired
         if self._producer is None:
             self._producer = Producer({**self._config, "error_cb": self._on_error})
+        # A first init that failed (the broker away) is resumed on the same producer.
         self._guard(lambda: self._producer_().init_transactions(self._timeout))
+        self._initialised = True
 
     def _producer_(self) -> Producer:
         if self._producer is None:

@@ -149,6 +149,9 @@ class Relay:
         transactional.id and end its transaction (the follower then loads the checkpoint,
         read_committed, from Kafka)."""
         self._prepared.clear()  # read while another process may have led
+        # A transaction of the last leadership still in doubt is ended by `start` (the
+        # checkpoint, loaded next, says whether it committed).
+        self._doubtful_end = None
         await self._producer.start()
         log.info("relay leads: transactions initialised, earlier producers fenced")
 

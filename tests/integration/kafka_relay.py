@@ -111,7 +111,13 @@ class RelayProcess:
 
 @dataclass
 class TopicReader:
-    """A read_committed consumer of every `<prefix>*-events` topic, from the beginning."""
+    """A read_committed consumer of every `<prefix>*-events` topic, from the beginning: what
+    the topics hold, each record once.
+
+    Its group commits no offsets, so each rebalance (a topic created while it reads matches
+    the pattern; the broker restarted) starts it again from the earliest offset, and the
+    records already read come again. Those are the same records, not a second publication:
+    counted in `delivered_again`, kept once. A duplicate is the same event at two offsets."""
 
     bootstrap: str
     prefix: str
@@ -131,6 +137,8 @@ class TopicReader:
         )
         self.consumer.subscribe([f"^{self.prefix.replace('.', '[.]')}.*-events$"])
         self.read: list[Consumed] = []
+        self.delivered_again = 0
+        self._offsets_read: set[tuple[str, int, int]] = set()
 
     def poll_until(self, count: int, seconds: float, *, settle: float = 1.5) -> list[Consumed]:
         """Read until `count` records arrived (then `settle` seconds more, for duplicates) or
@@ -147,12 +155,21 @@ class TopicReader:
                 continue
             if message.error() is not None:
                 continue  # unknown topic until the relay creates it; partition EOF
+            topic, partition, offset = (
+                message.topic() or "",
+                message.partition() or 0,
+                message.offset() or 0,
+            )
+            if (topic, partition, offset) in self._offsets_read:
+                self.delivered_again += 1
+                continue
+            self._offsets_read.add((topic, partition, offset))
             headers = {name: value or b"" for name, value in message.headers() or []}
             self.read.append(
                 Consumed(
-                    message.topic() or "",
-                    message.partition() or 0,
-                    message.offset() or 0,
+                    topic,
+                    partition,
+                    offset,
                     message.key() or b"",
                     headers,
                     from_record(message.value() or b"", headers),

@@ -437,3 +437,34 @@ async def test_the_largest_order_the_api_accepts_fits_and_is_read_from_its_topic
         assert_published_exactly(log, consumed, prefix)
         fulfillment = next(r for r in consumed if r.topic == f"{prefix}fulfillment-events")
         assert fulfillment.event["data"] == data
+
+
+async def test_a_lone_relay_that_lost_its_lock_leads_again_and_publishes_on(
+    unique: str, tmp_path: Path
+) -> None:
+    """The only relay's lock session ends (PostgreSQL's network blinked): it takes the lock
+    again in the same process, leads again, and publishes what was written meanwhile; a
+    read_committed consumer sees the log exactly once."""
+    prefix = f"a{unique}."
+    async with (
+        own_postgres_database(f"relay_{unique}") as url,
+        postgres_store(dsn=url) as store,
+    ):
+        bus = write_side.build_bus(store, max_attempts=50)
+        relay = RelayProcess(
+            relay_env(url, kafka_address(), prefix, f"relay-{unique}"), tmp_path / "relay.log"
+        ).start()
+        reader = TopicReader(kafka_address(), prefix)
+        try:
+            await write_orders(bus, f"{unique}a", 1)
+            before = await whole_log(store)
+            await asyncio.to_thread(reader.poll_until, len(before), 60, settle=0)
+            assert await end_lock_session(url, RELAY) == 1
+            await write_orders(bus, f"{unique}b", 1)
+            log = await whole_log(store)
+            consumed = await asyncio.to_thread(reader.poll_until, len(log), 60)
+            assert_published_exactly(log, consumed, prefix)
+            assert relay.process is not None and relay.process.poll() is None, relay.log_tail()
+        finally:
+            reader.close()
+            relay.stop()
