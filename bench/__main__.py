@@ -134,9 +134,9 @@ def main() -> None:
             "servers": servers,
             "note": (
                 f"Load average {load_before[0]:.1f} at the start and {load_after[0]:.1f} at the "
-                "end: other engineers' work shares the two cores, so figures move by +-30 % "
-                "between runs; the ratios, measured minutes apart in the same run, move less."
-                + overridden
+                "end (the benchmark's own servers and clients count in it); figures move by up "
+                "to +-30 % between runs on these two cores, most when other work shares them; "
+                "the ratios, measured minutes apart in the same run, move less." + overridden
             ),
             "overrides": overrides,
             "peers_sha256": peers_digest(),
