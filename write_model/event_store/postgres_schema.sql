@@ -181,6 +181,12 @@ BEGIN
         v_tx := coalesce(v_tx, '0'::xid8);
         v_position := coalesce(v_position, 0);
     ELSE
+        -- Appends to a stream take turns here, before their first write gives them a
+        -- transaction id (an advisory lock needs none): so a later version of a stream
+        -- always gets a later transaction id, and the log, ordered by transaction id,
+        -- holds every stream's events in version order. (The row lock below comes after
+        -- the id: two appends could take ids in one order and the row in the other.)
+        PERFORM pg_advisory_xact_lock(hashtextextended(p_stream_id, 0));
         IF p_expected = -1 THEN
             INSERT INTO streams AS s (stream_id, type, version)
             VALUES (p_stream_id, p_stream_type, n)
@@ -260,6 +266,13 @@ DECLARE
     v_part record;
     v_keyed boolean;
 BEGIN
+    -- Every part's stream taken in turn before any write (see append_to_stream): the first
+    -- write gives this append its transaction id, so a later part locked after it could
+    -- get a version after another append's with an earlier id. In one order (the locks'
+    -- keys), so two appends never wait on each other.
+    PERFORM pg_advisory_xact_lock(keys.k)
+    FROM (SELECT DISTINCT hashtextextended(x, 0) AS k FROM unnest(p_stream_ids) AS x ORDER BY 1)
+         AS keys;
     FOR i IN 1 .. m LOOP
         n := p_counts[i];
         IF n = 0 AND m > 1 THEN
