@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import zlib
 from collections.abc import AsyncIterator
 
@@ -26,9 +27,12 @@ class PostgresLeaderLock:
     ends the session and the lock passes to a standby within one retry interval.
 
     While leading, a heartbeat checks the connection every `heartbeat_seconds`; a
-    connection that dropped or does not answer in time means the lock may already be
-    another process's, so `lost` turns true and the leader stops (its in-flight writes are
-    harmless: documents are guarded by position)."""
+    connection that dropped, or gives no answer within `answer_seconds`, means the lock may
+    already be another process's, so `lost` turns true and the leader stops (its in-flight
+    writes are harmless: documents are guarded by position, appends by version, the relay's
+    transactions by Kafka's fencing). An answer later than the heartbeat but within that
+    bound is a database or a network slow for a moment, as under load, while the session
+    holding the lock stays alive: leading goes on, and the delay is logged."""
 
     def __init__(
         self,
@@ -36,11 +40,13 @@ class PostgresLeaderLock:
         namespace: str = "",
         retry_seconds: float = 0.5,
         heartbeat_seconds: float = 1.0,
+        answer_seconds: float = 5.0,
     ) -> None:
         self._dsn = dsn
         self._namespace = namespace  # e.g. the read database: one leader per deployment
         self._retry_seconds = retry_seconds
         self._heartbeat_seconds = heartbeat_seconds
+        self._answer_seconds = max(answer_seconds, heartbeat_seconds)
         self._connections: dict[str, asyncpg.Connection] = {}
         self._lost: set[str] = set()
 
@@ -75,14 +81,30 @@ class PostgresLeaderLock:
     async def _beat(self, name: str, connection: asyncpg.Connection) -> None:
         while True:
             await asyncio.sleep(self._heartbeat_seconds)
+            asked = time.monotonic()
             try:
-                async with asyncio.timeout(self._heartbeat_seconds):
+                async with asyncio.timeout(self._answer_seconds):
                     await connection.fetchval("SELECT 1")
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            except TimeoutError:
+                log.error(
+                    "leadership of %s lost: its connection gave no answer in %.1f s",
+                    name,
+                    self._answer_seconds,
+                )
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
                 log.error("leadership of %s lost: its connection failed (%s)", name, e)
-                self._lost.add(name)
-                connection.terminate()
-                return
+            else:
+                waited = time.monotonic() - asked
+                if waited > self._heartbeat_seconds:
+                    log.warning(
+                        "%s: the lock's connection answered after %.1f s; still leading",
+                        name,
+                        waited,
+                    )
+                continue
+            self._lost.add(name)
+            connection.terminate()
+            return
 
     def lost(self, name: str) -> bool:
         connection = self._connections.get(name)

@@ -22,6 +22,7 @@ from read_model.change_feed.in_process import InProcessChangeFeed
 from read_model.change_feed.port import DocumentChanged, FeedGap
 from read_model.change_feed.postgres import PostgresChangeFeed, decode, encode
 from tests.conftest import service_url
+from tests.tcp_proxy import proxied
 
 
 @dataclass
@@ -235,6 +236,37 @@ async def test_a_leader_whose_lock_connection_drops_knows_it_lost_the_lead(uniqu
     # Another process can lead now; so can this one again.
     async with lock.hold(name):
         assert not lock.lost(name)
+
+
+async def test_a_leader_whose_heartbeat_is_answered_late_keeps_the_lead(unique: str) -> None:
+    """A database (or a network) slow for a moment, as under load, answers the heartbeat
+    after its interval although the session, and so the lock, never stopped being this
+    process's: that is not a lost lead (each false loss would cost the leader a restart)."""
+    async with proxied(service_url("DATABASE_URL")) as (proxy, dsn):
+        lock = PostgresLeaderLock(dsn, heartbeat_seconds=0.2)
+        name = f"relay-{unique}"
+        async with lock.hold(name):
+            proxy.pause()
+            await asyncio.sleep(1.0)  # five heartbeats without an answer
+            assert not lock.lost(name)
+            proxy.resume()
+            await asyncio.sleep(0.5)
+            assert not lock.lost(name)
+
+
+async def test_a_leader_whose_lock_connection_hangs_knows_it_lost_the_lead(unique: str) -> None:
+    """No answer within `answer_seconds`: the database may have ended the session and given
+    the lock to a standby, so the leader stops."""
+    async with proxied(service_url("DATABASE_URL")) as (proxy, dsn):
+        lock = PostgresLeaderLock(dsn, heartbeat_seconds=0.2, answer_seconds=1.0)
+        name = f"relay-{unique}"
+        async with lock.hold(name):
+            proxy.pause()
+            started = time.monotonic()
+            while not lock.lost(name):
+                assert time.monotonic() - started < 5, "the hung connection went unnoticed"
+                await asyncio.sleep(0.05)
+            assert time.monotonic() - started >= 1.0
 
 
 async def test_a_malformed_change_notification_is_a_gap(unique: str) -> None:
