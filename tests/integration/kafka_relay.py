@@ -1,15 +1,18 @@
-"""Helpers of the relay's tests: the relay as a process, a read_committed consumer of what
-it published, and the log it published, to compare."""
+"""Helpers of the relay's tests: a log of a test's own with the relay's environment, the
+relay as a process, a read_committed consumer of what it published, and the log it
+published, to compare."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +22,12 @@ from confluent_kafka import Consumer
 
 from messaging.cloudevents import from_record
 from messaging.event_schemas import SCHEMA_DIRECTORY
+from tests.integration import write_side
+from tests.integration.read_side import own_postgres_database, postgres_store
+from write_model.bus import CommandBus
 from write_model.envelope import LogPosition, RecordedEvent
 from write_model.event_store.port import EventStore
+from write_model.event_store.postgres import PostgresEventStore
 from write_model.event_types import build_registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,3 +276,47 @@ def assert_published_exactly(
     for key, versions in per_key.items():
         assert versions == sorted(versions), key  # stream-version order per key
     assert all(len(partitions) == 1 for partitions in partitions_of_key.values())
+
+
+@dataclass(frozen=True)
+class RelayLog:
+    """One test's log: a PostgreSQL database of its own with its store and a bus over it,
+    the relay's environment with a topic prefix and transactional.id of the test's own, and
+    the folder the relays' output goes to."""
+
+    url: str
+    store: PostgresEventStore
+    bus: CommandBus
+    prefix: str
+    env: dict[str, str]
+    folder: Path
+
+    def relay(self, name: str = "relay", **more_env: str) -> RelayProcess:
+        """A relay of this log, not started; its output in `<name>.log`."""
+        return RelayProcess({**self.env, **more_env}, self.folder / f"{name}.log")
+
+    def reader(self) -> TopicReader:
+        return TopicReader(kafka_address(), self.prefix)
+
+    async def assert_published(
+        self, reader: TopicReader, seconds: float, content_mode: str = "binary"
+    ) -> list[Consumed]:
+        """The whole log, read back through `reader` within `seconds`, is on Kafka exactly
+        once (see `assert_published_exactly`)."""
+        log = await whole_log(self.store)
+        consumed = await asyncio.to_thread(reader.poll_until, len(log), seconds)
+        assert_published_exactly(log, consumed, self.prefix, content_mode)
+        return consumed
+
+
+@contextlib.asynccontextmanager
+async def relay_log(unique: str, folder: Path, letter: str) -> AsyncIterator[RelayLog]:
+    """`letter` starts the topic prefix: tests of one run tell theirs apart by it."""
+    prefix = f"{letter}{unique}."
+    async with (
+        own_postgres_database(f"relay_{unique}") as url,
+        postgres_store(dsn=url) as store,
+    ):
+        env = relay_env(url, kafka_address(), prefix, f"relay-{unique}")
+        bus = write_side.build_bus(store, max_attempts=50)
+        yield RelayLog(url, store, bus, prefix, env, folder)

@@ -26,11 +26,12 @@ from tests.integration.kafka_relay import (
     end_lock_session,
     kafka_address,
     relay_env,
+    relay_log,
     wait_for,
     whole_log,
 )
 from tests.integration.private_services import free_port
-from tests.integration.read_side import ADDRESS, own_postgres_database, postgres_store
+from tests.integration.read_side import ADDRESS
 from write_model import commands
 from write_model.bus import CommandBus
 from write_model.command_context import CommandContext
@@ -91,27 +92,20 @@ async def test_every_event_of_a_busy_log_appears_exactly_once_in_order_with_ever
     """In binary mode while the log is busy (concurrent writers, the saga fulfilling their
     orders); then, in structured mode, the same log by a relay of another prefix and
     transactional.id (one relay leads a log at a time)."""
-    prefix = f"t{unique}."
     ops_port = free_port()
-    async with (
-        own_postgres_database(f"relay_{unique}") as url,
-        postgres_store(dsn=url) as store,
-    ):
-        bus = write_side.build_bus(store, max_attempts=50)
-        env = relay_env(url, kafka_address(), prefix, f"relay-{unique}")
-        relay = RelayProcess({**env, "OPS_PORT": str(ops_port)}, tmp_path / "relay.log").start()
+    async with relay_log(unique, tmp_path, "t") as world:
+        relay = world.relay(OPS_PORT=str(ops_port)).start()
         # The saga fulfils the submitted orders meanwhile (its own streams and products').
-        saga = RelayProcess(env, tmp_path / "saga.log", command="saga").start()
-        reader = TopicReader(kafka_address(), prefix)
+        saga = RelayProcess(world.env, tmp_path / "saga.log", command="saga").start()
+        reader = world.reader()
         try:
             await wait_for(lambda: "leading saga" in saga.log_tail(400), 60, "the saga leads")
             await asyncio.gather(
-                *(write_orders(bus, f"{unique}{n}", 8) for n in range(BUSY_WRITERS))
+                *(write_orders(world.bus, f"{unique}{n}", 8) for n in range(BUSY_WRITERS))
             )
-            log = await settled_log(store)
+            log = await settled_log(world.store)
             assert any(event.stream_id.startswith("Fulfillment-") for event in log), saga.log_tail()
-            consumed = await asyncio.to_thread(reader.poll_until, len(log), 90)
-            assert_published_exactly(log, consumed, prefix, "binary")
+            await world.assert_published(reader, 90)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops_port}") as ops:
                 ready = (await ops.get("/readyz")).json()
                 metrics = (await ops.get("/metrics")).text
@@ -134,7 +128,7 @@ async def test_every_event_of_a_busy_log_appears_exactly_once_in_order_with_ever
         structured_prefix = f"s{unique}."
         structured = RelayProcess(
             relay_env(
-                url,
+                world.url,
                 kafka_address(),
                 structured_prefix,
                 f"relay-s-{unique}",
@@ -173,15 +167,10 @@ async def append_renames(store: EventStore, unique: str, appends: int, streams: 
 async def test_relay_killed_ten_times_while_5000_events_are_appended_publishes_the_log_exactly(
     unique: str, tmp_path: Path
 ) -> None:
-    prefix = f"k{unique}."
-    async with (
-        own_postgres_database(f"relay_{unique}") as url,
-        postgres_store(dsn=url) as store,
-    ):
-        env = relay_env(url, kafka_address(), prefix, f"relay-{unique}")
-        relay = RelayProcess(env, tmp_path / "relay.log").start()
+    async with relay_log(unique, tmp_path, "k") as world:
+        relay = world.relay().start()
         # 5,000 events: 20 writers of 50 appends of 5 events, over 200 streams.
-        writing = asyncio.gather(*(append_renames(store, unique, 50, 200) for _ in range(20)))
+        writing = asyncio.gather(*(append_renames(world.store, unique, 50, 200) for _ in range(20)))
         kills = leaderships = 0
         try:
             while not writing.done() or kills < 10:
@@ -199,17 +188,15 @@ async def test_relay_killed_ten_times_while_5000_events_are_appended_publishes_t
                 leaderships = _leaderships(relay)
                 relay.kill()
                 kills += 1
-                relay = RelayProcess(env, tmp_path / "relay.log").start()
+                relay = world.relay().start()
             await writing
-            log = await whole_log(store)
-            assert len(log) == 5000
-            reader = TopicReader(kafka_address(), prefix)
+            assert len(await whole_log(world.store)) == 5000
+            assert kills >= 10
+            reader = world.reader()
             try:
-                consumed = await asyncio.to_thread(reader.poll_until, len(log), 120)
+                await world.assert_published(reader, 120)
             finally:
                 reader.close()
-            assert kills >= 10
-            assert_published_exactly(log, consumed, prefix)
         finally:
             writing.cancel()
             relay.stop()
@@ -221,38 +208,28 @@ async def test_relays_killed_between_send_and_commit_and_right_after_commit_lose
     """A relay SIGKILLs itself at a named failpoint of its third transaction, between the
     producer's send and its commit; the next one right after its commit; the relay after
     them publishes the log exactly."""
-    prefix = f"f{unique}."
-    async with (
-        own_postgres_database(f"relay_{unique}") as url,
-        postgres_store(dsn=url) as store,
-    ):
-        bus = write_side.build_bus(store, max_attempts=50)
-        env = relay_env(url, kafka_address(), prefix, f"relay-{unique}")
+    async with relay_log(unique, tmp_path, "f") as world:
         waves = 0
         for failpoint in ("after-send:3", "after-commit:3"):
-            failing = RelayProcess(
-                {**env, "ORDERS_RELAY_FAILPOINT": failpoint}, tmp_path / f"{failpoint}.log"
-            ).start()
+            failing = world.relay(failpoint, ORDERS_RELAY_FAILPOINT=failpoint).start()
             try:
                 # Waves of orders until the relay reaches its failpoint.
                 while failing.process.poll() is None and waves < 400:  # type: ignore[union-attr]
-                    await write_orders(bus, f"{unique}{waves}", 1)
+                    await write_orders(world.bus, f"{unique}{waves}", 1)
                     waves += 1
                     await asyncio.sleep(0.05)
                 exit_status = await asyncio.to_thread(failing.process.wait, 30)  # type: ignore[union-attr]
                 assert exit_status == -9, failing.log_tail()  # it SIGKILLed itself there
             finally:
                 failing.kill()
-        await write_orders(bus, f"{unique}-after", 2)
-        relay = RelayProcess(env, tmp_path / "relay.log").start()
-        log = await whole_log(store)
-        reader = TopicReader(kafka_address(), prefix)
+        await write_orders(world.bus, f"{unique}-after", 2)
+        relay = world.relay().start()
+        reader = world.reader()
         try:
-            consumed = await asyncio.to_thread(reader.poll_until, len(log), 90)
+            await world.assert_published(reader, 90)
         finally:
             reader.close()
             relay.stop()
-        assert_published_exactly(log, consumed, prefix)
 
 
 def _leads(relay: RelayProcess) -> bool:
@@ -273,20 +250,12 @@ async def test_a_relay_that_lost_its_lock_and_still_produces_is_fenced_and_its_s
     lead, fences the frozen relay's transactional.id. Woken, the old leader still commits
     what it sent: the broker refuses (fatal _FENCED), it exits with status 2, and a
     read_committed consumer sees the log exactly once."""
-    prefix = f"z{unique}."
-    async with (
-        own_postgres_database(f"relay_{unique}") as url,
-        postgres_store(dsn=url) as store,
-    ):
-        bus = write_side.build_bus(store, max_attempts=50)
-        env = relay_env(url, kafka_address(), prefix, f"relay-{unique}")
+    async with relay_log(unique, tmp_path, "z") as world:
         # Orders first: the first relay's first transaction holds their records.
-        await write_orders(bus, f"{unique}a", 2)
-        zombie = RelayProcess(
-            {**env, "ORDERS_RELAY_FAILPOINT": "after-send:1:freeze"}, tmp_path / "zombie.log"
-        ).start()
-        standby = RelayProcess(env, tmp_path / "standby.log")
-        reader = TopicReader(kafka_address(), prefix)
+        await write_orders(world.bus, f"{unique}a", 2)
+        zombie = world.relay("zombie", ORDERS_RELAY_FAILPOINT="after-send:1:freeze").start()
+        standby = world.relay("standby")
+        reader = world.reader()
         try:
             await wait_for(
                 lambda: "freezing" in zombie.log_tail(400), 60, "the leader freezes before commit"
@@ -296,9 +265,9 @@ async def test_a_relay_that_lost_its_lock_and_still_produces_is_fenced_and_its_s
             await wait_for(
                 lambda: "standing by" in standby.log_tail(400), 60, "the second relay stands by"
             )
-            await write_orders(bus, f"{unique}b", 1)
+            await write_orders(world.bus, f"{unique}b", 1)
             assert not _leads(standby), "the second relay must stand by while the first leads"
-            assert await end_lock_session(url, RELAY) == 1
+            assert await end_lock_session(world.url, RELAY) == 1
             await wait_for(
                 lambda: "earlier producers fenced" in standby.log_tail(400),
                 60,
@@ -309,10 +278,8 @@ async def test_a_relay_that_lost_its_lock_and_still_produces_is_fenced_and_its_s
             assert exit_status == 2, zombie.log_tail()
             fatal = [line for line in zombie.log_tail(400).splitlines() if "CRITICAL" in line]
             assert len(fatal) == 1 and "fenced" in fatal[0].lower(), zombie.log_tail()
-            await write_orders(bus, f"{unique}c", 1)
-            log = await whole_log(store)
-            consumed = await asyncio.to_thread(reader.poll_until, len(log), 60)
-            assert_published_exactly(log, consumed, prefix)
+            await write_orders(world.bus, f"{unique}c", 1)
+            await world.assert_published(reader, 60)
         finally:
             reader.close()
             zombie.kill()
@@ -322,19 +289,13 @@ async def test_a_relay_that_lost_its_lock_and_still_produces_is_fenced_and_its_s
 async def test_a_transaction_open_below_the_relays_position_is_never_overtaken(
     unique: str, tmp_path: Path
 ) -> None:
-    prefix = f"h{unique}."
     registry = build_registry()
-    async with (
-        own_postgres_database(f"relay_{unique}") as url,
-        postgres_store(dsn=url) as store,
-    ):
-        bus = write_side.build_bus(store, max_attempts=50)
-        relay = RelayProcess(
-            relay_env(url, kafka_address(), prefix, f"relay-{unique}"), tmp_path / "relay.log"
-        ).start()
-        reader = TopicReader(kafka_address(), prefix)
+    async with relay_log(unique, tmp_path, "h") as world:
+        store = world.store
+        relay = world.relay().start()
+        reader = world.reader()
         try:
-            await write_orders(bus, f"{unique}a", 1)
+            await write_orders(world.bus, f"{unique}a", 1)
             before = await whole_log(store)
             await asyncio.to_thread(reader.poll_until, len(before), 60, settle=0)
             type_name, data, version = registry.serialize(CustomerRenamed(name="Slow Writer"))
@@ -348,13 +309,11 @@ async def test_a_transaction_open_below_the_relays_position_is_never_overtaken(
             # A slow writer takes a position below the next writers' and holds it open.
             async with store.pool.acquire() as connection, connection.transaction():
                 await store.append_on(connection, f"Customer-c-{unique}a", "Customer", ANY, [held])
-                await write_orders(bus, f"{unique}b", 2)  # committed past the open one
+                await write_orders(world.bus, f"{unique}b", 2)  # committed past the open one
                 await asyncio.sleep(3)
                 during = await asyncio.to_thread(reader.poll_until, 10**6, 3, settle=0)
                 assert len(during) == len(before), "published past a transaction in flight"
-            log = await whole_log(store)
-            consumed = await asyncio.to_thread(reader.poll_until, len(log), 60)
-            assert_published_exactly(log, consumed, prefix)
+            await world.assert_published(reader, 60)
         finally:
             reader.close()
             relay.stop()
@@ -365,15 +324,11 @@ async def test_the_largest_order_the_api_accepts_fits_and_is_read_from_its_topic
 ) -> None:
     """MAX_LINES lines of the longest ids and names (4-byte characters), the longest address,
     and the saga's FulfillmentStarted of it: the largest events the API can append."""
-    prefix = f"l{unique}."
     registry = build_registry()
     wide = "\U0001d11e"  # a 4-byte UTF-8 character
     context = CommandContext(correlation_id=f"corr-{unique}")
-    async with (
-        own_postgres_database(f"relay_{unique}") as url,
-        postgres_store(dsn=url) as store,
-    ):
-        bus = write_side.build_bus(store, max_attempts=50)
+    async with relay_log(unique, tmp_path, "l") as world:
+        store, bus = world.store, world.bus
         customer = f"c-{unique}"
         await bus.dispatch(
             commands.RegisterCustomer(
@@ -424,18 +379,14 @@ async def test_the_largest_order_the_api_accepts_fits_and_is_read_from_its_topic
                 )
             ],
         )
-        relay = RelayProcess(
-            relay_env(url, kafka_address(), prefix, f"relay-{unique}"), tmp_path / "relay.log"
-        ).start()
-        reader = TopicReader(kafka_address(), prefix)
+        relay = world.relay().start()
+        reader = world.reader()
         try:
-            log = await whole_log(store)
-            consumed = await asyncio.to_thread(reader.poll_until, len(log), 90)
+            consumed = await world.assert_published(reader, 90)
         finally:
             reader.close()
             relay.stop()
-        assert_published_exactly(log, consumed, prefix)
-        fulfillment = next(r for r in consumed if r.topic == f"{prefix}fulfillment-events")
+        fulfillment = next(r for r in consumed if r.topic == f"{world.prefix}fulfillment-events")
         assert fulfillment.event["data"] == data
 
 
@@ -445,25 +396,16 @@ async def test_a_lone_relay_that_lost_its_lock_leads_again_and_publishes_on(
     """The only relay's lock session ends (PostgreSQL's network blinked): it takes the lock
     again in the same process, leads again, and publishes what was written meanwhile; a
     read_committed consumer sees the log exactly once."""
-    prefix = f"a{unique}."
-    async with (
-        own_postgres_database(f"relay_{unique}") as url,
-        postgres_store(dsn=url) as store,
-    ):
-        bus = write_side.build_bus(store, max_attempts=50)
-        relay = RelayProcess(
-            relay_env(url, kafka_address(), prefix, f"relay-{unique}"), tmp_path / "relay.log"
-        ).start()
-        reader = TopicReader(kafka_address(), prefix)
+    async with relay_log(unique, tmp_path, "a") as world:
+        relay = world.relay().start()
+        reader = world.reader()
         try:
-            await write_orders(bus, f"{unique}a", 1)
-            before = await whole_log(store)
+            await write_orders(world.bus, f"{unique}a", 1)
+            before = await whole_log(world.store)
             await asyncio.to_thread(reader.poll_until, len(before), 60, settle=0)
-            assert await end_lock_session(url, RELAY) == 1
-            await write_orders(bus, f"{unique}b", 1)
-            log = await whole_log(store)
-            consumed = await asyncio.to_thread(reader.poll_until, len(log), 60)
-            assert_published_exactly(log, consumed, prefix)
+            assert await end_lock_session(world.url, RELAY) == 1
+            await write_orders(world.bus, f"{unique}b", 1)
+            await world.assert_published(reader, 60)
             assert relay.process is not None and relay.process.poll() is None, relay.log_tail()
         finally:
             reader.close()
