@@ -22,13 +22,12 @@ from tests.integration import write_side
 from tests.integration.app_process import AppProcess, SagaProcess
 from tests.integration.kafka_relay import (
     ROOT,
-    RelayProcess,
     kafka_address,
-    relay_env,
+    relay_log,
     wait_for,
     whole_log,
 )
-from tests.integration.read_side import ADDRESS, own_postgres_database, postgres_store
+from tests.integration.read_side import ADDRESS
 from write_model import commands
 from write_model.bus import CommandBus
 from write_model.command_context import CommandContext
@@ -113,26 +112,21 @@ def confirmed_per_customer(log: list[RecordedEvent]) -> dict[str, int]:
 async def test_the_example_consumer_killed_twice_mid_stream_counts_each_confirmed_order_once(
     unique: str, tmp_path: Path
 ) -> None:
-    prefix = f"x{unique}."
     database = tmp_path / "confirmed_orders.sqlite3"
-    example_env = {  # its own settings, nothing of Orders'
-        "PATH": os.environ["PATH"],
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_address(),
-        "ORDER_EVENTS_TOPIC": f"{prefix}order-events",
-        "CONSUMER_GROUP": f"confirmed-orders-{unique}",
-        "CONSUMER_INSTANCE_ID": f"confirmed-orders-{unique}",
-        "DATABASE_PATH": str(database),
-    }
     example_log = tmp_path / "example.log"
-    async with (
-        own_postgres_database(f"example_{unique}") as url,
-        postgres_store(dsn=url) as store,
-    ):
-        bus = write_side.build_bus(store, max_attempts=50)
-        env = relay_env(url, kafka_address(), prefix, f"relay-{unique}")
-        relay = RelayProcess(env, tmp_path / "relay.log").start()
+    async with relay_log(unique, tmp_path, "x") as world:
+        example_env = {  # its own settings, nothing of Orders'
+            "PATH": os.environ["PATH"],
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_address(),
+            "ORDER_EVENTS_TOPIC": f"{world.prefix}order-events",
+            "CONSUMER_GROUP": f"confirmed-orders-{unique}",
+            "CONSUMER_INSTANCE_ID": f"confirmed-orders-{unique}",
+            "DATABASE_PATH": str(database),
+        }
+        store, bus = world.store, world.bus
+        relay = world.relay().start()
         declined = {"PAYMENT_DECLINE_CUSTOMERS": f"c-{unique}-0"}
-        saga = SagaProcess({**env, **declined}, tmp_path / "saga.log")
+        saga = SagaProcess({**world.env, **declined}, tmp_path / "saga.log")
         example = start_example(example_env, example_log)  # before the topic exists
         stop_ordering = asyncio.Event()
         ordering: asyncio.Task[set[str]] | None = None
