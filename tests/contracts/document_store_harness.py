@@ -58,18 +58,12 @@ class DocumentStoreHarness:
 
 
 @contextlib.asynccontextmanager
-async def memory_document_store() -> AsyncIterator[DocumentStoreHarness]:
-    harness = DocumentStoreHarness(InMemoryDocumentStore(), "memory")
-    try:
-        yield harness
-    finally:
-        await harness.store.close()
-
-
-@contextlib.asynccontextmanager
-async def mongo_document_store(url: str) -> AsyncIterator[DocumentStoreHarness]:
-    store = await MongoDocumentStore.connect(url, CONTRACT_DATABASE)
-    harness = DocumentStoreHarness(store, "mongo")
+async def harnessed(
+    store: InMemoryDocumentStore | MongoDocumentStore | CachedDocumentStore,
+    kind: Literal["memory", "mongo", "cached-memory", "cached-mongo"],
+) -> AsyncIterator[DocumentStoreHarness]:
+    """`store` under test: what a test created in it is dropped after, then it is closed."""
+    harness = DocumentStoreHarness(store, kind)
     try:
         yield harness
     finally:
@@ -77,6 +71,19 @@ async def mongo_document_store(url: str) -> AsyncIterator[DocumentStoreHarness]:
             await harness.cleanup()
         finally:
             await store.close()
+
+
+@contextlib.asynccontextmanager
+async def memory_document_store() -> AsyncIterator[DocumentStoreHarness]:
+    async with harnessed(InMemoryDocumentStore(), "memory") as harness:
+        yield harness
+
+
+@contextlib.asynccontextmanager
+async def mongo_document_store(url: str) -> AsyncIterator[DocumentStoreHarness]:
+    store = await MongoDocumentStore.connect(url, CONTRACT_DATABASE)
+    async with harnessed(store, "mongo") as harness:
+        yield harness
 
 
 @contextlib.asynccontextmanager
@@ -115,12 +122,8 @@ async def cached(
     feed: ChangeFeed,
     kind: Literal["cached-memory", "cached-mongo"],
 ) -> AsyncIterator[DocumentStoreHarness]:
-    async with CachedDocumentStore.watching(store, feed, CONTRACT_CACHE_CAPACITY) as cache:
-        harness = DocumentStoreHarness(cache, kind)
-        try:
-            yield harness
-        finally:
-            try:
-                await harness.cleanup()
-            finally:
-                await cache.close()
+    async with (
+        CachedDocumentStore.watching(store, feed, CONTRACT_CACHE_CAPACITY) as cache,
+        harnessed(cache, kind) as harness,
+    ):
+        yield harness
